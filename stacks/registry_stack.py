@@ -1,0 +1,33 @@
+"""Per environment: the KMS key, the artifact bucket, the ECR repository, the registry and the audit table."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from pipelines import naming
+from pipelines.spec import EnvironmentSpec, ModelSpec
+from stacks.constructs.registry import ContainerRepository, ModelPackageGroups
+from stacks.constructs.storage import AccessLogBucket, ArtifactBucket, AuditTable, EncryptionKey
+
+
+class RegistryStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, environment: EnvironmentSpec,
+                 specs: list[ModelSpec], **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        env_name = environment.name
+        self.key = EncryptionKey(self, "Encryption", alias=f"alias/{naming.PROJECT}-{env_name}").key
+        access_logs = AccessLogBucket(self, "AccessLogs").bucket
+        self.bucket = ArtifactBucket(
+            self, "Artifacts", key=self.key, access_logs=access_logs,
+            bucket_name=naming.artifact_bucket(env_name, environment.account, environment.region),
+        ).bucket
+        self.repository = ContainerRepository(
+            self, "Images", key=self.key, repository_name=f"{naming.PROJECT}-{env_name}").repository
+        self.groups = ModelPackageGroups(self, "Registry", specs=specs, env_name=env_name).groups
+        self.audit_table = AuditTable(self, "Audit", key=self.key, table_name=naming.audit_table(env_name)).table
+
+        CfnOutput(self, "ArtifactBucketName", value=self.bucket.bucket_name)
+        CfnOutput(self, "KeyArn", value=self.key.key_arn)
+        CfnOutput(self, "AuditTableName", value=self.audit_table.table_name)
+        CfnOutput(self, "RepositoryUri", value=self.repository.repository_uri)

@@ -1,0 +1,28 @@
+"""Nothing in the tests may reach AWS: fake credentials and a fixed region, set before boto3 loads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+    os.environ.pop(variable, None)
+os.environ.update({
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": "/dev/null",
+    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "mlops-tests",
+    "POWERTOOLS_SERVICE_NAME": "mlops-tests",
+    "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
+    "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+})
+# jsii (the CDK) runs on the project's Node 22, not the machine's end-of-life Node 20.
+_local_node = REPO_ROOT / ".tools" / "node_modules" / ".bin"
+if _local_node.is_dir() and str(_local_node) not in os.environ["PATH"].split(os.pathsep):
+    os.environ["PATH"] = f"{_local_node}{os.pathsep}{os.environ['PATH']}"
