@@ -1,0 +1,215 @@
+"""The SageMaker training step of a retraining pipeline: image, code asset, role and the .sync task.
+
+CDK's SageMakerCreateTrainingJob task has no managed-spot, checkpoint, MaxWaitTime or inter-container
+encryption settings, so the task state is built here from the spec (a CustomState, still code).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import jsii
+from aws_cdk import ArnFormat, Aws, BundlingOptions, BundlingOutput, DockerImage, Duration, ILocalBundling, Stack
+from aws_cdk import aws_iam as iam, aws_kms as kms, aws_s3 as s3, aws_s3_assets as s3_assets
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from pipelines.spec import ModelSpec, TrainingSpec
+from stacks.nag import acknowledge
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CODE_CHANNEL = "/opt/ml/input/data/code"
+# Files the training container needs beside the model folder: the drift-baseline writer.
+SHARED_TRAINING_MODULES = {"baseline.py": REPO_ROOT / "lambdas" / "drift" / "baseline.py"}
+EXCLUDED = ("data", "__pycache__", ".ipynb_checkpoints")
+
+
+def resolve_training_image(training: TrainingSpec, region: str) -> str:
+    """A custom image when the spec names one, else the PyTorch DLC from the SageMaker SDK's offline catalogue."""
+    if training.image_uri:
+        return training.image_uri
+    os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+    from sagemaker import image_uris
+
+    return image_uris.retrieve(framework=training.framework, region=region, version=training.framework_version,
+                               py_version=training.py_version, instance_type=training.instance_type,
+                               image_scope="training")
+
+
+def write_source_archive(model_dir: Path, archive: Path) -> Path:
+    """sourcedir.tar.gz as the SageMaker SDK builds it: the model folder plus the shared modules."""
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(model_dir.rglob("*")):
+            relative = path.relative_to(model_dir)
+            if path.is_file() and not any(part in EXCLUDED for part in relative.parts):
+                tar.add(path, arcname=str(relative), filter=_normalized)
+        for name, path in SHARED_TRAINING_MODULES.items():
+            tar.add(path, arcname=name, filter=_normalized)
+    return archive
+
+
+def _normalized(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+    return info
+
+
+@jsii.implements(ILocalBundling)
+class _SourceArchiveBundling:
+    def __init__(self, model_dir: Path) -> None:
+        self.model_dir = model_dir
+
+    def try_bundle(self, output_dir: str, *, image, **_options) -> bool:
+        write_source_archive(self.model_dir, Path(output_dir) / "sourcedir.tar.gz")
+        return True
+
+
+def source_asset(scope: Construct, construct_id: str, model_dir: Path) -> s3_assets.Asset:
+    return s3_assets.Asset(
+        scope, construct_id, path=str(model_dir), exclude=list(EXCLUDED),
+        bundling=BundlingOptions(image=DockerImage.from_registry("none"),  # never pulled: local bundling only
+                                 local=_SourceArchiveBundling(model_dir), output_type=BundlingOutput.ARCHIVED),
+    )
+
+
+def training_hyperparameters(spec: ModelSpec, source_key: str) -> dict[str, str]:
+    """Hyperparameters as SageMaker stores them (JSON-encoded strings), with the script-mode settings."""
+    values = {k: json.dumps(v) for k, v in spec.training.hyperparameters.items()}
+    values["sagemaker_program"] = json.dumps(spec.training.entry_point)
+    values["sagemaker_submit_directory"] = json.dumps(f"{CODE_CHANNEL}/{source_key}")
+    values["sagemaker_region"] = json.dumps(Aws.REGION)
+    return values
+
+
+class TrainingRole(Construct):
+    """What a training job of one model may touch: its data, its artifact prefixes, the key, the image, its logs."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, bucket: s3.IBucket, key: kms.IKey,
+                 image_uri: str, source: s3_assets.Asset) -> None:
+        super().__init__(scope, construct_id)
+        model = spec.name
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+                             description=f"SageMaker training jobs of {model}")
+        bucket.grant_read(self.role, f"runs/{model}/*")
+        bucket.grant_read(self.role, f"{spec.dataset.s3_prefix}*")
+        bucket.grant_read_write(self.role, f"models/{model}/*")
+        bucket.grant_read_write(self.role, f"checkpoints/{model}/*")
+        key.grant_encrypt_decrypt(self.role)
+        source.grant_read(self.role)
+        stack = Stack.of(self)
+        self.role.add_to_policy(iam.PolicyStatement(
+            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            resources=[stack.format_arn(service="logs", resource="log-group", resource_name="/aws/sagemaker/TrainingJobs*",
+                                        arn_format=ArnFormat.COLON_RESOURCE_NAME)]))
+        self.role.add_to_policy(iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricData"], resources=["*"],
+            conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}))
+        self.role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+        registry_account, repository = image_uri.split(".", 1)[0], image_uri.split("/", 1)[1].split(":")[0]
+        self.role.add_to_policy(iam.PolicyStatement(
+            actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            resources=[f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{registry_account}:repository/{repository}"]))
+        if spec.training.subnet_ids:
+            self.role.add_to_policy(iam.PolicyStatement(
+                actions=["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
+                         "ec2:DeleteNetworkInterfacePermission", "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs",
+                         "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
+                resources=["*"]))
+        acknowledge(self.role, {
+            "AwsSolutions-IAM5": (
+                "Wildcards are scoped: object keys under this model's prefixes in the artifact bucket, the KMS data-key "
+                "actions CDK grants, SageMaker's own log groups, PutMetricData limited by namespace condition, "
+                "ecr:GetAuthorizationToken (no resource-level permission exists) and VPC ENI management, which "
+                "SageMaker requires on '*'."),
+        })
+
+
+
+class TrainingJob(Construct):
+    """The .sync training task: spot with checkpoints, KMS volumes, isolation, metrics from the spec."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, bucket: s3.IBucket, key: kms.IKey,
+                 model_dir: Path) -> None:
+        super().__init__(scope, construct_id)
+        training = spec.training
+        self.model = spec.name
+        self.image_uri = resolve_training_image(training, Stack.of(self).region)
+        self.source = source_asset(self, "Source", model_dir)
+        self.role = TrainingRole(self, "Execution", spec=spec, bucket=bucket, key=key, image_uri=self.image_uri,
+                                 source=self.source).role
+        self.hyperparameters = training_hyperparameters(spec, self.source.s3_object_key)
+        self.state = sfn.CustomState(self, "Train", state_json=self._state_json(spec, bucket, key))
+        self.state.add_retry(errors=["SageMaker.AmazonSageMakerException", "ThrottlingException",
+                                     "ResourceLimitExceeded"],
+                             interval=Duration.seconds(60), max_attempts=3, backoff_rate=2)
+
+    def _state_json(self, spec: ModelSpec, bucket: s3.IBucket, key: kms.IKey) -> dict:
+        training, model = spec.training, spec.name
+        parameters = {
+            "TrainingJobName.$": "$.run.training_job_name",
+            "RoleArn": self.role.role_arn,
+            "AlgorithmSpecification": {
+                "TrainingImage": self.image_uri, "TrainingInputMode": "File",
+                "MetricDefinitions": metric_definitions(spec), "EnableSageMakerMetricsTimeSeries": True,
+            },
+            "HyperParameters.$": "$.run.hyperparameters",
+            "InputDataConfig": [
+                {"ChannelName": "train", "ContentType": "text/csv", "DataSource": {"S3DataSource": {
+                    "S3DataType": "S3Prefix", "S3Uri.$": "$.validation.snapshot_prefix",
+                    "S3DataDistributionType": "FullyReplicated"}}},
+                {"ChannelName": "code", "DataSource": {"S3DataSource": {
+                    "S3DataType": "S3Prefix", "S3Uri": self.source.s3_object_url,
+                    "S3DataDistributionType": "FullyReplicated"}}},
+            ],
+            "OutputDataConfig": {"S3OutputPath": f"s3://{bucket.bucket_name}/models/{model}/", "KmsKeyId": key.key_arn},
+            "ResourceConfig": {"InstanceType": training.instance_type, "InstanceCount": training.instance_count,
+                               "VolumeSizeInGB": training.volume_size_gb, "VolumeKmsKeyId": key.key_arn},
+            "StoppingCondition": {"MaxRuntimeInSeconds": training.max_runtime_s},
+            "EnableNetworkIsolation": training.network_isolation,
+            "EnableInterContainerTrafficEncryption": training.instance_count > 1,
+            "Tags": [{"Key": "mlops:model", "Value": model}],
+        }
+        if training.use_spot:
+            parameters["EnableManagedSpotTraining"] = True
+            parameters["StoppingCondition"]["MaxWaitTimeInSeconds"] = training.effective_max_wait_s
+            parameters["CheckpointConfig"] = {
+                "S3Uri.$": f"States.Format('s3://{bucket.bucket_name}/checkpoints/{model}/{{}}/', $$.Execution.Name)",
+                "LocalPath": "/opt/ml/checkpoints",
+            }
+        if training.subnet_ids:
+            parameters["VpcConfig"] = {"Subnets": training.subnet_ids, "SecurityGroupIds": training.security_group_ids}
+        return {
+            "Type": "Task",
+            "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTrainingJob.sync",
+            "Parameters": parameters,
+            "ResultSelector": {
+                "job_name.$": "$.TrainingJobName", "job_arn.$": "$.TrainingJobArn",
+                "model_artifacts.$": "$.ModelArtifacts.S3ModelArtifacts",
+                "output_path.$": "$.OutputDataConfig.S3OutputPath",
+                "image_uri.$": "$.AlgorithmSpecification.TrainingImage",
+            },
+            "ResultPath": "$.training",
+        }
+
+    def grant_start(self, principal: iam.IGrantable) -> None:
+        """What the state machine needs to run this task synchronously."""
+        stack = Stack.of(self)
+        principal.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+            actions=["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
+                     "sagemaker:AddTags"],
+            resources=[stack.format_arn(service="sagemaker", resource="training-job",
+                                        resource_name=f"{self.model}-*")],
+        ))
+        principal.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+            actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+            resources=[stack.format_arn(service="events", resource="rule",
+                                        resource_name="StepFunctionsGetEventsForSageMakerTrainingJobsRule")]))
+        self.role.grant_pass_role(principal.grant_principal)
+
+
+def metric_definitions(spec: ModelSpec) -> list[dict[str, str]]:
+    definitions = [{"Name": spec.objective.metric, "Regex": spec.objective.regex},
+                   {"Name": "train:loss", "Regex": r"train:loss=([0-9.]+)"}]
+    return [d for i, d in enumerate(definitions) if d["Name"] not in {x["Name"] for x in definitions[:i]}]
