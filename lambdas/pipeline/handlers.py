@@ -1,0 +1,157 @@
+"""Thin Step Functions task handlers of the retraining pipeline: parse, call logic, return a dict."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import BaseModel, event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.pipeline import logic
+from lambdas.shared import dal
+from lambdas.shared.config import model_spec, setting
+from lambdas.shared.observability import bind, logger, metrics, tracer
+
+
+class TaskEvent(BaseModel):
+    """Every task gets the execution's identity and the whole state document."""
+
+    execution_arn: str
+    execution_name: str
+    state: dict[str, Any]
+
+
+def _start(event: TaskEvent) -> None:
+    bind(model_spec().name, event.execution_name)
+
+
+def _bucket() -> dal.ObjectStore:
+    return dal.ObjectStore(setting("ARTIFACT_BUCKET"))
+
+
+def _run_prefix(state: dict) -> str:
+    return f"runs/{state['run']['model']}/{state['run']['execution_name']}/"
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=TaskEvent)
+def prepare_run(event: TaskEvent, context: LambdaContext) -> dict:
+    _start(event)
+    spec = model_spec()
+    run_input = logic.parse_run_input(event.state)
+    if run_input.model != spec.name:
+        raise logic.InvalidRunInput(f"this pipeline trains '{spec.name}', the input asks for '{run_input.model}'")
+    logic.refuse_duplicate(dal.running_executions(setting("STATE_MACHINE_ARN")), event.execution_arn, spec.name)
+    defaults = json.loads(setting("TRAINING_HYPERPARAMETERS"))
+    hyperparameters = logic.merge_hyperparameters(defaults, run_input.hyperparameters, spec.training.hyperparameters)
+    config = logic.run_config(run_input, event.execution_arn, event.execution_name, hyperparameters, spec.dataset)
+    logger.info("run prepared", extra={"trigger": config["trigger"], "requested_by": config["requested_by"]})
+    metrics.add_metric(name="RunsStarted", unit="Count", value=1)
+    return config
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=TaskEvent)
+def validate_data(event: TaskEvent, context: LambdaContext) -> dict:
+    _start(event)
+    spec, store, run = model_spec(), _bucket(), event.state["run"]
+    key = run["dataset_key"]
+    try:
+        head = store.head(key)
+    except dal.ClientError as error:
+        raise logic.DataValidationFailed(f"dataset s3://{store.bucket}/{key} cannot be read: {error}") from None
+    version_id = head.get("VersionId")
+    hashing = logic.HashingReader(store.open(key, version_id))
+    text = io.TextIOWrapper(io.BufferedReader(hashing, buffer_size=1 << 20), encoding="utf-8", newline="")
+    report = logic.check_dataset(text, spec.dataset)
+    if report.problems:
+        metrics.add_metric(name="DataValidationFailures", unit="Count", value=1)
+        raise logic.DataValidationFailed(f"s3://{store.bucket}/{key}: " + "; ".join(report.problems))
+    snapshot_prefix = f"{_run_prefix(event.state)}data/"
+    snapshot_uri = store.copy(key, version_id, f"{snapshot_prefix}{spec.dataset.file_name}")
+    logger.info("dataset validated", extra=report.summary())
+    return {"dataset_uri": f"s3://{store.bucket}/{key}", "version_id": version_id, "sha256": hashing.sha256.hexdigest(),
+            "bytes": hashing.bytes, "snapshot_uri": snapshot_uri,
+            "snapshot_prefix": f"s3://{store.bucket}/{snapshot_prefix}", **report.summary()}
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=TaskEvent)
+def evaluate(event: TaskEvent, context: LambdaContext) -> dict:
+    _start(event)
+    spec, store, state = model_spec(), _bucket(), event.state
+    training = state["training"]
+    job_output = f"{training['output_path'].rstrip('/')}/{training['job_name']}/output/"
+    report = json.loads(dal.read_member_from_tarball(f"{job_output}output.tar.gz", "evaluation.json"))
+    prefix = _run_prefix(state)
+    report_uri = store.put_json(f"{prefix}evaluation.json", report)
+    baseline = {name: store.put_bytes(f"{prefix}baseline/{name}",
+                                      dal.read_member_from_tarball(training["model_artifacts"], name), "application/json")
+                for name in ("statistics.json", "constraints.json")}
+    champions = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")).packages(status="Approved")
+    champion = champions[0] if champions else None
+    decision = logic.decide_promotion(report["metrics"], spec.objective, logic.champion_metrics(champion))
+    metrics.add_metric(name="ObjectiveValue", unit="None", value=decision.value)
+    logger.info("evaluated", extra={"promote": decision.promote, "reason": decision.reason})
+    return {"metrics": report["metrics"], "objective": spec.objective.metric, "value": decision.value,
+            "champion_arn": champion["ModelPackageArn"] if champion else None, "champion_value": decision.champion_value,
+            "promote": decision.promote, "reason": decision.reason, "report_uri": report_uri,
+            "baseline_statistics_uri": baseline["statistics.json"], "baseline_constraints_uri": baseline["constraints.json"]}
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=TaskEvent)
+def register(event: TaskEvent, context: LambdaContext) -> dict:
+    _start(event)
+    spec, state = model_spec(), event.state
+    run, training, evaluation = state["run"], state["training"], state["evaluation"]
+    registry = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP"))
+    arn = registry.create(
+        ModelPackageDescription=f"{spec.name} from {run['execution_name']}: {evaluation['reason']}"[:1024],
+        ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={
+            "Containers": [{"Image": setting("INFERENCE_IMAGE"), "ModelDataUrl": training["model_artifacts"],
+                            "Environment": {"SAGEMAKER_PROGRAM": "inference.py",
+                                            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}}],
+            "SupportedContentTypes": ["application/json", "text/csv"],
+            "SupportedResponseMIMETypes": ["application/json"],
+            "SupportedRealtimeInferenceInstanceTypes": [spec.deployment.instance_type],
+        },
+        ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation["report_uri"]}}},
+        DriftCheckBaselines={"ModelDataQuality": {
+            "Statistics": {"ContentType": "application/json", "S3Uri": evaluation["baseline_statistics_uri"]},
+            "Constraints": {"ContentType": "application/json", "S3Uri": evaluation["baseline_constraints_uri"]}}},
+        MetadataProperties={"CommitId": run["git_commit"], "GeneratedBy": run["execution_arn"]},
+        CustomerMetadataProperties=logic.lineage(state),
+        Tags=[{"Key": "mlops:model", "Value": spec.name}],
+    )
+    version = registry.describe(arn).get("ModelPackageVersion")
+    metrics.add_metric(name="ModelsRegistered", unit="Count", value=1)
+    logger.info("model package registered", extra={"model_package_arn": arn, "version": version})
+    return {"model_package_arn": arn, "version": version}
+
+
+class NotifyEvent(TaskEvent):
+    outcome: str
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=NotifyEvent)
+def notify(event: NotifyEvent, context: LambdaContext) -> dict:
+    _start(event)
+    subject, body = logic.notification(event.state, event.outcome)
+    dal.publish(setting("NOTIFICATION_TOPIC_ARN"), subject, body)
+    metrics.add_metric(name=f"Runs{event.outcome.title().replace(' ', '')}", unit="Count", value=1)
+    return {"subject": subject}

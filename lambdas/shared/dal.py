@@ -1,0 +1,119 @@
+"""The small data-access layer: every AWS call the handlers make goes through here."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from dataclasses import dataclass
+from typing import Iterator
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+_CONFIG = Config(retries={"max_attempts": 8, "mode": "adaptive"})
+
+
+def client(service: str):
+    return boto3.client(service, config=_CONFIG)
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise ValueError(f"not an s3://bucket/key URI: {uri!r}")
+    bucket, key = uri[5:].split("/", 1)
+    return bucket, key
+
+
+@dataclass
+class ObjectStore:
+    bucket: str
+
+    def __post_init__(self) -> None:
+        self.s3 = client("s3")
+
+    def lines(self, key: str) -> Iterator[str]:
+        body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        for line in body.iter_lines():
+            yield line.decode("utf-8")
+
+    def open(self, key: str, version_id: str | None = None):
+        """A streaming body (file-like) of one object version."""
+        extra = {"VersionId": version_id} if version_id else {}
+        return self.s3.get_object(Bucket=self.bucket, Key=key, **extra)["Body"]
+
+    def head(self, key: str) -> dict:
+        return self.s3.head_object(Bucket=self.bucket, Key=key)
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def read_json(self, key: str) -> dict:
+        return json.loads(self.read_bytes(key))
+
+    def put_json(self, key: str, document: dict) -> str:
+        return self.put_bytes(key, json.dumps(document, indent=2, default=str).encode(), "application/json")
+
+    def put_bytes(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> str:
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        return f"s3://{self.bucket}/{key}"
+
+    def copy(self, source_key: str, version_id: str | None, target_key: str) -> str:
+        source = {"Bucket": self.bucket, "Key": source_key, **({"VersionId": version_id} if version_id else {})}
+        self.s3.copy_object(Bucket=self.bucket, Key=target_key, CopySource=source)
+        return f"s3://{self.bucket}/{target_key}"
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"]
+
+
+def read_member_from_tarball(uri: str, member: str) -> bytes:
+    """One file out of a SageMaker model.tar.gz / output.tar.gz."""
+    bucket, key = parse_s3_uri(uri)
+    body = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
+        for info in tar.getmembers():
+            if info.name.lstrip("./") == member:
+                return tar.extractfile(info).read()
+    raise FileNotFoundError(f"{member} is not in {uri}")
+
+
+@dataclass
+class ModelRegistry:
+    group: str
+
+    def __post_init__(self) -> None:
+        self.sagemaker = client("sagemaker")
+
+    def packages(self, status: str | None = None) -> list[dict]:
+        """Newest first, described (with metadata)."""
+        arguments = {"ModelPackageGroupName": self.group, "SortBy": "CreationTime", "SortOrder": "Descending"}
+        if status:
+            arguments["ModelApprovalStatus"] = status
+        summaries = []
+        for page in self.sagemaker.get_paginator("list_model_packages").paginate(**arguments):
+            summaries.extend(page["ModelPackageSummaryList"])
+        return [self.describe(s["ModelPackageArn"]) for s in summaries]
+
+    def describe(self, arn: str) -> dict:
+        return self.sagemaker.describe_model_package(ModelPackageName=arn)
+
+    def create(self, **arguments) -> str:
+        return self.sagemaker.create_model_package(ModelPackageGroupName=self.group, **arguments)["ModelPackageArn"]
+
+    def set_status(self, arn: str, status: str, description: str) -> None:
+        self.sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus=status,
+                                            ApprovalDescription=description[:1024])
+
+
+def running_executions(state_machine_arn: str) -> list[dict]:
+    sfn = client("stepfunctions")
+    pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=state_machine_arn, statusFilter="RUNNING")
+    return [execution for page in pages for execution in page["executions"]]
+
+
+def publish(topic_arn: str, subject: str, message: str) -> None:
+    client("sns").publish(TopicArn=topic_arn, Subject=subject[:100], Message=message)

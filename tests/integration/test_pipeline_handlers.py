@@ -1,0 +1,144 @@
+import hashlib
+import json
+
+import boto3
+import pytest
+
+from lambdas.pipeline import handlers
+from lambdas.pipeline.logic import DataValidationFailed, InvalidRunInput, RunAlreadyInProgress
+from pipelines.local.sagemaker_jobs import run_training_job
+from tests.integration.conftest import BUCKET, DATASET_KEY, FakeContext, dataset_bytes, task_event
+
+CONTEXT = FakeContext()
+
+
+def prepared(platform, **input_overrides) -> dict:
+    state = {"model": "churn", "requested_by": "ds@example.com", "git_commit": "a1b2c3d", **input_overrides}
+    return {"input": state, "run": handlers.prepare_run(task_event(state), CONTEXT)}
+
+
+def test_prepare_merges_hyperparameter_overrides_as_sagemaker_strings(platform):
+    run = prepared(platform, hyperparameters={"epochs": 3})["run"]
+    assert run["hyperparameters"]["epochs"] == "3"
+    assert run["hyperparameters"]["batch_size"] == "256"
+    assert run["training_job_name"] == "churn-run-1"
+    assert run["dataset_key"] == DATASET_KEY
+
+
+@pytest.mark.parametrize(("bad_input", "message"), [
+    ({"model": "churn", "hyperparameters": {"epoch": 3}}, "unknown hyperparameters \\['epoch'\\]"),
+    ({"model": "churn", "git_commit": "not-a-sha"}, "git_commit"),
+    ({"model": "churn", "colour": "blue"}, "colour"),
+    ({"model": "churn", "dataset_key": "../etc/passwd"}, "dataset_key"),
+    ({"model": "fraud"}, "trains 'churn', the input asks for 'fraud'"),
+])
+def test_prepare_refuses_bad_execution_input_with_the_reason(platform, bad_input, message):
+    with pytest.raises(InvalidRunInput, match=message):
+        handlers.prepare_run(task_event(bad_input), CONTEXT)
+
+
+def test_prepare_refuses_a_second_concurrent_run(platform):
+    sfn = boto3.client("stepfunctions")
+    sfn.start_execution(stateMachineArn=platform["state_machine"], name="first", input="{}")
+    with pytest.raises(RunAlreadyInProgress, match="already has a running retraining execution 'first'"):
+        handlers.prepare_run(task_event({"model": "churn"}, execution_name="second"), CONTEXT)
+
+
+def test_validate_snapshots_the_exact_version_with_its_content_hash(platform):
+    state = prepared(platform)
+    result = handlers.validate_data(task_event(state), CONTEXT)
+    original = boto3.client("s3").get_object(Bucket=BUCKET, Key=DATASET_KEY)
+    assert result["sha256"] == hashlib.sha256(original["Body"].read()).hexdigest()
+    assert result["version_id"] == original["VersionId"]
+    assert result["rows"] == 2000
+    snapshot = boto3.client("s3").get_object(Bucket=BUCKET, Key="runs/churn/run-1/data/train.csv")
+    assert hashlib.sha256(snapshot["Body"].read()).hexdigest() == result["sha256"]
+    assert result["snapshot_prefix"] == f"s3://{BUCKET}/runs/churn/run-1/data/"
+
+
+def upload(body: bytes) -> None:
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=DATASET_KEY, Body=body)
+
+
+@pytest.mark.parametrize(("body", "reasons"), [
+    (lambda: dataset_bytes(rows=200), ["200 rows, the spec requires at least 1000"]),
+    (lambda: dataset_bytes(churned=__import__("numpy").zeros(2000, dtype=int)), ["single class ['0']"]),
+    (lambda: dataset_bytes().replace(b",north,", b",,"), ["column 'region' is"]),
+    (lambda: b"tenure_months,churned\n1,0\n", ["missing columns"]),
+    (lambda: b"", ["the file is empty"]),
+])
+def test_bad_data_fails_the_run_with_readable_reasons_and_no_snapshot(platform, body, reasons):
+    upload(body())
+    with pytest.raises(DataValidationFailed) as error:
+        handlers.validate_data(task_event(prepared(platform)), CONTEXT)
+    for reason in reasons:
+        assert reason in str(error.value)
+    assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="runs/")
+
+
+def test_a_missing_dataset_is_a_clear_validation_failure(platform):
+    with pytest.raises(DataValidationFailed, match="cannot be read"):
+        handlers.validate_data(task_event(prepared(platform, dataset_key="datasets/churn/nope.csv")), CONTEXT)
+
+
+@pytest.fixture
+def trained_state(platform, tmp_path):
+    state = prepared(platform, hyperparameters={"epochs": 4})
+    state["validation"] = handlers.validate_data(task_event(state), CONTEXT)
+    request = {"TrainingJobName": state["run"]["training_job_name"], "HyperParameters": state["run"]["hyperparameters"],
+               "InputDataConfig": [{"ChannelName": "train", "DataSource": {"S3DataSource": {
+                   "S3Uri": state["validation"]["snapshot_prefix"]}}}],
+               "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models/churn/"},
+               "StoppingCondition": {"MaxRuntimeInSeconds": 300}}
+    job = run_training_job(request, "churn", tmp_path, log=lambda line: None)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    state["training"] = {"job_name": request["TrainingJobName"], "job_arn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{request['TrainingJobName']}",
+                         "model_artifacts": job["ModelArtifacts"]["S3ModelArtifacts"],
+                         "output_path": request["OutputDataConfig"]["S3OutputPath"], "image_uri": "local"}
+    return state
+
+
+def test_first_model_is_promoted_and_registered_pending_approval_with_full_lineage(trained_state):
+    state = trained_state
+    state["evaluation"] = handlers.evaluate(task_event(state), CONTEXT)
+    assert state["evaluation"]["promote"] is True
+    assert "no approved champion yet" in state["evaluation"]["reason"]
+    registered = handlers.register(task_event(state), CONTEXT)
+    package = boto3.client("sagemaker").describe_model_package(ModelPackageName=registered["model_package_arn"])
+    assert package["ModelApprovalStatus"] == "PendingManualApproval"
+    lineage = package["CustomerMetadataProperties"]
+    assert lineage["git_commit"] == "a1b2c3d"
+    assert lineage["dataset_sha256"] == state["validation"]["sha256"]
+    assert lineage["dataset_version_id"] == state["validation"]["version_id"]
+    assert json.loads(lineage["hyperparameters"])["epochs"] == 4
+    assert json.loads(lineage["metrics"])["validation:auc"] == pytest.approx(state["evaluation"]["value"])
+    assert lineage["execution_arn"].endswith(":run-1")
+    assert package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == state["training"]["model_artifacts"]
+
+
+def test_a_challenger_that_does_not_beat_the_approved_champion_is_not_promoted(trained_state):
+    state = trained_state
+    state["evaluation"] = handlers.evaluate(task_event(state), CONTEXT)
+    champion = handlers.register(task_event(state), CONTEXT)["model_package_arn"]
+    sagemaker = boto3.client("sagemaker")
+    metadata = sagemaker.describe_model_package(ModelPackageName=champion)["CustomerMetadataProperties"]
+    metadata["metrics"] = json.dumps({"validation:auc": 0.99})
+    sagemaker.update_model_package(ModelPackageArn=champion, ModelApprovalStatus="Approved",
+                                   CustomerMetadataProperties=metadata)
+    second = handlers.evaluate(task_event(state), CONTEXT)
+    assert second["promote"] is False
+    assert second["champion_arn"] == champion
+    assert "does not beat the champion's 0.9900" in second["reason"]
+
+
+def test_failure_notification_carries_the_readable_reason(platform):
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(TopicArn=platform["topic"], Protocol="sqs", Endpoint=queue_arn)
+    state = {"input": {"model": "churn"}, "error": {"Error": "DataValidationFailed", "Cause": json.dumps(
+        {"errorMessage": "200 rows, the spec requires at least 1000"})}}
+    handlers.notify(task_event(state, outcome="failed"), CONTEXT)
+    message = json.loads(sqs.receive_message(QueueUrl=queue)["Messages"][0]["Body"])
+    assert message["Subject"] == "[churn] retraining failed"
+    assert "Reason: 200 rows, the spec requires at least 1000" in message["Message"]
