@@ -9,6 +9,8 @@ from cdk_nag import AwsSolutionsChecks
 
 from pipelines import naming
 from pipelines.spec import MODELS_DIR, EnvironmentSpec, ModelSpec, load_all_specs, parse_environments
+from stacks.model_stack import ModelStack
+from stacks.nag import acknowledge_scoped_wildcards
 from stacks.registry_stack import RegistryStack
 
 
@@ -31,6 +33,12 @@ def build_app(app: cdk.App, models_dir: Path = MODELS_DIR) -> cdk.App:
         registry = RegistryStack(app, naming.registry_stack(environment.name), environment=environment,
                                  specs=specs, env=aws_env)
         cdk.Tags.of(registry).add("mlops:environment", environment.name)
+        for spec in specs:
+            stack = ModelStack(app, naming.model_stack(spec.name, environment.name), environment=environment,
+                               spec=spec, registry=registry, env=aws_env)
+            cdk.Tags.of(stack).add("mlops:environment", environment.name)
+            cdk.Tags.of(stack).add("mlops:model", spec.name)
+    acknowledge_scoped_wildcards(app)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app
 

@@ -18,7 +18,6 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from pipelines.spec import ModelSpec, TrainingSpec
-from stacks.nag import acknowledge
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CODE_CHANNEL = "/opt/ml/input/data/code"
@@ -37,6 +36,17 @@ def resolve_training_image(training: TrainingSpec, region: str) -> str:
     return image_uris.retrieve(framework=training.framework, region=region, version=training.framework_version,
                                py_version=training.py_version, instance_type=training.instance_type,
                                image_scope="training")
+
+
+def resolve_inference_image(spec: ModelSpec, region: str) -> str:
+    """The PyTorch serving container for the deployment instance type (custom images serve themselves)."""
+    if spec.training.image_uri:
+        return spec.training.image_uri
+    from sagemaker import image_uris
+
+    return image_uris.retrieve(framework=spec.training.framework, region=region, version=spec.training.framework_version,
+                               py_version=spec.training.py_version, instance_type=spec.deployment.instance_type,
+                               image_scope="inference")
 
 
 def write_source_archive(model_dir: Path, archive: Path) -> Path:
@@ -117,13 +127,6 @@ class TrainingRole(Construct):
                          "ec2:DeleteNetworkInterfacePermission", "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs",
                          "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
                 resources=["*"]))
-        acknowledge(self.role, {
-            "AwsSolutions-IAM5": (
-                "Wildcards are scoped: object keys under this model's prefixes in the artifact bucket, the KMS data-key "
-                "actions CDK grants, SageMaker's own log groups, PutMetricData limited by namespace condition, "
-                "ecr:GetAuthorizationToken (no resource-level permission exists) and VPC ENI management, which "
-                "SageMaker requires on '*'."),
-        })
 
 
 

@@ -1,0 +1,105 @@
+"""The retraining state machine of one model, and what may start it (client, schedule, drift hook)."""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_events as events, aws_events_targets as targets, aws_iam as iam, aws_kms as kms
+from aws_cdk import aws_logs as logs, aws_sns as sns, aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_stepfunctions as sfn, aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from pipelines import naming
+from pipelines.spec import ModelSpec
+
+TRANSIENT_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                    "Lambda.TooManyRequestsException", "ThrottlingException", "ServiceUnavailable"]
+TASK_PAYLOAD = {"execution_arn": sfn.JsonPath.execution_id, "execution_name": sfn.JsonPath.execution_name,
+                "state": sfn.JsonPath.entire_payload}
+
+
+def state_machine_arn(scope: Construct, model: str, env_name: str) -> str:
+    """Known before the machine exists, so its own functions can be told its ARN without a cycle."""
+    return Stack.of(scope).format_arn(service="states", resource="stateMachine",
+                                      resource_name=naming.state_machine(model, env_name),
+                                      arn_format=ArnFormat.COLON_RESOURCE_NAME)
+
+
+def lambda_step(scope: Construct, name: str, function, result_path: str | None, **payload) -> tasks.LambdaInvoke:
+    step = tasks.LambdaInvoke(scope, name, lambda_function=function,
+                              payload=sfn.TaskInput.from_object({**TASK_PAYLOAD, **payload}),
+                              payload_response_only=True, result_path=result_path or sfn.JsonPath.DISCARD,
+                              retry_on_service_exceptions=False)
+    step.add_retry(errors=TRANSIENT_ERRORS, interval=Duration.seconds(2), max_attempts=6, backoff_rate=2,
+                   jitter_strategy=sfn.JitterType.FULL)
+    return step
+
+
+class RetrainingStateMachine(Construct):
+    """prepare -> validate data -> train (.sync) -> evaluate -> champion? -> register -> approval -> deploy -> notify."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str, key: kms.IKey,
+                 functions: dict, training, approval_step: sfn.IChainable, deployment: sfn.IChainable | None = None) -> None:
+        super().__init__(scope, construct_id)
+        notify = functions["notify"]
+
+        def notify_step(name: str, outcome: str) -> tasks.LambdaInvoke:
+            return lambda_step(self, name, notify, None, outcome=outcome)
+
+        failed = notify_step("NotifyFailure", "failed").next(sfn.Fail(self, "RunFailed", error="RetrainingFailed",
+                                                                     cause="a step failed; the notification has the reason"))
+        refused = sfn.Fail(self, "RunRefused", error="RunAlreadyInProgress",
+                           cause="another retraining run of this model is in progress")
+
+        prepare = lambda_step(self, "PrepareRun", functions["prepare"], "$.run")
+        prepare.add_catch(refused, errors=["RunAlreadyInProgress"], result_path="$.error")
+        validate = lambda_step(self, "ValidateData", functions["validate"], "$.validation")
+        evaluate = lambda_step(self, "EvaluateAgainstChampion", functions["evaluate"], "$.evaluation")
+        register = lambda_step(self, "RegisterModelPackage", functions["register"], "$.registration")
+        for step in (prepare, validate, training.state, evaluate, register):
+            step.add_catch(failed, errors=["States.ALL"], result_path="$.error")
+
+        not_promoted = notify_step("NotifyNotPromoted", "not promoted").next(sfn.Succeed(self, "KeptChampion"))
+        succeeded = notify_step("NotifySucceeded", "succeeded").next(sfn.Succeed(self, "Done"))
+        after_approval = (deployment.next(succeeded) if deployment is not None else succeeded)
+        approval = sfn.Chain.start(approval_step).next(after_approval)
+
+        definition = (sfn.Chain.start(prepare).next(validate).next(training.state).next(evaluate)
+                      .next(sfn.Choice(self, "ChallengerWins?")
+                            .when(sfn.Condition.boolean_equals("$.evaluation.promote", True), register.next(approval))
+                            .otherwise(not_promoted)))
+        log_group = logs.LogGroup(self, "Logs", encryption_key=key, retention=logs.RetentionDays.ONE_YEAR,
+                                  removal_policy=RemovalPolicy.RETAIN)
+        self.machine = sfn.StateMachine(
+            self, "StateMachine", state_machine_name=naming.state_machine(spec.name, env_name),
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            timeout=Duration.seconds(spec.training.max_runtime_s + (spec.training.effective_max_wait_s or 0)
+                                     + int(spec.approval.timeout_hours * 3600) + 6 * 3600),
+            tracing_enabled=True, encryption_configuration=sfn.CustomerManagedEncryptionConfiguration(key),
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+        )
+        training.grant_start(self.machine)
+
+
+class RetrainingTriggers(Construct):
+    """The spec's schedule as an EventBridge rule; the client and the drift hook start executions directly."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, machine: sfn.IStateMachine) -> None:
+        super().__init__(scope, construct_id)
+        self.schedule_rule = None
+        if spec.retraining.schedule:
+            self.schedule_rule = events.Rule(
+                self, "Schedule", schedule=events.Schedule.expression(spec.retraining.schedule),
+                description=f"Periodic retraining of {spec.name}",
+                targets=[targets.SfnStateMachine(machine, input=events.RuleTargetInput.from_object(
+                    {"model": spec.name, "trigger": "schedule", "requested_by": "schedule"}))])
+
+
+class NotificationTopic(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey, emails: list[str], name: str) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = sns.Topic(self, "Topic", topic_name=name, master_key=key, enforce_ssl=True)
+        for email in emails:
+            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+
+    def grant_publish(self, grantee: iam.IGrantable) -> None:
+        self.topic.grant_publish(grantee)

@@ -1,0 +1,84 @@
+"""Per model and environment: the retraining pipeline with its functions, training job, approval and triggers."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import CfnOutput, Duration, Stack, aws_iam as iam, aws_s3 as s3, aws_stepfunctions as sfn
+from constructs import Construct
+
+from pipelines import naming
+from pipelines.spec import MODELS_DIR, EnvironmentSpec, ModelSpec
+from stacks.constructs.approval import ApprovalStep
+from stacks.constructs.functions import PlatformFunction, handler_code
+from stacks.constructs.retraining import (NotificationTopic, RetrainingStateMachine, RetrainingTriggers,
+                                          lambda_step, state_machine_arn)
+from stacks.constructs.training import TrainingJob, resolve_inference_image
+from stacks.registry_stack import RegistryStack
+
+PIPELINE_HANDLERS = {
+    "prepare": ("lambdas.pipeline.handlers.prepare_run", "Validates execution input, refuses duplicate runs"),
+    "validate": ("lambdas.pipeline.handlers.validate_data", "Validates and snapshots the training data"),
+    "evaluate": ("lambdas.pipeline.handlers.evaluate", "Compares the challenger with the approved champion"),
+    "register": ("lambdas.pipeline.handlers.register", "Registers the model package with lineage"),
+    "notify": ("lambdas.pipeline.handlers.notify", "Sends the end-of-run notification"),
+}
+
+
+class ModelStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, environment: EnvironmentSpec, spec: ModelSpec,
+                 registry: RegistryStack, **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        env_name, model = environment.name, spec.name
+        key = registry.key
+        # By its derived name, not a cross-stack reference: literal ARNs keep IAM statements reviewable.
+        bucket = s3.Bucket.from_bucket_attributes(self, "ArtifactBucket", encryption_key=key, bucket_name=naming.artifact_bucket(
+            env_name, environment.account, environment.region))
+        self.node.add_dependency(registry)
+        group = naming.model_package_group(model, env_name)
+        self.topic = NotificationTopic(self, "Notifications", key=key, emails=spec.approval.approvers,
+                                       name=f"{model}-{env_name}-notifications").topic
+        self.training = TrainingJob(self, "Training", spec=spec, bucket=bucket, key=key, model_dir=MODELS_DIR / model)
+        machine_arn = state_machine_arn(self, model, env_name)
+        environment_variables = {
+            "MODEL_SPEC": spec.model_dump_json(), "ARTIFACT_BUCKET": bucket.bucket_name, "MODEL_PACKAGE_GROUP": group,
+            "STATE_MACHINE_ARN": machine_arn, "NOTIFICATION_TOPIC_ARN": self.topic.topic_arn,
+            "TRAINING_HYPERPARAMETERS": json.dumps(self.training.hyperparameters),
+            "INFERENCE_IMAGE": resolve_inference_image(spec, self.region),
+        }
+        code = handler_code()
+        self.functions = {
+            name: PlatformFunction(self, f"{name.title()}Function", handler=handler, key=key, code=code,
+                                   environment=environment_variables, description=description,
+                                   timeout=Duration.minutes(5 if name in ("validate", "evaluate") else 1),
+                                   memory_mb=1024 if name in ("validate", "evaluate") else 512)
+            for name, (handler, description) in PIPELINE_HANDLERS.items()
+        }
+        self._grant(model, group, machine_arn, bucket, key)
+
+        functions = {name: construct.function for name, construct in self.functions.items()}
+        rejected = lambda_step(self, "NotifyRejected", functions["notify"], None, outcome="rejected").next(
+            sfn.Fail(self, "ModelRejectedEnd", error="ModelRejected", cause="an approver rejected the model or nobody answered in time"))
+        approval = ApprovalStep(self, "Approval", spec=spec, topic=self.topic, on_rejected=rejected)
+        self.pipeline = RetrainingStateMachine(self, "Retraining", spec=spec, env_name=env_name, key=key,
+                                               functions=functions, training=self.training, approval_step=approval.state)
+        self.triggers = RetrainingTriggers(self, "Triggers", spec=spec, machine=self.pipeline.machine)
+        CfnOutput(self, "StateMachineArn", value=self.pipeline.machine.state_machine_arn)
+        CfnOutput(self, "NotificationTopicArn", value=self.topic.topic_arn)
+
+    def _grant(self, model: str, group: str, machine_arn: str, bucket, key) -> None:
+        f = {name: construct.role for name, construct in self.functions.items()}
+        f["prepare"].add_to_policy(iam.PolicyStatement(actions=["states:ListExecutions"], resources=[machine_arn]))
+        bucket.grant_read(f["validate"], "datasets/*")
+        bucket.grant_read_write(f["validate"], f"runs/{model}/*")
+        bucket.grant_read(f["evaluate"], f"models/{model}/*")
+        bucket.grant_write(f["evaluate"], f"runs/{model}/*")
+        package_arns = [self.format_arn(service="sagemaker", resource="model-package-group", resource_name=group),
+                        self.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*")]
+        f["evaluate"].add_to_policy(iam.PolicyStatement(
+            actions=["sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"], resources=package_arns))
+        f["register"].add_to_policy(iam.PolicyStatement(
+            actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:AddTags"],
+            resources=package_arns))
+        self.topic.grant_publish(f["notify"])
+        key.grant_encrypt_decrypt(f["notify"])

@@ -1,0 +1,109 @@
+import pytest
+
+from pipelines.local.cfn import state_machine_definitions
+from stacks.nag import RESOURCE_STAR_ACTIONS
+from tests.infrastructure.conftest import template_of
+
+
+@pytest.fixture(scope="module")
+def template(dev_app):
+    return template_of(dev_app, "mlops-dev-churn").to_json()
+
+
+@pytest.fixture(scope="module")
+def states(template):
+    (definition,) = state_machine_definitions(template).values()
+    return definition["States"]
+
+
+def test_the_flow_runs_validate_train_evaluate_champion_register_approval_notify(states):
+    assert states["PrepareRun"]["Next"] == "ValidateData"
+    assert states["ValidateData"]["Next"] == "Train"
+    assert states["Train"]["Next"] == "EvaluateAgainstChampion"
+    assert states["EvaluateAgainstChampion"]["Next"] == "ChallengerWins?"
+    choice = states["ChallengerWins?"]
+    assert choice["Choices"][0]["Variable"] == "$.evaluation.promote" and choice["Choices"][0]["Next"] == "RegisterModelPackage"
+    assert choice["Default"] == "NotifyNotPromoted"
+    assert states["RegisterModelPackage"]["Next"] == "WaitForApproval"
+    assert states["WaitForApproval"]["Resource"].endswith(":sns:publish.waitForTaskToken")
+    assert states["WaitForApproval"]["TimeoutSeconds"] == 24 * 3600
+
+
+@pytest.mark.parametrize("name", ["PrepareRun", "ValidateData", "Train", "EvaluateAgainstChampion", "RegisterModelPackage"])
+def test_every_work_step_catches_into_the_failure_notification(states, name):
+    catchers = states[name]["Catch"]
+    assert any(c["ErrorEquals"] == ["States.ALL"] and c["Next"] == "NotifyFailure" for c in catchers)
+    assert states["NotifyFailure"]["Next"] == "RunFailed"
+
+
+@pytest.mark.parametrize("name", ["PrepareRun", "ValidateData", "EvaluateAgainstChampion", "RegisterModelPackage", "NotifyFailure"])
+def test_lambda_steps_retry_transient_errors_with_backoff(states, name):
+    (retry,) = states[name]["Retry"]
+    assert "Lambda.TooManyRequestsException" in retry["ErrorEquals"] and "ThrottlingException" in retry["ErrorEquals"]
+    assert retry["BackoffRate"] == 2 and retry["MaxAttempts"] == 6 and retry["JitterStrategy"] == "FULL"
+
+
+def test_a_duplicate_run_is_refused_with_its_own_error(states):
+    catch = states["PrepareRun"]["Catch"][0]
+    assert catch["ErrorEquals"] == ["RunAlreadyInProgress"] and states[catch["Next"]]["Error"] == "RunAlreadyInProgress"
+
+
+def test_unanswered_or_rejected_approval_ends_the_run_rejected(states):
+    catch = states["WaitForApproval"]["Catch"][0]
+    assert catch["ErrorEquals"] == ["States.Timeout", "ModelRejected"] and catch["Next"] == "NotifyRejected"
+    assert states["ModelRejectedEnd"]["Error"] == "ModelRejected"
+
+
+def test_schedule_rule_starts_the_state_machine_with_a_schedule_trigger(template):
+    rules = [r for r in template["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
+    (rule,) = rules
+    assert rule["Properties"]["ScheduleExpression"] == "cron(0 3 ? * MON *)"
+    assert '"trigger":"schedule"' in rule["Properties"]["Targets"][0]["Input"]
+
+
+def test_state_machine_is_traced_logged_and_kms_encrypted(template):
+    (machine,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    properties = machine["Properties"]
+    assert properties["StateMachineName"] == "churn-dev-retraining"
+    assert properties["TracingConfiguration"] == {"Enabled": True}
+    assert properties["LoggingConfiguration"]["Level"] == "ALL"
+    assert properties["EncryptionConfiguration"]["Type"] == "CUSTOMER_MANAGED_KMS_KEY"
+
+
+def statements(template, path_fragment):
+    return [s for logical, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Policy" and path_fragment in logical
+            for s in r["Properties"]["PolicyDocument"]["Statement"]]
+
+
+def flat(resource) -> str:
+    from stacks.nag import flatten
+    return " ".join(flatten(r) for r in (resource if isinstance(resource, list) else [resource]))
+
+
+def test_function_roles_touch_only_this_models_resources(template):
+    for statement in statements(template, "Function"):
+        text = flat(statement["Resource"])
+        if any(a.startswith("s3:") for a in statement["Action"]):
+            assert "mlops-dev-artifacts-111111111111-us-east-1" in text
+            assert all(part.endswith(("/runs/churn/*", "/models/churn/*", "/datasets/*", "-us-east-1"))
+                       for part in text.split())
+        if any(a.startswith("sagemaker:") for a in statement["Action"]):
+            assert all("churn-dev" in part for part in text.split())
+        if text == "*":
+            assert set(statement["Action"]) <= set(RESOURCE_STAR_ACTIONS), statement["Action"]
+
+
+def test_state_machine_role_invokes_only_its_own_functions(template):
+    invoke = [s for s in statements(template, "StateMachine") if "lambda:InvokeFunction" in s["Action"]]
+    targets = {flat(r).split(".")[0] for s in invoke for r in s["Resource"]}
+    assert all(target.startswith(("<Prepare", "<Validate", "<Evaluate", "<Register", "<Notify")) for target in targets)
+
+
+def test_functions_use_their_own_encrypted_log_groups_and_tracing(template):
+    functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    assert len(functions) == 5
+    for function in functions:
+        properties = function["Properties"]
+        assert properties["TracingConfig"] == {"Mode": "Active"}
+        assert "KmsKeyArn" in properties and "LoggingConfig" in properties
+        assert properties["Runtime"] == "python3.14"
