@@ -22,6 +22,8 @@ REQUIREMENTS = LAMBDAS_DIR / "requirements.txt"
 SHARED_PIPELINE_MODULES = ("__init__.py", "spec.py", "naming.py")
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 CACHE = REPO_ROOT / ".build" / "lambda-dependencies"
+# The runtime ships boto3/botocore; test suites of numpy/scipy are dead weight against the 250 MB limit.
+PRUNED = ("boto3", "botocore", "s3transfer", "bin")
 
 
 def install_dependencies() -> Path:
@@ -35,8 +37,19 @@ def install_dependencies() -> Path:
                         "--target", str(target), "--requirement", str(REQUIREMENTS), "--only-binary=:all:",
                         "--implementation", "cp", "--python-version", version,
                         "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_28_x86_64"], check=True)
+        prune(target)
         (target / ".complete").touch()
     return target
+
+
+def prune(target: Path) -> None:
+    for name in PRUNED:
+        shutil.rmtree(target / name, ignore_errors=True)
+    for tests in [p for p in target.rglob("tests") if p.is_dir() and p.parent.name in {"numpy", "scipy"} | {
+            q.name for q in (target / "scipy").iterdir() if q.is_dir()}]:
+        shutil.rmtree(tests, ignore_errors=True)
+    for cache in target.rglob("__pycache__"):
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def write_bundle(output_dir: Path) -> None:

@@ -1,0 +1,124 @@
+"""`mlops`: the command line of the platform (runs, models, and later approval, drift, local mode)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.spec import SpecError
+
+app = typer.Typer(help="MLOps platform: retraining runs, model registry, local lifecycle.", no_args_is_help=True)
+run_app = typer.Typer(help="Retraining runs of a model.", no_args_is_help=True)
+models_app = typer.Typer(help="Model versions in the registry.", no_args_is_help=True)
+app.add_typer(run_app, name="run")
+app.add_typer(models_app, name="models")
+console = Console()
+EnvOption = typer.Option("dev", "--env", "-e", help="Environment from cdk.json (dev, staging, prod).")
+
+
+def client(env: str):
+    from pipelines.client import Pipelines
+
+    return Pipelines(env=env)
+
+
+def parse_params(params: list[str]) -> dict:
+    """k=v pairs; values are read as JSON when they parse (numbers, booleans), else kept as strings."""
+    parsed = {}
+    for item in params:
+        key, separator, value = item.partition("=")
+        if not separator or not key:
+            raise typer.BadParameter(f"'{item}' is not key=value, e.g. --param epochs=20")
+        try:
+            parsed[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[key] = value
+    return parsed
+
+
+def fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=1)
+
+
+@run_app.command("start")
+def run_start(model: str, param: list[str] = typer.Option([], "--param", "-p", help="Hyperparameter override k=v."),
+              reason: Optional[str] = typer.Option(None, help="Why this run (kept in the lineage)."),
+              env: str = EnvOption) -> None:
+    """Start a retraining run."""
+    from pipelines.client import RunInProgress
+
+    try:
+        run = client(env).start(model, parse_params(param), reason=reason)
+    except (SpecError, RunInProgress) as error:
+        fail(str(error))
+    console.print(f"started [bold]{run.name}[/] for {model} ({env})")
+
+
+@run_app.command("status")
+def run_status(model: str, execution: Optional[str] = typer.Argument(None), env: str = EnvOption) -> None:
+    """Where a run is (the latest when no execution is named)."""
+    try:
+        run = client(env).status(model, execution)
+    except (LookupError, SpecError) as error:
+        fail(str(error))
+    table = Table(title=f"{model} / {run.name}", show_header=False)
+    for label, value in [("status", run.status), ("step", run.current_step), ("started", run.started),
+                         ("stopped", run.stopped), ("error", run.error), ("cause", run.cause)]:
+        if value:
+            table.add_row(label, str(value))
+    console.print(table)
+
+
+@run_app.command("list")
+def run_list(model: str, limit: int = 20, env: str = EnvOption) -> None:
+    """Recent runs of a model."""
+    try:
+        runs = client(env).runs(model, limit=limit)
+    except SpecError as error:
+        fail(str(error))
+    table = Table(title=f"{model} runs ({env})")
+    for column in ("execution", "status", "started", "stopped"):
+        table.add_column(column)
+    for run in runs:
+        colour = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "yellow"}.get(run.status, "white")
+        table.add_row(run.name, f"[{colour}]{run.status}[/]", run.started, run.stopped or "")
+    console.print(table)
+
+
+@models_app.command("list")
+def models_list(model: str, env: str = EnvOption, lineage: bool = typer.Option(True, help="Show lineage columns.")) -> None:
+    """Versions with metrics, approval status and lineage."""
+    try:
+        versions = client(env).models(model)
+    except SpecError as error:
+        fail(str(error))
+    table = Table(title=f"{model} model versions ({env})")
+    columns = ["version", "status", "metrics", "created"] + (["git commit", "dataset sha256", "hyperparameters"] if lineage else [])
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for version in versions:
+        metrics = ", ".join(f"{k.split(':')[-1]}={v:.4f}" for k, v in sorted(version.metrics.items()) if "auc" in k or "accuracy" in k)
+        row = [str(version.version), version.status, metrics, version.created]
+        if lineage:
+            row += [version.lineage.get("git_commit", "")[:12], version.lineage.get("dataset_sha256", "")[:12],
+                    version.lineage.get("hyperparameters", "")]
+        table.add_row(*row)
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except SpecError as error:
+        console.print(f"[bold red]invalid configuration:[/]\n{error}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.client import Pipelines, RunInProgress
+from pipelines.spec import SpecError
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def wide_console():
+    from pipelines import cli
+    cli.console.width = 220
+
+
+@pytest.fixture
+def aws():
+    with mock_aws():
+        boto3.client("stepfunctions").create_state_machine(
+            name="churn-dev-retraining", roleArn="arn:aws:iam::123456789012:role/sfn",
+            definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))
+        boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName="churn-dev")
+        yield
+
+
+def test_start_records_who_what_and_commit_and_refuses_a_second_run(aws):
+    pipelines = Pipelines(env="dev")
+    run = pipelines.start("churn", {"epochs": 3}, requested_by="ds@example.com", git_commit="abcdef1", reason="test")
+    execution = boto3.client("stepfunctions").describe_execution(executionArn=run.arn)
+    document = json.loads(execution["input"])
+    assert document == {"model": "churn", "trigger": "manual", "requested_by": "ds@example.com",
+                        "hyperparameters": {"epochs": 3}, "git_commit": "abcdef1", "reason": "test"}
+    with pytest.raises(RunInProgress, match=f"already has a running retraining execution '{run.name}'"):
+        pipelines.start("churn")
+
+
+def test_unknown_model_or_hyperparameter_is_refused_before_anything_starts(aws):
+    pipelines = Pipelines(env="dev")
+    with pytest.raises(SpecError, match="no model named 'fraud'"):
+        pipelines.start("fraud")
+    with pytest.raises(SpecError, match=r"unknown hyperparameters \['epoch'\]"):
+        pipelines.start("churn", {"epoch": 3})
+    assert pipelines.runs("churn") == []
+
+
+def test_models_list_shows_metrics_status_and_lineage(aws):
+    sagemaker = boto3.client("sagemaker")
+    sagemaker.create_model_package(
+        ModelPackageGroupName="churn-dev", ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={"Containers": [{"Image": "x", "ModelDataUrl": "s3://b/m.tar.gz"}],
+                                "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]},
+        CustomerMetadataProperties={"metrics": json.dumps({"validation:auc": 0.8123}), "git_commit": "abcdef1234567",
+                                    "dataset_sha256": "f" * 64, "hyperparameters": '{"epochs": 3}'})
+    (version,) = Pipelines(env="dev").models("churn")
+    assert version.status == "PendingManualApproval" and version.metrics["validation:auc"] == 0.8123
+    result = runner.invoke(app, ["models", "list", "churn"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "auc=0.8123" in result.output and "abcdef123456" in result.output and "PendingManualApproval" in result.output
+
+
+def test_cli_run_start_list_and_status(aws):
+    started = runner.invoke(app, ["run", "start", "churn", "--param", "epochs=4", "--reason", "cli test"])
+    assert started.exit_code == 0, started.output
+    assert "started manual-" in started.output
+    listed = runner.invoke(app, ["run", "list", "churn"], terminal_width=200)
+    assert "manual-" in listed.output and ("RUNNING" in listed.output or "SUCCEEDED" in listed.output)
+    status = runner.invoke(app, ["run", "status", "churn"], terminal_width=200)
+    assert status.exit_code == 0 and "status" in status.output
+
+
+def test_cli_reports_a_duplicate_start_and_bad_params_clearly(aws):
+    runner.invoke(app, ["run", "start", "churn"])
+    again = runner.invoke(app, ["run", "start", "churn"])
+    assert again.exit_code == 1 and "already has a running retraining execution" in again.output
+    bad = runner.invoke(app, ["run", "start", "churn", "--param", "epochs"])
+    assert bad.exit_code != 0 and "is not key=value" in bad.output
