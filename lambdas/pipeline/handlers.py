@@ -6,13 +6,13 @@ import io
 import json
 from typing import Any
 
-from aws_lambda_powertools.utilities.parser import BaseModel, event_parser
+from aws_lambda_powertools.utilities.parser import BaseModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.pipeline import logic
 from lambdas.shared import dal
 from lambdas.shared.config import model_spec, setting
-from lambdas.shared.observability import bind, logger, metrics, tracer
+from lambdas.shared.observability import logger, metrics, task_handler
 
 
 class TaskEvent(BaseModel):
@@ -23,8 +23,8 @@ class TaskEvent(BaseModel):
     state: dict[str, Any]
 
 
-def _start(event: TaskEvent) -> None:
-    bind(model_spec().name, event.execution_name)
+def _identity(event: TaskEvent) -> tuple[str, str]:
+    return model_spec().name, event.execution_name
 
 
 def _bucket() -> dal.ObjectStore:
@@ -35,12 +35,8 @@ def _run_prefix(state: dict) -> str:
     return f"runs/{state['run']['model']}/{state['run']['execution_name']}/"
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=TaskEvent)
+@task_handler(TaskEvent, _identity)
 def prepare_run(event: TaskEvent, context: LambdaContext) -> dict:
-    _start(event)
     spec = model_spec()
     run_input = logic.parse_run_input(event.state)
     if run_input.model != spec.name:
@@ -54,12 +50,8 @@ def prepare_run(event: TaskEvent, context: LambdaContext) -> dict:
     return config
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=TaskEvent)
+@task_handler(TaskEvent, _identity)
 def validate_data(event: TaskEvent, context: LambdaContext) -> dict:
-    _start(event)
     spec, store, run = model_spec(), _bucket(), event.state["run"]
     key = run["dataset_key"]
     try:
@@ -81,12 +73,8 @@ def validate_data(event: TaskEvent, context: LambdaContext) -> dict:
             "snapshot_prefix": f"s3://{store.bucket}/{snapshot_prefix}", **report.summary()}
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=TaskEvent)
+@task_handler(TaskEvent, _identity)
 def evaluate(event: TaskEvent, context: LambdaContext) -> dict:
-    _start(event)
     spec, store, state = model_spec(), _bucket(), event.state
     training = state["training"]
     job_output = f"{training['output_path'].rstrip('/')}/{training['job_name']}/output/"
@@ -107,12 +95,8 @@ def evaluate(event: TaskEvent, context: LambdaContext) -> dict:
             "baseline_statistics_uri": baseline["statistics.json"], "baseline_constraints_uri": baseline["constraints.json"]}
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=TaskEvent)
+@task_handler(TaskEvent, _identity)
 def register(event: TaskEvent, context: LambdaContext) -> dict:
-    _start(event)
     spec, state = model_spec(), event.state
     run, training, evaluation = state["run"], state["training"], state["evaluation"]
     registry = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP"))
@@ -145,12 +129,8 @@ class NotifyEvent(TaskEvent):
     outcome: str
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=NotifyEvent)
+@task_handler(NotifyEvent, _identity)
 def notify(event: NotifyEvent, context: LambdaContext) -> dict:
-    _start(event)
     subject, body = logic.notification(event.state, event.outcome)
     dal.publish(setting("NOTIFICATION_TOPIC_ARN"), subject, body)
     metrics.add_metric(name=f"Runs{event.outcome.title().replace(' ', '')}", unit="Count", value=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -16,3 +17,20 @@ def bind(model: str, execution_id: str | None = None) -> None:
     """Every following log line of this invocation carries the model and the execution id."""
     logger.append_keys(model=model, execution_id=execution_id or "-")
     metrics.add_dimension(name="model", value=model)
+
+
+def task_handler(model, bind_to):
+    """The one decorator stack of every task handler: context logs, tracing, metrics flush, the parsed
+    event, and the model/execution keys (bind_to(event) -> (model, execution id))."""
+    from aws_lambda_powertools.utilities.parser import event_parser
+
+    def decorate(function):
+        @functools.wraps(function)
+        def bound(event, context):
+            bind(*bind_to(event))
+            return function(event, context)
+
+        parsed = event_parser(bound, model=model)
+        return logger.inject_lambda_context(log_event=False)(tracer.capture_lambda_handler(metrics.log_metrics(parsed)))
+
+    return decorate
