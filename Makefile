@@ -36,7 +36,9 @@ test-fast: setup
 	pytest -m "not slow"
 
 bench: setup
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/drift.py
 
 clean:
 	rm -rf cdk.out .build .local .pytest_cache

@@ -1,0 +1,334 @@
+"""The drift engine: captured data against the training baseline, all columns at once, in bounded memory.
+
+Numeric features are binned into the baseline's fine histogram in one vectorized pass per chunk
+(arithmetic binning + a single bincount over every column), which is enough for PSI and
+Jensen-Shannon on ~10 equal-mass groups and for a two-sample Kolmogorov-Smirnov test on the fine
+grid. Categorical features get PSI, Jensen-Shannon and a chi-squared test. p-values are corrected
+for the number of tests with Benjamini-Hochberg. A feature drifts when its change is both
+significant and large (PSI or JS over the spec's threshold): with millions of rows, significance
+alone flags changes nobody cares about.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+COARSE_GROUPS = 10
+EPSILON = 1e-6
+CHUNK_ROWS = 16_384
+BOUNDS_SAMPLE = 20_000
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    psi: float = 0.2
+    js: float = 0.1
+    p_value: float = 0.01
+    min_drifted_features: int = 1
+    min_rows: int = 200
+    max_missing_increase: float = 0.05
+
+
+@dataclass
+class Reference:
+    """The baseline in the engine's form (built from Model Monitor statistics.json or from arrays)."""
+
+    numeric: list[str]
+    lows: np.ndarray          # F
+    scales: np.ndarray        # F: bins per unit
+    counts: np.ndarray        # F x G fine histogram
+    missing: np.ndarray       # F missing fractions
+    categorical: list[str] = field(default_factory=list)
+    categories: list[list[str]] = field(default_factory=list)
+    category_counts: list[np.ndarray] = field(default_factory=list)
+    category_missing: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def bins(self) -> int:
+        return self.counts.shape[1]
+
+    @classmethod
+    def from_statistics(cls, statistics: dict, features: list[str] | None = None) -> Reference:
+        wanted = set(features) if features else None
+        numeric, lows, scales, counts, missing = [], [], [], [], []
+        categorical, categories, category_counts, category_missing = [], [], [], []
+        bins = None
+        for feature in statistics["features"]:
+            if wanted is not None and feature["name"] not in wanted:
+                continue
+            if "numerical_statistics" in feature:
+                described = feature["numerical_statistics"]
+                buckets = described.get("distribution", {}).get("kll", {}).get("buckets")
+                if not buckets:
+                    continue
+                bins = bins or len(buckets)
+                if len(buckets) != bins:  # Model Monitor uses 10; ours 200; one width per reference
+                    buckets = _rebin(buckets, bins)
+                low, high = buckets[0]["lower_bound"], buckets[-1]["upper_bound"]
+                numeric.append(feature["name"])
+                lows.append(low)
+                scales.append(bins / (high - low) if high > low else 1.0)
+                counts.append([b["count"] for b in buckets])
+                missing.append(_missing_fraction(described["common"]))
+            elif "string_statistics" in feature:
+                described = feature["string_statistics"]
+                buckets = described["distribution"]["categorical"]["buckets"]
+                categorical.append(feature["name"])
+                categories.append([str(b["value"]) for b in buckets])
+                category_counts.append(np.array([b["count"] for b in buckets], dtype=np.float64))
+                category_missing.append(_missing_fraction(described["common"]))
+        return cls(numeric, np.array(lows, dtype=np.float64), np.array(scales, dtype=np.float64),
+                   np.array(counts, dtype=np.float64).reshape(len(numeric), bins or 1), np.array(missing),
+                   categorical, categories, category_counts, np.array(category_missing))
+
+    @classmethod
+    def from_arrays(cls, numeric_names: list[str], numeric: np.ndarray, categorical_names: list[str] = (),
+                    categorical: list[np.ndarray] = (), bins: int = 200) -> Reference:
+        """A baseline straight from training arrays (n x F numeric with NaN for missing; one array per categorical)."""
+        sample = numeric[np.random.default_rng(0).choice(len(numeric), min(len(numeric), BOUNDS_SAMPLE), replace=False)]
+        low, high = np.nanquantile(sample, [0.001, 0.999], axis=0)
+        high = np.where(high > low, high, low + 1.0)
+        reference = cls(list(numeric_names), low, bins / (high - low), np.zeros((numeric.shape[1], bins)),
+                        np.isnan(numeric).mean(axis=0))
+        counts = _histogram(numeric, reference)
+        reference.counts, reference.missing = counts[:, :bins], counts[:, bins] / max(len(numeric), 1)
+        for name, values in zip(categorical_names, categorical):
+            labels, counts = _labels_and_counts(values)
+            reference.categorical.append(name)
+            reference.categories.append(labels)
+            reference.category_counts.append(counts[:len(labels)])
+            reference.category_missing = np.append(reference.category_missing, counts[-1] / max(len(values), 1))
+        return reference
+
+
+def _labels_and_counts(values: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Distinct non-missing labels with their counts: labels found on a sample, counted on all rows
+    (a full distinct scan only when the sample missed a label)."""
+    sample = values[np.random.default_rng(0).choice(len(values), min(len(values), BOUNDS_SAMPLE), replace=False)]
+    labels = [v for v in np.unique(sample.astype(np.str_)).tolist() if v not in MISSING_LABELS]
+    counts = _category_histogram(values, labels)
+    if counts[len(labels)] > 0:
+        labels = [v for v in np.unique(values.astype(np.str_)).tolist() if v not in MISSING_LABELS]
+        counts = _category_histogram(values, labels)
+    return labels, counts
+
+
+def _missing_fraction(common: dict) -> float:
+    total = common.get("num_present", 0) + common.get("num_missing", 0)
+    return common.get("num_missing", 0) / total if total else 0.0
+
+
+def _rebin(buckets: list[dict], bins: int) -> list[dict]:
+    low, high = buckets[0]["lower_bound"], buckets[-1]["upper_bound"]
+    edges = np.linspace(low, high, bins + 1)
+    centres = np.array([(b["lower_bound"] + b["upper_bound"]) / 2 for b in buckets])
+    counts = np.bincount(np.clip(np.searchsorted(edges, centres, side="right") - 1, 0, bins - 1),
+                         weights=[b["count"] for b in buckets], minlength=bins)
+    return [{"lower_bound": edges[i], "upper_bound": edges[i + 1], "count": counts[i]} for i in range(bins)]
+
+
+def _histogram(numeric: np.ndarray, reference: Reference) -> np.ndarray:
+    """F x (G+1) counts of a numeric block: G fine bins (clipped at the ends) and a missing slot.
+
+    Per chunk: slot = clip(x * scale + (offset - low * scale)) in a float32 buffer, where each
+    column's offset gives it its own range of one shared bincount. NaNs are looked for only in the
+    columns whose chunk sum is NaN, and moved to their column's missing slot.
+    """
+    features, bins = len(reference.numeric), reference.bins
+    offsets = np.arange(features, dtype=np.float64) * (bins + 1)
+    scale = reference.scales.astype(np.float32)
+    shift = (offsets - reference.lows * reference.scales).astype(np.float32)
+    lowest, highest = offsets.astype(np.float32), (offsets + bins - 1).astype(np.float32)
+    missing_slot = (offsets + bins).astype(np.float32)
+    totals = np.zeros(features * (bins + 1), dtype=np.int64)
+    rows = min(CHUNK_ROWS, len(numeric)) or 1
+    buffer = np.empty((rows, features), dtype=np.float32)
+    for start in range(0, len(numeric), rows):
+        block = numeric[start:start + rows]
+        work = buffer[:len(block)]
+        np.multiply(block, scale, out=work, casting="same_kind")
+        work += shift
+        np.clip(work, lowest, highest, out=work)
+        for column in np.flatnonzero(np.isnan(work.sum(axis=0))):
+            values = work[:, column]
+            values[np.isnan(values)] = missing_slot[column]
+        totals += np.bincount(work.astype(np.intp).ravel(), minlength=features * (bins + 1))
+    return totals.reshape(features, bins + 1).astype(np.float64)
+
+
+class Accumulator:
+    """Streams current data in chunks: memory is the reference plus one chunk, whatever the window size."""
+
+    def __init__(self, reference: Reference) -> None:
+        self.reference = reference
+        self.numeric_counts = np.zeros((len(reference.numeric), reference.bins + 1))
+        self.category_counts = [np.zeros(len(c) + 2) for c in reference.categories]  # + unseen, missing
+        self.rows = 0
+
+    def update(self, numeric: np.ndarray, categorical: list[np.ndarray]) -> None:
+        if len(self.reference.numeric):
+            self.numeric_counts += _histogram(numeric, self.reference)
+        for index, (values, labels) in enumerate(zip(categorical, self.reference.categories)):
+            self.category_counts[index] += _category_histogram(values, labels)
+        self.rows += len(numeric) if len(self.reference.numeric) else len(categorical[0])
+
+
+MISSING_LABELS = ("", "nan", "None", "null")
+_KEY_WEIGHTS = (np.random.default_rng(12345).integers(1, 2**31, size=256, dtype=np.uint32) * 2 + 1).astype(np.uint32)
+
+
+def _string_keys(values: np.ndarray) -> np.ndarray:
+    """A 32-bit key per string without sorting strings: its code points, weighted and summed.
+
+    Padding code points are 0 and add nothing, so keys do not depend on the array's string width.
+    """
+    strings = values if values.dtype.kind == "U" else values.astype(np.str_)
+    strings = np.ascontiguousarray(strings)
+    width = strings.dtype.itemsize // 4
+    keys = np.zeros(len(strings), dtype=np.uint32)
+    if width:
+        points = strings.view(np.uint32).reshape(len(strings), width)
+        for position in range(width):
+            keys += points[:, position] * _KEY_WEIGHTS[position % len(_KEY_WEIGHTS)]  # wraps mod 2**32 by design
+    return keys
+
+
+def _category_histogram(values: np.ndarray, labels: list[str]) -> np.ndarray:
+    """Counts per reference label, then 'unseen', then 'missing'."""
+    keys = _string_keys(values)
+    label_keys = _string_keys(np.array(list(labels) + list(MISSING_LABELS)))
+    # A few labels: one vectorized comparison each beats mapping every row to a code.
+    matches = np.array([np.count_nonzero(keys == key) for key in label_keys], dtype=np.float64)
+    known, missing = matches[:len(labels)], matches[len(labels):].sum()
+    return np.concatenate([known, [len(values) - known.sum() - missing, missing]])
+
+
+@dataclass
+class FeatureResult:
+    name: str
+    kind: str
+    psi: float
+    js: float
+    test: str
+    p_value: float
+    missing_reference: float
+    missing_current: float
+    significant: bool = False
+    drifted: bool = False
+    reference_histogram: list[float] = field(default_factory=list)
+    current_histogram: list[float] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DriftResult:
+    rows: int
+    features: list[FeatureResult]
+    drifted_features: list[str]
+    drift: bool
+    problems: list[str]
+
+    def to_dict(self) -> dict:
+        return {"rows": self.rows, "drift": self.drift, "drifted_features": self.drifted_features,
+                "problems": self.problems, "features": [vars(f) for f in self.features]}
+
+
+def _psi(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Population stability index per row of two (features x bins) count matrices."""
+    p = reference / np.maximum(reference.sum(axis=1, keepdims=True), 1) + EPSILON
+    q = current / np.maximum(current.sum(axis=1, keepdims=True), 1) + EPSILON
+    return ((q - p) * np.log(q / p)).sum(axis=1)
+
+
+def _equal_mass_groups(counts: np.ndarray, groups: int) -> np.ndarray:
+    """F x (groups+1) fine-bin boundaries putting about equal reference mass in each group."""
+    cumulative = np.cumsum(counts, axis=1)
+    targets = cumulative[:, -1:] * np.linspace(0, 1, groups + 1)[None, 1:-1]
+    inner = np.array([np.searchsorted(row, t, side="left") + 1 for row, t in zip(cumulative, targets)])
+    bins = counts.shape[1]
+    boundaries = np.concatenate([np.zeros((len(counts), 1), int), np.clip(inner, 1, bins), np.full((len(counts), 1), bins)], 1)
+    return np.maximum.accumulate(boundaries, axis=1)
+
+
+def _group(counts: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
+    cumulative = np.concatenate([np.zeros((len(counts), 1)), np.cumsum(counts, axis=1)], axis=1)
+    return np.diff(np.take_along_axis(cumulative, boundaries, axis=1), axis=1)
+
+
+def _numeric_results(reference: Reference, counts: np.ndarray, rows: int) -> list[FeatureResult]:
+    if not reference.numeric:
+        return []
+    bins = reference.bins
+    current, current_missing = counts[:, :bins], counts[:, bins] / max(rows, 1)
+    boundaries = _equal_mass_groups(reference.counts, COARSE_GROUPS)
+    coarse_reference, coarse_current = _group(reference.counts, boundaries), _group(current, boundaries)
+    psi = _psi(coarse_reference, coarse_current)
+    js = jensenshannon(coarse_reference + EPSILON, coarse_current + EPSILON, base=2, axis=1)
+    n = reference.counts.sum(axis=1)
+    m = current.sum(axis=1)
+    cdf_reference = np.cumsum(reference.counts, axis=1) / np.maximum(n[:, None], 1)
+    cdf_current = np.cumsum(current, axis=1) / np.maximum(m[:, None], 1)
+    ks = np.abs(cdf_reference - cdf_current).max(axis=1)
+    effective = np.sqrt(n * m / np.maximum(n + m, 1))
+    p_values = stats.kstwobign.sf(ks * effective)
+    return [FeatureResult(name, "numeric", float(psi[i]), float(js[i]), "ks", float(p_values[i]),
+                          float(reference.missing[i]), float(current_missing[i]),
+                          reference_histogram=coarse_reference[i].tolist(), current_histogram=coarse_current[i].tolist(),
+                          labels=[f"q{k}" for k in range(COARSE_GROUPS)])
+            for i, name in enumerate(reference.numeric)]
+
+
+def _categorical_results(reference: Reference, accumulator: Accumulator) -> list[FeatureResult]:
+    results = []
+    for i, name in enumerate(reference.categorical):
+        ref = np.append(reference.category_counts[i], 0.0)  # + the unseen slot
+        counts = accumulator.category_counts[i]
+        current, missing = counts[:-1], counts[-1] / max(accumulator.rows, 1)
+        psi = float(_psi(ref[None], current[None])[0])
+        js = float(jensenshannon(ref + EPSILON, current + EPSILON, base=2))
+        expected = (ref + 0.5) / (ref + 0.5).sum() * current.sum()
+        chi2 = float(((current - expected) ** 2 / expected).sum())
+        p_value = float(stats.chi2.sf(chi2, df=max(len(ref) - 1, 1)))
+        results.append(FeatureResult(name, "categorical", psi, js, "chi2", p_value, float(reference.category_missing[i]),
+                                     float(missing), reference_histogram=ref.tolist(), current_histogram=current.tolist(),
+                                     labels=reference.categories[i] + ["(unseen)"]))
+    return results
+
+
+def benjamini_hochberg(p_values: np.ndarray, alpha: float) -> np.ndarray:
+    order = np.argsort(p_values)
+    ranked = p_values[order] * len(p_values) / np.arange(1, len(p_values) + 1)
+    passed = ranked <= alpha
+    significant = np.zeros(len(p_values), bool)
+    if passed.any():
+        significant[order[: np.nonzero(passed)[0].max() + 1]] = True
+    return significant
+
+
+def evaluate(accumulator: Accumulator, thresholds: Thresholds, problems: list[str] | None = None) -> DriftResult:
+    problems = list(problems or [])
+    reference = accumulator.reference
+    if accumulator.rows < thresholds.min_rows:
+        problems.append(f"{accumulator.rows} rows in the window, at least {thresholds.min_rows} are needed to judge drift")
+        return DriftResult(accumulator.rows, [], [], False, problems)
+    results = _numeric_results(reference, accumulator.numeric_counts, accumulator.rows) + _categorical_results(reference, accumulator)
+    significant = benjamini_hochberg(np.array([r.p_value for r in results]), thresholds.p_value)
+    for result, is_significant in zip(results, significant):
+        result.significant = bool(is_significant)
+        result.drifted = bool(is_significant and (result.psi >= thresholds.psi or result.js >= thresholds.js))
+        if result.missing_current > result.missing_reference + thresholds.max_missing_increase:
+            problems.append(f"'{result.name}' is {result.missing_current:.1%} missing in the window "
+                            f"(baseline {result.missing_reference:.1%})")
+    drifted = [r.name for r in results if r.drifted]
+    return DriftResult(accumulator.rows, results, drifted, len(drifted) >= thresholds.min_drifted_features, problems)
+
+
+def compare(reference: Reference, numeric: np.ndarray, categorical: list[np.ndarray], thresholds: Thresholds) -> DriftResult:
+    """One-shot form of Accumulator + evaluate for in-memory arrays."""
+    accumulator = Accumulator(reference)
+    accumulator.update(numeric, categorical)
+    return evaluate(accumulator, thresholds)
