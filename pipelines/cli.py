@@ -17,6 +17,8 @@ run_app = typer.Typer(help="Retraining runs of a model.", no_args_is_help=True)
 models_app = typer.Typer(help="Model versions in the registry.", no_args_is_help=True)
 app.add_typer(run_app, name="run")
 app.add_typer(models_app, name="models")
+drift_app = typer.Typer(help="Drift checks with the drift hook's engine.", no_args_is_help=True)
+app.add_typer(drift_app, name="drift")
 console = Console()
 EnvOption = typer.Option("dev", "--env", "-e", help="Environment from cdk.json (dev, staging, prod).")
 
@@ -110,6 +112,43 @@ def models_list(model: str, env: str = EnvOption, lineage: bool = typer.Option(T
                     version.lineage.get("hyperparameters", "")]
         table.add_row(*row)
     console.print(table)
+
+
+@drift_app.command("check")
+def drift_check(model: str,
+                capture: str = typer.Option(..., help="Data-capture .jsonl file, folder, or s3:// prefix."),
+                baseline: str = typer.Option(..., help="statistics.json (Model Monitor shape): path or s3:// URI."),
+                out: str = typer.Option("drift-report", help="Folder for report.html and report.json."),
+                open_report: bool = typer.Option(False, "--open", help="Open the HTML report in a browser.")) -> None:
+    """Compare captured traffic with a baseline, exactly as the scheduled drift hook does."""
+    from pathlib import Path
+
+    from rich.progress import Progress
+
+    from pipelines.drift_check import capture_sources, check
+    from pipelines.spec import find_model_dir, load_spec
+
+    try:
+        spec = load_spec(find_model_dir(model))
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("reading capture files", total=len(capture_sources(capture)))
+            outcome = check(spec, baseline, capture, Path(out), lambda name: progress.advance(task))
+    except (SpecError, FileNotFoundError, ValueError, KeyError) as error:
+        fail(str(error))
+    result = outcome["result"]
+    table = Table(title=f"{model}: {'DRIFT' if result.drift else 'no drift'} over {result.rows:,} rows")
+    for column in ("feature", "PSI", "JS", "p (BH)", "status"):
+        table.add_column(column)
+    for feature in sorted(result.features, key=lambda f: -f.psi):
+        status = "[red]drifted[/]" if feature.drifted else ("[yellow]significant[/]" if feature.significant else "stable")
+        table.add_row(feature.name, f"{feature.psi:.3f}", f"{feature.js:.3f}", f"{feature.p_value:.1e}", status)
+    console.print(table)
+    for problem in result.problems:
+        console.print(f"[yellow]note:[/] {problem}")
+    console.print(f"decision: {outcome['reason']}\nreport: {outcome['html']}")
+    if open_report:
+        import webbrowser
+        webbrowser.open(outcome["html"].resolve().as_uri())
 
 
 def main() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import CfnOutput, Duration, Stack, aws_iam as iam, aws_s3 as s3, aws_stepfunctions as sfn
+from aws_cdk import CfnOutput, Duration, Stack, aws_events as events, aws_events_targets as targets
+from aws_cdk import aws_iam as iam, aws_s3 as s3, aws_stepfunctions as sfn
 from constructs import Construct
 
 from pipelines import naming
@@ -63,8 +64,34 @@ class ModelStack(Stack):
         self.pipeline = RetrainingStateMachine(self, "Retraining", spec=spec, env_name=env_name, key=key,
                                                functions=functions, training=self.training, approval_step=approval.state)
         self.triggers = RetrainingTriggers(self, "Triggers", spec=spec, machine=self.pipeline.machine)
+        self.drift = self._drift_hook(spec, env_name, environment_variables, code, key, bucket, registry, machine_arn, group)
         CfnOutput(self, "StateMachineArn", value=self.pipeline.machine.state_machine_arn)
         CfnOutput(self, "NotificationTopicArn", value=self.topic.topic_arn)
+
+    def _drift_hook(self, spec, env_name, environment_variables, code, key, bucket, registry, machine_arn, group):
+        """Scheduled drift check of the production endpoint's captured traffic; may start a retraining run."""
+        capture_prefix = f"data-capture/{naming.endpoint(spec.name, env_name, 'prod')}/AllTraffic"
+        drift = PlatformFunction(self, "DriftFunction", handler="lambdas.drift.handler.handler", key=key, code=code,
+                                 environment={**environment_variables, "AUDIT_TABLE": naming.audit_table(env_name),
+                                              "CAPTURE_PREFIX": capture_prefix},
+                                 description="Compares captured traffic with the champion's baseline",
+                                 timeout=Duration.minutes(10), memory_mb=1769)
+        bucket.grant_read(drift.role, f"{capture_prefix}/*")
+        bucket.grant_read(drift.role, f"runs/{spec.name}/*")
+        bucket.grant_write(drift.role, f"drift/{spec.name}/*")
+        drift.role.add_to_policy(iam.PolicyStatement(actions=["states:StartExecution", "states:ListExecutions"],
+                                                     resources=[machine_arn]))
+        drift.role.add_to_policy(iam.PolicyStatement(
+            actions=["sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"],
+            resources=[self.format_arn(service="sagemaker", resource="model-package-group", resource_name=group),
+                       self.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*")]))
+        drift.role.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:UpdateItem", "dynamodb:DeleteItem"], resources=[registry.audit_table.table_arn],
+            conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{spec.name}"]}}))
+        key.grant_encrypt_decrypt(drift.role)
+        events.Rule(self, "DriftSchedule", schedule=events.Schedule.expression(spec.drift.schedule),
+                    description=f"Drift check of {spec.name}", targets=[targets.LambdaFunction(drift.function, retry_attempts=2)])
+        return drift
 
     def _grant(self, model: str, group: str, machine_arn: str, bucket, key) -> None:
         f = {name: construct.role for name, construct in self.functions.items()}

@@ -43,6 +43,7 @@ SCOPED_WILDCARDS = [
     (r"^Resource::.*/(runs|models|checkpoints|data-capture|drift|datasets)/[a-z0-9-]*/?\*$",
      "object keys under this model's own prefixes of the artifact bucket"),
     (r"^Resource::.*/datasets/\*$", "the data validation step reads the datasets prefix only"),
+    (r"^Resource::.*/data-capture/[a-z0-9-]+/AllTraffic/\*$", "captured requests of this model's own endpoint"),
     (r"^Resource::arn:(<AWS::Partition>|aws):s3:::cdk-[a-z0-9]+-assets-.*/\*$",
      "the CDK asset bucket objects holding this model's training code"),
     (r"^Resource::.*:log-group:/aws/sagemaker/TrainingJobs\*$", "SageMaker writes training logs to its own log group family"),

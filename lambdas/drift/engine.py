@@ -290,9 +290,12 @@ def _categorical_results(reference: Reference, accumulator: Accumulator) -> list
         current, missing = counts[:-1], counts[-1] / max(accumulator.rows, 1)
         psi = float(_psi(ref[None], current[None])[0])
         js = float(jensenshannon(ref + EPSILON, current + EPSILON, base=2))
-        expected = (ref + 0.5) / (ref + 0.5).sum() * current.sum()
-        chi2 = float(((current - expected) ** 2 / expected).sum())
-        p_value = float(stats.chi2.sf(chi2, df=max(len(ref) - 1, 1)))
+        if current.sum() == 0:  # the column never arrived: a schema problem, reported elsewhere, not drift evidence
+            p_value = 1.0
+        else:
+            expected = (ref + 0.5) / (ref + 0.5).sum() * current.sum()
+            chi2 = float(((current - expected) ** 2 / expected).sum())
+            p_value = float(stats.chi2.sf(chi2, df=max(len(ref) - 1, 1)))
         results.append(FeatureResult(name, "categorical", psi, js, "chi2", p_value, float(reference.category_missing[i]),
                                      float(missing), reference_histogram=ref.tolist(), current_histogram=current.tolist(),
                                      labels=reference.categories[i] + ["(unseen)"]))

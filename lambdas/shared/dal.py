@@ -117,3 +117,40 @@ def running_executions(state_machine_arn: str) -> list[dict]:
 
 def publish(topic_arn: str, subject: str, message: str) -> None:
     client("sns").publish(TopicArn=topic_arn, Subject=subject[:100], Message=message)
+
+
+def start_execution(state_machine_arn: str, name: str, document: dict) -> str:
+    return client("stepfunctions").start_execution(stateMachineArn=state_machine_arn, name=name,
+                                                   input=json.dumps(document))["executionArn"]
+
+
+@dataclass
+class AuditLog:
+    """The audit table: who did what, when; also the drift cooldown marker (claimed atomically)."""
+
+    table: str
+
+    def __post_init__(self) -> None:
+        self.dynamodb = client("dynamodb")
+
+    def record(self, model: str, kind: str, when: str, item: dict[str, str]) -> None:
+        self.dynamodb.put_item(TableName=self.table, Item={
+            "pk": {"S": f"model#{model}"}, "sk": {"S": f"{kind}#{when}"},
+            **{k: {"S": str(v)} for k, v in item.items()}})
+
+    def claim_cooldown(self, model: str, now_epoch: int, cooldown_seconds: int) -> bool:
+        """True when this caller may trigger now (and marks it); False while the cooldown runs."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table, Key={"pk": {"S": f"model#{model}"}, "sk": {"S": "drift#cooldown"}},
+                UpdateExpression="SET last_triggered = :now",
+                ConditionExpression="attribute_not_exists(last_triggered) OR last_triggered <= :threshold",
+                ExpressionAttributeValues={":now": {"N": str(now_epoch)}, ":threshold": {"N": str(now_epoch - cooldown_seconds)}})
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def release_cooldown(self, model: str) -> None:
+        self.dynamodb.delete_item(TableName=self.table, Key={"pk": {"S": f"model#{model}"}, "sk": {"S": "drift#cooldown"}})

@@ -55,10 +55,27 @@ def test_unanswered_or_rejected_approval_ends_the_run_rejected(states):
 
 
 def test_schedule_rule_starts_the_state_machine_with_a_schedule_trigger(template):
-    rules = [r for r in template["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
-    (rule,) = rules
-    assert rule["Properties"]["ScheduleExpression"] == "cron(0 3 ? * MON *)"
+    rules = {r["Properties"]["ScheduleExpression"]: r for r in template["Resources"].values() if r["Type"] == "AWS::Events::Rule"}
+    rule = rules["cron(0 3 ? * MON *)"]
     assert '"trigger":"schedule"' in rule["Properties"]["Targets"][0]["Input"]
+
+
+def test_drift_hook_runs_on_the_spec_schedule_with_a_lambda_sized_budget(template):
+    rules = {r["Properties"]["ScheduleExpression"]: r for r in template["Resources"].values() if r["Type"] == "AWS::Events::Rule"}
+    target = rules["rate(1 hour)"]["Properties"]["Targets"][0]
+    assert target["Arn"]["Fn::GetAtt"][0].startswith("DriftFunction")
+    (drift,) = [r["Properties"] for k, r in template["Resources"].items()
+                if r["Type"] == "AWS::Lambda::Function" and k.startswith("DriftFunction")]
+    assert drift["MemorySize"] == 1769 and drift["Timeout"] == 600
+    assert drift["Environment"]["Variables"]["CAPTURE_PREFIX"] == "data-capture/churn-dev-prod/AllTraffic"
+
+
+def test_drift_hook_may_only_touch_its_models_cooldown_item_and_state_machine(template):
+    drift = statements(template, "DriftFunction")
+    (dynamo,) = [s for s in drift if "dynamodb:UpdateItem" in s["Action"]]
+    assert dynamo["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["model#churn"]}}
+    (start,) = [s for s in drift if "states:StartExecution" in s["Action"]]
+    assert flat(start["Resource"]).endswith(":stateMachine:churn-dev-retraining")
 
 
 def test_state_machine_is_traced_logged_and_kms_encrypted(template):
@@ -85,7 +102,8 @@ def test_function_roles_touch_only_this_models_resources(template):
         text = flat(statement["Resource"])
         if any(a.startswith("s3:") for a in statement["Action"]):
             assert "mlops-dev-artifacts-111111111111-us-east-1" in text
-            assert all(part.endswith(("/runs/churn/*", "/models/churn/*", "/datasets/*", "-us-east-1"))
+            assert all(part.endswith(("/runs/churn/*", "/models/churn/*", "/datasets/*", "-us-east-1", "/drift/churn/*",
+                                      "/data-capture/churn-dev-prod/AllTraffic/*"))
                        for part in text.split())
         if any(a.startswith("sagemaker:") for a in statement["Action"]):
             assert all("churn-dev" in part for part in text.split())
@@ -101,7 +119,7 @@ def test_state_machine_role_invokes_only_its_own_functions(template):
 
 def test_functions_use_their_own_encrypted_log_groups_and_tracing(template):
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
-    assert len(functions) == 5
+    assert len(functions) == 6
     for function in functions:
         properties = function["Properties"]
         assert properties["TracingConfig"] == {"Mode": "Active"}

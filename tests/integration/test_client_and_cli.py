@@ -79,3 +79,36 @@ def test_cli_reports_a_duplicate_start_and_bad_params_clearly(aws):
     assert again.exit_code == 1 and "already has a running retraining execution" in again.output
     bad = runner.invoke(app, ["run", "start", "churn", "--param", "epochs"])
     assert bad.exit_code != 0 and "is not key=value" in bad.output
+
+
+def test_cli_drift_check_on_local_capture_files_writes_the_reports(tmp_path):
+    from datetime import datetime, timezone
+
+    from lambdas.drift import baseline
+    from lambdas.drift.capture import capture_record
+    from pipelines.spec import load_spec
+    from tests.conftest import REPO_ROOT
+    from tests.support.sagemaker_layout import make_dataset
+
+    spec = load_spec(REPO_ROOT / "pipelines/churn")
+    statistics, _ = baseline.compute(make_dataset.generate(5000, 7), spec.dataset.features, spec.dataset.categorical)
+    (tmp_path / "statistics.json").write_text(json.dumps(statistics))
+    shifted = make_dataset.generate(1000, 9, shift=1.0)
+    names = spec.dataset.features
+    rows = [dict(zip(names, values)) for values in zip(*(shifted[n].tolist() for n in names))]
+    when = datetime(2026, 11, 22, tzinfo=timezone.utc)
+    (tmp_path / "capture").mkdir()
+    (tmp_path / "capture/part.jsonl").write_text("\n".join(json.dumps(capture_record(rows[i:i + 100], when, str(i)))
+                                                            for i in range(0, 1000, 100)) + "\nnot json\n")
+    result = runner.invoke(app, ["drift", "check", "churn", "--capture", str(tmp_path / "capture"),
+                                 "--baseline", str(tmp_path / "statistics.json"), "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    assert "DRIFT over 1,000 rows" in result.output and "drifted" in result.output
+    assert "1 of 11 capture lines were malformed" in result.output
+    assert (tmp_path / "report/report.html").read_text().count("<svg") == len(names)
+
+
+def test_cli_drift_check_says_what_is_missing(tmp_path):
+    result = runner.invoke(app, ["drift", "check", "churn", "--capture", str(tmp_path / "nothing"),
+                                 "--baseline", str(tmp_path / "nope.json")])
+    assert result.exit_code == 1 and "error:" in result.output

@@ -1,0 +1,97 @@
+"""Scheduled drift hook: captured window vs the champion's baseline; reports, metrics, maybe a retrain."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.drift import engine, logic, report
+from lambdas.drift.capture import CaptureScan, hourly_prefixes
+from lambdas.shared import dal
+from lambdas.shared.config import model_spec, setting
+from lambdas.shared.observability import bind, logger, metrics, tracer
+
+
+def champion_baseline(registry: dal.ModelRegistry) -> tuple[dict | None, str | None]:
+    champions = registry.packages(status="Approved")
+    if not champions:
+        return None, None
+    uri = champions[0]["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"]["S3Uri"]
+    bucket, key = dal.parse_s3_uri(uri)
+    return dal.ObjectStore(bucket).read_json(key), champions[0]["ModelPackageArn"]
+
+
+def scan_window(store: dal.ObjectStore, reference: engine.Reference, spec, start: datetime, end: datetime) -> CaptureScan:
+    scan = CaptureScan(spec.drift_features, set(spec.dataset.categorical), engine.Accumulator(reference))
+    for prefix in hourly_prefixes(setting("CAPTURE_PREFIX"), start, end):
+        for key in store.list_keys(prefix):
+            for number, line in enumerate(store.lines(key), start=1):
+                scan.add_line(line, f"{key}:{number}")
+    return scan
+
+
+def publish_metrics(result: engine.DriftResult) -> None:
+    metrics.add_metric(name="DriftedFeatures", unit=MetricUnit.Count, value=len(result.drifted_features))
+    metrics.add_metric(name="CapturedRows", unit=MetricUnit.Count, value=result.rows)
+    for feature in result.features:
+        with single_metric(name="FeaturePSI", unit=MetricUnit.NoUnit, value=feature.psi,
+                           namespace=metrics.namespace) as metric:
+            metric.add_dimension(name="model", value=model_spec().name)
+            metric.add_dimension(name="feature", value=feature.name)
+
+
+def run_check(now: datetime) -> dict:
+    spec = model_spec()
+    store = dal.ObjectStore(setting("ARTIFACT_BUCKET"))
+    statistics, champion = champion_baseline(dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")))
+    if statistics is None:
+        logger.info("no approved model yet: nothing to compare")
+        return {"drift": False, "retrain": False, "reason": "no approved model package (no baseline) yet"}
+    start = now - timedelta(hours=spec.drift.window_hours)
+    reference = engine.Reference.from_statistics(statistics, spec.drift_features)
+    scan = scan_window(store, reference, spec, start, now)
+    notes, blocking = scan.problems()
+    result = engine.evaluate(scan.accumulator, logic.thresholds(spec.drift), notes)
+    retrain, reason = logic.should_retrain(result, blocking, spec.drift)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    context = {"model": spec.name, "champion": champion, "window_start": start.isoformat(), "window_end": now.isoformat(),
+               "capture_lines": scan.lines, "malformed_lines": scan.malformed, "blocking": blocking}
+    prefix = f"drift/{spec.name}/{stamp}/"
+    report_uri = store.put_json(f"{prefix}report.json", {**report.json_report(result, context), "decision": reason})
+    html_uri = store.put_bytes(f"{prefix}report.html", report.html_report(result, context).encode(), "text/html")
+    publish_metrics(result)
+    execution = None
+    if retrain:
+        if dal.AuditLog(setting("AUDIT_TABLE")).claim_cooldown(spec.name, int(now.timestamp()), int(spec.drift.cooldown_hours * 3600)):
+            execution = start_retraining(spec.name, result, html_uri)
+            reason += f"; retraining started ({execution})"
+        else:
+            retrain, reason = False, reason + f"; within the {spec.drift.cooldown_hours} h cooldown, not retraining"
+    logger.info("drift checked", extra={"drift": result.drift, "drifted": result.drifted_features, "retrain": retrain,
+                                        "reason": reason, "report": html_uri})
+    return {"drift": result.drift, "drifted_features": result.drifted_features, "retrain": retrain, "reason": reason,
+            "report_uri": report_uri, "html_report_uri": html_uri, "execution_arn": execution, "rows": result.rows}
+
+
+def start_retraining(model: str, result: engine.DriftResult, html_uri: str) -> str | None:
+    arn = setting("STATE_MACHINE_ARN")
+    if dal.running_executions(arn):
+        return None
+    document = {"model": model, "trigger": "drift", "requested_by": "drift-hook",
+                "reason": f"drift in {result.drifted_features[:20]}; report {html_uri}"[:2000]}
+    return dal.start_execution(arn, f"drift-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", document)
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=EventBridgeModel)
+def handler(event: EventBridgeModel, context: LambdaContext) -> dict:
+    bind(model_spec().name, event.id)
+    return run_check(event.time.astimezone(timezone.utc))

@@ -1,0 +1,54 @@
+"""`mlops drift check`: the drift hook's engine on local capture files or an S3 prefix, with progress."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Iterable
+
+import boto3
+
+from lambdas.drift import engine, logic, report
+from lambdas.drift.capture import CaptureScan
+from pipelines.spec import ModelSpec
+
+
+def read_text(location: str) -> str:
+    if location.startswith("s3://"):
+        bucket, _, key = location[5:].partition("/")
+        return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    return Path(location).read_text()
+
+
+def capture_sources(location: str) -> list[tuple[str, Callable[[], Iterable[str]]]]:
+    """(name, lines) for a JSONL file, a folder of them, or an s3:// prefix."""
+    if location.startswith("s3://"):
+        bucket, _, prefix = location[5:].partition("/")
+        s3 = boto3.client("s3")
+        keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                for o in page.get("Contents", []) if o["Key"].endswith((".jsonl", ".json"))]
+        return [(f"s3://{bucket}/{k}", lambda k=k: (l.decode() for l in s3.get_object(Bucket=bucket, Key=k)["Body"].iter_lines()))
+                for k in keys]
+    path = Path(location)
+    files = sorted(path.rglob("*.jsonl")) if path.is_dir() else [path]
+    if not files or not files[0].exists():
+        raise FileNotFoundError(f"no capture files at {location} (expected .jsonl data-capture files)")
+    return [(str(f), lambda f=f: f.open()) for f in files]
+
+
+def check(spec: ModelSpec, baseline: str, capture: str, out: Path, progress: Callable[[str], None] = lambda name: None) -> dict:
+    reference = engine.Reference.from_statistics(json.loads(read_text(baseline)), spec.drift_features)
+    scan = CaptureScan(spec.drift_features, set(spec.dataset.categorical), engine.Accumulator(reference))
+    for name, lines in capture_sources(capture):
+        for number, line in enumerate(lines(), start=1):
+            scan.add_line(line, f"{name}:{number}")
+        progress(name)
+    notes, blocking = scan.problems()
+    result = engine.evaluate(scan.accumulator, logic.thresholds(spec.drift), notes)
+    retrain, reason = logic.should_retrain(result, blocking, spec.drift)
+    context = {"model": spec.name, "baseline": baseline, "capture": capture, "capture_lines": scan.lines,
+               "malformed_lines": scan.malformed, "blocking": blocking}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps({**report.json_report(result, context), "decision": reason}, indent=2))
+    (out / "report.html").write_text(report.html_report(result, context))
+    return {"result": result, "retrain": retrain, "reason": reason, "html": out / "report.html"}
