@@ -114,6 +114,30 @@ def models_list(model: str, env: str = EnvOption, lineage: bool = typer.Option(T
     console.print(table)
 
 
+def _decide(model: str, approve: bool, reason: str, execution: str | None, env: str) -> None:
+    from pipelines.client import DecisionRefused, decide
+
+    try:
+        decided_at = decide(client(env), model, approve, reason, execution)
+    except (DecisionRefused, SpecError) as error:
+        fail(str(error))
+    console.print(f"{model}: {'approved' if approve else 'rejected'} at {decided_at}")
+
+
+@app.command("approve")
+def approve(model: str, execution: Optional[str] = typer.Option(None, help="Run name when several wait."),
+            reason: str = typer.Option("", help="Kept in the audit log."), env: str = EnvOption) -> None:
+    """Approve the model waiting for a decision (your IAM identity must be a listed approver)."""
+    _decide(model, True, reason, execution, env)
+
+
+@app.command("reject")
+def reject(model: str, reason: str = typer.Option(..., help="Why; sent with the rejection."),
+           execution: Optional[str] = typer.Option(None, help="Run name when several wait."), env: str = EnvOption) -> None:
+    """Reject the model waiting for a decision."""
+    _decide(model, False, reason, execution, env)
+
+
 @drift_app.command("check")
 def drift_check(model: str,
                 capture: str = typer.Option(..., help="Data-capture .jsonl file, folder, or s3:// prefix."),

@@ -145,3 +145,38 @@ class Pipelines:
                                          created=str(package["CreationTime"]), metrics=metrics, lineage=lineage,
                                          arn=package["ModelPackageArn"]))
         return versions
+
+
+class DecisionRefused(RuntimeError):
+    """The approval cannot be recorded (no pending request, expired, not an approver, self-approval, decided)."""
+
+
+def decide(pipelines: Pipelines, model: str, approve: bool, reason: str, execution: str | None = None) -> str:
+    """`mlops approve/reject`: the same governance as the links, with the caller's IAM identity as approver."""
+    import time as clock
+
+    from lambdas.approval.handlers import apply_decision
+    from lambdas.approval.logic import identity
+    from lambdas.approval.tokens import LinkClaims, LinkError
+    from lambdas.shared.dal import ApprovalStore
+
+    find_model_dir(model, pipelines.models_dir)
+    table = naming.audit_table(pipelines.env)
+    pending = [r for r in ApprovalStore(table).pending(model) if execution in (None, r["sk"].split("#", 1)[1])]
+    if not pending:
+        raise DecisionRefused(f"no pending approval for {model}" + (f" run {execution}" if execution else ""))
+    if len(pending) > 1:
+        names = ", ".join(r["sk"].split("#", 1)[1] for r in pending)
+        raise DecisionRefused(f"several pending approvals ({names}); name one with --execution")
+    record = pending[0]
+    if clock.time() > int(record["expires_at"]):
+        raise DecisionRefused("the approval window has closed; the run ends as rejected")
+    caller = pipelines.sts.get_caller_identity()["Arn"]
+    claims = LinkClaims(execution=record["sk"].split("#", 1)[1], package=record["model_package_arn"],
+                        approver=identity(caller), action="approve" if approve else "reject",
+                        expires=int(record["expires_at"]), nonce="cli")
+    try:
+        return apply_decision(claims, reason, {"channel": "cli", "ip": "-", "user_agent": caller}, model=model,
+                              audit_table=table, package_group=naming.model_package_group(model, pipelines.env))
+    except LinkError as error:
+        raise DecisionRefused(f"{error.title}: {error.detail}") from None

@@ -10,7 +10,7 @@ from constructs import Construct
 
 from pipelines import naming
 from pipelines.spec import MODELS_DIR, EnvironmentSpec, ModelSpec
-from stacks.constructs.approval import ApprovalStep
+from stacks.constructs.approval import ApprovalHook
 from stacks.constructs.functions import PlatformFunction, handler_code
 from stacks.constructs.retraining import (NotificationTopic, RetrainingStateMachine, RetrainingTriggers,
                                           lambda_step, state_machine_arn)
@@ -46,6 +46,7 @@ class ModelStack(Stack):
             "STATE_MACHINE_ARN": machine_arn, "NOTIFICATION_TOPIC_ARN": self.topic.topic_arn,
             "TRAINING_HYPERPARAMETERS": json.dumps(self.training.hyperparameters),
             "INFERENCE_IMAGE": resolve_inference_image(spec, self.region),
+            "AUDIT_TABLE": naming.audit_table(env_name),
         }
         code = handler_code()
         self.functions = {
@@ -55,18 +56,24 @@ class ModelStack(Stack):
                                    memory_mb=1024 if name in ("validate", "evaluate") else 512)
             for name, (handler, description) in PIPELINE_HANDLERS.items()
         }
-        self._grant(model, group, machine_arn, bucket, key)
+        self._grant(model, group, machine_arn, bucket, key, registry.audit_table.table_arn)
 
         functions = {name: construct.function for name, construct in self.functions.items()}
         rejected = lambda_step(self, "NotifyRejected", functions["notify"], None, outcome="rejected").next(
             sfn.Fail(self, "ModelRejectedEnd", error="ModelRejected", cause="an approver rejected the model or nobody answered in time"))
-        approval = ApprovalStep(self, "Approval", spec=spec, topic=self.topic, on_rejected=rejected)
+        self.package_arns = [self.format_arn(service="sagemaker", resource="model-package-group", resource_name=group),
+                             self.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*")]
+        approval = ApprovalHook(self, "Approval", spec=spec, env_name=env_name, key=key, code=code,
+                                environment=environment_variables, audit_table=registry.audit_table,
+                                machine_arn=machine_arn, package_arns=self.package_arns, on_rejected=rejected)
+        self.approval = approval
         self.pipeline = RetrainingStateMachine(self, "Retraining", spec=spec, env_name=env_name, key=key,
                                                functions=functions, training=self.training, approval_step=approval.state)
         self.triggers = RetrainingTriggers(self, "Triggers", spec=spec, machine=self.pipeline.machine)
         self.drift = self._drift_hook(spec, env_name, environment_variables, code, key, bucket, registry, machine_arn, group)
         CfnOutput(self, "StateMachineArn", value=self.pipeline.machine.state_machine_arn)
         CfnOutput(self, "NotificationTopicArn", value=self.topic.topic_arn)
+        CfnOutput(self, "ApprovalUrl", value=approval.url.url)
 
     def _drift_hook(self, spec, env_name, environment_variables, code, key, bucket, registry, machine_arn, group):
         """Scheduled drift check of the production endpoint's captured traffic; may start a retraining run."""
@@ -93,7 +100,7 @@ class ModelStack(Stack):
                     description=f"Drift check of {spec.name}", targets=[targets.LambdaFunction(drift.function, retry_attempts=2)])
         return drift
 
-    def _grant(self, model: str, group: str, machine_arn: str, bucket, key) -> None:
+    def _grant(self, model: str, group: str, machine_arn: str, bucket, key, audit_table_arn: str) -> None:
         f = {name: construct.role for name, construct in self.functions.items()}
         f["prepare"].add_to_policy(iam.PolicyStatement(actions=["states:ListExecutions"], resources=[machine_arn]))
         bucket.grant_read(f["validate"], "datasets/*")
@@ -108,4 +115,8 @@ class ModelStack(Stack):
             actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:AddTags"],
             resources=package_arns))
         self.topic.grant_publish(f["notify"])
+        f["notify"].add_to_policy(iam.PolicyStatement(actions=["sagemaker:UpdateModelPackage"], resources=package_arns))
+        f["notify"].add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:UpdateItem"], resources=[audit_table_arn],
+            conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{model}"]}}))
         key.grant_encrypt_decrypt(f["notify"])

@@ -23,6 +23,12 @@ class TaskEvent(BaseModel):
     state: dict[str, Any]
 
 
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat()
+
+
 def _identity(event: TaskEvent) -> tuple[str, str]:
     return model_spec().name, event.execution_name
 
@@ -131,6 +137,14 @@ class NotifyEvent(TaskEvent):
 
 @task_handler(NotifyEvent, _identity)
 def notify(event: NotifyEvent, context: LambdaContext) -> dict:
+    if logic.approval_timed_out(event.state, event.outcome):
+        arn = event.state["registration"]["model_package_arn"]
+        dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")).set_status(arn, "Rejected", "approval timed out: nobody decided in time")
+        try:
+            dal.ApprovalStore(setting("AUDIT_TABLE")).decide(model_spec().name, event.execution_name, "EXPIRED",
+                                                             {"decided_by": "timeout", "decided_at": _now()})
+        except dal.AlreadyDecided:
+            pass
     subject, body = logic.notification(event.state, event.outcome)
     dal.publish(setting("NOTIFICATION_TOPIC_ARN"), subject, body)
     metrics.add_metric(name=f"Runs{event.outcome.title().replace(' ', '')}", unit="Count", value=1)

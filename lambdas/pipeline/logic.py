@@ -231,6 +231,10 @@ def champion_metrics(package: dict | None) -> dict | None:
     return json.loads(raw) if raw else None
 
 
+def approval_timed_out(state: dict, outcome: str) -> bool:
+    return outcome == "rejected" and state.get("error", {}).get("Error") == "States.Timeout" and "registration" in state
+
+
 def notification(state: dict, outcome: str) -> tuple[str, str]:
     """(subject, body) for the pipeline's end-of-run message."""
     run = state.get("run") or state.get("input") or {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import tarfile
@@ -154,3 +155,92 @@ class AuditLog:
 
     def release_cooldown(self, model: str) -> None:
         self.dynamodb.delete_item(TableName=self.table, Key={"pk": {"S": f"model#{model}"}, "sk": {"S": "drift#cooldown"}})
+
+
+@dataclass
+class Keys:
+    key_id: str
+
+    def encrypt(self, text: str, context: dict[str, str]) -> str:
+        blob = client("kms").encrypt(KeyId=self.key_id, Plaintext=text.encode(), EncryptionContext=context)["CiphertextBlob"]
+        return base64.b64encode(blob).decode()
+
+    def decrypt(self, ciphertext: str, context: dict[str, str]) -> str:
+        """Symmetric ciphertexts name their key; the encryption context must match."""
+        return client("kms").decrypt(CiphertextBlob=base64.b64decode(ciphertext), EncryptionContext=context)["Plaintext"].decode()
+
+
+def secret_bytes(secret_id: str) -> bytes:
+    from aws_lambda_powertools.utilities import parameters
+
+    return parameters.get_secret(secret_id, max_age=300).encode()
+
+
+class TaskGone(RuntimeError):
+    """The run no longer waits for this token (timed out, stopped, or already answered)."""
+
+
+def send_task_result(token: str, success: bool, output: dict | None = None, error: str = "", cause: str = "") -> None:
+    sfn = client("stepfunctions")
+    try:
+        if success:
+            sfn.send_task_success(taskToken=token, output=json.dumps(output or {}))
+        else:
+            sfn.send_task_failure(taskToken=token, error=error, cause=cause[:32768])
+    except ClientError as failure:
+        if failure.response["Error"]["Code"] in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
+            raise TaskGone(failure.response["Error"]["Message"]) from None
+        raise
+
+
+class AlreadyDecided(RuntimeError):
+    pass
+
+
+@dataclass
+class ApprovalStore:
+    """Approval requests in the audit table: pk model#<model>, sk approval#<execution>."""
+
+    table: str
+
+    def __post_init__(self) -> None:
+        self.dynamodb = boto3.resource("dynamodb", config=_CONFIG).Table(self.table)
+
+    def create(self, model: str, execution: str, item: dict) -> bool:
+        try:
+            self.dynamodb.put_item(Item={"pk": f"model#{model}", "sk": f"approval#{execution}", **item},
+                                   ConditionExpression="attribute_not_exists(pk)")
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False  # a retried request: the first one stands
+            raise
+
+    def get(self, model: str, execution: str) -> dict | None:
+        return self.dynamodb.get_item(Key={"pk": f"model#{model}", "sk": f"approval#{execution}"}).get("Item")
+
+    def pending(self, model: str) -> list[dict]:
+        from boto3.dynamodb.conditions import Attr, Key
+
+        response = self.dynamodb.query(KeyConditionExpression=Key("pk").eq(f"model#{model}") & Key("sk").begins_with("approval#"),
+                                       FilterExpression=Attr("status").eq("PENDING"))
+        return response["Items"]
+
+    def close(self, model: str, execution: str, status: str) -> None:
+        self.dynamodb.update_item(Key={"pk": f"model#{model}", "sk": f"approval#{execution}"},
+                                  UpdateExpression="SET #s = :s", ExpressionAttributeNames={"#s": "status"},
+                                  ExpressionAttributeValues={":s": status})
+
+    def decide(self, model: str, execution: str, status: str, fields: dict) -> None:
+        """PENDING -> status exactly once; AlreadyDecided for every later caller."""
+        names = {f"#{k}": k for k in fields} | {"#status": "status"}
+        values = {f":{k}": v for k, v in fields.items()} | {":status": status, ":pending": "PENDING"}
+        try:
+            self.dynamodb.update_item(
+                Key={"pk": f"model#{model}", "sk": f"approval#{execution}"},
+                UpdateExpression="SET #status = :status, " + ", ".join(f"#{k} = :{k}" for k in fields),
+                ConditionExpression="#status = :pending", ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise AlreadyDecided(execution) from None
+            raise

@@ -1,29 +1,92 @@
-"""The human approval step: the run waits on a task token until an approver decides or the spec's timeout."""
+"""The approval hook: the run waits on a task token while approvers get signed single-use links by email.
+
+Links hit a Lambda Function URL without IAM auth on purpose: approvers click from an email client.
+Authenticity comes from the HMAC-signed link (key in Secrets Manager), bound to execution, package,
+approver and action, with expiry; decisions are claimed atomically once; the page does nothing on
+GET (mail scanners are harmless); concurrency is capped.
+"""
 
 from __future__ import annotations
 
-from aws_cdk import Duration, aws_sns as sns, aws_stepfunctions as sfn, aws_stepfunctions_tasks as tasks
+from aws_cdk import Duration, RemovalPolicy, Stack, aws_dynamodb as dynamodb, aws_iam as iam, aws_kms as kms
+from aws_cdk import aws_lambda as lambda_, aws_secretsmanager as secretsmanager, aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions, aws_stepfunctions as sfn, aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from pipelines import naming
 from pipelines.spec import ModelSpec
+from stacks.constructs.functions import PlatformFunction
+from stacks.constructs.retraining import TASK_PAYLOAD, TRANSIENT_ERRORS
+from stacks.nag import acknowledge
+
+DECIDE_CONCURRENCY = 5
 
 
-class ApprovalStep(Construct):
-    """Publishes the decision request with its task token; approve/reject send the token back."""
-
-    def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, topic: sns.ITopic,
-                 on_rejected: sfn.IChainable) -> None:
+class ApprovalHook(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str, key: kms.IKey,
+                 code: lambda_.Code, environment: dict[str, str], audit_table: dynamodb.ITable,
+                 machine_arn: str, package_arns: list[str], on_rejected: sfn.IChainable) -> None:
         super().__init__(scope, construct_id)
-        self.state = tasks.SnsPublish(
-            self, "WaitForApproval", topic=topic, subject=f"[{spec.name}] approval requested",
+        model = spec.name
+        self.topic = sns.Topic(self, "Topic", topic_name=f"{model}-{env_name}-approvals", master_key=key, enforce_ssl=True)
+        for approver in spec.approval.approvers:
+            self.topic.add_subscription(subscriptions.EmailSubscription(approver, filter_policy={
+                "approver": sns.SubscriptionFilter.string_filter(allowlist=[approver])}))
+        self.secret = secretsmanager.Secret(
+            self, "SigningKey", secret_name=naming.approval_secret(model, env_name), encryption_key=key,
+            description=f"HMAC key signing the approval links of {model} ({env_name})",
+            generate_secret_string=secretsmanager.SecretStringGenerator(password_length=64, exclude_punctuation=True))
+        acknowledge(self.secret, {"AwsSolutions-SMG4": (
+            "Rotating the HMAC key would invalidate links of approvals in flight; rotate it between runs with "
+            "`aws secretsmanager rotate-secret` or by updating the value, documented in docs/architecture.md.")})
+        self.idempotency = dynamodb.Table(
+            self, "Idempotency", table_name=f"{naming.idempotency_table(env_name)}-{model}",
+            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST, encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=key, time_to_live_attribute="expiration", removal_policy=RemovalPolicy.DESTROY,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True))
+
+        shared = {**environment, "AUDIT_TABLE": audit_table.table_name, "KMS_KEY_ARN": key.key_arn,
+                  "SIGNING_SECRET_ARN": self.secret.secret_arn}
+        self.decide = PlatformFunction(self, "DecideFunction", handler="lambdas.approval.handlers.decide_handler", key=key,
+                                       code=code, environment={**shared, "IDEMPOTENCY_TABLE": self.idempotency.table_name},
+                                       description="Approve/reject links: verifies, records, answers the run")
+        self.decide.function.node.default_child.add_property_override("ReservedConcurrentExecutions", DECIDE_CONCURRENCY)
+        self.url = self.decide.function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
+        self.request = PlatformFunction(self, "RequestFunction", handler="lambdas.approval.handlers.request_approval",
+                                        key=key, code=code, description="Stores the task token and mails signed links",
+                                        environment={**shared, "APPROVAL_TOPIC_ARN": self.topic.topic_arn,
+                                                     "APPROVAL_URL": self.url.url})
+        self._grant(model, key, audit_table, machine_arn, package_arns)
+
+        self.state = tasks.LambdaInvoke(
+            self, "WaitForApproval", lambda_function=self.request.function,
             integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-            message=sfn.TaskInput.from_object({
-                "model": spec.name, "task_token": sfn.JsonPath.task_token,
-                "model_package_arn": sfn.JsonPath.string_at("$.registration.model_package_arn"),
-                "evaluation": sfn.JsonPath.object_at("$.evaluation"), "run": sfn.JsonPath.object_at("$.run"),
-                "approvers": spec.approval.approvers,
-            }),
+            payload=sfn.TaskInput.from_object({**TASK_PAYLOAD, "task_token": sfn.JsonPath.task_token}),
             task_timeout=sfn.Timeout.duration(Duration.seconds(int(spec.approval.timeout_hours * 3600))),
-            result_path="$.approval",
-        )
+            result_path="$.approval", retry_on_service_exceptions=False)
+        self.state.add_retry(errors=TRANSIENT_ERRORS, interval=Duration.seconds(2), max_attempts=6, backoff_rate=2)
         self.state.add_catch(on_rejected, errors=["States.Timeout", "ModelRejected"], result_path="$.error")
+
+    def _grant(self, model, key, audit_table, machine_arn, package_arns) -> None:
+        own_items = {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{model}"]}}
+        request, decide = self.request.role, self.decide.role
+        # Identity-policy statements, not key grants: the key lives in the registry stack (no cross-stack cycle).
+        request.add_to_policy(iam.PolicyStatement(actions=["kms:Encrypt"], resources=[key.key_arn]))
+        decide.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]))
+        for role in (request, decide):
+            role.add_to_policy(iam.PolicyStatement(actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                                                   resources=[self.secret.secret_arn]))
+            role.add_to_policy(iam.PolicyStatement(
+                actions=["kms:Decrypt"], resources=[key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{Stack.of(self).region}.amazonaws.com"}}))
+        self.topic.grant_publish(request)
+        request.add_to_policy(iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[audit_table.table_arn],
+                                                  conditions=own_items))
+        request.add_to_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=package_arns))
+        decide.add_to_policy(iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                                                 resources=[audit_table.table_arn], conditions=own_items))
+        self.idempotency.grant_read_write_data(decide)
+        decide.add_to_policy(iam.PolicyStatement(actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
+                                                 resources=[machine_arn]))
+        decide.add_to_policy(iam.PolicyStatement(actions=["sagemaker:UpdateModelPackage"], resources=package_arns))

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from pipelines.local.cfn import state_machine_definitions
@@ -25,7 +27,8 @@ def test_the_flow_runs_validate_train_evaluate_champion_register_approval_notify
     assert choice["Choices"][0]["Variable"] == "$.evaluation.promote" and choice["Choices"][0]["Next"] == "RegisterModelPackage"
     assert choice["Default"] == "NotifyNotPromoted"
     assert states["RegisterModelPackage"]["Next"] == "WaitForApproval"
-    assert states["WaitForApproval"]["Resource"].endswith(":sns:publish.waitForTaskToken")
+    assert states["WaitForApproval"]["Resource"].endswith(":lambda:invoke.waitForTaskToken")
+    assert states["WaitForApproval"]["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
     assert states["WaitForApproval"]["TimeoutSeconds"] == 24 * 3600
 
 
@@ -114,14 +117,50 @@ def test_function_roles_touch_only_this_models_resources(template):
 def test_state_machine_role_invokes_only_its_own_functions(template):
     invoke = [s for s in statements(template, "StateMachine") if "lambda:InvokeFunction" in s["Action"]]
     targets = {flat(r).split(".")[0] for s in invoke for r in s["Resource"]}
-    assert all(target.startswith(("<Prepare", "<Validate", "<Evaluate", "<Register", "<Notify")) for target in targets)
+    assert all(target.startswith(("<Prepare", "<Validate", "<Evaluate", "<Register", "<Notify", "<ApprovalRequest"))
+               for target in targets), targets
 
 
 def test_functions_use_their_own_encrypted_log_groups_and_tracing(template):
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
-    assert len(functions) == 6
+    assert len(functions) == 8
     for function in functions:
         properties = function["Properties"]
         assert properties["TracingConfig"] == {"Mode": "Active"}
         assert "KmsKeyArn" in properties and "LoggingConfig" in properties
         assert properties["Runtime"] == "python3.14"
+
+
+def test_approval_links_are_served_by_a_throttled_function_url_with_signed_links(template):
+    (url,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Url"]
+    assert url["AuthType"] == "NONE" and url["TargetFunctionArn"]["Fn::GetAtt"][0].startswith("ApprovalDecideFunction")
+    (decide,) = [r["Properties"] for k, r in template["Resources"].items()
+                 if r["Type"] == "AWS::Lambda::Function" and k.startswith("ApprovalDecideFunction")]
+    assert decide["ReservedConcurrentExecutions"] == 5
+    assert set(decide["Environment"]["Variables"]) >= {"SIGNING_SECRET_ARN", "IDEMPOTENCY_TABLE", "AUDIT_TABLE"}
+
+
+def test_decide_role_may_only_answer_this_state_machine_and_its_packages(template):
+    decide = statements(template, "ApprovalDecideFunction")
+    callbacks = [s for s in decide if "states:SendTaskSuccess" in s["Action"]]
+    assert callbacks and all(flat(s["Resource"]).endswith(":stateMachine:churn-dev-retraining") for s in callbacks)
+    updates = [s for s in decide if "sagemaker:UpdateModelPackage" in s["Action"]]
+    assert updates and all("churn-dev" in part for s in updates for part in flat(s["Resource"]).split())
+    audits = [s for s in decide if "dynamodb:UpdateItem" in s["Action"] and "mlops-dev-audit" in json.dumps(s["Resource"])
+              or "dynamodb:UpdateItem" in s["Action"] and "Audit" in json.dumps(s["Resource"])]
+    assert audits and all(s["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["model#churn"]}}
+                          for s in audits)
+
+
+def test_each_approver_receives_only_their_own_links(template):
+    subscriptions = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::SNS::Subscription"
+                     and "FilterPolicy" in r["Properties"]]
+    assert {s["Endpoint"]: s["FilterPolicy"] for s in subscriptions} == {
+        "ml-lead@example.com": {"approver": ["ml-lead@example.com"]},
+        "risk-officer@example.com": {"approver": ["risk-officer@example.com"]}}
+
+
+def test_signing_key_is_generated_and_kms_encrypted(template):
+    (secret,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::SecretsManager::Secret"]
+    assert secret["Name"] == "mlops/dev/churn/approval-signing-key" and "KmsKeyId" in secret
+    assert secret["GenerateSecretString"]["PasswordLength"] == 64

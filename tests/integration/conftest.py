@@ -25,6 +25,9 @@ class FakeContext:
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
     aws_request_id: str = "00000000-0000-0000-0000-000000000000"
 
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
 
 def dataset_bytes(rows: int = 2000, seed: int = 7, **overrides) -> bytes:
     columns = make_dataset.generate(rows, seed)

@@ -1,0 +1,112 @@
+"""Approval governance and the messages and pages people see. Pure: no AWS calls."""
+
+from __future__ import annotations
+
+import html
+import json
+from urllib.parse import quote
+
+from lambdas.approval.tokens import LinkClaims, LinkError, new_nonce, sign
+
+PENDING = "PENDING"
+
+
+def identity(principal: str) -> str:
+    """The person behind an email or an STS ARN (IAM Identity Center session names are emails)."""
+    return principal.rsplit("/", 1)[-1].strip().lower()
+
+
+def check_governance(claims: LinkClaims, approvers: list[str], requested_by: str) -> None:
+    approver = identity(claims.approver)
+    if approver not in [a.lower() for a in approvers]:
+        raise LinkError(403, "Not an approver", f"{approver} is not listed as an approver of this model.")
+    if approver == identity(requested_by):
+        raise LinkError(403, "Self-approval refused", "The person who started a run cannot approve it; ask another approver.")
+
+
+def check_pending(record: dict | None, claims: LinkClaims) -> None:
+    if record is None or record.get("model_package_arn") != claims.package:
+        raise LinkError(404, "Unknown request", "No approval request matches this link.")
+    if record.get("status") != PENDING:
+        raise LinkError(409, "Already decided",
+                        f"This request was already {record.get('status', '').lower()} by {record.get('decided_by', 'someone')} "
+                        f"at {record.get('decided_at', '?')}. Links work once.")
+
+
+def links(base_url: str, execution: str, package: str, approvers: list[str], requested_by: str, expires: int,
+          key: bytes) -> dict[str, dict[str, str]]:
+    """approver -> {approve: url, reject: url}; the requester gets none (they may not decide)."""
+    result = {}
+    for approver in approvers:
+        if identity(approver) == identity(requested_by):
+            continue
+        nonce = new_nonce()
+        result[approver] = {action: f"{base_url.rstrip('/')}/?t={quote(sign(LinkClaims(execution, package, approver, action, expires, nonce), key))}"
+                            for action in ("approve", "reject")}
+    return result
+
+
+def metrics_table(challenger: dict, champion: dict | None) -> str:
+    names = sorted(set(challenger) | set(champion or {}))
+    lines = [f"{'metric':<24}{'candidate':>12}{'champion':>12}"]
+    for name in names:
+        theirs = f"{champion[name]:.4f}" if champion and name in champion else "-"
+        ours = f"{challenger[name]:.4f}" if name in challenger else "-"
+        lines.append(f"{name:<24}{ours:>12}{theirs:>12}")
+    return "\n".join(lines)
+
+
+def request_email(model: str, state: dict, champion_metrics: dict | None, approver_links: dict[str, str] | None,
+                  timeout_hours: float) -> str:
+    run, validation, evaluation = state["run"], state["validation"], state["evaluation"]
+    lines = [f"A new {model} model is waiting for your decision.", "",
+             f"Model package: {state['registration']['model_package_arn']}",
+             f"Why it is proposed: {evaluation['reason']}", "",
+             metrics_table(evaluation["metrics"], champion_metrics), "",
+             "Lineage:",
+             f"  git commit:       {run['git_commit']}",
+             f"  dataset:          {validation['dataset_uri']} (version {validation.get('version_id') or 'unversioned'})",
+             f"  dataset sha256:   {validation['sha256']}",
+             f"  hyperparameters:  {json.dumps({k: v for k, v in run['hyperparameters'].items() if not k.startswith('sagemaker_')})}",
+             f"  started by:       {run['requested_by']} ({run['trigger']})",
+             f"  execution:        {run['execution_arn']}", ""]
+    if approver_links:
+        lines += [f"Approve: {approver_links['approve']}", "", f"Reject:  {approver_links['reject']}", "",
+                  f"The links are yours alone, work once, and expire in {timeout_hours:g} hours; then the run ends as rejected."]
+    else:
+        lines += ["You started this run, so another approver must decide."]
+    return "\n".join(lines)
+
+
+_STYLE = ("body{font-family:system-ui,sans-serif;max-width:44rem;margin:3rem auto;padding:0 1rem;color:#222}"
+          "pre{background:#f5f5f5;padding:1rem;overflow:auto}button{font-size:1rem;padding:.6rem 1.4rem;margin-right:1rem}"
+          ".approve{background:#2e7d32;color:#fff;border:0}.reject{background:#c62828;color:#fff;border:0}"
+          "textarea{width:100%;height:5rem}")
+
+
+def page(title: str, body_html: str) -> str:
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
+            f"<meta name='robots' content='noindex'><title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
+            f"<body><h1>{html.escape(title)}</h1>{body_html}</body></html>")
+
+
+def error_page(error: LinkError) -> str:
+    return page(error.title, f"<p>{html.escape(error.detail)}</p><p>Nothing was changed.</p>")
+
+
+def confirm_page(claims: LinkClaims, token: str, record: dict) -> str:
+    verb = "Approve" if claims.action == "approve" else "Reject"
+    return page(f"{verb} {record.get('model', 'model')}?", (
+        f"<p>You are <strong>{html.escape(claims.approver)}</strong>. Model package "
+        f"<code>{html.escape(claims.package)}</code>, run <code>{html.escape(claims.execution)}</code>.</p>"
+        f"<pre>{html.escape(record.get('summary', ''))}</pre>"
+        f"<form method='post' action='./'><input type='hidden' name='t' value='{html.escape(token)}'>"
+        f"<label>Reason (kept in the audit log)<textarea name='reason' maxlength='1000'></textarea></label><p>"
+        f"<button class='{claims.action}' type='submit'>{verb}</button></p></form>"
+        "<p>This page changes nothing until you press the button (mail scanners that open links are harmless).</p>"))
+
+
+def done_page(decision: str, claims: LinkClaims, decided_at: str) -> str:
+    return page(f"Model {decision}", f"<p>Recorded: <strong>{html.escape(claims.approver)}</strong> {decision} "
+                                     f"<code>{html.escape(claims.package)}</code> at {html.escape(decided_at)}.</p>"
+                                     "<p>The retraining run continues accordingly. You can close this page.</p>")

@@ -1,0 +1,233 @@
+import json
+import re
+import time
+from urllib.parse import unquote, urlencode
+
+import boto3
+import pytest
+
+from lambdas.approval import handlers, tokens
+from lambdas.shared import dal
+from tests.integration.conftest import BUCKET, FakeContext
+
+APPROVERS = ["ml-lead@example.com", "risk-officer@example.com"]
+
+
+@pytest.fixture
+def approval(platform, monkeypatch):
+    dynamodb = boto3.client("dynamodb")
+    for name, keys in (("mlops-dev-audit", [("pk", "HASH"), ("sk", "RANGE")]), ("mlops-dev-idempotency", [("id", "HASH")])):
+        dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                              KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in keys],
+                              AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k, _ in keys])
+    key = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]
+    secret = boto3.client("secretsmanager").create_secret(Name="mlops/dev/churn/approval-signing-key",
+                                                          SecretString="k" * 64)["ARN"]
+    topic = boto3.client("sns").create_topic(Name="churn-dev-approvals")["TopicArn"]
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName="approver-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "false"})
+    package = boto3.client("sagemaker").create_model_package(
+        ModelPackageGroupName="churn-dev", ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={"Containers": [{"Image": "x", "ModelDataUrl": f"s3://{BUCKET}/m.tar.gz"}],
+                                "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]},
+    )["ModelPackageArn"]
+    for name, value in {"AUDIT_TABLE": "mlops-dev-audit", "IDEMPOTENCY_TABLE": "mlops-dev-idempotency", "KMS_KEY_ARN": key,
+                        "SIGNING_SECRET_ARN": secret, "APPROVAL_TOPIC_ARN": topic,
+                        "APPROVAL_URL": "https://abc.lambda-url.us-east-1.on.aws/"}.items():
+        monkeypatch.setenv(name, value)
+    callbacks = []
+    boto3.setup_default_session()
+    for operation in ("SendTaskSuccess", "SendTaskFailure"):
+        boto3.DEFAULT_SESSION.events.register(
+            f"provide-client-params.sfn.{operation}",
+            lambda params, event_name, **kw: callbacks.append((event_name.rsplit(".", 1)[-1], dict(params))))
+    return {"package": package, "queue": queue, "callbacks": callbacks, "secret": "k" * 64}
+
+
+def state(package: str, requested_by: str = "ds@example.com") -> dict:
+    return {"run": {"model": "churn", "git_commit": "abc1234", "requested_by": requested_by, "trigger": "manual",
+                    "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:churn-dev-retraining:run-1",
+                    "hyperparameters": {"epochs": "4", "sagemaker_program": '"train.py"'}},
+            "validation": {"dataset_uri": f"s3://{BUCKET}/datasets/churn/train.csv", "version_id": "v1", "sha256": "f" * 64},
+            "evaluation": {"metrics": {"validation:auc": 0.81}, "reason": "validation:auc=0.8100 (no approved champion yet)",
+                           "champion_arn": None},
+            "registration": {"model_package_arn": package}}
+
+
+def request(approval, requested_by: str = "ds@example.com") -> dict[str, dict[str, str]]:
+    event = {"task_token": "task-token-123", "execution_arn": "arn:...:run-1", "execution_name": "run-1",
+             "state": state(approval["package"], requested_by)}
+    handlers.request_approval(event, FakeContext())
+    messages = boto3.client("sqs").receive_message(QueueUrl=approval["queue"], MaxNumberOfMessages=10,
+                                                   MessageAttributeNames=["All"])["Messages"]
+    links = {}
+    for message in messages:
+        body = json.loads(message["Body"])
+        approver = body["MessageAttributes"]["approver"]["Value"]
+        found = dict(re.findall(r"^(Approve|Reject):\s+(\S+)$", body["Message"], re.M))
+        links[approver] = {k.lower(): unquote(v.split("?t=")[1]) for k, v in found.items()}
+        links[approver]["message"] = body["Message"]
+    return links
+
+
+def http(method: str, token: str, reason: str = "", ip: str = "203.0.113.9") -> dict:
+    body = urlencode({"t": token, "reason": reason}) if method == "POST" else None
+    event = {"version": "2.0", "rawPath": "/", "rawQueryString": "" if body else urlencode({"t": token}),
+             "queryStringParameters": None if body else {"t": token},
+             "headers": {"content-type": "application/x-www-form-urlencoded"}, "body": body, "isBase64Encoded": False,
+             "requestContext": {"http": {"method": method, "path": "/", "protocol": "HTTP/1.1", "sourceIp": ip,
+                                         "userAgent": "Mozilla/5.0"}, "requestId": "r", "routeKey": "$default",
+                                "stage": "$default", "accountId": "123456789012", "apiId": "abc", "domainName": "x",
+                                "domainPrefix": "x", "time": "t", "timeEpoch": 0}}
+    return handlers.decide_handler(event, FakeContext())
+
+
+def record():
+    return dal.ApprovalStore("mlops-dev-audit").get("churn", "run-1")
+
+
+def package_status(approval) -> str:
+    return boto3.client("sagemaker").describe_model_package(ModelPackageName=approval["package"])["ModelApprovalStatus"]
+
+
+def test_request_stores_the_token_encrypted_and_mails_each_approver_their_own_links(approval):
+    links = request(approval)
+    assert set(links) == set(APPROVERS)
+    assert links[APPROVERS[0]]["approve"] != links[APPROVERS[1]]["approve"]
+    assert "validation:auc" in links[APPROVERS[0]]["message"] and "git commit:       abc1234" in links[APPROVERS[0]]["message"]
+    stored = record()
+    assert stored["status"] == "PENDING" and stored["task_token"] != "task-token-123"
+
+
+def test_opening_a_link_shows_a_confirmation_page_and_changes_nothing(approval):
+    links = request(approval)
+    response = http("GET", links[APPROVERS[0]]["approve"])
+    assert response["statusCode"] == 200 and "<button class='approve'" in response["body"]
+    assert record()["status"] == "PENDING" and approval["callbacks"] == []
+
+
+def test_approve_answers_the_run_approves_the_package_and_audits_who_when_where(approval):
+    links = request(approval)
+    response = http("POST", links[APPROVERS[0]]["approve"], reason="beats baseline")
+    assert response["statusCode"] == 200 and "Model approved" in response["body"]
+    assert approval["callbacks"] == [("SendTaskSuccess", {"taskToken": "task-token-123", "output": approval["callbacks"][0][1]["output"]})]
+    assert json.loads(approval["callbacks"][0][1]["output"])["approver"] == APPROVERS[0]
+    assert package_status(approval) == "Approved"
+    stored = record()
+    assert (stored["status"], stored["decided_by"], stored["source_ip"], stored["reason"]) == (
+        "APPROVED", APPROVERS[0], "203.0.113.9", "beats baseline")
+
+
+def test_a_double_click_is_idempotent(approval):
+    links = request(approval)
+    first = http("POST", links[APPROVERS[0]]["approve"])
+    second = http("POST", links[APPROVERS[0]]["approve"])
+    assert first["statusCode"] == second["statusCode"] == 200 and first["body"] == second["body"]
+    assert len(approval["callbacks"]) == 1
+
+
+def test_a_replayed_or_second_link_after_the_decision_is_refused(approval):
+    links = request(approval)
+    http("POST", links[APPROVERS[0]]["approve"])
+    late = http("POST", links[APPROVERS[1]]["reject"])
+    assert late["statusCode"] == 409 and "already approved by ml-lead@example.com" in late["body"]
+    assert package_status(approval) == "Approved" and len(approval["callbacks"]) == 1
+
+
+def test_reject_fails_the_task_with_the_reason_and_rejects_the_package(approval):
+    links = request(approval)
+    response = http("POST", links[APPROVERS[1]]["reject"], reason="too little data")
+    assert response["statusCode"] == 200 and "Model rejected" in response["body"]
+    (name, params), = approval["callbacks"]
+    assert name == "SendTaskFailure" and params["error"] == "ModelRejected" and "too little data" in params["cause"]
+    assert package_status(approval) == "Rejected"
+
+
+def forge(approval, key: bytes, **changes) -> str:
+    claims = {"execution": "run-1", "package": approval["package"], "approver": APPROVERS[0], "action": "approve",
+              "expires": int(time.time()) + 3600, "nonce": "n"}
+    return tokens.sign(tokens.LinkClaims(**{**claims, **changes}), key)
+
+
+@pytest.mark.parametrize(("make_token", "status", "text"), [
+    (lambda a: forge(a, b"not-the-key"), 403, "not issued by the platform"),
+    (lambda a: forge(a, b"k" * 64, expires=int(time.time()) - 1), 410, "Link expired"),
+    (lambda a: forge(a, b"k" * 64, approver="eve@example.com"), 403, "not listed as an approver"),
+    (lambda a: "v1.garbage", 400, "Malformed link"),
+    (lambda a: "", 400, "Malformed link"),
+])
+def test_bad_links_get_a_clear_4xx_page_and_change_nothing(approval, make_token, status, text):
+    request(approval)
+    for method in ("GET", "POST"):
+        response = http(method, make_token(approval))
+        assert response["statusCode"] == status and text in response["body"] and "Nothing was changed" in response["body"]
+        assert response["headers"]["Content-Type"].startswith("text/html")
+    assert record()["status"] == "PENDING" and package_status(approval) == "PendingManualApproval"
+    assert approval["callbacks"] == []
+
+
+def test_a_tampered_link_is_refused(approval):
+    links = request(approval)
+    version, payload, signature = links[APPROVERS[0]]["reject"].split(".")
+    claims = json.loads(tokens._unb64(payload))
+    claims["action"] = "approve"
+    tampered = ".".join([version, tokens._b64(json.dumps(claims).encode()), signature])
+    assert http("POST", tampered)["statusCode"] == 403
+    assert record()["status"] == "PENDING"
+
+
+def test_the_person_who_started_the_run_gets_no_links_and_cannot_approve(approval):
+    links = request(approval, requested_by="arn:aws:sts::123456789012:assumed-role/DataScientist/ml-lead@example.com")
+    assert "approve" not in links[APPROVERS[0]] and "another approver must decide" in links[APPROVERS[0]]["message"]
+    response = http("POST", forge(approval, b"k" * 64))
+    assert response["statusCode"] == 403 and "cannot approve it" in response["body"]
+    assert record()["status"] == "PENDING"
+
+
+def test_a_run_that_no_longer_waits_closes_the_request(approval, monkeypatch):
+    links = request(approval)
+
+    def gone(*args, **kwargs):
+        raise dal.TaskGone("Task Timed Out")
+    monkeypatch.setattr(dal, "send_task_result", gone)
+    response = http("POST", links[APPROVERS[0]]["approve"])
+    assert response["statusCode"] == 410 and "no longer waits" in response["body"]
+    assert record()["status"] == "EXPIRED" and package_status(approval) == "PendingManualApproval"
+
+
+def test_an_unanswered_request_times_out_rejects_the_package_and_notifies(approval):
+    from lambdas.pipeline import handlers as pipeline
+    from tests.integration.conftest import task_event
+    links = request(approval)
+    timed_out = {**state(approval["package"]), "error": {"Error": "States.Timeout", "Cause": "approval window closed"}}
+    result = pipeline.notify(task_event(timed_out, outcome="rejected"), FakeContext())
+    assert result["subject"] == "[churn] retraining rejected"
+    assert package_status(approval) == "Rejected" and record()["status"] == "EXPIRED"
+    late = http("POST", links[APPROVERS[0]]["approve"])
+    assert late["statusCode"] == 409 and approval["callbacks"] == []
+
+
+def as_person(session_name: str):
+    from pipelines.client import Pipelines
+    credentials = boto3.client("sts").assume_role(RoleArn="arn:aws:iam::123456789012:role/Approver",
+                                                  RoleSessionName=session_name)["Credentials"]
+    return Pipelines(env="dev", session=boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"], region_name="us-east-1"))
+
+
+def test_cli_approve_by_a_listed_approver_uses_the_same_governance(approval):
+    from pipelines.client import DecisionRefused, decide
+    request(approval, requested_by="arn:aws:sts::123456789012:assumed-role/DataScientist/ml-lead@example.com")
+    with pytest.raises(DecisionRefused, match="Self-approval refused"):
+        decide(as_person("ml-lead@example.com"), "churn", True, "mine")
+    with pytest.raises(DecisionRefused, match="Not an approver"):
+        decide(as_person("intern@example.com"), "churn", True, "")
+    decide(as_person("risk-officer@example.com"), "churn", True, "reviewed in the risk meeting")
+    stored = record()
+    assert (stored["status"], stored["decided_by"], stored["channel"]) == ("APPROVED", "risk-officer@example.com", "cli")
+    assert package_status(approval) == "Approved" and [c[0] for c in approval["callbacks"]] == ["SendTaskSuccess"]
+    with pytest.raises(DecisionRefused, match="no pending approval"):
+        decide(as_person("risk-officer@example.com"), "churn", False, "changed my mind")
