@@ -138,6 +138,18 @@ def reject(model: str, reason: str = typer.Option(..., help="Why; sent with the 
     _decide(model, False, reason, execution, env)
 
 
+@app.command("rollback")
+def rollback_command(model: str, stage: str = typer.Option("prod", help="prod or staging."), env: str = EnvOption) -> None:
+    """Re-deploy the previous approved model version (blue/green, with the alarms armed)."""
+    from pipelines.client import RollbackRefused, rollback
+
+    try:
+        result = rollback(client(env), model, stage)
+    except (RollbackRefused, SpecError) as error:
+        fail(str(error))
+    console.print(f"{result['endpoint']}: version {result['from_version']} -> {result['to_version']} ({result['action']})")
+
+
 @drift_app.command("check")
 def drift_check(model: str,
                 capture: str = typer.Option(..., help="Data-capture .jsonl file, folder, or s3:// prefix."),

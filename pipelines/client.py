@@ -180,3 +180,36 @@ def decide(pipelines: Pipelines, model: str, approve: bool, reason: str, executi
                               audit_table=table, package_group=naming.model_package_group(model, pipelines.env))
     except LinkError as error:
         raise DecisionRefused(f"{error.title}: {error.detail}") from None
+
+
+class RollbackRefused(RuntimeError):
+    """Nothing to roll back to, or no production endpoint."""
+
+
+def rollback(pipelines: Pipelines, model: str, stage: str = "prod") -> dict:
+    """Re-deploys the approved package that preceded the one the endpoint serves (blue/green, alarms armed)."""
+    import time as clock
+
+    from lambdas.endpoint.handlers import deploy_package
+    from lambdas.shared.dal import Endpoints
+
+    spec = load_spec(find_model_dir(model, pipelines.models_dir))
+    endpoints = Endpoints()
+    endpoint = naming.endpoint(model, pipelines.env, stage)
+    described = endpoints.describe(endpoint)
+    if described is None:
+        raise RollbackRefused(f"{endpoint} does not exist; nothing to roll back")
+    config = endpoints.config_of(described["EndpointConfigName"])
+    hosted = endpoints.model_of(config["ProductionVariants"][0]["ModelName"])
+    current = (hosted.get("Containers") or [hosted.get("PrimaryContainer")])[0].get("ModelPackageName")
+    approved = [v for v in pipelines.models(model) if v.status == "Approved"]
+    current_version = next((v.version for v in approved if v.arn == current), None)
+    older = [v for v in approved if current_version is None or v.version < current_version]
+    if not older:
+        raise RollbackRefused(f"{endpoint} serves version {current_version}; no older approved version to go back to")
+    target = older[0]
+    capture = config.get("DataCaptureConfig", {})
+    result = deploy_package(spec, pipelines.env, stage, f"rollback-{clock.strftime('%Y%m%dT%H%M%S', clock.gmtime())}",
+                            target.arn, role_arn=hosted["ExecutionRoleArn"], key_arn=capture.get("KmsKeyId", ""),
+                            capture_uri=capture.get("DestinationS3Uri", ""))
+    return {**result, "from_version": current_version, "to_version": target.version}

@@ -11,6 +11,7 @@ from constructs import Construct
 from pipelines import naming
 from pipelines.spec import MODELS_DIR, EnvironmentSpec, ModelSpec
 from stacks.constructs.approval import ApprovalHook
+from stacks.constructs.endpoints import EndpointDeployment, ModelDashboard
 from stacks.constructs.functions import PlatformFunction, handler_code
 from stacks.constructs.retraining import (NotificationTopic, RetrainingStateMachine, RetrainingTriggers,
                                           lambda_step, state_machine_arn)
@@ -67,8 +68,14 @@ class ModelStack(Stack):
                                 environment=environment_variables, audit_table=registry.audit_table,
                                 machine_arn=machine_arn, package_arns=self.package_arns, on_rejected=rejected)
         self.approval = approval
+        self.deployment = EndpointDeployment(self, "Deployment", spec=spec, env_name=env_name, key=key, bucket=bucket,
+                                             code=code, environment=environment_variables, package_arns=self.package_arns,
+                                             image_uri=environment_variables["INFERENCE_IMAGE"], topic=self.topic)
         self.pipeline = RetrainingStateMachine(self, "Retraining", spec=spec, env_name=env_name, key=key,
-                                               functions=functions, training=self.training, approval_step=approval.state)
+                                               functions=functions, training=self.training, approval_step=approval.state,
+                                               deployment=self.deployment)
+        self.dashboard = ModelDashboard(self, "Dashboard", spec=spec, env_name=env_name, machine=self.pipeline.machine,
+                                        alarms=self.deployment.alarms["prod"])
         self.triggers = RetrainingTriggers(self, "Triggers", spec=spec, machine=self.pipeline.machine)
         self.drift = self._drift_hook(spec, env_name, environment_variables, code, key, bucket, registry, machine_arn, group)
         CfnOutput(self, "StateMachineArn", value=self.pipeline.machine.state_machine_arn)

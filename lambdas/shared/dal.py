@@ -244,3 +244,52 @@ class ApprovalStore:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 raise AlreadyDecided(execution) from None
             raise
+
+
+class Endpoints:
+    """SageMaker hosting calls. SAGEMAKER_RUNTIME_URL points InvokeEndpoint elsewhere (the local mode's server)."""
+
+    def __init__(self) -> None:
+        self.sagemaker = client("sagemaker")
+
+    def describe(self, name: str) -> dict | None:
+        try:
+            return self.sagemaker.describe_endpoint(EndpointName=name)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
+                return None
+            raise
+
+    def create_model(self, name: str, role_arn: str, package_arn: str, tags: list[dict]) -> None:
+        self.sagemaker.create_model(ModelName=name, ExecutionRoleArn=role_arn, Tags=tags,
+                                    Containers=[{"ModelPackageName": package_arn}], EnableNetworkIsolation=True)
+
+    def create_config(self, request: dict) -> None:
+        self.sagemaker.create_endpoint_config(**request)
+
+    def create(self, name: str, config: str, tags: list[dict]) -> None:
+        self.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=config, Tags=tags)
+
+    def update(self, name: str, config: str, deployment: dict | None) -> None:
+        extra = {"DeploymentConfig": deployment} if deployment else {}
+        self.sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=config, **extra)
+
+    def delete(self, name: str) -> None:
+        self.sagemaker.delete_endpoint(EndpointName=name)
+
+    def config_of(self, config: str) -> dict:
+        return self.sagemaker.describe_endpoint_config(EndpointConfigName=config)
+
+    def model_of(self, model: str) -> dict:
+        return self.sagemaker.describe_model(ModelName=model)
+
+    @staticmethod
+    def invoke(name: str, body: bytes, content_type: str = "application/json") -> tuple[int, bytes]:
+        import os
+
+        runtime = boto3.client("sagemaker-runtime", config=_CONFIG, endpoint_url=os.environ.get("SAGEMAKER_RUNTIME_URL"))
+        try:
+            response = runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType=content_type, Accept="application/json")
+            return 200, response["Body"].read()
+        except ClientError as error:
+            return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)), str(error).encode()

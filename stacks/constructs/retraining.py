@@ -38,7 +38,7 @@ class RetrainingStateMachine(Construct):
     """prepare -> validate data -> train (.sync) -> evaluate -> champion? -> register -> approval -> deploy -> notify."""
 
     def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str, key: kms.IKey,
-                 functions: dict, training, approval_step: sfn.IChainable, deployment: sfn.IChainable | None = None) -> None:
+                 functions: dict, training, approval_step: sfn.IChainable, deployment=None) -> None:
         super().__init__(scope, construct_id)
         notify = functions["notify"]
 
@@ -60,7 +60,7 @@ class RetrainingStateMachine(Construct):
 
         not_promoted = notify_step("NotifyNotPromoted", "not promoted").next(sfn.Succeed(self, "KeptChampion"))
         succeeded = notify_step("NotifySucceeded", "succeeded").next(sfn.Succeed(self, "Done"))
-        after_approval = (deployment.next(succeeded) if deployment is not None else succeeded)
+        after_approval = deployment.chain(on_failure=failed, then=succeeded) if deployment is not None else succeeded
         approval = sfn.Chain.start(approval_step).next(after_approval)
 
         definition = (sfn.Chain.start(prepare).next(validate).next(training.state).next(evaluate)
@@ -78,6 +78,8 @@ class RetrainingStateMachine(Construct):
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
         )
         training.grant_start(self.machine)
+        if deployment is not None:
+            deployment.grant_to_state_machine(self.machine)
 
 
 class RetrainingTriggers(Construct):

@@ -117,13 +117,13 @@ def test_function_roles_touch_only_this_models_resources(template):
 def test_state_machine_role_invokes_only_its_own_functions(template):
     invoke = [s for s in statements(template, "StateMachine") if "lambda:InvokeFunction" in s["Action"]]
     targets = {flat(r).split(".")[0] for s in invoke for r in s["Resource"]}
-    assert all(target.startswith(("<Prepare", "<Validate", "<Evaluate", "<Register", "<Notify", "<ApprovalRequest"))
+    assert all(target.startswith(("<Prepare", "<Validate", "<Evaluate", "<Register", "<Notify", "<ApprovalRequest", "<Deployment"))
                for target in targets), targets
 
 
 def test_functions_use_their_own_encrypted_log_groups_and_tracing(template):
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
-    assert len(functions) == 8
+    assert len(functions) == 11
     for function in functions:
         properties = function["Properties"]
         assert properties["TracingConfig"] == {"Mode": "Active"}
@@ -164,3 +164,60 @@ def test_signing_key_is_generated_and_kms_encrypted(template):
     (secret,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::SecretsManager::Secret"]
     assert secret["Name"] == "mlops/dev/churn/approval-signing-key" and "KmsKeyId" in secret
     assert secret["GenerateSecretString"]["PasswordLength"] == 64
+
+
+def test_after_approval_staging_is_deployed_smoke_tested_then_production_then_autoscaled(states):
+    assert states["WaitForApproval"]["Next"] == "DeployStaging"
+    assert states["DeployStaging"]["Next"] == "DescribeStagingEndpoint"
+    ready = states["StagingReady?"]
+    assert ready["Choices"][0]["Next"] == "StagingInService" and ready["Default"] == "WaitStaging"
+    assert states["WaitStaging"]["Next"] == "DescribeStagingEndpoint"
+    assert states["StagingInService"]["Next"] == "SmokeTestStaging"
+    assert states["SmokeTestStaging"]["Next"] == "DeployProd"
+    assert states["ProdInService"]["Next"] == "RegisterScalableTarget"
+    assert states["PutTargetTrackingPolicy"]["Next"] == "NotifySucceeded"
+
+
+def test_a_failed_smoke_test_rolls_staging_back_and_never_reaches_production(states):
+    (catch,) = states["SmokeTestStaging"]["Catch"]
+    assert catch["Next"] == "RollbackStaging" and states["RollbackStaging"]["Next"] == "NotifyFailure"
+
+
+def test_an_alarm_rollback_during_blue_green_fails_the_run(states):
+    choices = states["ProdReady?"]["Choices"]
+    assert choices[1] == {"Variable": "$.deployment.prod_status.status", "StringEquals": "InService", "Next": "ProdAutoRolledBack"}
+    assert states["ProdAutoRolledBack"]["Parameters"]["Error"] == "DeploymentRolledBack"
+
+
+def test_autoscaling_tracks_invocations_per_instance_between_the_spec_bounds(states):
+    register = states["RegisterScalableTarget"]["Parameters"]
+    assert (register["ResourceId"], register["MinCapacity"], register["MaxCapacity"]) == (
+        "endpoint/churn-dev-prod/variant/AllTraffic", 1, 2)
+    policy = states["PutTargetTrackingPolicy"]["Parameters"]["TargetTrackingScalingPolicyConfiguration"]
+    assert policy["TargetValue"] == 200
+    assert policy["PredefinedMetricSpecification"] == {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}
+
+
+def test_each_endpoint_has_5xx_and_latency_alarms_that_page_the_topic(template):
+    alarms = {r["Properties"]["AlarmName"]: r["Properties"] for r in template["Resources"].values()
+              if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert set(alarms) == {"churn-dev-staging-5xx-rate", "churn-dev-staging-p99-latency",
+                           "churn-dev-prod-5xx-rate", "churn-dev-prod-p99-latency"}
+    assert alarms["churn-dev-prod-p99-latency"]["Threshold"] == 300 * 1000
+    assert alarms["churn-dev-prod-p99-latency"]["ExtendedStatistic"] == "p99"
+    assert alarms["churn-dev-prod-5xx-rate"]["Threshold"] == 0.01
+    assert all(a["AlarmActions"] for a in alarms.values())
+
+
+def test_deploy_function_carries_the_hosting_role_and_a_dashboard_exists(template):
+    (deploy,) = [r["Properties"] for k, r in template["Resources"].items()
+                 if r["Type"] == "AWS::Lambda::Function" and k.startswith("DeploymentDeployFunction")]
+    assert "ENDPOINT_ROLE_ARN" in deploy["Environment"]["Variables"]
+    (dashboard,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+    assert dashboard["DashboardName"] == "mlops-dev-churn"
+
+
+def test_hosting_role_writes_only_its_own_endpoints_data_capture(template):
+    hosting = statements(template, "DeploymentHosting")
+    puts = [flat(s["Resource"]) for s in hosting if any(a.startswith("s3:PutObject") for a in s["Action"])]
+    assert puts and all("/data-capture/churn-dev-" in p for p in puts)

@@ -1,0 +1,88 @@
+"""Deployment steps of the retraining run: deploy (create or blue/green update), smoke test, roll back."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import BaseModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.endpoint import logic
+from lambdas.shared import dal
+from lambdas.shared.config import model_spec, setting
+from lambdas.shared.observability import logger, metrics, task_handler
+
+
+class StageEvent(BaseModel):
+    execution_arn: str
+    execution_name: str
+    stage: str
+    state: dict[str, Any]
+
+
+def _identity(event: StageEvent) -> tuple[str, str]:
+    return model_spec().name, event.execution_name
+
+
+def deploy_package(spec, env: str, stage: str, execution: str, package_arn: str, *, role_arn: str, key_arn: str,
+                   capture_uri: str) -> dict:
+    """Creates the endpoint, or moves it to the package with the spec's blue/green policy (the run and `mlops rollback`)."""
+    model = spec.name
+    names = logic.resource_names(model, env, stage, execution)
+    tags = [{"Key": "mlops:model", "Value": model}, {"Key": "mlops:package", "Value": package_arn}]
+    endpoints = dal.Endpoints()
+    endpoints.create_model(names["model"], role_arn, package_arn, tags)
+    endpoints.create_config(logic.endpoint_config(names, spec.deployment, capture_uri, key_arn, tags))
+    existing = endpoints.describe(names["endpoint"])
+    if existing is None:
+        endpoints.create(names["endpoint"], names["config"], tags)
+        action, previous = "created", None
+    else:
+        previous = existing["EndpointConfigName"]
+        endpoints.update(names["endpoint"], names["config"], logic.deployment_policy(spec.deployment, names["endpoint"]))
+        action = "updated (blue/green)"
+    logger.info("deployment started", extra={"stage": stage, "endpoint": names["endpoint"], "action": action})
+    return {**names, "action": action, "previous_config": previous, "package_arn": package_arn}
+
+
+@task_handler(StageEvent, _identity)
+def deploy(event: StageEvent, context: LambdaContext) -> dict:
+    state = event.state
+    result = deploy_package(model_spec(), setting("ENVIRONMENT"), event.stage, event.execution_name,
+                            state["registration"]["model_package_arn"], role_arn=setting("ENDPOINT_ROLE_ARN"),
+                            key_arn=setting("KMS_KEY_ARN"), capture_uri=f"s3://{setting('ARTIFACT_BUCKET')}/data-capture")
+    metrics.add_metric(name="Deployments", unit="Count", value=1)
+    return result
+
+
+@task_handler(StageEvent, _identity)
+def smoke_test(event: StageEvent, context: LambdaContext) -> dict:
+    spec, state = model_spec(), event.state
+    bucket, key = dal.parse_s3_uri(state["validation"]["snapshot_uri"])
+    rows = logic.sample_rows(dal.ObjectStore(bucket).read_bytes(key).decode(), spec.dataset.features)
+    endpoint = state["deployment"][event.stage]["endpoint"]
+    started = time.perf_counter()
+    status, body = dal.Endpoints.invoke(endpoint, json.dumps({"instances": rows}).encode())
+    latency_ms = (time.perf_counter() - started) * 1000
+    verdict = logic.judge_smoke_test(status, body, len(rows), latency_ms,
+                                     max_latency_ms=max(spec.deployment.alarms.max_p99_latency_ms * 10, 2000))
+    logger.info("smoke test passed", extra={"endpoint": endpoint, **verdict})
+    return verdict
+
+
+@task_handler(StageEvent, _identity)
+def roll_back(event: StageEvent, context: LambdaContext) -> dict:
+    """After a failed smoke test: the stage goes back to its previous model (or away if it had none)."""
+    deployed = event.state["deployment"][event.stage]
+    endpoints = dal.Endpoints()
+    if deployed.get("previous_config"):
+        endpoints.update(deployed["endpoint"], deployed["previous_config"], None)
+        action = f"restored {deployed['previous_config']}"
+    else:
+        endpoints.delete(deployed["endpoint"])
+        action = "deleted the endpoint (there was no previous model)"
+    metrics.add_metric(name="Rollbacks", unit="Count", value=1)
+    logger.warning("rolled back", extra={"endpoint": deployed["endpoint"], "action": action})
+    return {"endpoint": deployed["endpoint"], "action": action}

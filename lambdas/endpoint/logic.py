@@ -1,0 +1,96 @@
+"""Pure deployment logic: SageMaker request bodies from the spec, and the smoke test's verdict."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+
+from pipelines import naming
+from pipelines.spec import DeploymentSpec
+
+VARIANT = "AllTraffic"
+SMOKE_ROWS = 20
+
+
+class SmokeTestFailed(RuntimeError):
+    """The new model did not serve sample rows correctly; the run stops and the old model stays."""
+
+
+def alarm_names(endpoint: str) -> list[str]:
+    return [f"{endpoint}-5xx-rate", f"{endpoint}-p99-latency"]
+
+
+def resource_names(model: str, env: str, stage: str, execution: str) -> dict[str, str]:
+    endpoint = naming.endpoint(model, env, stage)
+    return {"endpoint": endpoint, "model": f"{model}-{env}-{execution}"[:63].rstrip("-"),
+            "config": f"{endpoint}-{execution}"[:63].rstrip("-")}
+
+
+def endpoint_config(names: dict, deployment: DeploymentSpec, capture_uri: str, key_arn: str, tags: list[dict]) -> dict:
+    variant = {"VariantName": VARIANT, "ModelName": names["model"]}
+    if deployment.serverless:
+        variant["ServerlessConfig"] = {"MemorySizeInMB": deployment.serverless.memory_mb,
+                                       "MaxConcurrency": deployment.serverless.max_concurrency}
+    else:
+        variant.update(InstanceType=deployment.instance_type, InitialInstanceCount=deployment.min_capacity)
+    request = {
+        "EndpointConfigName": names["config"], "ProductionVariants": [variant], "Tags": tags,
+        "DataCaptureConfig": {
+            "EnableCapture": deployment.data_capture_percent > 0,
+            "InitialSamplingPercentage": max(deployment.data_capture_percent, 1),
+            "DestinationS3Uri": capture_uri, "KmsKeyId": key_arn,
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"], "CsvContentTypes": ["text/csv"]},
+        },
+    }
+    if not deployment.serverless:
+        request["KmsKeyId"] = key_arn  # volume encryption; serverless variants take none
+    return request
+
+
+def deployment_policy(deployment: DeploymentSpec, endpoint: str) -> dict:
+    """Blue/green with canary or linear shifting, rolled back automatically when an alarm fires."""
+    if deployment.strategy == "canary":
+        routing = {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": deployment.canary_percent},
+                   "WaitIntervalInSeconds": deployment.wait_minutes * 60}
+    else:
+        routing = {"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": deployment.linear_step_percent},
+                   "WaitIntervalInSeconds": deployment.wait_minutes * 60}
+    if deployment.serverless:
+        routing = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}  # serverless endpoints shift all at once
+    return {
+        "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing,
+                                  "TerminationWaitInSeconds": deployment.bake_minutes * 60,
+                                  "MaximumExecutionTimeoutInSeconds": max(600, (deployment.wait_minutes * 10 + deployment.bake_minutes) * 60 + 1800)},
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in alarm_names(endpoint)]},
+    }
+
+
+def sample_rows(csv_text: str, features: list[str], limit: int = SMOKE_ROWS) -> list[dict]:
+    reader = csv.DictReader(io.StringIO(csv_text))
+    rows = []
+    for row in reader:
+        rows.append({name: row[name] for name in features})
+        if len(rows) == limit:
+            break
+    return rows
+
+
+def judge_smoke_test(status: int, body: bytes, rows: int, latency_ms: float, max_latency_ms: float) -> dict:
+    if status != 200:
+        raise SmokeTestFailed(f"the endpoint answered HTTP {status}: {body[:300]!r}")
+    try:
+        predictions = json.loads(body)["predictions"]
+    except (ValueError, KeyError, TypeError):
+        raise SmokeTestFailed(f"the endpoint's answer is not {{'predictions': [...]}}: {body[:300]!r}") from None
+    if len(predictions) != rows:
+        raise SmokeTestFailed(f"{len(predictions)} predictions for {rows} rows")
+    bad = [p for p in predictions if not isinstance(p, dict) or not 0.0 <= float(p.get("probability", -1)) <= 1.0]
+    if bad:
+        raise SmokeTestFailed(f"{len(bad)} predictions are not probabilities in [0, 1], e.g. {bad[0]!r}")
+    if latency_ms > max_latency_ms:
+        raise SmokeTestFailed(f"{rows} rows took {latency_ms:.0f} ms, over the {max_latency_ms:.0f} ms alarm threshold")
+    return {"rows": rows, "latency_ms": round(latency_ms, 1), "mean_probability": round(
+        sum(float(p["probability"]) for p in predictions) / rows, 4)}

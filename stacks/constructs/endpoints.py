@@ -1,0 +1,240 @@
+"""Safe deployment after approval: staging, smoke test, production; alarms, autoscaling, dashboard."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack, aws_cloudwatch as cloudwatch, aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam, aws_kms as kms, aws_lambda as lambda_, aws_s3 as s3, aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn, aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from lambdas.endpoint.logic import VARIANT, alarm_names
+from pipelines import naming
+from pipelines.spec import ModelSpec
+from stacks.constructs.functions import PlatformFunction
+from stacks.constructs.retraining import lambda_step
+
+STAGES = ("staging", "prod")
+POLL_SECONDS = 30
+
+
+class EndpointRole(Construct):
+    """What a hosted model may touch: its artifacts, its data capture prefix, the key, the image, its logs."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str, bucket: s3.IBucket,
+                 key: kms.IKey, image_uri: str) -> None:
+        super().__init__(scope, construct_id)
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+                             description=f"SageMaker endpoints of {spec.name} ({env_name})")
+        bucket.grant_read(self.role, f"models/{spec.name}/*")
+        for stage in STAGES:
+            bucket.grant_put(self.role, f"data-capture/{naming.endpoint(spec.name, env_name, stage)}/*")
+        self.role.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]))
+        stack = Stack.of(self)
+        registry_account, repository = image_uri.split(".", 1)[0], image_uri.split("/", 1)[1].split(":")[0]
+        self.role.add_to_policy(iam.PolicyStatement(
+            actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            resources=[f"arn:{stack.partition}:ecr:{stack.region}:{registry_account}:repository/{repository}"]))
+        self.role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+        self.role.add_to_policy(iam.PolicyStatement(
+            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            resources=[f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws/sagemaker/Endpoints*"]))
+        self.role.add_to_policy(iam.PolicyStatement(actions=["cloudwatch:PutMetricData"], resources=["*"],
+                                                    conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}))
+
+
+class EndpointAlarms(Construct):
+    """The alarms that roll a blue/green deployment back and page the team (5xx rate, p99 latency)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, endpoint: str, topic: sns.ITopic) -> None:
+        super().__init__(scope, construct_id)
+        alarms = spec.deployment.alarms
+        period = Duration.minutes(1)
+        dimensions = {"EndpointName": endpoint, "VariantName": VARIANT}
+
+        def metric(name: str, statistic: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(namespace="AWS/SageMaker", metric_name=name, dimensions_map=dimensions,
+                                     statistic=statistic, period=period)
+
+        error_rate = cloudwatch.MathExpression(
+            expression="IF(invocations > 0, errors / invocations, 0)", period=period, label="5xx rate",
+            using_metrics={"errors": metric("Invocation5XXErrors", "Sum"), "invocations": metric("Invocations", "Sum")})
+        five_xx_name, latency_name = alarm_names(endpoint)
+        self.error_rate = cloudwatch.Alarm(
+            self, "ErrorRate", alarm_name=five_xx_name, metric=error_rate, threshold=alarms.max_5xx_rate,
+            evaluation_periods=alarms.evaluation_minutes, datapoints_to_alarm=min(3, alarms.evaluation_minutes),
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=f"{endpoint}: share of 5xx responses above {alarms.max_5xx_rate:.2%}")
+        self.latency = cloudwatch.Alarm(
+            self, "Latency", alarm_name=latency_name, metric=metric("ModelLatency", "p99"),
+            threshold=alarms.max_p99_latency_ms * 1000,  # ModelLatency is in microseconds
+            evaluation_periods=alarms.evaluation_minutes, datapoints_to_alarm=min(3, alarms.evaluation_minutes),
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=f"{endpoint}: p99 model latency above {alarms.max_p99_latency_ms:g} ms")
+        for alarm in (self.error_rate, self.latency):
+            alarm.add_alarm_action(cw_actions.SnsAction(topic))
+            alarm.add_ok_action(cw_actions.SnsAction(topic))
+
+
+class EndpointDeployment(Construct):
+    """States after approval: deploy staging, wait, smoke test (roll back on failure), deploy prod, wait, autoscale."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str, key: kms.IKey,
+                 bucket: s3.IBucket, code: lambda_.Code, environment: dict[str, str], image_uri: str,
+                 package_arns: list[str], topic: sns.ITopic) -> None:
+        super().__init__(scope, construct_id)
+        self.spec, self.env_name = spec, env_name
+        stack = Stack.of(self)
+        self.endpoints = {stage: naming.endpoint(spec.name, env_name, stage) for stage in STAGES}
+        self.role = EndpointRole(self, "Hosting", spec=spec, env_name=env_name, bucket=bucket, key=key, image_uri=image_uri).role
+        shared = {**environment, "ENDPOINT_ROLE_ARN": self.role.role_arn, "KMS_KEY_ARN": key.key_arn, "ENVIRONMENT": env_name}
+        self.functions = {
+            name: PlatformFunction(self, f"{name.title()}Function", handler=f"lambdas.endpoint.handlers.{handler}", key=key,
+                                   code=code, environment=shared, description=description, timeout=Duration.minutes(2))
+            for name, handler, description in (
+                ("deploy", "deploy", "Creates the model and endpoint config; creates or blue/green-updates the endpoint"),
+                ("smoke", "smoke_test", "Invokes the staging endpoint with sample rows"),
+                ("rollback", "roll_back", "Restores the staging endpoint's previous model after a failed smoke test"))
+        }
+        self.alarms = {stage: EndpointAlarms(self, f"Alarms{stage.title()}", spec=spec, endpoint=endpoint, topic=topic)
+                       for stage, endpoint in self.endpoints.items()}
+        self._grant(stack, bucket, key, package_arns)
+
+    def _endpoint_arns(self, stack: Stack, kind: str) -> list[str]:
+        return [stack.format_arn(service="sagemaker", resource=kind, resource_name=f"{self.spec.name}-{self.env_name}-*")]
+
+    def _grant(self, stack: Stack, bucket: s3.IBucket, key: kms.IKey, package_arns: list[str]) -> None:
+        deploy, smoke, rollback = (self.functions[n].role for n in ("deploy", "smoke", "rollback"))
+        deploy.add_to_policy(iam.PolicyStatement(
+            actions=["sagemaker:CreateModel", "sagemaker:CreateEndpointConfig", "sagemaker:CreateEndpoint",
+                     "sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:AddTags"],
+            resources=self._endpoint_arns(stack, "model") + self._endpoint_arns(stack, "endpoint-config")
+            + self._endpoint_arns(stack, "endpoint")))
+        deploy.add_to_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=package_arns))
+        self.role.grant_pass_role(deploy)
+        rollback.add_to_policy(iam.PolicyStatement(
+            actions=["sagemaker:UpdateEndpoint", "sagemaker:DeleteEndpoint"],
+            resources=self._endpoint_arns(stack, "endpoint") + self._endpoint_arns(stack, "endpoint-config")))
+        smoke.add_to_policy(iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=self._endpoint_arns(stack, "endpoint")))
+        bucket.grant_read(smoke, f"runs/{self.spec.name}/*")
+        smoke.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]))
+
+    def chain(self, on_failure: sfn.IChainable, then: sfn.IChainable) -> sfn.IChainable:
+        rolled_back = lambda_step(self, "RollbackStaging", self.functions["rollback"].function, "$.rollback",
+                                  stage="staging").next(on_failure)
+        steps = {stage: self._stage(stage, on_failure) for stage in STAGES}
+        smoke = lambda_step(self, "SmokeTestStaging", self.functions["smoke"].function, "$.smoke_test", stage="staging")
+        smoke.add_catch(rolled_back, errors=["States.ALL"], result_path="$.error")
+        staging_first, staging_ready = steps["staging"]
+        prod_first, prod_ready = steps["prod"]
+        staging_ready.next(smoke)
+        smoke.next(prod_first)
+        autoscale = self._autoscaling(on_failure)
+        if autoscale is None:
+            prod_ready.next(then)
+        else:
+            prod_ready.next(autoscale[0])
+            autoscale[1].next(then)
+        return staging_first
+
+    def _stage(self, stage: str, on_failure: sfn.IChainable) -> tuple[sfn.State, sfn.Pass]:
+        """Deploy -> describe -> (in service with the new config? | failed | rolled back | wait and describe again)."""
+        deploy = lambda_step(self, f"Deploy{stage.title()}", self.functions["deploy"].function, f"$.deployment.{stage}", stage=stage)
+        deploy.add_catch(on_failure, errors=["States.ALL"], result_path="$.error")
+        describe = tasks.CallAwsService(
+            self, f"Describe{stage.title()}Endpoint", service="sagemaker", action="describeEndpoint",
+            parameters={"EndpointName": sfn.JsonPath.string_at(f"$.deployment.{stage}.endpoint")},
+            iam_resources=self._endpoint_arns(Stack.of(self), "endpoint"),
+            result_selector={"status": sfn.JsonPath.string_at("$.EndpointStatus"),
+                             "config": sfn.JsonPath.string_at("$.EndpointConfigName")},
+            result_path=f"$.deployment.{stage}_status")
+        describe.add_retry(errors=["SageMaker.AmazonSageMakerException", "ThrottlingException"], max_attempts=5,
+                           interval=Duration.seconds(5), backoff_rate=2)
+        describe.add_catch(on_failure, errors=["States.ALL"], result_path="$.error")
+        wait = sfn.Wait(self, f"Wait{stage.title()}", time=sfn.WaitTime.duration(Duration.seconds(POLL_SECONDS)))
+        ready = sfn.Pass(self, f"{stage.title()}InService")
+        status, config = f"$.deployment.{stage}_status.status", f"$.deployment.{stage}_status.config"
+        rolled_back = sfn.Pass(self, f"{stage.title()}AutoRolledBack", parameters={
+            "Error": "DeploymentRolledBack",
+            "Cause": f"an alarm rolled the {stage} endpoint back to its previous model"}, result_path="$.error").next(on_failure)
+        failed = sfn.Pass(self, f"{stage.title()}Failed", parameters={
+            "Error": "EndpointFailed", "Cause": f"the {stage} endpoint failed to deploy"}, result_path="$.error").next(on_failure)
+        deploy.next(describe).next(
+            sfn.Choice(self, f"{stage.title()}Ready?")
+            .when(sfn.Condition.and_(sfn.Condition.string_equals(status, "InService"),
+                                     sfn.Condition.string_equals_json_path(config, f"$.deployment.{stage}.config")), ready)
+            .when(sfn.Condition.string_equals(status, "InService"), rolled_back)
+            .when(sfn.Condition.or_(sfn.Condition.string_equals(status, "Failed"),
+                                    sfn.Condition.string_equals(status, "RollingBack")), failed)
+            .otherwise(wait.next(describe)))
+        return deploy, ready
+
+    def _autoscaling(self, on_failure: sfn.IChainable) -> tuple[sfn.State, sfn.State] | None:
+        deployment = self.spec.deployment
+        if deployment.serverless:
+            return None  # serverless endpoints scale themselves
+        stack = Stack.of(self)
+        resource_id = f"endpoint/{self.endpoints['prod']}/variant/{VARIANT}"
+        target_arns = [stack.format_arn(service="application-autoscaling", resource="scalable-target", resource_name="*")]
+        register = tasks.CallAwsService(
+            self, "RegisterScalableTarget", service="applicationautoscaling", action="registerScalableTarget",
+            iam_action="application-autoscaling:RegisterScalableTarget", iam_resources=target_arns,
+            parameters={"ServiceNamespace": "sagemaker", "ResourceId": resource_id,
+                        "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+                        "MinCapacity": deployment.min_capacity, "MaxCapacity": deployment.max_capacity},
+            result_path=sfn.JsonPath.DISCARD)
+        policy = tasks.CallAwsService(
+            self, "PutTargetTrackingPolicy", service="applicationautoscaling", action="putScalingPolicy",
+            iam_action="application-autoscaling:PutScalingPolicy", iam_resources=target_arns,
+            parameters={"PolicyName": f"{self.endpoints['prod']}-invocations", "ServiceNamespace": "sagemaker",
+                        "ResourceId": resource_id, "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+                        "PolicyType": "TargetTrackingScaling",
+                        "TargetTrackingScalingPolicyConfiguration": {
+                            "TargetValue": deployment.target_invocations_per_instance,
+                            "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+                            "ScaleInCooldown": 300, "ScaleOutCooldown": 60}},
+            result_path=sfn.JsonPath.DISCARD)
+        for step in (register, policy):
+            step.add_catch(on_failure, errors=["States.ALL"], result_path="$.error")
+        register.next(policy)
+        return register, policy
+
+    def grant_to_state_machine(self, machine: sfn.StateMachine) -> None:
+        """Registering a SageMaker scalable target needs these beside the autoscaling actions."""
+        stack = Stack.of(self)
+        machine.add_to_role_policy(iam.PolicyStatement(
+            actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:UpdateEndpointWeightsAndCapacities"],
+            resources=self._endpoint_arns(stack, "endpoint") + self._endpoint_arns(stack, "endpoint-config")))
+        machine.add_to_role_policy(iam.PolicyStatement(
+            actions=["iam:CreateServiceLinkedRole"],
+            resources=[f"arn:{stack.partition}:iam::{stack.account}:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/*"],
+            conditions={"StringLike": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}}))
+
+
+class ModelDashboard(Construct):
+    """One page per model: pipeline runs, production endpoint health, drift."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str,
+                 machine: sfn.StateMachine, alarms: EndpointAlarms) -> None:
+        super().__init__(scope, construct_id)
+        endpoint = naming.endpoint(spec.name, env_name, "prod")
+        dimensions = {"EndpointName": endpoint, "VariantName": VARIANT}
+
+        def endpoint_metric(name: str, statistic: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(namespace="AWS/SageMaker", metric_name=name, dimensions_map=dimensions, statistic=statistic)
+
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"mlops-{env_name}-{spec.name}")
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(title="Retraining runs", left=[machine.metric_succeeded(), machine.metric_failed(),
+                                                                  machine.metric_started()], width=8),
+            cloudwatch.GraphWidget(title=f"{endpoint}: invocations", left=[endpoint_metric("Invocations", "Sum")], width=8),
+            cloudwatch.AlarmWidget(title="5xx rate", alarm=alarms.error_rate, width=8))
+        self.dashboard.add_widgets(
+            cloudwatch.AlarmWidget(title="p99 model latency (µs)", alarm=alarms.latency, width=8),
+            cloudwatch.GraphWidget(title="Drift: PSI per feature", width=8, left=[cloudwatch.MathExpression(
+                expression=f"SEARCH('Namespace=\"MLOps\" MetricName=\"FeaturePSI\" model=\"{spec.name}\"', 'Maximum', 3600)",
+                label="PSI", period=Duration.hours(1))]),
+            cloudwatch.GraphWidget(title="Drift: drifted features and captured rows", width=8, left=[cloudwatch.MathExpression(
+                expression=f"SEARCH('Namespace=\"MLOps\" (MetricName=\"DriftedFeatures\" OR MetricName=\"CapturedRows\") model=\"{spec.name}\"', 'Maximum', 3600)",
+                label="drift", period=Duration.hours(1))]))

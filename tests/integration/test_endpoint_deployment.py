@@ -1,0 +1,155 @@
+import io
+import json
+import tarfile
+
+import boto3
+import pytest
+
+from lambdas.endpoint import handlers
+from lambdas.endpoint.logic import SmokeTestFailed
+from lambdas.shared import config as lambda_config
+from pipelines.local import moto_extensions
+from pipelines.local.serving import Hosting, LocalHostingServer
+from pipelines.spec import parse_spec
+from tests.integration.conftest import BUCKET, DATASET_KEY, SPEC, FakeContext, task_event
+from tests.support.sagemaker_layout import prepare, run_training
+
+
+@pytest.fixture(scope="module")
+def model_tarball(tmp_path_factory) -> bytes:
+    root = tmp_path_factory.mktemp("trained")
+    run_training(prepare(root, {"epochs": 2, "hidden_units": 16}))
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted((root / "model").rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(root / "model")))
+    return buffer.getvalue()
+
+
+def broken_tarball() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        data = b"not a model"
+        info = tarfile.TarInfo("model.pt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def register(body: bytes, name: str) -> str:
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=f"models/churn/{name}/model.tar.gz", Body=body)
+    return boto3.client("sagemaker").create_model_package(
+        ModelPackageGroupName="churn-dev", ModelApprovalStatus="Approved",
+        InferenceSpecification={"Containers": [{"Image": "pytorch-inference", "ModelDataUrl": f"s3://{BUCKET}/models/churn/{name}/model.tar.gz"}],
+                                "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]},
+    )["ModelPackageArn"]
+
+
+@pytest.fixture
+def hosting(platform, monkeypatch, tmp_path):
+    moto_extensions.install()
+    spec = parse_spec(json.loads(SPEC.model_dump_json()), "test", {"deployment": {"data_capture_percent": 100}})
+    monkeypatch.setenv("MODEL_SPEC", spec.model_dump_json())
+    lambda_config.model_spec.cache_clear()
+    monkeypatch.setenv("ENVIRONMENT", "dev")
+    monkeypatch.setenv("ENDPOINT_ROLE_ARN", "arn:aws:iam::123456789012:role/endpoint")
+    monkeypatch.setenv("KMS_KEY_ARN", "arn:aws:kms:us-east-1:123456789012:key/1234")
+    with LocalHostingServer(Hosting(tmp_path)) as server:
+        monkeypatch.setenv("SAGEMAKER_RUNTIME_URL", server.url)
+        yield server
+    lambda_config.model_spec.cache_clear()
+
+
+def run_state(package: str, execution: str) -> dict:
+    return {"registration": {"model_package_arn": package},
+            "validation": {"snapshot_uri": f"s3://{BUCKET}/{DATASET_KEY}"}, "deployment": {}}
+
+
+def deploy(state: dict, stage: str, execution: str) -> dict:
+    state["deployment"][stage] = handlers.deploy(task_event(state, execution_name=execution, stage=stage), FakeContext())
+    return state["deployment"][stage]
+
+
+def smoke(state: dict, stage: str, execution: str) -> dict:
+    return handlers.smoke_test(task_event(state, execution_name=execution, stage=stage), FakeContext())
+
+
+def test_first_deployment_creates_the_endpoint_with_kms_data_capture_and_serves(hosting, model_tarball):
+    state = run_state(register(model_tarball, "v1"), "run-1")
+    deployed = deploy(state, "staging", "run-1")
+    assert deployed["action"] == "created" and deployed["endpoint"] == "churn-dev-staging"
+    config = boto3.client("sagemaker").describe_endpoint_config(EndpointConfigName=deployed["config"])
+    capture = config["DataCaptureConfig"]
+    assert capture["EnableCapture"] and capture["DestinationS3Uri"] == f"s3://{BUCKET}/data-capture"
+    assert capture["KmsKeyId"].startswith("arn:aws:kms:")
+    verdict = smoke(state, "staging", "run-1")
+    assert verdict["rows"] == 20 and 0 < verdict["mean_probability"] < 1
+    captured = boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="data-capture/churn-dev-staging/AllTraffic/")
+    assert captured["KeyCount"] == 1
+
+
+def test_a_new_package_moves_the_endpoint_blue_green_with_canary_and_alarm_rollback(hosting, model_tarball):
+    state = run_state(register(model_tarball, "v1"), "run-1")
+    deploy(state, "prod", "run-1")
+    second = run_state(register(model_tarball, "v2"), "run-2")
+    deployed = deploy(second, "prod", "run-2")
+    assert deployed["action"] == "updated (blue/green)" and deployed["previous_config"] == "churn-dev-prod-run-1"
+    from moto.sagemaker.models import sagemaker_backends
+    policy = sagemaker_backends["123456789012"]["us-east-1"].endpoints["churn-dev-prod"].last_deployment_config
+    routing = policy["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing == {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}, "WaitIntervalInSeconds": 300}
+    assert policy["AutoRollbackConfiguration"]["Alarms"] == [{"AlarmName": "churn-dev-prod-5xx-rate"},
+                                                             {"AlarmName": "churn-dev-prod-p99-latency"}]
+
+
+def test_a_failing_smoke_test_stops_and_the_previous_model_keeps_serving(hosting, model_tarball):
+    good = run_state(register(model_tarball, "v1"), "run-1")
+    deploy(good, "staging", "run-1")
+    smoke(good, "staging", "run-1")
+    bad = run_state(register(broken_tarball(), "v2"), "run-2")
+    deploy(bad, "staging", "run-2")
+    with pytest.raises(SmokeTestFailed, match="HTTP 4"):
+        smoke(bad, "staging", "run-2")
+    rolled = handlers.roll_back(task_event(bad, execution_name="run-2", stage="staging"), FakeContext())
+    assert rolled["action"] == "restored churn-dev-staging-run-1"
+    endpoint = boto3.client("sagemaker").describe_endpoint(EndpointName="churn-dev-staging")
+    assert endpoint["EndpointConfigName"] == "churn-dev-staging-run-1"
+    assert smoke(good, "staging", "run-1")["rows"] == 20  # the old model serves again
+    with pytest.raises(Exception):
+        boto3.client("sagemaker").describe_endpoint(EndpointName="churn-dev-prod")  # production never touched
+
+
+def test_a_failed_first_deployment_is_removed(hosting):
+    bad = run_state(register(broken_tarball(), "v1"), "run-1")
+    deploy(bad, "staging", "run-1")
+    with pytest.raises(SmokeTestFailed):
+        smoke(bad, "staging", "run-1")
+    rolled = handlers.roll_back(task_event(bad, execution_name="run-1", stage="staging"), FakeContext())
+    assert "deleted" in rolled["action"]
+
+
+def test_mlops_rollback_redeploys_the_previous_approved_version(hosting, model_tarball):
+    from typer.testing import CliRunner
+
+    from pipelines import cli
+    first, second = register(model_tarball, "v1"), register(model_tarball, "v2")
+    deploy(run_state(first, "run-1"), "prod", "run-1")
+    deploy(run_state(second, "run-2"), "prod", "run-2")
+    cli.console.width = 200
+    result = CliRunner().invoke(cli.app, ["rollback", "churn"])
+    assert result.exit_code == 0, result.output
+    assert "churn-dev-prod: version 2 -> 1 (updated (blue/green))" in result.output
+    sagemaker = boto3.client("sagemaker")
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=sagemaker.describe_endpoint(EndpointName="churn-dev-prod")["EndpointConfigName"])
+    model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    assert (model.get("Containers") or [model.get("PrimaryContainer")])[0]["ModelPackageName"] == first
+    again = CliRunner().invoke(cli.app, ["rollback", "churn"])
+    assert again.exit_code == 1 and "no older approved version" in again.output
+
+
+def test_mlops_rollback_without_an_endpoint_says_so(hosting):
+    from typer.testing import CliRunner
+
+    from pipelines import cli
+    result = CliRunner().invoke(cli.app, ["rollback", "churn"])
+    assert result.exit_code == 1 and "does not exist" in result.output
