@@ -21,9 +21,10 @@ $(TOOLS)/.installed:
 	npm install --silent --no-audit --no-fund --prefix $(TOOLS) node@22 aws-cdk@2
 	touch $@
 
-# The main job: every stack synthesized with cdk-nag (Lambda dependencies bundled with pip, no Docker).
-# The offline local lifecycle (issue 8) will extend this target.
+# The main job: every stack synthesized with cdk-nag (Lambda dependencies bundled with pip, no Docker),
+# then one complete retraining lifecycle offline (embedded AWS emulation, local training and serving).
 demo: synth
+	mlops local up
 
 synth: setup
 	cdk synth --all --quiet
@@ -39,6 +40,7 @@ bench: setup
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/drift.py
+	$(PY) benchmarks/local_lifecycle.py
 
 clean:
 	rm -rf cdk.out .build .local .pytest_cache

@@ -187,6 +187,56 @@ def drift_check(model: str,
         webbrowser.open(outcome["html"].resolve().as_uri())
 
 
+local_app = typer.Typer(help="The whole lifecycle offline: embedded AWS emulation, local training and serving.",
+                        no_args_is_help=True)
+app.add_typer(local_app, name="local")
+
+
+@local_app.command("up")
+def local_up(model: str = typer.Option("churn", help="Model folder under pipelines/."),
+             interactive: bool = typer.Option(False, help="Wait for a person to click the approval link."),
+             workdir: str = typer.Option(".local", help="Scratch folder (training jobs, reports)."),
+             rows: int = typer.Option(5000, help="Rows of generated training data."),
+             verbose: bool = typer.Option(False, help="Show the handlers' JSON logs and every training line.")) -> None:
+    """Run one complete retraining lifecycle locally, then a drift-triggered second run."""
+    from pathlib import Path
+
+    from pipelines.local.lifecycle import LifecycleError, LocalLifecycle
+
+    try:
+        result = LocalLifecycle(model, Path(workdir), interactive, rows, say=console.print, verbose=verbose).run()
+    except (LifecycleError, SpecError) as error:
+        fail(str(error))
+    print_summary(result)
+
+
+def print_summary(result) -> None:
+    runs = Table(title="Runs")
+    for column in ("execution", "trigger", "status", "ended at / waiting at"):
+        runs.add_column(column)
+    for run in result.runs:
+        runs.add_row(run["name"], run["input"].get("trigger", ""), run["status"], run["waiting_at"] or run.get("error") or "")
+    versions = Table(title="Model versions")
+    for column in ("version", "status", "validation:auc", "git commit", "dataset version", "trigger"):
+        versions.add_column(column)
+    for version in result.versions:
+        versions.add_row(str(version["version"]), version["status"], f"{version['metrics'].get('validation:auc', 0):.4f}",
+                         version["lineage"].get("git_commit", "")[:12], version["lineage"].get("dataset_version_id", "")[:12],
+                         version["lineage"].get("trigger", ""))
+    approvals = Table(title="Approval decisions")
+    for column in ("request", "status", "decided by", "channel", "reason"):
+        approvals.add_column(column)
+    for item in result.approvals:
+        approvals.add_row(item["sk"].split("#", 1)[1], item["status"] or "", item.get("decided_by") or "-",
+                          item.get("channel") or "-", item.get("reason") or "-")
+    for table in (runs, versions, approvals):
+        console.print(table)
+    console.print(f"predictions from the served model: {result.predictions}")
+    console.print(f"drift: {result.drift.get('drifted_features')} → {result.drift.get('reason')}")
+    console.print(f"drift report: {result.drift_report}")
+    console.print(f"total {result.timings.get('total_s')} s")
+
+
 def main() -> None:
     try:
         app()

@@ -26,8 +26,23 @@ def validated_inputs(app: cdk.App, models_dir: Path = MODELS_DIR) -> list[tuple[
     return [(env, load_all_specs(models_dir, env.overrides)) for env in environments]
 
 
+def source_commit(app: cdk.App) -> str:
+    """The commit the app is synthesized from (context mlops:git_commit overrides, for reproducible builds)."""
+    pinned = app.node.try_get_context("mlops:git_commit")
+    if pinned:
+        return str(pinned)
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=MODELS_DIR, capture_output=True, text=True,
+                              check=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def build_app(app: cdk.App, models_dir: Path = MODELS_DIR) -> cdk.App:
     inputs = validated_inputs(app, models_dir)
+    commit = source_commit(app)
     for environment, specs in inputs:
         aws_env = cdk.Environment(account=environment.account, region=environment.region)
         registry = RegistryStack(app, naming.registry_stack(environment.name), environment=environment,
@@ -35,7 +50,7 @@ def build_app(app: cdk.App, models_dir: Path = MODELS_DIR) -> cdk.App:
         cdk.Tags.of(registry).add("mlops:environment", environment.name)
         for spec in specs:
             stack = ModelStack(app, naming.model_stack(spec.name, environment.name), environment=environment,
-                               spec=spec, registry=registry, env=aws_env)
+                               spec=spec, registry=registry, env=aws_env, source_commit=commit)
             cdk.Tags.of(stack).add("mlops:environment", environment.name)
             cdk.Tags.of(stack).add("mlops:model", spec.name)
     acknowledge_scoped_wildcards(app)

@@ -29,7 +29,7 @@ PIPELINE_HANDLERS = {
 
 class ModelStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, environment: EnvironmentSpec, spec: ModelSpec,
-                 registry: RegistryStack, **kwargs) -> None:
+                 registry: RegistryStack, source_commit: str = "unknown", **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
         env_name, model = environment.name, spec.name
         key = registry.key
@@ -47,7 +47,7 @@ class ModelStack(Stack):
             "STATE_MACHINE_ARN": machine_arn, "NOTIFICATION_TOPIC_ARN": self.topic.topic_arn,
             "TRAINING_HYPERPARAMETERS": json.dumps(self.training.hyperparameters),
             "INFERENCE_IMAGE": resolve_inference_image(spec, self.region),
-            "AUDIT_TABLE": naming.audit_table(env_name),
+            "AUDIT_TABLE": naming.audit_table(env_name), "SOURCE_GIT_COMMIT": source_commit,
         }
         code = handler_code()
         self.functions = {

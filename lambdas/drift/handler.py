@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -39,6 +40,8 @@ def scan_window(store: dal.ObjectStore, reference: engine.Reference, spec, start
 def publish_metrics(result: engine.DriftResult) -> None:
     metrics.add_metric(name="DriftedFeatures", unit=MetricUnit.Count, value=len(result.drifted_features))
     metrics.add_metric(name="CapturedRows", unit=MetricUnit.Count, value=result.rows)
+    if is_metrics_disabled():
+        return
     for feature in result.features:
         with single_metric(name="FeaturePSI", unit=MetricUnit.NoUnit, value=feature.psi,
                            namespace=metrics.namespace) as metric:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from typing import Any
 
 from aws_lambda_powertools.utilities.parser import BaseModel
@@ -50,7 +51,8 @@ def prepare_run(event: TaskEvent, context: LambdaContext) -> dict:
     logic.refuse_duplicate(dal.running_executions(setting("STATE_MACHINE_ARN")), event.execution_arn, spec.name)
     defaults = json.loads(setting("TRAINING_HYPERPARAMETERS"))
     hyperparameters = logic.merge_hyperparameters(defaults, run_input.hyperparameters, spec.training.hyperparameters)
-    config = logic.run_config(run_input, event.execution_arn, event.execution_name, hyperparameters, spec.dataset)
+    config = logic.run_config(run_input, event.execution_arn, event.execution_name, hyperparameters, spec.dataset,
+                              os.environ.get("SOURCE_GIT_COMMIT", ""))
     logger.info("run prepared", extra={"trigger": config["trigger"], "requested_by": config["requested_by"]})
     metrics.add_metric(name="RunsStarted", unit="Count", value=1)
     return config

@@ -83,10 +83,12 @@ def refuse_duplicate(running: list[dict], own_execution_arn: str, model: str) ->
 
 
 def run_config(run_input: RunInput, execution_arn: str, execution_name: str, hyperparameters: dict[str, str],
-               dataset: DatasetSpec) -> dict:
+               dataset: DatasetSpec, deployed_commit: str = "") -> dict:
+    """deployed_commit: the commit the stack (and so the training code asset) was synthesized from; it is
+    what schedule- and drift-triggered runs really run."""
     return {
         "model": run_input.model, "trigger": run_input.trigger, "requested_by": run_input.requested_by,
-        "git_commit": run_input.git_commit or "unknown", "execution_arn": execution_arn,
+        "git_commit": run_input.git_commit or deployed_commit or "unknown", "execution_arn": execution_arn,
         "execution_name": execution_name, "training_job_name": naming.training_job(run_input.model, execution_name),
         "dataset_key": run_input.dataset_key or f"{dataset.s3_prefix}{dataset.file_name}",
         "hyperparameters": hyperparameters, "reason": run_input.reason or "",

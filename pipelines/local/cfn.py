@@ -14,7 +14,8 @@ Resolver = Callable[[str, str | None], str]  # (logical id, attribute or None fo
 PSEUDO = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}
 
 
-def resolve(value: Any, lookup: Resolver, pseudo: dict[str, str] | None = None) -> Any:
+def resolve(value: Any, lookup: Resolver, pseudo: dict[str, str] | None = None,
+            imports: Callable[[str], str] | None = None) -> Any:
     pseudo = {**PSEUDO, **(pseudo or {})}
 
     def walk(node: Any) -> Any:
@@ -32,6 +33,8 @@ def resolve(value: Any, lookup: Resolver, pseudo: dict[str, str] | None = None) 
             if key == "Fn::Join":
                 separator, parts = argument
                 return separator.join(str(walk(part)) for part in walk(parts))
+            if key == "Fn::ImportValue" and imports is not None:
+                return imports(walk(argument))
             if key == "Fn::Select":
                 index, items = argument
                 return walk(items)[int(walk(index))]

@@ -1,4 +1,8 @@
-"""What moto 5.2.5 lacks for this platform's local emulation: SageMaker UpdateEndpoint.
+"""What moto 5.2.5 lacks or gets wrong for this platform's local emulation.
+
+- SageMaker UpdateEndpoint does not exist in moto.
+- UpdateModelPackage replaces CustomerMetadataProperties with nothing when the call does not pass
+  them; AWS keeps them (and merges passed keys), so approving a package would erase its lineage.
 
 Registered on moto's SageMaker backend and response classes (moto dispatches actions by method
 name), so boto3 calls reach it in-process and through moto's server alike.
@@ -36,6 +40,17 @@ def install() -> None:
             deployment_config=self._get_param("DeploymentConfig"))
         return ActionResult({"EndpointArn": arn})
 
+    original_update_package = models.SageMakerModelBackend.update_model_package
+
+    def update_model_package(self, model_package_arn, model_approval_status, approval_description,
+                             customer_metadata_properties, *args, **kwargs):
+        name = self.model_package_name_mapping.get(model_package_arn, model_package_arn)
+        existing = getattr(self.model_packages.get(name), "customer_metadata_properties", None) or {}
+        merged = {**existing, **(customer_metadata_properties or {})}
+        return original_update_package(self, model_package_arn, model_approval_status, approval_description,
+                                       merged or None, *args, **kwargs)
+
     models.SageMakerModelBackend.update_endpoint = update_endpoint
+    models.SageMakerModelBackend.update_model_package = update_model_package
     responses.SageMakerResponse.update_endpoint = update_endpoint_response
     _installed = True

@@ -49,7 +49,8 @@ class Hosting:
     """Resolves endpoints to loaded models (cached per model package) and writes data capture."""
 
     def __init__(self, workdir: Path, region: str = "us-east-1", seed: int = 0) -> None:
-        self.workdir, self.region = workdir, region
+        self.workdir, self.region = Path(workdir).resolve(), region
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.sagemaker = boto3.client("sagemaker", region_name=region)
         self.s3 = boto3.client("s3", region_name=region)
         self.models: dict[str, LoadedModel] = {}

@@ -7,6 +7,7 @@ encryption settings, so the task state is built here from the spec (a CustomStat
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tarfile
 from pathlib import Path
@@ -31,6 +32,7 @@ def resolve_training_image(training: TrainingSpec, region: str) -> str:
     if training.image_uri:
         return training.image_uri
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+    logging.getLogger("sagemaker.config").setLevel(logging.WARNING)  # "not applying SDK defaults" on every import
     from sagemaker import image_uris
 
     return image_uris.retrieve(framework=training.framework, region=region, version=training.framework_version,

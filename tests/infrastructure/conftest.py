@@ -13,7 +13,7 @@ CONTEXT = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
 
 def new_app(**extra_context) -> cdk.App:
     # Asset bundling (pip installs for the Lambda layer) is skipped in template tests.
-    return cdk.App(context={**CONTEXT, "aws:cdk:bundling-stacks": [], **extra_context})
+    return cdk.App(context={**CONTEXT, "aws:cdk:bundling-stacks": [], "mlops:git_commit": "0123abc", **extra_context})
 
 
 @pytest.fixture(scope="session")

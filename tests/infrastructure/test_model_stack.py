@@ -221,3 +221,9 @@ def test_hosting_role_writes_only_its_own_endpoints_data_capture(template):
     hosting = statements(template, "DeploymentHosting")
     puts = [flat(s["Resource"]) for s in hosting if any(a.startswith("s3:PutObject") for a in s["Action"])]
     assert puts and all("/data-capture/churn-dev-" in p for p in puts)
+
+
+def test_functions_know_the_commit_their_code_was_synthesized_from(template):
+    prepare = next(r["Properties"] for k, r in template["Resources"].items()
+                   if r["Type"] == "AWS::Lambda::Function" and k.startswith("PrepareFunction"))
+    assert prepare["Environment"]["Variables"]["SOURCE_GIT_COMMIT"] == "0123abc"

@@ -42,6 +42,9 @@ def dataset_bytes(rows: int = 2000, seed: int = 7, **overrides) -> bytes:
 
 @pytest.fixture
 def platform(monkeypatch):
+    from pipelines.local import moto_extensions
+
+    moto_extensions.install()  # the same emulation fixes the local mode uses
     with mock_aws():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=BUCKET)

@@ -1,0 +1,366 @@
+"""`mlops local up`: one whole retraining lifecycle on this machine, no AWS account, no Docker.
+
+The CDK app is synthesized for a `local` environment and provisioned into moto; moto's Step
+Functions interpreter runs the synthesized definition; Lambda tasks run the real handlers
+in-process; the training task runs train.py as a subprocess; the approval link is served on
+127.0.0.1; the approved model is served by inference.py on 127.0.0.1; shifted traffic is captured;
+the drift hook finds it and starts the second run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from threading import Thread
+from typing import Callable
+
+import boto3
+
+from pipelines import naming
+from pipelines.spec import MODELS_DIR, REPO_ROOT, find_model_dir, load_spec
+
+LOCAL_ENV = "local"
+DEMO_REQUESTER = "data-scientist@example.com"
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+class LifecycleError(RuntimeError):
+    pass
+
+
+@dataclass
+class LifecycleResult:
+    runs: list[dict] = field(default_factory=list)
+    versions: list[dict] = field(default_factory=list)
+    approvals: list[dict] = field(default_factory=list)
+    predictions: list[dict] = field(default_factory=list)
+    drift: dict = field(default_factory=dict)
+    drift_report: str = ""
+    second_run: dict = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    captured_rows: int = 0
+
+
+def local_environment(account: str, region: str) -> dict:
+    return {LOCAL_ENV: {"account": account, "region": region, "overrides": {}}}
+
+
+def synthesize(model: str, account: str, region: str) -> dict[str, dict]:
+    """The registry and model stacks of the `local` environment, as the CDK app synthesizes them."""
+    import aws_cdk as cdk
+
+    from stacks.app_builder import build_app
+
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    context.update({"mlops:environments": local_environment(account, region), "env": LOCAL_ENV,
+                    "aws:cdk:bundling-stacks": []})
+    assembly = build_app(cdk.App(context=context, outdir=str(Path(os.environ.get("MLOPS_LOCAL_DIR", ".local")) / "cdk.out"))).synth()
+    return {name: assembly.get_stack_by_name(name).template
+            for name in (naming.registry_stack(LOCAL_ENV), naming.model_stack(model, LOCAL_ENV))}
+
+
+class FunctionUrlServer:
+    """A Lambda Function URL on 127.0.0.1: HTTP requests become function-URL events for one handler."""
+
+    def __init__(self, invoke: Callable[[dict], dict]) -> None:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode() or None
+                path, _, query = self.path.partition("?")
+                event = {"version": "2.0", "rawPath": path, "rawQueryString": query,
+                         "queryStringParameters": {k: v[0] for k, v in urllib.parse.parse_qs(query).items()} or None,
+                         "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body, "isBase64Encoded": False,
+                         "requestContext": {"http": {"method": self.command, "path": path, "protocol": "HTTP/1.1",
+                                                     "sourceIp": self.client_address[0],
+                                                     "userAgent": self.headers.get("User-Agent", "-")},
+                                            "requestId": "local", "routeKey": "$default", "stage": "$default",
+                                            "accountId": "local", "apiId": "local", "domainName": "127.0.0.1",
+                                            "domainPrefix": "local", "time": "-", "timeEpoch": 0}}
+                response = outer.invoke(event)
+                payload = response.get("body", "").encode()
+                self.send_response(response.get("statusCode", 500))
+                for name, value in (response.get("headers") or {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _serve
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.invoke = invoke
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class LocalLifecycle:
+    def __init__(self, model: str = "churn", workdir: Path = Path(".local"), interactive: bool = False,
+                 rows: int = 5000, traffic_requests: int = 150, say: Callable[[str], None] = print,
+                 verbose: bool = False) -> None:
+        self.model, self.workdir, self.interactive = model, Path(workdir).resolve(), interactive
+        self.verbose = verbose
+        self.rows, self.traffic_requests, self.say = rows, traffic_requests, say
+        self.spec = load_spec(find_model_dir(model))
+        self.result = LifecycleResult()
+
+    # ------------------------------------------------------------------ the lifecycle
+    def run(self) -> LifecycleResult:
+        started, saved_environment = time.perf_counter(), dict(os.environ)
+        try:
+            return self._run(started)
+        finally:  # the process (a test session, a notebook) gets its environment back
+            os.environ.clear()
+            os.environ.update(saved_environment)
+
+    def _run(self, started: float) -> LifecycleResult:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        self.workdir.mkdir(parents=True)
+        os.environ.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1",
+                           "AWS_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true", "MLOPS_LOCAL_DIR": str(self.workdir),
+                           "POWERTOOLS_METRICS_NAMESPACE": "MLOps", "SAGEMAKER_SUPPRESS_V2_WARNING": "1"})
+        if not self.verbose:  # handlers' JSON logs and EMF metrics are for CloudWatch; the demo shows its own progress
+            os.environ.update({"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"})
+        for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            os.environ.pop(variable, None)
+        import logging
+
+        from moto import mock_aws
+        from moto.core import DEFAULT_ACCOUNT_ID
+
+        # moto logs every JSONPath miss of Choice/Catch evaluation at ERROR; the run's history has the facts.
+        logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
+
+        self.account, self.region = DEFAULT_ACCOUNT_ID, "us-east-1"
+        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
+            try:
+                self._lifecycle()
+            finally:
+                self._close()
+        self.result.timings["total_s"] = round(time.perf_counter() - started, 1)
+        return self.result
+
+    def _lifecycle(self) -> None:
+        self._step("synthesize the CDK app (local environment)", self._synthesize)
+        self._step("provision the stacks into the AWS emulation", self._provision)
+        self._step("seed the training data", lambda: self._seed(shift=0.0))
+        first = self._step("run 1: retraining pipeline", lambda: self._run_pipeline(trigger_approval=True))
+        if first["status"] != "SUCCEEDED":
+            raise LifecycleError(f"run 1 ended {first['status']}: {first.get('error')} {first.get('cause')}")
+        self._step("the approved model serves predictions", self._check_serving)
+        self._step("traffic from a shifted population", self._send_traffic)
+        self._step("new labelled data arrives (shifted population)", lambda: self._seed(shift=1.0, seed=11))
+        self._step("drift hook", self._drift_hook)
+        self._step("run 2 (started by the drift hook)", self._follow_second_run)
+        self._summarize()
+
+    def _step(self, title: str, action: Callable):
+        self.say(f"[bold cyan]▶ {title}[/]")
+        started = time.perf_counter()
+        value = action()
+        self.result.timings[title] = round(time.perf_counter() - started, 2)
+        return value
+
+    # ------------------------------------------------------------------ set-up
+    def _synthesize(self) -> None:
+        self.templates = synthesize(self.model, self.account, self.region)
+
+    def _provision(self) -> None:
+        from pipelines.local import glue, moto_extensions
+        from pipelines.local.provision import Provisioner
+        from pipelines.local.serving import Hosting, LocalHostingServer
+
+        moto_extensions.install()
+        glue.install_service_names()
+        glue.install_sagemaker_sync(self.model, self.workdir / "training", self._training_log)
+        self.hosting = LocalHostingServer(Hosting(self.workdir / "hosting")).__enter__()
+        self.dispatch = glue.LambdaDispatch({"SAGEMAKER_RUNTIME_URL": self.hosting.url})
+        self.dispatch.install()
+        model_stack = self.templates[naming.model_stack(self.model, LOCAL_ENV)]
+        decide_logical = next(k for k, r in model_stack["Resources"].items()
+                              if r["Type"] == "AWS::Lambda::Function" and k.startswith("ApprovalDecideFunction"))
+        self.approval_server = FunctionUrlServer(lambda event: self.dispatch.invoke(decide_logical[:64], event))
+        provisioner = Provisioner(self.account, self.region, self.dispatch, {decide_logical: self.approval_server.url})
+        for stack, template in self.templates.items():
+            provisioner.provision(stack, template)
+        self.provisioned = provisioner.result
+        self.bucket = naming.artifact_bucket(LOCAL_ENV, self.account, self.region)
+        self._subscribe_inbox()
+        self.say(f"    provisioned {sum(len(v) for v in self.provisioned.values.values())} resources, "
+                 f"{len(self.provisioned.functions)} functions; endpoints served at {self.hosting.url}, "
+                 f"approval links at {self.approval_server.url}")
+
+    def _training_log(self, line: str) -> None:
+        if self.verbose or line.startswith(("validation:auc", "checkpoint: resumed")) or "epoch=1;" in line:
+            self.say(f"    [dim]{line}[/]")
+
+    def _subscribe_inbox(self) -> None:
+        """The approvers' mailbox: an SQS queue on the approval topic (SNS email cannot leave this machine)."""
+        sqs, sns = boto3.client("sqs"), boto3.client("sns")
+        self.inbox = sqs.create_queue(QueueName="approver-inbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        topic = next(t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(f"{self.model}-{LOCAL_ENV}-approvals"))
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+
+    def _seed(self, shift: float, seed: int = 7) -> None:
+        sys.path.insert(0, str(MODELS_DIR / self.model))
+        import make_dataset
+
+        path = make_dataset.write_csv(make_dataset.generate(self.rows, seed, shift), self.workdir / "data" / f"train-{seed}.csv")
+        key = f"{self.spec.dataset.s3_prefix}{self.spec.dataset.file_name}"
+        version = boto3.client("s3").put_object(Bucket=self.bucket, Key=key, Body=path.read_bytes()).get("VersionId")
+        self.say(f"    s3://{self.bucket}/{key} version {version} ({self.rows} rows, population shift {shift})")
+
+    # ------------------------------------------------------------------ runs
+    def _run_pipeline(self, trigger_approval: bool) -> dict:
+        from pipelines.client import Pipelines
+
+        run = Pipelines(env=LOCAL_ENV).start(self.model, requested_by=DEMO_REQUESTER, reason="local lifecycle")
+        return self._follow(run.arn, approve=trigger_approval)
+
+    def _follow(self, execution_arn: str, approve: bool, stop_at: str | None = None, timeout_s: float = 600) -> dict:
+        sfn = boto3.client("stepfunctions")
+        seen, approved, deadline = 0, False, time.time() + timeout_s
+        while time.time() < deadline:
+            events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+            for event in events[seen:]:
+                entered = event.get("stateEnteredEventDetails")
+                if entered:
+                    self.say(f"    [green]●[/] {entered['name']}")
+                    if stop_at and entered["name"] == stop_at:
+                        return self._record_run(execution_arn, stopped_at=stop_at)
+            seen = len(events)
+            described = sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] in TERMINAL:
+                return self._record_run(execution_arn)
+            if approve and not approved and self._pending_approval(execution_arn):
+                self._decide_as_approver()
+                approved = True
+            time.sleep(0.2)
+        raise LifecycleError(f"{execution_arn} did not finish within {timeout_s:.0f} s")
+
+    def _record_run(self, execution_arn: str, stopped_at: str | None = None) -> dict:
+        sfn = boto3.client("stepfunctions")
+        described = sfn.describe_execution(executionArn=execution_arn)
+        history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        (self.workdir / f"history-{described['name']}.json").write_text(json.dumps(history, indent=1, default=str))
+        run = {"name": described["name"], "status": described["status"], "arn": execution_arn,
+               "error": described.get("error"), "cause": described.get("cause"), "waiting_at": stopped_at,
+               "input": json.loads(described["input"])}
+        self.result.runs.append(run)
+        return run
+
+    def _pending_approval(self, execution_arn: str) -> bool:
+        from lambdas.shared.dal import ApprovalStore
+
+        record = ApprovalStore(naming.audit_table(LOCAL_ENV)).get(self.model, execution_arn.rsplit(":", 1)[1])
+        return bool(record and record.get("status") == "PENDING")
+
+    def _decide_as_approver(self) -> None:
+        messages = boto3.client("sqs").receive_message(QueueUrl=self.inbox, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        links = {}
+        for message in messages:
+            body = json.loads(message["Body"])
+            approver = body["MessageAttributes"]["approver"]["Value"]
+            found = dict(re.findall(r"^(Approve|Reject):\s+(\S+)$", body["Message"], re.M))
+            if found:
+                links[approver] = found
+        if not links:
+            raise LifecycleError("the approval request reached no approver with links")
+        approver, found = sorted(links.items())[0]
+        if self.interactive:
+            self.say(f"    [bold yellow]Waiting for a person:[/] approve {found['Approve']}\n    or reject {found['Reject']}")
+            return
+        page = urllib.request.urlopen(found["Approve"], timeout=10).read().decode()  # what the approver sees first
+        token = re.search(r"name='t' value='([^']+)'", page).group(1)
+        form = urllib.parse.urlencode({"t": token, "reason": "local lifecycle: metrics reviewed"}).encode()
+        answer = urllib.request.urlopen(urllib.request.Request(found["Approve"].split("?")[0], data=form), timeout=10).read().decode()
+        self.say(f"    {approver} opened the link and approved: {re.search(r'<h1>(.*?)</h1>', answer).group(1)}")
+
+    # ------------------------------------------------------------------ serving, traffic, drift
+    def _runtime(self):
+        return boto3.client("sagemaker-runtime", endpoint_url=self.hosting.url)
+
+    def _rows(self, count: int, seed: int, shift: float) -> list[dict]:
+        import make_dataset
+
+        columns = make_dataset.generate(count, seed, shift)
+        return [dict(zip(self.spec.dataset.features, values))
+                for values in zip(*(columns[n].tolist() for n in self.spec.dataset.features))]
+
+    def _check_serving(self) -> None:
+        endpoint = naming.endpoint(self.model, LOCAL_ENV, "prod")
+        body = self._runtime().invoke_endpoint(EndpointName=endpoint, ContentType="application/json",
+                                               Body=json.dumps({"instances": self._rows(3, 99, 0.0)}))["Body"].read()
+        self.result.predictions = json.loads(body)["predictions"]
+        self.say(f"    {endpoint} → {self.result.predictions}")
+
+    def _send_traffic(self) -> None:
+        endpoint, runtime = naming.endpoint(self.model, LOCAL_ENV, "prod"), self._runtime()
+        for request in range(self.traffic_requests):
+            runtime.invoke_endpoint(EndpointName=endpoint, ContentType="application/json",
+                                    Body=json.dumps({"instances": self._rows(20, 1000 + request, 1.0)}))
+        captured = boto3.client("s3").list_objects_v2(Bucket=self.bucket, Prefix=f"data-capture/{endpoint}/")["KeyCount"]
+        self.result.captured_rows = captured * 20
+        self.say(f"    {self.traffic_requests} requests x 20 rows; {captured} captured "
+                 f"({self.spec.deployment.data_capture_percent}% sampling)")
+
+    def _drift_hook(self) -> None:
+        drift_function = self.provisioned.function_named("DriftFunction")
+        event = {"version": "0", "id": "local-drift-check", "detail-type": "Scheduled Event", "source": "aws.events",
+                 "account": self.account, "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                 "region": self.region, "resources": [], "detail": {}}
+        self.result.drift = self.dispatch.invoke(drift_function.name, event)
+        key = self.result.drift["html_report_uri"].split(f"{self.bucket}/", 1)[1]
+        report = self.workdir / "reports" / "drift-report.html"
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_bytes(boto3.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        self.result.drift_report = str(report)
+        self.say(f"    drift={self.result.drift['drift']} in {self.result.drift['drifted_features']}; "
+                 f"{self.result.drift['reason']}")
+
+    def _follow_second_run(self) -> None:
+        arn = self.result.drift.get("execution_arn")
+        if not arn:
+            raise LifecycleError(f"the drift hook started no run: {self.result.drift.get('reason')}")
+        run = self._follow(arn, approve=False, stop_at="WaitForApproval")
+        if run["status"] == "RUNNING":
+            boto3.client("stepfunctions").stop_execution(executionArn=arn, error="LocalLifecycleEnd",
+                                                         cause="the local lifecycle ends at the second approval request")
+        self.result.second_run = run
+
+    # ------------------------------------------------------------------ summary
+    def _summarize(self) -> None:
+        from lambdas.shared.dal import ApprovalStore
+        from pipelines.client import Pipelines
+
+        self.result.versions = [vars(v) for v in Pipelines(env=LOCAL_ENV).models(self.model)]
+        table = ApprovalStore(naming.audit_table(LOCAL_ENV)).dynamodb
+        items = table.scan()["Items"]
+        self.result.approvals = [{k: item.get(k) for k in ("sk", "status", "decided_by", "decided_at", "reason", "channel",
+                                                           "source_ip", "requested_by")}
+                                 for item in items if item["sk"].startswith("approval#")]
+
+    def _close(self) -> None:
+        for closing in ("approval_server", "hosting"):
+            server = getattr(self, closing, None)
+            if server is not None:
+                server.close() if closing == "approval_server" else server.__exit__(None, None, None)

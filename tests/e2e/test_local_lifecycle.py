@@ -1,0 +1,59 @@
+"""The whole lifecycle offline, asserting each step's real outcome (not that the commands ran)."""
+
+import json
+
+import pytest
+
+from pipelines.local.lifecycle import LocalLifecycle
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def lifecycle(tmp_path_factory):
+    return LocalLifecycle("churn", tmp_path_factory.mktemp("local"), rows=3000, traffic_requests=120,
+                          say=lambda line: None).run()
+
+
+def test_first_run_succeeds_through_every_stage(lifecycle):
+    first = lifecycle.runs[0]
+    assert first["status"] == "SUCCEEDED" and first["input"]["trigger"] == "manual"
+
+
+def test_the_package_is_registered_with_full_lineage_and_approved(lifecycle):
+    first = next(v for v in lifecycle.versions if v["version"] == 1)
+    assert first["status"] == "Approved"
+    lineage = first["lineage"]
+    assert len(lineage["git_commit"]) == 40 and len(lineage["dataset_sha256"]) == 64
+    assert lineage["dataset_version_id"] not in ("", "unversioned")
+    assert json.loads(lineage["hyperparameters"])["epochs"] == 12
+    assert first["metrics"]["validation:auc"] >= 0.75
+    assert lineage["execution_arn"].endswith(lifecycle.runs[0]["name"])
+
+
+def test_the_approval_was_decided_by_an_approver_through_the_link_and_audited(lifecycle):
+    decided = [a for a in lifecycle.approvals if a["status"] == "APPROVED"]
+    assert len(decided) == 1
+    assert decided[0]["decided_by"] == "ml-lead@example.com" and decided[0]["channel"] == "link"
+    assert decided[0]["source_ip"] == "127.0.0.1" and decided[0]["requested_by"] == "data-scientist@example.com"
+
+
+def test_the_approved_model_serves_probabilities(lifecycle):
+    assert len(lifecycle.predictions) == 3
+    assert all(0 < p["probability"] < 1 and p["label"] in (0, 1) for p in lifecycle.predictions)
+
+
+def test_shifted_traffic_is_captured_and_the_drift_hook_detects_it(lifecycle, tmp_path_factory):
+    assert lifecycle.captured_rows >= 200
+    assert lifecycle.drift["drift"] is True
+    assert {"contract", "tenure_months"} <= set(lifecycle.drift["drifted_features"])
+    assert "<svg" in open(lifecycle.drift_report).read()
+
+
+def test_the_drift_hook_started_a_second_run_on_the_new_data(lifecycle):
+    second = lifecycle.runs[1]
+    assert second["input"]["trigger"] == "drift" and second["input"]["requested_by"] == "drift-hook"
+    assert second["waiting_at"] == "WaitForApproval"
+    versions = {v["version"]: v for v in lifecycle.versions}
+    assert versions[2]["lineage"]["trigger"] == "drift" and versions[2]["status"] == "PendingManualApproval"
+    assert versions[2]["lineage"]["dataset_sha256"] != versions[1]["lineage"]["dataset_sha256"]
