@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import Duration, Stack, aws_cloudwatch as cloudwatch, aws_cloudwatch_actions as cw_actions
-from aws_cdk import aws_iam as iam, aws_kms as kms, aws_lambda as lambda_, aws_s3 as s3, aws_sns as sns
+from aws_cdk import aws_ec2 as ec2, aws_iam as iam, aws_kms as kms, aws_lambda as lambda_, aws_s3 as s3, aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn, aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
@@ -26,6 +26,8 @@ class EndpointRole(Construct):
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
                              description=f"SageMaker endpoints of {spec.name} ({env_name})")
         bucket.grant_read(self.role, f"models/{spec.name}/*")
+        bucket.grant_read(self.role, f"batch/{spec.name}/input/*")
+        bucket.grant_put(self.role, f"batch/{spec.name}/output/*")
         for stage in STAGES:
             bucket.grant_put(self.role, f"data-capture/{naming.endpoint(spec.name, env_name, stage)}/*")
         self.role.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]))
@@ -84,7 +86,7 @@ class EndpointDeployment(Construct):
                  bucket: s3.IBucket, code: lambda_.Code, environment: dict[str, str], image_uri: str,
                  package_arns: list[str], topic: sns.ITopic) -> None:
         super().__init__(scope, construct_id)
-        self.spec, self.env_name = spec, env_name
+        self.spec, self.env_name, self.bucket, self.key = spec, env_name, bucket, key
         stack = Stack.of(self)
         self.endpoints = {stage: naming.endpoint(spec.name, env_name, stage) for stage in STAGES}
         self.role = EndpointRole(self, "Hosting", spec=spec, env_name=env_name, bucket=bucket, key=key, image_uri=image_uri).role
@@ -130,13 +132,38 @@ class EndpointDeployment(Construct):
         prod_first, prod_ready = steps["prod"]
         staging_ready.next(smoke)
         smoke.next(prod_first)
-        autoscale = self._autoscaling(on_failure)
-        if autoscale is None:
-            prod_ready.next(then)
-        else:
-            prod_ready.next(autoscale[0])
-            autoscale[1].next(then)
+        tail: list[tuple[sfn.State, sfn.State]] = [part for part in (self._autoscaling(on_failure),
+                                                                    self._batch_transform(on_failure)) if part]
+        previous = prod_ready
+        for first, last in tail:
+            previous.next(first)
+            previous = last
+        previous.next(then)
         return staging_first
+
+    def _batch_transform(self, on_failure: sfn.IChainable) -> tuple[sfn.State, sfn.State] | None:
+        """Optional: score batch/<model>/input/ (JSON lines, one feature object each) with the new model."""
+        if not self.spec.deployment.batch_transform:
+            return None
+        bucket_name = self.bucket.bucket_name
+        transform = tasks.SageMakerCreateTransformJob(
+            self, "BatchTransform", role=self.role,
+            transform_job_name=sfn.JsonPath.format("{}-batch", sfn.JsonPath.execution_name),
+            model_name=sfn.JsonPath.string_at("$.deployment.prod.model"),
+            transform_input=tasks.TransformInput(
+                transform_data_source=tasks.TransformDataSource(s3_data_source=tasks.TransformS3DataSource(
+                    s3_uri=f"s3://{bucket_name}/batch/{self.spec.name}/input/", s3_data_type=tasks.S3DataType.S3_PREFIX)),
+                content_type="application/json", split_type=tasks.SplitType.LINE),
+            transform_output=tasks.TransformOutput(s3_output_path=f"s3://{bucket_name}/batch/{self.spec.name}/output/",
+                                                   encryption_key=self.key, accept="application/json",
+                                                   assemble_with=tasks.AssembleWith.LINE),
+            transform_resources=tasks.TransformResources(
+                instance_count=1, instance_type=ec2.InstanceType(self.spec.deployment.instance_type.removeprefix("ml.")),
+                volume_encryption_key=self.key),
+            batch_strategy=tasks.BatchStrategy.MULTI_RECORD, result_path="$.batch_transform",
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB)
+        transform.add_catch(on_failure, errors=["States.ALL"], result_path="$.error")
+        return transform, transform
 
     def _stage(self, stage: str, on_failure: sfn.IChainable) -> tuple[sfn.State, sfn.Pass]:
         """Deploy -> describe -> (in service with the new config? | failed | rolled back | wait and describe again)."""

@@ -227,3 +227,22 @@ def test_functions_know_the_commit_their_code_was_synthesized_from(template):
     prepare = next(r["Properties"] for k, r in template["Resources"].items()
                    if r["Type"] == "AWS::Lambda::Function" and k.startswith("PrepareFunction"))
     assert prepare["Environment"]["Variables"]["SOURCE_GIT_COMMIT"] == "0123abc"
+
+
+def test_optional_batch_transform_scores_with_the_new_model_after_production():
+    from stacks.app_builder import build_app
+    from tests.infrastructure.conftest import new_app
+    app = build_app(new_app(env="dev", **{"mlops:environments": {"dev": {
+        "account": "111111111111", "region": "us-east-1", "overrides": {"deployment": {"batch_transform": True}}}}}))
+    (definition,) = state_machine_definitions(template_of(app, "mlops-dev-churn").to_json()).values()
+    states = definition["States"]
+    assert states["PutTargetTrackingPolicy"]["Next"] == "BatchTransform"
+    transform = states["BatchTransform"]
+    assert transform["Resource"].endswith(":sagemaker:createTransformJob.sync")
+    assert transform["Parameters"]["ModelName.$"] == "$.deployment.prod.model"
+    assert transform["Parameters"]["TransformOutput"]["S3OutputPath"].endswith("/batch/churn/output/")
+    assert "KmsKeyId" in transform["Parameters"]["TransformOutput"] and transform["Next"] == "NotifySucceeded"
+
+
+def test_without_batch_transform_production_goes_straight_to_the_notification(states):
+    assert "BatchTransform" not in states and states["PutTargetTrackingPolicy"]["Next"] == "NotifySucceeded"
