@@ -2,40 +2,31 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timezone
-from typing import Any
 from urllib.parse import parse_qs
 
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
-from aws_lambda_powertools.utilities.parser import BaseModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.approval import logic, tokens
 from lambdas.pipeline.logic import champion_metrics
 from lambdas.shared import dal
 from lambdas.shared.config import model_spec, setting
-from lambdas.shared.observability import bind, logger, metrics, task_handler, tracer
+from lambdas.shared.events import TaskEvent, pipeline_task
+from lambdas.shared.observability import bind, logger, metrics, tracer
 
 
-class ApprovalRequestEvent(BaseModel):
+class ApprovalRequestEvent(TaskEvent):
     task_token: str
-    execution_arn: str
-    execution_name: str
-    state: dict[str, Any]
-
-
-def _identity(event: ApprovalRequestEvent) -> tuple[str, str]:
-    return model_spec().name, event.execution_name
 
 
 def _context(model: str, execution: str) -> dict[str, str]:
     return {"model": model, "execution": execution, "purpose": "approval-task-token"}
 
 
-@task_handler(ApprovalRequestEvent, _identity)
+@pipeline_task(ApprovalRequestEvent)
 def request_approval(event: ApprovalRequestEvent, context: LambdaContext) -> dict:
     spec, state = model_spec(), event.state
     run, registration, evaluation = state["run"], state["registration"], state["evaluation"]

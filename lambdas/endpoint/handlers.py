@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
-
-from aws_lambda_powertools.utilities.parser import BaseModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.endpoint import logic
 from lambdas.shared import dal
 from lambdas.shared.config import model_spec, setting
-from lambdas.shared.observability import logger, metrics, task_handler
+from lambdas.shared.events import TaskEvent, pipeline_task
+from lambdas.shared.observability import logger, metrics
 
 
-class StageEvent(BaseModel):
-    execution_arn: str
-    execution_name: str
+class StageEvent(TaskEvent):
     stage: str
-    state: dict[str, Any]
-
-
-def _identity(event: StageEvent) -> tuple[str, str]:
-    return model_spec().name, event.execution_name
 
 
 def deploy_package(spec, env: str, stage: str, execution: str, package_arn: str, *, role_arn: str, key_arn: str,
@@ -47,7 +38,7 @@ def deploy_package(spec, env: str, stage: str, execution: str, package_arn: str,
     return {**names, "action": action, "previous_config": previous, "package_arn": package_arn}
 
 
-@task_handler(StageEvent, _identity)
+@pipeline_task(StageEvent)
 def deploy(event: StageEvent, context: LambdaContext) -> dict:
     state = event.state
     result = deploy_package(model_spec(), setting("ENVIRONMENT"), event.stage, event.execution_name,
@@ -57,7 +48,7 @@ def deploy(event: StageEvent, context: LambdaContext) -> dict:
     return result
 
 
-@task_handler(StageEvent, _identity)
+@pipeline_task(StageEvent)
 def smoke_test(event: StageEvent, context: LambdaContext) -> dict:
     spec, state = model_spec(), event.state
     bucket, key = dal.parse_s3_uri(state["validation"]["snapshot_uri"])
@@ -72,7 +63,7 @@ def smoke_test(event: StageEvent, context: LambdaContext) -> dict:
     return verdict
 
 
-@task_handler(StageEvent, _identity)
+@pipeline_task(StageEvent)
 def roll_back(event: StageEvent, context: LambdaContext) -> dict:
     """After a failed smoke test: the stage goes back to its previous model (or away if it had none)."""
     deployed = event.state["deployment"][event.stage]

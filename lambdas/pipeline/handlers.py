@@ -5,33 +5,19 @@ from __future__ import annotations
 import io
 import json
 import os
-from typing import Any
-
-from aws_lambda_powertools.utilities.parser import BaseModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.pipeline import logic
 from lambdas.shared import dal
 from lambdas.shared.config import model_spec, setting
-from lambdas.shared.observability import logger, metrics, task_handler
-
-
-class TaskEvent(BaseModel):
-    """Every task gets the execution's identity and the whole state document."""
-
-    execution_arn: str
-    execution_name: str
-    state: dict[str, Any]
+from lambdas.shared.events import TaskEvent, pipeline_task
+from lambdas.shared.observability import logger, metrics
 
 
 def _now() -> str:
     from datetime import datetime, timezone
 
     return datetime.now(timezone.utc).isoformat()
-
-
-def _identity(event: TaskEvent) -> tuple[str, str]:
-    return model_spec().name, event.execution_name
 
 
 def _bucket() -> dal.ObjectStore:
@@ -42,7 +28,7 @@ def _run_prefix(state: dict) -> str:
     return f"runs/{state['run']['model']}/{state['run']['execution_name']}/"
 
 
-@task_handler(TaskEvent, _identity)
+@pipeline_task()
 def prepare_run(event: TaskEvent, context: LambdaContext) -> dict:
     spec = model_spec()
     run_input = logic.parse_run_input(event.state)
@@ -58,7 +44,7 @@ def prepare_run(event: TaskEvent, context: LambdaContext) -> dict:
     return config
 
 
-@task_handler(TaskEvent, _identity)
+@pipeline_task()
 def validate_data(event: TaskEvent, context: LambdaContext) -> dict:
     spec, store, run = model_spec(), _bucket(), event.state["run"]
     key = run["dataset_key"]
@@ -81,7 +67,7 @@ def validate_data(event: TaskEvent, context: LambdaContext) -> dict:
             "snapshot_prefix": f"s3://{store.bucket}/{snapshot_prefix}", **report.summary()}
 
 
-@task_handler(TaskEvent, _identity)
+@pipeline_task()
 def evaluate(event: TaskEvent, context: LambdaContext) -> dict:
     spec, store, state = model_spec(), _bucket(), event.state
     training = state["training"]
@@ -103,7 +89,7 @@ def evaluate(event: TaskEvent, context: LambdaContext) -> dict:
             "baseline_statistics_uri": baseline["statistics.json"], "baseline_constraints_uri": baseline["constraints.json"]}
 
 
-@task_handler(TaskEvent, _identity)
+@pipeline_task()
 def register(event: TaskEvent, context: LambdaContext) -> dict:
     spec, state = model_spec(), event.state
     run, training, evaluation = state["run"], state["training"], state["evaluation"]
@@ -137,7 +123,7 @@ class NotifyEvent(TaskEvent):
     outcome: str
 
 
-@task_handler(NotifyEvent, _identity)
+@pipeline_task(NotifyEvent)
 def notify(event: NotifyEvent, context: LambdaContext) -> dict:
     if logic.approval_timed_out(event.state, event.outcome):
         arn = event.state["registration"]["model_package_arn"]

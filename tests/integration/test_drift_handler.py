@@ -2,7 +2,6 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import boto3
-import numpy as np
 import pytest
 
 from lambdas.drift import baseline, handler
