@@ -51,6 +51,7 @@ def fail(message: str) -> None:
 @run_app.command("start")
 def run_start(model: str, param: list[str] = typer.Option([], "--param", "-p", help="Hyperparameter override k=v."),
               reason: Optional[str] = typer.Option(None, help="Why this run (kept in the lineage)."),
+              follow: bool = typer.Option(False, help="Show the run's progress until it ends."),
               env: str = EnvOption) -> None:
     """Start a retraining run."""
     from pipelines.client import RunInProgress
@@ -60,6 +61,39 @@ def run_start(model: str, param: list[str] = typer.Option([], "--param", "-p", h
     except (SpecError, RunInProgress) as error:
         fail(str(error))
     console.print(f"started [bold]{run.name}[/] for {model} ({env})")
+    if follow:
+        run_watch(model, run.name, env=env)
+
+
+@run_app.command("watch")
+def run_watch(model: str, execution: Optional[str] = typer.Argument(None),
+              timeout: float = typer.Option(7 * 24 * 3600, help="Stop watching after this many seconds."),
+              poll: float = typer.Option(5.0, help="Seconds between checks."), env: str = EnvOption) -> None:
+    """Follow a run step by step until it ends (exit 0 only when it succeeded)."""
+    import time
+
+    pipelines = client(env)
+    deadline, last_step = time.monotonic() + timeout, None
+    with console.status("waiting for the run...") as status:
+        while True:
+            try:
+                run = pipelines.status(model, execution)
+            except (LookupError, SpecError) as error:
+                fail(str(error))
+            if run.current_step != last_step and run.current_step:
+                console.print(f"  [green]●[/] {run.current_step}")
+                last_step = run.current_step
+            status.update(f"{run.name}: {run.status} at {run.current_step or '-'}")
+            if run.status != "RUNNING":
+                break
+            if time.monotonic() > deadline:
+                console.print(f"{run.name} is still running after {timeout:g} s (at {run.current_step})")
+                raise typer.Exit(code=3)
+            time.sleep(poll)
+    colour = "green" if run.status == "SUCCEEDED" else "red"
+    console.print(f"{run.name}: [{colour}]{run.status}[/]" + (f" ({run.error}: {run.cause})" if run.error else ""))
+    if run.status != "SUCCEEDED":
+        raise typer.Exit(code=1)
 
 
 @run_app.command("status")

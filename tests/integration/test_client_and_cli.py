@@ -112,3 +112,16 @@ def test_cli_drift_check_says_what_is_missing(tmp_path):
     result = runner.invoke(app, ["drift", "check", "churn", "--capture", str(tmp_path / "nothing"),
                                  "--baseline", str(tmp_path / "nope.json")])
     assert result.exit_code == 1 and "error:" in result.output
+
+
+def test_cli_watch_reports_how_a_run_ended_and_fails_unless_it_succeeded(aws):
+    run = Pipelines(env="dev").start("churn")
+    boto3.client("stepfunctions").stop_execution(executionArn=run.arn, error="StoppedByUser", cause="testing")
+    watched = runner.invoke(app, ["run", "watch", "churn", "--poll", "0"])
+    assert watched.exit_code == 1 and f"{run.name}: ABORTED" in watched.output
+
+
+def test_cli_watch_gives_up_at_its_timeout_while_the_run_continues(aws):
+    runner.invoke(app, ["run", "start", "churn"])
+    watched = runner.invoke(app, ["run", "watch", "churn", "--timeout", "0", "--poll", "0"])
+    assert watched.exit_code == 3 and "is still running after 0 s" in watched.output
