@@ -57,13 +57,13 @@ class ModelStack(Stack):
                                    memory_mb=1024 if name in ("validate", "evaluate") else 512)
             for name, (handler, description) in PIPELINE_HANDLERS.items()
         }
-        self._grant(model, group, machine_arn, bucket, key, registry.audit_table.table_arn)
+        self.package_arns = [self.format_arn(service="sagemaker", resource="model-package-group", resource_name=group),
+                             self.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*")]
+        self._grant(model, machine_arn, bucket, key, registry.audit_table.table_arn)
 
         functions = {name: construct.function for name, construct in self.functions.items()}
         rejected = lambda_step(self, "NotifyRejected", functions["notify"], None, outcome="rejected").next(
             sfn.Fail(self, "ModelRejectedEnd", error="ModelRejected", cause="an approver rejected the model or nobody answered in time"))
-        self.package_arns = [self.format_arn(service="sagemaker", resource="model-package-group", resource_name=group),
-                             self.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*")]
         approval = ApprovalHook(self, "Approval", spec=spec, env_name=env_name, key=key, code=code,
                                 environment=environment_variables, audit_table=registry.audit_table,
                                 machine_arn=machine_arn, package_arns=self.package_arns, on_rejected=rejected)
@@ -77,12 +77,12 @@ class ModelStack(Stack):
         self.dashboard = ModelDashboard(self, "Dashboard", spec=spec, env_name=env_name, machine=self.pipeline.machine,
                                         alarms=self.deployment.alarms["prod"])
         self.triggers = RetrainingTriggers(self, "Triggers", spec=spec, machine=self.pipeline.machine)
-        self.drift = self._drift_hook(spec, env_name, environment_variables, code, key, bucket, registry, machine_arn, group)
+        self.drift = self._drift_hook(spec, env_name, environment_variables, code, key, bucket, registry, machine_arn)
         CfnOutput(self, "StateMachineArn", value=self.pipeline.machine.state_machine_arn)
         CfnOutput(self, "NotificationTopicArn", value=self.topic.topic_arn)
         CfnOutput(self, "ApprovalUrl", value=approval.url.url)
 
-    def _drift_hook(self, spec, env_name, environment_variables, code, key, bucket, registry, machine_arn, group):
+    def _drift_hook(self, spec, env_name, environment_variables, code, key, bucket, registry, machine_arn):
         """Scheduled drift check of the production endpoint's captured traffic; may start a retraining run."""
         capture_prefix = f"data-capture/{naming.endpoint(spec.name, env_name, 'prod')}/AllTraffic"
         drift = PlatformFunction(self, "DriftFunction", handler="lambdas.drift.handler.handler", key=key, code=code,
@@ -96,9 +96,7 @@ class ModelStack(Stack):
         drift.role.add_to_policy(iam.PolicyStatement(actions=["states:StartExecution", "states:ListExecutions"],
                                                      resources=[machine_arn]))
         drift.role.add_to_policy(iam.PolicyStatement(
-            actions=["sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"],
-            resources=[self.format_arn(service="sagemaker", resource="model-package-group", resource_name=group),
-                       self.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*")]))
+            actions=["sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"], resources=self.package_arns))
         drift.role.add_to_policy(iam.PolicyStatement(
             actions=["dynamodb:UpdateItem", "dynamodb:DeleteItem"], resources=[registry.audit_table.table_arn],
             conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{spec.name}"]}}))
@@ -107,15 +105,14 @@ class ModelStack(Stack):
                     description=f"Drift check of {spec.name}", targets=[targets.LambdaFunction(drift.function, retry_attempts=2)])
         return drift
 
-    def _grant(self, model: str, group: str, machine_arn: str, bucket, key, audit_table_arn: str) -> None:
+    def _grant(self, model: str, machine_arn: str, bucket, key, audit_table_arn: str) -> None:
         f = {name: construct.role for name, construct in self.functions.items()}
         f["prepare"].add_to_policy(iam.PolicyStatement(actions=["states:ListExecutions"], resources=[machine_arn]))
         bucket.grant_read(f["validate"], "datasets/*")
         bucket.grant_read_write(f["validate"], f"runs/{model}/*")
         bucket.grant_read(f["evaluate"], f"models/{model}/*")
         bucket.grant_write(f["evaluate"], f"runs/{model}/*")
-        package_arns = [self.format_arn(service="sagemaker", resource="model-package-group", resource_name=group),
-                        self.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*")]
+        package_arns = self.package_arns
         f["evaluate"].add_to_policy(iam.PolicyStatement(
             actions=["sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"], resources=package_arns))
         f["register"].add_to_policy(iam.PolicyStatement(

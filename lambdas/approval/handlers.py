@@ -39,7 +39,7 @@ def request_approval(event: ApprovalRequestEvent, context: LambdaContext) -> dic
         "status": logic.PENDING, "model": spec.name, "model_package_arn": registration["model_package_arn"],
         "requested_by": run["requested_by"], "approvers": spec.approval.approvers, "expires_at": expires,
         "created_at": datetime.now(timezone.utc).isoformat(), "summary": summary,
-        "task_token": dal.Keys(setting("KMS_KEY_ARN")).encrypt(event.task_token, _context(spec.name, event.execution_name)),
+        "task_token": dal.encrypt(setting("KMS_KEY_ARN"), event.task_token, _context(spec.name, event.execution_name)),
     })
     if not created:
         logger.info("approval already requested for this execution; not sending again")
@@ -76,7 +76,7 @@ def apply_decision(claims: tokens.LinkClaims, reason: str, source: dict[str, str
     except dal.AlreadyDecided:
         logic.check_pending(store.get(model, claims.execution), claims)  # raises the 409 with who decided
         raise
-    token = dal.Keys("").decrypt(record["task_token"], _context(model, claims.execution))
+    token = dal.decrypt(record["task_token"], _context(model, claims.execution))
     registry = dal.ModelRegistry(package_group)
     description = f"{status.lower()} by {claims.approver} at {decided_at}: {reason or 'no reason given'}"
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from datetime import datetime, timezone
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.pipeline import logic
@@ -15,8 +16,6 @@ from lambdas.shared.observability import logger, metrics
 
 
 def _now() -> str:
-    from datetime import datetime, timezone
-
     return datetime.now(timezone.utc).isoformat()
 
 

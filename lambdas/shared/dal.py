@@ -157,17 +157,14 @@ class AuditLog:
         self.dynamodb.delete_item(TableName=self.table, Key={"pk": {"S": f"model#{model}"}, "sk": {"S": "drift#cooldown"}})
 
 
-@dataclass
-class Keys:
-    key_id: str
+def encrypt(key_id: str, text: str, context: dict[str, str]) -> str:
+    blob = client("kms").encrypt(KeyId=key_id, Plaintext=text.encode(), EncryptionContext=context)["CiphertextBlob"]
+    return base64.b64encode(blob).decode()
 
-    def encrypt(self, text: str, context: dict[str, str]) -> str:
-        blob = client("kms").encrypt(KeyId=self.key_id, Plaintext=text.encode(), EncryptionContext=context)["CiphertextBlob"]
-        return base64.b64encode(blob).decode()
 
-    def decrypt(self, ciphertext: str, context: dict[str, str]) -> str:
-        """Symmetric ciphertexts name their key; the encryption context must match."""
-        return client("kms").decrypt(CiphertextBlob=base64.b64decode(ciphertext), EncryptionContext=context)["Plaintext"].decode()
+def decrypt(ciphertext: str, context: dict[str, str]) -> str:
+    """Symmetric ciphertexts name their key; the encryption context must match."""
+    return client("kms").decrypt(CiphertextBlob=base64.b64decode(ciphertext), EncryptionContext=context)["Plaintext"].decode()
 
 
 def secret_bytes(secret_id: str) -> bytes:

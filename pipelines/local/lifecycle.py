@@ -360,7 +360,6 @@ class LocalLifecycle:
                                  for item in items if item["sk"].startswith("approval#")]
 
     def _close(self) -> None:
-        for closing in ("approval_server", "hosting"):
-            server = getattr(self, closing, None)
+        for server in (getattr(self, "approval_server", None), getattr(self, "hosting", None)):
             if server is not None:
-                server.close() if closing == "approval_server" else server.__exit__(None, None, None)
+                server.close()

@@ -11,6 +11,7 @@ from lambdas.endpoint.logic import VARIANT, alarm_names
 from pipelines import naming
 from pipelines.spec import ModelSpec
 from stacks.constructs.functions import PlatformFunction
+from stacks.constructs.sagemaker_access import grant_container_basics
 from stacks.constructs.retraining import lambda_step
 
 STAGES = ("staging", "prod")
@@ -31,17 +32,7 @@ class EndpointRole(Construct):
         for stage in STAGES:
             bucket.grant_put(self.role, f"data-capture/{naming.endpoint(spec.name, env_name, stage)}/*")
         self.role.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]))
-        stack = Stack.of(self)
-        registry_account, repository = image_uri.split(".", 1)[0], image_uri.split("/", 1)[1].split(":")[0]
-        self.role.add_to_policy(iam.PolicyStatement(
-            actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            resources=[f"arn:{stack.partition}:ecr:{stack.region}:{registry_account}:repository/{repository}"]))
-        self.role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
-        self.role.add_to_policy(iam.PolicyStatement(
-            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            resources=[f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws/sagemaker/Endpoints*"]))
-        self.role.add_to_policy(iam.PolicyStatement(actions=["cloudwatch:PutMetricData"], resources=["*"],
-                                                    conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}))
+        grant_container_basics(self.role, image_uri, "Endpoints")
 
 
 class EndpointAlarms(Construct):

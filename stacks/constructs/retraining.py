@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_events as events, aws_events_targets as targets, aws_iam as iam, aws_kms as kms
+from aws_cdk import aws_events as events, aws_events_targets as targets, aws_kms as kms
 from aws_cdk import aws_logs as logs, aws_sns as sns, aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn, aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -102,6 +102,3 @@ class NotificationTopic(Construct):
         self.topic = sns.Topic(self, "Topic", topic_name=name, master_key=key, enforce_ssl=True)
         for email in emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
-
-    def grant_publish(self, grantee: iam.IGrantable) -> None:
-        self.topic.grant_publish(grantee)

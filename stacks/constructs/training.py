@@ -13,12 +13,13 @@ import tarfile
 from pathlib import Path
 
 import jsii
-from aws_cdk import ArnFormat, Aws, BundlingOptions, BundlingOutput, DockerImage, Duration, ILocalBundling, Stack
+from aws_cdk import Aws, BundlingOptions, BundlingOutput, DockerImage, Duration, ILocalBundling, Stack
 from aws_cdk import aws_iam as iam, aws_kms as kms, aws_s3 as s3, aws_s3_assets as s3_assets
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from pipelines.spec import ModelSpec, TrainingSpec
+from stacks.constructs.sagemaker_access import grant_container_basics
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CODE_CHANNEL = "/opt/ml/input/data/code"
@@ -110,19 +111,7 @@ class TrainingRole(Construct):
         bucket.grant_read_write(self.role, f"checkpoints/{model}/*")
         key.grant_encrypt_decrypt(self.role)
         source.grant_read(self.role)
-        stack = Stack.of(self)
-        self.role.add_to_policy(iam.PolicyStatement(
-            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            resources=[stack.format_arn(service="logs", resource="log-group", resource_name="/aws/sagemaker/TrainingJobs*",
-                                        arn_format=ArnFormat.COLON_RESOURCE_NAME)]))
-        self.role.add_to_policy(iam.PolicyStatement(
-            actions=["cloudwatch:PutMetricData"], resources=["*"],
-            conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}))
-        self.role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
-        registry_account, repository = image_uri.split(".", 1)[0], image_uri.split("/", 1)[1].split(":")[0]
-        self.role.add_to_policy(iam.PolicyStatement(
-            actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            resources=[f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{registry_account}:repository/{repository}"]))
+        grant_container_basics(self.role, image_uri, "TrainingJobs")
         if spec.training.subnet_ids:
             self.role.add_to_policy(iam.PolicyStatement(
                 actions=["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
