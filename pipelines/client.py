@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 import boto3
 
 from pipelines import naming
+from pipelines.source import current_git_commit
 from pipelines.spec import MODELS_DIR, SpecError, find_model_dir, load_spec
 
 
@@ -46,14 +46,6 @@ class ModelVersion:
     metrics: dict = field(default_factory=dict)
     lineage: dict = field(default_factory=dict)
     arn: str = ""
-
-
-def current_git_commit(directory: Path = MODELS_DIR) -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True,
-                              check=True, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 class Pipelines:

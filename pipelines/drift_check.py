@@ -8,8 +8,7 @@ from typing import Callable, Iterable
 
 import boto3
 
-from lambdas.drift import engine, logic, report
-from lambdas.drift.capture import CaptureScan
+from lambdas.drift import logic, report
 from pipelines.spec import ModelSpec
 
 
@@ -37,15 +36,10 @@ def capture_sources(location: str) -> list[tuple[str, Callable[[], Iterable[str]
 
 
 def check(spec: ModelSpec, baseline: str, capture: str, out: Path, progress: Callable[[str], None] = lambda name: None) -> dict:
-    reference = engine.Reference.from_statistics(json.loads(read_text(baseline)), spec.drift_features)
-    scan = CaptureScan(spec.drift_features, set(spec.dataset.categorical), engine.Accumulator(reference))
-    for name, lines in capture_sources(capture):
-        for number, line in enumerate(lines(), start=1):
-            scan.add_line(line, f"{name}:{number}")
-        progress(name)
-    notes, blocking = scan.problems()
-    result = engine.evaluate(scan.accumulator, logic.thresholds(spec.drift), notes)
-    retrain, reason = logic.should_retrain(result, blocking, spec.drift)
+    sources = ((name, lines()) for name, lines in capture_sources(capture))
+    assessment = logic.assess(json.loads(read_text(baseline)), spec, sources, progress)
+    scan, result, blocking = assessment.scan, assessment.result, assessment.blocking
+    retrain, reason = assessment.retrain, assessment.reason
     context = {"model": spec.name, "baseline": baseline, "capture": capture, "capture_lines": scan.lines,
                "malformed_lines": scan.malformed, "blocking": blocking}
     out.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from pipelines import naming
+from pipelines.source import current_git_commit
 from pipelines.spec import MODELS_DIR, EnvironmentSpec, ModelSpec, load_all_specs, parse_environments
 from stacks.model_stack import ModelStack
 from stacks.nag import acknowledge_scoped_wildcards
@@ -29,15 +30,7 @@ def validated_inputs(app: cdk.App, models_dir: Path = MODELS_DIR) -> list[tuple[
 def source_commit(app: cdk.App) -> str:
     """The commit the app is synthesized from (context mlops:git_commit overrides, for reproducible builds)."""
     pinned = app.node.try_get_context("mlops:git_commit")
-    if pinned:
-        return str(pinned)
-    import subprocess
-
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=MODELS_DIR, capture_output=True, text=True,
-                              check=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    return str(pinned) if pinned else current_git_commit() or "unknown"
 
 
 def build_app(app: cdk.App, models_dir: Path = MODELS_DIR) -> cdk.App:

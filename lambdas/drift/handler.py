@@ -12,28 +12,26 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.drift import engine, logic, report
-from lambdas.drift.capture import CaptureScan, hourly_prefixes
+from lambdas.drift.capture import hourly_prefixes
 from lambdas.shared import dal
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.observability import bind, logger, metrics, tracer
 
 
 def champion_baseline(registry: dal.ModelRegistry) -> tuple[dict | None, str | None]:
-    champions = registry.packages(status="Approved")
-    if not champions:
+    champion = registry.newest("Approved")
+    if champion is None:
         return None, None
-    uri = champions[0]["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"]["S3Uri"]
+    uri = champion["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"]["S3Uri"]
     bucket, key = dal.parse_s3_uri(uri)
-    return dal.ObjectStore(bucket).read_json(key), champions[0]["ModelPackageArn"]
+    return dal.ObjectStore(bucket).read_json(key), champion["ModelPackageArn"]
 
 
-def scan_window(store: dal.ObjectStore, reference: engine.Reference, spec, start: datetime, end: datetime) -> CaptureScan:
-    scan = CaptureScan(spec.drift_features, set(spec.dataset.categorical), engine.Accumulator(reference))
+def window_sources(store: dal.ObjectStore, start: datetime, end: datetime):
+    """(key, lines) of every capture file in the window, read lazily one file at a time."""
     for prefix in hourly_prefixes(setting("CAPTURE_PREFIX"), start, end):
         for key in store.list_keys(prefix):
-            for number, line in enumerate(store.lines(key), start=1):
-                scan.add_line(line, f"{key}:{number}")
-    return scan
+            yield key, store.lines(key)
 
 
 def publish_metrics(result: engine.DriftResult) -> None:
@@ -56,11 +54,9 @@ def run_check(now: datetime) -> dict:
         logger.info("no approved model yet: nothing to compare")
         return {"drift": False, "retrain": False, "reason": "no approved model package (no baseline) yet"}
     start = now - timedelta(hours=spec.drift.window_hours)
-    reference = engine.Reference.from_statistics(statistics, spec.drift_features)
-    scan = scan_window(store, reference, spec, start, now)
-    notes, blocking = scan.problems()
-    result = engine.evaluate(scan.accumulator, logic.thresholds(spec.drift), notes)
-    retrain, reason = logic.should_retrain(result, blocking, spec.drift)
+    assessment = logic.assess(statistics, spec, window_sources(store, start, now))
+    scan, result, blocking = assessment.scan, assessment.result, assessment.blocking
+    retrain, reason = assessment.retrain, assessment.reason
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     context = {"model": spec.name, "champion": champion, "window_start": start.isoformat(), "window_end": now.isoformat(),
                "capture_lines": scan.lines, "malformed_lines": scan.malformed, "blocking": blocking}

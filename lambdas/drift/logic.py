@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from lambdas.drift import engine
+from lambdas.drift.capture import CaptureScan
 from lambdas.drift.engine import DriftResult, Thresholds
-from pipelines.spec import DriftSpec
+from pipelines.spec import DriftSpec, ModelSpec
 
 
 def thresholds(spec: DriftSpec) -> Thresholds:
@@ -20,3 +25,27 @@ def should_retrain(result: DriftResult, blocking: list[str], spec: DriftSpec) ->
     if not spec.retrain:
         return False, f"drift in {result.drifted_features}, but the spec has drift.retrain off"
     return True, f"drift in {result.drifted_features}"
+
+
+@dataclass
+class Assessment:
+    result: DriftResult
+    scan: CaptureScan
+    blocking: list[str]
+    retrain: bool
+    reason: str
+
+
+def assess(statistics: dict, spec: ModelSpec, sources: Iterable[tuple[str, Iterable[str]]],
+           progress: Callable[[str], None] = lambda name: None) -> Assessment:
+    """Captured lines (name, lines) against a Model Monitor baseline: the drift hook's and the CLI's one path."""
+    reference = engine.Reference.from_statistics(statistics, spec.drift_features)
+    scan = CaptureScan(spec.drift_features, set(spec.dataset.categorical), engine.Accumulator(reference))
+    for name, lines in sources:
+        for number, line in enumerate(lines, start=1):
+            scan.add_line(line, f"{name}:{number}")
+        progress(name)
+    notes, blocking = scan.problems()
+    result = engine.evaluate(scan.accumulator, thresholds(spec.drift), notes)
+    retrain, reason = should_retrain(result, blocking, spec.drift)
+    return Assessment(result, scan, blocking, retrain, reason)

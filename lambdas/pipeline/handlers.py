@@ -77,8 +77,7 @@ def evaluate(event: TaskEvent, context: LambdaContext) -> dict:
     baseline = {name: store.put_bytes(f"{prefix}baseline/{name}",
                                       dal.read_member_from_tarball(training["model_artifacts"], name), "application/json")
                 for name in ("statistics.json", "constraints.json")}
-    champions = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")).packages(status="Approved")
-    champion = champions[0] if champions else None
+    champion = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")).newest("Approved")
     decision = logic.decide_promotion(report["metrics"], spec.objective, logic.champion_metrics(champion))
     metrics.add_metric(name="ObjectiveValue", unit="None", value=decision.value)
     logger.info("evaluated", extra={"promote": decision.promote, "reason": decision.reason})

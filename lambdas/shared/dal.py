@@ -89,15 +89,12 @@ class ModelRegistry:
     def __post_init__(self) -> None:
         self.sagemaker = client("sagemaker")
 
-    def packages(self, status: str | None = None) -> list[dict]:
-        """Newest first, described (with metadata)."""
-        arguments = {"ModelPackageGroupName": self.group, "SortBy": "CreationTime", "SortOrder": "Descending"}
-        if status:
-            arguments["ModelApprovalStatus"] = status
-        summaries = []
-        for page in self.sagemaker.get_paginator("list_model_packages").paginate(**arguments):
-            summaries.extend(page["ModelPackageSummaryList"])
-        return [self.describe(s["ModelPackageArn"]) for s in summaries]
+    def newest(self, status: str) -> dict | None:
+        """The newest package with this status, described; one list and one describe call."""
+        summaries = self.sagemaker.list_model_packages(
+            ModelPackageGroupName=self.group, ModelApprovalStatus=status, SortBy="CreationTime", SortOrder="Descending",
+            MaxResults=1)["ModelPackageSummaryList"]
+        return self.describe(summaries[0]["ModelPackageArn"]) if summaries else None
 
     def describe(self, arn: str) -> dict:
         return self.sagemaker.describe_model_package(ModelPackageName=arn)
@@ -127,17 +124,12 @@ def start_execution(state_machine_arn: str, name: str, document: dict) -> str:
 
 @dataclass
 class AuditLog:
-    """The audit table: who did what, when; also the drift cooldown marker (claimed atomically)."""
+    """The drift cooldown marker in the audit table, claimed atomically."""
 
     table: str
 
     def __post_init__(self) -> None:
         self.dynamodb = client("dynamodb")
-
-    def record(self, model: str, kind: str, when: str, item: dict[str, str]) -> None:
-        self.dynamodb.put_item(TableName=self.table, Item={
-            "pk": {"S": f"model#{model}"}, "sk": {"S": f"{kind}#{when}"},
-            **{k: {"S": str(v)} for k, v in item.items()}})
 
     def claim_cooldown(self, model: str, now_epoch: int, cooldown_seconds: int) -> bool:
         """True when this caller may trigger now (and marks it); False while the cooldown runs."""
@@ -152,9 +144,6 @@ class AuditLog:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False
             raise
-
-    def release_cooldown(self, model: str) -> None:
-        self.dynamodb.delete_item(TableName=self.table, Key={"pk": {"S": f"model#{model}"}, "sk": {"S": "drift#cooldown"}})
 
 
 def encrypt(key_id: str, text: str, context: dict[str, str]) -> str:

@@ -142,3 +142,16 @@ def test_failure_notification_carries_the_readable_reason(platform):
     message = json.loads(sqs.receive_message(QueueUrl=queue)["Messages"][0]["Body"])
     assert message["Subject"] == "[churn] retraining failed"
     assert "Reason: 200 rows, the spec requires at least 1000" in message["Message"]
+
+
+def test_the_champion_is_the_newest_approved_version(trained_state):
+    state = trained_state
+    state["evaluation"] = handlers.evaluate(task_event(state), CONTEXT)
+    sagemaker = boto3.client("sagemaker")
+    older = handlers.register(task_event(state), CONTEXT)["model_package_arn"]
+    newer = handlers.register(task_event(state), CONTEXT)["model_package_arn"]
+    for arn, auc in ((older, 0.5), (newer, 0.99)):
+        sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved",
+                                       CustomerMetadataProperties={"metrics": json.dumps({"validation:auc": auc})})
+    again = handlers.evaluate(task_event(state), CONTEXT)
+    assert again["champion_arn"] == newer and again["champion_value"] == 0.99
