@@ -5,7 +5,20 @@ Names are derived, never configured, so a data scientist's client finds what `cd
 
 from __future__ import annotations
 
+import hashlib
+
 PROJECT = "mlops"
+SAGEMAKER_NAME_LIMIT = 63
+
+
+def sagemaker_name(*parts: str) -> str:
+    """A SageMaker resource name (63 characters at most) that stays unique when it must be shortened:
+    a plain cut could give two executions or two stages one name, and SageMaker refuses an existing name."""
+    name = "-".join(part.strip("-") for part in parts if part)
+    if len(name) <= SAGEMAKER_NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[:SAGEMAKER_NAME_LIMIT - 9].rstrip('-')}-{digest}"
 
 
 def model_package_group(model: str, env: str) -> str:
@@ -39,7 +52,7 @@ def approval_secret(model: str, env: str) -> str:
 
 def training_job(model: str, execution_name: str) -> str:
     # SageMaker job names: 63 characters, letters, digits and hyphens.
-    return f"{model}-{execution_name}"[:63].rstrip("-")
+    return sagemaker_name(model, execution_name)
 
 
 def registry_stack(env: str) -> str:

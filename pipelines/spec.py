@@ -16,12 +16,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipelines import instances
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "pipelines"
 SPEC_FILENAME = "model.yaml"
 
 _MODEL_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
-_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[0-9]*(x?large|medium|small|metal)$")
 _SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -76,7 +77,7 @@ class TrainingSpec(_Strict):
     @field_validator("instance_type")
     @classmethod
     def _instance_type(cls, value: str) -> str:
-        return _check_instance_type(value)
+        return _check_instance_type(value, "training")
 
     @model_validator(mode="after")
     def _spot_wait(self) -> TrainingSpec:
@@ -130,6 +131,12 @@ class ObjectiveSpec(_Strict):
 class ApprovalSpec(_Strict):
     approvers: list[str] = Field(min_length=1)
     timeout_hours: float = Field(default=24, gt=0, le=24 * 30)
+    reserved_concurrency: int | None = Field(
+        default=None, ge=1, le=100,
+        description="Reserved concurrency of the approval-link function. Off by default: Lambda refuses any "
+                    "reservation in accounts whose concurrency quota is 10 (new accounts), as 10 must stay unreserved")
+    max_link_requests_per_minute: int = Field(
+        default=30, ge=1, le=10_000, description="Requests one client address may make to the approval URL per minute")
 
     @field_validator("approvers")
     @classmethod
@@ -156,9 +163,10 @@ class DeploymentSpec(_Strict):
     min_capacity: int = Field(default=1, ge=1)
     max_capacity: int = Field(default=4, ge=1)
     target_invocations_per_instance: int = Field(default=200, ge=1)
-    strategy: Literal["canary", "linear"] = "canary"
+    strategy: Literal["canary", "linear", "all_at_once"] | None = Field(
+        default=None, description="Blue/green traffic shifting; default canary, all_at_once for serverless")
     canary_percent: int = Field(default=10, ge=1, le=50)
-    linear_step_percent: int = Field(default=20, ge=5, le=50)
+    linear_step_percent: int = Field(default=20, ge=10, le=50)
     wait_minutes: int = Field(default=5, ge=0, le=60)
     bake_minutes: int = Field(default=10, ge=0, le=180)
     data_capture_percent: int = Field(default=20, ge=0, le=100)
@@ -169,7 +177,14 @@ class DeploymentSpec(_Strict):
     @field_validator("instance_type")
     @classmethod
     def _instance_type(cls, value: str) -> str:
-        return _check_instance_type(value)
+        return _check_instance_type(value, "hosting")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_strategy(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("strategy") is None:
+            return {**data, "strategy": "all_at_once" if data.get("serverless") else "canary"}
+        return data
 
     @model_validator(mode="after")
     def _capacity(self) -> DeploymentSpec:
@@ -178,10 +193,43 @@ class DeploymentSpec(_Strict):
                 f"max_capacity ({self.max_capacity}) is below min_capacity ({self.min_capacity}); "
                 "fix: raise max_capacity"
             )
+        if self.batch_transform:
+            _check_instance_type(self.instance_type, "transform")
+        return self
+
+    @model_validator(mode="after")
+    def _traffic_shifting(self) -> DeploymentSpec:
+        """UpdateEndpoint's TrafficRoutingConfig: a canary is at most 50% of the variant's instances, a linear
+        step 10-50%, and either must be at least one instance of the smallest fleet (min_capacity)."""
+        if self.serverless or self.strategy == "all_at_once":
+            return self
+        percent = self.canary_percent if self.strategy == "canary" else self.linear_step_percent
+        field = "canary_percent" if self.strategy == "canary" else "linear_step_percent"
+        if self.min_capacity * percent / 100 < 1:
+            needed = -(-100 // percent)
+            raise ValueError(
+                f"a {percent}% {self.strategy} step of {self.min_capacity} instance(s) is less than one instance, and "
+                f"SageMaker's UpdateEndpoint needs each step to be a whole instance and at most 50% of the variant; "
+                f"fix: raise min_capacity to {max(needed, 2)}, raise {field} (at most 50), or use strategy: all_at_once")
+        return self
+
+    @model_validator(mode="after")
+    def _serverless_exclusions(self) -> DeploymentSpec:
+        """SageMaker Serverless Inference, "Feature exclusions": no data capture, GPUs, VPC, network isolation,
+        Model Monitor or multiple variants; traffic shifts all at once (no canary or linear steps)."""
+        if not self.serverless:
+            return self
+        if self.data_capture_percent > 0:
+            raise ValueError("serverless endpoints do not support data capture (and so no drift monitoring); "
+                             "fix: set deployment.data_capture_percent: 0 and drift.enabled: false, or drop serverless")
+        if self.strategy != "all_at_once":
+            raise ValueError(f"serverless endpoints shift traffic all at once, not '{self.strategy}'; "
+                             "fix: set deployment.strategy: all_at_once (or leave it out)")
         return self
 
 
 class DriftSpec(_Strict):
+    enabled: bool = Field(default=True, description="Scheduled drift checks of the production endpoint's captured traffic")
     schedule: str = "rate(1 hour)"
     window_hours: float = Field(default=24, gt=0, le=24 * 31)
     features: list[str] | None = Field(default=None, description="Features to watch; default all")
@@ -235,6 +283,9 @@ class ModelSpec(_Strict):
         unknown = sorted(set(self.drift.features or []) - set(self.dataset.features))
         if unknown:
             raise ValueError(f"drift.features {unknown} are not dataset features; fix: pick from dataset.features")
+        if self.drift.enabled and self.deployment.data_capture_percent == 0:
+            raise ValueError("drift monitoring reads captured traffic, but deployment.data_capture_percent is 0; "
+                             "fix: set drift.enabled: false or capture a share of the traffic")
         return self
 
     @property
@@ -263,10 +314,8 @@ class EnvironmentSpec(_Strict):
         return value
 
 
-def _check_instance_type(value: str) -> str:
-    if not _INSTANCE_TYPE.match(value):
-        raise ValueError(f"'{value}' is not a SageMaker instance type; fix: use a name like 'ml.g5.xlarge'")
-    return value
+def _check_instance_type(value: str, use: str) -> str:
+    return instances.check_instance_type(value, use)
 
 
 def _format_errors(source: str, error: ValidationError) -> str:

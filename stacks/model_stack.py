@@ -12,6 +12,7 @@ from pipelines import naming
 from pipelines.spec import MODELS_DIR, EnvironmentSpec, ModelSpec
 from stacks.constructs.approval import ApprovalHook
 from stacks.constructs.endpoints import EndpointDeployment, ModelDashboard
+from stacks.constructs.failures import AsyncFailures
 from stacks.constructs.functions import PlatformFunction, handler_code
 from stacks.constructs.retraining import (NotificationTopic, RetrainingStateMachine, RetrainingTriggers,
                                           lambda_step, state_machine_arn)
@@ -40,6 +41,8 @@ class ModelStack(Stack):
         group = naming.model_package_group(model, env_name)
         self.topic = NotificationTopic(self, "Notifications", key=key, emails=spec.approval.approvers,
                                        name=f"{model}-{env_name}-notifications").topic
+        self.failures = AsyncFailures(self, "AsyncFailures", key=key, topic=self.topic,
+                                      name=f"{model}-{env_name}-async-failures")
         self.training = TrainingJob(self, "Training", spec=spec, bucket=bucket, key=key, model_dir=MODELS_DIR / model)
         machine_arn = state_machine_arn(self, model, env_name)
         environment_variables = {
@@ -76,8 +79,10 @@ class ModelStack(Stack):
                                                deployment=self.deployment)
         self.dashboard = ModelDashboard(self, "Dashboard", spec=spec, env_name=env_name, machine=self.pipeline.machine,
                                         alarms=self.deployment.alarms["prod"])
-        self.triggers = RetrainingTriggers(self, "Triggers", spec=spec, machine=self.pipeline.machine)
-        self.drift = self._drift_hook(spec, env_name, environment_variables, code, key, bucket, registry, machine_arn)
+        self.triggers = RetrainingTriggers(self, "Triggers", spec=spec, machine=self.pipeline.machine,
+                                           dead_letter_queue=self.failures.queue)
+        if spec.drift.enabled:
+            self.drift = self._drift_hook(spec, env_name, environment_variables, code, key, bucket, registry, machine_arn)
         CfnOutput(self, "StateMachineArn", value=self.pipeline.machine.state_machine_arn)
         CfnOutput(self, "NotificationTopicArn", value=self.topic.topic_arn)
         CfnOutput(self, "ApprovalUrl", value=approval.url.url)
@@ -101,8 +106,10 @@ class ModelStack(Stack):
             actions=["dynamodb:UpdateItem", "dynamodb:DeleteItem"], resources=[registry.audit_table.table_arn],
             conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{spec.name}"]}}))
         key.grant_encrypt_decrypt(drift.role)
+        self.failures.keep_failures_of(drift.function)
         events.Rule(self, "DriftSchedule", schedule=events.Schedule.expression(spec.drift.schedule),
-                    description=f"Drift check of {spec.name}", targets=[targets.LambdaFunction(drift.function, retry_attempts=2)])
+                    description=f"Drift check of {spec.name}", targets=[targets.LambdaFunction(
+                        drift.function, retry_attempts=2, dead_letter_queue=self.failures.queue)])
         return drift
 
     def _grant(self, model: str, machine_arn: str, bucket, key, audit_table_arn: str) -> None:

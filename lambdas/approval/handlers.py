@@ -155,9 +155,21 @@ def decide() -> Response:
     return _html(outcome["status"], outcome["html"])
 
 
+def within_rate_limit(event: dict) -> bool:
+    source_ip = ((event.get("requestContext") or {}).get("http") or {}).get("sourceIp") or "unknown"
+    key, expires_at = logic.rate_limit_key(source_ip, int(time.time()))
+    return dal.RateLimiter(setting("IDEMPOTENCY_TABLE")).allow(
+        key, model_spec().approval.max_link_requests_per_minute, expires_at)
+
+
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def decide_handler(event: dict, context: LambdaContext) -> dict:
     bind(model_spec().name)
+    if not within_rate_limit(event):
+        metrics.add_metric(name="ApprovalLinkThrottled", unit="Count", value=1)
+        error = logic.TOO_MANY_REQUESTS
+        return {"statusCode": error.status, "headers": {"Content-Type": "text/html", "Retry-After": str(logic.RATE_WINDOW_S),
+                                                        "Cache-Control": "no-store"}, "body": logic.error_page(error)}
     return app.resolve(event, context)

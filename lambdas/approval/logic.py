@@ -33,6 +33,18 @@ def check_pending(record: dict | None, claims: LinkClaims) -> None:
                         f"at {record.get('decided_at', '?')}. Links work once.")
 
 
+RATE_WINDOW_S = 60
+
+
+def rate_limit_key(source_ip: str, now: int) -> tuple[str, int]:
+    """(counter key, when it may be forgotten) for one client address in the current one-minute window."""
+    window = now // RATE_WINDOW_S
+    return f"ratelimit#{source_ip}#{window}", (window + 2) * RATE_WINDOW_S
+
+
+TOO_MANY_REQUESTS = LinkError(429, "Too many requests", "This address sent too many requests; wait a minute and try again.")
+
+
 def links(base_url: str, execution: str, package: str, approvers: list[str], requested_by: str, expires: int,
           key: bytes) -> dict[str, dict[str, str]]:
     """approver -> {approve: url, reject: url}; the requester gets none (they may not decide)."""

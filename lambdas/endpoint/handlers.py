@@ -24,7 +24,7 @@ def deploy_package(spec, env: str, stage: str, execution: str, package_arn: str,
     names = logic.resource_names(model, env, stage, execution)
     tags = [{"Key": "mlops:model", "Value": model}, {"Key": "mlops:package", "Value": package_arn}]
     endpoints = dal.Endpoints()
-    endpoints.create_model(names["model"], role_arn, package_arn, tags)
+    endpoints.create_model(names["model"], role_arn, package_arn, tags, isolated=not spec.deployment.serverless)
     endpoints.create_config(logic.endpoint_config(names, spec.deployment, capture_uri, key_arn, tags))
     existing = endpoints.describe(names["endpoint"])
     if existing is None:

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-from pipelines import naming
+from pipelines import instances, naming
 from pipelines.spec import DeploymentSpec
 
 VARIANT = "AllTraffic"
@@ -22,9 +22,10 @@ def alarm_names(endpoint: str) -> list[str]:
 
 
 def resource_names(model: str, env: str, stage: str, execution: str) -> dict[str, str]:
+    """Each stage gets its own SageMaker model and config: CreateModel refuses a name that already exists."""
     endpoint = naming.endpoint(model, env, stage)
-    return {"endpoint": endpoint, "model": f"{model}-{env}-{execution}"[:63].rstrip("-"),
-            "config": f"{endpoint}-{execution}"[:63].rstrip("-")}
+    name = naming.sagemaker_name(endpoint, execution)  # models and endpoint configs have separate namespaces
+    return {"endpoint": endpoint, "model": name, "config": name}
 
 
 def endpoint_config(names: dict, deployment: DeploymentSpec, capture_uri: str, key_arn: str, tags: list[dict]) -> dict:
@@ -34,18 +35,17 @@ def endpoint_config(names: dict, deployment: DeploymentSpec, capture_uri: str, k
                                        "MaxConcurrency": deployment.serverless.max_concurrency}
     else:
         variant.update(InstanceType=deployment.instance_type, InitialInstanceCount=deployment.min_capacity)
-    request = {
-        "EndpointConfigName": names["config"], "ProductionVariants": [variant], "Tags": tags,
-        "DataCaptureConfig": {
-            "EnableCapture": deployment.data_capture_percent > 0,
-            "InitialSamplingPercentage": max(deployment.data_capture_percent, 1),
+    request = {"EndpointConfigName": names["config"], "ProductionVariants": [variant], "Tags": tags}
+    if deployment.data_capture_percent > 0:  # never on serverless: the spec refuses it (feature exclusions)
+        request["DataCaptureConfig"] = {
+            "EnableCapture": True, "InitialSamplingPercentage": deployment.data_capture_percent,
             "DestinationS3Uri": capture_uri, "KmsKeyId": key_arn,
             "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
             "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"], "CsvContentTypes": ["text/csv"]},
-        },
-    }
-    if not deployment.serverless:
-        request["KmsKeyId"] = key_arn  # volume encryption; serverless variants take none
+        }
+    volume_key = None if deployment.serverless else instances.volume_key(deployment.instance_type, key_arn)
+    if volume_key:  # serverless variants and instances with local NVMe storage take no volume key
+        request["KmsKeyId"] = volume_key
     return request
 
 
@@ -54,11 +54,11 @@ def deployment_policy(deployment: DeploymentSpec, endpoint: str) -> dict:
     if deployment.strategy == "canary":
         routing = {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": deployment.canary_percent},
                    "WaitIntervalInSeconds": deployment.wait_minutes * 60}
-    else:
+    elif deployment.strategy == "linear":
         routing = {"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": deployment.linear_step_percent},
                    "WaitIntervalInSeconds": deployment.wait_minutes * 60}
-    if deployment.serverless:
-        routing = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}  # serverless endpoints shift all at once
+    else:  # all_at_once, and always for serverless endpoints (the spec refuses other strategies there)
+        routing = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}
     return {
         "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing,
                                   "TerminationWaitInSeconds": deployment.bake_minutes * 60,

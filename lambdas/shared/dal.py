@@ -184,6 +184,32 @@ class AlreadyDecided(RuntimeError):
 
 
 @dataclass
+class RateLimiter:
+    """Fixed-window request counts per client in a DynamoDB table (partition key `id`, TTL `expiration`).
+
+    Works wherever the function runs, unlike reserved concurrency, which Lambda refuses in accounts whose
+    concurrency quota is 10."""
+
+    table: str
+
+    def __post_init__(self) -> None:
+        self.dynamodb = client("dynamodb")
+
+    def allow(self, key: str, limit: int, expires_at: int) -> bool:
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table, Key={"id": {"S": key}}, UpdateExpression="ADD #n :one SET #e = :e",
+                ConditionExpression="attribute_not_exists(#n) OR #n < :limit",
+                ExpressionAttributeNames={"#n": "requests", "#e": "expiration"},
+                ExpressionAttributeValues={":one": {"N": "1"}, ":limit": {"N": str(limit)}, ":e": {"N": str(expires_at)}})
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+
+@dataclass
 class ApprovalStore:
     """Approval requests in the audit table: pk model#<model>, sk approval#<execution>."""
 
@@ -246,9 +272,10 @@ class Endpoints:
                 return None
             raise
 
-    def create_model(self, name: str, role_arn: str, package_arn: str, tags: list[dict]) -> None:
+    def create_model(self, name: str, role_arn: str, package_arn: str, tags: list[dict], isolated: bool = True) -> None:
+        """isolated: network isolation, which serverless endpoints do not support (SageMaker's feature exclusions)."""
         self.sagemaker.create_model(ModelName=name, ExecutionRoleArn=role_arn, Tags=tags,
-                                    Containers=[{"ModelPackageName": package_arn}], EnableNetworkIsolation=True)
+                                    Containers=[{"ModelPackageName": package_arn}], EnableNetworkIsolation=isolated)
 
     def create_config(self, request: dict) -> None:
         self.sagemaker.create_endpoint_config(**request)

@@ -4,6 +4,16 @@
 - UpdateModelPackage replaces CustomerMetadataProperties with nothing when the call does not pass
   them; AWS keeps them (and merges passed keys), so approving a package would erase its lineage.
 
+AWS validations moto lacks (moto accepts these; SageMaker refuses them), each with the contract it follows:
+- CreateModel / CreateEndpointConfig / CreateTrainingJob with a name that exists: "Cannot create already
+  existing model" (CreateModel API reference: names must be unique in the account and Region).
+- A KMS volume key on an instance type with local NVMe storage: CreateTrainingJob (ResourceConfig
+  .VolumeKmsKeyId), CreateTransformJob (TransformResources.VolumeKmsKeyId), CreateEndpointConfig (KmsKeyId):
+  "You can't request a VolumeKmsKeyId when using an instance type with local storage" (botocore doc strings).
+- Serverless variants with data capture (Serverless Inference, "Feature exclusions").
+- UpdateEndpoint canary / linear sizes against the variant's instance count (TrafficRoutingConfig: a canary
+  at most 50% of the instances, a linear step 10-50%, each at least one instance).
+
 Registered on moto's SageMaker backend and response classes (moto dispatches actions by method
 name), so boto3 calls reach it in-process and through moto's server alike.
 """
@@ -13,7 +23,43 @@ from __future__ import annotations
 from moto.core.responses import ActionResult
 from moto.sagemaker import exceptions, models, responses
 
+from pipelines import instances
+
 _installed = False
+
+
+def _refuse(message: str) -> None:
+    raise exceptions.ValidationError(message=message)
+
+
+def check_unique(existing, kind: str, name: str) -> None:
+    if name in existing:
+        _refuse(f'Cannot create already existing {kind} "{name}".')
+
+
+def check_volume_key(instance_type: str | None, key: str | None, field: str) -> None:
+    if key and instance_type and instances.has_local_storage(instance_type):
+        _refuse(f"{field} cannot be specified for {instance_type}: instance types with local storage encrypt their "
+                "volumes with a hardware module; remove the key.")
+
+
+def check_endpoint_config(variants: list[dict], data_capture: dict | None, kms_key_id: str | None) -> None:
+    for variant in variants:
+        if variant.get("ServerlessConfig") and data_capture and data_capture.get("EnableCapture", True):
+            _refuse("DataCaptureConfig is not supported for serverless endpoints.")
+        check_volume_key(variant.get("InstanceType"), kms_key_id, "KmsKeyId")
+
+
+def check_traffic_routing(deployment: dict | None, instance_count: int) -> None:
+    routing = ((deployment or {}).get("BlueGreenUpdatePolicy") or {}).get("TrafficRoutingConfiguration") or {}
+    size = routing.get("CanarySize") if routing.get("Type") == "CANARY" else routing.get("LinearStepSize")
+    if routing.get("Type") not in ("CANARY", "LINEAR") or not size:
+        return
+    instances_in_step = size["Value"] if size["Type"] == "INSTANCE_COUNT" else instance_count * size["Value"] / 100
+    lowest = 0.1 * instance_count if routing["Type"] == "LINEAR" else 0
+    if instances_in_step < max(1, lowest) or instances_in_step > instance_count / 2:
+        _refuse(f"{routing['Type']} size {size['Value']} ({size['Type']}) is invalid for a variant of {instance_count} "
+                "instance(s): it must be at least one instance and at most 50% of the variant's instances.")
 
 
 def install() -> None:
@@ -28,6 +74,9 @@ def install() -> None:
         if endpoint_config_name not in self.endpoint_configs:
             raise exceptions.ValidationError(message=f'Could not find endpoint configuration "{endpoint_config_name}".')
         config = self.endpoint_configs[endpoint_config_name]
+        for variant in config.production_variants:
+            if variant.get("InitialInstanceCount"):
+                check_traffic_routing(deployment_config, int(variant["InitialInstanceCount"]))
         endpoint.endpoint_config_name = endpoint_config_name
         endpoint.production_variants = endpoint._process_production_variants(config.production_variants)
         endpoint.data_capture_config = config.data_capture_config
@@ -50,7 +99,41 @@ def install() -> None:
         return original_update_package(self, model_package_arn, model_approval_status, approval_description,
                                        merged or None, *args, **kwargs)
 
+    _install_validations()
     models.SageMakerModelBackend.update_endpoint = update_endpoint
     models.SageMakerModelBackend.update_model_package = update_model_package
     responses.SageMakerResponse.update_endpoint = update_endpoint_response
     _installed = True
+
+
+def _install_validations() -> None:
+    """moto's responses call the backend with keyword arguments only."""
+    backend = models.SageMakerModelBackend
+    create_model, create_config = backend.create_model, backend.create_endpoint_config
+    create_training, create_transform = backend.create_training_job, backend.create_transform_job
+
+    def validated_create_model(self, **request):
+        check_unique(self._models, "model", request["model_name"])
+        return create_model(self, **request)
+
+    def validated_create_config(self, **request):
+        check_unique(self.endpoint_configs, "endpoint configuration", request["endpoint_config_name"])
+        check_endpoint_config(request["production_variants"] or [], request.get("data_capture_config"),
+                              request.get("kms_key_id"))
+        return create_config(self, **request)
+
+    def validated_create_training(self, **request):
+        check_unique(self.training_jobs, "training job", request["training_job_name"])
+        resources = request.get("resource_config") or {}
+        check_volume_key(resources.get("InstanceType"), resources.get("VolumeKmsKeyId"), "ResourceConfig.VolumeKmsKeyId")
+        return create_training(self, **request)
+
+    def validated_create_transform(self, **request):
+        resources = request.get("transform_resources") or {}
+        check_volume_key(resources.get("InstanceType"), resources.get("VolumeKmsKeyId"), "TransformResources.VolumeKmsKeyId")
+        return create_transform(self, **request)
+
+    backend.create_model = validated_create_model
+    backend.create_endpoint_config = validated_create_config
+    backend.create_training_job = validated_create_training
+    backend.create_transform_job = validated_create_transform

@@ -3,7 +3,8 @@
 Links hit a Lambda Function URL without IAM auth on purpose: approvers click from an email client.
 Authenticity comes from the HMAC-signed link (key in Secrets Manager), bound to execution, package,
 approver and action, with expiry; decisions are claimed atomically once; the page does nothing on
-GET (mail scanners are harmless); concurrency is capped.
+GET (mail scanners are harmless); each client address is rate-limited (a DynamoDB counter: reserved concurrency, off by default, is refused
+by Lambda in accounts whose concurrency quota is 10).
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from pipelines.spec import ModelSpec
 from stacks.constructs.functions import PlatformFunction
 from stacks.constructs.retraining import TASK_PAYLOAD, TRANSIENT_ERRORS
 from stacks.nag import acknowledge
-
-DECIDE_CONCURRENCY = 5
 
 
 class ApprovalHook(Construct):
@@ -51,7 +50,12 @@ class ApprovalHook(Construct):
         self.decide = PlatformFunction(self, "DecideFunction", handler="lambdas.approval.handlers.decide_handler", key=key,
                                        code=code, environment={**shared, "IDEMPOTENCY_TABLE": self.idempotency.table_name},
                                        description="Approve/reject links: verifies, records, answers the run")
-        self.decide.function.node.default_child.add_property_override("ReservedConcurrentExecutions", DECIDE_CONCURRENCY)
+        if spec.approval.reserved_concurrency:  # opt-in: needs an account concurrency quota above 10
+            self.decide.function.node.default_child.add_property_override(
+                "ReservedConcurrentExecutions", spec.approval.reserved_concurrency)
+            acknowledge(self.decide.function, {"Mlops-NoReservedConcurrency": (
+                "approval.reserved_concurrency was set in the spec for an account whose concurrency quota leaves "
+                "10 unreserved executions beside it")})
         self.url = self.decide.function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
         self.request = PlatformFunction(self, "RequestFunction", handler="lambdas.approval.handlers.request_approval",
                                         key=key, code=code, description="Stores the task token and mails signed links",

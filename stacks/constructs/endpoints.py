@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack, aws_cloudwatch as cloudwatch, aws_cloudwatch_actions as cw_actions
+from aws_cdk import ArnFormat, Duration, Stack, aws_cloudwatch as cloudwatch, aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_ec2 as ec2, aws_iam as iam, aws_kms as kms, aws_lambda as lambda_, aws_s3 as s3, aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn, aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from lambdas.endpoint.logic import VARIANT, alarm_names
-from pipelines import naming
+from pipelines import instances, naming
 from pipelines.spec import ModelSpec
 from stacks.constructs.functions import PlatformFunction
 from stacks.constructs.sagemaker_access import grant_container_basics
 from stacks.constructs.retraining import lambda_step
+from stacks.constructs.training import grant_sagemaker_key_use
 
 STAGES = ("staging", "prod")
 POLL_SECONDS = 30
@@ -33,6 +34,13 @@ class EndpointRole(Construct):
             bucket.grant_put(self.role, f"data-capture/{naming.endpoint(spec.name, env_name, stage)}/*")
         self.role.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]))
         grant_container_basics(self.role, image_uri, "Endpoints")
+        # Deployment guardrails ("Auto-Rollback Configuration and Monitoring"): the execution role must be allowed
+        # cloudwatch:DescribeAlarms on the rollback alarms. SageMaker watches them for the whole bake, long after
+        # the UpdateEndpoint caller has returned, so it is the role SageMaker assumes, not the caller.
+        stack = Stack.of(self)
+        self.role.add_to_policy(iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"], resources=[
+            stack.format_arn(service="cloudwatch", resource="alarm", resource_name=name, arn_format=ArnFormat.COLON_RESOURCE_NAME)
+            for stage in STAGES for name in alarm_names(naming.endpoint(spec.name, env_name, stage))]))
 
 
 class EndpointAlarms(Construct):
@@ -106,6 +114,8 @@ class EndpointDeployment(Construct):
             + self._endpoint_arns(stack, "endpoint")))
         deploy.add_to_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=package_arns))
         self.role.grant_pass_role(deploy)
+        for caller in (deploy, rollback):
+            grant_sagemaker_key_use(caller, key)
         rollback.add_to_policy(iam.PolicyStatement(
             actions=["sagemaker:UpdateEndpoint", "sagemaker:DeleteEndpoint"],
             resources=self._endpoint_arns(stack, "endpoint") + self._endpoint_arns(stack, "endpoint-config")))
@@ -150,7 +160,7 @@ class EndpointDeployment(Construct):
                                                    assemble_with=tasks.AssembleWith.LINE),
             transform_resources=tasks.TransformResources(
                 instance_count=1, instance_type=ec2.InstanceType(self.spec.deployment.instance_type.removeprefix("ml.")),
-                volume_encryption_key=self.key),
+                volume_encryption_key=instances.volume_key(self.spec.deployment.instance_type, self.key)),
             batch_strategy=tasks.BatchStrategy.MULTI_RECORD, result_path="$.batch_transform",
             integration_pattern=sfn.IntegrationPattern.RUN_JOB)
         transform.add_catch(on_failure, errors=["States.ALL"], result_path="$.error")
@@ -221,6 +231,8 @@ class EndpointDeployment(Construct):
     def grant_to_state_machine(self, machine: sfn.StateMachine) -> None:
         """Registering a SageMaker scalable target needs these beside the autoscaling actions."""
         stack = Stack.of(self)
+        if self.spec.deployment.batch_transform:
+            grant_sagemaker_key_use(machine, self.key)  # CreateTransformJob with a volume key
         machine.add_to_role_policy(iam.PolicyStatement(
             actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:UpdateEndpointWeightsAndCapacities"],
             resources=self._endpoint_arns(stack, "endpoint") + self._endpoint_arns(stack, "endpoint-config")))

@@ -19,7 +19,7 @@ from constructs import Construct
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAMBDAS_DIR = REPO_ROOT / "lambdas"
 REQUIREMENTS = LAMBDAS_DIR / "requirements.txt"
-SHARED_PIPELINE_MODULES = ("__init__.py", "spec.py", "naming.py")
+SHARED_PIPELINE_MODULES = ("__init__.py", "spec.py", "naming.py", "instances.py")
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 CACHE = REPO_ROOT / ".build" / "lambda-dependencies"
 # The runtime ships boto3/botocore; test suites of numpy/scipy are dead weight against the 250 MB limit.

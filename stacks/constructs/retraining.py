@@ -85,14 +85,16 @@ class RetrainingStateMachine(Construct):
 class RetrainingTriggers(Construct):
     """The spec's schedule as an EventBridge rule; the client and the drift hook start executions directly."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, machine: sfn.IStateMachine) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, machine: sfn.IStateMachine,
+                 dead_letter_queue=None) -> None:
         super().__init__(scope, construct_id)
         self.schedule_rule = None
         if spec.retraining.schedule:
             self.schedule_rule = events.Rule(
                 self, "Schedule", schedule=events.Schedule.expression(spec.retraining.schedule),
                 description=f"Periodic retraining of {spec.name}",
-                targets=[targets.SfnStateMachine(machine, input=events.RuleTargetInput.from_object(
+                targets=[targets.SfnStateMachine(machine, dead_letter_queue=dead_letter_queue, retry_attempts=3,
+                                                 input=events.RuleTargetInput.from_object(
                     {"model": spec.name, "trigger": "schedule", "requested_by": "schedule"}))])
 
 

@@ -2,8 +2,35 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, aws_dynamodb as dynamodb, aws_iam as iam, aws_kms as kms, aws_s3 as s3
-from constructs import Construct
+import jsii
+from aws_cdk import Aspects, Aws, Duration, IAspect, RemovalPolicy, Stack, aws_dynamodb as dynamodb, aws_iam as iam
+from aws_cdk import aws_kms as kms, aws_s3 as s3
+from constructs import Construct, IConstruct
+
+SOURCE_CONDITION_KEYS = ("aws:SourceAccount", "aws:SourceArn")
+
+
+@jsii.implements(IAspect)
+class BindServiceGrantsToAccount:
+    """Service-principal statements CDK adds to a key policy by itself (a state machine's log delivery:
+    `delivery.logs.amazonaws.com` kms:Decrypt*) carry no confused-deputy condition; bind them to this account.
+    An aspect, because model stacks add them after the key is built."""
+
+    def visit(self, node: IConstruct) -> None:
+        if not isinstance(node, kms.CfnKey):
+            return
+        stack = Stack.of(node)
+        for index, statement in enumerate(stack.resolve(node.key_policy).get("Statement", [])):
+            service = (statement.get("Principal") or {}).get("Service")
+            conditions = json_keys(statement.get("Condition") or {})
+            if isinstance(service, str) and not conditions & set(SOURCE_CONDITION_KEYS) and not service.startswith("logs."):
+                node.add_property_override(f"KeyPolicy.Statement.{index}.Condition", {
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:{service.split('.')[-3]}:{stack.region}:{stack.account}:*"}})
+
+
+def json_keys(conditions: dict) -> set[str]:
+    return {key for operator in conditions.values() for key in operator}
 
 
 class EncryptionKey(Construct):
@@ -15,9 +42,35 @@ class EncryptionKey(Construct):
             self, "Key", alias=alias, enable_key_rotation=True, removal_policy=RemovalPolicy.RETAIN,
             description="Encrypts every artifact, table, topic, secret and volume of this MLOps environment",
         )
-        # Services that encrypt on the account's behalf (alarm and notification topics, log groups).
-        for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com"):
-            self.key.grant_encrypt_decrypt(iam.ServicePrincipal(service))
+        self._allow_log_groups()
+        Aspects.of(self.key).add(BindServiceGrantsToAccount())
+        # Services that use the key on this account's behalf, each only for its own resources in this account
+        # (confused-deputy prevention: aws:SourceAccount and aws:SourceArn).
+        for service, source_arn in (
+                ("cloudwatch", self._arn("cloudwatch", "alarm:*")),  # alarm actions publishing to encrypted topics
+                ("events", self._arn("events", "rule/*")),  # rules delivering to encrypted topics and queues
+                ("sns", self._arn("sns", "*"))):  # topics delivering to encrypted queues
+            self._allow_service(service, ["kms:Decrypt", "kms:GenerateDataKey*"],
+                                {"StringEquals": {"aws:SourceAccount": Stack.of(self).account}, "ArnLike": {"aws:SourceArn": source_arn}})
+
+    def _arn(self, service: str, resource: str) -> str:
+        stack = Stack.of(self)
+        return f"arn:{Aws.PARTITION}:{service}:{stack.region}:{stack.account}:{resource}"
+
+    def _allow_service(self, service: str, actions: list[str], conditions: dict) -> None:
+        self.key.add_to_resource_policy(iam.PolicyStatement(
+            sid=f"Allow{service.title().replace('.', '')}", actions=actions, resources=["*"], conditions=conditions,
+            principals=[iam.ServicePrincipal(f"{service}.amazonaws.com")]))
+
+    def _allow_log_groups(self) -> None:
+        """CloudWatch Logs encrypts log groups with this key only where the key policy lets the regional logs
+        principal use it for this account's log groups ("Encrypt log data in CloudWatch Logs using AWS KMS");
+        without it CreateLogGroup with KmsKeyId fails, and with it every model stack's log groups."""
+        self.key.add_to_resource_policy(iam.PolicyStatement(
+            sid="AllowCloudWatchLogs", principals=[iam.ServicePrincipal(f"logs.{Stack.of(self).region}.amazonaws.com")],
+            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            resources=["*"], conditions={"ArnLike": {
+                "kms:EncryptionContext:aws:logs:arn": self._arn("logs", "log-group:*")}}))
 
 
 class AccessLogBucket(Construct):

@@ -18,6 +18,7 @@ from aws_cdk import aws_iam as iam, aws_kms as kms, aws_s3 as s3, aws_s3_assets 
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from pipelines import instances
 from pipelines.spec import ModelSpec, TrainingSpec
 from stacks.constructs.sagemaker_access import grant_container_basics
 
@@ -128,7 +129,7 @@ class TrainingJob(Construct):
                  model_dir: Path) -> None:
         super().__init__(scope, construct_id)
         training = spec.training
-        self.model = spec.name
+        self.model, self.key = spec.name, key
         self.image_uri = resolve_training_image(training, Stack.of(self).region)
         self.source = source_asset(self, "Source", model_dir)
         self.role = TrainingRole(self, "Execution", spec=spec, bucket=bucket, key=key, image_uri=self.image_uri,
@@ -159,12 +160,15 @@ class TrainingJob(Construct):
             ],
             "OutputDataConfig": {"S3OutputPath": f"s3://{bucket.bucket_name}/models/{model}/", "KmsKeyId": key.key_arn},
             "ResourceConfig": {"InstanceType": training.instance_type, "InstanceCount": training.instance_count,
-                               "VolumeSizeInGB": training.volume_size_gb, "VolumeKmsKeyId": key.key_arn},
+                               "VolumeSizeInGB": training.volume_size_gb},
             "StoppingCondition": {"MaxRuntimeInSeconds": training.max_runtime_s},
             "EnableNetworkIsolation": training.network_isolation,
             "EnableInterContainerTrafficEncryption": training.instance_count > 1,
             "Tags": [{"Key": "mlops:model", "Value": model}],
         }
+        volume_key = instances.volume_key(training.instance_type, key.key_arn)
+        if volume_key:  # local NVMe volumes are encrypted by the instance; SageMaker refuses a key for them
+            parameters["ResourceConfig"]["VolumeKmsKeyId"] = volume_key
         if training.use_spot:
             parameters["EnableManagedSpotTraining"] = True
             parameters["StoppingCondition"]["MaxWaitTimeInSeconds"] = training.effective_max_wait_s
@@ -201,6 +205,16 @@ class TrainingJob(Construct):
             resources=[stack.format_arn(service="events", resource="rule",
                                         resource_name="StepFunctionsGetEventsForSageMakerTrainingJobsRule")]))
         self.role.grant_pass_role(principal.grant_principal)
+        grant_sagemaker_key_use(principal, self.key)
+
+
+def grant_sagemaker_key_use(principal: iam.IGrantable, key: kms.IKey) -> None:
+    """Callers of SageMaker APIs that carry a KMS key (CreateTrainingJob/CreateTransformJob volume keys,
+    CreateEndpointConfig/CreateEndpoint/UpdateEndpoint KmsKeyId) need kms:CreateGrant for SageMaker on that key
+    (SageMaker API permissions reference); only grants for AWS resources, never for a person."""
+    principal.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+        actions=["kms:CreateGrant", "kms:DescribeKey"], resources=[key.key_arn],
+        conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}))
 
 
 def metric_definitions(spec: ModelSpec) -> list[dict[str, str]]:

@@ -37,7 +37,26 @@ def test_training_runs_synchronously_on_the_spec_gpu_instance(spot_task):
     assert task["Resource"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
     resources = task["Parameters"]["ResourceConfig"]
     assert resources["InstanceType"] == "ml.g5.xlarge" and resources["InstanceCount"] == 1
-    assert resources["VolumeKmsKeyId"].startswith("${K")
+    assert task["Parameters"]["OutputDataConfig"]["KmsKeyId"].startswith("${K")
+
+
+def test_no_volume_key_is_sent_for_an_instance_with_local_nvme_storage(spot_task):
+    # CreateTrainingJob refuses VolumeKmsKeyId for instance types with local storage (ml.g5: NVMe).
+    _, task = spot_task
+    assert "VolumeKmsKeyId" not in task["Parameters"]["ResourceConfig"]
+
+
+def test_ebs_backed_training_instances_get_the_volume_key():
+    _, task = synth_training({"training": {"instance_type": "ml.p3.2xlarge"}})
+    assert task["Parameters"]["ResourceConfig"]["VolumeKmsKeyId"].startswith("${K")
+
+
+def test_the_state_machine_may_create_kms_grants_for_sagemaker_only(spot_task):
+    template, _ = spot_task
+    statements = [s for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Policy"
+                  for s in r["Properties"]["PolicyDocument"]["Statement"]]
+    (grant,) = [s for s in statements if "kms:CreateGrant" in s["Action"]]
+    assert grant["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
 
 
 def test_image_is_the_regional_pytorch_gpu_dlc(spot_task):

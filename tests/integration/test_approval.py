@@ -231,3 +231,20 @@ def test_cli_approve_by_a_listed_approver_uses_the_same_governance(approval):
     assert package_status(approval) == "Approved" and [c[0] for c in approval["callbacks"]] == ["SendTaskSuccess"]
     with pytest.raises(DecisionRefused, match="no pending approval"):
         decide(as_person("risk-officer@example.com"), "churn", False, "changed my mind")
+
+
+def test_one_address_is_throttled_after_its_per_minute_budget_without_touching_the_decision(approval, monkeypatch):
+    from lambdas.shared import config as lambda_config
+    from pipelines.spec import parse_spec
+    from tests.integration.conftest import SPEC
+    spec = parse_spec(json.loads(SPEC.model_dump_json()), "test", {"approval": {"max_link_requests_per_minute": 3}})
+    monkeypatch.setenv("MODEL_SPEC", spec.model_dump_json())
+    lambda_config.model_spec.cache_clear()
+    links = request(approval)
+    token = links["ml-lead@example.com"]["approve"]
+    assert [http("GET", token, ip="198.51.100.7")["statusCode"] for _ in range(3)] == [200, 200, 200]
+    throttled = http("POST", token, "looks good", ip="198.51.100.7")
+    assert throttled["statusCode"] == 429 and throttled["headers"]["Retry-After"] == "60"
+    assert "Too many requests" in throttled["body"] and not approval["callbacks"]
+    assert http("POST", token, "looks good", ip="198.51.100.8")["statusCode"] == 200  # another address is unaffected
+    assert [name for name, _ in approval["callbacks"]] == ["SendTaskSuccess"]

@@ -45,11 +45,19 @@ def register(body: bytes, name: str) -> str:
     )["ModelPackageArn"]
 
 
+DEPLOYMENT = {"data_capture_percent": 100, "min_capacity": 2, "strategy": "canary", "canary_percent": 50}
+
+
+def use_spec(monkeypatch, deployment: dict) -> None:
+    spec = parse_spec(json.loads(SPEC.model_dump_json()), "test", {"deployment": deployment})
+    monkeypatch.setenv("MODEL_SPEC", spec.model_dump_json())
+    lambda_config.model_spec.cache_clear()
+
+
 @pytest.fixture
 def hosting(platform, monkeypatch, tmp_path):
     moto_extensions.install()
-    spec = parse_spec(json.loads(SPEC.model_dump_json()), "test", {"deployment": {"data_capture_percent": 100}})
-    monkeypatch.setenv("MODEL_SPEC", spec.model_dump_json())
+    use_spec(monkeypatch, DEPLOYMENT)
     lambda_config.model_spec.cache_clear()
     monkeypatch.setenv("ENVIRONMENT", "dev")
     monkeypatch.setenv("ENDPOINT_ROLE_ARN", "arn:aws:iam::123456789012:role/endpoint")
@@ -97,7 +105,7 @@ def test_a_new_package_moves_the_endpoint_blue_green_with_canary_and_alarm_rollb
     from moto.sagemaker.models import sagemaker_backends
     policy = sagemaker_backends["123456789012"]["us-east-1"].endpoints["churn-dev-prod"].last_deployment_config
     routing = policy["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
-    assert routing == {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}, "WaitIntervalInSeconds": 300}
+    assert routing == {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50}, "WaitIntervalInSeconds": 300}
     assert policy["AutoRollbackConfiguration"]["Alarms"] == [{"AlarmName": "churn-dev-prod-5xx-rate"},
                                                              {"AlarmName": "churn-dev-prod-p99-latency"}]
 
@@ -153,3 +161,74 @@ def test_mlops_rollback_without_an_endpoint_says_so(hosting):
     from pipelines import cli
     result = CliRunner().invoke(cli.app, ["rollback", "churn"])
     assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_one_execution_deploys_staging_then_production_without_reusing_a_model_name(hosting, model_tarball):
+    # SageMaker refuses CreateModel for an existing name (the emulation does too): each stage names its own.
+    state = run_state(register(model_tarball, "v1"), "run-1")
+    staging, prod = deploy(state, "staging", "run-1"), deploy(state, "prod", "run-1")
+    assert staging["model"] != prod["model"]
+    sagemaker = boto3.client("sagemaker")
+    assert {sagemaker.describe_model(ModelName=d["model"])["ModelName"] for d in (staging, prod)} == {
+        "churn-dev-staging-run-1", "churn-dev-prod-run-1"}
+
+
+def test_the_emulation_refuses_an_existing_model_or_config_name_as_sagemaker_does(hosting):
+    sagemaker = boto3.client("sagemaker")
+    request = {"ModelName": "m", "ExecutionRoleArn": "arn:aws:iam::123456789012:role/endpoint",
+               "PrimaryContainer": {"Image": "i"}}
+    sagemaker.create_model(**request)
+    with pytest.raises(sagemaker.exceptions.ClientError, match="already existing model"):
+        sagemaker.create_model(**request)
+    config = {"EndpointConfigName": "c", "ProductionVariants": [
+        {"VariantName": "AllTraffic", "ModelName": "m", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}]}
+    sagemaker.create_endpoint_config(**config)
+    with pytest.raises(sagemaker.exceptions.ClientError, match="already existing endpoint configuration"):
+        sagemaker.create_endpoint_config(**config)
+
+
+@pytest.mark.parametrize(("instance_type", "refused"), [("ml.g5.xlarge", True), ("ml.m5.large", False)])
+def test_the_emulation_refuses_a_volume_key_on_local_storage_instances(hosting, instance_type, refused):
+    sagemaker = boto3.client("sagemaker")
+    sagemaker.create_model(ModelName="m", ExecutionRoleArn="arn:aws:iam::123456789012:role/e", PrimaryContainer={"Image": "i"})
+    request = {"EndpointConfigName": "c", "KmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/1234", "ProductionVariants": [
+        {"VariantName": "AllTraffic", "ModelName": "m", "InstanceType": instance_type, "InitialInstanceCount": 1}]}
+    if refused:
+        with pytest.raises(sagemaker.exceptions.ClientError, match="local storage"):
+            sagemaker.create_endpoint_config(**request)
+    else:
+        sagemaker.create_endpoint_config(**request)
+
+
+def test_the_emulation_refuses_data_capture_on_a_serverless_variant(hosting):
+    sagemaker = boto3.client("sagemaker")
+    sagemaker.create_model(ModelName="m", ExecutionRoleArn="arn:aws:iam::123456789012:role/e", PrimaryContainer={"Image": "i"})
+    with pytest.raises(sagemaker.exceptions.ClientError, match="not supported for serverless"):
+        sagemaker.create_endpoint_config(EndpointConfigName="c", ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": "m", "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}],
+            DataCaptureConfig={"EnableCapture": True, "InitialSamplingPercentage": 10, "DestinationS3Uri": "s3://b/c",
+                               "CaptureOptions": [{"CaptureMode": "Input"}]})
+
+
+def test_the_emulation_refuses_a_canary_larger_than_half_the_fleet(hosting, model_tarball, monkeypatch):
+    use_spec(monkeypatch, {"data_capture_percent": 100, "strategy": "all_at_once"})  # one instance
+    deploy(run_state(register(model_tarball, "v1"), "run-1"), "prod", "run-1")
+    second = deploy(run_state(register(model_tarball, "v2"), "run-2"), "prod", "run-2")
+    canary = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {
+        "Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}, "WaitIntervalInSeconds": 60}}}
+    sagemaker = boto3.client("sagemaker")
+    with pytest.raises(sagemaker.exceptions.ClientError, match="at most 50% of the variant"):
+        sagemaker.update_endpoint(EndpointName="churn-dev-prod", EndpointConfigName=second["config"], DeploymentConfig=canary)
+
+
+def test_a_serverless_model_is_created_without_network_isolation_or_capture(hosting, model_tarball, monkeypatch):
+    document = json.loads(SPEC.model_dump_json())
+    document["drift"]["enabled"] = False
+    spec = parse_spec(document, "test", {"deployment": {"serverless": {"memory_mb": 2048}, "data_capture_percent": 0,
+                                                         "strategy": "all_at_once"}})
+    monkeypatch.setenv("MODEL_SPEC", spec.model_dump_json())
+    lambda_config.model_spec.cache_clear()
+    deployed = deploy(run_state(register(model_tarball, "v1"), "run-1"), "staging", "run-1")
+    sagemaker = boto3.client("sagemaker")
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=deployed["config"])
+    assert not config.get("DataCaptureConfig") and not config.get("KmsKeyId")

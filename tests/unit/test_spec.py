@@ -41,7 +41,7 @@ def test_unknown_field_names_file_field_and_fix(tmp_path):
 
 
 @pytest.mark.parametrize(("section", "field", "value", "expected"), [
-    ("training", "instance_type", "g5.xlarge", "fix: use a name like 'ml.g5.xlarge'"),
+    ("training", "instance_type", "g5.xlarge", "fix: did you mean ml.g5.xlarge"),
     ("deployment", "max_capacity", 0, "greater than or equal to 1"),
     ("objective", "regex", "auc=[0-9.]+", "exactly one group"),
     ("objective", "direction", "up", "'maximize' or 'minimize'"),

@@ -1,0 +1,126 @@
+"""What AWS itself would refuse at the first `cdk deploy` or run, read off the synthesized templates."""
+
+import json
+
+import pytest
+
+from tests.infrastructure.conftest import new_app, template_of
+from tests.infrastructure.test_model_stack import flat, statements
+
+
+@pytest.fixture(scope="module")
+def registry(dev_app):
+    return template_of(dev_app, "mlops-dev-registry").to_json()
+
+
+@pytest.fixture(scope="module")
+def model(dev_app):
+    return template_of(dev_app, "mlops-dev-churn").to_json()
+
+
+def key_policy(registry) -> list[dict]:
+    (key,) = [r for r in registry["Resources"].values() if r["Type"] == "AWS::KMS::Key"]
+    return key["Properties"]["KeyPolicy"]["Statement"]
+
+
+def service_statements(registry) -> dict[str, dict]:
+    return {s["Principal"]["Service"]: s for s in key_policy(registry) if "Service" in s.get("Principal", {})}
+
+
+def test_cloudwatch_logs_may_use_the_key_for_this_accounts_log_groups_only(registry):
+    logs = service_statements(registry)["logs.us-east-1.amazonaws.com"]
+    assert {"kms:Encrypt*", "kms:Decrypt*", "kms:GenerateDataKey*"} <= set(logs["Action"])
+    condition = flat(logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"])
+    assert condition == "arn:<AWS::Partition>:logs:us-east-1:111111111111:log-group:*"
+
+
+def test_the_model_stacks_log_groups_are_encrypted_with_that_key(model):
+    groups = [r["Properties"] for r in model["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert groups and all("KmsKeyId" in g for g in groups)
+
+
+@pytest.mark.parametrize("service", ["cloudwatch.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com",
+                                     "delivery.logs.amazonaws.com"])
+def test_every_other_service_grant_is_bound_to_this_account_and_its_own_resources(registry, service):
+    statement = service_statements(registry)[service]
+    assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == "111111111111"
+    assert ":111111111111:" in flat(statement["Condition"]["ArnLike"]["aws:SourceArn"])
+
+
+@pytest.mark.parametrize("function", ["DeploymentDeployFunction", "DeploymentRollbackFunction"])
+def test_functions_creating_kms_encrypted_endpoint_configs_may_create_grants_for_sagemaker(model, function):
+    grants = [s for s in statements(model, function) if "kms:CreateGrant" in s["Action"]]
+    assert grants and all(s["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}} for s in grants)
+    assert all("Fn::ImportValue" in json.dumps(s["Resource"]) for s in grants)  # the registry's key, not '*'
+
+
+def test_the_state_machine_creating_kms_encrypted_training_jobs_may_create_grants(model):
+    grants = [s for s in statements(model, "RetrainingStateMachineRole") if "kms:CreateGrant" in s["Action"]]
+    assert grants and grants[0]["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+
+
+def test_the_endpoint_execution_role_may_describe_exactly_the_rollback_alarms(model):
+    (describe,) = [s for s in statements(model, "DeploymentHosting") if "cloudwatch:DescribeAlarms" in s["Action"]]
+    alarms = sorted(flat(r).rsplit(":", 1)[1] for r in describe["Resource"])
+    assert alarms == sorted(["churn-dev-staging-5xx-rate", "churn-dev-staging-p99-latency",
+                             "churn-dev-prod-5xx-rate", "churn-dev-prod-p99-latency"])
+    for name in alarms:
+        assert any(r["Properties"].get("AlarmName") == name for r in model["Resources"].values()
+                   if r["Type"] == "AWS::CloudWatch::Alarm")
+    assert not [s for s in statements(model, "Function") if "cloudwatch:DescribeAlarms" in s["Action"]]
+
+
+def test_the_drift_function_keeps_failed_async_invocations_in_an_alarmed_queue(model):
+    resources = model["Resources"]
+    (invoke_config,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    assert invoke_config["FunctionName"]["Ref"].startswith("DriftFunction")
+    queue_ref = invoke_config["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+    assert resources[queue_ref]["Type"] == "AWS::SQS::Queue" and "KmsMasterKeyId" in resources[queue_ref]["Properties"]
+    (drift_rule,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"
+                     and "Drift" in r["Properties"].get("Description", "")]
+    assert drift_rule["Targets"][0]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] == queue_ref
+    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
+              and queue_ref in json.dumps(r["Properties"].get("Dimensions"))]
+    assert alarms and alarms[0]["Threshold"] == 1 and alarms[0]["AlarmActions"]
+
+
+def test_the_retraining_schedule_target_keeps_its_failures_too(model):
+    (schedule,) = [r["Properties"] for r in model["Resources"].values() if r["Type"] == "AWS::Events::Rule"
+                   and "Periodic retraining" in r["Properties"].get("Description", "")]
+    assert "DeadLetterConfig" in schedule["Targets"][0] and schedule["Targets"][0]["RetryPolicy"]["MaximumRetryAttempts"] == 3
+
+
+def test_reserved_concurrency_is_a_spec_setting():
+    from stacks.app_builder import build_app
+    app = build_app(new_app(env="dev", **{"mlops:environments": {"dev": {
+        "account": "111111111111", "region": "us-east-1", "overrides": {"approval": {"reserved_concurrency": 3}}}}}))
+    decide = [r["Properties"] for k, r in template_of(app, "mlops-dev-churn").to_json()["Resources"].items()
+              if r["Type"] == "AWS::Lambda::Function" and k.startswith("ApprovalDecideFunction")]
+    assert decide[0]["ReservedConcurrentExecutions"] == 3
+
+
+def test_account_and_region_come_from_the_command_line_without_editing_cdk_json():
+    from stacks.app_builder import build_app
+    app = build_app(new_app(env="dev", account="444455556666", region="eu-west-1"))
+    registry = app.node.find_child("mlops-dev-registry")
+    assert (registry.account, registry.region) == ("444455556666", "eu-west-1")
+    assert [c.node.id for c in app.node.children if hasattr(c, "account")] == ["mlops-dev-registry", "mlops-dev-churn"]
+
+
+def test_an_account_override_without_an_environment_is_refused():
+    from pipelines.spec import SpecError
+    from stacks.app_builder import build_app
+    with pytest.raises(SpecError, match="add -c env=NAME"):
+        build_app(new_app(account="444455556666"))
+
+
+def test_current_account_comes_from_the_cdk_cli_credentials(monkeypatch):
+    from pipelines.spec import SpecError
+    from stacks.app_builder import build_app
+    environments = {"dev": {"account": "current", "region": "us-east-1"}}
+    monkeypatch.delenv("CDK_DEFAULT_ACCOUNT", raising=False)
+    with pytest.raises(SpecError, match="no AWS credentials were found"):
+        build_app(new_app(env="dev", **{"mlops:environments": environments}))
+    monkeypatch.setenv("CDK_DEFAULT_ACCOUNT", "777788889999")
+    app = build_app(new_app(env="dev", **{"mlops:environments": environments}))
+    assert app.node.find_child("mlops-dev-registry").account == "777788889999"
