@@ -232,3 +232,21 @@ def test_a_serverless_model_is_created_without_network_isolation_or_capture(host
     sagemaker = boto3.client("sagemaker")
     config = sagemaker.describe_endpoint_config(EndpointConfigName=deployed["config"])
     assert not config.get("DataCaptureConfig") and not config.get("KmsKeyId")
+
+
+@pytest.mark.parametrize(("instance_type", "refused"), [("ml.g5.xlarge", True), ("ml.p3.2xlarge", False)])
+def test_the_emulation_refuses_a_training_volume_key_on_local_storage_instances(hosting, instance_type, refused):
+    sagemaker = boto3.client("sagemaker")
+    request = {"TrainingJobName": f"job-{refused}", "RoleArn": "arn:aws:iam::123456789012:role/training",
+               "AlgorithmSpecification": {"TrainingImage": "i", "TrainingInputMode": "File"},
+               "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models/"},
+               "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1, "VolumeSizeInGB": 30,
+                                  "VolumeKmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/1234"},
+               "StoppingCondition": {"MaxRuntimeInSeconds": 60}}
+    if refused:
+        with pytest.raises(sagemaker.exceptions.ClientError, match="VolumeKmsKeyId cannot be specified"):
+            sagemaker.create_training_job(**request)
+    else:
+        sagemaker.create_training_job(**request)
+        with pytest.raises(sagemaker.exceptions.ClientError, match="already existing training job"):
+            sagemaker.create_training_job(**request)
