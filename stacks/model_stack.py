@@ -28,6 +28,13 @@ PIPELINE_HANDLERS = {
 }
 
 
+def grant_read_registry(role: iam.IRole, package_arns: list[str]) -> None:
+    """Describe this model's packages; list on '*' because SageMaker List* calls have no resource-level
+    permissions (an ARN-scoped ListModelPackages grant is never honoured)."""
+    role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=package_arns))
+    role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"]))
+
+
 class ModelStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, environment: EnvironmentSpec, spec: ModelSpec,
                  registry: RegistryStack, source_commit: str = "unknown", **kwargs) -> None:
@@ -73,7 +80,8 @@ class ModelStack(Stack):
         self.approval = approval
         self.deployment = EndpointDeployment(self, "Deployment", spec=spec, env_name=env_name, key=key, bucket=bucket,
                                              code=code, environment=environment_variables, package_arns=self.package_arns,
-                                             image_uri=environment_variables["INFERENCE_IMAGE"], topic=self.topic)
+                                             image_uri=environment_variables["INFERENCE_IMAGE"], topic=self.topic,
+                                             audit_table_arn=registry.audit_table.table_arn)
         self.pipeline = RetrainingStateMachine(self, "Retraining", spec=spec, env_name=env_name, key=key,
                                                functions=functions, training=self.training, approval_step=approval.state,
                                                deployment=self.deployment)
@@ -100,8 +108,7 @@ class ModelStack(Stack):
         bucket.grant_write(drift.role, f"drift/{spec.name}/*")
         drift.role.add_to_policy(iam.PolicyStatement(actions=["states:StartExecution", "states:ListExecutions"],
                                                      resources=[machine_arn]))
-        drift.role.add_to_policy(iam.PolicyStatement(
-            actions=["sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"], resources=self.package_arns))
+        grant_read_registry(drift.role, self.package_arns)
         drift.role.add_to_policy(iam.PolicyStatement(
             actions=["dynamodb:UpdateItem", "dynamodb:DeleteItem"], resources=[registry.audit_table.table_arn],
             conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{spec.name}"]}}))
@@ -120,8 +127,7 @@ class ModelStack(Stack):
         bucket.grant_read(f["evaluate"], f"models/{model}/*")
         bucket.grant_write(f["evaluate"], f"runs/{model}/*")
         package_arns = self.package_arns
-        f["evaluate"].add_to_policy(iam.PolicyStatement(
-            actions=["sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"], resources=package_arns))
+        grant_read_registry(f["evaluate"], package_arns)
         f["register"].add_to_policy(iam.PolicyStatement(
             actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:AddTags"],
             resources=package_arns))

@@ -24,6 +24,7 @@ RESOURCE_STAR_ACTIONS = {
        for action in ("CreateLogDelivery", "DeleteLogDelivery", "DescribeLogGroups", "DescribeResourcePolicies",
                       "GetLogDelivery", "ListLogDeliveries", "PutResourcePolicy", "UpdateLogDelivery")},
     "ecr:GetAuthorizationToken": "ECR authorization tokens are account-wide by design",
+    "sagemaker:ListModelPackages": "SageMaker List* calls have no resource-level permissions (API permissions reference)",
     "sagemaker:ListTags": "read-only tag listing CDK's transform-job task grants on '*' (the job name is decided at run time)",
     "cloudwatch:PutMetricData": "PutMetricData has no resource ARN; statements carry a namespace condition",
     "ec2:CreateNetworkInterface": "SageMaker VPC mode manages ENIs it names at run time",

@@ -410,6 +410,27 @@ def no_reserved_concurrency(index: _Index, ref: Ref, resource: dict) -> RuleResu
     return NagRuleCompliance.NON_COMPLIANT
 
 
+# Actions AWS authorizes only against "*": a grant scoped to a resource ARN is silently never honoured, so the
+# call fails with AccessDenied at run time (moto, which checks the ARN it is given, lets it through).
+# SageMaker API permissions reference: "Except for the ListTags API, resource-level restrictions are not
+# available on List- calls"; Service Authorization Reference: ListModelPackages has no resource type.
+STAR_ONLY_ACTIONS = re.compile(r"^sagemaker:(List(?!Tags$)[A-Za-z]+|Search)$", re.IGNORECASE)
+
+
+def star_only_actions_scoped(index: _Index, ref: Ref, resource: dict) -> RuleResult:
+    """StarOnlyActionScoped. SageMaker "API Permissions: Actions, Permissions, and Resources Reference"
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/api-permissions-reference.html): "resource-level
+    restrictions are not available on List- calls" (ListTags excepted), and the Service Authorization
+    Reference lists no resource type for them: an Allow that names resources other than "*" never matches,
+    and the call fails with AccessDenied. Findings: `[<action>]`."""
+    findings = set()
+    for statement in _statements((resource.get("Properties") or {}).get("PolicyDocument")):
+        if statement.get("Effect") != "Allow" or "*" in _as_list(statement.get("Resource")):
+            continue
+        findings |= {action for action in _as_list(statement.get("Action")) if STAR_ONLY_ACTIONS.match(str(action))}
+    return sorted(findings) if findings else NagRuleCompliance.COMPLIANT
+
+
 @dataclass(frozen=True)
 class Rule:
     suffix: str
@@ -445,6 +466,9 @@ RULES = (
     Rule("AsyncFunctionFailureDestination", "AWS::Lambda::Function", async_function_failure_destination,
          "The function is invoked asynchronously (EventBridge, SNS, S3, ...) but has no on-failure destination "
          "(AWS::Lambda::EventInvokeConfig) and no dead-letter queue; failed events are silently dropped."),
+    Rule("StarOnlyActionScoped", "AWS::IAM::Policy", star_only_actions_scoped,
+         "The policy scopes an action that AWS authorizes only against '*' (SageMaker List* calls) to specific "
+         "resources; the grant never matches and the call is denied at run time."),
     Rule("NoReservedConcurrency", "AWS::Lambda::Function", no_reserved_concurrency,
          "The function sets ReservedConcurrentExecutions, which fails to deploy in accounts with a low "
          "concurrency quota (new accounts: 10); acknowledge it explicitly where the quota allows it."),

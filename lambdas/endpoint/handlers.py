@@ -11,6 +11,7 @@ from lambdas.shared import dal
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.events import TaskEvent, pipeline_task
 from lambdas.shared.observability import logger, metrics
+from pipelines import naming
 
 
 class StageEvent(TaskEvent):
@@ -21,6 +22,7 @@ def deploy_package(spec, env: str, stage: str, execution: str, package_arn: str,
                    capture_uri: str) -> dict:
     """Creates the endpoint, or moves it to the package with the spec's blue/green policy (the run and `mlops rollback`)."""
     model = spec.name
+    release = verify_release(spec, env, package_arn)
     names = logic.resource_names(model, env, stage, execution)
     tags = [{"Key": "mlops:model", "Value": model}, {"Key": "mlops:package", "Value": package_arn}]
     endpoints = dal.Endpoints()
@@ -34,8 +36,15 @@ def deploy_package(spec, env: str, stage: str, execution: str, package_arn: str,
         previous = existing["EndpointConfigName"]
         endpoints.update(names["endpoint"], names["config"], logic.deployment_policy(spec.deployment, names["endpoint"]))
         action = "updated (blue/green)"
-    logger.info("deployment started", extra={"stage": stage, "endpoint": names["endpoint"], "action": action})
-    return {**names, "action": action, "previous_config": previous, "package_arn": package_arn}
+    logger.info("deployment started", extra={"stage": stage, "endpoint": names["endpoint"], "action": action, **release})
+    return {**names, "action": action, "previous_config": previous, "package_arn": package_arn, **release}
+
+
+def verify_release(spec, env: str, package_arn: str) -> dict:
+    """Reads the registry and the audit trail (never the run's state) and refuses an unapproved package."""
+    package = dal.ModelRegistry(naming.model_package_group(spec.name, env)).describe(package_arn)
+    approval = dal.ApprovalStore(naming.audit_table(env)).get(spec.name, logic.producing_execution(package))
+    return logic.check_release(package, approval, spec.approval.approvers)
 
 
 @pipeline_task(StageEvent)

@@ -17,6 +17,38 @@ class SmokeTestFailed(RuntimeError):
     """The new model did not serve sample rows correctly; the run stops and the old model stays."""
 
 
+class ReleaseRefused(RuntimeError):
+    """The package may not be deployed: the registry or the audit trail does not show a valid approval."""
+
+
+def producing_execution(package: dict) -> str:
+    """The name of the run that registered a package (its MetadataProperties.GeneratedBy execution ARN)."""
+    generated_by = (package.get("MetadataProperties") or {}).get("GeneratedBy", "")
+    if ":execution:" not in generated_by:
+        raise ReleaseRefused(f"{package.get('ModelPackageArn')} was not registered by a retraining run; "
+                             "only packages with an audited approval are deployed")
+    return generated_by.rsplit(":", 1)[1]
+
+
+def check_release(package: dict, approval: dict | None, approvers: list[str]) -> dict:
+    """The gate where it acts: deployed only if the registry says Approved AND the audit record shows the decision
+    of a listed approver who did not start the run. A task token answered without the approval hook resumes a
+    run, but cannot pass here."""
+    from lambdas.approval.logic import identity
+
+    arn = package.get("ModelPackageArn")
+    if package.get("ModelApprovalStatus") != "Approved":
+        raise ReleaseRefused(f"{arn} is {package.get('ModelApprovalStatus')}, not Approved; nothing was deployed")
+    if not approval or approval.get("status") != "APPROVED" or approval.get("model_package_arn") != arn:
+        raise ReleaseRefused(f"{arn} has no APPROVED decision in the audit trail; nothing was deployed")
+    decided_by = identity(str(approval.get("decided_by", "")))
+    if decided_by not in {identity(a) for a in approvers}:
+        raise ReleaseRefused(f"{arn} was approved by {decided_by!r}, who is not a listed approver; nothing was deployed")
+    if decided_by == identity(str(approval.get("requested_by", ""))):
+        raise ReleaseRefused(f"{arn} was approved by the person who started its run; nothing was deployed")
+    return {"approved_by": decided_by, "approved_at": approval.get("decided_at")}
+
+
 def alarm_names(endpoint: str) -> list[str]:
     return [f"{endpoint}-5xx-rate", f"{endpoint}-p99-latency"]
 

@@ -1,7 +1,8 @@
 """Dispatch glue between moto's Step Functions interpreter and this platform's code (no new interpreter).
 
 - Lambda: moto's docker-less Lambda echoes payloads; here an invoke of a provisioned function runs
-  its real handler in-process, with the function's own (synthesized) environment variables.
+  its real handler in-process, with the function's own (synthesized) environment variables and the
+  session credentials of its own (synthesized) role.
 - SageMaker `.sync` training: moto forwards CreateTrainingJob to its backend but has no `.sync`
   resolver for SageMaker; here the resolver runs the request's train.py locally in the /opt/ml
   layout and returns DescribeTrainingJob, or fails the task with the job's own failure reason.
@@ -21,7 +22,11 @@ from typing import Any, Callable
 
 import boto3
 
-_ENV_LOCK = threading.RLock()
+from pipelines.local.iam import Credentials
+
+# Handlers read their configuration and credentials from the process environment; whoever else creates
+# clients from it (the lifecycle driver) holds this lock so that it never sees a handler's.
+ENV_LOCK = threading.RLock()
 
 
 @dataclass
@@ -29,12 +34,18 @@ class LocalFunction:
     name: str
     handler: str  # dotted: package.module.function
     environment: dict[str, str] = field(default_factory=dict)
+    role_arn: str = ""
+    credentials: Credentials | None = None  # None: the caller's own (IAM not enforced)
 
     def call(self, event: Any, extra_environment: dict[str, str]) -> Any:
         module_name, function_name = self.handler.rsplit(".", 1)
-        with _ENV_LOCK:  # handlers read their configuration from the process environment
+        identity = self.credentials.environment() if self.credentials else {}
+        with ENV_LOCK:
             saved = dict(os.environ)
-            os.environ.update({**self.environment, **extra_environment, "AWS_LAMBDA_FUNCTION_NAME": self.name})
+            if self.credentials:
+                os.environ.pop("AWS_SESSION_TOKEN", None)
+            os.environ.update({**self.environment, **extra_environment, **identity, "AWS_LAMBDA_FUNCTION_NAME": self.name})
+            forget_cached_credentials()
             try:
                 from lambdas.shared import config
 
@@ -44,6 +55,16 @@ class LocalFunction:
             finally:
                 os.environ.clear()
                 os.environ.update(saved)
+                forget_cached_credentials()
+
+
+def forget_cached_credentials() -> None:
+    """boto3's default session keeps the credentials it first read, and Powertools' parameter providers
+    keep their clients: in Lambda one process has one role, here each call has its own."""
+    from aws_lambda_powertools.utilities.parameters import base
+
+    boto3.DEFAULT_SESSION = None
+    base.DEFAULT_PROVIDERS.clear()
 
 
 class _Context:
@@ -98,8 +119,11 @@ def install_service_names() -> None:
     StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES["applicationautoscaling"] = "application-autoscaling"
 
 
-def install_sagemaker_sync(model: str, workdir: Path, log: Callable[[str], None]) -> None:
-    """`arn:aws:states:::sagemaker:createTrainingJob.sync` runs train.py locally."""
+def install_sagemaker_sync(model: str, workdir: Path, log: Callable[[str], None],
+                           role_credentials: Callable[[str], Credentials] | None = None,
+                           admin: Credentials | None = None) -> None:
+    """`arn:aws:states:::sagemaker:createTrainingJob.sync` runs train.py locally, with the session of the
+    request's RoleArn when `role_credentials` is given (what SageMaker assumes for the job)."""
     from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent, FailureEventException
     from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
@@ -126,7 +150,9 @@ def install_sagemaker_sync(model: str, workdir: Path, log: Callable[[str], None]
 
             def resolve():
                 if not outcome:
-                    outcome.update(run_training_job(normalised_parameters, model, workdir, region=region, log=log))
+                    job_role = role_credentials(normalised_parameters["RoleArn"]) if role_credentials else None
+                    outcome.update(run_training_job(normalised_parameters, model, workdir, region=region, log=log,
+                                                    credentials=job_role))
                 name = normalised_parameters["TrainingJobName"]
                 if outcome["TrainingJobStatus"] != "Completed":
                     _mark_failed(name, outcome["FailureReason"], region)
@@ -136,7 +162,8 @@ def install_sagemaker_sync(model: str, workdir: Path, log: Callable[[str], None]
                         event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
                             resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type(),
                             error="SageMaker.TrainingJobFailed", cause=outcome["FailureReason"][-2000:]))))
-                described = boto3.client("sagemaker", region_name=region).describe_training_job(TrainingJobName=name)
+                sagemaker = admin.client("sagemaker", region) if admin else boto3.client("sagemaker", region_name=region)
+                described = sagemaker.describe_training_job(TrainingJobName=name)
                 described.pop("ResponseMetadata", None)
                 return json.loads(json.dumps(described, default=str))
 

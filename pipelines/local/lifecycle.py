@@ -5,6 +5,10 @@ Functions interpreter runs the synthesized definition; Lambda tasks run the real
 in-process; the training task runs train.py as a subprocess; the approval link is served on
 127.0.0.1; the approved model is served by inference.py on 127.0.0.1; shifted traffic is captured;
 the drift hook finds it and starts the second run.
+
+IAM is enforced (unless enforce_iam=False): each handler runs with its own synthesized role's session,
+train.py with the training role's; the driver itself (seeding data, starting runs, the approver's
+mailbox) signs as an admin user. docs/local-emulation-iam.md says what moto checks.
 """
 
 from __future__ import annotations
@@ -115,9 +119,11 @@ class FunctionUrlServer:
 class LocalLifecycle:
     def __init__(self, model: str = "churn", workdir: Path = Path(".local"), interactive: bool = False,
                  rows: int = 5000, traffic_requests: int = 150, say: Callable[[str], None] = print,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, enforce_iam: bool = True,
+                 adjust_templates: Callable[[dict[str, dict]], None] | None = None) -> None:
         self.model, self.workdir, self.interactive = model, Path(workdir).resolve(), interactive
-        self.verbose = verbose
+        self.verbose, self.enforce_iam, self.adjust_templates = verbose, enforce_iam, adjust_templates
+        self.admin = None  # the driver's own credentials once IAM is enforced
         self.rows, self.traffic_requests, self.say = rows, traffic_requests, say
         self.spec = load_spec(find_model_dir(model))
         self.result = LifecycleResult()
@@ -164,7 +170,8 @@ class LocalLifecycle:
         self._step("seed the training data", lambda: self._seed(shift=0.0))
         first = self._step("run 1: retraining pipeline", lambda: self._run_pipeline(trigger_approval=True))
         if first["status"] != "SUCCEEDED":
-            raise LifecycleError(f"run 1 ended {first['status']}: {first.get('error')} {first.get('cause')}")
+            raise LifecycleError(f"run 1 ended {first['status']}: {first.get('error')} {first.get('cause')}; "
+                                 f"first failed step: {first.get('failed_step')}")
         self._step("the approved model serves predictions", self._check_serving)
         self._step("traffic from a shifted population", self._send_traffic)
         self._step("new labelled data arrives (shifted population)", lambda: self._seed(shift=1.0, seed=11))
@@ -182,6 +189,19 @@ class LocalLifecycle:
     # ------------------------------------------------------------------ set-up
     def _synthesize(self) -> None:
         self.templates = synthesize(self.model, self.account, self.region)
+        if self.adjust_templates:  # tests take a grant away to prove enforcement notices
+            self.adjust_templates(self.templates)
+
+    def _aws(self, service: str):
+        """A client for the driver's own calls: the admin's, never a handler's from the environment."""
+        return self.admin.client(service, self.region) if self.admin else boto3.client(service, region_name=self.region)
+
+    @staticmethod
+    def _as_driver():
+        """For library code that builds clients from the environment (Pipelines, ApprovalStore)."""
+        from pipelines.local.glue import ENV_LOCK
+
+        return ENV_LOCK
 
     def _provision(self) -> None:
         from pipelines.local import glue, moto_extensions
@@ -190,7 +210,6 @@ class LocalLifecycle:
 
         moto_extensions.install()
         glue.install_service_names()
-        glue.install_sagemaker_sync(self.model, self.workdir / "training", self._training_log)
         self.hosting = LocalHostingServer(Hosting(self.workdir / "hosting")).__enter__()
         self.dispatch = glue.LambdaDispatch({"SAGEMAKER_RUNTIME_URL": self.hosting.url})
         self.dispatch.install()
@@ -204,9 +223,22 @@ class LocalLifecycle:
         self.provisioned = provisioner.result
         self.bucket = naming.artifact_bucket(LOCAL_ENV, self.account, self.region)
         self._subscribe_inbox()
+        if self.enforce_iam:
+            self._enforce_iam(provisioner)
+        glue.install_sagemaker_sync(self.model, self.workdir / "training", self._training_log,
+                                    self.provisioned.role_credentials.of if self.enforce_iam else None, self.admin)
         self.say(f"    provisioned {sum(len(v) for v in self.provisioned.values.values())} resources, "
                  f"{len(self.provisioned.functions)} functions; endpoints served at {self.hosting.url}, "
                  f"approval links at {self.approval_server.url}")
+
+    def _enforce_iam(self, provisioner) -> None:
+        from pipelines.local import iam
+
+        self.admin = iam.create_admin(self.account, self.region)
+        provisioner.assume_roles()
+        self._enforcement = iam.enforced()
+        self._enforcement.__enter__()
+        self.say(f"    IAM enforced: {len(self.provisioned.role_credentials)} roles with their synthesized policies")
 
     def _training_log(self, line: str) -> None:
         if self.verbose or line.startswith(("validation:auc", "checkpoint: resumed")) or "epoch=1;" in line:
@@ -226,18 +258,19 @@ class LocalLifecycle:
 
         path = make_dataset.write_csv(make_dataset.generate(self.rows, seed, shift), self.workdir / "data" / f"train-{seed}.csv")
         key = f"{self.spec.dataset.s3_prefix}{self.spec.dataset.file_name}"
-        version = boto3.client("s3").put_object(Bucket=self.bucket, Key=key, Body=path.read_bytes()).get("VersionId")
+        version = self._aws("s3").put_object(Bucket=self.bucket, Key=key, Body=path.read_bytes()).get("VersionId")
         self.say(f"    s3://{self.bucket}/{key} version {version} ({self.rows} rows, population shift {shift})")
 
     # ------------------------------------------------------------------ runs
     def _run_pipeline(self, trigger_approval: bool) -> dict:
         from pipelines.client import Pipelines
 
-        run = Pipelines(env=LOCAL_ENV).start(self.model, requested_by=DEMO_REQUESTER, reason="local lifecycle")
+        with self._as_driver():
+            run = Pipelines(env=LOCAL_ENV).start(self.model, requested_by=DEMO_REQUESTER, reason="local lifecycle")
         return self._follow(run.arn, approve=trigger_approval)
 
     def _follow(self, execution_arn: str, approve: bool, stop_at: str | None = None, timeout_s: float = 600) -> dict:
-        sfn = boto3.client("stepfunctions")
+        sfn = self._aws("stepfunctions")
         seen, approved, deadline = 0, False, time.time() + timeout_s
         while time.time() < deadline:
             events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
@@ -258,24 +291,25 @@ class LocalLifecycle:
         raise LifecycleError(f"{execution_arn} did not finish within {timeout_s:.0f} s")
 
     def _record_run(self, execution_arn: str, stopped_at: str | None = None) -> dict:
-        sfn = boto3.client("stepfunctions")
+        sfn = self._aws("stepfunctions")
         described = sfn.describe_execution(executionArn=execution_arn)
         history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
         (self.workdir / f"history-{described['name']}.json").write_text(json.dumps(history, indent=1, default=str))
         run = {"name": described["name"], "status": described["status"], "arn": execution_arn,
                "error": described.get("error"), "cause": described.get("cause"), "waiting_at": stopped_at,
-               "input": json.loads(described["input"])}
+               "input": json.loads(described["input"]), "failed_step": _first_failure(history)}
         self.result.runs.append(run)
         return run
 
     def _pending_approval(self, execution_arn: str) -> bool:
         from lambdas.shared.dal import ApprovalStore
 
-        record = ApprovalStore(naming.audit_table(LOCAL_ENV)).get(self.model, execution_arn.rsplit(":", 1)[1])
+        with self._as_driver():
+            record = ApprovalStore(naming.audit_table(LOCAL_ENV)).get(self.model, execution_arn.rsplit(":", 1)[1])
         return bool(record and record.get("status") == "PENDING")
 
     def _decide_as_approver(self) -> None:
-        messages = boto3.client("sqs").receive_message(QueueUrl=self.inbox, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        messages = self._aws("sqs").receive_message(QueueUrl=self.inbox, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
         links = {}
         for message in messages:
             body = json.loads(message["Body"])
@@ -318,7 +352,7 @@ class LocalLifecycle:
         for request in range(self.traffic_requests):
             runtime.invoke_endpoint(EndpointName=endpoint, ContentType="application/json",
                                     Body=json.dumps({"instances": self._rows(20, 1000 + request, 1.0)}))
-        captured = boto3.client("s3").list_objects_v2(Bucket=self.bucket, Prefix=f"data-capture/{endpoint}/")["KeyCount"]
+        captured = self._aws("s3").list_objects_v2(Bucket=self.bucket, Prefix=f"data-capture/{endpoint}/")["KeyCount"]
         self.result.captured_rows = captured * 20
         self.say(f"    {self.traffic_requests} requests x 20 rows; {captured} captured "
                  f"({self.spec.deployment.data_capture_percent}% sampling)")
@@ -332,7 +366,7 @@ class LocalLifecycle:
         key = self.result.drift["html_report_uri"].split(f"{self.bucket}/", 1)[1]
         report = self.workdir / "reports" / "drift-report.html"
         report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_bytes(boto3.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        report.write_bytes(self._aws("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read())
         self.result.drift_report = str(report)
         self.say(f"    drift={self.result.drift['drift']} in {self.result.drift['drifted_features']}; "
                  f"{self.result.drift['reason']}")
@@ -343,7 +377,7 @@ class LocalLifecycle:
             raise LifecycleError(f"the drift hook started no run: {self.result.drift.get('reason')}")
         run = self._follow(arn, approve=False, stop_at="WaitForApproval")
         if run["status"] == "RUNNING":
-            boto3.client("stepfunctions").stop_execution(executionArn=arn, error="LocalLifecycleEnd",
+            self._aws("stepfunctions").stop_execution(executionArn=arn, error="LocalLifecycleEnd",
                                                          cause="the local lifecycle ends at the second approval request")
         self.result.second_run = run
 
@@ -352,14 +386,27 @@ class LocalLifecycle:
         from lambdas.shared.dal import ApprovalStore
         from pipelines.client import Pipelines
 
-        self.result.versions = [vars(v) for v in Pipelines(env=LOCAL_ENV).models(self.model)]
-        table = ApprovalStore(naming.audit_table(LOCAL_ENV)).dynamodb
-        items = table.scan()["Items"]
+        with self._as_driver():
+            self.result.versions = [vars(v) for v in Pipelines(env=LOCAL_ENV).models(self.model)]
+            items = ApprovalStore(naming.audit_table(LOCAL_ENV)).dynamodb.scan()["Items"]
         self.result.approvals = [{k: item.get(k) for k in ("sk", "status", "decided_by", "decided_at", "reason", "channel",
                                                            "source_ip", "requested_by")}
                                  for item in items if item["sk"].startswith("approval#")]
 
     def _close(self) -> None:
+        if getattr(self, "_enforcement", None) is not None:
+            self._enforcement.__exit__(None, None, None)
         for server in (getattr(self, "approval_server", None), getattr(self, "hosting", None)):
             if server is not None:
                 server.close()
+
+
+def _first_failure(history: list[dict]) -> dict | None:
+    """The first task that failed in a run's history: the state, the error and its cause."""
+    state = None
+    for event in history:
+        state = (event.get("stateEnteredEventDetails") or {}).get("name", state)
+        for key, details in event.items():
+            if key.endswith("FailedEventDetails") and isinstance(details, dict):
+                return {"state": state, "error": details.get("error"), "cause": details.get("cause")}
+    return None

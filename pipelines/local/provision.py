@@ -1,24 +1,29 @@
 """Provisions synthesized CloudFormation templates into the embedded AWS emulation (moto).
 
-Only what the lifecycle needs is created (keys, buckets, tables, registry groups, roles, topics,
-secrets, functions, state machines); alarms, dashboards, rules and policies have no local effect.
-Ref/GetAtt/ImportValue resolve against what was created, so the state machine definition and every
-function's environment are exactly the synthesized ones.
+Only what the lifecycle needs is created (keys, buckets, tables, registry groups, roles and their
+identity policies, topics, secrets, functions, state machines); alarms, dashboards, rules and
+resource policies have no local effect. Ref/GetAtt/ImportValue resolve against what was created, so
+the state machine definition, every function's environment and every role's permissions are exactly
+the synthesized ones. Identity policies are attached only after everything they may name exists, and
+every ARN in them must be one moto really uses (see `check_policy_arns`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 
 import boto3
 
+from pipelines.local import iam
 from pipelines.local.cfn import resolve
 from pipelines.local.glue import LambdaDispatch, LocalFunction
 
-_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                             "Principal": {"Service": "lambda.amazonaws.com"}}]})
+# AWS managed policies are not in moto (unless loaded, which takes seconds): the few a construct may use
+# are created from moto's copy of their documents, anything else fails provisioning.
+_MANAGED_POLICIES = ("service-role/AWSLambdaBasicExecutionRole",)
 
 
 class ProvisioningError(RuntimeError):
@@ -31,6 +36,8 @@ class Provisioned:
     exports: dict[str, str] = field(default_factory=dict)
     functions: dict[str, LocalFunction] = field(default_factory=dict)
     state_machines: dict[str, str] = field(default_factory=dict)
+    role_credentials: iam.RoleCredentials = field(default_factory=iam.RoleCredentials)
+    policies: dict[str, dict] = field(default_factory=dict)  # role name -> policy name -> resolved document
 
     def function_named(self, logical_prefix: str) -> LocalFunction:
         matches = [f for logical, f in self.functions.items() if logical.startswith(logical_prefix)]
@@ -48,7 +55,7 @@ class Provisioner:
     def provision(self, stack: str, template: dict) -> None:
         resources = template.get("Resources", {})
         values = self.result.values.setdefault(stack, {})
-        later = ("AWS::Lambda::Function", "AWS::Lambda::Url", "AWS::StepFunctions::StateMachine")
+        later = ("AWS::Lambda::Function", "AWS::Lambda::Url", "AWS::StepFunctions::StateMachine", "AWS::IAM::Policy")
         for logical, resource in resources.items():
             if resource["Type"] not in later:
                 values[logical] = self._create(stack, logical, resource)
@@ -63,6 +70,17 @@ class Provisioner:
         for output in template.get("Outputs", {}).values():
             if "Export" in output:
                 self.result.exports[self._resolve(stack, output["Export"]["Name"])] = self._resolve(stack, output["Value"])
+
+    def assume_roles(self) -> None:
+        """Every role's session, taken before enforcement starts; each function signs with its role's."""
+        roles = self.client("iam")
+        for stack in self.result.values.values():
+            for values in stack.values():
+                if "RoleId" in values:
+                    self.result.role_credentials[values["Arn"]] = iam.assume(values["Arn"], self.region)
+        for function in self.result.functions.values():
+            iam.require_trust(function.role_arn, "lambda.amazonaws.com", roles)
+            function.credentials = self.result.role_credentials.of(function.role_arn)
 
     def _resolve(self, stack: str, value):
         def lookup(logical: str, attribute: str | None) -> str:
@@ -106,13 +124,20 @@ class Provisioner:
             return {"Ref": name, "Arn": arn("ecr", f"repository/{name}"),
                     "RepositoryUri": f"{self.account}.dkr.ecr.{self.region}.amazonaws.com/{name}"}
         if kind == "AWS::IAM::Role":
-            name = f"{stack}-{logical}"[:64]
-            role = self.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=_TRUST)["Role"]
-            return {"Ref": name, "Arn": role["Arn"], "RoleId": role["RoleId"]}
+            return self._role(stack, logical, properties)
+        if kind == "AWS::IAM::Policy":
+            document = self._resolve(stack, properties["PolicyDocument"])
+            for role in self._resolve(stack, properties["Roles"]):
+                self._put_role_policy(role, properties["PolicyName"], document)
+            return {"Ref": properties["PolicyName"]}
         if kind == "AWS::SNS::Topic":
             name = properties.get("TopicName") or f"{stack}-{logical}"
             topic = self.client("sns").create_topic(Name=name)["TopicArn"]
             return {"Ref": topic, "TopicArn": topic, "TopicName": name}
+        if kind == "AWS::SQS::Queue":
+            name = properties.get("QueueName") or f"{stack}-{logical}"[:80]
+            url = self.client("sqs").create_queue(QueueName=name)["QueueUrl"]
+            return {"Ref": url, "Arn": arn("sqs", name), "QueueName": name, "QueueUrl": url}
         if kind == "AWS::SecretsManager::Secret":
             name = properties.get("Name") or f"{stack}/{logical}"
             secret = self.client("secretsmanager").create_secret(Name=name, SecretString=secrets.token_urlsafe(48))
@@ -136,15 +161,88 @@ class Provisioner:
             return {"Ref": machine, "Arn": machine, "Name": properties["StateMachineName"]}
         return {}
 
+    def _role(self, stack: str, logical: str, properties: dict) -> dict[str, str]:
+        name = f"{stack}-{logical}"[:64]
+        trust = self._resolve(stack, properties["AssumeRolePolicyDocument"])
+        role = self.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+        for policy in properties.get("Policies", []):
+            self._put_role_policy(name, policy["PolicyName"], self._resolve(stack, policy["PolicyDocument"]))
+        for managed in self._resolve(stack, properties.get("ManagedPolicyArns", [])):
+            self.client("iam").attach_role_policy(RoleName=name, PolicyArn=self._managed_policy(managed))
+        return {"Ref": name, "Arn": role["Arn"], "RoleId": role["RoleId"]}
+
+    def _put_role_policy(self, role: str, policy_name: str, document: dict) -> None:
+        check_policy_arns(document, self._real_arns(), f"{role}/{policy_name}")
+        self.result.policies.setdefault(role, {})[policy_name] = document
+        self.client("iam").put_role_policy(RoleName=role, PolicyName=policy_name, PolicyDocument=json.dumps(document))
+
+    def _managed_policy(self, arn: str) -> str:
+        from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+        name = arn.split(":policy/", 1)[1]
+        if not arn.startswith("arn:aws:iam::aws:policy/") or name not in _MANAGED_POLICIES:
+            raise ProvisioningError(f"managed policy {arn} has no local equivalent; add it to _MANAGED_POLICIES")
+        document = json.loads(aws_managed_policies_data)[name.rsplit("/", 1)[-1]]["Document"]
+        local_name = f"aws-managed-{name.rsplit('/', 1)[-1]}"
+        existing = [p["Arn"] for p in self.client("iam").list_policies(Scope="Local")["Policies"] if p["PolicyName"] == local_name]
+        return existing[0] if existing else self.client("iam").create_policy(
+            PolicyName=local_name, PolicyDocument=json.dumps(document))["Policy"]["Arn"]
+
+    def _real_arns(self) -> list[str]:
+        """The ARN of every resource created so far, as moto knows it."""
+        return [value for stack in self.result.values.values() for values in stack.values()
+                for value in values.values() if isinstance(value, str) and value.startswith("arn:")]
+
     def _function(self, stack: str, logical: str, properties: dict) -> dict[str, str]:
         name = logical[:64]
+        role_arn = self._resolve(stack, properties["Role"])
         created = self.client("lambda").create_function(
-            FunctionName=name, Runtime="python3.12", Role=self._resolve(stack, properties["Role"]),
+            FunctionName=name, Runtime="python3.12", Role=role_arn,
             Handler=properties["Handler"], Code={"ZipFile": _EMPTY_ZIP})
-        function = LocalFunction(name=name, handler=properties["Handler"])
+        function = LocalFunction(name=name, handler=properties["Handler"], role_arn=role_arn)
         self.result.functions[logical] = function
         self.dispatch.register(function)
         return {"Ref": name, "Arn": created["FunctionArn"]}
+
+
+# Resource types the local mode creates: a policy ARN of one of these must name a created resource.
+_PROVISIONED_KINDS = {"s3": r"arn:aws:s3:::[^/]+", "dynamodb": r"arn:aws:dynamodb:[^:]*:[^:]*:table/[^/]+",
+                      "kms": r"arn:aws:kms:[^:]*:[^:]*:key/.+", "secretsmanager": r"arn:aws:secretsmanager:.+",
+                      "sns": r"arn:aws:sns:.+", "sqs": r"arn:aws:sqs:.+", "states": r"arn:aws:states:[^:]*:[^:]*:stateMachine:.+",
+                      "lambda": r"arn:aws:lambda:.+", "iam": r"arn:aws:iam::[^:]*:role/(?!aws-service-role/).+",
+                      "sagemaker": r"arn:aws:sagemaker:[^:]*:[^:]*:model-package-group/.+"}
+# CDK's bootstrap bucket holds the code assets; the local mode runs the model folder's code instead.
+_BOOTSTRAP = re.compile(r"arn:aws:s3:::cdk-[a-z0-9]+-assets-\d{12}-[a-z0-9-]+(/.*)?")
+
+
+def check_policy_arns(document: dict, real_arns: list[str], where: str) -> None:
+    """Every policy resource of a kind the local mode creates matches an ARN moto really uses.
+
+    A mismatch (account, region, name or ARN format) would make a grant that works in AWS deny here,
+    or worse, one that is wrong in AWS pass here because the emulation names things differently."""
+    unmatched = [resource for resource in _policy_resources(document) if not _names_a_real_resource(resource, real_arns)]
+    if unmatched:
+        raise ProvisioningError(f"{where} grants on ARNs no provisioned resource has: {unmatched}")
+
+
+def _policy_resources(document: dict) -> list[str]:
+    statements = document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]]
+    resources = [r for s in statements for r in (s.get("Resource") if isinstance(s.get("Resource"), list) else [s.get("Resource")])]
+    return [r for r in resources if isinstance(r, str) and r != "*"]
+
+
+def _names_a_real_resource(resource: str, real_arns: list[str]) -> bool:
+    service = resource.split(":")[2]
+    kind = _PROVISIONED_KINDS.get(service)
+    base = resource.split("/", 1)[0] if service == "s3" else resource  # an object ARN names its bucket
+    if service == "lambda":  # versions and aliases of a function: <function ARN>:<qualifier>
+        base = re.sub(r"(:function:[^:]+):.*$", r"\1", resource)
+    if service == "sagemaker" and ":model-package/" in resource:  # versions of a group: <group name>/<n>
+        base = resource.replace(":model-package/", ":model-package-group/").rsplit("/", 1)[0]
+    if kind is None or not re.fullmatch(kind, base) or _BOOTSTRAP.fullmatch(resource):
+        return True  # not a kind created here (endpoints, training jobs, other accounts' images)
+    pattern = re.compile("^" + re.escape(base).replace(r"\*", ".*") + "$")
+    return any(pattern.match(arn) for arn in real_arns)
 
 
 def _empty_zip() -> bytes:

@@ -40,9 +40,12 @@ def tar_directory(directory: Path, archive: Path) -> Path:
 
 
 def run_training_job(request: dict, model: str, workdir: Path, region: str = "us-east-1",
-                     log=print, extra_env: dict | None = None) -> dict:
-    """Runs one CreateTrainingJob request locally; returns what DescribeTrainingJob would report."""
-    s3 = boto3.client("s3", region_name=region)
+                     log=print, extra_env: dict | None = None, credentials=None) -> dict:
+    """Runs one CreateTrainingJob request locally; returns what DescribeTrainingJob would report.
+
+    `credentials` (pipelines.local.iam.Credentials): the job role's session, used for every S3 call and
+    given to train.py, as SageMaker does; without them, the caller's own."""
+    s3 = credentials.client("s3", region) if credentials else boto3.client("s3", region_name=region)
     root = workdir / request["TrainingJobName"]
     for channel in request["InputDataConfig"]:
         if channel["ChannelName"] == "code":
@@ -52,7 +55,9 @@ def run_training_job(request: dict, model: str, workdir: Path, region: str = "us
     config.mkdir(parents=True, exist_ok=True)
     (config / "hyperparameters.json").write_text(json.dumps(request.get("HyperParameters", {})))
     entry_point = json.loads(request.get("HyperParameters", {}).get("sagemaker_program", '"train.py"'))
-    env = {**os.environ, "SM_ROOT": str(root), **(extra_env or {})}
+    identity = credentials.environment() if credentials else {}
+    env = {k: v for k, v in os.environ.items() if not (identity and k == "AWS_SESSION_TOKEN")}
+    env.update({"SM_ROOT": str(root), **identity, **(extra_env or {})})
     process = subprocess.run([sys.executable, str(MODELS_DIR / model / entry_point)], env=env,
                              capture_output=True, text=True, timeout=request["StoppingCondition"]["MaxRuntimeInSeconds"])
     (root / "training.log").write_text(process.stdout + process.stderr)

@@ -83,7 +83,7 @@ class EndpointDeployment(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str, key: kms.IKey,
                  bucket: s3.IBucket, code: lambda_.Code, environment: dict[str, str], image_uri: str,
-                 package_arns: list[str], topic: sns.ITopic) -> None:
+                 package_arns: list[str], topic: sns.ITopic, audit_table_arn: str) -> None:
         super().__init__(scope, construct_id)
         self.spec, self.env_name, self.bucket, self.key = spec, env_name, bucket, key
         stack = Stack.of(self)
@@ -101,6 +101,7 @@ class EndpointDeployment(Construct):
         self.alarms = {stage: EndpointAlarms(self, f"Alarms{stage.title()}", spec=spec, endpoint=endpoint, topic=topic)
                        for stage, endpoint in self.endpoints.items()}
         self._grant(stack, bucket, key, package_arns)
+        self._grant_audit_read(audit_table_arn, key)
 
     def _endpoint_arns(self, stack: Stack, kind: str) -> list[str]:
         return [stack.format_arn(service="sagemaker", resource=kind, resource_name=f"{self.spec.name}-{self.env_name}-*")]
@@ -122,6 +123,16 @@ class EndpointDeployment(Construct):
         smoke.add_to_policy(iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=self._endpoint_arns(stack, "endpoint")))
         bucket.grant_read(smoke, f"runs/{self.spec.name}/*")
         smoke.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]))
+
+    def _grant_audit_read(self, audit_table_arn: str, key: kms.IKey) -> None:
+        """The deploy step re-checks the approval in the audit trail: this model's items only."""
+        deploy = self.functions["deploy"].role
+        deploy.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem"], resources=[audit_table_arn],
+            conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{self.spec.name}"]}}))
+        deploy.add_to_policy(iam.PolicyStatement(
+            actions=["kms:Decrypt"], resources=[key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Stack.of(self).region}.amazonaws.com"}}))
 
     def chain(self, on_failure: sfn.IChainable, then: sfn.IChainable) -> sfn.IChainable:
         rolled_back = lambda_step(self, "RollbackStaging", self.functions["rollback"].function, "$.rollback",

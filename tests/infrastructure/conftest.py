@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
@@ -23,3 +24,14 @@ def dev_app() -> cdk.App:
 
 def template_of(app: cdk.App, stack_name: str) -> cdk.assertions.Template:
     return cdk.assertions.Template.from_stack(app.node.find_child(stack_name))
+
+
+@pytest.fixture(scope="session")
+def whole_app_templates(tmp_path_factory) -> dict:
+    """Every stack of every environment in cdk.json synthesized once per session (with cdk-nag), into a temp
+    cloud assembly: stack name -> template path. Bundling skipped: the external validators need no assets."""
+    outdir = tmp_path_factory.mktemp("whole-app-cdk.out")
+    app = cdk.App(outdir=str(outdir),
+                  context={**CONTEXT, "aws:cdk:bundling-stacks": [], "mlops:git_commit": "0123abc"})
+    assembly = build_app(app).synth()
+    return {stack.stack_name: Path(stack.template_full_path) for stack in assembly.stacks}

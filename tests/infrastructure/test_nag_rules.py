@@ -216,3 +216,20 @@ def test_reserved_concurrency_passes_when_acknowledged_explicitly():
     fn = function(stack, "Decide", reserved_concurrent_executions=5)
     acknowledge(fn, {"Mlops-NoReservedConcurrency": "this account's concurrency quota is 1000, raised for it"})
     synth(app)
+
+
+def test_a_sagemaker_list_call_scoped_to_a_resource_fails():
+    app, stack = tiny_app()
+    role = iam.Role(stack, "R", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:ListModelPackages"],
+                                           resources=["arn:aws:sagemaker:us-east-1:111111111111:model-package-group/g"]))
+    assert_fails(app, "StarOnlyActionScoped")
+
+
+def test_a_sagemaker_list_call_on_star_and_list_tags_scoped_pass():
+    app, stack = tiny_app()
+    role = iam.Role(stack, "R", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"]))
+    role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:ListTags"],
+                                           resources=["arn:aws:sagemaker:us-east-1:111111111111:model/m"]))
+    synth(app)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from dataclasses import dataclass
@@ -70,3 +71,59 @@ def platform(monkeypatch):
 def task_event(state: dict, execution_name: str = "run-1", **extra) -> dict:
     arn = f"arn:aws:states:us-east-1:123456789012:execution:churn-dev-retraining:{execution_name}"
     return {"execution_arn": arn, "execution_name": execution_name, "state": state, **extra}
+
+
+# ------------------------------------------------------------------ enforced IAM, synthesized roles
+LOCAL_ACCOUNT, LOCAL_REGION = "123456789012", "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def local_templates() -> dict[str, dict]:
+    """The registry and churn stacks as the CDK app synthesizes them (local environment, moto's account)."""
+    from pipelines.local.lifecycle import synthesize
+
+    return synthesize("churn", LOCAL_ACCOUNT, LOCAL_REGION)
+
+
+@pytest.fixture
+def enforced_platform(local_templates, tmp_path, monkeypatch):
+    """Opt-in: `start(adjust)` provisions the synthesized stacks into moto (optionally after `adjust`
+    takes grants away from the templates) and enforces IAM; handlers then run as their own roles through
+    `provisioned.function_named(prefix).call(event, {})`, with their synthesized environment."""
+    import copy
+
+    from pipelines.local import iam, moto_extensions
+    from pipelines.local.glue import LambdaDispatch
+    from pipelines.local.provision import Provisioner
+
+    monkeypatch.setenv("MLOPS_LOCAL_DIR", str(tmp_path))
+    moto_extensions.install()
+    with mock_aws(), contextlib.ExitStack() as enforcement:
+        def start(adjust=None):
+            templates = copy.deepcopy(local_templates)
+            if adjust:
+                adjust(templates)
+            model_stack = templates["mlops-local-churn"]["Resources"]
+            urls = {k: "http://127.0.0.1:9/" for k, r in model_stack.items() if r["Type"] == "AWS::Lambda::Function"}
+            provisioner = Provisioner(LOCAL_ACCOUNT, LOCAL_REGION, LambdaDispatch(), urls)
+            for stack, template in templates.items():
+                provisioner.provision(stack, template)
+            iam.create_admin(LOCAL_ACCOUNT, LOCAL_REGION)
+            provisioner.assume_roles()
+            enforcement.enter_context(iam.enforced())
+            return provisioner.result
+
+        yield start
+
+
+def without_role_action(function_prefix: str, action: str):
+    """A template adjustment: the role of the function whose logical id starts so loses `action`."""
+    from pipelines.local.iam import without_action
+
+    def adjust(templates: dict[str, dict]) -> None:
+        for template in templates.values():
+            for logical, resource in template["Resources"].items():
+                if resource["Type"] == "AWS::IAM::Policy" and logical.startswith(f"{function_prefix}Role"):
+                    properties = resource["Properties"]
+                    properties["PolicyDocument"] = without_action(properties["PolicyDocument"], action)
+    return adjust

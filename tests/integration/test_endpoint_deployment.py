@@ -36,13 +36,24 @@ def broken_tarball() -> bytes:
     return buffer.getvalue()
 
 
-def register(body: bytes, name: str) -> str:
+AUDIT_TABLE = "mlops-dev-audit"
+
+
+def register(body: bytes, name: str, approved_by: str | None = "ml-lead@example.com", status: str = "Approved") -> str:
+    """A package registered by run `name` and, unless approved_by is None, approved in the audit trail."""
     boto3.client("s3").put_object(Bucket=BUCKET, Key=f"models/churn/{name}/model.tar.gz", Body=body)
-    return boto3.client("sagemaker").create_model_package(
-        ModelPackageGroupName="churn-dev", ModelApprovalStatus="Approved",
+    execution = f"arn:aws:states:us-east-1:123456789012:execution:churn-dev-retraining:{name}"
+    arn = boto3.client("sagemaker").create_model_package(
+        ModelPackageGroupName="churn-dev", ModelApprovalStatus=status,
         InferenceSpecification={"Containers": [{"Image": "pytorch-inference", "ModelDataUrl": f"s3://{BUCKET}/models/churn/{name}/model.tar.gz"}],
                                 "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]},
+        MetadataProperties={"GeneratedBy": execution},
     )["ModelPackageArn"]
+    if approved_by:
+        boto3.resource("dynamodb").Table(AUDIT_TABLE).put_item(Item={
+            "pk": "model#churn", "sk": f"approval#{name}", "status": "APPROVED", "model_package_arn": arn,
+            "requested_by": "ds@example.com", "decided_by": approved_by, "decided_at": "2026-11-23T00:00:00+00:00"})
+    return arn
 
 
 DEPLOYMENT = {"data_capture_percent": 100, "min_capacity": 2, "strategy": "canary", "canary_percent": 50}
@@ -58,6 +69,10 @@ def use_spec(monkeypatch, deployment: dict) -> None:
 def hosting(platform, monkeypatch, tmp_path):
     moto_extensions.install()
     use_spec(monkeypatch, DEPLOYMENT)
+    boto3.client("dynamodb").create_table(
+        TableName=AUDIT_TABLE, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}])
     lambda_config.model_spec.cache_clear()
     monkeypatch.setenv("ENVIRONMENT", "dev")
     monkeypatch.setenv("ENDPOINT_ROLE_ARN", "arn:aws:iam::123456789012:role/endpoint")
@@ -250,3 +265,29 @@ def test_the_emulation_refuses_a_training_volume_key_on_local_storage_instances(
         sagemaker.create_training_job(**request)
         with pytest.raises(sagemaker.exceptions.ClientError, match="already existing training job"):
             sagemaker.create_training_job(**request)
+
+
+
+@pytest.mark.parametrize(("approved_by", "status", "reason"), [
+    (None, "Approved", "no APPROVED decision in the audit trail"),
+    ("ml-lead@example.com", "PendingManualApproval", "not Approved"),
+    ("mallory@example.com", "Approved", "not a listed approver"),
+    ("ds@example.com", "Approved", "not a listed approver"),
+])
+def test_the_deploy_step_refuses_a_package_without_a_valid_audited_approval(hosting, model_tarball, approved_by, status, reason):
+    from lambdas.endpoint.logic import ReleaseRefused
+    state = run_state(register(model_tarball, "run-1", approved_by=approved_by, status=status), "run-1")
+    with pytest.raises(ReleaseRefused, match=reason):
+        deploy(state, "staging", "run-1")
+    sagemaker = boto3.client("sagemaker")
+    assert sagemaker.list_models()["Models"] == [] and sagemaker.list_endpoints()["Endpoints"] == []
+
+
+def test_a_self_approval_recorded_in_the_audit_trail_cannot_deploy(hosting, model_tarball):
+    from lambdas.endpoint.logic import ReleaseRefused
+    arn = register(model_tarball, "run-1")
+    boto3.resource("dynamodb").Table(AUDIT_TABLE).update_item(
+        Key={"pk": "model#churn", "sk": "approval#run-1"}, UpdateExpression="SET requested_by = :r",
+        ExpressionAttributeValues={":r": "arn:aws:sts::123456789012:assumed-role/ds/ml-lead@example.com"})
+    with pytest.raises(ReleaseRefused, match="started its run"):
+        deploy(run_state(arn, "run-1"), "staging", "run-1")

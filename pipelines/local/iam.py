@@ -1,0 +1,222 @@
+"""Enforced IAM in the local mode: every handler signs with its own synthesized role (moto 5.2.5).
+
+moto checks identity policies once `enable_iam_authentication()` is in force, but only for callers it
+knows: an IAM user's access key or credentials `sts.assume_role` returned. So, before enforcement:
+an admin user (allowed everything) adopts the fixed keys the lifecycle driver and moto's Step Functions
+interpreter sign with, and every role is assumed once (moto cannot evaluate a service principal in a
+trust policy once enforcement is on; its session credentials never expire).
+
+moto compares only S3, SQS, IAM and STS requests with a resource ARN; for every other service it checks
+the action against "*", which no scoped statement matches. `install_resource_checks` fills in the ARN
+of the resource a request names for the services the handlers use; a request whose resource it cannot
+tell is checked on the action alone. docs/local-emulation-iam.md lists what is checked and what is not.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import boto3
+
+ADMIN_USER = "local-admin"
+ALLOW_EVERYTHING = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+INTERPRETER_KEYS = ("ak", "sk")  # what moto's Step Functions interpreter signs its own SDK calls with
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+    def environment(self) -> dict[str, str]:
+        variables = {"AWS_ACCESS_KEY_ID": self.access_key_id, "AWS_SECRET_ACCESS_KEY": self.secret_access_key}
+        return variables | ({"AWS_SESSION_TOKEN": self.session_token} if self.session_token else {})
+
+    def client(self, service: str, region: str, **arguments):
+        return boto3.client(service, region_name=region, aws_access_key_id=self.access_key_id,
+                            aws_secret_access_key=self.secret_access_key, aws_session_token=self.session_token,
+                            **arguments)
+
+
+class RoleCredentials(dict):
+    """Role ARN -> that role's session credentials, assumed before enforcement starts."""
+
+    def of(self, role_arn: str) -> Credentials:
+        if role_arn not in self:
+            raise KeyError(f"no local session for {role_arn}: the role was not provisioned")
+        return self[role_arn]
+
+
+def create_admin(account: str, region: str) -> Credentials:
+    """An IAM user allowed everything, signing with the process's keys (mock_aws sets FOOBARKEY) and the
+    interpreter's: moto generates random keys, so the user adopts these."""
+    from moto.iam.models import iam_backends
+
+    ambient = (os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+    keys = [ambient] + ([INTERPRETER_KEYS] if ambient != INTERPRETER_KEYS else [])
+    iam = boto3.client("iam", region_name=region)
+    iam.create_user(UserName=ADMIN_USER)
+    iam.put_user_policy(UserName=ADMIN_USER, PolicyName="everything", PolicyDocument=json.dumps(ALLOW_EVERYTHING))
+    backend = iam_backends[account]["aws"]
+    for access_key_id, secret in keys:
+        key = backend.create_access_key(ADMIN_USER)
+        key.access_key_id, key.secret_access_key = access_key_id, secret
+    return Credentials(*ambient)
+
+
+def assume(role_arn: str, region: str) -> Credentials:
+    session = boto3.client("sts", region_name=region).assume_role(RoleArn=role_arn, RoleSessionName="local")
+    granted = session["Credentials"]
+    return Credentials(granted["AccessKeyId"], granted["SecretAccessKey"], granted["SessionToken"])
+
+
+def require_trust(role_arn: str, service: str, iam_client) -> None:
+    """The check moto skips: the role's trust policy lets `service` assume it."""
+    role = iam_client.get_role(RoleName=role_arn.rsplit("/", 1)[1])["Role"]
+    document = role["AssumeRolePolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    for statement in _as_list(document["Statement"]):
+        services = _as_list(statement.get("Principal", {}).get("Service", []))
+        if statement["Effect"] == "Allow" and "sts:AssumeRole" in _as_list(statement["Action"]) and service in services:
+            return
+    raise PermissionError(f"{role_arn} does not trust {service} to assume it")
+
+
+@contextmanager
+def enforced() -> Iterator[None]:
+    """Identity policies are checked for every request from here on (moto's initial no-auth count 0)."""
+    from moto.core import enable_iam_authentication
+
+    install_resource_checks()
+    with enable_iam_authentication():
+        yield
+
+
+def without_action(document: dict, action: str) -> dict:
+    """A copy of a policy document with one action taken out of every statement that allows it."""
+    trimmed = copy.deepcopy(document)
+    statements = []
+    for statement in _as_list(trimmed["Statement"]):
+        actions = [a for a in _as_list(statement.get("Action", [])) if a != action]
+        if actions:
+            statements.append({**statement, "Action": actions})
+        elif "Action" not in statement:
+            statements.append(statement)
+    trimmed["Statement"] = statements
+    return trimmed
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+# ---------------------------------------------------------------------------------------------- moto
+
+_installed = False
+
+
+def install_resource_checks() -> None:
+    """Requests name their resource ARN; actions match case-insensitively; S3 denials name the action."""
+    global _installed
+    if _installed:
+        return
+    from moto.core.responses import BaseResponse
+    from moto.iam.access_control import IAMPolicyStatement, S3IAMRequest
+    from moto.s3.exceptions import S3ClientError
+
+    BaseResponse._determine_resource = _request_resource
+    original_match = IAMPolicyStatement._check_element_matches
+
+    def check_element_matches(self, element: str, value: str) -> bool:
+        if element == "Resource" and value == "*":
+            return True  # moto could not tell the resource: the action decides
+        if element in ("Action", "NotAction"):
+            lowered = IAMPolicyStatement({element: [a.lower() for a in _as_list(self._statement[element])]})
+            return original_match(lowered, element, value.lower())
+        return original_match(self, element, value)
+
+    def s3_access_denied(self) -> None:
+        raise S3ClientError("AccessDenied", f"User: {self._access_key.arn} is not authorized to perform: {self._action}")
+
+    IAMPolicyStatement._check_element_matches = check_element_matches
+    S3IAMRequest._raise_access_denied = s3_access_denied
+    _installed = True
+
+
+def _request_resource(response) -> str:
+    """The ARN of the resource a request acts on, or "*" where it names none this code knows."""
+    service = response.headers.get("Authorization", "").partition("Credential=")[2].split("/")[3:4]
+    resolver = _RESOURCES.get(service[0] if service else "")
+    try:
+        return (resolver(response, f"{response.region}:{response.current_account}") if resolver else None) or "*"
+    except Exception:  # a malformed request fails in the service itself, as in AWS
+        return "*"
+
+
+def _param(response, name: str):
+    return response._get_param(name)
+
+
+def _dynamodb(response, scope: str) -> str | None:
+    table = _param(response, "TableName")
+    return f"arn:aws:dynamodb:{scope}:table/{table}" if table else None
+
+
+def _sns(response, scope: str) -> str | None:
+    return _param(response, "TopicArn")
+
+
+def _kms(response, scope: str) -> str | None:
+    key = _param(response, "KeyId")
+    if key is None and _param(response, "CiphertextBlob"):
+        key = _key_of_ciphertext(_param(response, "CiphertextBlob"))
+    if not key or key.startswith("alias/"):
+        return None
+    return key if key.startswith("arn:") else f"arn:aws:kms:{scope}:key/{key}"
+
+
+def _key_of_ciphertext(blob) -> str:
+    from moto.kms.utils import _deserialize_ciphertext_blob
+
+    raw = base64.b64decode(blob) if isinstance(blob, str) else blob
+    return _deserialize_ciphertext_blob(raw).key_id
+
+
+def _secretsmanager(response, scope: str) -> str | None:
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    secret = _param(response, "SecretId")
+    if not secret or secret.startswith("arn:"):
+        return secret
+    return secretsmanager_backends[response.current_account][response.region].describe_secret(secret)["ARN"]
+
+
+def _states(response, scope: str) -> str | None:
+    return _param(response, "executionArn") or _param(response, "stateMachineArn")
+
+
+_SAGEMAKER_NAMES = {"EndpointName": "endpoint", "EndpointConfigName": "endpoint-config", "ModelName": "model",
+                    "TrainingJobName": "training-job", "ModelPackageGroupName": "model-package-group"}
+
+
+def _sagemaker(response, scope: str) -> str | None:
+    for parameter in ("ModelPackageArn", "ResourceArn", "ModelPackageName"):
+        value = _param(response, parameter)
+        if value and str(value).startswith("arn:"):
+            return value
+    for parameter, kind in _SAGEMAKER_NAMES.items():
+        value = _param(response, parameter)
+        if value:
+            return f"arn:aws:sagemaker:{scope}:{kind}/{value.lower()}"
+    return None
+
+
+_RESOURCES = {"dynamodb": _dynamodb, "sns": _sns, "kms": _kms, "secretsmanager": _secretsmanager,
+              "states": _states, "sagemaker": _sagemaker}
