@@ -135,6 +135,8 @@ def install_resource_checks() -> None:
     original_match = IAMPolicyStatement._check_element_matches
 
     def check_element_matches(self, element: str, value: str) -> bool:
+        if element == "Resource" and value == STAR_ONLY:  # AWS authorizes these only against "*"
+            return "*" in _as_list(self._statement.get("Resource", []))
         if element == "Resource" and value == "*":
             return True  # moto could not tell the resource: the action decides
         if element in ("Action", "NotAction"):
@@ -202,11 +204,20 @@ def _states(response, scope: str) -> str | None:
     return _param(response, "executionArn") or _param(response, "stateMachineArn")
 
 
+# A rule AWS enforces and moto does not: SageMaker List* calls (ListTags excepted) have no resource-level
+# permissions (SageMaker API permissions reference), so only a statement on "*" allows them.
+STAR_ONLY = "<authorized only against *>"
+
+
 _SAGEMAKER_NAMES = {"EndpointName": "endpoint", "EndpointConfigName": "endpoint-config", "ModelName": "model",
                     "TrainingJobName": "training-job", "ModelPackageGroupName": "model-package-group"}
 
 
 def _sagemaker(response, scope: str) -> str | None:
+    from stacks.nag_rules import STAR_ONLY_ACTIONS
+
+    if STAR_ONLY_ACTIONS.match(f"sagemaker:{response.headers.get('X-Amz-Target', '').rpartition('.')[2]}"):
+        return STAR_ONLY
     for parameter in ("ModelPackageArn", "ResourceArn", "ModelPackageName"):
         value = _param(response, parameter)
         if value and str(value).startswith("arn:"):

@@ -50,3 +50,22 @@ def test_a_caller_moto_does_not_know_is_refused(enforced_platform):
     stranger = boto3.client("s3", aws_access_key_id="AKIASTRANGER", aws_secret_access_key="x")
     with pytest.raises(ClientError, match="InvalidAccessKeyId"):
         stranger.list_objects_v2(Bucket=BUCKET)
+
+
+def test_sagemaker_list_calls_are_allowed_only_by_a_statement_on_star_as_in_aws(enforced_platform):
+    from pipelines.local.iam import assume
+    enforced_platform()
+    iam = boto3.client("iam")
+    group_arn = f"arn:aws:sagemaker:{LOCAL_REGION}:{LOCAL_ACCOUNT}:model-package-group/churn-local"
+    for name, resource in (("scoped", group_arn), ("star", "*")):
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=(
+            '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", '
+            f'"Principal": {{"AWS": "arn:aws:iam::{LOCAL_ACCOUNT}:user/local-admin"}}}}]}}'))
+        iam.put_role_policy(RoleName=name, PolicyName="list", PolicyDocument=(
+            '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sagemaker:ListModelPackages",'
+            f' "Resource": "{resource}"}}]}}'))
+    scoped, star = (assume(f"arn:aws:iam::{LOCAL_ACCOUNT}:role/{name}", LOCAL_REGION) for name in ("scoped", "star"))
+    with pytest.raises(ClientError, match="ListModelPackages"):
+        scoped.client("sagemaker", LOCAL_REGION).list_model_packages(ModelPackageGroupName="churn-local")
+    assert star.client("sagemaker", LOCAL_REGION).list_model_packages(ModelPackageGroupName="churn-local")[
+        "ModelPackageSummaryList"] == []
