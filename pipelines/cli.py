@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines import naming
 from pipelines.spec import SpecError
 
 app = typer.Typer(help="MLOps platform: retraining runs, model registry, local lifecycle.", no_args_is_help=True)
@@ -17,6 +18,8 @@ run_app = typer.Typer(help="Retraining runs of a model.", no_args_is_help=True)
 models_app = typer.Typer(help="Model versions in the registry.", no_args_is_help=True)
 app.add_typer(run_app, name="run")
 app.add_typer(models_app, name="models")
+approvals_app = typer.Typer(help="Approval requests and decisions.", no_args_is_help=True)
+app.add_typer(approvals_app, name="approvals")
 drift_app = typer.Typer(help="Drift checks with the drift hook's engine.", no_args_is_help=True)
 app.add_typer(drift_app, name="drift")
 console = Console()
@@ -53,12 +56,12 @@ def run_start(model: str, param: list[str] = typer.Option([], "--param", "-p", h
               reason: Optional[str] = typer.Option(None, help="Why this run (kept in the lineage)."),
               follow: bool = typer.Option(False, help="Show the run's progress until it ends."),
               env: str = EnvOption) -> None:
-    """Start a retraining run."""
-    from pipelines.client import RunInProgress
+    """Start a retraining run through the runs API (signed with your AWS credentials: you are who asked)."""
+    from pipelines.client import ApiError, RunInProgress
 
     try:
         run = client(env).start(model, parse_params(param), reason=reason)
-    except (SpecError, RunInProgress) as error:
+    except (SpecError, RunInProgress, ApiError) as error:
         fail(str(error))
     console.print(f"started [bold]{run.name}[/] for {model} ({env})")
     if follow:
@@ -72,13 +75,15 @@ def run_watch(model: str, execution: Optional[str] = typer.Argument(None),
     """Follow a run step by step until it ends (exit 0 only when it succeeded)."""
     import time
 
+    from pipelines.client import ApiError
+
     pipelines = client(env)
     deadline, last_step = time.monotonic() + timeout, None
     with console.status("waiting for the run...") as status:
         while True:
             try:
                 run = pipelines.status(model, execution)
-            except (LookupError, SpecError) as error:
+            except (LookupError, SpecError, ApiError) as error:
                 fail(str(error))
             if run.current_step != last_step and run.current_step:
                 console.print(f"  [green]●[/] {run.current_step}")
@@ -99,9 +104,11 @@ def run_watch(model: str, execution: Optional[str] = typer.Argument(None),
 @run_app.command("status")
 def run_status(model: str, execution: Optional[str] = typer.Argument(None), env: str = EnvOption) -> None:
     """Where a run is (the latest when no execution is named)."""
+    from pipelines.client import ApiError
+
     try:
         run = client(env).status(model, execution)
-    except (LookupError, SpecError) as error:
+    except (LookupError, SpecError, ApiError) as error:
         fail(str(error))
     table = Table(title=f"{model} / {run.name}", show_header=False)
     for label, value in [("status", run.status), ("step", run.current_step), ("started", run.started),
@@ -114,9 +121,11 @@ def run_status(model: str, execution: Optional[str] = typer.Argument(None), env:
 @run_app.command("list")
 def run_list(model: str, limit: int = 20, env: str = EnvOption) -> None:
     """Recent runs of a model."""
+    from pipelines.client import ApiError
+
     try:
         runs = client(env).runs(model, limit=limit)
-    except SpecError as error:
+    except (SpecError, ApiError) as error:
         fail(str(error))
     table = Table(title=f"{model} runs ({env})")
     for column in ("execution", "status", "started", "stopped"):
@@ -161,7 +170,7 @@ def _decide(model: str, approve: bool, reason: str, execution: str | None, env: 
 @app.command("approve")
 def approve(model: str, execution: Optional[str] = typer.Option(None, help="Run name when several wait."),
             reason: str = typer.Option("", help="Kept in the audit log."), env: str = EnvOption) -> None:
-    """Approve the model waiting for a decision (your IAM identity must be a listed approver)."""
+    """Approve the model waiting for a decision (your signed AWS principal must map to an approver)."""
     _decide(model, True, reason, execution, env)
 
 
@@ -170,6 +179,22 @@ def reject(model: str, reason: str = typer.Option(..., help="Why; sent with the 
            execution: Optional[str] = typer.Option(None, help="Run name when several wait."), env: str = EnvOption) -> None:
     """Reject the model waiting for a decision."""
     _decide(model, False, reason, execution, env)
+
+
+@approvals_app.command("repair")
+def approvals_repair(model: str, env: str = EnvOption) -> None:
+    """Apply decisions left unapplied (throttled clicks) and close requests of runs that ended (platform admins)."""
+    from lambdas.approval.handlers import reconcile
+
+    pipelines = client(env)
+    try:
+        repaired = reconcile(model, naming.audit_table(env), naming.model_package_group(model, env),
+                             pipelines.state_machine_arn(model))
+    except SpecError as error:
+        fail(str(error))
+    for item in repaired:
+        console.print(f"{model} {item['execution']}: {item['action']}")
+    console.print(f"{model}: {len(repaired)} approval record(s) repaired")
 
 
 @app.command("rollback")

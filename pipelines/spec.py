@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +24,19 @@ MODELS_DIR = REPO_ROOT / "pipelines"
 SPEC_FILENAME = "model.yaml"
 
 _MODEL_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
-_SCHEDULE = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_CRON = re.compile(r"^cron\((.*)\)$")
+# EventBridge cron fields: (name, allowed characters, lowest, highest number)
+_CRON_FIELDS = (("minutes", r"[0-9,*/-]+", 0, 59), ("hours", r"[0-9,*/-]+", 0, 23),
+                ("day-of-month", r"[0-9,*/?LW-]+", 1, 31), ("month", r"[0-9A-Za-z,*/-]+", 1, 12),
+                ("day-of-week", r"[0-9A-Za-z,*/?L#-]+", 1, 7), ("year", r"[0-9,*/-]+", 1970, 2199))
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_SPEC_BYTES = 256 * 1024
+MAX_YAML_ALIASES = 16
+SAGEMAKER_MAX_WAIT_S = 28 * 24 * 3600  # CreateTrainingJob StoppingCondition.MaxWaitTimeInSeconds
+STATE_MACHINE_MAX_S = 365 * 24 * 3600  # Step Functions standard workflows run at most one year
+SIGNING_KEY_ROTATION_DAYS = 30  # the approval link key rotates this often (stacks/constructs/approval.py)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
@@ -33,8 +46,40 @@ class SpecError(ValueError):
     """A spec or environment that cannot be used; the message names the file, the field and the fix."""
 
 
+def control_character(text: str) -> str | None:
+    """The first control character (below 0x20, or 0x7f) in text, as U+XXXX; None when there is none."""
+    found = _CONTROL.search(text)
+    return f"U+{ord(found.group()):04X}" if found else None
+
+
+def _refuse_control_characters(value: Any, where: str) -> None:
+    if isinstance(value, str):
+        bad = control_character(value)
+        if bad:
+            raise ValueError(f"{where} contains the control character {bad} (a newline, tab or similar); "
+                             "fix: keep it on one line of printable characters")
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _refuse_control_characters(item, where)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_control_characters(key, where)
+            if not isinstance(item, dict):  # nested specs check their own fields
+                _refuse_control_characters(item, f"{where}.{key}")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_control_characters(cls, data: Any) -> Any:
+        """Names, keys, prefixes and free text end up in emails, ARNs, tags and logs: one line each."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if isinstance(value, (str, list, tuple)) or (isinstance(value, dict) and name == "hyperparameters"):
+                    _refuse_control_characters(value, str(name))
+        return data
 
 
 class DatasetSpec(_Strict):
@@ -57,6 +102,56 @@ class DatasetSpec(_Strict):
         return self
 
 
+class HyperparameterRange(_Strict):
+    """What a run may set a hyperparameter to; checked when the run is prepared, not inside the job."""
+
+    type: Literal["int", "float", "bool", "str"] | None = Field(default=None, description="Default: the default value's type")
+    min: float | None = None
+    max: float | None = None
+    choices: list[str | int | float | bool] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> HyperparameterRange:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g}); fix: swap them")
+        if (self.min is not None or self.max is not None) and self.type in ("bool", "str"):
+            raise ValueError(f"min/max apply to numbers, not to type {self.type}; fix: use choices")
+        return self
+
+
+_KIND_WORDS = {"bool": "true or false", "int": "an integer", "float": "a finite number",
+               "str": "a string of at most 256 printable characters"}
+
+
+def _type_of(value: Any) -> str:
+    return {bool: "bool", int: "int", float: "float"}.get(type(value), "str")
+
+
+def check_hyperparameter(name: str, value: Any, default: Any, allowed: HyperparameterRange | None) -> Any:
+    """value when it has the declared type and lies in the declared range; ValueError naming the parameter otherwise.
+    Without a declared type the default value's type is the type (an int default takes ints, a float default numbers)."""
+    kind = (allowed.type if allowed and allowed.type else None) or _type_of(default)
+    if kind == "bool":
+        ok = isinstance(value, bool)
+    elif kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    else:
+        ok = isinstance(value, str) and control_character(value) is None and len(value) <= 256
+    if not ok:
+        raise ValueError(f"hyperparameter '{name}' must be {_KIND_WORDS[kind]}, got {value!r:.80}")
+    if allowed is None:
+        return value
+    if allowed.min is not None and value < allowed.min:
+        raise ValueError(f"hyperparameter '{name}' must be at least {allowed.min:g}, got {value!r}")
+    if allowed.max is not None and value > allowed.max:
+        raise ValueError(f"hyperparameter '{name}' must be at most {allowed.max:g}, got {value!r}")
+    if allowed.choices is not None and value not in allowed.choices:
+        raise ValueError(f"hyperparameter '{name}' must be one of {allowed.choices}, got {value!r:.80}")
+    return value
+
+
 class TrainingSpec(_Strict):
     entry_point: str = "train.py"
     framework: Literal["pytorch"] = "pytorch"
@@ -67,17 +162,41 @@ class TrainingSpec(_Strict):
     instance_count: int = Field(default=1, ge=1, le=32)
     use_spot: bool = True
     max_runtime_s: int = Field(default=3600, ge=60, le=28 * 24 * 3600)
-    max_wait_s: int | None = Field(default=None, description="Spot only; defaults to twice max_runtime_s")
+    max_wait_s: int | None = Field(default=None, ge=60, le=SAGEMAKER_MAX_WAIT_S,
+                                   description="Spot only; defaults to twice max_runtime_s (at most 28 days)")
     volume_size_gb: int = Field(default=30, ge=1, le=16384)
     network_isolation: bool = True
     subnet_ids: list[str] = Field(default_factory=list)
     security_group_ids: list[str] = Field(default_factory=list)
     hyperparameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    hyperparameter_ranges: dict[str, HyperparameterRange] = Field(
+        default_factory=dict, description="Per hyperparameter: type, min, max, choices a run may override it with")
 
     @field_validator("instance_type")
     @classmethod
     def _instance_type(cls, value: str) -> str:
         return _check_instance_type(value, "training")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> TrainingSpec:
+        unknown = sorted(set(self.hyperparameter_ranges) - set(self.hyperparameters))
+        if unknown:
+            raise ValueError(f"hyperparameter_ranges {unknown} have no default in hyperparameters; fix: add a default")
+        for name, default in self.hyperparameters.items():
+            if isinstance(default, float) and not math.isfinite(default):
+                raise ValueError(f"hyperparameter '{name}' is {default}; fix: use a finite number")
+            allowed = self.hyperparameter_ranges.get(name)
+            if allowed and allowed.type == "int" and isinstance(default, float):
+                raise ValueError(f"hyperparameter '{name}' is declared int but its default is {default}; fix: make them agree")
+            try:
+                check_hyperparameter(name, default, default, allowed)
+            except ValueError as exc:
+                raise ValueError(f"the default: {exc}; fix: make the default lie in its range") from None
+        return self
+
+    def check_override(self, name: str, value: Any) -> Any:
+        """A run's override of a declared hyperparameter, typed and ranged; ValueError naming it otherwise."""
+        return check_hyperparameter(name, value, self.hyperparameters[name], self.hyperparameter_ranges.get(name))
 
     @model_validator(mode="after")
     def _spot_wait(self) -> TrainingSpec:
@@ -94,7 +213,7 @@ class TrainingSpec(_Strict):
     def effective_max_wait_s(self) -> int | None:
         if not self.use_spot:
             return None
-        return self.max_wait_s or 2 * self.max_runtime_s
+        return self.max_wait_s or min(2 * self.max_runtime_s, SAGEMAKER_MAX_WAIT_S)
 
 
 class ObjectiveSpec(_Strict):
@@ -130,7 +249,10 @@ class ObjectiveSpec(_Strict):
 
 class ApprovalSpec(_Strict):
     approvers: list[str] = Field(min_length=1)
-    timeout_hours: float = Field(default=24, gt=0, le=24 * 30)
+    timeout_hours: float = Field(
+        default=24, ge=0.25, le=24 * SIGNING_KEY_ROTATION_DAYS,
+        description="At least 15 minutes (a person must have time to answer; Step Functions' TimeoutSeconds is a "
+                    "whole number); at most the signing key's rotation period, so a link outlives one rotation")
     reserved_concurrency: int | None = Field(
         default=None, ge=1, le=100,
         description="Reserved concurrency of the approval-link function. Off by default: Lambda refuses any "
@@ -144,7 +266,36 @@ class ApprovalSpec(_Strict):
         bad = [email for email in value if not _EMAIL.match(email)]
         if bad:
             raise ValueError(f"{bad} are not email addresses; fix: list approvers as name@domain")
-        return [email.lower() for email in value]
+        lowered = [email.lower() for email in value]
+        duplicates = sorted({email for email in lowered if lowered.count(email) > 1})
+        if duplicates:
+            raise ValueError(f"{duplicates} listed more than once (case does not matter); fix: list each approver once")
+        return lowered
+
+    principals: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="approver email -> IAM principal ARN patterns ('*' wildcards) that act as them for CLI approvals; "
+                    "approvers not listed here: the session name is their email and the role is this model's approver role")
+
+    @field_validator("principals")
+    @classmethod
+    def _lowercase_emails(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {email.lower(): patterns for email, patterns in value.items()}
+
+    @model_validator(mode="after")
+    def _principals_of_listed_approvers(self) -> "ApprovalSpec":
+        strangers = sorted(set(self.principals) - set(self.approvers))
+        if strangers:
+            raise ValueError(f"approval.principals names {strangers}, who are not approvers; fix: list them in approvers")
+        bad = [p for patterns in self.principals.values() for p in patterns if not _PRINCIPAL_PATTERN.match(p)]
+        if bad or any(not patterns for patterns in self.principals.values()):
+            raise ValueError(f"approval.principals: {bad or 'an empty list'} is not a list of IAM principal ARN patterns; "
+                             "fix: e.g. arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Approver_*/you@example.com")
+        return self
+
+
+# arn:aws:sts::<account or *>:assumed-role/<role>/<session> (or iam user/role); printable, no spaces or control chars.
+_PRINCIPAL_PATTERN = re.compile(r"^arn:aws(-[a-z]+)*:(sts|iam)::(\d{12}|\*):(assumed-role|user|role)/[!-~]+$")
 
 
 class AlarmSpec(_Strict):
@@ -244,9 +395,40 @@ class DriftSpec(_Strict):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
-        if not _SCHEDULE.match(value):
-            raise ValueError(f"'{value}' is not an EventBridge schedule; fix: use 'rate(1 hour)' or 'cron(0 * * * ? *)'")
+        return check_schedule(value)
+
+
+def check_schedule(value: str) -> str:
+    """An EventBridge schedule expression EventBridge accepts: rate(1 hour), rate(5 minutes), or a six-field cron
+    with '?' in exactly one of day-of-month and day-of-week."""
+    rate, cron = _RATE.match(value), _CRON.match(value)
+    if rate:
+        number, unit = int(rate.group(1)), rate.group(2)
+        if number < 1:
+            raise ValueError(f"'{value}': a rate must be at least 1; fix: e.g. 'rate(1 hour)'")
+        singular = not unit.endswith("s")
+        if (number == 1) != singular:
+            fixed = unit.rstrip("s") if number == 1 else unit + "s"
+            raise ValueError(f"'{value}': EventBridge wants the {'singular' if number == 1 else 'plural'} unit here; "
+                             f"fix: 'rate({number} {fixed})'")
         return value
+    if cron:
+        fields = cron.group(1).split()
+        if len(fields) != 6:
+            raise ValueError(f"'{value}' has {len(fields)} cron fields, EventBridge needs 6 (minutes hours day-of-month "
+                             "month day-of-week year); fix: e.g. 'cron(0 3 ? * MON *)'")
+        for text, (name, allowed, lowest, highest) in zip(fields, _CRON_FIELDS):
+            if not re.fullmatch(allowed, text):
+                raise ValueError(f"'{value}': the {name} field '{text}' has characters EventBridge refuses; "
+                                 "fix: see the EventBridge cron expression reference")
+            numbers = [int(n) for n in re.findall(r"(?<![#/0-9])\d+", text)]
+            if any(n < lowest or n > highest for n in numbers):
+                raise ValueError(f"'{value}': the {name} field '{text}' must lie in {lowest}-{highest}; fix: correct it")
+        if (fields[2] == "?") == (fields[4] == "?"):
+            raise ValueError(f"'{value}': exactly one of day-of-month and day-of-week must be '?'; "
+                             "fix: e.g. 'cron(0 3 ? * MON *)' or 'cron(0 3 1 * ? *)'")
+        return value
+    raise ValueError(f"'{value}' is not an EventBridge schedule; fix: use 'rate(1 hour)' or 'cron(0 * * * ? *)'")
 
 
 class RetrainingSpec(_Strict):
@@ -299,6 +481,14 @@ class EnvironmentSpec(_Strict):
     region: str
     overrides: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            raise ValueError(f"'{value}' is not a usable environment name (it goes into bucket, table and stack names); "
+                             "fix: 2-16 lowercase letters, digits or '-', starting with a letter")
+        return value
+
     @field_validator("account")
     @classmethod
     def _account(cls, value: str) -> str:
@@ -343,11 +533,40 @@ def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
     return merged
 
 
+class _SpecLoader(yaml.SafeLoader):
+    """SafeLoader with an alias budget: a few anchors and aliases are fine, a 'billion laughs' document (aliases of
+    aliases, exponential once anything walks or prints the tree) is refused while it is being composed."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self.aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_YAML_ALIASES:
+                mark = self.peek_event().start_mark
+                raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} aliases (*name), at line {mark.line + 1}; "
+                                     "a spec needs few or none")
+        return super().compose_node(parent, index)
+
+
 def read_spec_document(path: Path) -> dict[str, Any]:
     try:
-        document = yaml.safe_load(path.read_text())
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SPEC_BYTES + 1)
+        if len(raw) > MAX_SPEC_BYTES:
+            raise SpecError(f"{path}: larger than {MAX_SPEC_BYTES // 1024} kB; fix: a spec is a short file, "
+                            "see pipelines/churn/model.yaml")
+        loader = _SpecLoader(raw.decode("utf-8"))
+        try:
+            document = loader.get_single_data()
+        finally:
+            loader.dispose()
     except FileNotFoundError as exc:
         raise SpecError(f"{path}: file not found; fix: create it (see docs/architecture.md)") from exc
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start}); fix: save it as UTF-8") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML ({exc}); fix: correct the syntax") from exc
     if not isinstance(document, dict):

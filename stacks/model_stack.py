@@ -10,10 +10,12 @@ from constructs import Construct
 
 from pipelines import naming
 from pipelines.spec import MODELS_DIR, EnvironmentSpec, ModelSpec
+from stacks.constructs.access import AccessPolicies, approver_role_name
 from stacks.constructs.approval import ApprovalHook
 from stacks.constructs.endpoints import EndpointDeployment, ModelDashboard
 from stacks.constructs.failures import AsyncFailures
 from stacks.constructs.functions import PlatformFunction, handler_code
+from stacks.constructs.runs_api import RunsApi
 from stacks.constructs.retraining import (NotificationTopic, RetrainingStateMachine, RetrainingTriggers,
                                           lambda_step, state_machine_arn)
 from stacks.constructs.training import TrainingJob, resolve_inference_image
@@ -33,6 +35,16 @@ def grant_read_registry(role: iam.IRole, package_arns: list[str]) -> None:
     permissions (an ARN-scoped ListModelPackages grant is never honoured)."""
     role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=package_arns))
     role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"]))
+
+
+def grant_read_champion(role: iam.IRole, model: str, env_name: str) -> None:
+    """The champion is the package production serves: endpoint -> config -> model -> package."""
+    stack, prod = Stack.of(role), naming.endpoint(model, env_name, "prod")
+    role.add_to_policy(iam.PolicyStatement(
+        actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
+        resources=[stack.format_arn(service="sagemaker", resource="endpoint", resource_name=prod),
+                   stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name=f"{prod}-*"),
+                   stack.format_arn(service="sagemaker", resource="model", resource_name=f"{prod}-*")]))
 
 
 class ModelStack(Stack):
@@ -58,6 +70,7 @@ class ModelStack(Stack):
             "TRAINING_HYPERPARAMETERS": json.dumps(self.training.hyperparameters),
             "INFERENCE_IMAGE": resolve_inference_image(spec, self.region),
             "AUDIT_TABLE": naming.audit_table(env_name), "SOURCE_GIT_COMMIT": source_commit,
+            "PROD_ENDPOINT": naming.endpoint(model, env_name, "prod"),
         }
         code = handler_code()
         self.functions = {
@@ -69,14 +82,15 @@ class ModelStack(Stack):
         }
         self.package_arns = [self.format_arn(service="sagemaker", resource="model-package-group", resource_name=group),
                              self.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*")]
-        self._grant(model, machine_arn, bucket, key, registry.audit_table.table_arn)
+        self._grant(model, env_name, machine_arn, bucket, key, registry.audit_table.table_arn)
 
         functions = {name: construct.function for name, construct in self.functions.items()}
         rejected = lambda_step(self, "NotifyRejected", functions["notify"], None, outcome="rejected").next(
             sfn.Fail(self, "ModelRejectedEnd", error="ModelRejected", cause="an approver rejected the model or nobody answered in time"))
         approval = ApprovalHook(self, "Approval", spec=spec, env_name=env_name, key=key, code=code,
                                 environment=environment_variables, audit_table=registry.audit_table,
-                                machine_arn=machine_arn, package_arns=self.package_arns, on_rejected=rejected)
+                                machine_arn=machine_arn, package_arns=self.package_arns, on_rejected=rejected,
+                                failures=self.failures)
         self.approval = approval
         self.deployment = EndpointDeployment(self, "Deployment", spec=spec, env_name=env_name, key=key, bucket=bucket,
                                              code=code, environment=environment_variables, package_arns=self.package_arns,
@@ -91,6 +105,12 @@ class ModelStack(Stack):
                                            dead_letter_queue=self.failures.queue)
         if spec.drift.enabled:
             self.drift = self._drift_hook(spec, env_name, environment_variables, code, key, bucket, registry, machine_arn)
+        self.runs_api = RunsApi(self, "RunsApi", spec=spec, env_name=env_name, key=key, code=code,
+                                environment=environment_variables, audit_table_arn=registry.audit_table.table_arn,
+                                machine_arn=machine_arn, package_arns=self.package_arns,
+                                approver_role_name=approver_role_name(model, env_name))
+        self.access = AccessPolicies(self, "Access", spec=spec, env_name=env_name, runs_api=self.runs_api,
+                                     machine_arn=machine_arn, package_arns=self.package_arns, bucket=bucket, key=key)
         CfnOutput(self, "StateMachineArn", value=self.pipeline.machine.state_machine_arn)
         CfnOutput(self, "NotificationTopicArn", value=self.topic.topic_arn)
         CfnOutput(self, "ApprovalUrl", value=approval.url.url)
@@ -109,9 +129,14 @@ class ModelStack(Stack):
         drift.role.add_to_policy(iam.PolicyStatement(actions=["states:StartExecution", "states:ListExecutions"],
                                                      resources=[machine_arn]))
         grant_read_registry(drift.role, self.package_arns)
+        grant_read_champion(drift.role, spec.name, env_name)
+        # Only the cooldown marker: this model's partition, and no attribute but the marker's (IAM cannot name a
+        # sort key, but dynamodb:Attributes keeps the drift role away from approval records' fields).
         drift.role.add_to_policy(iam.PolicyStatement(
-            actions=["dynamodb:UpdateItem", "dynamodb:DeleteItem"], resources=[registry.audit_table.table_arn],
-            conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{spec.name}"]}}))
+            actions=["dynamodb:UpdateItem"], resources=[registry.audit_table.table_arn],
+            conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{spec.name}"],
+                                                      "dynamodb:Attributes": ["pk", "sk", "last_triggered"]},
+                        "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"}}))
         key.grant_encrypt_decrypt(drift.role)
         self.failures.keep_failures_of(drift.function)
         events.Rule(self, "DriftSchedule", schedule=events.Schedule.expression(spec.drift.schedule),
@@ -119,7 +144,7 @@ class ModelStack(Stack):
                         drift.function, retry_attempts=2, dead_letter_queue=self.failures.queue)])
         return drift
 
-    def _grant(self, model: str, machine_arn: str, bucket, key, audit_table_arn: str) -> None:
+    def _grant(self, model: str, env_name: str, machine_arn: str, bucket, key, audit_table_arn: str) -> None:
         f = {name: construct.role for name, construct in self.functions.items()}
         f["prepare"].add_to_policy(iam.PolicyStatement(actions=["states:ListExecutions"], resources=[machine_arn]))
         bucket.grant_read(f["validate"], "datasets/*")
@@ -128,12 +153,13 @@ class ModelStack(Stack):
         bucket.grant_write(f["evaluate"], f"runs/{model}/*")
         package_arns = self.package_arns
         grant_read_registry(f["evaluate"], package_arns)
+        grant_read_champion(f["evaluate"], model, env_name)
         f["register"].add_to_policy(iam.PolicyStatement(
             actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:AddTags"],
             resources=package_arns))
         self.topic.grant_publish(f["notify"])
         f["notify"].add_to_policy(iam.PolicyStatement(actions=["sagemaker:UpdateModelPackage"], resources=package_arns))
         f["notify"].add_to_policy(iam.PolicyStatement(
-            actions=["dynamodb:UpdateItem"], resources=[audit_table_arn],
+            actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[audit_table_arn],
             conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{model}"]}}))
         key.grant_encrypt_decrypt(f["notify"])

@@ -61,36 +61,92 @@ def request_approval(event: ApprovalRequestEvent, context: LambdaContext) -> dic
 
 def apply_decision(claims: tokens.LinkClaims, reason: str, source: dict[str, str], *, model: str, audit_table: str,
                    package_group: str) -> str:
-    """Checks governance, claims the request exactly once, answers the run, sets the package status.
-    Shared by the link endpoint and `mlops approve/reject`."""
+    """Checks governance, records the decision exactly once, then applies it: registry first, run second.
+    Each step is idempotent; a step that fails (throttling) leaves the record `applied: false`, which the same
+    click, or the reconciler, completes. No partial state can deploy: the deploy step needs both the APPROVED
+    record and the Approved package. Shared by the link endpoint and the CLI."""
     store = dal.ApprovalStore(audit_table)
     record = store.get(model, claims.execution)
-    logic.check_pending(record, claims)
-    logic.check_governance(claims, list(record["approvers"]), record["requested_by"])
-    decided_at = datetime.now(timezone.utc).isoformat()
-    status = "APPROVED" if claims.action == "approve" else "REJECTED"
+    if not logic.resumable(record, claims):
+        logic.check_pending(record, claims)
+        logic.check_governance(claims, list(record["approvers"]), record["requested_by"])
+        try:
+            record = claim(store, model, claims, reason, source)
+        except dal.ClientError:
+            raise tokens.LinkError(503, "Try again", "The decision could not be recorded, and nothing changed. "
+                                                     "Please try again in a minute.") from None
     try:
-        store.decide(model, claims.execution, status, {
-            "decided_by": claims.approver, "decided_at": decided_at, "reason": reason[:1000] or "-",
-            "source_ip": source.get("ip", "-"), "user_agent": source.get("user_agent", "-")[:300], "channel": source.get("channel", "link")})
+        complete_decision(store, model, record, package_group, setting("STATE_MACHINE_ARN"))
+    except dal.ClientError as error:
+        logger.warning("decision recorded, not yet applied", extra={"error": str(error)})
+        raise tokens.LinkError(503, "Decision recorded", "Your decision is recorded and will be applied to the run "
+                                                         "automatically within minutes; no need to click again.") from None
+    metrics.add_metric(name="ApprovalsApproved" if claims.action == "approve" else "ApprovalsRejected", unit="Count", value=1)
+    logger.info("decision applied", extra={"decision": record["status"], "approver": claims.approver, "source_ip": source.get("ip")})
+    return str(record["decided_at"])
+
+
+def claim(store: dal.ApprovalStore, model: str, claims: tokens.LinkClaims, reason: str, source: dict[str, str]) -> dict:
+    fields = {"decided_by": claims.approver, "decided_at": datetime.now(timezone.utc).isoformat(),
+              "reason": reason[:1000] or "-", "source_ip": source.get("ip", "-"),
+              "user_agent": source.get("user_agent", "-")[:300], "channel": source.get("channel", "link"), "applied": False}
+    try:
+        store.decide(model, claims.execution, logic.decision_status(claims), fields)
     except dal.AlreadyDecided:
         logic.check_pending(store.get(model, claims.execution), claims)  # raises the 409 with who decided
         raise
-    token = dal.decrypt(record["task_token"], _context(model, claims.execution))
-    registry = dal.ModelRegistry(package_group)
-    description = f"{status.lower()} by {claims.approver} at {decided_at}: {reason or 'no reason given'}"
+    return store.get(model, claims.execution)
+
+
+def complete_decision(store: dal.ApprovalStore, model: str, record: dict, package_group: str, machine_arn: str) -> None:
+    """Registry, then run, then `applied`. Also what the reconciler runs for a decision left unapplied."""
+    execution, approved = record["sk"].split("#", 1)[1], record["status"] == "APPROVED"
+    registry, package = dal.ModelRegistry(package_group), record["model_package_arn"]
+    description = f"{record['status'].lower()} by {record['decided_by']} at {record['decided_at']}: {record.get('reason', '-')}"
+    registry.set_status(package, "Approved" if approved else "Rejected", description)
+    token = dal.decrypt(record["task_token"], _context(model, execution))
     try:
-        if claims.action == "approve":
-            dal.send_task_result(token, True, {"decision": "approved", "approver": claims.approver, "at": decided_at})
+        if approved:
+            dal.send_task_result(token, True, {"decision": "approved", "approver": record["decided_by"],
+                                               "at": record["decided_at"]})
         else:
             dal.send_task_result(token, False, error="ModelRejected", cause=description)
     except dal.TaskGone:
-        store.close(model, claims.execution, "EXPIRED")
-        raise tokens.LinkError(410, "Request closed", "The run no longer waits for a decision (timed out or stopped).") from None
-    registry.set_status(claims.package, "Approved" if claims.action == "approve" else "Rejected", description)
-    metrics.add_metric(name="ApprovalsApproved" if claims.action == "approve" else "ApprovalsRejected", unit="Count", value=1)
-    logger.info("decision recorded", extra={"decision": status, "approver": claims.approver, "source_ip": source.get("ip")})
-    return decided_at
+        if not execution_running(machine_arn, execution):
+            if approved:
+                registry.set_status(package, "Rejected", f"approved after the run had stopped waiting: {description}")
+            store.close(model, execution, "EXPIRED")
+            store.mark_applied(model, execution)
+            raise tokens.LinkError(410, "Request closed", "The run no longer waits for a decision (timed out or stopped).") from None
+    store.mark_applied(model, execution)
+
+
+def execution_running(machine_arn: str, execution: str) -> bool:
+    """Also tells a repeated SendTask (after a lost `applied` write) from a gone run: the task is gone in both
+    cases, but a run that heard the answer is still running."""
+    return dal.execution_status(f"{machine_arn.replace(':stateMachine:', ':execution:')}:{execution}") == "RUNNING"
+
+
+def reconcile(model: str, audit_table: str, package_group: str, machine_arn: str, now: float | None = None) -> list[dict]:
+    """Decisions recorded but never applied (a throttled or crashed click) are completed; PENDING requests of
+    runs that no longer run are closed and their packages rejected. Scheduled, and `mlops approvals repair`."""
+    store, now = dal.ApprovalStore(audit_table), time.time() if now is None else now
+    repaired = []
+    for record in store.records(model):
+        execution = record["sk"].split("#", 1)[1]
+        if logic.needs_repair(record, now):
+            try:
+                complete_decision(store, model, record, package_group, machine_arn)
+                repaired.append({"execution": execution, "action": f"applied {record['status'].lower()}"})
+            except tokens.LinkError:
+                repaired.append({"execution": execution, "action": "closed: the run no longer waited"})
+        elif record.get("status") == logic.PENDING and not execution_running(machine_arn, execution):
+            store.close(model, execution, "ABANDONED")
+            dal.ModelRegistry(package_group).set_status(record["model_package_arn"], "Rejected",
+                                                        "the run ended before anyone decided")
+            repaired.append({"execution": execution, "action": "closed abandoned request"})
+    logger.info("approvals reconciled", extra={"repaired": len(repaired)})
+    return repaired
 
 
 def _persistence() -> DynamoDBPersistenceLayer:
@@ -160,6 +216,18 @@ def within_rate_limit(event: dict) -> bool:
     key, expires_at = logic.rate_limit_key(source_ip, int(time.time()))
     return dal.RateLimiter(setting("IDEMPOTENCY_TABLE")).allow(
         key, model_spec().approval.max_link_requests_per_minute, expires_at)
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def reconcile_handler(event: dict, context: LambdaContext) -> dict:
+    """Scheduled: completes decisions left unapplied and closes requests of runs that ended."""
+    model = model_spec().name
+    bind(model)
+    repaired = reconcile(model, setting("AUDIT_TABLE"), setting("MODEL_PACKAGE_GROUP"), setting("STATE_MACHINE_ARN"))
+    metrics.add_metric(name="ApprovalsRepaired", unit="Count", value=len(repaired))
+    return {"repaired": repaired}
 
 
 @logger.inject_lambda_context(log_event=False)

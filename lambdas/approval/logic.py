@@ -7,6 +7,7 @@ import json
 from urllib.parse import quote
 
 from lambdas.approval.tokens import LinkClaims, LinkError, new_nonce, sign
+from lambdas.pipeline.logic import one_line
 
 PENDING = "PENDING"
 
@@ -22,6 +23,27 @@ def check_governance(claims: LinkClaims, approvers: list[str], requested_by: str
         raise LinkError(403, "Not an approver", f"{approver} is not listed as an approver of this model.")
     if approver == identity(requested_by):
         raise LinkError(403, "Self-approval refused", "The person who started a run cannot approve it; ask another approver.")
+
+
+def decision_status(claims: LinkClaims) -> str:
+    return "APPROVED" if claims.action == "approve" else "REJECTED"
+
+
+def resumable(record: dict | None, claims: LinkClaims) -> bool:
+    """This approver's own decision, recorded but not yet applied to the registry and the run (a throttled
+    call): the same click completes it instead of answering 409."""
+    return bool(record and record.get("status") == decision_status(claims) and record.get("applied") is False
+                and identity(str(record.get("decided_by", ""))) == identity(claims.approver)
+                and record.get("model_package_arn") == claims.package)
+
+
+def needs_repair(record: dict, now: float, grace_s: int = 120) -> bool:
+    """A decision older than grace_s that never reached the registry and the run."""
+    from datetime import datetime
+
+    if record.get("status") not in ("APPROVED", "REJECTED") or record.get("applied") is not False:
+        return False
+    return now - datetime.fromisoformat(str(record["decided_at"])).timestamp() > grace_s
 
 
 def check_pending(record: dict | None, claims: LinkClaims) -> None:
@@ -58,30 +80,43 @@ def links(base_url: str, execution: str, package: str, approvers: list[str], req
     return result
 
 
+def _metric(value) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else one_line(value, 12)
+
+
 def metrics_table(challenger: dict, champion: dict | None) -> str:
-    names = sorted(set(challenger) | set(champion or {}))
+    """Metric names and values come from the training job's report: each row stays one line."""
+    names = sorted(set(challenger) | set(champion or {}), key=str)
     lines = [f"{'metric':<24}{'candidate':>12}{'champion':>12}"]
     for name in names:
-        theirs = f"{champion[name]:.4f}" if champion and name in champion else "-"
-        ours = f"{challenger[name]:.4f}" if name in challenger else "-"
-        lines.append(f"{name:<24}{ours:>12}{theirs:>12}")
+        theirs = _metric(champion[name]) if champion and name in champion else "-"
+        ours = _metric(challenger[name]) if name in challenger else "-"
+        lines.append(f"{one_line(name, 80):<24}{ours:>12}{theirs:>12}")
     return "\n".join(lines)
 
 
 def request_email(model: str, state: dict, champion_metrics: dict | None, approver_links: dict[str, str] | None,
                   timeout_hours: float) -> str:
+    """The approval email. Every value that came from input (who started the run and why, the dataset, the
+    hyperparameters, metric names, ...) is rendered by one_line: control characters show escaped, so no input can
+    start a line of its own (a fake 'Approve:' link); only the lines below made here start a line."""
     run, validation, evaluation = state["run"], state["validation"], state["evaluation"]
-    lines = [f"A new {model} model is waiting for your decision.", "",
-             f"Model package: {state['registration']['model_package_arn']}",
-             f"Why it is proposed: {evaluation['reason']}", "",
+    hyperparameters = {k: v for k, v in run["hyperparameters"].items() if not k.startswith("sagemaker_")}
+    lines = [f"A new {one_line(model, 64)} model is waiting for your decision.", "",
+             f"Model package: {one_line(state['registration']['model_package_arn'])}",
+             f"Why it is proposed: {one_line(evaluation['reason'], 1000)}", "",
              metrics_table(evaluation["metrics"], champion_metrics), "",
              "Lineage:",
-             f"  git commit:       {run['git_commit']}",
-             f"  dataset:          {validation['dataset_uri']} (version {validation.get('version_id') or 'unversioned'})",
-             f"  dataset sha256:   {validation['sha256']}",
-             f"  hyperparameters:  {json.dumps({k: v for k, v in run['hyperparameters'].items() if not k.startswith('sagemaker_')})}",
-             f"  started by:       {run['requested_by']} ({run['trigger']})",
-             f"  execution:        {run['execution_arn']}", ""]
+             f"  git commit:       {one_line(run['git_commit'], 64)}",
+             f"  dataset:          {one_line(validation['dataset_uri'], 1100)} "
+             f"(version {one_line(validation.get('version_id') or 'unversioned', 1100)})",
+             f"  dataset sha256:   {one_line(validation['sha256'], 64)}",
+             f"  hyperparameters:  {one_line(json.dumps(hyperparameters, sort_keys=True), 2000)}",
+             f"  started by:       {one_line(run['requested_by'], 512)} ({one_line(run['trigger'], 16)})",
+             f"  execution:        {one_line(run['execution_arn'])}"]
+    if run.get("reason"):
+        lines.append(f"  reason given:     {one_line(run['reason'], 2000)}")
+    lines.append("")
     if approver_links:
         lines += [f"Approve: {approver_links['approve']}", "", f"Reject:  {approver_links['reject']}", "",
                   f"The links are yours alone, work once, and expire in {timeout_hours:g} hours; then the run ends as rejected."]

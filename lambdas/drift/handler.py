@@ -19,7 +19,8 @@ from lambdas.shared.observability import bind, logger, metrics, tracer
 
 
 def champion_baseline(registry: dal.ModelRegistry) -> tuple[dict | None, str | None]:
-    champion = registry.newest("Approved")
+    """The baseline of the package production serves: what the captured traffic is actually scored by."""
+    champion = registry.champion(setting("PROD_ENDPOINT"))
     if champion is None:
         return None, None
     uri = champion["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"]["S3Uri"]
@@ -51,8 +52,8 @@ def run_check(now: datetime) -> dict:
     store = dal.ObjectStore(setting("ARTIFACT_BUCKET"))
     statistics, champion = champion_baseline(dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")))
     if statistics is None:
-        logger.info("no approved model yet: nothing to compare")
-        return {"drift": False, "retrain": False, "reason": "no approved model package (no baseline) yet"}
+        logger.info("production serves no model yet: nothing to compare")
+        return {"drift": False, "retrain": False, "reason": "production serves no model package (no baseline) yet"}
     start = now - timedelta(hours=spec.drift.window_hours)
     assessment = logic.assess(statistics, spec, window_sources(store, start, now))
     scan, result, blocking = assessment.scan, assessment.result, assessment.blocking

@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from lambdas.endpoint import logic
 from lambdas.shared import dal
 from lambdas.shared.config import model_spec, setting
+from lambdas.shared.errors import failure_reason
 from lambdas.shared.events import TaskEvent, pipeline_task
 from lambdas.shared.observability import logger, metrics
 from pipelines import naming
@@ -72,17 +73,33 @@ def smoke_test(event: StageEvent, context: LambdaContext) -> dict:
     return verdict
 
 
-@pipeline_task(StageEvent)
-def roll_back(event: StageEvent, context: LambdaContext) -> dict:
-    """After a failed smoke test: the stage goes back to its previous model (or away if it had none)."""
-    deployed = event.state["deployment"][event.stage]
+@pipeline_task(TaskEvent)
+def restore_after_failure(event: TaskEvent, context: LambdaContext) -> dict:
+    """Any failure once a package was approved (deployment, smoke test, alarm rollback, autoscaling, batch):
+    every stage this run touched serves what it served before (or goes away if it served nothing), and the
+    package is rejected, so it never becomes the champion or the drift baseline."""
+    state = event.state
     endpoints = dal.Endpoints()
-    if deployed.get("previous_config"):
-        endpoints.update(deployed["endpoint"], deployed["previous_config"], None)
-        action = f"restored {deployed['previous_config']}"
-    else:
-        endpoints.delete(deployed["endpoint"])
-        action = "deleted the endpoint (there was no previous model)"
+    deployed = state.get("deployment") or {}
+    actions = {stage: restore_stage(endpoints, deployed[stage]) for stage in ("prod", "staging")
+               if isinstance(deployed.get(stage), dict) and deployed[stage].get("endpoint")}
+    package = state["registration"]["model_package_arn"]
+    reason = failure_reason(state.get("error"))
+    dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")).set_status(package, "Rejected", f"release failed: {reason}")
     metrics.add_metric(name="Rollbacks", unit="Count", value=1)
-    logger.warning("rolled back", extra={"endpoint": deployed["endpoint"], "action": action})
-    return {"endpoint": deployed["endpoint"], "action": action}
+    logger.warning("release failed: stages restored, package rejected", extra={"restored": actions, "reason": reason})
+    return {"restored": actions, "package_status": "Rejected", "reason": reason}
+
+
+def restore_stage(endpoints: dal.Endpoints, deployed: dict) -> str:
+    endpoint, previous = deployed["endpoint"], deployed.get("previous_config")
+    current = endpoints.describe(endpoint)
+    if current is None:
+        return "absent"
+    if previous and current["EndpointConfigName"] == previous:
+        return f"serves {previous} already (rolled back by its alarms)"
+    if previous:
+        endpoints.update(endpoint, previous, None)
+        return f"restored {previous}"
+    endpoints.delete(endpoint)
+    return "deleted (it served nothing before this run)"

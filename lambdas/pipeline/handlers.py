@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from lambdas.pipeline import logic
 from lambdas.shared import dal
 from lambdas.shared.config import model_spec, setting
+from lambdas.shared.errors import failure_reason
 from lambdas.shared.events import TaskEvent, pipeline_task
 from lambdas.shared.observability import logger, metrics
 
@@ -35,7 +36,7 @@ def prepare_run(event: TaskEvent, context: LambdaContext) -> dict:
         raise logic.InvalidRunInput(f"this pipeline trains '{spec.name}', the input asks for '{run_input.model}'")
     logic.refuse_duplicate(dal.running_executions(setting("STATE_MACHINE_ARN")), event.execution_arn, spec.name)
     defaults = json.loads(setting("TRAINING_HYPERPARAMETERS"))
-    hyperparameters = logic.merge_hyperparameters(defaults, run_input.hyperparameters, spec.training.hyperparameters)
+    hyperparameters = logic.merge_hyperparameters(defaults, run_input.hyperparameters, spec.training)
     config = logic.run_config(run_input, event.execution_arn, event.execution_name, hyperparameters, spec.dataset,
                               os.environ.get("SOURCE_GIT_COMMIT", ""))
     logger.info("run prepared", extra={"trigger": config["trigger"], "requested_by": config["requested_by"]})
@@ -53,8 +54,8 @@ def validate_data(event: TaskEvent, context: LambdaContext) -> dict:
         raise logic.DataValidationFailed(f"dataset s3://{store.bucket}/{key} cannot be read: {error}") from None
     version_id = head.get("VersionId")
     hashing = logic.HashingReader(store.open(key, version_id))
-    text = io.TextIOWrapper(io.BufferedReader(hashing, buffer_size=1 << 20), encoding="utf-8", newline="")
-    report = logic.check_dataset(text, spec.dataset)
+    lines = logic.decoded_lines(io.BufferedReader(hashing, buffer_size=1 << 20))  # bad bytes: a problem, not a crash
+    report = logic.check_dataset(lines, spec.dataset)
     if report.problems:
         metrics.add_metric(name="DataValidationFailures", unit="Count", value=1)
         raise logic.DataValidationFailed(f"s3://{store.bucket}/{key}: " + "; ".join(report.problems))
@@ -77,7 +78,7 @@ def evaluate(event: TaskEvent, context: LambdaContext) -> dict:
     baseline = {name: store.put_bytes(f"{prefix}baseline/{name}",
                                       dal.read_member_from_tarball(training["model_artifacts"], name), "application/json")
                 for name in ("statistics.json", "constraints.json")}
-    champion = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")).newest("Approved")
+    champion = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")).champion(setting("PROD_ENDPOINT"))
     decision = logic.decide_promotion(report["metrics"], spec.objective, logic.champion_metrics(champion))
     metrics.add_metric(name="ObjectiveValue", unit="None", value=decision.value)
     logger.info("evaluated", extra={"promote": decision.promote, "reason": decision.reason})
@@ -123,15 +124,29 @@ class NotifyEvent(TaskEvent):
 
 @pipeline_task(NotifyEvent)
 def notify(event: NotifyEvent, context: LambdaContext) -> dict:
-    if logic.approval_timed_out(event.state, event.outcome):
-        arn = event.state["registration"]["model_package_arn"]
-        dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")).set_status(arn, "Rejected", "approval timed out: nobody decided in time")
-        try:
-            dal.ApprovalStore(setting("AUDIT_TABLE")).decide(model_spec().name, event.execution_name, "EXPIRED",
-                                                             {"decided_by": "timeout", "decided_at": _now()})
-        except dal.AlreadyDecided:
-            pass
+    close_undecided_approval(event.state, event.outcome, event.execution_name)
     subject, body = logic.notification(event.state, event.outcome)
     dal.publish(setting("NOTIFICATION_TOPIC_ARN"), subject, body)
     metrics.add_metric(name=f"Runs{event.outcome.title().replace(' ', '')}", unit="Count", value=1)
     return {"subject": subject}
+
+
+def close_undecided_approval(state: dict, outcome: str, execution: str) -> None:
+    """A run that ends before anyone decided (timeout, a failing approval request, a stop) leaves no PENDING
+    record behind and no package waiting for approval: both are closed, the package rejected."""
+    if "registration" not in state:
+        return
+    store, model = dal.ApprovalStore(setting("AUDIT_TABLE")), model_spec().name
+    record = store.get(model, execution)
+    if record is not None and record.get("status") != "PENDING":
+        return  # decided: the decision (and a failed release's restore step) set the package's status
+    timed_out = logic.approval_timed_out(state, outcome)
+    status, why = ("EXPIRED", "approval timed out: nobody decided in time") if timed_out else (
+        "ABANDONED", f"the run ended ({outcome}) before a decision: {failure_reason(state.get('error'))}")
+    if record is not None:
+        try:
+            store.decide(model, execution, status, {"decided_by": "timeout" if timed_out else "pipeline",
+                                                    "decided_at": _now(), "reason": why[:1000]})
+        except dal.AlreadyDecided:
+            return  # an approver decided in the meantime
+    dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")).set_status(state["registration"]["model_package_arn"], "Rejected", why)

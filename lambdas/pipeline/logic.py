@@ -6,17 +6,35 @@ import csv
 import hashlib
 import io
 import json
+import math
 import re
 from dataclasses import dataclass, field
-from typing import IO, Iterable, Literal
+from typing import IO, Iterable, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipelines import naming
-from pipelines.spec import DatasetSpec, ObjectiveSpec
+from lambdas.shared.errors import failure_reason
+from pipelines.spec import DatasetSpec, ObjectiveSpec, TrainingSpec, control_character
 
 MISSING = {"", "nan", "NaN", "null", "None", "NULL"}
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
+_SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+# C0 and C1 control characters, DEL and Unicode's line and paragraph separators: each could start a new line in a
+# mail client; shown as visible escapes instead.
+_CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7f, 0xa0)]} | {
+    ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def one_line(value, limit: int = 300) -> str:
+    """Any value that came from input, as one line of text: control characters shown escaped (a newline as a
+    visible backslash-n), never able to start a line of its own in an email; cut at limit characters."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    text = text.translate(_CONTROL_ESCAPES)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+_one_line_text = one_line
 
 
 class InvalidRunInput(ValueError):
@@ -35,13 +53,32 @@ class RunInput(BaseModel):
     """What may start a run: the client, the schedule rule or the drift hook."""
 
     model_config = ConfigDict(extra="forbid")
-    model: str
+    model: str = Field(max_length=64)
     trigger: Literal["manual", "schedule", "drift"] = "manual"
-    requested_by: str = "unknown"
+    requested_by: str = Field(default="unknown", min_length=1, max_length=512)
     git_commit: str | None = None
-    dataset_key: str | None = None
+    dataset_key: str | None = Field(default=None, min_length=1, max_length=1024)
     hyperparameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
     reason: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("model", "requested_by", "git_commit", "dataset_key", "reason", mode="before")
+    @classmethod
+    def _one_line(cls, value, info):
+        """Each of these reaches an email, a log line, S3 keys or model-package metadata: one printable line."""
+        if isinstance(value, str):
+            bad = control_character(value)
+            if bad:
+                raise ValueError(f"{info.field_name} contains the control character {bad} (a newline, tab or similar); "
+                                 "only printable characters on one line are accepted")
+        return value
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _hyperparameter_names(cls, value: dict) -> dict:
+        bad = [name for name in value if control_character(name) or not name or len(name) > 256]
+        if bad:
+            raise ValueError(f"hyperparameter names {[_one_line_text(n) for n in bad]} are not printable names")
+        return value
 
     @field_validator("git_commit")
     @classmethod
@@ -65,12 +102,48 @@ def parse_run_input(document: dict) -> RunInput:
         raise InvalidRunInput(f"invalid execution input: {error}") from None
 
 
-def merge_hyperparameters(defaults: dict[str, str], overrides: dict, known: Iterable[str]) -> dict[str, str]:
-    """SageMaker's JSON-encoded string form; only hyperparameters the spec declares may be overridden."""
-    unknown = sorted(set(overrides) - set(known))
+def merge_hyperparameters(defaults: dict[str, str], overrides: dict, known: Iterable[str] | TrainingSpec) -> dict[str, str]:
+    """SageMaker's JSON-encoded string form; only hyperparameters the spec declares may be overridden, and (given the
+    TrainingSpec) only with a value of the declared type inside the declared range."""
+    names = known.hyperparameters if isinstance(known, TrainingSpec) else known
+    unknown = sorted(set(overrides) - set(names))
     if unknown:
-        raise InvalidRunInput(f"unknown hyperparameters {unknown}; known: {sorted(known)}")
+        raise InvalidRunInput(f"unknown hyperparameters {[_one_line_text(n) for n in unknown]}; known: {sorted(names)}")
+    if isinstance(known, TrainingSpec):
+        problems = []
+        for name, value in sorted(overrides.items()):
+            try:
+                known.check_override(name, value)
+            except ValueError as error:
+                problems.append(str(error))
+        if problems:
+            raise InvalidRunInput("invalid hyperparameters: " + "; ".join(problems))
     return {**defaults, **{k: json.dumps(v) for k, v in overrides.items()}}
+
+
+def check_dataset_key(key: str, dataset: DatasetSpec) -> str:
+    """A dataset key inside the model's own prefix of the artifact bucket (no '..', no absolute keys, no other
+    model's data)."""
+    prefix = dataset.s3_prefix if dataset.s3_prefix.endswith("/") else f"{dataset.s3_prefix}/"
+    segments = key.split("/")
+    if key.startswith(("/", "s3://")) or any(part in ("", ".", "..") for part in segments):
+        raise InvalidRunInput(f"dataset_key '{_one_line_text(key)}' is not a plain key: no leading '/', no 's3://', "
+                              f"no '.', '..' or empty segments; e.g. {prefix}{dataset.file_name}")
+    if not key.startswith(prefix) or len(key) <= len(prefix):
+        raise InvalidRunInput(f"dataset_key '{_one_line_text(key)}' is outside this model's datasets: it must start "
+                              f"with '{prefix}', e.g. {prefix}{dataset.file_name}")
+    return key
+
+
+def check_execution_name(model: str, execution_name: str) -> str:
+    """The training job is named after the execution; SageMaker job names are letters, digits and '-' (63 at most)."""
+    job = naming.training_job(model, execution_name)
+    if not _SAGEMAKER_NAME.match(job) or len(job) > naming.SAGEMAKER_NAME_LIMIT:
+        raise InvalidRunInput(
+            f"the execution name '{_one_line_text(execution_name)}' cannot name a SageMaker training job "
+            f"('{_one_line_text(job)}'): letters, digits and single '-' between them only; start the run again with a "
+            "name like manual-20250101T120000-1a2b3c (`mlops train` does this), or let Step Functions name it")
+    return execution_name
 
 
 def refuse_duplicate(running: list[dict], own_execution_arn: str, model: str) -> None:
@@ -86,12 +159,14 @@ def run_config(run_input: RunInput, execution_arn: str, execution_name: str, hyp
                dataset: DatasetSpec, deployed_commit: str = "") -> dict:
     """deployed_commit: the commit the stack (and so the training code asset) was synthesized from; it is
     what schedule- and drift-triggered runs really run."""
+    check_execution_name(run_input.model, execution_name)
+    dataset_key = check_dataset_key(run_input.dataset_key, dataset) if run_input.dataset_key \
+        else f"{dataset.s3_prefix}{dataset.file_name}"
     return {
         "model": run_input.model, "trigger": run_input.trigger, "requested_by": run_input.requested_by,
         "git_commit": run_input.git_commit or deployed_commit or "unknown", "execution_arn": execution_arn,
         "execution_name": execution_name, "training_job_name": naming.training_job(run_input.model, execution_name),
-        "dataset_key": run_input.dataset_key or f"{dataset.s3_prefix}{dataset.file_name}",
-        "hyperparameters": hyperparameters, "reason": run_input.reason or "",
+        "dataset_key": dataset_key, "hyperparameters": hyperparameters, "reason": run_input.reason or "",
     }
 
 
@@ -113,12 +188,35 @@ class HashingReader(io.RawIOBase):
         return len(chunk)
 
 
+def decoded_lines(stream: IO[bytes]) -> Iterator[str]:
+    """The lines of a byte stream as UTF-8 text (a leading byte-order mark dropped); bytes that are not UTF-8 are a
+    DataValidationFailed naming the line and the byte offset, never a UnicodeDecodeError."""
+    offset = 0
+    for number, raw in enumerate(stream, start=1):
+        try:
+            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as error:
+            raise DataValidationFailed(
+                f"the file is not UTF-8 text: byte 0x{raw[error.start]:02x} at byte offset {offset + error.start} "
+                f"(line {number}) cannot be decoded; fix: save the file as UTF-8") from None
+        offset += len(raw)
+        yield text
+
+
+@dataclass
+class _BadNumbers:
+    count: int = 0
+    first_line: int = 0
+    first_value: str = ""
+
+
 @dataclass
 class DatasetReport:
     rows: int = 0
     missing: dict[str, int] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    not_numeric: dict[str, _BadNumbers] = field(default_factory=dict)
 
     def summary(self) -> dict:
         total = max(self.rows, 1)
@@ -127,38 +225,83 @@ class DatasetReport:
                 "null_fraction": {k: round(v / total, 6) for k, v in self.missing.items() if v}}
 
 
+def _finite(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
 def check_dataset(lines: Iterable[str], dataset: DatasetSpec) -> DatasetReport:
-    """One streaming pass: header, row count, nulls per column, label values and balance."""
+    """One streaming pass: header, row count, nulls per column, numeric features numeric and finite, label values
+    and balance. Undecodable bytes and malformed CSV are reported as problems, not raised."""
     report = DatasetReport()
     reader = csv.reader(lines)
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+    except (DataValidationFailed, UnicodeDecodeError, csv.Error) as error:
+        report.problems.append(_unreadable(error, 1))
+        return report
     expected = set(dataset.features) | {dataset.label}
     if header is None:
         report.problems.append("the file is empty (no header row)")
         return report
     absent = sorted(expected - set(header))
     if absent:
-        report.problems.append(f"missing columns {absent} (the header has {header})")
+        report.problems.append(f"missing columns {absent} (the header has {one_line(header)})")
         return report
     positions = {name: header.index(name) for name in expected}
+    numeric = {name: positions[name] for name in dataset.features if name not in dataset.categorical}
     report.missing = {name: 0 for name in expected}
-    for line_number, row in enumerate(reader, start=2):
-        if len(row) != len(header):
-            if len(report.problems) < 5:
-                report.problems.append(f"line {line_number} has {len(row)} fields, the header has {len(header)}")
-            continue
-        report.rows += 1
-        for name, position in positions.items():
-            if row[position] in MISSING:
-                report.missing[name] += 1
-        label = row[positions[dataset.label]]
-        if label not in MISSING:
-            report.labels[label] = report.labels.get(label, 0) + 1
+    report.not_numeric = {name: _BadNumbers() for name in numeric}
+    try:
+        for row in reader:
+            line_number = reader.line_num
+            if len(row) != len(header):
+                if len(report.problems) < 5:
+                    report.problems.append(f"line {line_number} has {len(row)} fields, the header has {len(header)}")
+                continue
+            report.rows += 1
+            for name, position in positions.items():
+                if row[position] in MISSING:
+                    report.missing[name] += 1
+            for name, position in numeric.items():
+                value = row[position]
+                if value not in MISSING and not _finite(value):
+                    bad = report.not_numeric[name]
+                    if not bad.count:
+                        bad.first_line, bad.first_value = line_number, value
+                    bad.count += 1
+            label = row[positions[dataset.label]]
+            if label not in MISSING:
+                report.labels[label] = report.labels.get(label, 0) + 1
+    except (DataValidationFailed, UnicodeDecodeError, csv.Error) as error:
+        report.problems.append(_unreadable(error, reader.line_num + 1))
+        return report
     _judge(report, dataset)
     return report
 
 
+def _unreadable(error: Exception, line_number: int) -> str:
+    if isinstance(error, DataValidationFailed):
+        return str(error)
+    if isinstance(error, UnicodeDecodeError):
+        return (f"the file is not UTF-8 text: byte 0x{error.object[error.start]:02x} cannot be decoded near line "
+                f"{line_number}; fix: save the file as UTF-8")
+    return f"line {line_number} is not valid CSV ({one_line(str(error), 120)}); fix: correct the quoting or the field"
+
+
+def _judge_numbers(report: DatasetReport) -> None:
+    for name, bad in sorted(report.not_numeric.items()):
+        if bad.count:
+            report.problems.append(
+                f"numeric column '{name}' has {bad.count} value(s) that are not finite numbers (first on line "
+                f"{bad.first_line}: '{one_line(bad.first_value, 40)}'); fix: correct them, or list '{name}' in "
+                "dataset.categorical if it is not numeric")
+
+
 def _judge(report: DatasetReport, dataset: DatasetSpec) -> None:
+    _judge_numbers(report)
     if report.rows < dataset.min_rows:
         report.problems.append(f"{report.rows} rows, the spec requires at least {dataset.min_rows}")
     for name, count in sorted(report.missing.items()):
@@ -234,25 +377,19 @@ def champion_metrics(package: dict | None) -> dict | None:
 
 
 def approval_timed_out(state: dict, outcome: str) -> bool:
-    return outcome == "rejected" and state.get("error", {}).get("Error") == "States.Timeout" and "registration" in state
+    return outcome == "rejected" and (state.get("error") or {}).get("Error") == "States.Timeout" and "registration" in state
 
 
 def notification(state: dict, outcome: str) -> tuple[str, str]:
     """(subject, body) for the pipeline's end-of-run message."""
     run = state.get("run") or state.get("input") or {}
-    model = run.get("model", "model")
-    lines = [f"Model: {model}", f"Outcome: {outcome}", f"Execution: {run.get('execution_arn', '-')}",
-             f"Trigger: {run.get('trigger', '-')} by {run.get('requested_by', '-')}"]
-    if "error" in state:
-        error = state["error"]
-        cause = error.get("Cause", "")
-        try:
-            cause = json.loads(cause).get("errorMessage", cause)
-        except (ValueError, AttributeError):
-            pass
-        lines += [f"Error: {error.get('Error')}", f"Reason: {cause}"]
+    model = one_line(run.get("model", "model"), 64)  # every value below may come from input: one line each
+    lines = [f"Model: {model}", f"Outcome: {one_line(outcome)}", f"Execution: {one_line(run.get('execution_arn', '-'))}",
+             f"Trigger: {one_line(run.get('trigger', '-'))} by {one_line(run.get('requested_by', '-'))}"]
+    if "error" in state:  # Cause can be null (a Fail state, a Pass-made error): never crash the last message
+        lines.append(f"Reason: {one_line(failure_reason(state['error']), 4000)}")
     if "evaluation" in state:
-        lines.append(f"Evaluation: {state['evaluation'].get('reason')}")
+        lines.append(f"Evaluation: {one_line(state['evaluation'].get('reason'), 1000)}")
     if "registration" in state:
-        lines.append(f"Model package: {state['registration'].get('model_package_arn')}")
-    return f"[{model}] retraining {outcome}", "\n".join(lines)
+        lines.append(f"Model package: {one_line(state['registration'].get('model_package_arn'))}")
+    return f"[{model}] retraining {one_line(outcome)}", "\n".join(lines)

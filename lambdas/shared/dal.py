@@ -89,6 +89,12 @@ class ModelRegistry:
     def __post_init__(self) -> None:
         self.sagemaker = client("sagemaker")
 
+    def champion(self, production_endpoint: str) -> dict | None:
+        """The package production serves, described: never merely the newest Approved one, which may be a
+        package whose deployment failed."""
+        served = Endpoints().served_package(production_endpoint)
+        return self.describe(served) if served else None
+
     def newest(self, status: str) -> dict | None:
         """The newest package with this status, described; one list and one describe call."""
         summaries = self.sagemaker.list_model_packages(
@@ -156,14 +162,61 @@ def decrypt(ciphertext: str, context: dict[str, str]) -> str:
     return client("kms").decrypt(CiphertextBlob=base64.b64decode(ciphertext), EncryptionContext=context)["Plaintext"].decode()
 
 
-def secret_bytes(secret_id: str) -> bytes:
+def secret_bytes(secret_id: str, refresh: bool = False) -> bytes:
+    """The secret's current value (AWSCURRENT, named: the emulation's default version lags a rotation), cached five
+    minutes (refresh: fetch now, e.g. for a key id not yet seen)."""
     from aws_lambda_powertools.utilities import parameters
 
-    return parameters.get_secret(secret_id, max_age=300).encode()
+    return parameters.get_secret(secret_id, max_age=300, force_fetch=refresh, VersionStage="AWSCURRENT").encode()
+
+
+@dataclass
+class RotatingSecret:
+    """The Secrets Manager calls of a rotation function: versions by staging label (AWSCURRENT, AWSPENDING)."""
+
+    secret_id: str
+
+    def __post_init__(self) -> None:
+        self.secretsmanager = client("secretsmanager")
+
+    def describe(self) -> dict:
+        return self.secretsmanager.describe_secret(SecretId=self.secret_id)
+
+    def value(self, stage: str, version_id: str | None = None) -> str | None:
+        """The string of the version with this label (and id); None when there is none."""
+        extra = {"VersionId": version_id} if version_id else {}
+        try:
+            return self.secretsmanager.get_secret_value(SecretId=self.secret_id, VersionStage=stage, **extra)["SecretString"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ResourceNotFoundException":
+                return None
+            raise
+
+    def put_pending(self, version_id: str, value: str) -> None:
+        self.secretsmanager.put_secret_value(SecretId=self.secret_id, ClientRequestToken=version_id, SecretString=value,
+                                             VersionStages=["AWSPENDING"])
+
+    def make_current(self, version_id: str, current_version_id: str) -> None:
+        """AWSCURRENT moves to version_id (the old one becomes AWSPREVIOUS); its AWSPENDING label is dropped, so the
+        next rotation does not find one in progress."""
+        self.secretsmanager.update_secret_version_stage(SecretId=self.secret_id, VersionStage="AWSCURRENT",
+                                                        MoveToVersionId=version_id, RemoveFromVersionId=current_version_id)
+        self.secretsmanager.update_secret_version_stage(SecretId=self.secret_id, VersionStage="AWSPENDING",
+                                                        RemoveFromVersionId=version_id)
 
 
 class TaskGone(RuntimeError):
     """The run no longer waits for this token (timed out, stopped, or already answered)."""
+
+
+def execution_status(execution_arn: str) -> str:
+    """RUNNING, SUCCEEDED, FAILED, ...; ABSENT for an execution Step Functions no longer knows."""
+    try:
+        return client("stepfunctions").describe_execution(executionArn=execution_arn)["status"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ExecutionDoesNotExist":
+            return "ABSENT"
+        raise
 
 
 def send_task_result(token: str, success: bool, output: dict | None = None, error: str = "", cause: str = "") -> None:
@@ -238,6 +291,23 @@ class ApprovalStore:
                                        FilterExpression=Attr("status").eq("PENDING"))
         return response["Items"]
 
+    def records(self, model: str) -> list[dict]:
+        """Every approval record of a model (one page per 1 MB; a model has one record per run)."""
+        from boto3.dynamodb.conditions import Key
+
+        condition = Key("pk").eq(f"model#{model}") & Key("sk").begins_with("approval#")
+        response = self.dynamodb.query(KeyConditionExpression=condition)
+        items = response["Items"]
+        while "LastEvaluatedKey" in response:
+            response = self.dynamodb.query(KeyConditionExpression=condition, ExclusiveStartKey=response["LastEvaluatedKey"])
+            items += response["Items"]
+        return items
+
+    def mark_applied(self, model: str, execution: str) -> None:
+        """The decision reached the registry and the run: nothing left to repair."""
+        self.dynamodb.update_item(Key={"pk": f"model#{model}", "sk": f"approval#{execution}"},
+                                  UpdateExpression="SET applied = :yes", ExpressionAttributeValues={":yes": True})
+
     def close(self, model: str, execution: str, status: str) -> None:
         self.dynamodb.update_item(Key={"pk": f"model#{model}", "sk": f"approval#{execution}"},
                                   UpdateExpression="SET #s = :s", ExpressionAttributeNames={"#s": "status"},
@@ -295,6 +365,14 @@ class Endpoints:
 
     def model_of(self, model: str) -> dict:
         return self.sagemaker.describe_model(ModelName=model)
+
+    def served_package(self, endpoint: str) -> str | None:
+        """The model package an endpoint serves now (None when there is no such endpoint)."""
+        described = self.describe(endpoint)
+        if described is None:
+            return None
+        model = self.model_of(self.config_of(described["EndpointConfigName"])["ProductionVariants"][0]["ModelName"])
+        return (model.get("Containers") or [model.get("PrimaryContainer") or {}])[0].get("ModelPackageName")
 
     @staticmethod
     def invoke(name: str, body: bytes, content_type: str = "application/json") -> tuple[int, bytes]:

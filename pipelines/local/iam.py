@@ -39,6 +39,10 @@ class Credentials:
         variables = {"AWS_ACCESS_KEY_ID": self.access_key_id, "AWS_SECRET_ACCESS_KEY": self.secret_access_key}
         return variables | ({"AWS_SESSION_TOKEN": self.session_token} if self.session_token else {})
 
+    def session(self, region: str) -> boto3.Session:
+        return boto3.Session(aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key,
+                             aws_session_token=self.session_token, region_name=region)
+
     def client(self, service: str, region: str, **arguments):
         return boto3.client(service, region_name=region, aws_access_key_id=self.access_key_id,
                             aws_secret_access_key=self.secret_access_key, aws_session_token=self.session_token,
@@ -71,8 +75,8 @@ def create_admin(account: str, region: str) -> Credentials:
     return Credentials(*ambient)
 
 
-def assume(role_arn: str, region: str) -> Credentials:
-    session = boto3.client("sts", region_name=region).assume_role(RoleArn=role_arn, RoleSessionName="local")
+def assume(role_arn: str, region: str, session_name: str = "local") -> Credentials:
+    session = boto3.client("sts", region_name=region).assume_role(RoleArn=role_arn, RoleSessionName=session_name)
     granted = session["Credentials"]
     return Credentials(granted["AccessKeyId"], granted["SecretAccessKey"], granted["SessionToken"])
 
@@ -87,6 +91,74 @@ def require_trust(role_arn: str, service: str, iam_client) -> None:
         if statement["Effect"] == "Allow" and "sts:AssumeRole" in _as_list(statement["Action"]) and service in services:
             return
     raise PermissionError(f"{role_arn} does not trust {service} to assume it")
+
+
+def person(role_name: str, policy_arns: list[str], session_name: str, account: str, region: str) -> Credentials:
+    """A person's session: a role in this account with the given (synthesized) managed policies, signed in with
+    their email as the session name, as IAM Identity Center does for a permission set's role."""
+    iam = boto3.client("iam", region_name=region)
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                      "Principal": {"AWS": f"arn:aws:iam::{account}:root"}}]}
+    role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    for arn in policy_arns:
+        iam.attach_role_policy(RoleName=role_name, PolicyArn=arn)
+    return sign_in(role["Arn"], session_name, account)
+
+
+def sign_in(role_arn: str, session_name: str, account: str) -> Credentials:
+    """A session of `role_arn` named `session_name`, issued the way an identity provider (IAM Identity Center)
+    issues it: not an sts:AssumeRole call by some local principal, so no trust policy is evaluated."""
+    from moto.sts.models import sts_backends
+
+    session = sts_backends[account]["aws"].assume_role(region_name="us-east-1", role_session_name=session_name,
+                                                       role_arn=role_arn, policy="", duration=3600, external_id="")
+    return Credentials(session.access_key_id, session.secret_access_key, session.session_token)
+
+
+class Unauthorized(PermissionError):
+    """A Function URL request Lambda would answer with 403 (unsigned, bad signature, unknown key, no grant)."""
+
+
+_SIGNATURE_HEADERS = ("Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256")
+
+
+def verify_function_url_request(method: str, url: str, headers: dict[str, str], body: bytes, function_arn: str,
+                                account: str) -> dict:
+    """What Lambda does before an AWS_IAM Function URL runs the function: checks the SigV4 signature against
+    the caller's credentials in moto (an IAM user's key or an assumed-role session), then that the caller's
+    identity policies allow lambda:InvokeFunctionUrl on the function. Returns requestContext.authorizer."""
+    from moto.iam.access_control import IAMRequest
+
+    headers = {_canonical_header(name): value for name, value in headers.items()}
+    authorization = headers.get("Authorization", "")
+    if not authorization.startswith("AWS4-HMAC-SHA256 Credential=") or "X-Amz-Date" not in headers:
+        raise Unauthorized("the request is not signed with SigV4")
+    if authorization.partition("Credential=")[2].split(",")[0].split("/")[3:4] != ["lambda"]:
+        raise Unauthorized("the request is not signed for the lambda service")
+    try:
+        request = IAMRequest(account_id=account, method=method, path=url, data={}, body=body, headers=headers,
+                             action="InvokeFunctionUrl")
+        request.check_signature()
+        request.check_action_permitted(function_arn)
+    except Exception as refused:  # moto's InvalidClientTokenId / SignatureDoesNotMatch / AccessDenied
+        raise Unauthorized(getattr(refused, "message", None) or str(refused)) from None
+    return {"iam": _authorizer_iam(request._access_key, account)}
+
+
+def _authorizer_iam(key, account: str) -> dict:
+    credentials = key.create_credentials()
+    if hasattr(key, "_session_name"):
+        role_id = key.backend.get_role(key._owner_role_name).id
+        caller, user = f"{role_id}:{key._session_name}", role_id
+    else:
+        caller = user = key.backend.get_user(key._owner_user_name).id
+    return {"accessKey": credentials.access_key, "accountId": account, "callerId": caller, "userArn": key.arn,
+            "userId": user, "cognitoIdentity": None, "principalOrgId": None}
+
+
+def _canonical_header(name: str) -> str:
+    """moto reads signature headers by their exact spelling; HTTP clients may send any case."""
+    return next((known for known in _SIGNATURE_HEADERS if known.lower() == name.lower()), name)
 
 
 @contextmanager

@@ -74,15 +74,29 @@ def synthesize(model: str, account: str, region: str) -> dict[str, dict]:
 
 
 class FunctionUrlServer:
-    """A Lambda Function URL on 127.0.0.1: HTTP requests become function-URL events for one handler."""
+    """A Lambda Function URL on 127.0.0.1: HTTP requests become function-URL events for one handler.
 
-    def __init__(self, invoke: Callable[[dict], dict]) -> None:
+    With `authorize` (AuthType AWS_IAM) each request must pass it first, as Lambda checks the signature and
+    the caller's lambda:InvokeFunctionUrl grant: it returns requestContext.authorizer, or raises
+    PermissionError, which is answered 403 without running the function."""
+
+    def __init__(self, invoke: Callable[[dict], dict],
+                 authorize: Callable[[str, str, dict, bytes], dict] | None = None) -> None:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def _serve(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode() or None
+                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                body = raw.decode() or None
                 path, _, query = self.path.partition("?")
+                authorizer = None
+                if outer.authorize is not None:
+                    try:
+                        authorizer = outer.authorize(self.command, f"http://{self.headers.get('Host')}{self.path}",
+                                                     dict(self.headers.items()), raw)
+                    except PermissionError as refused:
+                        return self._answer({"statusCode": 403, "headers": {"Content-Type": "application/json"},
+                                             "body": json.dumps({"Message": f"Forbidden: {refused}"})})
                 event = {"version": "2.0", "rawPath": path, "rawQueryString": query,
                          "queryStringParameters": {k: v[0] for k, v in urllib.parse.parse_qs(query).items()} or None,
                          "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body, "isBase64Encoded": False,
@@ -92,8 +106,15 @@ class FunctionUrlServer:
                                             "requestId": "local", "routeKey": "$default", "stage": "$default",
                                             "accountId": "local", "apiId": "local", "domainName": "127.0.0.1",
                                             "domainPrefix": "local", "time": "-", "timeEpoch": 0}}
-                response = outer.invoke(event)
-                payload = response.get("body", "").encode()
+                if authorizer is not None:
+                    event["requestContext"]["authorizer"] = authorizer
+                try:
+                    self._answer(outer.invoke(event))
+                except Exception:  # what Lambda answers when the function itself fails
+                    self._answer({"statusCode": 502, "body": json.dumps({"Message": "Internal Server Error"})})
+
+            def _answer(self, response: dict) -> None:
+                payload = (response.get("body") or "").encode()
                 self.send_response(response.get("statusCode", 500))
                 for name, value in (response.get("headers") or {}).items():
                     self.send_header(name, value)
@@ -106,7 +127,7 @@ class FunctionUrlServer:
             def log_message(self, *args) -> None:
                 pass
 
-        self.invoke = invoke
+        self.invoke, self.authorize = invoke, authorize
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
         Thread(target=self.server.serve_forever, daemon=True).start()
@@ -214,22 +235,34 @@ class LocalLifecycle:
         self.dispatch = glue.LambdaDispatch({"SAGEMAKER_RUNTIME_URL": self.hosting.url})
         self.dispatch.install()
         model_stack = self.templates[naming.model_stack(self.model, LOCAL_ENV)]
-        decide_logical = next(k for k, r in model_stack["Resources"].items()
-                              if r["Type"] == "AWS::Lambda::Function" and k.startswith("ApprovalDecideFunction"))
+        decide_logical, runs_logical = (function_logical_id(model_stack, prefix)
+                                        for prefix in ("ApprovalDecideFunction", "RunsApiRunsFunction"))
         self.approval_server = FunctionUrlServer(lambda event: self.dispatch.invoke(decide_logical[:64], event))
-        provisioner = Provisioner(self.account, self.region, self.dispatch, {decide_logical: self.approval_server.url})
+        self.runs_server = runs_api_server(lambda event: self.dispatch.invoke(runs_logical[:64], event), runs_logical[:64],
+                                           self.account, self.region)
+        provisioner = Provisioner(self.account, self.region, self.dispatch,
+                                  {decide_logical: self.approval_server.url, runs_logical: self.runs_server.url})
         for stack, template in self.templates.items():
             provisioner.provision(stack, template)
         self.provisioned = provisioner.result
         self.bucket = naming.artifact_bucket(LOCAL_ENV, self.account, self.region)
         self._subscribe_inbox()
+        self.data_scientist = self._person("data-scientist", "AccessDataScientist", DEMO_REQUESTER)
         if self.enforce_iam:
             self._enforce_iam(provisioner)
         glue.install_sagemaker_sync(self.model, self.workdir / "training", self._training_log,
                                     self.provisioned.role_credentials.of if self.enforce_iam else None, self.admin)
         self.say(f"    provisioned {sum(len(v) for v in self.provisioned.values.values())} resources, "
                  f"{len(self.provisioned.functions)} functions; endpoints served at {self.hosting.url}, "
-                 f"approval links at {self.approval_server.url}")
+                 f"approval links at {self.approval_server.url}, runs API (AWS_IAM) at {self.runs_server.url}")
+
+    def _person(self, role: str, policy_logical_prefix: str, email: str):
+        """A person with the synthesized managed policy of their role, signed in with their email as the
+        session name (what IAM Identity Center does); created before IAM is enforced."""
+        from pipelines.local import iam
+
+        return iam.person(f"local-{role}", [self.provisioned.managed_policy(policy_logical_prefix)], email,
+                          self.account, self.region)
 
     def _enforce_iam(self, provisioner) -> None:
         from pipelines.local import iam
@@ -265,8 +298,10 @@ class LocalLifecycle:
     def _run_pipeline(self, trigger_approval: bool) -> dict:
         from pipelines.client import Pipelines
 
-        with self._as_driver():
-            run = Pipelines(env=LOCAL_ENV).start(self.model, requested_by=DEMO_REQUESTER, reason="local lifecycle")
+        # Through the runs API, signed as the data scientist: not under ENV_LOCK, which the API's handler takes.
+        run = Pipelines(env=LOCAL_ENV, session=self.data_scientist.session(self.region)).start(
+            self.model, reason="local lifecycle")
+        self.say(f"    started {run.name} through the runs API as {DEMO_REQUESTER} (data scientist)")
         return self._follow(run.arn, approve=trigger_approval)
 
     def _follow(self, execution_arn: str, approve: bool, stop_at: str | None = None, timeout_s: float = 600) -> dict:
@@ -396,9 +431,23 @@ class LocalLifecycle:
     def _close(self) -> None:
         if getattr(self, "_enforcement", None) is not None:
             self._enforcement.__exit__(None, None, None)
-        for server in (getattr(self, "approval_server", None), getattr(self, "hosting", None)):
+        for server in (getattr(self, "approval_server", None), getattr(self, "runs_server", None),
+                       getattr(self, "hosting", None)):
             if server is not None:
                 server.close()
+
+
+def function_logical_id(template: dict, prefix: str) -> str:
+    return next(k for k, r in template["Resources"].items() if r["Type"] == "AWS::Lambda::Function" and k.startswith(prefix))
+
+
+def runs_api_server(invoke: Callable[[dict], dict], function_name: str, account: str, region: str) -> FunctionUrlServer:
+    """The runs API's Function URL with AWS_IAM auth played locally: moto verifies the signature and the grant."""
+    from pipelines.local.iam import verify_function_url_request
+
+    function_arn = f"arn:aws:lambda:{region}:{account}:function:{function_name}"
+    return FunctionUrlServer(invoke, authorize=lambda method, url, headers, body:
+                             verify_function_url_request(method, url, headers, body, function_arn, account))
 
 
 def _first_failure(history: list[dict]) -> dict | None:

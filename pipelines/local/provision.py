@@ -38,6 +38,13 @@ class Provisioned:
     state_machines: dict[str, str] = field(default_factory=dict)
     role_credentials: iam.RoleCredentials = field(default_factory=iam.RoleCredentials)
     policies: dict[str, dict] = field(default_factory=dict)  # role name -> policy name -> resolved document
+    managed_policies: dict[str, str] = field(default_factory=dict)  # logical id -> customer-managed policy ARN
+
+    def managed_policy(self, logical_prefix: str) -> str:
+        matches = [arn for logical, arn in self.managed_policies.items() if logical.startswith(logical_prefix)]
+        if len(matches) != 1:
+            raise ProvisioningError(f"expected one managed policy whose logical id starts with {logical_prefix}, found {len(matches)}")
+        return matches[0]
 
     def function_named(self, logical_prefix: str) -> LocalFunction:
         matches = [f for logical, f in self.functions.items() if logical.startswith(logical_prefix)]
@@ -55,7 +62,8 @@ class Provisioner:
     def provision(self, stack: str, template: dict) -> None:
         resources = template.get("Resources", {})
         values = self.result.values.setdefault(stack, {})
-        later = ("AWS::Lambda::Function", "AWS::Lambda::Url", "AWS::StepFunctions::StateMachine", "AWS::IAM::Policy")
+        later = ("AWS::Lambda::Function", "AWS::Lambda::Url", "AWS::SSM::Parameter", "AWS::StepFunctions::StateMachine",
+                 "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
         for logical, resource in resources.items():
             if resource["Type"] not in later:
                 values[logical] = self._create(stack, logical, resource)
@@ -130,6 +138,12 @@ class Provisioner:
             for role in self._resolve(stack, properties["Roles"]):
                 self._put_role_policy(role, properties["PolicyName"], document)
             return {"Ref": properties["PolicyName"]}
+        if kind == "AWS::IAM::ManagedPolicy":
+            return self._customer_managed_policy(stack, logical, properties)
+        if kind == "AWS::SSM::Parameter":
+            name, value = properties["Name"], self._resolve(stack, properties["Value"])
+            self.client("ssm").put_parameter(Name=name, Value=value, Type=properties.get("Type", "String"), Overwrite=True)
+            return {"Ref": name, "Value": value}
         if kind == "AWS::SNS::Topic":
             name = properties.get("TopicName") or f"{stack}-{logical}"
             topic = self.client("sns").create_topic(Name=name)["TopicArn"]
@@ -162,7 +176,7 @@ class Provisioner:
         return {}
 
     def _role(self, stack: str, logical: str, properties: dict) -> dict[str, str]:
-        name = f"{stack}-{logical}"[:64]
+        name = properties.get("RoleName") or f"{stack}-{logical}"[:64]  # a fixed name is part of the contract
         trust = self._resolve(stack, properties["AssumeRolePolicyDocument"])
         role = self.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
         for policy in properties.get("Policies", []):
@@ -170,6 +184,18 @@ class Provisioner:
         for managed in self._resolve(stack, properties.get("ManagedPolicyArns", [])):
             self.client("iam").attach_role_policy(RoleName=name, PolicyArn=self._managed_policy(managed))
         return {"Ref": name, "Arn": role["Arn"], "RoleId": role["RoleId"]}
+
+    def _customer_managed_policy(self, stack: str, logical: str, properties: dict) -> dict[str, str]:
+        """Created with its resolved document and attached to the roles the template names (people's roles
+        in the local mode are made by whoever uses the policy, e.g. the lifecycle's data scientist)."""
+        name = properties.get("ManagedPolicyName") or f"{stack}-{logical}"[:128]
+        document = self._resolve(stack, properties["PolicyDocument"])
+        check_policy_arns(document, self._real_arns(), name)
+        arn = self.client("iam").create_policy(PolicyName=name, PolicyDocument=json.dumps(document))["Policy"]["Arn"]
+        self.result.managed_policies[logical] = arn
+        for role in self._resolve(stack, properties.get("Roles", [])):
+            self.client("iam").attach_role_policy(RoleName=role, PolicyArn=arn)
+        return {"Ref": arn, "PolicyArn": arn}
 
     def _put_role_policy(self, role: str, policy_name: str, document: dict) -> None:
         check_policy_arns(document, self._real_arns(), f"{role}/{policy_name}")

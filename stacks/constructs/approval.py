@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy, Stack, aws_dynamodb as dynamodb, aws_iam as iam, aws_kms as kms
 from aws_cdk import aws_lambda as lambda_, aws_secretsmanager as secretsmanager, aws_sns as sns
+from aws_cdk import aws_events as events, aws_events_targets as targets
 from aws_cdk import aws_sns_subscriptions as subscriptions, aws_stepfunctions as sfn, aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from pipelines import naming
-from pipelines.spec import ModelSpec
+from pipelines.spec import SIGNING_KEY_ROTATION_DAYS, ModelSpec
 from stacks.constructs.functions import PlatformFunction
 from stacks.constructs.retraining import TASK_PAYLOAD, TRANSIENT_ERRORS
 from stacks.nag import acknowledge
@@ -24,7 +25,7 @@ from stacks.nag import acknowledge
 class ApprovalHook(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str, key: kms.IKey,
                  code: lambda_.Code, environment: dict[str, str], audit_table: dynamodb.ITable,
-                 machine_arn: str, package_arns: list[str], on_rejected: sfn.IChainable) -> None:
+                 machine_arn: str, package_arns: list[str], on_rejected: sfn.IChainable, failures=None) -> None:
         super().__init__(scope, construct_id)
         model = spec.name
         self.topic = sns.Topic(self, "Topic", topic_name=f"{model}-{env_name}-approvals", master_key=key, enforce_ssl=True)
@@ -35,9 +36,7 @@ class ApprovalHook(Construct):
             self, "SigningKey", secret_name=naming.approval_secret(model, env_name), encryption_key=key,
             description=f"HMAC key signing the approval links of {model} ({env_name})",
             generate_secret_string=secretsmanager.SecretStringGenerator(password_length=64, exclude_punctuation=True))
-        acknowledge(self.secret, {"AwsSolutions-SMG4": (
-            "Rotating the HMAC key would invalidate links of approvals in flight; rotate it between runs with "
-            "`aws secretsmanager rotate-secret` or by updating the value, documented in docs/architecture.md.")})
+        self._rotate_signing_key(key, code)
         self.idempotency = dynamodb.Table(
             self, "Idempotency", table_name=f"{naming.idempotency_table(env_name)}-{model}",
             partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
@@ -61,7 +60,12 @@ class ApprovalHook(Construct):
                                         key=key, code=code, description="Stores the task token and mails signed links",
                                         environment={**shared, "APPROVAL_TOPIC_ARN": self.topic.topic_arn,
                                                      "APPROVAL_URL": self.url.url})
+        self.reconciler = PlatformFunction(
+            self, "ReconcileFunction", handler="lambdas.approval.handlers.reconcile_handler", key=key, code=code,
+            environment=shared, timeout=Duration.minutes(5),
+            description="Completes approval decisions left unapplied; closes requests of runs that ended")
         self._grant(model, key, audit_table, machine_arn, package_arns)
+        self._schedule_reconciler(model, failures)
 
         self.state = tasks.LambdaInvoke(
             self, "WaitForApproval", lambda_function=self.request.function,
@@ -72,9 +76,55 @@ class ApprovalHook(Construct):
         self.state.add_retry(errors=TRANSIENT_ERRORS, interval=Duration.seconds(2), max_attempts=6, backoff_rate=2)
         self.state.add_catch(on_rejected, errors=["States.Timeout", "ModelRejected"], result_path="$.error")
 
+    def _schedule_reconciler(self, model: str, failures) -> None:
+        dead_letters = {"dead_letter_queue": failures.queue} if failures else {}
+        events.Rule(self, "ReconcileSchedule", schedule=events.Schedule.rate(Duration.minutes(15)),
+                    description=f"Approval repair of {model}",
+                    targets=[targets.LambdaFunction(self.reconciler.function, retry_attempts=2, **dead_letters)])
+        if failures:
+            failures.keep_failures_of(self.reconciler.function)
+
+    def _rotate_signing_key(self, key: kms.IKey, code: lambda_.Code) -> None:
+        """Rotation keeps the previous key verifying (links carry a key id), so links in flight survive one rotation;
+        the period is at least approval.timeout_hours (the spec caps it there). The function has a role of its own
+        with exactly what the four rotation steps call: Describe/Get/Put/UpdateSecretVersionStage on this secret and
+        the key through Secrets Manager only. (CfnRotationSchedule rather than secret.add_rotation_schedule: that
+        one grants through the key's policy, a cycle with the registry stack that owns the key, and adds
+        GetRandomPassword on '*', which this function does not call.)"""
+        self.rotation = PlatformFunction(
+            self, "RotateFunction", handler="lambdas.approval.rotation.handler", key=key, code=code, environment={},
+            description="Rotates the approval-link signing key (new current key, the old one kept as previous)")
+        role, function = self.rotation.role, self.rotation.function
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue",
+                     "secretsmanager:UpdateSecretVersionStage"], resources=[self.secret.secret_arn]))
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], resources=[key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{Stack.of(self).region}.amazonaws.com"}}))
+        permission = lambda_.CfnPermission(
+            self, "RotateInvokePermission", action="lambda:InvokeFunction", function_name=function.function_arn,
+            principal="secretsmanager.amazonaws.com", source_account=Stack.of(self).account)
+        schedule = secretsmanager.CfnRotationSchedule(
+            self, "Rotation", secret_id=self.secret.secret_arn, rotation_lambda_arn=function.function_arn,
+            rotation_rules=secretsmanager.CfnRotationSchedule.RotationRulesProperty(
+                schedule_expression=f"rate({SIGNING_KEY_ROTATION_DAYS} days)"))
+        schedule.add_dependency(permission)
+        schedule.node.add_dependency(role)
+
     def _grant(self, model, key, audit_table, machine_arn, package_arns) -> None:
         own_items = {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{model}"]}}
-        request, decide = self.request.role, self.decide.role
+        request, decide, reconciler = self.request.role, self.decide.role, self.reconciler.role
+        executions = machine_arn.replace(":stateMachine:", ":execution:") + ":*"
+        for role in (decide, reconciler):  # both apply decisions: registry, run, record
+            role.add_to_policy(iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions]))
+        reconciler.add_to_policy(iam.PolicyStatement(
+            actions=["kms:Decrypt"], resources=[key.key_arn],
+            conditions={"StringEquals": {"kms:EncryptionContext:purpose": "approval-task-token"}}))
+        reconciler.add_to_policy(iam.PolicyStatement(actions=["dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem"],
+                                                     resources=[audit_table.table_arn], conditions=own_items))
+        reconciler.add_to_policy(iam.PolicyStatement(actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
+                                                     resources=[machine_arn]))
+        reconciler.add_to_policy(iam.PolicyStatement(actions=["sagemaker:UpdateModelPackage"], resources=package_arns))
         # Identity-policy statements, not key grants: the key lives in the registry stack (no cross-stack cycle).
         request.add_to_policy(iam.PolicyStatement(actions=["kms:Encrypt"], resources=[key.key_arn]))
         decide.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]))

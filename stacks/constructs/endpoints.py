@@ -96,7 +96,8 @@ class EndpointDeployment(Construct):
             for name, handler, description in (
                 ("deploy", "deploy", "Creates the model and endpoint config; creates or blue/green-updates the endpoint"),
                 ("smoke", "smoke_test", "Invokes the staging endpoint with sample rows"),
-                ("rollback", "roll_back", "Restores the staging endpoint's previous model after a failed smoke test"))
+                ("rollback", "restore_after_failure",
+                 "After a failed release: restores every stage the run touched and rejects the package"))
         }
         self.alarms = {stage: EndpointAlarms(self, f"Alarms{stage.title()}", spec=spec, endpoint=endpoint, topic=topic)
                        for stage, endpoint in self.endpoints.items()}
@@ -118,8 +119,9 @@ class EndpointDeployment(Construct):
         for caller in (deploy, rollback):
             grant_sagemaker_key_use(caller, key)
         rollback.add_to_policy(iam.PolicyStatement(
-            actions=["sagemaker:UpdateEndpoint", "sagemaker:DeleteEndpoint"],
+            actions=["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint", "sagemaker:DeleteEndpoint"],
             resources=self._endpoint_arns(stack, "endpoint") + self._endpoint_arns(stack, "endpoint-config")))
+        rollback.add_to_policy(iam.PolicyStatement(actions=["sagemaker:UpdateModelPackage"], resources=package_arns))
         smoke.add_to_policy(iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=self._endpoint_arns(stack, "endpoint")))
         bucket.grant_read(smoke, f"runs/{self.spec.name}/*")
         smoke.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]))
@@ -135,11 +137,16 @@ class EndpointDeployment(Construct):
             conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Stack.of(self).region}.amazonaws.com"}}))
 
     def chain(self, on_failure: sfn.IChainable, then: sfn.IChainable) -> sfn.IChainable:
-        rolled_back = lambda_step(self, "RollbackStaging", self.functions["rollback"].function, "$.rollback",
-                                  stage="staging").next(on_failure)
+        """Every failure after approval goes through RestoreAfterFailedRelease (stages back, package rejected)
+        before the failure notification; a failing restore still ends in that notification."""
+        restore = lambda_step(self, "RestoreAfterFailedRelease", self.functions["rollback"].function, "$.restore")
+        restore.add_retry(errors=["ClientError"], interval=Duration.seconds(30), max_attempts=5, backoff_rate=2)
+        restore.add_catch(on_failure, errors=["States.ALL"], result_path="$.restore_error")
+        restore.next(on_failure)
+        on_failure = restore
         steps = {stage: self._stage(stage, on_failure) for stage in STAGES}
         smoke = lambda_step(self, "SmokeTestStaging", self.functions["smoke"].function, "$.smoke_test", stage="staging")
-        smoke.add_catch(rolled_back, errors=["States.ALL"], result_path="$.error")
+        smoke.add_catch(on_failure, errors=["States.ALL"], result_path="$.error")
         staging_first, staging_ready = steps["staging"]
         prod_first, prod_ready = steps["prod"]
         staging_ready.next(smoke)

@@ -61,6 +61,7 @@ class RetrainingStateMachine(Construct):
         not_promoted = notify_step("NotifyNotPromoted", "not promoted").next(sfn.Succeed(self, "KeptChampion"))
         succeeded = notify_step("NotifySucceeded", "succeeded").next(sfn.Succeed(self, "Done"))
         after_approval = deployment.chain(on_failure=failed, then=succeeded) if deployment is not None else succeeded
+        approval_step.add_catch(failed, errors=["States.ALL"], result_path="$.error")  # after Timeout/ModelRejected
         approval = sfn.Chain.start(approval_step).next(after_approval)
 
         definition = (sfn.Chain.start(prepare).next(validate).next(training.state).next(evaluate)
@@ -75,7 +76,8 @@ class RetrainingStateMachine(Construct):
             timeout=Duration.seconds(spec.training.max_runtime_s + (spec.training.effective_max_wait_s or 0)
                                      + int(spec.approval.timeout_hours * 3600) + 6 * 3600),
             tracing_enabled=True, encryption_configuration=sfn.CustomerManagedEncryptionConfiguration(key),
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            # Without execution data: payloads carry the approval task token, which only the approval hook may see.
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
         )
         training.grant_start(self.machine)
         if deployment is not None:

@@ -35,7 +35,13 @@ def test_the_approval_was_decided_by_an_approver_through_the_link_and_audited(li
     decided = [a for a in lifecycle.approvals if a["status"] == "APPROVED"]
     assert len(decided) == 1
     assert decided[0]["decided_by"] == "ml-lead@example.com" and decided[0]["channel"] == "link"
-    assert decided[0]["source_ip"] == "127.0.0.1" and decided[0]["requested_by"] == "data-scientist@example.com"
+    assert decided[0]["source_ip"] == "127.0.0.1"
+
+
+def test_run_one_was_started_through_the_runs_api_as_the_signed_data_scientist(lifecycle):
+    requested_by = lifecycle.runs[0]["input"]["requested_by"]
+    assert requested_by == "arn:aws:sts::123456789012:assumed-role/local-data-scientist/data-scientist@example.com"
+    assert next(a for a in lifecycle.approvals if a["status"] == "APPROVED")["requested_by"] == requested_by
 
 
 def test_the_approved_model_serves_probabilities(lifecycle):

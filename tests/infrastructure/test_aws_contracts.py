@@ -72,8 +72,8 @@ def test_the_endpoint_execution_role_may_describe_exactly_the_rollback_alarms(mo
 
 def test_the_drift_function_keeps_failed_async_invocations_in_an_alarmed_queue(model):
     resources = model["Resources"]
-    (invoke_config,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
-    assert invoke_config["FunctionName"]["Ref"].startswith("DriftFunction")
+    (invoke_config,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"
+                        and r["Properties"]["FunctionName"]["Ref"].startswith("DriftFunction")]
     queue_ref = invoke_config["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
     assert resources[queue_ref]["Type"] == "AWS::SQS::Queue" and "KmsMasterKeyId" in resources[queue_ref]["Properties"]
     (drift_rule,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"
@@ -124,3 +124,13 @@ def test_current_account_comes_from_the_cdk_cli_credentials(monkeypatch):
     monkeypatch.setenv("CDK_DEFAULT_ACCOUNT", "777788889999")
     app = build_app(new_app(env="dev", **{"mlops:environments": environments}))
     assert app.node.find_child("mlops-dev-registry").account == "777788889999"
+
+
+
+def test_the_approval_reconciler_runs_on_a_schedule_and_keeps_its_failures(model):
+    resources = model["Resources"]
+    (rule,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"
+               and r["Properties"].get("Description", "").startswith("Approval repair")]
+    assert rule["ScheduleExpression"] == "rate(15 minutes)" and "DeadLetterConfig" in rule["Targets"][0]
+    assert [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"
+            and r["Properties"]["FunctionName"]["Ref"].startswith("ApprovalReconcileFunction")]

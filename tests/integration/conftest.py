@@ -61,7 +61,8 @@ def platform(monkeypatch):
         env = {"ARTIFACT_BUCKET": BUCKET, "MODEL_PACKAGE_GROUP": "churn-dev", "NOTIFICATION_TOPIC_ARN": topic,
                "STATE_MACHINE_ARN": machine, "MODEL_SPEC": SPEC.model_dump_json(),
                "TRAINING_HYPERPARAMETERS": json.dumps(hyperparameters),
-               "INFERENCE_IMAGE": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.5-cpu-py311"}
+               "INFERENCE_IMAGE": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.5-cpu-py311",
+               "PROD_ENDPOINT": "churn-dev-prod"}
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         lambda_config.model_spec.cache_clear()
@@ -127,3 +128,17 @@ def without_role_action(function_prefix: str, action: str):
                     properties = resource["Properties"]
                     properties["PolicyDocument"] = without_action(properties["PolicyDocument"], action)
     return adjust
+
+
+def serve_in_production(package_arn: str, execution: str = "r1", endpoint: str = "churn-dev-prod") -> None:
+    """What a successful release leaves behind: the production endpoint serving package_arn (the champion)."""
+    sagemaker = boto3.client("sagemaker")
+    name = f"{endpoint}-{execution}"
+    sagemaker.create_model(ModelName=name, ExecutionRoleArn="arn:aws:iam::123456789012:role/endpoint",
+                           Containers=[{"ModelPackageName": package_arn}])
+    sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}])
+    if any(e["EndpointName"] == endpoint for e in sagemaker.list_endpoints()["Endpoints"]):
+        sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName=name)
+    else:
+        sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=name)

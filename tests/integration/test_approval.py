@@ -43,7 +43,8 @@ def approval(platform, monkeypatch):
         boto3.DEFAULT_SESSION.events.register(
             f"provide-client-params.sfn.{operation}",
             lambda params, event_name, **kw: callbacks.append((event_name.rsplit(".", 1)[-1], dict(params))))
-    return {"package": package, "queue": queue, "callbacks": callbacks, "secret": "k" * 64}
+    return {"package": package, "queue": queue, "callbacks": callbacks, "secret": "k" * 64,
+            "machine": platform["state_machine"]}
 
 
 def state(package: str, requested_by: str = "ds@example.com") -> dict:
@@ -170,10 +171,10 @@ def test_bad_links_get_a_clear_4xx_page_and_change_nothing(approval, make_token,
 
 def test_a_tampered_link_is_refused(approval):
     links = request(approval)
-    version, payload, signature = links[APPROVERS[0]]["reject"].split(".")
+    version, key_id, payload, signature = links[APPROVERS[0]]["reject"].split(".")
     claims = json.loads(tokens._unb64(payload))
     claims["action"] = "approve"
-    tampered = ".".join([version, tokens._b64(json.dumps(claims).encode()), signature])
+    tampered = ".".join([version, key_id, tokens._b64(json.dumps(claims).encode()), signature])
     assert http("POST", tampered)["statusCode"] == 403
     assert record()["status"] == "PENDING"
 
@@ -194,7 +195,8 @@ def test_a_run_that_no_longer_waits_closes_the_request(approval, monkeypatch):
     monkeypatch.setattr(dal, "send_task_result", gone)
     response = http("POST", links[APPROVERS[0]]["approve"])
     assert response["statusCode"] == 410 and "no longer waits" in response["body"]
-    assert record()["status"] == "EXPIRED" and package_status(approval) == "PendingManualApproval"
+    # nothing will ever deploy it: the registry says so instead of leaving it waiting for approval
+    assert record()["status"] == "EXPIRED" and package_status(approval) == "Rejected"
 
 
 def test_an_unanswered_request_times_out_rejects_the_package_and_notifies(approval):
@@ -207,30 +209,6 @@ def test_an_unanswered_request_times_out_rejects_the_package_and_notifies(approv
     assert package_status(approval) == "Rejected" and record()["status"] == "EXPIRED"
     late = http("POST", links[APPROVERS[0]]["approve"])
     assert late["statusCode"] == 409 and approval["callbacks"] == []
-
-
-def as_person(session_name: str):
-    from pipelines.client import Pipelines
-    credentials = boto3.client("sts").assume_role(RoleArn="arn:aws:iam::123456789012:role/Approver",
-                                                  RoleSessionName=session_name)["Credentials"]
-    return Pipelines(env="dev", session=boto3.Session(
-        aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"], region_name="us-east-1"))
-
-
-def test_cli_approve_by_a_listed_approver_uses_the_same_governance(approval):
-    from pipelines.client import DecisionRefused, decide
-    request(approval, requested_by="arn:aws:sts::123456789012:assumed-role/DataScientist/ml-lead@example.com")
-    with pytest.raises(DecisionRefused, match="Self-approval refused"):
-        decide(as_person("ml-lead@example.com"), "churn", True, "mine")
-    with pytest.raises(DecisionRefused, match="Not an approver"):
-        decide(as_person("intern@example.com"), "churn", True, "")
-    decide(as_person("risk-officer@example.com"), "churn", True, "reviewed in the risk meeting")
-    stored = record()
-    assert (stored["status"], stored["decided_by"], stored["channel"]) == ("APPROVED", "risk-officer@example.com", "cli")
-    assert package_status(approval) == "Approved" and [c[0] for c in approval["callbacks"]] == ["SendTaskSuccess"]
-    with pytest.raises(DecisionRefused, match="no pending approval"):
-        decide(as_person("risk-officer@example.com"), "churn", False, "changed my mind")
 
 
 def test_one_address_is_throttled_after_its_per_minute_budget_without_touching_the_decision(approval, monkeypatch):
@@ -248,3 +226,84 @@ def test_one_address_is_throttled_after_its_per_minute_budget_without_touching_t
     assert "Too many requests" in throttled["body"] and not approval["callbacks"]
     assert http("POST", token, "looks good", ip="198.51.100.8")["statusCode"] == 200  # another address is unaffected
     assert [name for name, _ in approval["callbacks"]] == ["SendTaskSuccess"]
+
+
+
+def throttled(operation: str):
+    from botocore.exceptions import ClientError
+    return ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, operation)
+
+
+def fail_once(monkeypatch, owner, name: str, operation: str) -> list:
+    calls, original = [], getattr(owner, name)
+
+    def flaky(*args, **kwargs):
+        calls.append(name)
+        if len(calls) == 1:
+            raise throttled(operation)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(owner, name, flaky)
+    return calls
+
+
+def test_a_throttled_registry_update_leaves_the_decision_recorded_unapplied_and_undeployable(approval, monkeypatch):
+    links = request(approval)
+    fail_once(monkeypatch, dal.ModelRegistry, "set_status", "UpdateModelPackage")
+    response = http("POST", links[APPROVERS[0]]["approve"])
+    assert response["statusCode"] == 503 and "Decision recorded" in response["body"]
+    stored = record()
+    assert (stored["status"], stored["applied"]) == ("APPROVED", False)
+    assert package_status(approval) == "PendingManualApproval" and approval["callbacks"] == []  # the run still waits
+
+
+def test_the_reconciler_applies_a_decision_left_unapplied(approval, monkeypatch):
+    links = request(approval)
+    fail_once(monkeypatch, dal, "send_task_result", "SendTaskSuccess")
+    assert http("POST", links[APPROVERS[0]]["approve"])["statusCode"] == 503
+    assert package_status(approval) == "Approved" and record()["applied"] is False
+    assert handlers.reconcile("churn", "mlops-dev-audit", "churn-dev", approval["machine"]) == []  # within the grace period: a click may be in flight
+    repaired = handlers.reconcile("churn", "mlops-dev-audit", "churn-dev", approval["machine"], now=time.time() + 600)
+    assert repaired == [{"execution": "run-1", "action": "applied approved"}]
+    assert [name for name, _ in approval["callbacks"]] == ["SendTaskSuccess"] and record()["applied"] is True
+
+
+def test_the_same_click_again_completes_its_own_unapplied_decision(approval, monkeypatch):
+    links = request(approval)
+    fail_once(monkeypatch, dal, "send_task_result", "SendTaskSuccess")
+    assert http("POST", links[APPROVERS[0]]["approve"])["statusCode"] == 503
+    other = http("POST", links[APPROVERS[1]]["reject"])
+    assert other["statusCode"] == 409  # another approver cannot overturn a recorded decision
+    again = http("POST", links[APPROVERS[0]]["approve"])
+    assert again["statusCode"] == 200 and record()["applied"] is True
+    assert [name for name, _ in approval["callbacks"]] == ["SendTaskSuccess"] and package_status(approval) == "Approved"
+
+
+def test_a_throttled_claim_changes_nothing_and_asks_to_try_again(approval, monkeypatch):
+    links = request(approval)
+    fail_once(monkeypatch, dal.ApprovalStore, "decide", "UpdateItem")
+    response = http("POST", links[APPROVERS[0]]["approve"])
+    assert response["statusCode"] == 503 and "Try again" in response["body"]
+    assert record()["status"] == "PENDING" and package_status(approval) == "PendingManualApproval"
+    assert http("POST", links[APPROVERS[0]]["approve"])["statusCode"] == 200
+
+
+def test_the_reconciler_closes_a_pending_request_whose_run_ended(approval):
+    request(approval)
+    repaired = handlers.reconcile("churn", "mlops-dev-audit", "churn-dev", approval["machine"])
+    assert repaired == [{"execution": "run-1", "action": "closed abandoned request"}]
+    assert record()["status"] == "ABANDONED" and package_status(approval) == "Rejected"
+
+
+def test_mlops_approvals_repair_applies_an_unapplied_decision(approval, monkeypatch):
+    from typer.testing import CliRunner
+
+    from pipelines import cli
+    links = request(approval)
+    fail_once(monkeypatch, dal, "send_task_result", "SendTaskSuccess")
+    assert http("POST", links[APPROVERS[0]]["approve"])["statusCode"] == 503
+    boto3.resource("dynamodb").Table("mlops-dev-audit").update_item(  # older than the grace period
+        Key={"pk": "model#churn", "sk": "approval#run-1"}, UpdateExpression="SET decided_at = :t",
+        ExpressionAttributeValues={":t": "2026-01-01T00:00:00+00:00"})
+    result = CliRunner().invoke(cli.app, ["approvals", "repair", "churn", "--env", "dev"])
+    assert result.exit_code == 0, result.output
+    assert "run-1: applied approved" in result.output and record()["applied"] is True

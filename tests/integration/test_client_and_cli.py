@@ -19,21 +19,36 @@ def wide_console():
 
 
 @pytest.fixture
-def aws():
+def aws(monkeypatch):
+    """A dev stack's state machine and registry, and its runs API served locally with AWS_IAM auth (the
+    caller signs as an IAM user holding the process's keys)."""
+    from lambdas.runs.handlers import handler
+    from pipelines.client import runs_api_parameter
+    from pipelines.local.iam import create_admin
+    from pipelines.local.lifecycle import runs_api_server
+    from tests.integration.conftest import SPEC, FakeContext
+
     with mock_aws():
-        boto3.client("stepfunctions").create_state_machine(
+        machine = boto3.client("stepfunctions").create_state_machine(
             name="churn-dev-retraining", roleArn="arn:aws:iam::123456789012:role/sfn",
-            definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))
+            definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
         boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName="churn-dev")
+        for name, value in {"MODEL_SPEC": SPEC.model_dump_json(), "STATE_MACHINE_ARN": machine, "AUDIT_TABLE": "mlops-dev-audit",
+                            "MODEL_PACKAGE_GROUP": "churn-dev", "APPROVER_ROLE_NAME": "mlops-dev-churn-approver"}.items():
+            monkeypatch.setenv(name, value)
+        create_admin("123456789012", "us-east-1")
+        server = runs_api_server(lambda event: handler(event, FakeContext()), "runs", "123456789012", "us-east-1")
+        boto3.client("ssm").put_parameter(Name=runs_api_parameter("churn", "dev"), Value=server.url, Type="String")
         yield
+        server.close()
 
 
 def test_start_records_who_what_and_commit_and_refuses_a_second_run(aws):
     pipelines = Pipelines(env="dev")
-    run = pipelines.start("churn", {"epochs": 3}, requested_by="ds@example.com", git_commit="abcdef1", reason="test")
+    run = pipelines.start("churn", {"epochs": 3}, git_commit="abcdef1", reason="test")
     execution = boto3.client("stepfunctions").describe_execution(executionArn=run.arn)
     document = json.loads(execution["input"])
-    assert document == {"model": "churn", "trigger": "manual", "requested_by": "ds@example.com",
+    assert document == {"model": "churn", "trigger": "manual", "requested_by": "arn:aws:iam::123456789012:user/local-admin",
                         "hyperparameters": {"epochs": 3}, "git_commit": "abcdef1", "reason": "test"}
     with pytest.raises(RunInProgress, match=f"already has a running retraining execution '{run.name}'"):
         pipelines.start("churn")

@@ -6,7 +6,7 @@ import pytest
 
 from lambdas.drift import baseline, handler
 from lambdas.drift.capture import capture_record
-from tests.integration.conftest import BUCKET, SPEC, FakeContext
+from tests.integration.conftest import BUCKET, SPEC, FakeContext, serve_in_production
 from tests.support.sagemaker_layout import make_dataset
 
 NOW = datetime(2026, 11, 22, 12, 30, tzinfo=timezone.utc)
@@ -48,6 +48,7 @@ def drift_platform(platform, monkeypatch):
         DriftCheckBaselines={"ModelDataQuality": {"Statistics": {"ContentType": "application/json",
                                                                  "S3Uri": f"s3://{BUCKET}/runs/churn/r1/baseline/statistics.json"}}},
     )["ModelPackageArn"]
+    serve_in_production(arn)
     return {**platform, "champion": arn}
 
 
@@ -106,7 +107,22 @@ def test_malformed_lines_are_skipped_and_quoted_and_schema_mismatch_never_retrai
     assert executions(drift_platform) == []
 
 
-def test_no_approved_champion_means_nothing_to_compare(platform, monkeypatch):
+def test_nothing_served_in_production_means_nothing_to_compare(platform, monkeypatch):
     monkeypatch.setenv("AUDIT_TABLE", "unused")
     monkeypatch.setenv("CAPTURE_PREFIX", CAPTURE)
-    assert invoke()["reason"] == "no approved model package (no baseline) yet"
+    assert invoke()["reason"] == "production serves no model package (no baseline) yet"
+
+
+def test_an_approved_package_that_production_does_not_serve_is_not_the_baseline(drift_platform):
+    # e.g. a package whose release failed after approval: the traffic is still scored by the one production serves
+    sagemaker = boto3.client("sagemaker")
+    sagemaker.create_model_package(
+        ModelPackageGroupName="churn-dev", ModelApprovalStatus="Approved",
+        InferenceSpecification={"Containers": [{"Image": "x", "ModelDataUrl": f"s3://{BUCKET}/m2.tar.gz"}],
+                                "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]},
+        DriftCheckBaselines={"ModelDataQuality": {"Statistics": {"ContentType": "application/json",
+                                                                 "S3Uri": f"s3://{BUCKET}/missing/statistics.json"}}})
+    from lambdas.drift.handler import champion_baseline
+    from lambdas.shared import dal
+    statistics, champion = champion_baseline(dal.ModelRegistry("churn-dev"))
+    assert champion == drift_platform["champion"] and statistics

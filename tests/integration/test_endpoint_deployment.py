@@ -133,8 +133,9 @@ def test_a_failing_smoke_test_stops_and_the_previous_model_keeps_serving(hosting
     deploy(bad, "staging", "run-2")
     with pytest.raises(SmokeTestFailed, match="HTTP 4"):
         smoke(bad, "staging", "run-2")
-    rolled = handlers.roll_back(task_event(bad, execution_name="run-2", stage="staging"), FakeContext())
-    assert rolled["action"] == "restored churn-dev-staging-run-1"
+    rolled = restore(bad, "run-2")
+    assert rolled["restored"] == {"staging": "restored churn-dev-staging-run-1"}
+    assert package_status(bad) == "Rejected"  # never the champion, never the drift baseline
     endpoint = boto3.client("sagemaker").describe_endpoint(EndpointName="churn-dev-staging")
     assert endpoint["EndpointConfigName"] == "churn-dev-staging-run-1"
     assert smoke(good, "staging", "run-1")["rows"] == 20  # the old model serves again
@@ -147,8 +148,34 @@ def test_a_failed_first_deployment_is_removed(hosting):
     deploy(bad, "staging", "run-1")
     with pytest.raises(SmokeTestFailed):
         smoke(bad, "staging", "run-1")
-    rolled = handlers.roll_back(task_event(bad, execution_name="run-1", stage="staging"), FakeContext())
-    assert "deleted" in rolled["action"]
+    rolled = restore(bad, "run-1")
+    assert "deleted" in rolled["restored"]["staging"] and package_status(bad) == "Rejected"
+
+
+def test_a_production_failure_restores_production_and_staging_and_rejects_the_package(hosting, model_tarball):
+    good = run_state(register(model_tarball, "v1"), "run-1")
+    deploy(good, "staging", "run-1")
+    deploy(good, "prod", "run-1")
+    second = run_state(register(model_tarball, "v2"), "run-2")
+    deploy(second, "staging", "run-2")
+    deploy(second, "prod", "run-2")
+    second["error"] = {"Error": "DeploymentRolledBack", "Cause": None}  # e.g. autoscaling failed after prod
+    rolled = restore(second, "run-2")
+    assert rolled["restored"] == {"prod": "restored churn-dev-prod-run-1", "staging": "restored churn-dev-staging-run-1"}
+    sagemaker = boto3.client("sagemaker")
+    assert {sagemaker.describe_endpoint(EndpointName=f"churn-dev-{stage}")["EndpointConfigName"]
+            for stage in ("staging", "prod")} == {"churn-dev-staging-run-1", "churn-dev-prod-run-1"}
+    assert package_status(second) == "Rejected" and "DeploymentRolledBack" in rolled["reason"]
+
+
+def restore(state: dict, execution: str) -> dict:
+    state.setdefault("error", {"Error": "SmokeTestFailed", "Cause": "the endpoint answered HTTP 400"})
+    return handlers.restore_after_failure(task_event(state, execution_name=execution), FakeContext())
+
+
+def package_status(state: dict) -> str:
+    return boto3.client("sagemaker").describe_model_package(
+        ModelPackageName=state["registration"]["model_package_arn"])["ModelApprovalStatus"]
 
 
 def test_mlops_rollback_redeploys_the_previous_approved_version(hosting, model_tarball):

@@ -7,7 +7,7 @@ import pytest
 from lambdas.pipeline import handlers
 from lambdas.pipeline.logic import DataValidationFailed, InvalidRunInput, RunAlreadyInProgress
 from pipelines.local.sagemaker_jobs import run_training_job
-from tests.integration.conftest import BUCKET, DATASET_KEY, FakeContext, dataset_bytes, task_event
+from tests.integration.conftest import BUCKET, DATASET_KEY, FakeContext, dataset_bytes, serve_in_production, task_event
 
 CONTEXT = FakeContext()
 
@@ -125,6 +125,7 @@ def test_a_challenger_that_does_not_beat_the_approved_champion_is_not_promoted(t
     metadata["metrics"] = json.dumps({"validation:auc": 0.99})
     sagemaker.update_model_package(ModelPackageArn=champion, ModelApprovalStatus="Approved",
                                    CustomerMetadataProperties=metadata)
+    serve_in_production(champion)
     second = handlers.evaluate(task_event(state), CONTEXT)
     assert second["promote"] is False
     assert second["champion_arn"] == champion
@@ -141,17 +142,24 @@ def test_failure_notification_carries_the_readable_reason(platform):
     handlers.notify(task_event(state, outcome="failed"), CONTEXT)
     message = json.loads(sqs.receive_message(QueueUrl=queue)["Messages"][0]["Body"])
     assert message["Subject"] == "[churn] retraining failed"
-    assert "Reason: 200 rows, the spec requires at least 1000" in message["Message"]
+    assert "Reason: DataValidationFailed: 200 rows, the spec requires at least 1000" in message["Message"]
 
 
-def test_the_champion_is_the_newest_approved_version(trained_state):
+def test_a_failure_with_a_null_cause_still_notifies(platform):
+    state = {"input": {"model": "churn"}, "error": {"Error": "RetrainingFailed", "Cause": None}}
+    assert handlers.notify(task_event(state, outcome="failed"), CONTEXT)["subject"] == "[churn] retraining failed"
+
+
+def test_the_champion_is_the_version_production_serves_not_the_newest_approved(trained_state):
     state = trained_state
     state["evaluation"] = handlers.evaluate(task_event(state), CONTEXT)
     sagemaker = boto3.client("sagemaker")
-    older = handlers.register(task_event(state), CONTEXT)["model_package_arn"]
-    newer = handlers.register(task_event(state), CONTEXT)["model_package_arn"]
-    for arn, auc in ((older, 0.5), (newer, 0.99)):
+    served = handlers.register(task_event(state), CONTEXT)["model_package_arn"]
+    failed_release = handlers.register(task_event(state), CONTEXT)["model_package_arn"]
+    for arn, auc in ((served, 0.5), (failed_release, 0.99)):
         sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved",
                                        CustomerMetadataProperties={"metrics": json.dumps({"validation:auc": auc})})
+    assert handlers.evaluate(task_event(state), CONTEXT)["champion_arn"] is None  # production serves nothing yet
+    serve_in_production(served)
     again = handlers.evaluate(task_event(state), CONTEXT)
-    assert again["champion_arn"] == newer and again["champion_value"] == 0.99
+    assert again["champion_arn"] == served and again["champion_value"] == 0.5

@@ -1,0 +1,123 @@
+"""The runs API (a Function URL with AWS_IAM auth): start runs, read them, decide approvals.
+
+Who calls is the principal Lambda verified from the SigV4 signature (requestContext.authorizer.iam.userArn),
+never a field of the request. The function's own role starts executions and answers task tokens, so data
+scientists and approvers need no StartExecution or SendTask* rights of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lambdas.approval.handlers import apply_decision
+from lambdas.approval.tokens import LinkClaims, LinkError
+from lambdas.runs import logic
+from lambdas.shared import dal
+from lambdas.shared.config import model_spec, setting
+from lambdas.shared.observability import bind, logger, metrics, tracer
+
+app = LambdaFunctionUrlResolver()
+
+
+def _json(status: int, document) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(document, default=str),
+                    headers={"Cache-Control": "no-store"})
+
+
+def _caller() -> str:
+    iam = ((app.current_event.raw_event.get("requestContext") or {}).get("authorizer") or {}).get("iam") or {}
+    if not iam.get("userArn"):  # only reachable if the URL's auth type were changed to NONE
+        raise logic.ApiError(403, "the request carries no verified AWS identity")
+    return iam["userArn"]
+
+
+def _body() -> dict:
+    try:
+        body = json.loads(app.current_event.decoded_body or "{}")
+    except json.JSONDecodeError:
+        raise logic.ApiError(400, "the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise logic.ApiError(400, "the body must be a JSON object")
+    return body
+
+
+@app.exception_handler(logic.ApiError)
+def _refused(error: logic.ApiError) -> Response:
+    logger.warning("request refused", extra={"status": error.status, "reason": error.message})
+    return _json(error.status, {"message": error.message})
+
+
+# ------------------------------------------------------------------ runs
+@app.post("/runs")
+def start_run() -> Response:
+    spec, principal = model_spec(), _caller()
+    request = logic.parse_run_request(_body(), spec.training.hyperparameters)
+    machine = setting("STATE_MACHINE_ARN")
+    logic.refuse_second_run(dal.running_executions(machine), spec.name)
+    name = logic.execution_name()
+    started = dal.client("stepfunctions").start_execution(
+        stateMachineArn=machine, name=name, input=json.dumps(logic.execution_input(request, spec.name, principal)))
+    metrics.add_metric(name="RunsRequested", unit="Count", value=1)
+    logger.info("run started", extra={"execution": name, "requested_by": principal})
+    return _json(201, {"name": name, "arn": started["executionArn"], "status": "RUNNING", "started": str(started["startDate"])})
+
+
+@app.get("/runs")
+def list_runs() -> Response:
+    query = app.current_event.query_string_parameters or {}
+    arguments = {"stateMachineArn": setting("STATE_MACHINE_ARN"), "maxResults": min(int(query.get("limit", 20)), 100)}
+    if query.get("status"):
+        arguments["statusFilter"] = query["status"]
+    executions = dal.client("stepfunctions").list_executions(**arguments)["executions"]
+    return _json(200, {"runs": [logic.run_view(e).model_dump() for e in executions]})
+
+
+@app.get("/runs/<name>")
+def describe_run(name: str) -> Response:
+    sfn = dal.client("stepfunctions")
+    arn = setting("STATE_MACHINE_ARN").replace(":stateMachine:", ":execution:") + f":{name}"
+    try:
+        described = sfn.describe_execution(executionArn=arn)
+    except sfn.exceptions.ExecutionDoesNotExist:
+        raise logic.ApiError(404, f"no run {name}") from None
+    history = sfn.get_execution_history(executionArn=arn, reverseOrder=True, maxResults=50)["events"]
+    return _json(200, logic.run_view(described, described, logic.current_step(history)).model_dump())
+
+
+# ------------------------------------------------------------------ approvals
+@app.get("/approvals")
+def pending_approvals() -> Response:
+    pending = dal.ApprovalStore(setting("AUDIT_TABLE")).pending(model_spec().name)
+    return _json(200, {"pending": [logic.pending_view(record) for record in pending]})
+
+
+@app.post("/approvals/<execution>")
+def decide(execution: str) -> Response:
+    spec, principal = model_spec(), _caller()
+    request = logic.parse_decision(_body())
+    approver = logic.approver_for(principal, spec.approval.approvers, spec.approval.principals, setting("APPROVER_ROLE_NAME"))
+    if approver is None:
+        raise logic.ApiError(403, f"{principal} is not mapped to an approver of {spec.name}")
+    table = setting("AUDIT_TABLE")
+    record = logic.check_open(dal.ApprovalStore(table).get(spec.name, execution), execution, time.time())
+    claims = LinkClaims(execution=execution, package=record["model_package_arn"], approver=approver,
+                        action=request.decision, expires=int(record["expires_at"]), nonce="cli")
+    http = app.current_event.request_context.http
+    try:
+        decided_at = apply_decision(claims, request.reason, {"channel": "cli", "ip": http.source_ip, "user_agent": principal},
+                                    model=spec.name, audit_table=table, package_group=setting("MODEL_PACKAGE_GROUP"))
+    except LinkError as error:
+        raise logic.ApiError(error.status, f"{error.title}: {error.detail}") from None
+    return _json(200, {"execution": execution, "decision": request.decision, "approver": approver, "decided_at": decided_at})
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict, context: LambdaContext) -> dict:
+    bind(model_spec().name)
+    return app.resolve(event, context)

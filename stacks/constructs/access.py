@@ -1,0 +1,86 @@
+"""Roles as code: per model, customer-managed policies for the people who use the platform.
+
+- DataScientist: call the runs API (start runs, read them), read this model's executions, packages and run
+  reports. No StartExecution (runs start through the API, which records the signed caller), no SendTask*
+  (decisions go through the API's approver check), no GetExecutionHistory (history events carry task tokens).
+- Approver: call the runs API (decisions) and review this model's packages; nothing else that decides.
+- PlatformAdmin: what operators need: executions (history, stop), packages, reports, the API.
+
+The approver role is what `approval.principals` defaults to: an IAM user assumes it with their user name as
+the session name (the trust condition makes that the only session name they can choose), and the runs API
+accepts the session as the approver whose email it is. docs/identity.md explains the model.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration, Stack, aws_iam as iam, aws_kms as kms, aws_lambda as lambda_, aws_s3 as s3
+from constructs import Construct
+
+from pipelines.spec import ModelSpec
+from stacks.nag import acknowledge, wildcard_findings
+
+
+def approver_role_name(model: str, env_name: str) -> str:
+    return f"mlops-{env_name}-{model}-approver"
+
+
+class AccessPolicies(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str, runs_api,
+                 machine_arn: str, package_arns: list[str], bucket: s3.IBucket, key: kms.IKey) -> None:
+        super().__init__(scope, construct_id)
+        model, prefix = spec.name, f"mlops-{env_name}-{spec.name}"
+        use_api = lambda: [self._invoke(runs_api.function), iam.PolicyStatement(  # noqa: E731 (fresh statements per policy)
+            actions=["ssm:GetParameter"], resources=[runs_api.parameter.parameter_arn])]
+        review = lambda: [iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=package_arns),  # noqa: E731
+                          iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"])]
+        decrypt_via_s3 = lambda: iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn], conditions={  # noqa: E731
+            "StringEquals": {"kms:ViaService": f"s3.{Stack.of(self).region}.amazonaws.com"}})
+        list_runs = lambda: iam.PolicyStatement(actions=["states:ListExecutions", "states:DescribeStateMachine"],  # noqa: E731
+                                                resources=[machine_arn])
+        self.data_scientist = self._policy("DataScientist", f"{prefix}-data-scientist",
+                                           f"Data scientist of {model} ({env_name}): start and read runs, read models", [
+            *use_api(), *review(), list_runs(), decrypt_via_s3(),
+            iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[runs_api.executions_arn]),
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"runs/{model}/*")])])
+        self.approver = self._policy("Approver", f"{prefix}-approver",
+                                     f"Approver of {model} ({env_name}): decide through the runs API, review packages",
+                                     [*use_api(), *review()])
+        self.platform_admin = self._policy("PlatformAdmin", f"{prefix}-platform-admin",
+                                           f"Platform operator of {model} ({env_name}): runs, history, stop, registry", [
+            *use_api(), *review(), list_runs(), decrypt_via_s3(),
+            iam.PolicyStatement(actions=["states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution"],
+                                resources=[runs_api.executions_arn]),
+            iam.PolicyStatement(actions=["sagemaker:UpdateModelPackage"], resources=package_arns),
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{p}/{model}/*")
+                                                                     for p in ("runs", "models", "drift")])])
+        self.approver_role = iam.Role(
+            self, "ApproverRole", role_name=approver_role_name(model, env_name), max_session_duration=Duration.hours(1),
+            description=f"Approvers of {model} ({env_name}); session name = IAM user name = approver email",
+            assumed_by=iam.AccountRootPrincipal().with_conditions(
+                {"StringEquals": {"sts:RoleSessionName": "${aws:username}"}}))
+        self.approver.attach_to_role(self.approver_role)
+        for name, policy in (("DataScientist", self.data_scientist), ("Approver", self.approver),
+                             ("PlatformAdmin", self.platform_admin)):
+            CfnOutput(self, f"{name}PolicyArn", value=policy.managed_policy_arn)
+        CfnOutput(self, "ApproverRoleArn", value=self.approver_role.role_arn)
+
+    def _policy(self, construct_id: str, name: str, description: str, statements) -> iam.ManagedPolicy:
+        policy = iam.ManagedPolicy(self, construct_id, managed_policy_name=name, description=description,
+                                   statements=statements)
+        _acknowledge_reviewed_wildcards(policy)
+        return policy
+
+    @staticmethod
+    def _invoke(function: lambda_.IFunction) -> iam.PolicyStatement:
+        return iam.PolicyStatement(actions=["lambda:InvokeFunctionUrl"], resources=[function.function_arn],
+                                   conditions={"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}})
+
+
+def _acknowledge_reviewed_wildcards(policy: iam.ManagedPolicy) -> None:
+    """stacks.nag reviews the wildcards of inline policies app-wide; managed policies go through the same
+    reviewed patterns here. A wildcard no pattern covers stays a finding and fails synthesis."""
+    cfn = policy.node.default_child
+    document = Stack.of(policy).resolve(cfn.policy_document)
+    for finding, reason in wildcard_findings(document).items():
+        if reason:
+            acknowledge(cfn, {f"AwsSolutions-IAM5[{finding}]": f"{reason}."})
