@@ -49,19 +49,16 @@ class DataValidationFailed(ValueError):
     """The dataset is not fit to train on; the message lists every reason."""
 
 
-class RunInput(BaseModel):
-    """What may start a run: the client, the schedule rule or the drift hook."""
+class RunRequest(BaseModel):
+    """What a person may ask of a run (the runs API's POST /runs); identity is never among it."""
 
     model_config = ConfigDict(extra="forbid")
-    model: str = Field(max_length=64)
-    trigger: Literal["manual", "schedule", "drift"] = "manual"
-    requested_by: str = Field(default="unknown", min_length=1, max_length=512)
     git_commit: str | None = None
     dataset_key: str | None = Field(default=None, min_length=1, max_length=1024)
     hyperparameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
     reason: str | None = Field(default=None, max_length=2000)
 
-    @field_validator("model", "requested_by", "git_commit", "dataset_key", "reason", mode="before")
+    @field_validator("git_commit", "dataset_key", "reason", "model", "requested_by", mode="before", check_fields=False)
     @classmethod
     def _one_line(cls, value, info):
         """Each of these reaches an email, a log line, S3 keys or model-package metadata: one printable line."""
@@ -93,6 +90,15 @@ class RunInput(BaseModel):
         if value is not None and (value.startswith(("/", "s3://")) or ".." in value):
             raise ValueError("dataset_key is a key inside the artifact bucket, e.g. datasets/churn/train.csv")
         return value
+
+
+class RunInput(RunRequest):
+    """The execution input: a RunRequest plus who and what started it (the runs API, the schedule rule or the
+    drift hook; never a person directly)."""
+
+    model: str = Field(max_length=64)
+    trigger: Literal["manual", "schedule", "drift"] = "manual"
+    requested_by: str = Field(default="unknown", min_length=1, max_length=512)
 
 
 def parse_run_input(document: dict) -> RunInput:
