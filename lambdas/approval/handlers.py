@@ -149,6 +149,15 @@ def reconcile(model: str, audit_table: str, package_group: str, machine_arn: str
     return repaired
 
 
+def verify_link(token: str) -> tokens.LinkClaims:
+    """The secret is cached for minutes: a link signed just after a rotation names a key not cached yet."""
+    secret = setting("SIGNING_SECRET_ARN")
+    try:
+        return tokens.verify(token, dal.secret_bytes(secret), int(time.time()))
+    except tokens.UnknownKey:
+        return tokens.verify(token, dal.secret_bytes(secret, refresh=True), int(time.time()))
+
+
 def _persistence() -> DynamoDBPersistenceLayer:
     return DynamoDBPersistenceLayer(table_name=setting("IDEMPOTENCY_TABLE"))
 
@@ -161,7 +170,7 @@ def decide_once(request: dict, context: LambdaContext | None = None) -> dict:
 
     @idempotent_function(data_keyword_argument="request", persistence_store=_persistence(), config=config)
     def once(request: dict) -> dict:
-        claims = tokens.verify(request["token"], dal.secret_bytes(setting("SIGNING_SECRET_ARN")), int(time.time()))
+        claims = verify_link(request["token"])
         decided_at = apply_decision(claims, request.get("reason", ""), request["source"], model=model_spec().name,
                                     audit_table=setting("AUDIT_TABLE"), package_group=setting("MODEL_PACKAGE_GROUP"))
         return {"status": 200, "html": logic.done_page("approved" if claims.action == "approve" else "rejected", claims, decided_at)}
@@ -187,7 +196,7 @@ def _source() -> dict[str, str]:
 def show() -> Response:
     token = (app.current_event.query_string_parameters or {}).get("t", "")
     try:
-        claims = tokens.verify(token, dal.secret_bytes(setting("SIGNING_SECRET_ARN")), int(time.time()))
+        claims = verify_link(token)
         record = dal.ApprovalStore(setting("AUDIT_TABLE")).get(model_spec().name, claims.execution)
         logic.check_pending(record, claims)
         logic.check_governance(claims, list(record["approvers"]), record["requested_by"])

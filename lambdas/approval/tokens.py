@@ -34,6 +34,10 @@ class LinkError(ValueError):
         self.status, self.title, self.detail = status, title, detail
 
 
+class UnknownKey(LinkError):
+    """The link names a key id the given keys do not hold: rotated away, or newer than a cached secret."""
+
+
 @dataclass(frozen=True)
 class LinkClaims:
     execution: str
@@ -149,7 +153,7 @@ def verify(token: str, key: bytes | str | SigningKeys, now: int) -> LinkClaims:
     except (ValueError, KeyError, TypeError, AttributeError):
         raise LinkError(503, "Signing key unavailable", "The platform cannot check links right now; try again later.") from None
     if secret is None:
-        raise LinkError(403, "Invalid link", "This link was signed with a key that is no longer valid (keys rotate "
+        raise UnknownKey(403, "Invalid link", "This link was signed with a key that is no longer valid (keys rotate "
                                              "regularly); ask for a new approval request, or decide with `mlops approve`.")
     signed = f"{VERSION}.{key_id}.{payload}" if version == VERSION else f"{LEGACY_VERSION}.{payload}"
     if not hmac.compare_digest(_mac(secret, signed), given):

@@ -194,3 +194,18 @@ def test_the_rotation_function_refuses_a_version_that_is_not_pending(approval):
     start_rotation(arn)
     with pytest.raises(rotation.RotationError, match="no staging label"):
         rotation.handler({"SecretId": arn, "ClientRequestToken": str(uuid.uuid4()), "Step": "createSecret"})
+
+
+def test_a_link_signed_with_a_key_newer_than_the_cached_secret_is_accepted(approval):
+    arn = secret_arn()
+    assert http("GET", link_of(approval))["statusCode"] == 200  # the decide function has cached the first key
+    token = start_rotation(arn)
+    for step in rotation.STEPS:  # rotated, but the decide function's five-minute cache still holds the old secret
+        rotation.handler({"SecretId": arn, "ClientRequestToken": token, "Step": step})
+    stored = record()
+    claims = tokens.LinkClaims(execution="run-1", package=stored["model_package_arn"], approver=APPROVERS[0],
+                               action="approve", expires=int(stored["expires_at"]), nonce="after-rotation")
+    newer = tokens.sign(claims, current_keys(arn))
+    assert newer.split(".")[1] == current_keys(arn).current_id
+    response = http("POST", newer)
+    assert response["statusCode"] == 200 and record()["status"] == "APPROVED"
