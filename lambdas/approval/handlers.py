@@ -8,6 +8,7 @@ from urllib.parse import parse_qs
 
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.approval import logic, tokens
@@ -205,15 +206,41 @@ def show() -> Response:
     return _html(200, logic.confirm_page(claims, token, record))
 
 
+MAX_FORM_BYTES = 8192
+MALFORMED_FORM = tokens.LinkError(400, "Malformed request", "The request is not the approval page's form; open the "
+                                                            "link from your email again.")
+IN_PROGRESS = tokens.LinkError(409, "Decision in progress", "This link is being processed right now (another click "
+                                                           "or tab); reload the page in a few seconds to see the outcome.")
+
+
+def read_form() -> dict[str, str]:
+    """The approve/reject form: a small urlencoded body with one `t` and an optional `reason`, or LinkError 400."""
+    try:
+        body = app.current_event.decoded_body or ""
+    except (ValueError, TypeError):  # isBase64Encoded with a body that is not base64
+        raise MALFORMED_FORM from None
+    if not isinstance(body, str) or len(body) > MAX_FORM_BYTES:
+        raise MALFORMED_FORM
+    try:
+        fields = parse_qs(body, max_num_fields=4, strict_parsing=bool(body), errors="strict")
+    except (ValueError, UnicodeDecodeError):
+        raise MALFORMED_FORM from None
+    if any(len(values) != 1 for values in fields.values()) or set(fields) - {"t", "reason"}:
+        raise MALFORMED_FORM
+    form = {name: values[0] for name, values in fields.items()}
+    if not form.get("t"):
+        raise tokens.LinkError(400, "Malformed link", "The request carries no link.")
+    return form
+
+
 @app.post("/")
 def decide() -> Response:
-    body = app.current_event.decoded_body or ""
-    form = {k: v[0] for k, v in parse_qs(body, max_num_fields=4).items()}
-    if not form.get("t"):
-        return _html(400, logic.error_page(tokens.LinkError(400, "Malformed link", "The request carries no link.")))
     try:
-        outcome = decide_once({"token": form.get("t", ""), "reason": form.get("reason", ""), "source": _source()},
+        form = read_form()
+        outcome = decide_once({"token": form["t"], "reason": form.get("reason", ""), "source": _source()},
                               app.lambda_context)
+    except IdempotencyAlreadyInProgressError:
+        return _html(IN_PROGRESS.status, logic.error_page(IN_PROGRESS))
     except tokens.LinkError as error:
         logger.warning("refused decision", extra={"status": error.status, "title": error.title, "source_ip": _source()["ip"]})
         return _html(error.status, logic.error_page(error))

@@ -307,3 +307,64 @@ def test_mlops_approvals_repair_applies_an_unapplied_decision(approval, monkeypa
     result = CliRunner().invoke(cli.app, ["approvals", "repair", "churn", "--env", "dev"])
     assert result.exit_code == 0, result.output
     assert "run-1: applied approved" in result.output and record()["applied"] is True
+
+
+def post_raw(body, is_base64: bool = False) -> dict:
+    event = {"version": "2.0", "rawPath": "/", "rawQueryString": "", "queryStringParameters": None,
+             "headers": {"content-type": "application/x-www-form-urlencoded"}, "body": body, "isBase64Encoded": is_base64,
+             "requestContext": {"http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9",
+                                         "userAgent": "curl"}, "requestId": "r", "routeKey": "$default", "stage": "$default",
+                                "accountId": "123456789012", "apiId": "abc", "domainName": "x", "domainPrefix": "x",
+                                "time": "t", "timeEpoch": 0}}
+    return handlers.decide_handler(event, FakeContext())
+
+
+@pytest.mark.parametrize(("body", "is_base64"), [
+    ("not base64 at all!", True),
+    ("t=" + "x" * 9000, False),
+    ("t=a&t=b", False),
+    ("t=a&approver=ml-lead@example.com", False),
+    ("just-some-text", False),
+    ("t=%ff%fe", False),
+])
+def test_malformed_form_bodies_get_a_400_page_and_change_nothing(approval, body, is_base64):
+    request(approval)
+    response = post_raw(body, is_base64)
+    assert response["statusCode"] == 400 and "Malformed" in response["body"]
+    assert record()["status"] == "PENDING" and approval["callbacks"] == []
+
+
+def test_a_click_while_the_same_link_is_in_progress_gets_a_409_page_not_a_crash(approval, monkeypatch):
+    import threading
+    links = request(approval)
+    original, started = handlers.apply_decision, threading.Event()
+
+    def slow(*args, **kwargs):
+        started.set()
+        time.sleep(1.5)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(handlers, "apply_decision", slow)
+    first = {}
+    worker = threading.Thread(target=lambda: first.update(http("POST", links[APPROVERS[0]]["approve"])))
+    worker.start()
+    started.wait(5)
+    second = http("POST", links[APPROVERS[0]]["approve"])
+    worker.join()
+    assert second["statusCode"] == 409 and "being processed" in second["body"]
+    assert first["statusCode"] == 200 and [name for name, _ in approval["callbacks"]] == ["SendTaskSuccess"]
+
+
+def test_a_lost_applied_write_is_repaired_without_expiring_the_decision(approval, monkeypatch):
+    links = request(approval)
+    fail_once(monkeypatch, dal.ApprovalStore, "mark_applied", "UpdateItem")
+    assert http("POST", links[APPROVERS[0]]["approve"])["statusCode"] == 503
+    assert package_status(approval) == "Approved" and record()["applied"] is False
+
+    def gone(*args, **kwargs):  # AWS: a second SendTaskSuccess for an answered task finds it gone
+        raise dal.TaskGone("Task Timed Out")
+    monkeypatch.setattr(dal, "send_task_result", gone)
+    monkeypatch.setattr(dal, "execution_status", lambda arn: "RUNNING")  # the run heard the first answer
+    repaired = handlers.reconcile("churn", "mlops-dev-audit", "churn-dev", approval["machine"], now=time.time() + 600)
+    assert repaired == [{"execution": "run-1", "action": "applied approved"}]
+    stored = record()
+    assert (stored["status"], stored["applied"]) == ("APPROVED", True) and package_status(approval) == "Approved"
