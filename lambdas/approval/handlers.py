@@ -47,7 +47,7 @@ def request_approval(event: ApprovalRequestEvent, context: LambdaContext) -> dic
         return {"requested": 0}
     key = dal.secret_bytes(setting("SIGNING_SECRET_ARN"))
     per_approver = logic.links(setting("APPROVAL_URL"), event.execution_name, registration["model_package_arn"],
-                               spec.approval.approvers, run["requested_by"], expires, key)
+                               spec.approval.approvers, run["requested_by"], expires, key, spec.approval.principals)
     topic = setting("APPROVAL_TOPIC_ARN")
     for approver in spec.approval.approvers:
         body = logic.request_email(spec.name, state, champion, per_approver.get(approver), spec.approval.timeout_hours)
@@ -70,7 +70,7 @@ def apply_decision(claims: tokens.LinkClaims, reason: str, source: dict[str, str
     record = store.get(model, claims.execution)
     if not logic.resumable(record, claims):
         logic.check_pending(record, claims)
-        logic.check_governance(claims, list(record["approvers"]), record["requested_by"])
+        logic.check_governance(claims, list(record["approvers"]), record["requested_by"], model_spec().approval.principals)
         try:
             record = claim(store, model, claims, reason, source)
         except dal.ClientError:
@@ -200,7 +200,7 @@ def show() -> Response:
         claims = verify_link(token)
         record = dal.ApprovalStore(setting("AUDIT_TABLE")).get(model_spec().name, claims.execution)
         logic.check_pending(record, claims)
-        logic.check_governance(claims, list(record["approvers"]), record["requested_by"])
+        logic.check_governance(claims, list(record["approvers"]), record["requested_by"], model_spec().approval.principals)
     except tokens.LinkError as error:
         return _html(error.status, logic.error_page(error))
     return _html(200, logic.confirm_page(claims, token, record))

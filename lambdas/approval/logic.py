@@ -17,11 +17,24 @@ def identity(principal: str) -> str:
     return principal.rsplit("/", 1)[-1].strip().lower()
 
 
-def check_governance(claims: LinkClaims, approvers: list[str], requested_by: str) -> None:
+def starter_identities(requested_by: str, principals: dict[str, list[str]] | None = None) -> set[str]:
+    """Every approver identity the starter of a run has: the principal ARN's last segment (session or user name)
+    and each approver whose approval.principals patterns match that principal (e.g. an IAM-user pattern, whose
+    user name need not be the email): an approver must not approve a run they started as any of them."""
+    from lambdas.runs.logic import _matches
+
+    names = {identity(requested_by)}
+    names.update(approver.lower() for approver, patterns in (principals or {}).items()
+                 if any(_matches(pattern, requested_by) for pattern in patterns))
+    return names
+
+
+def check_governance(claims: LinkClaims, approvers: list[str], requested_by: str,
+                     principals: dict[str, list[str]] | None = None) -> None:
     approver = identity(claims.approver)
     if approver not in [a.lower() for a in approvers]:
         raise LinkError(403, "Not an approver", f"{approver} is not listed as an approver of this model.")
-    if approver == identity(requested_by):
+    if approver in starter_identities(requested_by, principals):
         raise LinkError(403, "Self-approval refused", "The person who started a run cannot approve it; ask another approver.")
 
 
@@ -68,11 +81,11 @@ TOO_MANY_REQUESTS = LinkError(429, "Too many requests", "This address sent too m
 
 
 def links(base_url: str, execution: str, package: str, approvers: list[str], requested_by: str, expires: int,
-          key: bytes) -> dict[str, dict[str, str]]:
+          key: bytes, principals: dict[str, list[str]] | None = None) -> dict[str, dict[str, str]]:
     """approver -> {approve: url, reject: url}; the requester gets none (they may not decide)."""
-    result = {}
+    result, starter = {}, starter_identities(requested_by, principals)
     for approver in approvers:
-        if identity(approver) == identity(requested_by):
+        if identity(approver) in starter:
             continue
         nonce = new_nonce()
         result[approver] = {action: f"{base_url.rstrip('/')}/?t={quote(sign(LinkClaims(execution, package, approver, action, expires, nonce), key))}"

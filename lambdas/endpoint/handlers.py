@@ -45,7 +45,7 @@ def verify_release(spec, env: str, package_arn: str) -> dict:
     """Reads the registry and the audit trail (never the run's state) and refuses an unapproved package."""
     package = dal.ModelRegistry(naming.model_package_group(spec.name, env)).describe(package_arn)
     approval = dal.ApprovalStore(naming.audit_table(env)).get(spec.name, logic.producing_execution(package))
-    return logic.check_release(package, approval, spec.approval.approvers)
+    return logic.check_release(package, approval, spec.approval.approvers, spec.approval.principals)
 
 
 @pipeline_task(StageEvent)

@@ -30,11 +30,12 @@ def producing_execution(package: dict) -> str:
     return generated_by.rsplit(":", 1)[1]
 
 
-def check_release(package: dict, approval: dict | None, approvers: list[str]) -> dict:
+def check_release(package: dict, approval: dict | None, approvers: list[str],
+                  principals: dict[str, list[str]] | None = None) -> dict:
     """The gate where it acts: deployed only if the registry says Approved AND the audit record shows the decision
     of a listed approver who did not start the run. A task token answered without the approval hook resumes a
     run, but cannot pass here."""
-    from lambdas.approval.logic import identity
+    from lambdas.approval.logic import identity, starter_identities
 
     arn = package.get("ModelPackageArn")
     if package.get("ModelApprovalStatus") != "Approved":
@@ -44,7 +45,7 @@ def check_release(package: dict, approval: dict | None, approvers: list[str]) ->
     decided_by = identity(str(approval.get("decided_by", "")))
     if decided_by not in {identity(a) for a in approvers}:
         raise ReleaseRefused(f"{arn} was approved by {decided_by!r}, who is not a listed approver; nothing was deployed")
-    if decided_by == identity(str(approval.get("requested_by", ""))):
+    if decided_by in starter_identities(str(approval.get("requested_by", "")), principals):
         raise ReleaseRefused(f"{arn} was approved by the person who started its run; nothing was deployed")
     return {"approved_by": decided_by, "approved_at": approval.get("decided_at")}
 

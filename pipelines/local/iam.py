@@ -126,7 +126,10 @@ def verify_function_url_request(method: str, url: str, headers: dict[str, str], 
                                 account: str) -> dict:
     """What Lambda does before an AWS_IAM Function URL runs the function: checks the SigV4 signature against
     the caller's credentials in moto (an IAM user's key or an assumed-role session), then that the caller's
-    identity policies allow lambda:InvokeFunctionUrl on the function. Returns requestContext.authorizer."""
+    identity policies allow lambda:InvokeFunctionUrl and lambda:InvokeFunction on the function (since October 2025
+    Lambda requires both for new function URLs: Lambda developer guide, "Control access to Lambda function URLs";
+    the InvokeFunction statement's lambda:InvokedViaFunctionUrl condition is not evaluated here, as no condition
+    is). Returns requestContext.authorizer."""
     from moto.iam.access_control import IAMRequest
 
     headers = {_canonical_header(name): value for name, value in headers.items()}
@@ -139,6 +142,8 @@ def verify_function_url_request(method: str, url: str, headers: dict[str, str], 
         request = IAMRequest(account_id=account, method=method, path=url, data={}, body=body, headers=headers,
                              action="InvokeFunctionUrl")
         request.check_signature()
+        request.check_action_permitted(function_arn)
+        request._action = "lambda:InvokeFunction"
         request.check_action_permitted(function_arn)
     except Exception as refused:  # moto's InvalidClientTokenId / SignatureDoesNotMatch / AccessDenied
         raise Unauthorized(getattr(refused, "message", None) or str(refused)) from None

@@ -29,7 +29,7 @@ class AccessPolicies(Construct):
                  machine_arn: str, package_arns: list[str], bucket: s3.IBucket, key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
         model, prefix = spec.name, f"mlops-{env_name}-{spec.name}"
-        use_api = lambda: [self._invoke(runs_api.function), iam.PolicyStatement(  # noqa: E731 (fresh statements per policy)
+        use_api = lambda: [*self._invoke(runs_api.function), iam.PolicyStatement(  # noqa: E731 (fresh statements per policy)
             actions=["ssm:GetParameter"], resources=[runs_api.parameter.parameter_arn])]
         review = lambda: [iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=package_arns),  # noqa: E731
                           iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"])]
@@ -37,9 +37,13 @@ class AccessPolicies(Construct):
             "StringEquals": {"kms:ViaService": f"s3.{Stack.of(self).region}.amazonaws.com"}})
         list_runs = lambda: iam.PolicyStatement(actions=["states:ListExecutions", "states:DescribeStateMachine"],  # noqa: E731
                                                 resources=[machine_arn])
+        # The state machine is encrypted with the registry key: DescribeStateMachine/DescribeExecution return its
+        # definition and the execution's data only to callers allowed kms:Decrypt (botocore's sfn model, includedData).
+        decrypt_runs = lambda: iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn], conditions={  # noqa: E731
+            "StringEquals": {"kms:EncryptionContext:aws:states:stateMachineArn": machine_arn}})
         self.data_scientist = self._policy("DataScientist", f"{prefix}-data-scientist",
                                            f"Data scientist of {model} ({env_name}): start and read runs, read models", [
-            *use_api(), *review(), list_runs(), decrypt_via_s3(),
+            *use_api(), *review(), list_runs(), decrypt_via_s3(), decrypt_runs(),
             iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[runs_api.executions_arn]),
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"runs/{model}/*")])])
         self.approver = self._policy("Approver", f"{prefix}-approver",
@@ -47,7 +51,7 @@ class AccessPolicies(Construct):
                                      [*use_api(), *review()])
         self.platform_admin = self._policy("PlatformAdmin", f"{prefix}-platform-admin",
                                            f"Platform operator of {model} ({env_name}): runs, history, stop, registry", [
-            *use_api(), *review(), list_runs(), decrypt_via_s3(),
+            *use_api(), *review(), list_runs(), decrypt_via_s3(), decrypt_runs(),
             iam.PolicyStatement(actions=["states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution"],
                                 resources=[runs_api.executions_arn]),
             iam.PolicyStatement(actions=["sagemaker:UpdateModelPackage"], resources=package_arns),
@@ -71,9 +75,16 @@ class AccessPolicies(Construct):
         return policy
 
     @staticmethod
-    def _invoke(function: lambda_.IFunction) -> iam.PolicyStatement:
-        return iam.PolicyStatement(actions=["lambda:InvokeFunctionUrl"], resources=[function.function_arn],
-                                   conditions={"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}})
+    def _invoke(function: lambda_.IFunction) -> list[iam.PolicyStatement]:
+        """Calling the AWS_IAM Function URL. Since October 2025 Lambda requires both lambda:InvokeFunctionUrl and
+        lambda:InvokeFunction for new function URLs (Lambda developer guide, "Control access to Lambda function
+        URLs"; CDK's grant_invoke_url emits the same pair). InvokeFunction is only through the URL
+        (lambda:InvokedViaFunctionUrl): a direct Invoke could carry a forged requestContext.authorizer.iam.userArn,
+        i.e. start runs or decide approvals as somebody else."""
+        return [iam.PolicyStatement(actions=["lambda:InvokeFunctionUrl"], resources=[function.function_arn],
+                                    conditions={"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}),
+                iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[function.function_arn],
+                                    conditions={"Bool": {"lambda:InvokedViaFunctionUrl": "true"}})]
 
 
 def _acknowledge_reviewed_wildcards(policy: iam.ManagedPolicy) -> None:

@@ -103,7 +103,8 @@ class ApprovalHook(Construct):
             conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{Stack.of(self).region}.amazonaws.com"}}))
         permission = lambda_.CfnPermission(
             self, "RotateInvokePermission", action="lambda:InvokeFunction", function_name=function.function_arn,
-            principal="secretsmanager.amazonaws.com", source_account=Stack.of(self).account)
+            principal="secretsmanager.amazonaws.com", source_account=Stack.of(self).account,
+            source_arn=self.secret.secret_arn)  # only this secret's rotation may invoke it
         schedule = secretsmanager.CfnRotationSchedule(
             self, "Rotation", secret_id=self.secret.secret_arn, rotation_lambda_arn=function.function_arn,
             rotation_rules=secretsmanager.CfnRotationSchedule.RotationRulesProperty(
@@ -120,6 +121,9 @@ class ApprovalHook(Construct):
         reconciler.add_to_policy(iam.PolicyStatement(
             actions=["kms:Decrypt"], resources=[key.key_arn],
             conditions={"StringEquals": {"kms:EncryptionContext:purpose": "approval-task-token"}}))
+        reconciler.add_to_policy(iam.PolicyStatement(  # the audit table is encrypted with the registry key
+            actions=["kms:Decrypt"], resources=[key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Stack.of(self).region}.amazonaws.com"}}))
         reconciler.add_to_policy(iam.PolicyStatement(actions=["dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem"],
                                                      resources=[audit_table.table_arn], conditions=own_items))
         reconciler.add_to_policy(iam.PolicyStatement(actions=["states:SendTaskSuccess", "states:SendTaskFailure"],

@@ -134,3 +134,36 @@ def test_the_approval_reconciler_runs_on_a_schedule_and_keeps_its_failures(model
     assert rule["ScheduleExpression"] == "rate(15 minutes)" and "DeadLetterConfig" in rule["Targets"][0]
     assert [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"
             and r["Properties"]["FunctionName"]["Ref"].startswith("ApprovalReconcileFunction")]
+
+
+@pytest.mark.parametrize("policy", ["AccessDataScientist", "AccessApprover", "AccessPlatformAdmin"])
+def test_the_people_may_call_the_aws_iam_runs_api_with_both_actions_lambda_requires(model, policy):
+    """Lambda developer guide, "Control access to Lambda function URLs": "Starting in October 2025, new function
+    URLs will require both lambda:InvokeFunctionUrl and lambda:InvokeFunction permissions." InvokeFunction only
+    through the URL: a direct Invoke could forge requestContext.authorizer.iam.userArn (who started or decided)."""
+    (document,) = [r["Properties"]["PolicyDocument"] for logical, r in model["Resources"].items()
+                   if r["Type"] == "AWS::IAM::ManagedPolicy" and logical.startswith(policy)]
+    by_action = {}
+    for statement in document["Statement"]:
+        for action in [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]:
+            if action.startswith("lambda:"):
+                by_action.setdefault(action, []).append(statement)
+    assert set(by_action) == {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"}
+    (url,), (invoke,) = by_action["lambda:InvokeFunctionUrl"], by_action["lambda:InvokeFunction"]
+    assert url["Condition"] == {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}
+    assert invoke["Condition"] == {"Bool": {"lambda:InvokedViaFunctionUrl": "true"}}
+    assert invoke["Resource"] == url["Resource"] and "RunsApiRunsFunction" in json.dumps(url["Resource"])
+
+
+@pytest.mark.parametrize("policy", ["AccessDataScientist", "AccessPlatformAdmin"])
+def test_people_reading_executions_may_decrypt_them_with_the_state_machines_key(model, policy):
+    """The state machine is encrypted with the registry key; botocore's sfn model (DescribeExecution /
+    DescribeStateMachine includedData): "If your state machine definition is encrypted with a KMS key, callers must
+    have kms:Decrypt permission". A Decrypt scoped to kms:ViaService s3 does not cover Step Functions."""
+    (document,) = [r["Properties"]["PolicyDocument"] for logical, r in model["Resources"].items()
+                   if r["Type"] == "AWS::IAM::ManagedPolicy" and logical.startswith(policy)]
+    decrypts = [s for s in document["Statement"] if s["Action"] == "kms:Decrypt"]
+    machine = "arn:aws:states:us-east-1:111111111111:stateMachine:churn-dev-retraining"
+    contexts = [s.get("Condition", {}).get("StringEquals", {}).get("kms:EncryptionContext:aws:states:stateMachineArn")
+                for s in decrypts]
+    assert any(context is not None and flat(context) == machine for context in contexts)
