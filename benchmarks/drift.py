@@ -1,11 +1,17 @@
-"""The drift engine vs Evidently's data-drift preset vs one numpy pass (the floor), side by side.
+"""The drift engine vs Evidently's data-drift preset vs one numpy pass (the floor), side by side; then the path
+the Lambda really runs (`logic.assess` on SageMaker capture files) vs parsing the same bytes (its floor).
 
 1,000,000 rows x 20 numeric + 5 categorical columns, reference vs current with drift injected in 5
 columns (3 numeric, 2 categorical). The floor reads every value of both datasets once
 (a column sum of each numeric matrix, one comparison pass over each categorical array).
 The engine's peak RSS is measured in a fresh process (data generation included).
 
-    python benchmarks/drift.py [--rows 1000000] [--skip-evidently]
+Capture path: 1,000,000 captured rows x 14 columns (10 numeric + 4 categorical) written as SageMaker capture
+lines, one text/csv request per line (what a real-time endpoint captures), and as application/json requests of
+100 rows. Its floor reads the file and parses every line and every request body with the fastest parsers
+available (orjson, csv). Old figures: the same files through the previous capture reader (git HEAD~).
+
+    python benchmarks/drift.py [--rows 1000000] [--skip-evidently] [--capture-only]
 """
 
 from __future__ import annotations
@@ -91,14 +97,186 @@ def engine_only(rows: int) -> None:
     print(json.dumps({"seconds": elapsed, "peak_rss_mb": peak_mb, "drifted": sorted(result.drifted_features)}))
 
 
+CAPTURE_NUMERIC = [f"n{i}" for i in range(10)]
+CAPTURE_CATEGORICAL = [f"c{i}" for i in range(4)]
+
+
+def capture_columns(rows: int, seed: int, shift: float = 0.0) -> dict:
+    rng = np.random.default_rng(seed)
+    columns = {name: np.round(rng.normal(i + shift * (i < 3), 1 + i / 10, rows), 4) for i, name in enumerate(CAPTURE_NUMERIC)}
+    for i, name in enumerate(CAPTURE_CATEGORICAL):
+        columns[name] = np.array([f"{name}_level_{k}" for k in range(6)])[rng.integers(0, 6, rows)]
+    return columns
+
+
+def capture_spec():
+    from pipelines.spec import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "pipelines/churn/model.yaml")
+    dataset = spec.dataset.model_copy(update={"features": CAPTURE_NUMERIC + CAPTURE_CATEGORICAL,
+                                              "categorical": CAPTURE_CATEGORICAL})
+    return spec.model_copy(update={"dataset": dataset, "drift": spec.drift.model_copy(update={"features": None})})
+
+
+def write_captures(folder: Path, rows: int) -> dict[str, Path]:
+    from datetime import datetime, timezone
+
+    from lambdas.drift.capture import capture_record, csv_capture_record
+
+    columns = capture_columns(rows, 4, shift=0.5)
+    names = CAPTURE_NUMERIC + CAPTURE_CATEGORICAL
+    table = list(zip(*(columns[n].tolist() for n in names)))
+    when = datetime(2026, 11, 22, tzinfo=timezone.utc)
+    files = {"csv": folder / "csv.jsonl", "json": folder / "json.jsonl"}
+    with files["csv"].open("w") as out:
+        out.writelines(json.dumps(csv_capture_record([row], when, str(i))) + "\n" for i, row in enumerate(table))
+    with files["json"].open("w") as out:
+        for start in range(0, rows, 100):
+            out.write(json.dumps(capture_record([dict(zip(names, row)) for row in table[start:start + 100]], when, str(start))) + "\n")
+    return files
+
+
+def capture_floor(path: Path) -> float:
+    """Read the file and parse every line and request body with the fastest parsers: nothing less can do the job."""
+    import csv
+
+    import orjson
+
+    started = time.perf_counter()
+    with path.open("rb") as stream:
+        for line in stream:
+            captured = orjson.loads(line)["captureData"]["endpointInput"]
+            data = captured["data"]
+            if captured["observedContentType"] == "text/csv":
+                list(csv.reader(data.splitlines()))
+            else:
+                orjson.loads(data)
+    return time.perf_counter() - started
+
+
+def assess_file(path: Path, statistics: dict, capture_module=None) -> tuple[float, object]:
+    from lambdas.drift import logic
+    from lambdas.drift.capture import read_chunks, split_lines
+
+    spec = capture_spec()
+    started = time.perf_counter()
+    if capture_module is None:
+        with path.open("rb") as stream:
+            assessment = logic.assess(statistics, spec, [(path.name, split_lines(read_chunks(stream)))])
+    else:  # the previous reader: str lines, per-row dicts
+        scan = capture_module.CaptureScan(spec.drift_features, set(CAPTURE_CATEGORICAL),
+                                          engine.Accumulator(engine.Reference.from_statistics(statistics)))
+        with path.open() as stream:
+            for number, line in enumerate(stream):
+                scan.add_line(line, str(number))
+        scan.problems()
+        assessment = engine.evaluate(scan.accumulator, logic.thresholds(spec.drift))
+    return time.perf_counter() - started, assessment
+
+
+def capture_statistics(rows: int) -> dict:
+    from lambdas.drift import baseline
+
+    statistics, _ = baseline.compute(capture_columns(rows, 3), CAPTURE_NUMERIC + CAPTURE_CATEGORICAL, CAPTURE_CATEGORICAL)
+    return statistics
+
+
+def previous_capture_module():
+    """The capture reader before issue 13 (git HEAD), loaded beside the new one for the old figure."""
+    import importlib.util
+    import tempfile
+
+    source = subprocess.run(["git", "show", "HEAD:lambdas/drift/capture.py"], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parents[1]).stdout
+    path = Path(tempfile.mkdtemp()) / "previous_capture.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("previous_capture", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["previous_capture"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def assess_peak(path: str, rows: int) -> None:
+    elapsed, assessment = assess_file(Path(path), capture_statistics(rows))
+    print(json.dumps({"seconds": elapsed, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "rows": assessment.result.rows}))
+
+
+def line_length_seconds(megabytes: int) -> float:
+    from lambdas.drift.capture import read_chunks, split_lines
+    import io
+
+    row = ",".join(["1.5"] * 10 + ["c0_level_1"] * 4)
+    body = "\n".join([row] * (megabytes * 1024 * 1024 // (len(row) + 1)))
+    line = json.dumps({"captureData": {"endpointInput": {"observedContentType": "text/csv", "mode": "INPUT",
+                                                          "data": body, "encoding": "CSV"}}, "eventVersion": "0"}).encode()
+    statistics = capture_statistics(10_000)
+    from lambdas.drift import logic
+
+    started = time.perf_counter()
+    logic.assess(statistics, capture_spec(), [("big", split_lines(read_chunks(io.BytesIO(line + b"\n"))))])
+    return time.perf_counter() - started
+
+
+def evidently_on_capture(rows: int) -> float:
+    import pandas as pd
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    reference, current = pd.DataFrame(capture_columns(rows, 3)), pd.DataFrame(capture_columns(rows, 4, shift=0.5))
+    started = time.perf_counter()
+    Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
+    return time.perf_counter() - started
+
+
+def capture_path(rows: int, skip_evidently: bool) -> dict:
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp())
+    files = write_captures(folder, rows)
+    statistics = capture_statistics(rows)
+    peak = json.loads(subprocess.run([sys.executable, __file__, "--assess-peak", str(files["csv"]), "--rows", str(rows)],
+                                     capture_output=True, text=True, check=True).stdout)
+    figures = {"capture_rows": rows}
+    previous = previous_capture_module()
+    for kind, path in files.items():
+        floor = min(capture_floor(path) for _ in range(2))
+        seconds, assessment = assess_file(path, statistics)
+        old_seconds, old = assess_file(path, statistics, previous)
+        figures[kind] = {"floor_s": round(floor, 3), "assess_s": round(seconds, 3), "assess_over_floor": round(seconds / floor, 2),
+                         "rows_read": assessment.result.rows, "drifted": sorted(assessment.result.drifted_features),
+                         "old_assess_s": round(old_seconds, 3), "old_rows_read": old.rows}
+        print(f"{kind} capture ({path.stat().st_size / 1e6:.0f} MB): floor {floor:.2f} s, assess {seconds:.2f} s "
+              f"({seconds / floor:.2f}x floor; {assessment.result.rows:,} rows), previous reader {old_seconds:.2f} s "
+              f"({old.rows:,} rows)")
+    figures["assess_peak_rss_mb"] = round(peak["peak_rss_mb"])
+    print(f"assess peak RSS in a fresh process (csv capture): {peak['peak_rss_mb']:.0f} MB (Lambda: 1,769 MB)")
+    figures["line_seconds_by_mb"] = {mb: round(line_length_seconds(mb), 3) for mb in (1, 2, 4, 6)}
+    print(f"one capture line of 1/2/4/6 MB: {figures['line_seconds_by_mb']} s")
+    if not skip_evidently:
+        evidently_seconds = evidently_on_capture(rows)
+        slowest = max(figures["csv"]["assess_s"], figures["json"]["assess_s"])
+        figures.update(capture_evidently_s=round(evidently_seconds, 2), capture_speedup_vs_evidently=round(evidently_seconds / slowest, 1))
+        print(f"evidently on the same data (in-memory DataFrames, no parsing): {evidently_seconds:.2f} s; "
+              f"assess from capture files is {evidently_seconds / slowest:.1f}x faster")
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--skip-evidently", action="store_true")
+    parser.add_argument("--capture-only", action="store_true", help="only the Lambda's path on capture files")
     parser.add_argument("--engine-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--assess-peak", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine_only:
         return engine_only(args.rows)
+    if args.assess_peak:
+        return assess_peak(args.assess_peak, args.rows)
+    if args.capture_only:
+        return print(json.dumps(capture_path(args.rows, args.skip_evidently)))
 
     # First, while this process is small: a forked child's ru_maxrss starts from its parent's peak.
     isolated = json.loads(subprocess.run([sys.executable, __file__, "--engine-only", "--rows", str(args.rows)],
@@ -121,6 +299,7 @@ def main() -> None:
     print(f"engine peak RSS in a fresh process (its 2 x {args.rows:,}-row input arrays included): "
           f"{isolated['peak_rss_mb']:.0f} MB (Lambda memory budget: 1,769 MB)")
     figures["engine_peak_rss_mb"] = round(isolated["peak_rss_mb"])
+    figures["capture_path"] = capture_path(args.rows, args.skip_evidently)
     print(json.dumps(figures))
 
 

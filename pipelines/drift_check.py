@@ -9,6 +9,7 @@ from typing import Callable, Iterable
 import boto3
 
 from lambdas.drift import logic, report
+from lambdas.drift.capture import read_chunks, split_lines
 from pipelines.spec import ModelSpec
 
 
@@ -20,19 +21,24 @@ def read_text(location: str) -> str:
 
 
 def capture_sources(location: str) -> list[tuple[str, Callable[[], Iterable[str]]]]:
-    """(name, lines) for a JSONL file, a folder of them, or an s3:// prefix."""
+    """(name, byte lines) for a JSONL file, a folder of them, or an s3:// prefix."""
     if location.startswith("s3://"):
         bucket, _, prefix = location[5:].partition("/")
         s3 = boto3.client("s3")
         keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
                 for o in page.get("Contents", []) if o["Key"].endswith((".jsonl", ".json"))]
-        return [(f"s3://{bucket}/{k}", lambda k=k: (l.decode() for l in s3.get_object(Bucket=bucket, Key=k)["Body"].iter_lines()))
+        return [(f"s3://{bucket}/{k}", lambda k=k: split_lines(read_chunks(s3.get_object(Bucket=bucket, Key=k)["Body"])))
                 for k in keys]
     path = Path(location)
     files = sorted(path.rglob("*.jsonl")) if path.is_dir() else [path]
     if not files or not files[0].exists():
         raise FileNotFoundError(f"no capture files at {location} (expected .jsonl data-capture files)")
-    return [(str(f), lambda f=f: f.open()) for f in files]
+    return [(str(f), lambda f=f: _file_lines(f)) for f in files]
+
+
+def _file_lines(path: Path) -> Iterable[bytes]:
+    with path.open("rb") as stream:
+        yield from split_lines(read_chunks(stream))
 
 
 def check(spec: ModelSpec, baseline: str, capture: str, out: Path, progress: Callable[[str], None] = lambda name: None) -> dict:

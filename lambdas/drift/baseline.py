@@ -13,7 +13,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 FINE_BINS = 200
-MISSING = ("", "nan", "NaN", "null", "None")
+# One definition of a missing value for the baseline (training) and the window (captured traffic).
+MISSING_LABELS = ("", "nan", "NaN", "null", "None")
+MISSING = MISSING_LABELS
 
 
 def numeric_array(values: Iterable) -> np.ndarray:
@@ -23,23 +25,28 @@ def numeric_array(values: Iterable) -> np.ndarray:
 
 
 def numeric_feature(name: str, values: np.ndarray, bins: int = FINE_BINS) -> dict:
+    """Statistics of the finite values; infinities are counted into the end buckets (where the drift engine puts
+    them too) and reported as `num_infinite`, so one +inf cannot blind the feature or break strict JSON."""
     present = values[~np.isnan(values)]
+    finite = present[np.isfinite(present)]
     common = {"num_present": int(present.size), "num_missing": int(values.size - present.size)}
-    if present.size == 0:
+    if present.size > finite.size:
+        common["num_infinite"] = int(present.size - finite.size)
+    if finite.size == 0:
         return {"name": name, "inferred_type": "Fractional", "numerical_statistics": {"common": common}}
-    low, high = np.quantile(present, [0.001, 0.999])
+    low, high = (float(q) for q in np.quantile(finite, [0.001, 0.999]))
     if high <= low:
-        low, high = float(present.min()), float(present.min()) + 1.0
+        low, high = float(finite.min()), float(finite.min()) + 1.0
     edges = np.linspace(low, high, bins + 1)
-    index = np.clip(((present - low) * (bins / (high - low))).astype(np.int64), 0, bins - 1)
+    index = np.clip((np.clip(present, low, high) - low) * (bins / (high - low)), 0, bins - 1).astype(np.int64)
     counts = np.bincount(index, minlength=bins)
-    integral = bool(np.all(np.mod(present, 1) == 0))
+    integral = bool(np.all(np.mod(finite, 1) == 0))
     return {
         "name": name,
         "inferred_type": "Integral" if integral else "Fractional",
         "numerical_statistics": {
-            "common": common, "mean": float(present.mean()), "sum": float(present.sum()),
-            "std_dev": float(present.std()), "min": float(present.min()), "max": float(present.max()),
+            "common": common, "mean": float(finite.mean()), "sum": float(finite.sum()),
+            "std_dev": float(finite.std()), "min": float(finite.min()), "max": float(finite.max()),
             "distribution": {"kll": {"buckets": [
                 {"lower_bound": float(edges[i]), "upper_bound": float(edges[i + 1]), "count": float(counts[i])}
                 for i in range(bins)

@@ -11,11 +11,14 @@ alone flags changes nobody cares about.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
+
+from lambdas.drift.baseline import MISSING_LABELS
 
 COARSE_GROUPS = 10
 EPSILON = 1e-6
@@ -46,6 +49,7 @@ class Reference:
     categories: list[list[str]] = field(default_factory=list)
     category_counts: list[np.ndarray] = field(default_factory=list)
     category_missing: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    notes: list[str] = field(default_factory=list)
 
     @property
     def bins(self) -> int:
@@ -55,7 +59,7 @@ class Reference:
     def from_statistics(cls, statistics: dict, features: list[str] | None = None) -> Reference:
         wanted = set(features) if features else None
         numeric, lows, scales, counts, missing = [], [], [], [], []
-        categorical, categories, category_counts, category_missing = [], [], [], []
+        categorical, categories, category_counts, category_missing, notes = [], [], [], [], []
         bins = None
         for feature in statistics["features"]:
             if wanted is not None and feature["name"] not in wanted:
@@ -74,6 +78,9 @@ class Reference:
                 scales.append(bins / (high - low) if high > low else 1.0)
                 counts.append([b["count"] for b in buckets])
                 missing.append(_missing_fraction(described["common"]))
+                if described["common"].get("num_infinite"):
+                    notes.append(f"the baseline of '{feature['name']}' held {described['common']['num_infinite']} "
+                                 "infinite value(s); its bins are set on the finite ones, infinities count in the end bins")
             elif "string_statistics" in feature:
                 described = feature["string_statistics"]
                 buckets = described["distribution"]["categorical"]["buckets"]
@@ -83,14 +90,15 @@ class Reference:
                 category_missing.append(_missing_fraction(described["common"]))
         return cls(numeric, np.array(lows, dtype=np.float64), np.array(scales, dtype=np.float64),
                    np.array(counts, dtype=np.float64).reshape(len(numeric), bins or 1), np.array(missing),
-                   categorical, categories, category_counts, np.array(category_missing))
+                   categorical, categories, category_counts, np.array(category_missing), notes)
 
     @classmethod
     def from_arrays(cls, numeric_names: list[str], numeric: np.ndarray, categorical_names: list[str] = (),
                     categorical: list[np.ndarray] = (), bins: int = 200) -> Reference:
         """A baseline straight from training arrays (n x F numeric with NaN for missing; one array per categorical)."""
         sample = numeric[np.random.default_rng(0).choice(len(numeric), min(len(numeric), BOUNDS_SAMPLE), replace=False)]
-        low, high = np.nanquantile(sample, [0.001, 0.999], axis=0)
+        low, high = np.nanquantile(np.where(np.isinf(sample), np.nan, sample), [0.001, 0.999], axis=0)
+        low, high = np.nan_to_num(low), np.nan_to_num(high)
         high = np.where(high > low, high, low + 1.0)
         reference = cls(list(numeric_names), low, bins / (high - low), np.zeros((numeric.shape[1], bins)),
                         np.isnan(numeric).mean(axis=0))
@@ -177,33 +185,11 @@ class Accumulator:
         self.rows += len(numeric) if len(self.reference.numeric) else len(categorical[0])
 
 
-MISSING_LABELS = ("", "nan", "None", "null")
-_KEY_WEIGHTS = (np.random.default_rng(12345).integers(1, 2**31, size=256, dtype=np.uint32) * 2 + 1).astype(np.uint32)
-
-
-def _string_keys(values: np.ndarray) -> np.ndarray:
-    """A 32-bit key per string without sorting strings: its code points, weighted and summed.
-
-    Padding code points are 0 and add nothing, so keys do not depend on the array's string width.
-    """
-    strings = values if values.dtype.kind == "U" else values.astype(np.str_)
-    strings = np.ascontiguousarray(strings)
-    width = strings.dtype.itemsize // 4
-    keys = np.zeros(len(strings), dtype=np.uint32)
-    if width:
-        points = strings.view(np.uint32).reshape(len(strings), width)
-        for position in range(width):
-            keys += points[:, position] * _KEY_WEIGHTS[position % len(_KEY_WEIGHTS)]  # wraps mod 2**32 by design
-    return keys
-
-
-def _category_histogram(values: np.ndarray, labels: list[str]) -> np.ndarray:
-    """Counts per reference label, then 'unseen', then 'missing'."""
-    keys = _string_keys(values)
-    label_keys = _string_keys(np.array(list(labels) + list(MISSING_LABELS)))
-    # A few labels: one vectorized comparison each beats mapping every row to a code.
-    matches = np.array([np.count_nonzero(keys == key) for key in label_keys], dtype=np.float64)
-    known, missing = matches[:len(labels)], matches[len(labels):].sum()
+def _category_histogram(values, labels: list[str]) -> np.ndarray:
+    """Counts per reference label, then 'unseen', then 'missing': exact string matches (a Counter), no hashing."""
+    counted = Counter(values.tolist() if isinstance(values, np.ndarray) else values)
+    known = np.array([counted.get(label, 0) for label in labels], dtype=np.float64)
+    missing = sum(counted.get(label, 0) for label in MISSING_LABELS)
     return np.concatenate([known, [len(values) - known.sum() - missing, missing]])
 
 
@@ -282,20 +268,43 @@ def _numeric_results(reference: Reference, counts: np.ndarray, rows: int) -> lis
             for i, name in enumerate(reference.numeric)]
 
 
+MIN_EXPECTED = 5.0
+MIN_EFFECT_SHARE = 0.01
+
+
+def rare_label_groups(reference: np.ndarray, current: np.ndarray, min_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Both count vectors with the rare labels merged into one last 'rare' column. For the test, rare is an expected
+    count (pooled share x the smaller sample) under MIN_EXPECTED, so chi-squared's approximation holds; for PSI/JS,
+    also a pooled share under min_share, so thousands of rare labels do not add up to noise that looks like drift."""
+    pooled = reference + current
+    share = pooled / max(pooled.sum(), 1)
+    common = (share * min(reference.sum(), current.sum()) >= MIN_EXPECTED) & (share >= min_share)
+    if common.all():
+        return reference, current
+    return (np.append(reference[common], reference[~common].sum()), np.append(current[common], current[~common].sum()))
+
+
+def two_sample_chi2(reference: np.ndarray, current: np.ndarray) -> float:
+    """p-value of a 2 x K contingency test: the baseline is a sample too, not the exact truth."""
+    table = np.vstack([reference, current])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
+        return 1.0
+    return float(stats.chi2_contingency(table, correction=False).pvalue)
+
+
 def _categorical_results(reference: Reference, accumulator: Accumulator) -> list[FeatureResult]:
     results = []
     for i, name in enumerate(reference.categorical):
         ref = np.append(reference.category_counts[i], 0.0)  # + the unseen slot
         counts = accumulator.category_counts[i]
         current, missing = counts[:-1], counts[-1] / max(accumulator.rows, 1)
-        psi = float(_psi(ref[None], current[None])[0])
-        js = float(jensenshannon(ref + EPSILON, current + EPSILON, base=2))
-        if current.sum() == 0:  # the column never arrived: a schema problem, reported elsewhere, not drift evidence
-            p_value = 1.0
-        else:
-            expected = (ref + 0.5) / (ref + 0.5).sum() * current.sum()
-            chi2 = float(((current - expected) ** 2 / expected).sum())
-            p_value = float(stats.chi2.sf(chi2, df=max(len(ref) - 1, 1)))
+        grouped_reference, grouped_current = rare_label_groups(ref, current)
+        effect_reference, effect_current = rare_label_groups(ref, current, MIN_EFFECT_SHARE)
+        psi = float(_psi(effect_reference[None], effect_current[None])[0])
+        js = float(jensenshannon(effect_reference + EPSILON, effect_current + EPSILON, base=2))
+        # a column that never arrived is a schema problem, reported elsewhere, not drift evidence
+        p_value = two_sample_chi2(grouped_reference, grouped_current) if current.sum() else 1.0
         results.append(FeatureResult(name, "categorical", psi, js, "chi2", p_value, float(reference.category_missing[i]),
                                      float(missing), reference_histogram=ref.tolist(), current_histogram=current.tolist(),
                                      labels=reference.categories[i] + ["(unseen)"]))
@@ -313,8 +322,8 @@ def benjamini_hochberg(p_values: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def evaluate(accumulator: Accumulator, thresholds: Thresholds, problems: list[str] | None = None) -> DriftResult:
-    problems = list(problems or [])
     reference = accumulator.reference
+    problems = reference.notes + list(problems or [])
     if accumulator.rows < thresholds.min_rows:
         problems.append(f"{accumulator.rows} rows in the window, at least {thresholds.min_rows} are needed to judge drift")
         return DriftResult(accumulator.rows, [], [], False, problems)

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.drift import engine, logic, report
-from lambdas.drift.capture import hourly_prefixes
+from lambdas.drift.capture import hourly_prefixes, read_chunks, split_lines
 from lambdas.shared import dal
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.observability import bind, logger, metrics, tracer
@@ -29,10 +29,10 @@ def champion_baseline(registry: dal.ModelRegistry) -> tuple[dict | None, str | N
 
 
 def window_sources(store: dal.ObjectStore, start: datetime, end: datetime):
-    """(key, lines) of every capture file in the window, read lazily one file at a time."""
+    """(key, byte lines) of every capture file in the window, read lazily in 1 MiB chunks (linear in line length)."""
     for prefix in hourly_prefixes(setting("CAPTURE_PREFIX"), start, end):
         for key in store.list_keys(prefix):
-            yield key, store.lines(key)
+            yield key, split_lines(read_chunks(store.open(key)))
 
 
 def publish_metrics(result: engine.DriftResult) -> None:
@@ -67,18 +67,34 @@ def run_check(now: datetime) -> dict:
     publish_metrics(result)
     execution = None
     if retrain:
-        if dal.AuditLog(setting("AUDIT_TABLE")).claim_cooldown(spec.name, int(now.timestamp()), int(spec.drift.cooldown_hours * 3600)):
-            execution = start_retraining(spec.name, result, html_uri)
-            reason += f"; retraining started ({execution})"
-        else:
-            retrain, reason = False, reason + f"; within the {spec.drift.cooldown_hours} h cooldown, not retraining"
+        execution, outcome = trigger_retraining(spec, now, result, html_uri)
+        retrain, reason = execution is not None, f"{reason}; {outcome}"
     logger.info("drift checked", extra={"drift": result.drift, "drifted": result.drifted_features, "retrain": retrain,
                                         "reason": reason, "report": html_uri})
     return {"drift": result.drift, "drifted_features": result.drifted_features, "retrain": retrain, "reason": reason,
             "report_uri": report_uri, "html_report_uri": html_uri, "execution_arn": execution, "rows": result.rows}
 
 
+def trigger_retraining(spec, now: datetime, result: engine.DriftResult, html_uri: str) -> tuple[str | None, str]:
+    """(execution ARN or None, what happened). The cooldown is claimed atomically first (two hooks cannot both
+    start) and given back when no run starts, so it is only spent on a run that actually started."""
+    cooldown = dal.AuditLog(setting("AUDIT_TABLE"))
+    now_epoch, cooldown_seconds = int(now.timestamp()), int(spec.drift.cooldown_hours * 3600)
+    if not cooldown.claim_cooldown(spec.name, now_epoch, cooldown_seconds):
+        return None, f"within the {spec.drift.cooldown_hours:g} h cooldown, not retraining"
+    try:
+        execution = start_retraining(spec.name, result, html_uri)
+    except Exception:
+        cooldown.release_cooldown(spec.name, now_epoch, cooldown_seconds)
+        raise
+    if execution is None:
+        cooldown.release_cooldown(spec.name, now_epoch, cooldown_seconds)
+        return None, "a run is in progress, not starting another (cooldown not spent)"
+    return execution, f"retraining started ({execution})"
+
+
 def start_retraining(model: str, result: engine.DriftResult, html_uri: str) -> str | None:
+    """The new execution's ARN, or None when a run is already in progress."""
     arn = setting("STATE_MACHINE_ARN")
     if dal.running_executions(arn):
         return None

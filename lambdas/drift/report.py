@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import html
+import math
 
 from lambdas.drift.engine import DriftResult, FeatureResult
 
 
 def json_report(result: DriftResult, context: dict) -> dict:
-    return {**context, **result.to_dict()}
+    return strict({**context, **result.to_dict()})
+
+
+def strict(value):
+    """The value with every NaN or infinity replaced by None: reports are strict JSON, whatever the data."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: strict(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(item) for item in value]
+    return value
 
 
 def _bars(feature: FeatureResult, width: int = 360, height: int = 110) -> str:

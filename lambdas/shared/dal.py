@@ -151,6 +151,19 @@ class AuditLog:
                 return False
             raise
 
+    def release_cooldown(self, model: str, claimed_epoch: int, cooldown_seconds: int) -> None:
+        """Gives back a claim that started nothing: last_triggered goes back to an expired value, only if it is still
+        this caller's claim (the claim succeeded, so the previous value had expired too)."""
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table, Key={"pk": {"S": f"model#{model}"}, "sk": {"S": "drift#cooldown"}},
+                UpdateExpression="SET last_triggered = :expired", ConditionExpression="last_triggered = :claimed",
+                ExpressionAttributeValues={":expired": {"N": str(claimed_epoch - cooldown_seconds)},
+                                           ":claimed": {"N": str(claimed_epoch)}})
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
 
 def encrypt(key_id: str, text: str, context: dict[str, str]) -> str:
     blob = client("kms").encrypt(KeyId=key_id, Plaintext=text.encode(), EncryptionContext=context)["CiphertextBlob"]

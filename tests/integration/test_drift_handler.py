@@ -126,3 +126,17 @@ def test_an_approved_package_that_production_does_not_serve_is_not_the_baseline(
     from lambdas.shared import dal
     statistics, champion = champion_baseline(dal.ModelRegistry("churn-dev"))
     assert champion == drift_platform["champion"] and statistics
+
+
+def test_a_run_in_progress_is_its_own_reason_and_does_not_spend_the_cooldown(drift_platform):
+    manual = boto3.client("stepfunctions").start_execution(stateMachineArn=drift_platform["state_machine"], name="manual-1",
+                                                           input=json.dumps({"model": "churn", "trigger": "manual"}))
+    capture([rows(50, seed=100 + i, shift=1.0) for i in range(20)])
+    busy = invoke()
+    assert busy["drift"] and not busy["retrain"] and busy["execution_arn"] is None
+    assert "a run is in progress" in busy["reason"] and "cooldown" in busy["reason"] and "None" not in busy["reason"]
+
+    boto3.client("stepfunctions").stop_execution(executionArn=manual["executionArn"])
+    capture([rows(50, seed=200 + i, shift=1.0) for i in range(20)], NOW + timedelta(minutes=30))
+    later = invoke(NOW + timedelta(hours=1))
+    assert later["retrain"] and "retraining started (arn:" in later["reason"], later["reason"]

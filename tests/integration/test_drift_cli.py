@@ -1,0 +1,31 @@
+import json
+from datetime import datetime, timezone
+
+from typer.testing import CliRunner
+
+from lambdas.drift import baseline
+from lambdas.drift.capture import csv_capture_record
+from pipelines.churn import make_dataset
+from pipelines.cli import app
+from pipelines.spec import load_spec
+from tests.conftest import REPO_ROOT
+
+
+def test_cli_drift_check_reads_a_sagemaker_csv_capture_and_finds_the_shift(tmp_path):
+    spec = load_spec(REPO_ROOT / "pipelines/churn")
+    statistics, _ = baseline.compute(make_dataset.generate(5000, 7), spec.dataset.features, spec.dataset.categorical)
+    (tmp_path / "statistics.json").write_text(json.dumps(statistics))
+    shifted = make_dataset.generate(600, 9, shift=1.0)
+    names = spec.dataset.features
+    when = datetime(2026, 11, 22, tzinfo=timezone.utc)
+    lines = [json.dumps(csv_capture_record([list(row)], when, f"e{i}", base64_encoded=i % 2 == 1))
+             for i, row in enumerate(zip(*(shifted[n].tolist() for n in names)))]
+    (tmp_path / "capture").mkdir()
+    (tmp_path / "capture/part.jsonl").write_text("\n".join(lines) + "\n")
+
+    result = CliRunner().invoke(app, ["drift", "check", "churn", "--capture", str(tmp_path / "capture"),
+                                      "--baseline", str(tmp_path / "statistics.json"), "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    assert "DRIFT over 600 rows" in result.output and "malformed" not in result.output
+    written = json.loads((tmp_path / "report/report.json").read_text())
+    assert {"contract", "tenure_months"} <= set(written["drifted_features"]) and written["capture_lines"] == 600
