@@ -410,6 +410,46 @@ def no_reserved_concurrency(index: _Index, ref: Ref, resource: dict) -> RuleResu
     return NagRuleCompliance.NON_COMPLIANT
 
 
+DYNAMODB_DATA_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+                         "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem",
+                         "dynamodb:ConditionCheckItem")
+
+
+def _cmk_tables(index: _Index) -> dict[Ref, Any]:
+    """Tables of the app encrypted with a customer-managed key -> that key's reference (as written)."""
+    tables = {}
+    for ref, table in index.resources("AWS::DynamoDB::Table"):
+        sse = (table.get("Properties") or {}).get("SSESpecification") or {}
+        if sse.get("SSEEnabled") and sse.get("KMSMasterKeyId"):
+            tables[ref] = sse["KMSMasterKeyId"]
+    return tables
+
+
+def dynamodb_cmk_decrypt(index: _Index, ref: Ref, resource: dict) -> RuleResult:
+    """DynamoDBKeyAccess. DynamoDB developer guide, "How Amazon DynamoDB uses AWS KMS" / "Using KMS keys and
+    data keys" (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.howitworks.html):
+    when you access a table encrypted with a customer managed key, "DynamoDB sends a Decrypt request ... The
+    user is the principal in your AWS account who is accessing the table", so every principal reading or
+    writing such a table needs kms:Decrypt on its key (kms:ViaService dynamodb.<region>.amazonaws.com is a
+    valid scope). Findings: `[<table logical id>]` for each CMK table the role uses without it."""
+    statements = index.role_statements(ref)
+    tables = _cmk_tables(index)
+    used = [table for table in tables for statement in statements
+            if statement.get("Effect") == "Allow"
+            and any(_allows([statement], action) for action in DYNAMODB_DATA_ACTIONS)
+            and any(index.resolve(ref[0], r) == table or _names_table(index, table, r) for r in _as_list(statement.get("Resource")))]
+    if not used:
+        return NagRuleCompliance.NOT_APPLICABLE
+    missing = sorted({table[1] for table in used if not _allows(statements, "kms:Decrypt")})
+    return missing or NagRuleCompliance.COMPLIANT
+
+
+def _names_table(index: _Index, table: Ref, resource) -> bool:
+    """A literal table ARN naming the table's TableName (constructs name tables, policies use ARNs)."""
+    name = ((index.get(table) or {}).get("Properties") or {}).get("TableName")
+    return isinstance(name, str) and flatten(resource).endswith(f":table/{name}")
+
+
 # Actions AWS authorizes only against "*": a grant scoped to a resource ARN is silently never honoured, so the
 # call fails with AccessDenied at run time (moto, which checks the ARN it is given, lets it through).
 # SageMaker API permissions reference: "Except for the ListTags API, resource-level restrictions are not
@@ -466,6 +506,9 @@ RULES = (
     Rule("AsyncFunctionFailureDestination", "AWS::Lambda::Function", async_function_failure_destination,
          "The function is invoked asynchronously (EventBridge, SNS, S3, ...) but has no on-failure destination "
          "(AWS::Lambda::EventInvokeConfig) and no dead-letter queue; failed events are silently dropped."),
+    Rule("DynamoDBKeyAccess", "AWS::IAM::Role", dynamodb_cmk_decrypt,
+         "The role reads or writes a DynamoDB table encrypted with a customer managed KMS key but may not "
+         "kms:Decrypt with that key; every request to the table fails with AccessDenied."),
     Rule("StarOnlyActionScoped", "AWS::IAM::Policy", star_only_actions_scoped,
          "The policy scopes an action that AWS authorizes only against '*' (SageMaker List* calls) to specific "
          "resources; the grant never matches and the call is denied at run time."),

@@ -233,3 +233,25 @@ def test_a_sagemaker_list_call_on_star_and_list_tags_scoped_pass():
     role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:ListTags"],
                                            resources=["arn:aws:sagemaker:us-east-1:111111111111:model/m"]))
     synth(app)
+
+
+def cmk_table_reader(*statements: iam.PolicyStatement) -> cdk.App:
+    from aws_cdk import aws_dynamodb as dynamodb, aws_kms as kms
+    app, stack = tiny_app()
+    key = kms.Key(stack, "K", enable_key_rotation=True)
+    table = dynamodb.Table(stack, "T", table_name="audit", encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+                           encryption_key=key, partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING))
+    role = iam.Role(stack, "R", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    role.add_to_policy(iam.PolicyStatement(actions=["dynamodb:GetItem"], resources=[table.table_arn]))
+    for statement in statements:
+        role.add_to_policy(statement)
+    return app
+
+
+def test_reading_a_cmk_encrypted_table_without_decrypt_on_its_key_fails():
+    assert_fails(cmk_table_reader(), "DynamoDBKeyAccess")
+
+
+def test_reading_a_cmk_encrypted_table_with_decrypt_via_dynamodb_passes():
+    synth(cmk_table_reader(iam.PolicyStatement(actions=["kms:Decrypt"], resources=["*"], conditions={
+        "StringEquals": {"kms:ViaService": "dynamodb.us-east-1.amazonaws.com"}})))
