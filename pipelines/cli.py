@@ -213,6 +213,8 @@ def rollback_command(model: str, stage: str = typer.Option("prod", help="prod or
 def drift_check(model: str,
                 capture: str = typer.Option(..., help="Data-capture .jsonl file, folder, or s3:// prefix."),
                 baseline: str = typer.Option(..., help="statistics.json (Model Monitor shape): path or s3:// URI."),
+                constraints: Optional[str] = typer.Option(
+                    None, help="constraints.json (Model Monitor shape); default: the one beside a local baseline."),
                 out: str = typer.Option("drift-report", help="Folder for report.html and report.json."),
                 open_report: bool = typer.Option(False, "--open", help="Open the HTML report in a browser.")) -> None:
     """Compare captured traffic with a baseline, exactly as the scheduled drift hook does."""
@@ -227,7 +229,7 @@ def drift_check(model: str,
         spec = load_spec(find_model_dir(model))
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("reading capture files", total=len(capture_sources(capture)))
-            outcome = check(spec, baseline, capture, Path(out), lambda name: progress.advance(task))
+            outcome = check(spec, baseline, capture, Path(out), lambda name: progress.advance(task), constraints)
     except (SpecError, FileNotFoundError, ValueError, KeyError) as error:
         fail(str(error))
     result = outcome["result"]

@@ -41,12 +41,24 @@ def _file_lines(path: Path) -> Iterable[bytes]:
         yield from split_lines(read_chunks(stream))
 
 
-def check(spec: ModelSpec, baseline: str, capture: str, out: Path, progress: Callable[[str], None] = lambda name: None) -> dict:
+def sibling_constraints(baseline: str) -> str | None:
+    """constraints.json beside a local statistics.json (how training and Model Monitor write them), if it is there."""
+    if baseline.startswith("s3://"):
+        return None
+    candidate = Path(baseline).with_name("constraints.json")
+    return str(candidate) if candidate.exists() and candidate != Path(baseline) else None
+
+
+def check(spec: ModelSpec, baseline: str, capture: str, out: Path, progress: Callable[[str], None] = lambda name: None,
+          constraints: str | None = None) -> dict:
+    """`constraints`: Model Monitor's constraints.json (path or s3:// URI); by default the one beside a local baseline."""
     sources = ((name, lines()) for name, lines in capture_sources(capture))
-    assessment = logic.assess(json.loads(read_text(baseline)), spec, sources, progress)
+    constraints = constraints or sibling_constraints(baseline)
+    assessment = logic.assess(json.loads(read_text(baseline)), spec, sources, progress,
+                              constraints=json.loads(read_text(constraints)) if constraints else None)
     scan, result, blocking = assessment.scan, assessment.result, assessment.blocking
     retrain, reason = assessment.retrain, assessment.reason
-    context = {"model": spec.name, "baseline": baseline, "capture": capture, "capture_lines": scan.lines,
+    context = {"model": spec.name, "baseline": baseline, "constraints": constraints, "capture": capture, "capture_lines": scan.lines,
                "malformed_lines": scan.malformed, "blocking": blocking}
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps({**report.json_report(result, context), "decision": reason}, indent=2))

@@ -24,6 +24,7 @@ COARSE_GROUPS = 10
 EPSILON = 1e-6
 CHUNK_ROWS = 16_384
 BOUNDS_SAMPLE = 20_000
+UNSEEN_TRACKED = 1_000
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Reference:
     category_counts: list[np.ndarray] = field(default_factory=list)
     category_missing: np.ndarray = field(default_factory=lambda: np.zeros(0))
     notes: list[str] = field(default_factory=list)
+    steps: np.ndarray | None = None  # F: fine bins per bucket the baseline really had (20 for a 10-bucket feature)
 
     @property
     def bins(self) -> int:
@@ -60,7 +62,10 @@ class Reference:
         wanted = set(features) if features else None
         numeric, lows, scales, counts, missing = [], [], [], [], []
         categorical, categories, category_counts, category_missing, notes = [], [], [], [], []
-        bins = None
+        steps = []
+        widths = [len(f["numerical_statistics"].get("distribution", {}).get("kll", {}).get("buckets") or [])
+                  for f in statistics["features"] if "numerical_statistics" in f and (wanted is None or f["name"] in wanted)]
+        bins = max(widths, default=0) or None  # Model Monitor writes 10 buckets, ours 200: one width, the finest
         for feature in statistics["features"]:
             if wanted is not None and feature["name"] not in wanted:
                 continue
@@ -69,8 +74,8 @@ class Reference:
                 buckets = described.get("distribution", {}).get("kll", {}).get("buckets")
                 if not buckets:
                     continue
-                bins = bins or len(buckets)
-                if len(buckets) != bins:  # Model Monitor uses 10; ours 200; one width per reference
+                steps.append(bins // len(buckets) if bins % len(buckets) == 0 else 1)
+                if len(buckets) != bins:  # a coarser feature, spread over the fine grid; tests use its own edges
                     buckets = _rebin(buckets, bins)
                 low, high = buckets[0]["lower_bound"], buckets[-1]["upper_bound"]
                 numeric.append(feature["name"])
@@ -90,7 +95,7 @@ class Reference:
                 category_missing.append(_missing_fraction(described["common"]))
         return cls(numeric, np.array(lows, dtype=np.float64), np.array(scales, dtype=np.float64),
                    np.array(counts, dtype=np.float64).reshape(len(numeric), bins or 1), np.array(missing),
-                   categorical, categories, category_counts, np.array(category_missing), notes)
+                   categorical, categories, category_counts, np.array(category_missing), notes, np.array(steps, dtype=np.int64))
 
     @classmethod
     def from_arrays(cls, numeric_names: list[str], numeric: np.ndarray, categorical_names: list[str] = (),
@@ -131,11 +136,18 @@ def _missing_fraction(common: dict) -> float:
 
 
 def _rebin(buckets: list[dict], bins: int) -> list[dict]:
+    """The buckets on `bins` equal-width bins over the same range, each bucket's count spread over the fine bins
+    in proportion to their overlap (not piled on its centre, which made a smooth window look drifted)."""
     low, high = buckets[0]["lower_bound"], buckets[-1]["upper_bound"]
     edges = np.linspace(low, high, bins + 1)
-    centres = np.array([(b["lower_bound"] + b["upper_bound"]) / 2 for b in buckets])
-    counts = np.bincount(np.clip(np.searchsorted(edges, centres, side="right") - 1, 0, bins - 1),
-                         weights=[b["count"] for b in buckets], minlength=bins)
+    counts = np.zeros(bins)
+    for bucket in buckets:
+        lower, upper = bucket["lower_bound"], bucket["upper_bound"]
+        if upper <= lower:
+            counts[int(np.clip(np.searchsorted(edges, lower, side="right") - 1, 0, bins - 1))] += bucket["count"]
+            continue
+        overlap = np.clip(np.minimum(edges[1:], upper) - np.maximum(edges[:-1], lower), 0, None)
+        counts += bucket["count"] * overlap / overlap.sum() if overlap.sum() > 0 else 0
     return [{"lower_bound": edges[i], "upper_bound": edges[i + 1], "count": counts[i]} for i in range(bins)]
 
 
@@ -168,26 +180,66 @@ def _histogram(numeric: np.ndarray, reference: Reference) -> np.ndarray:
     return totals.reshape(features, bins + 1).astype(np.float64)
 
 
+@dataclass
+class Constraints:
+    """Model Monitor's constraints.json: per-feature completeness, inferred_type and is_non_negative, and the
+    monitoring_config's baseline drift check (comparison_threshold, Simple or Robust)."""
+
+    features: dict[str, dict]
+    evaluate: bool = True
+    datatype_threshold: float = 0.1
+    compare: bool = True
+    threshold: float = 0.1
+    categorical_threshold: float = 0.1
+    method: str = "Robust"
+
+    @classmethod
+    def from_json(cls, document: dict) -> Constraints:
+        config = document.get("monitoring_config") or {}
+        distribution = config.get("distribution_constraints") or {}
+        threshold = float(distribution.get("comparison_threshold", 0.1))
+        return cls({f["name"]: f for f in document.get("features", []) if "name" in f},
+                   str(config.get("evaluate_constraints", "Enabled")) == "Enabled",
+                   float(config.get("datatype_check_threshold", 0.1)),
+                   str(distribution.get("perform_comparison", "Enabled")) == "Enabled", threshold,
+                   float(distribution.get("categorical_comparison_threshold", threshold)),
+                   str(distribution.get("comparison_method", "Robust")))
+
+
 class Accumulator:
     """Streams current data in chunks: memory is the reference plus one chunk, whatever the window size."""
 
-    def __init__(self, reference: Reference) -> None:
+    def __init__(self, reference: Reference, constraints: Constraints | None = None) -> None:
         self.reference = reference
+        self.constraints = constraints
+        self.negatives = np.zeros(len(reference.numeric))     # counted only for constraints.json's checks
+        self.non_integral = np.zeros(len(reference.numeric))
         self.numeric_counts = np.zeros((len(reference.numeric), reference.bins + 1))
         self.category_counts = [np.zeros(len(c) + 2) for c in reference.categories]  # + unseen, missing
+        self.unseen = [Counter() for _ in reference.categories]  # the first UNSEEN_TRACKED unseen labels, counted
+        self._known = [frozenset(c).union(MISSING_LABELS) for c in reference.categories]
         self.rows = 0
 
     def update(self, numeric: np.ndarray, categorical: list[np.ndarray]) -> None:
         if len(self.reference.numeric):
             self.numeric_counts += _histogram(numeric, self.reference)
+            if self.constraints is not None and len(numeric):
+                with np.errstate(invalid="ignore"):
+                    self.negatives += (numeric < 0).sum(axis=0)
+                    self.non_integral += (np.isfinite(numeric) & (np.mod(numeric, 1) != 0)).sum(axis=0)
         for index, (values, labels) in enumerate(zip(categorical, self.reference.categories)):
-            self.category_counts[index] += _category_histogram(values, labels)
+            self.category_counts[index] += _category_histogram(values, labels, self.unseen[index], self._known[index])
         self.rows += len(numeric) if len(self.reference.numeric) else len(categorical[0])
 
 
-def _category_histogram(values, labels: list[str]) -> np.ndarray:
-    """Counts per reference label, then 'unseen', then 'missing': exact string matches (a Counter), no hashing."""
+def _category_histogram(values, labels: list[str], unseen: Counter | None = None, known: frozenset = frozenset()) -> np.ndarray:
+    """Counts per reference label, then 'unseen', then 'missing': exact string matches (a Counter), no hashing.
+    With `unseen`, labels the baseline never saw are also counted one by one there (up to UNSEEN_TRACKED distinct)."""
     counted = Counter(values.tolist() if isinstance(values, np.ndarray) else values)
+    if unseen is not None:
+        for label in counted.keys() - known:
+            if label in unseen or len(unseen) < UNSEEN_TRACKED:
+                unseen[label] += counted[label]
     known = np.array([counted.get(label, 0) for label in labels], dtype=np.float64)
     missing = sum(counted.get(label, 0) for label in MISSING_LABELS)
     return np.concatenate([known, [len(values) - known.sum() - missing, missing]])
@@ -208,6 +260,7 @@ class FeatureResult:
     reference_histogram: list[float] = field(default_factory=list)
     current_histogram: list[float] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
+    distance: float = 0.0  # Model Monitor's baseline drift distance: KS (numeric), L-infinity of shares (categorical)
 
 
 @dataclass
@@ -217,10 +270,11 @@ class DriftResult:
     drifted_features: list[str]
     drift: bool
     problems: list[str]
+    violations: list[dict] = field(default_factory=list)  # constraints.json's, in constraint_violations.json's shape
 
     def to_dict(self) -> dict:
         return {"rows": self.rows, "drift": self.drift, "drifted_features": self.drifted_features,
-                "problems": self.problems, "features": [vars(f) for f in self.features]}
+                "problems": self.problems, "violations": self.violations, "features": [vars(f) for f in self.features]}
 
 
 def _psi(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
@@ -250,7 +304,9 @@ def _numeric_results(reference: Reference, counts: np.ndarray, rows: int) -> lis
         return []
     bins = reference.bins
     current, current_missing = counts[:, :bins], counts[:, bins] / max(rows, 1)
+    steps = reference.steps if reference.steps is not None and len(reference.steps) else np.ones(len(reference.numeric), np.int64)
     boundaries = _equal_mass_groups(reference.counts, COARSE_GROUPS)
+    boundaries = np.maximum.accumulate(np.minimum(np.round(boundaries / steps[:, None]) * steps[:, None], bins).astype(int), axis=1)
     coarse_reference, coarse_current = _group(reference.counts, boundaries), _group(current, boundaries)
     psi = _psi(coarse_reference, coarse_current)
     js = jensenshannon(coarse_reference + EPSILON, coarse_current + EPSILON, base=2, axis=1)
@@ -258,11 +314,12 @@ def _numeric_results(reference: Reference, counts: np.ndarray, rows: int) -> lis
     m = current.sum(axis=1)
     cdf_reference = np.cumsum(reference.counts, axis=1) / np.maximum(n[:, None], 1)
     cdf_current = np.cumsum(current, axis=1) / np.maximum(m[:, None], 1)
-    ks = np.abs(cdf_reference - cdf_current).max(axis=1)
+    native_edge = (np.arange(1, bins + 1)[None, :] % steps[:, None]) == 0  # a baseline's own bucket edges only
+    ks = np.where(native_edge, np.abs(cdf_reference - cdf_current), 0.0).max(axis=1)
     effective = np.sqrt(n * m / np.maximum(n + m, 1))
     p_values = stats.kstwobign.sf(ks * effective)
     return [FeatureResult(name, "numeric", float(psi[i]), float(js[i]), "ks", float(p_values[i]),
-                          float(reference.missing[i]), float(current_missing[i]),
+                          float(reference.missing[i]), float(current_missing[i]), distance=float(ks[i]),
                           reference_histogram=coarse_reference[i].tolist(), current_histogram=coarse_current[i].tolist(),
                           labels=[f"q{k}" for k in range(COARSE_GROUPS)])
             for i, name in enumerate(reference.numeric)]
@@ -272,13 +329,17 @@ MIN_EXPECTED = 5.0
 MIN_EFFECT_SHARE = 0.01
 
 
-def rare_label_groups(reference: np.ndarray, current: np.ndarray, min_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def rare_label_groups(reference: np.ndarray, current: np.ndarray, min_share: float = 0.0,
+                      rare: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Both count vectors with the rare labels merged into one last 'rare' column. For the test, rare is an expected
     count (pooled share x the smaller sample) under MIN_EXPECTED, so chi-squared's approximation holds; for PSI/JS,
-    also a pooled share under min_share, so thousands of rare labels do not add up to noise that looks like drift."""
+    also a pooled share under min_share, so thousands of rare labels do not add up to noise that looks like drift.
+    `rare` marks columns that are rare whatever their count (the untracked rest of the unseen labels)."""
     pooled = reference + current
     share = pooled / max(pooled.sum(), 1)
     common = (share * min(reference.sum(), current.sum()) >= MIN_EXPECTED) & (share >= min_share)
+    if rare is not None:
+        common &= ~rare
     if common.all():
         return reference, current
     return (np.append(reference[common], reference[~common].sum()), np.append(current[common], current[~common].sum()))
@@ -299,14 +360,23 @@ def _categorical_results(reference: Reference, accumulator: Accumulator) -> list
         ref = np.append(reference.category_counts[i], 0.0)  # + the unseen slot
         counts = accumulator.category_counts[i]
         current, missing = counts[:-1], counts[-1] / max(accumulator.rows, 1)
-        grouped_reference, grouped_current = rare_label_groups(ref, current)
-        effect_reference, effect_current = rare_label_groups(ref, current, MIN_EFFECT_SHARE)
+        # Labels the baseline never saw are the window's share of the two-sample table, one column each (reference
+        # count 0): a label seen once in one half of A/A data is rare, not drift, while a new label that carries
+        # real mass keeps its own column. What is left untracked in the unseen slot always counts as rare.
+        tracked = np.array(list(accumulator.unseen[i].values()), dtype=np.float64) if accumulator.unseen else np.zeros(0)
+        table_reference = np.concatenate([ref[:-1], np.zeros(len(tracked)), [0.0]])
+        table_current = np.concatenate([current[:-1], tracked, [current[-1] - tracked.sum()]])
+        rare = np.zeros(len(table_reference), bool)
+        rare[-1] = True
+        grouped_reference, grouped_current = rare_label_groups(table_reference, table_current, rare=rare)
+        effect_reference, effect_current = rare_label_groups(table_reference, table_current, MIN_EFFECT_SHARE, rare)
         psi = float(_psi(effect_reference[None], effect_current[None])[0])
         js = float(jensenshannon(effect_reference + EPSILON, effect_current + EPSILON, base=2))
         # a column that never arrived is a schema problem, reported elsewhere, not drift evidence
         p_value = two_sample_chi2(grouped_reference, grouped_current) if current.sum() else 1.0
+        shares = np.abs(table_reference / max(table_reference.sum(), 1) - table_current / max(table_current.sum(), 1))
         results.append(FeatureResult(name, "categorical", psi, js, "chi2", p_value, float(reference.category_missing[i]),
-                                     float(missing), reference_histogram=ref.tolist(), current_histogram=current.tolist(),
+                                     float(missing), distance=float(shares[:-1].max(initial=0.0)), reference_histogram=ref.tolist(), current_histogram=current.tolist(),
                                      labels=reference.categories[i] + ["(unseen)"]))
     return results
 
@@ -336,11 +406,63 @@ def evaluate(accumulator: Accumulator, thresholds: Thresholds, problems: list[st
             problems.append(f"'{result.name}' is {result.missing_current:.1%} missing in the window "
                             f"(baseline {result.missing_reference:.1%})")
     drifted = [r.name for r in results if r.drifted]
-    return DriftResult(accumulator.rows, results, drifted, len(drifted) >= thresholds.min_drifted_features, problems)
+    violations = constraint_violations(accumulator, results, thresholds) if accumulator.constraints else []
+    if violations:
+        problems.append(f"{len(violations)} constraints.json violation(s): "
+                        + "; ".join(f"{v['feature_name']}: {v['constraint_check_type']}" for v in violations[:10]))
+    return DriftResult(accumulator.rows, results, drifted, len(drifted) >= thresholds.min_drifted_features, problems,
+                       violations)
 
 
-def compare(reference: Reference, numeric: np.ndarray, categorical: list[np.ndarray], thresholds: Thresholds) -> DriftResult:
+def constraint_violations(accumulator: Accumulator, results: list[FeatureResult], thresholds: Thresholds) -> list[dict]:
+    """Model Monitor's checks of constraints.json on the window, named as in its constraint_violations.json.
+
+    completeness_check: the window is less complete than the baseline's completeness, significantly (one-sided
+    binomial test at the spec's p-value: a baseline with completeness 1.0 is violated by one missing value).
+    data_type_check: an Integral feature holds non-integral numbers in more than datatype_check_threshold of its
+    values. non_negative_check: a feature with is_non_negative holds a negative value.
+    baseline_drift_check: the distance (KS for numeric, L-infinity of label shares for categorical) exceeds
+    comparison_threshold (categorical_comparison_threshold); with the Robust method only where the feature's
+    BH-corrected test is also significant, so sampling noise in a small window is not a violation."""
+    constraints, rows = accumulator.constraints, accumulator.rows
+    if not constraints.evaluate or not rows:
+        return []
+    violations = []
+
+    def violation(name: str, check: str, description: str) -> None:
+        violations.append({"feature_name": name, "constraint_check_type": check, "description": description})
+
+    numeric_index = {name: i for i, name in enumerate(accumulator.reference.numeric)}
+    for result in results:
+        constraint = constraints.features.get(result.name)
+        if constraint is None:
+            continue
+        completeness, observed = constraint.get("completeness"), 1.0 - result.missing_current
+        if completeness is not None and observed < completeness:
+            present = int(round(observed * rows))
+            if stats.binom.cdf(present, rows, min(float(completeness), 1.0)) < thresholds.p_value:
+                violation(result.name, "completeness_check",
+                          f"completeness {observed:.4f} in the window, baseline constraint {float(completeness):.4f}")
+        if result.name in numeric_index:
+            i, present = numeric_index[result.name], max(observed * rows, 1)
+            if constraint.get("inferred_type") == "Integral" and accumulator.non_integral[i] / present > constraints.datatype_threshold:
+                violation(result.name, "data_type_check",
+                          f"{int(accumulator.non_integral[i])} non-integral value(s) in an Integral feature "
+                          f"({accumulator.non_integral[i] / present:.1%}, datatype_check_threshold {constraints.datatype_threshold:g})")
+            if (constraint.get("num_constraints") or {}).get("is_non_negative") and accumulator.negatives[i]:
+                violation(result.name, "non_negative_check",
+                          f"{int(accumulator.negatives[i])} negative value(s) in a feature the baseline had non-negative")
+        if constraints.compare:
+            limit = constraints.categorical_threshold if result.kind == "categorical" else constraints.threshold
+            if result.distance > limit and (constraints.method != "Robust" or result.significant):
+                violation(result.name, "baseline_drift_check",
+                          f"distance {result.distance:.4f} exceeds the threshold {limit:g} ({constraints.method})")
+    return violations
+
+
+def compare(reference: Reference, numeric: np.ndarray, categorical: list[np.ndarray], thresholds: Thresholds,
+            constraints: Constraints | None = None) -> DriftResult:
     """One-shot form of Accumulator + evaluate for in-memory arrays."""
-    accumulator = Accumulator(reference)
+    accumulator = Accumulator(reference, constraints)
     accumulator.update(numeric, categorical)
     return evaluate(accumulator, thresholds)

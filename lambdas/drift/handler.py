@@ -18,14 +18,20 @@ from lambdas.shared.config import model_spec, setting
 from lambdas.shared.observability import bind, logger, metrics, tracer
 
 
-def champion_baseline(registry: dal.ModelRegistry) -> tuple[dict | None, str | None]:
-    """The baseline of the package production serves: what the captured traffic is actually scored by."""
+def champion_baseline(registry: dal.ModelRegistry) -> tuple[dict | None, str | None, dict | None]:
+    """(statistics.json, package ARN, constraints.json or None) of the package production serves: what the captured
+    traffic is actually scored by. Both files are the package's DriftCheckBaselines.ModelDataQuality."""
     champion = registry.champion(setting("PROD_ENDPOINT"))
     if champion is None:
-        return None, None
-    uri = champion["DriftCheckBaselines"]["ModelDataQuality"]["Statistics"]["S3Uri"]
-    bucket, key = dal.parse_s3_uri(uri)
-    return dal.ObjectStore(bucket).read_json(key), champion["ModelPackageArn"]
+        return None, None, None
+    quality = champion["DriftCheckBaselines"]["ModelDataQuality"]
+    bucket, key = dal.parse_s3_uri(quality["Statistics"]["S3Uri"])
+    statistics = dal.ObjectStore(bucket).read_json(key)
+    constraints = None
+    if (quality.get("Constraints") or {}).get("S3Uri"):
+        bucket, key = dal.parse_s3_uri(quality["Constraints"]["S3Uri"])
+        constraints = dal.ObjectStore(bucket).read_json(key)
+    return statistics, champion["ModelPackageArn"], constraints
 
 
 def window_sources(store: dal.ObjectStore, start: datetime, end: datetime):
@@ -50,12 +56,12 @@ def publish_metrics(result: engine.DriftResult) -> None:
 def run_check(now: datetime) -> dict:
     spec = model_spec()
     store = dal.ObjectStore(setting("ARTIFACT_BUCKET"))
-    statistics, champion = champion_baseline(dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")))
+    statistics, champion, constraints = champion_baseline(dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")))
     if statistics is None:
         logger.info("production serves no model yet: nothing to compare")
         return {"drift": False, "retrain": False, "reason": "production serves no model package (no baseline) yet"}
     start = now - timedelta(hours=spec.drift.window_hours)
-    assessment = logic.assess(statistics, spec, window_sources(store, start, now))
+    assessment = logic.assess(statistics, spec, window_sources(store, start, now), constraints=constraints)
     scan, result, blocking = assessment.scan, assessment.result, assessment.blocking
     retrain, reason = assessment.retrain, assessment.reason
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
@@ -72,7 +78,8 @@ def run_check(now: datetime) -> dict:
     logger.info("drift checked", extra={"drift": result.drift, "drifted": result.drifted_features, "retrain": retrain,
                                         "reason": reason, "report": html_uri})
     return {"drift": result.drift, "drifted_features": result.drifted_features, "retrain": retrain, "reason": reason,
-            "report_uri": report_uri, "html_report_uri": html_uri, "execution_arn": execution, "rows": result.rows}
+            "report_uri": report_uri, "html_report_uri": html_uri, "execution_arn": execution, "rows": result.rows,
+            "violations": len(result.violations)}
 
 
 def trigger_retraining(spec, now: datetime, result: engine.DriftResult, html_uri: str) -> tuple[str | None, str]:

@@ -37,10 +37,12 @@ class Assessment:
 
 
 def assess(statistics: dict, spec: ModelSpec, sources: Iterable[tuple[str, Iterable[str]]],
-           progress: Callable[[str], None] = lambda name: None) -> Assessment:
-    """Captured lines (name, lines) against a Model Monitor baseline: the drift hook's and the CLI's one path."""
+           progress: Callable[[str], None] = lambda name: None, constraints: dict | None = None) -> Assessment:
+    """Captured lines (name, lines) against a Model Monitor baseline (statistics.json, and constraints.json when
+    there is one: its checks are reported as violations): the drift hook's and the CLI's one path."""
     reference = engine.Reference.from_statistics(statistics, spec.drift_features)
-    scan = CaptureScan(spec.drift_features, set(spec.dataset.categorical), engine.Accumulator(reference))
+    checks = engine.Constraints.from_json(constraints) if constraints else None
+    scan = CaptureScan(spec.drift_features, set(spec.dataset.categorical), engine.Accumulator(reference, checks))
     for name, lines in sources:
         for number, line in enumerate(lines, start=1):
             scan.add_line(line, f"{name}:{number}")

@@ -50,6 +50,8 @@ def html_report(result: DriftResult, context: dict) -> str:
             f"<td>{feature.js:.3f}</td><td>{feature.test} p={feature.p_value:.2e}</td>"
             f"<td>{feature.missing_reference:.1%} → {feature.missing_current:.1%}</td><td>{status}</td><td>{_bars(feature)}</td></tr>")
     problems = "".join(f"<li>{html.escape(p)}</li>" for p in result.problems + context.get("blocking", []))
+    violations = "".join(f"<tr><td>{html.escape(str(v['feature_name']))}</td><td>{html.escape(str(v['constraint_check_type']))}</td>"
+                         f"<td>{html.escape(str(v['description']))}</td></tr>" for v in result.violations)
     facts = "".join(f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>" for k, v in context.items()
                     if k not in ("blocking",))
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Drift report: {html.escape(str(context.get('model', '')))}</title>
@@ -60,6 +62,7 @@ tr.drifted td{{background:#fde2d6}}tr.significant td{{background:#fff6d6}}.verdi
 <p class="verdict">Verdict: <strong>{verdict}</strong>; {len(result.drifted_features)} drifted feature(s) over {result.rows:,} captured rows.</p>
 <dl>{facts}</dl>
 {'<h2>Notes</h2><ul>' + problems + '</ul>' if problems else ''}
+{'<h2>constraints.json violations</h2><table class="violations"><thead><tr><th>feature</th><th>check</th><th>description</th></tr></thead><tbody>' + violations + '</tbody></table>' if violations else ''}
 <p class="legend"><span style="background:#8aa4c8"></span>baseline (training)<span style="background:#e07b39"></span>captured window</p>
 <table><thead><tr><th>feature</th><th>kind</th><th>PSI</th><th>JS</th><th>test (BH-corrected)</th><th>missing</th><th>status</th><th>distribution</th></tr></thead>
 <tbody>{''.join(rows)}</tbody></table></body></html>"""

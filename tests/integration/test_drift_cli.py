@@ -29,3 +29,27 @@ def test_cli_drift_check_reads_a_sagemaker_csv_capture_and_finds_the_shift(tmp_p
     assert "DRIFT over 600 rows" in result.output and "malformed" not in result.output
     written = json.loads((tmp_path / "report/report.json").read_text())
     assert {"contract", "tenure_months"} <= set(written["drifted_features"]) and written["capture_lines"] == 600
+
+
+def test_cli_drift_check_applies_a_constraints_file_given_explicitly(tmp_path):
+    spec = load_spec(REPO_ROOT / "pipelines/churn")
+    statistics, constraints = baseline.compute(make_dataset.generate(5000, 7), spec.dataset.features,
+                                               spec.dataset.categorical)
+    (tmp_path / "statistics.json").write_text(json.dumps(statistics))
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere/constraints.json").write_text(json.dumps(constraints))
+    shifted = make_dataset.generate(600, 9, shift=1.0)
+    names = spec.dataset.features
+    when = datetime(2026, 11, 22, tzinfo=timezone.utc)
+    lines = [json.dumps(csv_capture_record([list(row)], when, f"e{i}"))
+             for i, row in enumerate(zip(*(shifted[n].tolist() for n in names)))]
+    (tmp_path / "capture").mkdir()
+    (tmp_path / "capture/part.jsonl").write_text("\n".join(lines) + "\n")
+    arguments = ["drift", "check", "churn", "--capture", str(tmp_path / "capture"),
+                 "--baseline", str(tmp_path / "statistics.json"), "--out", str(tmp_path / "report")]
+    without = CliRunner().invoke(app, arguments)
+    assert without.exit_code == 0 and "constraints.json violation" not in without.output  # none beside the baseline
+    given = CliRunner().invoke(app, arguments + ["--constraints", str(tmp_path / "elsewhere/constraints.json")])
+    assert given.exit_code == 0, given.output
+    assert "constraints.json violation" in given.output
+    assert json.loads((tmp_path / "report/report.json").read_text())["violations"]

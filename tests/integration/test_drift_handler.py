@@ -37,16 +37,18 @@ def drift_platform(platform, monkeypatch):
     monkeypatch.setenv("AUDIT_TABLE", "mlops-dev-audit")
     monkeypatch.setenv("CAPTURE_PREFIX", CAPTURE)
     training = make_dataset.generate(5000, 7)
-    statistics, _ = baseline.compute(training, SPEC.dataset.features, SPEC.dataset.categorical)
+    statistics, constraints = baseline.compute(training, SPEC.dataset.features, SPEC.dataset.categorical)
     s3 = boto3.client("s3")
     s3.put_object(Bucket=BUCKET, Key="runs/churn/r1/baseline/statistics.json", Body=json.dumps(statistics).encode())
+    s3.put_object(Bucket=BUCKET, Key="runs/churn/r1/baseline/constraints.json", Body=json.dumps(constraints).encode())
     sagemaker = boto3.client("sagemaker")
     arn = sagemaker.create_model_package(
         ModelPackageGroupName="churn-dev", ModelApprovalStatus="Approved",
         InferenceSpecification={"Containers": [{"Image": "x", "ModelDataUrl": f"s3://{BUCKET}/m.tar.gz"}],
                                 "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]},
-        DriftCheckBaselines={"ModelDataQuality": {"Statistics": {"ContentType": "application/json",
-                                                                 "S3Uri": f"s3://{BUCKET}/runs/churn/r1/baseline/statistics.json"}}},
+        DriftCheckBaselines={"ModelDataQuality": {
+            "Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/runs/churn/r1/baseline/statistics.json"},
+            "Constraints": {"ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/runs/churn/r1/baseline/constraints.json"}}},
     )["ModelPackageArn"]
     serve_in_production(arn)
     return {**platform, "champion": arn}
@@ -124,7 +126,7 @@ def test_an_approved_package_that_production_does_not_serve_is_not_the_baseline(
                                                                  "S3Uri": f"s3://{BUCKET}/missing/statistics.json"}}})
     from lambdas.drift.handler import champion_baseline
     from lambdas.shared import dal
-    statistics, champion = champion_baseline(dal.ModelRegistry("churn-dev"))
+    statistics, champion, _ = champion_baseline(dal.ModelRegistry("churn-dev"))
     assert champion == drift_platform["champion"] and statistics
 
 
@@ -140,3 +142,11 @@ def test_a_run_in_progress_is_its_own_reason_and_does_not_spend_the_cooldown(dri
     capture([rows(50, seed=200 + i, shift=1.0) for i in range(20)], NOW + timedelta(minutes=30))
     later = invoke(NOW + timedelta(hours=1))
     assert later["retrain"] and "retraining started (arn:" in later["reason"], later["reason"]
+
+
+def test_the_hook_reads_the_champions_constraints_json(drift_platform):
+    from lambdas.drift.handler import champion_baseline
+    from lambdas.shared import dal
+    statistics, champion, constraints = champion_baseline(dal.ModelRegistry("churn-dev"))
+    assert champion == drift_platform["champion"]
+    assert {f["name"] for f in constraints["features"]} == set(SPEC.dataset.features)

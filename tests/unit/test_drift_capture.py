@@ -130,3 +130,40 @@ def test_a_bad_line_is_counted_and_quoted_never_a_crash(statistics, bad_line, qu
 def test_reading_lines_is_linear_in_their_length_and_caps_an_oversized_line():
     stream = [b"a" * 1000 + b"\n" + b"b" * 5000, b"b" * 5000 + b"\nc\n", b"d"]
     assert [len(line) for line in split_lines(iter(stream), max_line_bytes=4000)] == [1000, 4001, 1, 1]
+
+
+def test_lines_read_in_bulk_match_the_same_rows_read_one_by_one_whatever_the_mix(statistics):
+    """add_line queues lines and parses one-row CSV bodies of a batch together; every odd body (a label column,
+    quotes, a short row, a header, a blank line, BASE64, multi-row) still gets the careful path, and the binned
+    result equals the same rows sent as JSON objects."""
+    names, rows = traffic(300)
+    features = [row[:len(FEATURES)] for row in rows]
+    lines = [envelope("text/csv", csv_line(row), "CSV") for row in features[:100]]
+    lines += [envelope("text/csv", csv_line(row), "CSV") for row in rows[100:150]]  # + the label column
+    lines += [envelope("text/csv", base64.b64encode(csv_line(row).encode()).decode(), "BASE64") for row in features[150:200]]
+    quoted = [f'"{value}"' if isinstance(value, str) else str(value) for value in features[200]]
+    lines += ["", envelope("text/csv", ",".join(quoted), "CSV"), "   "]
+    lines += [envelope("text/csv", ",".join(FEATURES), "CSV"), envelope("text/csv", "1,2", "CSV")]
+    lines += [envelope("text/csv", "\n".join(csv_line(row) for row in features[201:260]), "CSV")]
+    lines += [envelope("text/csv; charset=utf-8", csv_line(row), "CSV") for row in features[260:]]
+    result = scan(statistics, lines)
+    assert (result.lines, result.malformed, result.accumulator.rows) == (len(lines) - 2, 1, 300)
+    assert "2 values, the spec has 11" in result.examples[0]
+    assert result.ignored_columns == 1
+    objects = scan(statistics, [json.dumps(capture_record([dict(zip(FEATURES, row)) for row in features], WHEN, "e"))])
+    assert np.array_equal(result.accumulator.numeric_counts, objects.accumulator.numeric_counts)
+    for index in range(len(result.accumulator.category_counts)):
+        assert np.array_equal(result.accumulator.category_counts[index], objects.accumulator.category_counts[index])
+
+
+def test_batches_of_many_lines_keep_line_numbers_in_quotes_and_flush_every_row(statistics, monkeypatch):
+    from lambdas.drift import capture
+
+    monkeypatch.setattr(capture, "BATCH_LINES", 7)
+    names, rows = traffic(50)
+    lines = [envelope("text/csv", csv_line(row[:len(FEATURES)]), "CSV") for row in rows]
+    lines[23] = envelope("text/csv", "not base64!", "BASE64")
+    lines[31] = "{not json"
+    result = scan(statistics, lines)
+    assert (result.lines, result.malformed, result.accumulator.rows) == (50, 2, 48)
+    assert result.examples[0].startswith("part.jsonl:24:") and result.examples[1].startswith("part.jsonl:32:")
