@@ -52,7 +52,7 @@ def control_character(text: str) -> str | None:
     return f"U+{ord(found.group()):04X}" if found else None
 
 
-def _refuse_control_characters(value: Any, where: str) -> None:
+def refuse_control_characters(value: Any, where: str) -> None:
     if isinstance(value, str):
         bad = control_character(value)
         if bad:
@@ -60,12 +60,12 @@ def _refuse_control_characters(value: Any, where: str) -> None:
                              "fix: keep it on one line of printable characters")
     elif isinstance(value, (list, tuple)):
         for item in value:
-            _refuse_control_characters(item, where)
+            refuse_control_characters(item, where)
     elif isinstance(value, dict):
         for key, item in value.items():
-            _refuse_control_characters(key, where)
+            refuse_control_characters(key, where)
             if not isinstance(item, dict):  # nested specs check their own fields
-                _refuse_control_characters(item, f"{where}.{key}")
+                refuse_control_characters(item, f"{where}.{key}")
 
 
 class _Strict(BaseModel):
@@ -78,7 +78,7 @@ class _Strict(BaseModel):
         if isinstance(data, dict):
             for name, value in data.items():
                 if isinstance(value, (str, list, tuple)) or (isinstance(value, dict) and name == "hyperparameters"):
-                    _refuse_control_characters(value, str(name))
+                    refuse_control_characters(value, str(name))
         return data
 
 

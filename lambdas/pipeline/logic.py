@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipelines import naming
 from lambdas.shared.errors import failure_reason
-from pipelines.spec import DatasetSpec, ObjectiveSpec, TrainingSpec, control_character
+from pipelines.spec import DatasetSpec, ObjectiveSpec, TrainingSpec, control_character, refuse_control_characters
 
 MISSING = {"", "nan", "NaN", "null", "None", "NULL"}
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
@@ -63,10 +63,7 @@ class RunRequest(BaseModel):
     def _one_line(cls, value, info):
         """Each of these reaches an email, a log line, S3 keys or model-package metadata: one printable line."""
         if isinstance(value, str):
-            bad = control_character(value)
-            if bad:
-                raise ValueError(f"{info.field_name} contains the control character {bad} (a newline, tab or similar); "
-                                 "only printable characters on one line are accepted")
+            refuse_control_characters(value, info.field_name)
         return value
 
     @field_validator("hyperparameters")
