@@ -23,6 +23,7 @@ import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
+from lambdas.runs.models import RunView
 from pipelines import naming
 from pipelines.source import current_git_commit
 from pipelines.spec import MODELS_DIR, SpecError, find_model_dir, load_spec
@@ -71,16 +72,7 @@ class RunsApi:
         return document
 
 
-@dataclass
-class RunSummary:
-    name: str
-    status: str
-    started: str
-    stopped: str | None = None
-    current_step: str | None = None
-    error: str | None = None
-    cause: str | None = None
-    arn: str = ""
+RunSummary = RunView  # the runs API's own model of a run: what the client, the CLI and the notebook show
 
 
 @dataclass
