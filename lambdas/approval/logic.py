@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from datetime import datetime
 from urllib.parse import quote
 
 from lambdas.approval.tokens import LinkClaims, LinkError, new_nonce, sign
@@ -52,8 +53,6 @@ def resumable(record: dict | None, claims: LinkClaims) -> bool:
 
 def needs_repair(record: dict, now: float, grace_s: int = 120) -> bool:
     """A decision older than grace_s that never reached the registry and the run."""
-    from datetime import datetime
-
     if record.get("status") not in ("APPROVED", "REJECTED") or record.get("applied") is not False:
         return False
     return now - datetime.fromisoformat(str(record["decided_at"])).timestamp() > grace_s

@@ -20,6 +20,17 @@ def client(service: str):
     return boto3.client(service, config=_CONFIG)
 
 
+def conditional_write(write, **request) -> bool:
+    """One conditional DynamoDB write: True when applied, False when its condition did not hold."""
+    try:
+        write(**request)
+        return True
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     if not uri.startswith("s3://") or "/" not in uri[5:]:
         raise ValueError(f"not an s3://bucket/key URI: {uri!r}")
@@ -139,30 +150,22 @@ class AuditLog:
 
     def claim_cooldown(self, model: str, now_epoch: int, cooldown_seconds: int) -> bool:
         """True when this caller may trigger now (and marks it); False while the cooldown runs."""
-        try:
-            self.dynamodb.update_item(
-                TableName=self.table, Key={"pk": {"S": f"model#{model}"}, "sk": {"S": "drift#cooldown"}},
-                UpdateExpression="SET last_triggered = :now",
-                ConditionExpression="attribute_not_exists(last_triggered) OR last_triggered <= :threshold",
-                ExpressionAttributeValues={":now": {"N": str(now_epoch)}, ":threshold": {"N": str(now_epoch - cooldown_seconds)}})
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        return conditional_write(
+            self.dynamodb.update_item,
+            TableName=self.table, Key={"pk": {"S": f"model#{model}"}, "sk": {"S": "drift#cooldown"}},
+            UpdateExpression="SET last_triggered = :now",
+            ConditionExpression="attribute_not_exists(last_triggered) OR last_triggered <= :threshold",
+            ExpressionAttributeValues={":now": {"N": str(now_epoch)}, ":threshold": {"N": str(now_epoch - cooldown_seconds)}})
 
     def release_cooldown(self, model: str, claimed_epoch: int, cooldown_seconds: int) -> None:
         """Gives back a claim that started nothing: last_triggered goes back to an expired value, only if it is still
         this caller's claim (the claim succeeded, so the previous value had expired too)."""
-        try:
-            self.dynamodb.update_item(
-                TableName=self.table, Key={"pk": {"S": f"model#{model}"}, "sk": {"S": "drift#cooldown"}},
-                UpdateExpression="SET last_triggered = :expired", ConditionExpression="last_triggered = :claimed",
-                ExpressionAttributeValues={":expired": {"N": str(claimed_epoch - cooldown_seconds)},
-                                           ":claimed": {"N": str(claimed_epoch)}})
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        conditional_write(
+            self.dynamodb.update_item,
+            TableName=self.table, Key={"pk": {"S": f"model#{model}"}, "sk": {"S": "drift#cooldown"}},
+            UpdateExpression="SET last_triggered = :expired", ConditionExpression="last_triggered = :claimed",
+            ExpressionAttributeValues={":expired": {"N": str(claimed_epoch - cooldown_seconds)},
+                                       ":claimed": {"N": str(claimed_epoch)}})
 
 
 def encrypt(key_id: str, text: str, context: dict[str, str]) -> str:
@@ -262,17 +265,12 @@ class RateLimiter:
         self.dynamodb = client("dynamodb")
 
     def allow(self, key: str, limit: int, expires_at: int) -> bool:
-        try:
-            self.dynamodb.update_item(
-                TableName=self.table, Key={"id": {"S": key}}, UpdateExpression="ADD #n :one SET #e = :e",
-                ConditionExpression="attribute_not_exists(#n) OR #n < :limit",
-                ExpressionAttributeNames={"#n": "requests", "#e": "expiration"},
-                ExpressionAttributeValues={":one": {"N": "1"}, ":limit": {"N": str(limit)}, ":e": {"N": str(expires_at)}})
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
+        return conditional_write(
+            self.dynamodb.update_item,
+            TableName=self.table, Key={"id": {"S": key}}, UpdateExpression="ADD #n :one SET #e = :e",
+            ConditionExpression="attribute_not_exists(#n) OR #n < :limit",
+            ExpressionAttributeNames={"#n": "requests", "#e": "expiration"},
+            ExpressionAttributeValues={":one": {"N": "1"}, ":limit": {"N": str(limit)}, ":e": {"N": str(expires_at)}})
 
 
 @dataclass
@@ -285,14 +283,9 @@ class ApprovalStore:
         self.dynamodb = boto3.resource("dynamodb", config=_CONFIG).Table(self.table)
 
     def create(self, model: str, execution: str, item: dict) -> bool:
-        try:
-            self.dynamodb.put_item(Item={"pk": f"model#{model}", "sk": f"approval#{execution}", **item},
-                                   ConditionExpression="attribute_not_exists(pk)")
-            return True
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False  # a retried request: the first one stands
-            raise
+        """False for a retried request: the first one stands."""
+        return conditional_write(self.dynamodb.put_item, ConditionExpression="attribute_not_exists(pk)",
+                                 Item={"pk": f"model#{model}", "sk": f"approval#{execution}", **item})
 
     def get(self, model: str, execution: str) -> dict | None:
         return self.dynamodb.get_item(Key={"pk": f"model#{model}", "sk": f"approval#{execution}"}).get("Item")
@@ -330,15 +323,11 @@ class ApprovalStore:
         """PENDING -> status exactly once; AlreadyDecided for every later caller."""
         names = {f"#{k}": k for k in fields} | {"#status": "status"}
         values = {f":{k}": v for k, v in fields.items()} | {":status": status, ":pending": "PENDING"}
-        try:
-            self.dynamodb.update_item(
-                Key={"pk": f"model#{model}", "sk": f"approval#{execution}"},
+        if not conditional_write(
+                self.dynamodb.update_item, Key={"pk": f"model#{model}", "sk": f"approval#{execution}"},
                 UpdateExpression="SET #status = :status, " + ", ".join(f"#{k} = :{k}" for k in fields),
-                ConditionExpression="#status = :pending", ExpressionAttributeNames=names, ExpressionAttributeValues=values)
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise AlreadyDecided(execution) from None
-            raise
+                ConditionExpression="#status = :pending", ExpressionAttributeNames=names, ExpressionAttributeValues=values):
+            raise AlreadyDecided(execution)
 
 
 class Endpoints:

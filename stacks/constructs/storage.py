@@ -22,14 +22,14 @@ class BindServiceGrantsToAccount:
         stack = Stack.of(node)
         for index, statement in enumerate(stack.resolve(node.key_policy).get("Statement", [])):
             service = (statement.get("Principal") or {}).get("Service")
-            conditions = json_keys(statement.get("Condition") or {})
+            conditions = condition_keys(statement.get("Condition") or {})
             if isinstance(service, str) and not conditions & set(SOURCE_CONDITION_KEYS) and not service.startswith("logs."):
                 node.add_property_override(f"KeyPolicy.Statement.{index}.Condition", {
                     "StringEquals": {"aws:SourceAccount": stack.account},
                     "ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:{service.split('.')[-3]}:{stack.region}:{stack.account}:*"}})
 
 
-def json_keys(conditions: dict) -> set[str]:
+def condition_keys(conditions: dict) -> set[str]:
     return {key for operator in conditions.values() for key in operator}
 
 
