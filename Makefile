@@ -62,6 +62,7 @@ bench: setup
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/drift.py
 	$(PY) benchmarks/local_lifecycle.py
+	$(PY) benchmarks/cold_start.py
 
 clean:
 	rm -rf cdk.out .build .local .pytest_cache

@@ -21,9 +21,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "pipelines" / "churn"))
-import features  # noqa: E402
 import make_dataset  # noqa: E402
-import train  # noqa: E402
+import train  # noqa: E402  (puts pipelines/ on the path for modelkit)
+from modelkit import data as features, torchloop  # noqa: E402
 
 
 def dataset(rows: int):
@@ -82,11 +82,11 @@ def main() -> None:
 
     torch.manual_seed(0)
     model = train.build_model(x.shape[1], args.hidden_units).to(device)
-    optimizer = train.make_optimizer(model, 1e-3, device)
-    dtype = train.autocast_dtype("auto", device)
+    optimizer = torchloop.make_optimizer(model, 1e-3, device)
+    dtype = torchloop.autocast_dtype("auto", device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    batches = train.Batches(x, y, args.batch_size, device)
-    fast = measure("train.py", lambda e: train.train_epoch(model, optimizer, batches, e, dtype, scaler),
+    batches = torchloop.Batches(x, y, args.batch_size, device)
+    fast = measure("train.py", lambda e: torchloop.train_epoch(model, optimizer, batches, e, dtype, scaler, train.loss_fn),
                    args.rows, args.epochs, device)
 
     result = {"device": str(device), "naive_samples_per_s": round(naive), "train_py_samples_per_s": round(fast),

@@ -1,35 +1,135 @@
-"""`mlops`: the command line of the platform (runs, models, and later approval, drift, local mode)."""
+"""`mlops`: the command line of the platform (runs, models, approvals, drift, cost, local mode).
+
+Every command takes `--output json` (one JSON document on stdout, for scripts) and ends with an exit code scripts
+can rely on (EXIT_CODES below, also in `mlops --help`). An environmental mistake (no region, no credentials, the
+wrong account, a stack not deployed, no local server) is one line saying what to set, never a traceback.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+import time
+from enum import Enum
 from typing import Optional
 
 import typer
+from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.table import Table
 
-from pipelines import naming
+from pipelines import cost_cli, naming, promote_cli
+from pipelines.scaffold import register as register_scaffold
 from pipelines.spec import SpecError
 
-app = typer.Typer(help="MLOps platform: retraining runs, model registry, local lifecycle.", no_args_is_help=True)
-run_app = typer.Typer(help="Retraining runs of a model.", no_args_is_help=True)
-models_app = typer.Typer(help="Model versions in the registry.", no_args_is_help=True)
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STILL_RUNNING, EXIT_ENVIRONMENT, EXIT_NOT_FOUND, EXIT_NOT_ALLOWED = 0, 1, 2, 3, 4, 5, 6
+EXIT_CODES = {
+    EXIT_OK: "done (watch, follow: the run succeeded: promoted, kept the champion or below threshold)",
+    EXIT_FAILED: "refused or failed: a run in progress, a decision refused, the run failed, was rejected or stopped",
+    EXIT_USAGE: "bad arguments or configuration: unknown model, hyperparameter or stage, invalid spec",
+    EXIT_STILL_RUNNING: "watch/follow gave up at --timeout while the run goes on",
+    EXIT_ENVIRONMENT: "AWS not set up: no region or credentials, another account, stack not deployed, no local server",
+    EXIT_NOT_FOUND: "no such run (or no runs yet)",
+    EXIT_NOT_ALLOWED: "your identity may not do this (AccessDenied)",
+}
+EPILOG = "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
+
+app = typer.Typer(help="MLOps platform: retraining runs, model registry, local lifecycle.", no_args_is_help=True,
+                  epilog=EPILOG)
+run_app = typer.Typer(help="Retraining runs of a model.", no_args_is_help=True, epilog=EPILOG)
+models_app = typer.Typer(help="Model versions in the registry.", no_args_is_help=True, epilog=EPILOG)
 app.add_typer(run_app, name="run")
 app.add_typer(models_app, name="models")
-approvals_app = typer.Typer(help="Approval requests and decisions.", no_args_is_help=True)
+approvals_app = typer.Typer(help="Approval requests and decisions.", no_args_is_help=True, epilog=EPILOG)
 app.add_typer(approvals_app, name="approvals")
-drift_app = typer.Typer(help="Drift checks with the drift hook's engine.", no_args_is_help=True)
+drift_app = typer.Typer(help="Drift checks with the drift hook's engine.", no_args_is_help=True, epilog=EPILOG)
 app.add_typer(drift_app, name="drift")
+local_app = typer.Typer(help="The whole lifecycle offline: embedded AWS emulation, local training and serving.",
+                        no_args_is_help=True, epilog=EPILOG)
+app.add_typer(local_app, name="local")
+register_scaffold(app)  # `mlops new MODEL --task ... --framework ...` (pipelines/scaffold.py)
 console = Console()
-EnvOption = typer.Option("dev", "--env", "-e", help="Environment from cdk.json (dev, staging, prod).")
+errors = Console(stderr=True)
+EnvOption = typer.Option("dev", "--env", "-e", envvar="MLOPS_ENV",
+                         help="Environment from cdk.json (dev, staging, prod; its account and region are used), or "
+                              "local: the running `mlops local serve`.")
+OutputOption = typer.Option("text", "--output", "-o", help="text, or json: one JSON document on stdout for scripts.")
+app.command("cost")(cost_cli.cost)
+
+OUTCOME_COLOURS = {"promoted": "green", "kept_champion": "yellow", "below_threshold": "yellow", "running": "blue",
+                   "waiting_for_approval": "cyan"}
+
+
+class Output(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class Stage(str, Enum):
+    prod = "prod"
+    staging = "staging"
 
 
 def client(env: str):
     from pipelines.client import Pipelines
 
     return Pipelines(env=env)
+
+
+def emit(document) -> None:
+    """A JSON document on stdout (plain print: no console wrapping, no markup)."""
+    print(json.dumps(document, indent=1, default=str))
+
+
+def fail(message: str, code: int = EXIT_FAILED, output: str = "text", kind: str = "failed") -> None:
+    """One line on stderr (or a JSON error document on stdout) and the exit code."""
+    if output == "json":
+        emit({"error": kind, "message": message, "exit_code": code})
+    else:
+        errors.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
+    raise typer.Exit(code=code)
+
+
+def _classify(error: Exception) -> tuple[int, str]:
+    from pipelines.client import (ApiError, DecisionRefused, EnvironmentProblem, NotAllowed, RollbackRefused,
+                                  RunInProgress)
+
+    if isinstance(error, EnvironmentProblem):
+        return EXIT_ENVIRONMENT, "environment"
+    if isinstance(error, NotAllowed):
+        return EXIT_NOT_ALLOWED, "not_allowed"
+    if isinstance(error, SpecError):
+        return EXIT_USAGE, "invalid"
+    if isinstance(error, LookupError):
+        return EXIT_NOT_FOUND, "not_found"
+    if isinstance(error, (RunInProgress, DecisionRefused, RollbackRefused, ApiError)):
+        return EXIT_FAILED, "refused"
+    return EXIT_FAILED, "aws_error" if isinstance(error, ClientError) else "failed"
+
+
+def command(group: typer.Typer, name: str):
+    """Registers a command whose known errors become one line and an exit code (EXIT_CODES)."""
+    from pipelines.client import ApiError, DecisionRefused, EnvironmentProblem, NotAllowed, RollbackRefused, RunInProgress
+
+    expected = (EnvironmentProblem, NotAllowed, SpecError, LookupError, RunInProgress, DecisionRefused, RollbackRefused,
+                ApiError, FileNotFoundError, ClientError)
+
+    def register(function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            output = kwargs.get("output", "text")
+            output = output.value if isinstance(output, Enum) else output
+            try:
+                return function(*args, **kwargs)
+            except expected as error:
+                code, kind = _classify(error)
+                fail(str(error).strip(), code, output, kind)
+
+        group.command(name)(wrapper)
+        return function
+
+    return register
 
 
 def parse_params(params: list[str]) -> dict:
@@ -46,193 +146,285 @@ def parse_params(params: list[str]) -> dict:
     return parsed
 
 
-def fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=1)
+def _colour(outcome) -> str:
+    return OUTCOME_COLOURS.get(outcome.kind, "red") if outcome else "white"
 
 
-@run_app.command("start")
+def _outcome_text(run) -> str:
+    if run.outcome is None:
+        return run.status
+    return f"[{_colour(run.outcome)}]{run.outcome.summary}[/]"
+
+
+# ------------------------------------------------------------------ runs
+@command(run_app, "start")
 def run_start(model: str, param: list[str] = typer.Option([], "--param", "-p", help="Hyperparameter override k=v."),
               reason: Optional[str] = typer.Option(None, help="Why this run (kept in the lineage)."),
-              follow: bool = typer.Option(False, help="Show the run's progress until it ends."),
-              env: str = EnvOption) -> None:
+              dataset_key: Optional[str] = typer.Option(None, help="Another dataset key under the model's prefix."),
+              follow: bool = typer.Option(False, help="Show the run's steps as they happen, until it ends."),
+              timeout: float = typer.Option(7 * 24 * 3600, help="With --follow: stop following after this many seconds."),
+              poll: float = typer.Option(5.0, help="With --follow: seconds between checks."),
+              env: str = EnvOption, output: Output = OutputOption) -> None:
     """Start a retraining run through the runs API (signed with your AWS credentials: you are who asked)."""
-    from pipelines.client import ApiError, RunInProgress
+    from pipelines.client import RunInProgress
 
     try:
-        run = client(env).start(model, parse_params(param), reason=reason)
-    except (SpecError, RunInProgress, ApiError) as error:
-        fail(str(error))
-    console.print(f"started [bold]{run.name}[/] for {model} ({env})")
-    if follow:
-        run_watch(model, run.name, env=env)
+        run = client(env).start(model, parse_params(param), reason=reason, dataset_key=dataset_key)
+    except RunInProgress as error:
+        fail(str(error), EXIT_FAILED, output, "run_in_progress")
+    if not follow:
+        if output == Output.json:
+            emit(run.model_dump())
+        else:
+            console.print(f"started [bold]{run.name}[/] for {model} ({env})")
+        return
+    if output == Output.text:
+        console.print(f"started [bold]{run.name}[/] for {model} ({env})")
+    _watch(model, run.name, env, timeout, poll, output)
 
 
-@run_app.command("watch")
-def run_watch(model: str, execution: Optional[str] = typer.Argument(None),
+@command(run_app, "watch")
+def run_watch(model: str, execution: Optional[str] = typer.Argument(None, help="Run name (default: the latest)."),
               timeout: float = typer.Option(7 * 24 * 3600, help="Stop watching after this many seconds."),
-              poll: float = typer.Option(5.0, help="Seconds between checks."), env: str = EnvOption) -> None:
+              poll: float = typer.Option(5.0, help="Seconds between checks."), env: str = EnvOption,
+              output: Output = OutputOption) -> None:
     """Follow a run step by step until it ends (exit 0 only when it succeeded)."""
-    import time
+    _watch(model, execution, env, timeout, poll, output)
 
-    from pipelines.client import ApiError
 
+def _watch(model: str, execution: str | None, env: str, timeout: float, poll: float, output: Output) -> None:
+    """Prints each step as the run enters and leaves it (every step, also those between two checks), the wait for an
+    approver once, and the outcome; exit code from the outcome (EXIT_CODES)."""
     pipelines = client(env)
-    deadline, last_step = time.monotonic() + timeout, None
-    with console.status("waiting for the run...") as status:
-        while True:
-            try:
-                run = pipelines.status(model, execution)
-            except (LookupError, SpecError, ApiError) as error:
-                fail(str(error))
-            if run.current_step != last_step and run.current_step:
-                console.print(f"  [green]●[/] {run.current_step}")
-                last_step = run.current_step
-            status.update(f"{run.name}: {run.status} at {run.current_step or '-'}")
-            if run.status != "RUNNING":
-                break
-            if time.monotonic() > deadline:
-                console.print(f"{run.name} is still running after {timeout:g} s (at {run.current_step})")
-                raise typer.Exit(code=3)
-            time.sleep(poll)
-    colour = "green" if run.status == "SUCCEEDED" else "red"
-    console.print(f"{run.name}: [{colour}]{run.status}[/]" + (f" ({run.error}: {run.cause})" if run.error else ""))
-    if run.status != "SUCCEEDED":
-        raise typer.Exit(code=1)
+    deadline, shown, waiting_said = time.monotonic() + timeout, {}, False
+    text = output == Output.text
+    while True:
+        run = pipelines.status(model, execution)
+        execution = run.name
+        for index, step in enumerate(run.steps):
+            if text and shown.get(index) != step.status:
+                mark = {"running": "[blue]●[/]", "succeeded": "[green]✓[/]", "failed": "[red]✗[/]",
+                        "stopped": "[yellow]■[/]"}[step.status]
+                if step.status != "running" or index not in shown:
+                    console.print(f"  {mark} {step.name}" + (f" [red]{step.error}[/]" if step.error else ""))
+            shown[index] = step.status
+        if run.outcome and run.outcome.kind == "waiting_for_approval" and not waiting_said and text:
+            console.print(f"  [cyan]⏸ {run.outcome.summary}[/]", soft_wrap=True)
+            waiting_said = True
+        if run.status != "RUNNING":
+            break
+        if time.monotonic() > deadline:
+            if not text:
+                emit(run.model_dump())
+            else:
+                console.print(f"{run.name} is still running after {timeout:g} s (at {run.current_step}): "
+                              f"{run.outcome.summary if run.outcome else ''}")
+            raise typer.Exit(code=EXIT_STILL_RUNNING)
+        time.sleep(poll)
+    if text:
+        console.print(f"{run.name}: {_outcome_text(run)}", soft_wrap=True)
+    else:
+        emit(run.model_dump())
+    if not (run.outcome and run.outcome.succeeded):
+        raise typer.Exit(code=EXIT_FAILED)
 
 
-@run_app.command("status")
-def run_status(model: str, execution: Optional[str] = typer.Argument(None), env: str = EnvOption) -> None:
-    """Where a run is (the latest when no execution is named)."""
-    from pipelines.client import ApiError
-
-    try:
-        run = client(env).status(model, execution)
-    except (LookupError, SpecError, ApiError) as error:
-        fail(str(error))
+@command(run_app, "status")
+def run_status(model: str, execution: Optional[str] = typer.Argument(None, help="Run name (default: the latest)."),
+               env: str = EnvOption, output: Output = OutputOption) -> None:
+    """Where a run is and how it ended: outcome (promoted, kept champion, below threshold, waiting for approval,
+    rejected, failed at a step), trigger, who started it, and its steps."""
+    run = client(env).status(model, execution)
+    if output == Output.json:
+        return emit(run.model_dump())
     table = Table(title=f"{model} / {run.name}", show_header=False)
-    for label, value in [("status", run.status), ("step", run.current_step), ("started", run.started),
-                         ("stopped", run.stopped), ("error", run.error), ("cause", run.cause)]:
+    table.add_column("field", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    rows = [("status", run.status), ("outcome", _outcome_text(run)), ("trigger", run.trigger),
+            ("requested by", run.requested_by), ("started", run.started), ("stopped", run.stopped)]
+    if run.outcome and run.outcome.kind == "failed":
+        rows += [("failed step", run.outcome.step), ("error", run.outcome.error), ("cause", run.outcome.cause)]
+    for label, value in rows:
         if value:
             table.add_row(label, str(value))
+    steps = " → ".join(f"[{'green' if s.status == 'succeeded' else 'red' if s.status == 'failed' else 'blue'}]{s.name}[/]"
+                       for s in run.steps)
+    if steps:
+        table.add_row("steps", steps)
     console.print(table)
 
 
-@run_app.command("list")
-def run_list(model: str, limit: int = 20, env: str = EnvOption) -> None:
-    """Recent runs of a model."""
-    from pipelines.client import ApiError
-
-    try:
-        runs = client(env).runs(model, limit=limit)
-    except (SpecError, ApiError) as error:
-        fail(str(error))
+@command(run_app, "list")
+def run_list(model: str, limit: int = typer.Option(20, min=1, max=100), status: Optional[str] = typer.Option(
+                 None, help="RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED."),
+             env: str = EnvOption, output: Output = OutputOption) -> None:
+    """Recent runs of a model: trigger, who asked, status and outcome."""
+    runs = client(env).runs(model, status=status, limit=limit)
+    if output == Output.json:
+        return emit([run.model_dump() for run in runs])
     table = Table(title=f"{model} runs ({env})")
-    for column in ("execution", "status", "started", "stopped"):
-        table.add_column(column)
+    for column in ("execution", "trigger", "requested by", "status", "outcome", "started"):
+        table.add_column(column, overflow="fold")
     for run in runs:
-        colour = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "yellow"}.get(run.status, "white")
-        table.add_row(run.name, f"[{colour}]{run.status}[/]", run.started, run.stopped or "")
+        table.add_row(run.name, run.trigger or "", (run.requested_by or "").rsplit("/", 1)[-1], run.status,
+                      _outcome_text(run), run.started[:19])
     console.print(table)
 
 
-@models_app.command("list")
-def models_list(model: str, env: str = EnvOption, lineage: bool = typer.Option(True, help="Show lineage columns.")) -> None:
-    """Versions with metrics, approval status and lineage."""
-    try:
-        versions = client(env).models(model)
-    except SpecError as error:
-        fail(str(error))
+@command(run_app, "stop")
+def run_stop(model: str, execution: Optional[str] = typer.Argument(None, help="Run name (default: the latest)."),
+             reason: str = typer.Option("stopped by a person", help="Kept with the stopped run."),
+             env: str = EnvOption, output: Output = OutputOption) -> None:
+    """Stop a running run (platform admins: StopExecution is theirs). A pending approval is closed by the reconciler."""
+    run = client(env).stop(model, execution, reason)
+    if output == Output.json:
+        return emit(run.model_dump())
+    console.print(f"{run.name}: {_outcome_text(run)}" if run.status != "RUNNING" else
+                  f"asked {run.name} to stop; it still runs at {run.current_step or '-'}", soft_wrap=True)
+
+
+@command(run_app, "metrics")
+def run_metrics(model: str, execution: Optional[str] = typer.Argument(None, help="Run name (default: the latest)."),
+                env: str = EnvOption, output: Output = OutputOption) -> None:
+    """Per-epoch metrics of a run's training job (from its log), and its final metrics."""
+    history = client(env).metrics(model, execution)
+    if output == Output.json:
+        return emit(history)
+    names = sorted({k for row in history["epochs"] for k in row if k != "epoch"})
+    table = Table(title=f"{model} / {history['run']}", caption=f"training job {history['training_job']}")
+    for column in ["epoch", *names]:
+        table.add_column(column, justify="right")
+    for row in history["epochs"]:
+        table.add_row(str(row["epoch"]), *(f"{row[n]:.6g}" if n in row else "" for n in names))
+    console.print(table if history["epochs"] else f"{history['training_job']}: no per-epoch metrics logged yet")
+    final = history.get("final") or {}
+    if final:
+        better = "higher" if history.get("direction") == "maximize" else "lower"
+        console.print("final: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(final.items()))
+                      + f" (objective {history['objective']}, {better} is better)")
+
+
+# ------------------------------------------------------------------ registry
+def _metric_columns(model: str) -> list[str]:
+    from pipelines.client import model_dir
+    from pipelines.spec import load_spec
+
+    spec = load_spec(model_dir(model))
+    columns = getattr(spec, "metric_columns", None)
+    return columns() if callable(columns) else [spec.objective.metric]
+
+
+@command(models_app, "list")
+def models_list(model: str, env: str = EnvOption, lineage: bool = typer.Option(True, help="Show lineage columns."),
+                output: Output = OutputOption) -> None:
+    """Versions with metrics, approval status, the stage each serves, and lineage."""
+    versions = client(env).models(model)
+    if output == Output.json:
+        return emit([vars(v) | {"hyperparameters": v.hyperparameters} for v in versions])
+    metric_columns = _metric_columns(model)
     table = Table(title=f"{model} model versions ({env})")
-    columns = ["version", "status", "metrics", "created"] + (["git commit", "dataset sha256", "hyperparameters"] if lineage else [])
+    columns = ["version", "status", "serves", *metric_columns, "created"] + (
+        ["git commit", "dataset sha256", "hyperparameters"] if lineage else [])
     for column in columns:
         table.add_column(column, overflow="fold")
     for version in versions:
-        metrics = ", ".join(f"{k.split(':')[-1]}={v:.4f}" for k, v in sorted(version.metrics.items()) if "auc" in k or "accuracy" in k)
-        row = [str(version.version), version.status, metrics, version.created]
+        serves = ", ".join(f"[bold green]{stage}[/]" for stage in version.serves)
+        metrics = [f"{version.metrics[m]:.4f}" if isinstance(version.metrics.get(m), (int, float)) else "-"
+                   for m in metric_columns]
+        row = [str(version.version), version.status, serves, *metrics, version.created[:19]]
         if lineage:
             row += [version.lineage.get("git_commit", "")[:12], version.lineage.get("dataset_sha256", "")[:12],
-                    version.lineage.get("hyperparameters", "")]
+                    json.dumps(version.hyperparameters, sort_keys=True)]
         table.add_row(*row)
     console.print(table)
 
 
-def _decide(model: str, approve: bool, reason: str, execution: str | None, env: str) -> None:
-    from pipelines.client import DecisionRefused, decide
+# ------------------------------------------------------------------ approvals
+def _decide(model: str, approve: bool, reason: str, execution: str | None, env: str, output: Output) -> None:
+    from pipelines.client import decide
 
-    try:
-        decided_at = decide(client(env), model, approve, reason, execution)
-    except (DecisionRefused, SpecError) as error:
-        fail(str(error))
+    decided_at = decide(client(env), model, approve, reason, execution)
+    if output == Output.json:
+        return emit({"model": model, "decision": "approved" if approve else "rejected", "decided_at": decided_at})
     console.print(f"{model}: {'approved' if approve else 'rejected'} at {decided_at}")
 
 
-@app.command("approve")
+@command(app, "approve")
 def approve(model: str, execution: Optional[str] = typer.Option(None, help="Run name when several wait."),
-            reason: str = typer.Option("", help="Kept in the audit log."), env: str = EnvOption) -> None:
+            reason: str = typer.Option("", help="Kept in the audit log."), env: str = EnvOption,
+            output: Output = OutputOption) -> None:
     """Approve the model waiting for a decision (your signed AWS principal must map to an approver)."""
-    _decide(model, True, reason, execution, env)
+    _decide(model, True, reason, execution, env, output)
 
 
-@app.command("reject")
+@command(app, "reject")
 def reject(model: str, reason: str = typer.Option(..., help="Why; sent with the rejection."),
-           execution: Optional[str] = typer.Option(None, help="Run name when several wait."), env: str = EnvOption) -> None:
+           execution: Optional[str] = typer.Option(None, help="Run name when several wait."), env: str = EnvOption,
+           output: Output = OutputOption) -> None:
     """Reject the model waiting for a decision."""
-    _decide(model, False, reason, execution, env)
+    _decide(model, False, reason, execution, env, output)
 
 
-@approvals_app.command("repair")
-def approvals_repair(model: str, env: str = EnvOption) -> None:
+@command(approvals_app, "repair")
+def approvals_repair(model: str, env: str = EnvOption, output: Output = OutputOption) -> None:
     """Apply decisions left unapplied (throttled clicks) and close requests of runs that ended (platform admins)."""
     from lambdas.approval.handlers import reconcile
 
     pipelines = client(env)
-    try:
-        repaired = reconcile(model, naming.audit_table(env), naming.model_package_group(model, env),
-                             pipelines.state_machine_arn(model))
-    except SpecError as error:
-        fail(str(error))
+    repaired = reconcile(model, naming.audit_table(env), naming.model_package_group(model, env),
+                         pipelines.state_machine_arn(model))
+    if output == Output.json:
+        return emit(repaired)
     for item in repaired:
         console.print(f"{model} {item['execution']}: {item['action']}")
     console.print(f"{model}: {len(repaired)} approval record(s) repaired")
 
 
-@app.command("rollback")
-def rollback_command(model: str, stage: str = typer.Option("prod", help="prod or staging."), env: str = EnvOption) -> None:
+@command(app, "rollback")
+def rollback_command(model: str, stage: Stage = typer.Option(Stage.prod, help="The endpoint to roll back."),
+                     env: str = EnvOption, output: Output = OutputOption) -> None:
     """Re-deploy the previous approved model version (blue/green, with the alarms armed)."""
-    from pipelines.client import RollbackRefused, rollback
+    from pipelines.client import rollback
 
-    try:
-        result = rollback(client(env), model, stage)
-    except (RollbackRefused, SpecError) as error:
-        fail(str(error))
+    result = rollback(client(env), model, stage.value)
+    if output == Output.json:
+        return emit(result)
     console.print(f"{result['endpoint']}: version {result['from_version']} -> {result['to_version']} ({result['action']})")
 
 
-@drift_app.command("check")
+# ------------------------------------------------------------------ drift
+@command(drift_app, "check")
 def drift_check(model: str,
                 capture: str = typer.Option(..., help="Data-capture .jsonl file, folder, or s3:// prefix."),
                 baseline: str = typer.Option(..., help="statistics.json (Model Monitor shape): path or s3:// URI."),
                 constraints: Optional[str] = typer.Option(
                     None, help="constraints.json (Model Monitor shape); default: the one beside a local baseline."),
                 out: str = typer.Option("drift-report", help="Folder for report.html and report.json."),
-                open_report: bool = typer.Option(False, "--open", help="Open the HTML report in a browser.")) -> None:
+                open_report: bool = typer.Option(False, "--open", help="Open the HTML report in a browser."),
+                output: Output = OutputOption) -> None:
     """Compare captured traffic with a baseline, exactly as the scheduled drift hook does."""
     from pathlib import Path
 
     from rich.progress import Progress
 
+    from pipelines.client import model_dir
     from pipelines.drift_check import capture_sources, check
-    from pipelines.spec import find_model_dir, load_spec
+    from pipelines.spec import load_spec
 
     try:
-        spec = load_spec(find_model_dir(model))
-        with Progress(console=console, transient=True) as progress:
+        spec = load_spec(model_dir(model))
+        with Progress(console=errors, transient=True, disable=output == Output.json) as progress:
             task = progress.add_task("reading capture files", total=len(capture_sources(capture)))
             outcome = check(spec, baseline, capture, Path(out), lambda name: progress.advance(task), constraints)
-    except (SpecError, FileNotFoundError, ValueError, KeyError) as error:
-        fail(str(error))
+    except (FileNotFoundError, ValueError, KeyError) as error:
+        if isinstance(error, SpecError):
+            raise
+        fail(str(error), EXIT_FAILED, output.value)
     result = outcome["result"]
+    if output == Output.json:
+        return emit({"drift": result.drift, "rows": result.rows, "reason": outcome["reason"], "retrain": outcome["retrain"],
+                     "drifted_features": result.drifted_features, "problems": result.problems,
+                     "report": str(outcome["html"])})
     table = Table(title=f"{model}: {'DRIFT' if result.drift else 'no drift'} over {result.rows:,} rows")
     for column in ("feature", "PSI", "JS", "p (BH)", "status"):
         table.add_column(column)
@@ -248,40 +440,130 @@ def drift_check(model: str,
         webbrowser.open(outcome["html"].resolve().as_uri())
 
 
-local_app = typer.Typer(help="The whole lifecycle offline: embedded AWS emulation, local training and serving.",
-                        no_args_is_help=True)
-app.add_typer(local_app, name="local")
+# ------------------------------------------------------------------ local mode
+def _show_links(text: str) -> None:
+    """Approval links printed whole: no console wrapping, no markup (a wrapped link does not verify)."""
+    print(text, flush=True)
 
 
-@local_app.command("up")
+@command(local_app, "up")
 def local_up(model: str = typer.Option("churn", help="Model folder under pipelines/."),
              interactive: bool = typer.Option(False, help="Wait for a person to click the approval link."),
-             workdir: str = typer.Option(".local", help="Scratch folder (training jobs, reports)."),
+             workdir: str = typer.Option(".local", help="Work folder (training jobs, reports, server.json)."),
              rows: int = typer.Option(5000, help="Rows of generated training data."),
-             verbose: bool = typer.Option(False, help="Show the handlers' JSON logs and every training line.")) -> None:
+             data: Optional[str] = typer.Option(None, help="Train on your own CSV file (the spec's columns)."),
+             keep: bool = typer.Option(False, help="Afterwards keep the emulation running as a local server "
+                                                   "(`--env local` reaches it; `mlops local down` stops it)."),
+             port: int = typer.Option(0, help="With --keep: the AWS emulation's port (default: a free one)."),
+             verbose: bool = typer.Option(False, help="Show the handlers' JSON logs and every training line."),
+             output: Output = OutputOption) -> None:
     """Run one complete retraining lifecycle locally, then a drift-triggered second run."""
     from pathlib import Path
 
+    from pipelines.client import model_dir
     from pipelines.local.lifecycle import LifecycleError, LocalLifecycle
+    from pipelines.local.server import KeptEmulation
 
+    model_dir(model)
+    say = console.print if output == Output.text else (lambda *a, **k: None)
+    keeper = _after_summary(KeptEmulation(port, say=say, show_links=_show_links), output) if keep else None
     try:
-        result = LocalLifecycle(model, Path(workdir), interactive, rows, say=console.print, verbose=verbose).run()
-    except (LifecycleError, SpecError) as error:
-        fail(str(error))
-    print_summary(result)
+        result = LocalLifecycle(model, Path(workdir), interactive, rows, say=say, verbose=verbose, data=data,
+                                show_links=_show_links).run(then=keeper)
+    except LifecycleError as error:
+        fail(str(error), EXIT_FAILED, output.value)
+    if not keep:
+        _print_result(result, output)
+
+
+def _after_summary(keeper, output: Output):
+    """--keep: the lifecycle's summary first, then the server (which blocks until `mlops local down`)."""
+    def then(lifecycle) -> None:
+        _print_result(lifecycle.result, output)
+        keeper(lifecycle)
+
+    return then
+
+
+def _print_result(result, output: Output) -> None:
+    if output == Output.json:
+        emit({"runs": result.runs, "versions": result.versions, "approvals": result.approvals,
+              "predictions": result.predictions, "drift": {k: v for k, v in result.drift.items() if k != "result"},
+              "drift_report": result.drift_report, "timings": result.timings})
+    else:
+        print_summary(result)
+
+
+@command(local_app, "serve")
+def local_serve(model: str = typer.Option("churn", help="Model folder under pipelines/."),
+                workdir: str = typer.Option(".local", help="Work folder (server.json, training jobs, inbox/)."),
+                rows: int = typer.Option(5000, help="Rows of generated training data."),
+                data: Optional[str] = typer.Option(None, help="Train on your own CSV file (the spec's columns)."),
+                port: int = typer.Option(0, help="The AWS emulation's port (default: a free one)."),
+                background: bool = typer.Option(False, help="Start it detached and return once it answers."),
+                verbose: bool = typer.Option(False, help="Show the handlers' JSON logs and every training line."),
+                output: Output = OutputOption) -> None:
+    """Keep the AWS emulation of the local mode running on 127.0.0.1 (stacks provisioned, data seeded, no run yet):
+    `--env local` in the CLI, Pipelines(env="local") in a notebook reach it; `mlops local down` stops it."""
+    from pathlib import Path
+
+    from pipelines.client import model_dir
+    from pipelines.local.lifecycle import LifecycleError, LocalLifecycle
+    from pipelines.local.server import KeptEmulation, start_in_background
+
+    model_dir(model)
+    if background:
+        arguments = ["--model", model, "--workdir", str(Path(workdir).resolve()), "--rows", str(rows),
+                     "--port", str(port)] + (["--data", str(Path(data).resolve())] if data else []) + (
+            ["--verbose"] if verbose else [])
+        state = start_in_background(arguments, Path(workdir))
+        if output == Output.json:
+            return emit({k: v for k, v in state.items() if k not in ("identities", "token")})
+        console.print(f"local server running at {state['url']} (pid {state['pid']}); `mlops local down` stops it")
+        return
+    say = console.print if output == Output.text else (lambda *a, **k: None)
+    try:
+        LocalLifecycle(model, Path(workdir), rows=rows, say=say, verbose=verbose, data=data,
+                       show_links=_show_links).run(then=KeptEmulation(port, say=say, show_links=_show_links),
+                                                   setup_only=True)
+    except LifecycleError as error:
+        fail(str(error), EXIT_FAILED, output.value)
+
+
+@command(local_app, "down")
+def local_down(workdir: Optional[str] = typer.Option(None, help="Work folder of the server (default: MLOPS_LOCAL_DIR "
+                                                                "or .local)."),
+               output: Output = OutputOption) -> None:
+    """Stop the local server (`mlops local serve`, `mlops local up --keep`)."""
+    from pathlib import Path
+
+    from pipelines.local.server import down
+
+    message = down(Path(workdir) if workdir else None)
+    if output == Output.json:
+        return emit({"stopped": True, "message": message})
+    console.print(message)
 
 
 def print_summary(result) -> None:
     runs = Table(title="Runs")
-    for column in ("execution", "trigger", "status", "ended at / waiting at"):
-        runs.add_column(column)
+    for column in ("execution", "trigger", "status", "outcome"):
+        runs.add_column(column, overflow="fold")
     for run in result.runs:
-        runs.add_row(run["name"], run["input"].get("trigger", ""), run["status"], run["waiting_at"] or run.get("error") or "")
+        outcome = run.get("outcome") or {}
+        colour = OUTCOME_COLOURS.get(outcome.get("kind"), "red")
+        runs.add_row(run["name"], run["input"].get("trigger", ""), run["status"],
+                     f"[{colour}]{outcome.get('summary', run.get('error') or '')}[/]")
+    columns = list(getattr(result, "metric_columns", None) or [])
+    if not columns and result.versions:
+        columns = sorted(result.versions[0]["metrics"])[:2]
     versions = Table(title="Model versions")
-    for column in ("version", "status", "validation:auc", "git commit", "dataset version", "trigger"):
+    for column in ("version", "status", "serves", *columns, "git commit", "dataset version", "trigger"):
         versions.add_column(column)
     for version in result.versions:
-        versions.add_row(str(version["version"]), version["status"], f"{version['metrics'].get('validation:auc', 0):.4f}",
+        metrics = [f"{version['metrics'][c]:.4f}" if isinstance(version["metrics"].get(c), (int, float)) else "-"
+                   for c in columns]
+        versions.add_row(str(version["version"]), version["status"], ", ".join(version.get("serves") or []), *metrics,
                          version["lineage"].get("git_commit", "")[:12], version["lineage"].get("dataset_version_id", "")[:12],
                          version["lineage"].get("trigger", ""))
     approvals = Table(title="Approval decisions")
@@ -295,15 +577,19 @@ def print_summary(result) -> None:
     console.print(f"predictions from the served model: {result.predictions}")
     console.print(f"drift: {result.drift.get('drifted_features')} → {result.drift.get('reason')}")
     console.print(f"drift report: {result.drift_report}")
-    console.print(f"total {result.timings.get('total_s')} s")
+    if result.timings.get("total_s") is not None:
+        console.print(f"total {result.timings['total_s']} s")
+
+
+command(app, "promote")(promote_cli.promote_command)  # `mlops promote MODEL VERSION --to STAGE` (docs/promotion.md)
 
 
 def main() -> None:
     try:
         app()
     except SpecError as error:
-        console.print(f"[bold red]invalid configuration:[/]\n{error}")
-        sys.exit(2)
+        errors.print(f"[bold red]invalid configuration:[/]\n{error}", highlight=False)
+        sys.exit(EXIT_USAGE)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,27 @@
 """The data scientists' client, usable from a SageMaker Studio notebook or a terminal.
 
     from pipelines.client import Pipelines
-    pipelines = Pipelines(env="dev")
+    pipelines = Pipelines(env="dev")          # or env="local": the running `mlops local serve`
     run = pipelines.start("churn", hyperparameters={"epochs": 20}, reason="new features")
-    pipelines.status("churn")
-    pipelines.models("churn")
+    pipelines.status("churn").outcome         # promoted / kept_champion / below_threshold / waiting_for_approval / ...
+    pipelines.models("churn")                 # versions, metrics, lineage, the stages each serves
+    pipelines.metrics("churn", run.name)      # per-epoch training metrics
 
 Runs start, and CLI approvals are decided, through the model's runs API (a Lambda Function URL with AWS_IAM
 auth): requests are signed with SigV4 (service `lambda`) using the session's credentials, and the API takes
 who you are from that signature. Its URL is in the SSM parameter `runs_api_parameter(model, env)`.
+
+The environment's account and region come from cdk.json (`context.mlops:environments`); a session for another
+account, no credentials or no region is an `EnvironmentProblem` whose message is one line saying what to set.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -22,11 +30,16 @@ import boto3
 import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError,
+                                 PartialCredentialsError, ProfileNotFound)
 
-from lambdas.runs.models import RunView
+from lambdas.shared.run_state import Outcome, RunView  # noqa: F401  (re-exported: a run as the client returns it)
 from pipelines import naming
 from pipelines.source import current_git_commit
-from pipelines.spec import MODELS_DIR, SpecError, find_model_dir, load_spec
+from pipelines.spec import MODELS_DIR, REPO_ROOT, SpecError, discover_spec_files, find_model_dir, load_spec
+
+LOCAL_ENV = "local"
+STAGES = ("staging", "prod")
 
 
 def runs_api_parameter(model: str, env: str) -> str:
@@ -46,6 +59,95 @@ class ApiError(RuntimeError):
         self.status, self.message = status, message
 
 
+class EnvironmentProblem(RuntimeError):
+    """AWS is not set up for the environment (region, credentials, account, deployment, local server): the message
+    is one line that says what to set."""
+
+
+class NotAllowed(ApiError):
+    """Your identity may not do this (AccessDenied, or Lambda's 403 before the runs API runs)."""
+
+    def __init__(self, message: str, status: int = 403) -> None:
+        super().__init__(status, message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UnknownModel(SpecError):
+    """No model folder of that name; the message suggests close matches."""
+
+
+def model_dir(name: str, models_dir: Path = MODELS_DIR) -> Path:
+    """The model's folder, or UnknownModel naming close matches ('did you mean churn?')."""
+    try:
+        return find_model_dir(name, models_dir)
+    except SpecError:
+        known = sorted(p.parent.name for p in discover_spec_files(models_dir))
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else \
+            f"known models: {', '.join(known) or 'none'}"
+        raise UnknownModel(f"no model named '{name}': {hint} (a model is a folder pipelines/<name>/ with model.yaml)") \
+            from None
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where an environment lives (cdk.json): its name, account and region."""
+
+    env: str
+    account: str | None
+    region: str | None
+
+
+def target_environment(env: str, cdk_json: Path = REPO_ROOT / "cdk.json") -> Target:
+    from pipelines.spec import load_environments
+
+    environments = {e.name: e for e in load_environments(cdk_json)}
+    if env not in environments:
+        known = sorted(environments) + [LOCAL_ENV]
+        close = difflib.get_close_matches(env, known, n=1)
+        raise EnvironmentProblem(f"no environment '{env}' in cdk.json"
+                                 + (f": did you mean '{close[0]}'?" if close else f"; known: {', '.join(known)}"))
+    chosen = environments[env]
+    return Target(env, str(chosen.account) if chosen.account else None, chosen.region)
+
+
+_CREDENTIAL_CODES = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidClientTokenId",
+                     "UnrecognizedClientException", "SignatureDoesNotMatch", "InvalidSignatureException",
+                     "AuthFailure", "IncompleteSignature"}
+_DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}
+
+
+def _translated(method):
+    """Environmental mistakes become one line (EnvironmentProblem, NotAllowed) instead of a botocore traceback."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except ClientError as error:
+            raise self._explain_client_error(error) from None
+        except (NoCredentialsError, PartialCredentialsError) as error:
+            raise EnvironmentProblem(self._no_credentials(str(error))) from None
+        except ProfileNotFound as error:
+            raise EnvironmentProblem(f"{error}; fix: set AWS_PROFILE to a profile in ~/.aws/config "
+                                     "(aws configure list-profiles), or unset it") from None
+        except NoRegionError:
+            raise EnvironmentProblem(f"no AWS region for {self.env}; fix: set its region in cdk.json "
+                                     "(context.mlops:environments) or AWS_REGION") from None
+        except EndpointConnectionError as error:
+            raise EnvironmentProblem(self._unreachable(str(error))) from None
+        except urllib3.exceptions.HTTPError as error:
+            raise EnvironmentProblem(self._unreachable(str(error))) from None
+        except BotoCoreError as error:  # SSO token expired, credential process failed, ...
+            name = type(error).__name__
+            fix = "aws sso login" if "SSO" in name or "Token" in name else "check your AWS configuration"
+            raise EnvironmentProblem(f"AWS credentials could not be loaded ({error}); fix: {fix}") from None
+
+    return wrapper
+
+
 class RunsApi:
     """Signed calls to one model's runs API with the caller's own AWS credentials."""
 
@@ -56,10 +158,10 @@ class RunsApi:
     def call(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
         url = self.url + path + (f"?{urlencode(query)}" if query else "")
         request = AWSRequest(method=method, url=url, data=json.dumps(body).encode() if body is not None else None,
-                            headers={"Content-Type": "application/json"} if body is not None else {})
+                             headers={"Content-Type": "application/json"} if body is not None else {})
         credentials = self.session.get_credentials()
         if credentials is None:
-            raise ApiError(403, "no AWS credentials to sign the request with (aws sso login / AWS_PROFILE)")
+            raise NoCredentialsError()
         SigV4Auth(credentials.get_frozen_credentials(), "lambda", self.region).add_auth(request)
         prepared = request.prepare()
         response = self.http.request(method, prepared.url, body=prepared.body, headers=dict(prepared.headers))
@@ -68,7 +170,11 @@ class RunsApi:
         except json.JSONDecodeError:
             document = {"message": response.data.decode(errors="replace")[:300]}
         if response.status >= 300:
-            raise ApiError(response.status, document.get("message") or document.get("Message") or "refused")
+            message = document.get("message") or document.get("Message") or "refused"
+            if response.status == 403 and not document.get("message"):
+                raise NotAllowed(f"the runs API refused your signed request ({message}); fix: use credentials that "
+                                 "hold the model's data-scientist or approver policy (docs/identity.md)")
+            raise ApiError(response.status, message)
         return document
 
 
@@ -83,43 +189,130 @@ class ModelVersion:
     metrics: dict = field(default_factory=dict)
     lineage: dict = field(default_factory=dict)
     arn: str = ""
+    serves: list[str] = field(default_factory=list)  # the stages whose endpoint serves this version now
+
+    @property
+    def hyperparameters(self) -> dict:
+        """Typed (numbers stay numbers), from the lineage's JSON."""
+        try:
+            return json.loads(self.lineage.get("hyperparameters") or "{}")
+        except ValueError:
+            return {}
 
 
 class Pipelines:
-    def __init__(self, env: str = "dev", session: boto3.Session | None = None, models_dir: Path = MODELS_DIR) -> None:
-        self.env, self.models_dir = env, models_dir
-        self.session = session or boto3.Session()
-        self.sfn = self.session.client("stepfunctions")
-        self.sagemaker = self.session.client("sagemaker")
-        self.sts = self.session.client("sts")
-        self.ssm = self.session.client("ssm")
-        self.region = self.sfn.meta.region_name
+    """env: an environment of cdk.json (its account and region are used), or "local": the local server that
+    `mlops local serve` (or `mlops local up --keep`) keeps running, as the identity MLOPS_LOCAL_AS names
+    (data-scientist by default; admin, or an approver's email). A given session is used as is."""
+
+    def __init__(self, env: str = "dev", session: boto3.Session | None = None, models_dir: Path = MODELS_DIR,
+                 endpoint_url: str | None = None) -> None:
+        self.env, self.models_dir, self.endpoint_url = env, models_dir, endpoint_url
+        self.expected_account = None
+        if env == LOCAL_ENV and session is None:
+            from pipelines.local.server import connect
+
+            local = connect()
+            session, self.endpoint_url, self.expected_account = local.session(), local.url, local.account
+        elif session is None:
+            target = target_environment(env)
+            session, self.expected_account = boto3.Session(region_name=target.region), target.account
+        self.session = session
+        self.region = session.region_name
+        self._clients: dict[str, object] = {}
         self._apis: dict[str, RunsApi] = {}
+        self._account: str | None = None
+
+    def client(self, service: str):
+        if service not in self._clients:
+            self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url) if self.endpoint_url \
+                else self.session.client(service)
+        return self._clients[service]
+
+    @property
+    def sfn(self):
+        return self.client("stepfunctions")
+
+    @property
+    def sagemaker(self):
+        return self.client("sagemaker")
+
+    # ------------------------------------------------------------ environment
+    def _no_credentials(self, detail: str) -> str:
+        if self.env == LOCAL_ENV:
+            return "the local server's credentials are missing; fix: restart it with `mlops local serve`"
+        return (f"no AWS credentials for {self.env} (account {self.expected_account or '?'}, {self.region}); fix: "
+                "`aws sso login --profile <profile>` and AWS_PROFILE=<profile>, or AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY")
+
+    def _unreachable(self, detail: str) -> str:
+        if self.endpoint_url:
+            return (f"the local server at {self.endpoint_url} does not answer; fix: `mlops local serve` "
+                    "(or `mlops local down` to clear a stale one)")
+        return f"AWS cannot be reached in {self.region} ({detail.split(':')[0]}); fix: check the network or proxy"
+
+    def _explain_client_error(self, error: ClientError) -> Exception:
+        code = error.response.get("Error", {}).get("Code", "")
+        message = error.response.get("Error", {}).get("Message", str(error))
+        if code in _CREDENTIAL_CODES:
+            return EnvironmentProblem(f"your AWS credentials were refused ({code}: {message}); fix: renew them "
+                                      "(aws sso login) or set AWS_PROFILE to a profile of account "
+                                      f"{self.expected_account or 'of ' + self.env}")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        denied = re.search(r"(\S+ is not authorized to perform: [\w:*-]+)", f"{message} {error}")
+        if code in _DENIED_CODES or (status == 403 and denied):
+            who = denied.group(1) if denied else message
+            return NotAllowed(f"not allowed: {who}" + ("; StopExecution is the platform admins' (in the local mode: "
+                                                     "MLOPS_LOCAL_AS=admin)" if "StopExecution" in who else ""))
+        return error
+
+    @_translated
+    def check_account(self) -> str:
+        """The caller's account, which must be the environment's (cdk.json): else EnvironmentProblem."""
+        if self._account is None:
+            identity = self.client("sts").get_caller_identity()
+            if self.expected_account and identity["Account"] != self.expected_account:
+                raise EnvironmentProblem(
+                    f"your AWS credentials are for account {identity['Account']} ({identity['Arn']}), but {self.env} is "
+                    f"account {self.expected_account} (cdk.json); fix: AWS_PROFILE=<a profile of "
+                    f"{self.expected_account}>, or --env for the environment you meant")
+            self._account = identity["Account"]
+        return self._account
 
     # ------------------------------------------------------------ runs
+    @_translated
     def api(self, model: str) -> RunsApi:
         """The model's runs API, its URL read once from SSM."""
-        find_model_dir(model, self.models_dir)
+        model_dir(model, self.models_dir)
         if model not in self._apis:
+            self.check_account()
+            ssm = self.client("ssm")
             try:
-                url = self.ssm.get_parameter(Name=runs_api_parameter(model, self.env))["Parameter"]["Value"]
-            except self.ssm.exceptions.ParameterNotFound:
-                raise SpecError(f"{model} has no runs API in {self.env}: is mlops-{self.env}-{model} deployed?") from None
+                url = ssm.get_parameter(Name=runs_api_parameter(model, self.env))["Parameter"]["Value"]
+            except ssm.exceptions.ParameterNotFound:
+                raise EnvironmentProblem(f"{model} has no runs API in {self.env} ({self.region}): is "
+                                         f"{naming.model_stack(model, self.env)} deployed? fix: `make synth` and "
+                                         f"`cdk deploy {naming.model_stack(model, self.env)}`") from None
             self._apis[model] = RunsApi(url, self.session, self.region)
         return self._apis[model]
 
+    @_translated
     def state_machine_arn(self, model: str) -> str:
-        find_model_dir(model, self.models_dir)
-        account = self.sts.get_caller_identity()["Account"]
-        return f"arn:aws:states:{self.region}:{account}:stateMachine:{naming.state_machine(model, self.env)}"
+        model_dir(model, self.models_dir)
+        return f"arn:aws:states:{self.region}:{self.check_account()}:stateMachine:{naming.state_machine(model, self.env)}"
 
+    @_translated
     def start(self, model: str, hyperparameters: dict | None = None, git_commit: str | None = None,
               reason: str | None = None, dataset_key: str | None = None) -> RunSummary:
         """Starts a run through the runs API, which records your AWS identity as who asked for it."""
-        spec = load_spec(find_model_dir(model, self.models_dir))
+        spec = load_spec(model_dir(model, self.models_dir))
         unknown = sorted(set(hyperparameters or {}) - set(spec.training.hyperparameters))
         if unknown:
-            raise SpecError(f"unknown hyperparameters {unknown} for {model}; known: {sorted(spec.training.hyperparameters)}")
+            suggestions = {name: difflib.get_close_matches(name, list(spec.training.hyperparameters), n=1)
+                           for name in unknown}
+            hints = "; ".join(f"'{name}': did you mean '{close[0]}'?" for name, close in suggestions.items() if close)
+            raise SpecError(f"unknown hyperparameters {unknown} for {model}; known: {sorted(spec.training.hyperparameters)}"
+                            + (f" ({hints})" if hints else ""))
         body = {"hyperparameters": hyperparameters or {}, "git_commit": git_commit or current_git_commit(self.models_dir),
                 "reason": reason, "dataset_key": dataset_key}
         try:
@@ -128,35 +321,96 @@ class Pipelines:
             if error.status == 409:
                 raise RunInProgress(error.message) from None
             raise
-        return RunSummary(name=run["name"], status=run["status"], started=run["started"], arn=run["arn"])
+        return RunSummary(name=run["name"], status=run["status"], started=run["started"], arn=run["arn"],
+                          trigger="manual")
 
+    @_translated
     def runs(self, model: str, status: str | None = None, limit: int = 20) -> list[RunSummary]:
         query = {"limit": limit} | ({"status": status} if status else {})
         return [RunSummary(**run) for run in self.api(model).call("GET", "/runs", query=query)["runs"]]
 
+    def _name(self, model: str, execution: str | None) -> str:
+        if execution and not execution.startswith("arn:"):
+            return execution
+        runs = self.runs(model, limit=100)
+        chosen = next((r for r in runs if execution in (None, r.name, r.arn)), None)
+        if chosen is None:
+            raise LookupError(f"no run {execution!r} of {model}" if execution else f"{model} has no runs yet in {self.env}")
+        return chosen.name
+
+    @_translated
     def status(self, model: str, execution: str | None = None) -> RunSummary:
-        if execution is None or execution.startswith("arn:"):
-            runs = self.runs(model, limit=100)
-            chosen = next((r for r in runs if execution in (None, r.name, r.arn)), None)
-            if chosen is None:
-                raise LookupError(f"no run {execution!r} of {model}" if execution else f"{model} has no runs yet")
-            execution = chosen.name
+        """A run (the latest when none is named): status, trigger, outcome, and the steps it went through."""
+        name = self._name(model, execution)
         try:
-            return RunSummary(**self.api(model).call("GET", f"/runs/{quote(execution, safe='')}"))
+            return RunSummary(**self.api(model).call("GET", f"/runs/{quote(name, safe='')}"))
         except ApiError as error:
             if error.status == 404:
-                raise LookupError(f"no run {execution!r} of {model}") from None
+                raise LookupError(self._no_such_run(model, name)) from None
             raise
 
-    def stop(self, model: str, execution: str, reason: str = "stopped by a person") -> None:
-        """Platform admins only (StopExecution is theirs)."""
-        self.sfn.stop_execution(executionArn=self.status(model, execution).arn, error="StoppedByUser", cause=reason)
+    def _no_such_run(self, model: str, name: str) -> str:
+        try:
+            names = [r.name for r in self.runs(model, limit=50)]
+        except (ApiError, EnvironmentProblem, NotAllowed):
+            names = []
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        return f"no run {name!r} of {model}" + (f": did you mean '{close[0]}'?" if close else "")
+
+    @_translated
+    def metrics(self, model: str, execution: str | None = None) -> dict:
+        """Per-epoch metrics of a run's training job ({"epochs": [{"epoch": 1, "train:loss": ...}], "final": {...}})."""
+        name = self._name(model, execution)
+        try:
+            return self.api(model).call("GET", f"/runs/{quote(name, safe='')}/metrics")
+        except ApiError as error:
+            if error.status == 404:
+                raise LookupError(self._no_such_run(model, name)) from None
+            raise
+
+    @_translated
+    def stop(self, model: str, execution: str | None = None, reason: str = "stopped by a person",
+             wait_s: float = 15) -> RunSummary:
+        """Stops a running run (platform admins: StopExecution is theirs); returns it once it no longer runs (or
+        after wait_s), with the step it was stopped at."""
+        import time
+
+        run = self.status(model, execution)
+        if run.status != "RUNNING":
+            raise LookupError(f"{run.name} is not running ({run.status}); nothing to stop")
+        self.sfn.stop_execution(executionArn=run.arn, error="StoppedByUser", cause=reason[:1000])
+        deadline = time.monotonic() + wait_s
+        while True:
+            now = self.status(model, run.name)
+            if now.status != "RUNNING" or time.monotonic() > deadline:
+                return now
+            time.sleep(0.5)
 
     # ------------------------------------------------------------ registry
-    def models(self, model: str) -> list[ModelVersion]:
+    @_translated
+    def serving(self, model: str) -> dict[str, str | None]:
+        """stage -> the model package ARN its endpoint serves (None: no endpoint)."""
+        try:
+            return self.api(model).call("GET", "/serving")["stages"]
+        except ApiError as error:
+            if error.status == 404:  # a runs API deployed before /serving existed
+                return {}
+            raise
+
+    @_translated
+    def models(self, model: str, with_serving: bool = True) -> list[ModelVersion]:
+        model_dir(model, self.models_dir)
+        self.check_account()
         group = naming.model_package_group(model, self.env)
-        summaries = self.sagemaker.list_model_packages(ModelPackageGroupName=group, SortBy="CreationTime",
-                                                       SortOrder="Descending")["ModelPackageSummaryList"]
+        try:
+            summaries = self.sagemaker.list_model_packages(ModelPackageGroupName=group, SortBy="CreationTime",
+                                                           SortOrder="Descending")["ModelPackageSummaryList"]
+        except ClientError as error:
+            if "does not exist" in str(error) or error.response["Error"]["Code"] == "ValidationException":
+                raise EnvironmentProblem(f"no model package group {group} in {self.env}: is "
+                                         f"{naming.registry_stack(self.env)} deployed?") from None
+            raise
+        serving = self.serving(model) if with_serving and summaries else {}
         versions = []
         for summary in summaries:
             package = self.sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
@@ -164,7 +418,8 @@ class Pipelines:
             metrics = json.loads(lineage.pop("metrics", "{}"))
             versions.append(ModelVersion(version=package.get("ModelPackageVersion", 0), status=package["ModelApprovalStatus"],
                                          created=str(package["CreationTime"]), metrics=metrics, lineage=lineage,
-                                         arn=package["ModelPackageArn"]))
+                                         arn=package["ModelPackageArn"],
+                                         serves=[s for s in STAGES if serving.get(s) == package["ModelPackageArn"]]))
         return versions
 
 
@@ -181,6 +436,8 @@ def decide(pipelines: Pipelines, model: str, approve: bool, reason: str, executi
             execution = _only_pending(api.call("GET", "/approvals")["pending"], model)
         decided = api.call("POST", f"/approvals/{quote(execution, safe='')}",
                            {"decision": "approve" if approve else "reject", "reason": reason})
+    except NotAllowed:
+        raise
     except ApiError as error:
         raise DecisionRefused(error.message) from None
     return decided["decided_at"]
@@ -206,7 +463,9 @@ def rollback(pipelines: Pipelines, model: str, stage: str = "prod") -> dict:
     from lambdas.endpoint.handlers import deploy_package
     from lambdas.shared.dal import Endpoints
 
-    spec = load_spec(find_model_dir(model, pipelines.models_dir))
+    if stage not in STAGES:
+        raise RollbackRefused(f"no stage '{stage}': rollback applies to {' or '.join(STAGES)}")
+    spec = load_spec(model_dir(model, pipelines.models_dir))
     endpoints = Endpoints()
     endpoint = naming.endpoint(model, pipelines.env, stage)
     described = endpoints.describe(endpoint)
@@ -215,7 +474,7 @@ def rollback(pipelines: Pipelines, model: str, stage: str = "prod") -> dict:
     config = endpoints.config_of(described["EndpointConfigName"])
     hosted = endpoints.model_of(config["ProductionVariants"][0]["ModelName"])
     current = (hosted.get("Containers") or [hosted.get("PrimaryContainer")])[0].get("ModelPackageName")
-    approved = [v for v in pipelines.models(model) if v.status == "Approved"]
+    approved = [v for v in pipelines.models(model, with_serving=False) if v.status == "Approved"]
     current_version = next((v.version for v in approved if v.arn == current), None)
     older = [v for v in approved if current_version is None or v.version < current_version]
     if not older:
@@ -226,3 +485,11 @@ def rollback(pipelines: Pipelines, model: str, stage: str = "prod") -> dict:
                             target.arn, role_arn=hosted["ExecutionRoleArn"], key_arn=capture.get("KmsKeyId", ""),
                             capture_uri=capture.get("DestinationS3Uri", ""))
     return {**result, "from_version": current_version, "to_version": target.version}
+
+
+def local_workdir() -> Path:
+    """Where the local server keeps its state: MLOPS_LOCAL_DIR, else ./.local, else the repository's .local."""
+    if os.environ.get("MLOPS_LOCAL_DIR"):
+        return Path(os.environ["MLOPS_LOCAL_DIR"])
+    here = Path.cwd() / ".local"
+    return here if here.exists() else REPO_ROOT / ".local"

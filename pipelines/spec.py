@@ -8,13 +8,13 @@ the fix.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipelines import instances
@@ -152,12 +152,27 @@ def check_hyperparameter(name: str, value: Any, default: Any, allowed: Hyperpara
     return value
 
 
+# Framework -> (default framework_version, default py_version) of the SageMaker framework containers: versions the
+# SageMaker SDK's bundled image catalogue knows for training and for inference (checked offline at synthesis).
+FRAMEWORK_DEFAULTS: dict[str, tuple[str | None, str | None]] = {
+    "pytorch": ("2.5", "py311"), "xgboost": ("3.0-5", "py3"), "sklearn": ("1.2-1", "py3"), "byo": (None, None)}
+# Families of accelerated instances: the scikit-learn containers are CPU only.
+_ACCELERATED_FAMILY = re.compile(r"^ml\.(p\d|g\d|trn\d|inf\d|dl\d)")
+_ECR_IMAGE = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9][a-z0-9._/-]*"
+                        r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$")
+
+
 class TrainingSpec(_Strict):
     entry_point: str = "train.py"
-    framework: Literal["pytorch"] = "pytorch"
-    framework_version: str = "2.5"
-    py_version: str = "py311"
-    image_uri: str | None = Field(default=None, description="A custom ECR image instead of the PyTorch DLC")
+    framework: Literal["pytorch", "xgboost", "sklearn", "byo"] = Field(
+        default="pytorch", description="pytorch, xgboost or sklearn (SageMaker's framework containers, script mode), "
+                                       "or byo: your own image (image_uri) following the same script-mode contract")
+    framework_version: str | None = Field(default=None, description="Default per framework: FRAMEWORK_DEFAULTS")
+    py_version: str | None = Field(default=None, description="Default per framework: FRAMEWORK_DEFAULTS")
+    image_uri: str | None = Field(default=None, description="An ECR training image instead of the framework's "
+                                                           "(required for byo)")
+    inference_image_uri: str | None = Field(default=None, description="An ECR serving image instead of the framework's "
+                                                                     "(byo default: image_uri)")
     instance_type: str = "ml.g5.xlarge"
     instance_count: int = Field(default=1, ge=1, le=32)
     use_spot: bool = True
@@ -176,6 +191,35 @@ class TrainingSpec(_Strict):
     @classmethod
     def _instance_type(cls, value: str) -> str:
         return _check_instance_type(value, "training")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _framework_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            version, python = FRAMEWORK_DEFAULTS.get(data.get("framework") or "pytorch", (None, None))
+            data = {**data, "framework_version": data.get("framework_version") or version,
+                    "py_version": data.get("py_version") or python}
+        return data
+
+    @model_validator(mode="after")
+    def _framework(self) -> TrainingSpec:
+        for field in ("image_uri", "inference_image_uri"):
+            value = getattr(self, field)
+            if value is not None and not _ECR_IMAGE.match(value):
+                raise ValueError(f"{field} '{value}' is not an ECR image URI; fix: use "
+                                 "<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>")
+        if self.framework == "byo" and not self.image_uri:
+            raise ValueError("framework 'byo' (bring your own image) needs training.image_uri; fix: set image_uri to "
+                             "your ECR image (built on the SageMaker training toolkit), or use pytorch, xgboost or sklearn")
+        if self.framework == "sklearn" and not self.image_uri and _ACCELERATED_FAMILY.match(self.instance_type):
+            raise ValueError(f"the scikit-learn containers run on CPU only, not on {self.instance_type}; "
+                             "fix: use a CPU instance type such as ml.m5.xlarge")
+        return self
+
+    @property
+    def serving_image_uri(self) -> str | None:
+        """The spec's own serving image, when it names one (byo: the training image unless told otherwise)."""
+        return self.inference_image_uri or (self.image_uri if self.framework == "byo" else None)
 
     @model_validator(mode="after")
     def _ranges(self) -> TrainingSpec:
@@ -216,6 +260,75 @@ class TrainingSpec(_Strict):
         return self.max_wait_s or min(2 * self.max_runtime_s, SAGEMAKER_MAX_WAIT_S)
 
 
+TaskType = Literal["binary", "multiclass", "regression", "custom"]
+# The metrics the shared model kit (pipelines/modelkit/metrics.py) writes for each task type, and which way is better.
+TASK_METRICS: dict[str, dict[str, str]] = {
+    "binary": {"auc": "maximize", "accuracy": "maximize", "logloss": "minimize", "precision": "maximize",
+               "recall": "maximize", "f1": "maximize"},
+    "multiclass": {"accuracy": "maximize", "macro_f1": "maximize", "logloss": "minimize"},
+    "regression": {"rmse": "minimize", "mae": "minimize", "r2": "maximize", "mape": "minimize"},
+    "custom": {},
+}
+# Shown beside the objective in every table and summary.
+TASK_COLUMNS: dict[str, tuple[str, ...]] = {"binary": ("auc", "accuracy"), "multiclass": ("accuracy", "macro_f1"),
+                                            "regression": ("rmse", "mae", "r2"), "custom": ()}
+MAX_CLASSES = 1000
+
+
+class CustomTaskSpec(_Strict):
+    """A task the platform has no built-in checks for: the spec declares them."""
+
+    label_pattern: str = Field(description="Regular expression every label must match in full, e.g. '[A-Z]{3}'")
+    min_distinct_labels: int = Field(default=1, ge=1, le=MAX_CLASSES)
+    prediction_fields: list[str] = Field(min_length=1, description="Keys every prediction object must carry")
+    metrics: list[str] = Field(default_factory=list, description="Extra metric columns (full names) for tables")
+
+    @field_validator("label_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression ({exc}); fix: escape special characters") from exc
+        return value
+
+
+class TaskSpec(_Strict):
+    """What the model predicts; it decides label validation, the smoke test's response check and the metrics."""
+
+    type: TaskType = "binary"
+    classes: list[str] | None = Field(default=None, description="multiclass: the labels as written in the data "
+                                                                "(default: those the data holds, at least 2)")
+    label_min: float | None = Field(default=None, description="regression: the lowest valid label")
+    label_max: float | None = Field(default=None, description="regression: the highest valid label")
+    custom: CustomTaskSpec | None = Field(default=None, description="custom: the declared checks (required)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _classes_as_text(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("classes"), list):  # YAML reads 1, 2, 3 as numbers
+            return {**data, "classes": [str(c) for c in data["classes"]]}
+        return data
+
+    @model_validator(mode="after")
+    def _fields_of_the_type(self) -> TaskSpec:
+        if self.classes is not None:
+            if self.type != "multiclass":
+                raise ValueError(f"task.classes applies to multiclass, not {self.type}; fix: remove classes")
+            if len(set(self.classes)) != len(self.classes) or not 2 <= len(self.classes) <= MAX_CLASSES:
+                raise ValueError(f"task.classes must list 2-{MAX_CLASSES} distinct labels; fix: list each class once")
+        if (self.label_min is not None or self.label_max is not None) and self.type != "regression":
+            raise ValueError(f"task.label_min/label_max apply to regression, not {self.type}; fix: remove them")
+        if self.label_min is not None and self.label_max is not None and self.label_min >= self.label_max:
+            raise ValueError(f"task.label_min ({self.label_min:g}) must be below label_max ({self.label_max:g}); "
+                             "fix: swap them")
+        if (self.custom is None) == (self.type == "custom"):
+            raise ValueError("task.custom declares the checks of a custom task and only of one; fix: "
+                             + ("add task.custom (label_pattern, prediction_fields)" if self.type == "custom"
+                                else "remove task.custom or set type: custom"))
+        return self
+
+
 class ObjectiveSpec(_Strict):
     metric: str
     regex: str
@@ -245,6 +358,28 @@ class ObjectiveSpec(_Strict):
         if self.direction == "maximize":
             return challenger >= champion + self.champion_margin
         return challenger <= champion - self.champion_margin
+
+
+class StageApprovalSpec(_Strict):
+    """Who approves this model into one promotion stage (an environment of cdk.json's mlops:delivery.promotion):
+    the same rules as approval.approvers and approval.principals, applied in that stage's account."""
+
+    approvers: list[str] = Field(min_length=1)
+    principals: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("approvers")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        return ApprovalSpec._emails(value)
+
+    @field_validator("principals")
+    @classmethod
+    def _lowercase_emails(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return ApprovalSpec._lowercase_emails(value)
+
+    @model_validator(mode="after")
+    def _principals_of_listed_approvers(self) -> "StageApprovalSpec":
+        return ApprovalSpec._principals_of_listed_approvers(self)
 
 
 class ApprovalSpec(_Strict):
@@ -281,6 +416,20 @@ class ApprovalSpec(_Strict):
     @classmethod
     def _lowercase_emails(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         return {email.lower(): patterns for email, patterns in value.items()}
+
+    stages: dict[str, StageApprovalSpec] = Field(
+        default_factory=dict,
+        description="promotion stage (environment name) -> its own approvers (and principals); a stage not listed "
+                    "here is approved by approval.approvers (docs/promotion.md)")
+
+    @field_validator("stages")
+    @classmethod
+    def _stage_names(cls, value: dict[str, StageApprovalSpec]) -> dict[str, StageApprovalSpec]:
+        bad = sorted(name for name in value if not _ENV_NAME.match(name))
+        if bad:
+            raise ValueError(f"approval.stages {bad} are not environment names; fix: use the names of cdk.json's "
+                             "mlops:environments (e.g. staging, prod)")
+        return value
 
     @model_validator(mode="after")
     def _principals_of_listed_approvers(self) -> "ApprovalSpec":
@@ -440,9 +589,23 @@ class RetrainingSpec(_Strict):
         return DriftSpec._schedule(value) if value is not None else None
 
 
+class CostSpec(_Strict):
+    """The model's budget and cost-anomaly alerts (stacks/constructs/budgets.py), filtered on its mlops:model tag.
+    A number, not derived from the estimate: synthesis is offline and the Price List needs credentials; `mlops cost`
+    prints the estimate against this budget and says when to raise it."""
+
+    monthly_budget_usd: float = Field(
+        default=500, gt=0, le=1_000_000,
+        description="AWS Budgets monthly cost budget; alerts at 80% and 100% actual, 100% forecast")
+    anomaly_threshold_usd: float | None = Field(
+        default=50, gt=0, le=1_000_000,
+        description="Cost Anomaly Detection alerts on anomalies of at least this total impact; null: no monitor")
+
+
 class ModelSpec(_Strict):
     name: str
     description: str = ""
+    task: TaskSpec = Field(default_factory=TaskSpec)
     dataset: DatasetSpec
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     objective: ObjectiveSpec
@@ -450,6 +613,7 @@ class ModelSpec(_Strict):
     deployment: DeploymentSpec = Field(default_factory=DeploymentSpec)
     drift: DriftSpec = Field(default_factory=DriftSpec)
     retraining: RetrainingSpec = Field(default_factory=RetrainingSpec)
+    cost: CostSpec = Field(default_factory=CostSpec)
 
     @field_validator("name")
     @classmethod
@@ -470,9 +634,63 @@ class ModelSpec(_Strict):
                              "fix: set drift.enabled: false or capture a share of the traffic")
         return self
 
+    @model_validator(mode="after")
+    def _objective_fits_the_task(self) -> ModelSpec:
+        """A metric the model kit writes for another task type (auc for a regression) or the wrong direction
+        (rmse maximized) would compare challengers the wrong way round: refused."""
+        task, metric = self.task.type, self.objective.metric
+        short = metric.rpartition(":")[2]
+        own = TASK_METRICS[task]
+        if short in own:
+            if own[short] != self.objective.direction:
+                raise ValueError(f"objective.direction: {short} is better when {'higher' if own[short] == 'maximize' else 'lower'}; "
+                                 f"fix: direction: {own[short]}")
+        elif task != "custom" and any(short in TASK_METRICS[other] for other in TASK_METRICS if other != task):
+            raise ValueError(f"objective.metric '{metric}' is not a {task} metric; fix: one of "
+                             f"{', '.join(self.metric_prefix + name for name in own)}")
+        return self
+
     @property
     def drift_features(self) -> list[str]:
         return self.drift.features or list(self.dataset.features)
+
+    @property
+    def metric_prefix(self) -> str:
+        """'validation:' for 'validation:auc': the channel the metrics are measured on."""
+        prefix, separator, _ = self.objective.metric.rpartition(":")
+        return f"{prefix}{separator}" if separator else "validation:"
+
+    def metric_columns(self) -> list[str]:
+        """The metrics every table and summary shows for this model: the objective first, then the task's usual
+        ones (regression: rmse, mae, r2; binary: auc, accuracy; multiclass: accuracy, macro_f1; custom: declared)."""
+        extra = self.task.custom.metrics if self.task.custom else []
+        names = [self.objective.metric, *(self.metric_prefix + name for name in TASK_COLUMNS[self.task.type]), *extra]
+        return list(dict.fromkeys(names))
+
+    def objective_heading(self) -> str:
+        """The objective as a column heading that says which way is better: 'validation:rmse (lower is better)'."""
+        better = "higher" if self.objective.direction == "maximize" else "lower"
+        return f"{self.objective.metric} ({better} is better)"
+
+    def training_log_filters(self) -> tuple[str, ...]:
+        """Line prefixes of a training log worth showing in a summary: the metric lines of this model (the
+        challenger's and the champion's re-scored ones) and checkpoint resumption."""
+        champion = tuple(f"champion:{name.rpartition(':')[2]}" for name in self.metric_columns())
+        return (*self.metric_columns(), *champion, "checkpoint: resumed")
+
+
+def format_metrics(metrics: dict[str, float], columns: list[str]) -> str:
+    """'rmse=27.7400, mae=19.1000' for the columns present in metrics (short names, in column order)."""
+    return ", ".join(f"{name.rpartition(':')[2]}={float(metrics[name]):.4f}" for name in columns if name in metrics)
+
+
+def metric_columns_of(model: str, models_dir: Path | None = None) -> list[str] | None:
+    """The metric columns of a model folder's spec; None when there is no usable folder here (a client that only
+    talks to AWS: tables then show every metric)."""
+    try:
+        return load_spec(find_model_dir(model, models_dir or MODELS_DIR)).metric_columns()
+    except SpecError:
+        return None
 
 
 class EnvironmentSpec(_Strict):
@@ -533,32 +751,40 @@ def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
     return merged
 
 
-class _SpecLoader(yaml.SafeLoader):
+@functools.cache
+def _spec_loader() -> type:
     """SafeLoader with an alias budget: a few anchors and aliases are fine, a 'billion laughs' document (aliases of
-    aliases, exponential once anything walks or prints the tree) is refused while it is being composed."""
+    aliases, exponential once anything walks or prints the tree) is refused while it is being composed. Built on
+    first use: the Lambda handlers read their spec from JSON and need not import yaml at a cold start."""
+    import yaml
 
-    def __init__(self, stream) -> None:
-        super().__init__(stream)
-        self.aliases = 0
+    class SpecLoader(yaml.SafeLoader):
+        def __init__(self, stream) -> None:
+            super().__init__(stream)
+            self.aliases = 0
 
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            self.aliases += 1
-            if self.aliases > MAX_YAML_ALIASES:
-                mark = self.peek_event().start_mark
-                raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} aliases (*name), at line {mark.line + 1}; "
-                                     "a spec needs few or none")
-        return super().compose_node(parent, index)
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                self.aliases += 1
+                if self.aliases > MAX_YAML_ALIASES:
+                    mark = self.peek_event().start_mark
+                    raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} aliases (*name), at line {mark.line + 1}; "
+                                         "a spec needs few or none")
+            return super().compose_node(parent, index)
+
+    return SpecLoader
 
 
 def read_spec_document(path: Path) -> dict[str, Any]:
+    import yaml
+
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_SPEC_BYTES + 1)
         if len(raw) > MAX_SPEC_BYTES:
             raise SpecError(f"{path}: larger than {MAX_SPEC_BYTES // 1024} kB; fix: a spec is a short file, "
                             "see pipelines/churn/model.yaml")
-        loader = _SpecLoader(raw.decode("utf-8"))
+        loader = _spec_loader()(raw.decode("utf-8"))
         try:
             document = loader.get_single_data()
         finally:
@@ -591,6 +817,33 @@ def load_spec(path: Path | str, overrides: dict[str, Any] | None = None) -> Mode
     return spec
 
 
+# The model-folder contract (docs/models.md): what each file must do. Synthesis refuses a folder without one.
+FOLDER_FILES = {
+    "inference.py": "serves the model: model_fn, input_fn, predict_fn, output_fn (SageMaker's inference handlers)",
+}
+LOCAL_MODE_FILES = {
+    "make_dataset.py": "makes labelled data for the local mode: generate(rows, seed, shift) -> columns and "
+                       "write_csv(columns, path) -> path",
+}
+
+
+def required_files(spec: ModelSpec) -> dict[str, str]:
+    """File name -> what it must do, for a model folder of this spec (the training entry point included)."""
+    return {SPEC_FILENAME: "the model's spec", spec.training.entry_point:
+            "trains in the SageMaker layout and writes the model, evaluation.json (both scores), statistics.json, "
+            "constraints.json and code/ (docs/models.md)", **FOLDER_FILES}
+
+
+def check_model_folder(folder: Path, spec: ModelSpec, local_mode: bool = False) -> None:
+    """SpecError naming every required file the folder lacks, with what the file must do."""
+    wanted = {**required_files(spec), **(LOCAL_MODE_FILES if local_mode else {})}
+    missing = [f"  - {name}: missing; it {purpose}" for name, purpose in wanted.items() if not (folder / name).is_file()]
+    if missing:
+        raise SpecError(f"{folder}: {len(missing)} required file(s) missing\n" + "\n".join(missing) +
+                        f"\n  fix: add them (docs/models.md), or start from a template: mlops new {spec.name} "
+                        f"--task {spec.task.type} --framework {spec.training.framework}")
+
+
 def discover_spec_files(models_dir: Path = MODELS_DIR) -> list[Path]:
     return sorted(models_dir.glob(f"*/{SPEC_FILENAME}"))
 
@@ -600,7 +853,9 @@ def load_all_specs(models_dir: Path = MODELS_DIR, overrides: dict[str, Any] | No
     specs, problems = [], []
     for path in discover_spec_files(models_dir):
         try:
-            specs.append(load_spec(path, overrides))
+            spec = load_spec(path, overrides)
+            check_model_folder(path.parent, spec)
+            specs.append(spec)
         except SpecError as exc:
             problems.append(str(exc))
     if problems:

@@ -9,8 +9,10 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from pipelines import naming
+from pipelines.promotion import CONTEXT_KEY, Delivery, applies_to, parse_delivery, stage_spec
 from pipelines.source import current_git_commit
 from pipelines.spec import MODELS_DIR, EnvironmentSpec, ModelSpec, SpecError, load_all_specs, parse_environments
+from stacks.constructs.promotion import PromotionSourceGrants
 from stacks.model_stack import ModelStack
 from stacks.nag import acknowledge_scoped_wildcards
 from stacks.nag_rules import MlopsServiceChecks
@@ -58,21 +60,60 @@ def source_commit(app: cdk.App) -> str:
     return str(pinned) if pinned else current_git_commit() or "unknown"
 
 
-def build_app(app: cdk.App, models_dir: Path = MODELS_DIR) -> cdk.App:
+def delivery_of(app: cdk.App, environments: list[EnvironmentSpec]) -> Delivery | None:
+    """cdk.json's mlops:delivery (which environment trains, which receive promotions, which hosts the pipeline),
+    checked against every environment of cdk.json; None when the synthesized environments take no part in it."""
+    raw = app.node.try_get_context("mlops:environments") or {}
+    selected = {env.name: env for env in environments}
+    others = [resolve_current_account({"name": name, **(body or {})}) for name, body in raw.items() if name not in selected]
+    everyone = [*selected.values(), *parse_environments({"mlops:environments": {b.pop("name"): b for b in others}})] \
+        if others else list(selected.values())
+    context = {CONTEXT_KEY: app.node.try_get_context(CONTEXT_KEY)}
+    return applies_to(parse_delivery(context, everyone), list(selected))
+
+
+def build_environment(scope, environment: EnvironmentSpec, specs: list[ModelSpec], *, commit: str, models_dir: Path,
+                      delivery: Delivery | None) -> list[cdk.Stack]:
+    """One environment's registry and model stacks in scope (the app, or a stage of the platform's pipeline), with
+    the same stack names either way: a pipeline takes over the stacks a laptop deployed."""
+    aws_env = cdk.Environment(account=environment.account, region=environment.region)
+    specs = [stage_spec(spec, environment.name, delivery) for spec in specs]
+    name = naming.registry_stack(environment.name)
+    registry = RegistryStack(scope, name, stack_name=name, environment=environment, specs=specs, env=aws_env)
+    cdk.Tags.of(registry).add("mlops:environment", environment.name)
+    downstream = delivery.downstream(environment.name) if delivery else None
+    if downstream:
+        PromotionSourceGrants(registry, "PromotionGrants", specs=specs, environment=environment, downstream=downstream,
+                              bucket=registry.bucket, key=registry.key, groups=registry.groups)
+    stacks: list[cdk.Stack] = [registry]
+    for spec in specs:
+        name = naming.model_stack(spec.name, environment.name)
+        stack = ModelStack(scope, name, stack_name=name, environment=environment, spec=spec, registry=registry,
+                           env=aws_env, source_commit=commit, model_dir=models_dir / spec.name, delivery=delivery)
+        cdk.Tags.of(stack).add("mlops:environment", environment.name)
+        cdk.Tags.of(stack).add("mlops:model", spec.name)
+        stacks.append(stack)
+    return stacks
+
+
+def build_app(app: cdk.App, models_dir: Path | None = None) -> cdk.App:
+    """models_dir: the folder of model folders (default pipelines/, or the context value mlops:models_dir).
+    `-c pipeline=true`: the platform's CDK pipeline (stacks/pipeline_stack.py), which deploys every environment of
+    mlops:delivery in order, instead of the environments' stacks themselves."""
+    models_dir = Path(models_dir or app.node.try_get_context("mlops:models_dir") or MODELS_DIR)
     inputs = validated_inputs(app, models_dir)
     commit = source_commit(app)
-    for environment, specs in inputs:
-        aws_env = cdk.Environment(account=environment.account, region=environment.region)
-        registry = RegistryStack(app, naming.registry_stack(environment.name), environment=environment,
-                                 specs=specs, env=aws_env)
-        cdk.Tags.of(registry).add("mlops:environment", environment.name)
-        for spec in specs:
-            stack = ModelStack(app, naming.model_stack(spec.name, environment.name), environment=environment,
-                               spec=spec, registry=registry, env=aws_env, source_commit=commit)
-            cdk.Tags.of(stack).add("mlops:environment", environment.name)
-            cdk.Tags.of(stack).add("mlops:model", spec.name)
+    delivery = delivery_of(app, [environment for environment, _ in inputs])
+    if str(app.node.try_get_context("pipeline") or "").lower() in ("true", "1", "yes"):
+        from stacks.pipeline_stack import PipelineStack
+
+        PipelineStack.for_app(app, delivery=delivery, inputs=dict((env.name, (env, specs)) for env, specs in inputs),
+                              build=lambda scope, env, specs: build_environment(
+                                  scope, env, specs, commit=commit, models_dir=models_dir, delivery=delivery))
+    else:
+        for environment, specs in inputs:
+            build_environment(app, environment, specs, commit=commit, models_dir=models_dir, delivery=delivery)
     acknowledge_scoped_wildcards(app)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     cdk.Validations.of(app).add_plugins(MlopsServiceChecks(app))
     return app
-

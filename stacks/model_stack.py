@@ -12,9 +12,11 @@ from pipelines import naming
 from pipelines.spec import MODELS_DIR, EnvironmentSpec, ModelSpec
 from stacks.constructs.access import AccessPolicies, approver_role_name
 from stacks.constructs.approval import ApprovalHook
+from stacks.constructs.budgets import ModelBudget, grant_price_list_read
 from stacks.constructs.endpoints import EndpointDeployment, ModelDashboard
 from stacks.constructs.failures import AsyncFailures
-from stacks.constructs.functions import PlatformFunction, handler_code
+from stacks.constructs.functions import PlatformFunction
+from stacks.constructs.promotion import PromotionImport, PromotionOffer
 from stacks.constructs.runs_api import RunsApi
 from stacks.constructs.retraining import (NotificationTopic, RetrainingStateMachine, RetrainingTriggers,
                                           lambda_step, state_machine_arn)
@@ -49,7 +51,10 @@ def grant_read_champion(role: iam.IRole, model: str, env_name: str) -> None:
 
 class ModelStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, environment: EnvironmentSpec, spec: ModelSpec,
-                 registry: RegistryStack, source_commit: str = "unknown", **kwargs) -> None:
+                 registry: RegistryStack, source_commit: str = "unknown", model_dir=None, delivery=None,
+                 **kwargs) -> None:
+        """delivery: cdk.json's promotion roles (pipelines.promotion.Delivery); a promotion stage receives its packages
+        from the previous stage instead of training them (docs/promotion.md)."""
         super().__init__(scope, construct_id, **kwargs)
         env_name, model = environment.name, spec.name
         key = registry.key
@@ -62,23 +67,26 @@ class ModelStack(Stack):
                                        name=f"{model}-{env_name}-notifications").topic
         self.failures = AsyncFailures(self, "AsyncFailures", key=key, topic=self.topic,
                                       name=f"{model}-{env_name}-async-failures")
-        self.training = TrainingJob(self, "Training", spec=spec, bucket=bucket, key=key, model_dir=MODELS_DIR / model)
+        self.budget = ModelBudget(self, "Budget", spec=spec, env_name=env_name, topic=self.topic)
+        upstream = delivery.upstream(env_name) if delivery else None
+        downstream = delivery.downstream(env_name) if delivery else None
+        self.training = None if upstream else TrainingJob(self, "Training", spec=spec, bucket=bucket, key=key,
+                                                          model_dir=model_dir or MODELS_DIR / model)
         machine_arn = state_machine_arn(self, model, env_name)
         environment_variables = {
             "MODEL_SPEC": spec.model_dump_json(), "ARTIFACT_BUCKET": bucket.bucket_name, "MODEL_PACKAGE_GROUP": group,
             "STATE_MACHINE_ARN": machine_arn, "NOTIFICATION_TOPIC_ARN": self.topic.topic_arn,
-            "TRAINING_HYPERPARAMETERS": json.dumps(self.training.hyperparameters),
+            "TRAINING_HYPERPARAMETERS": json.dumps(self.training.hyperparameters if self.training else {}),
             "INFERENCE_IMAGE": resolve_inference_image(spec, self.region),
             "AUDIT_TABLE": naming.audit_table(env_name), "SOURCE_GIT_COMMIT": source_commit,
             "PROD_ENDPOINT": naming.endpoint(model, env_name, "prod"),
         }
-        code = handler_code()
         self.functions = {
-            name: PlatformFunction(self, f"{name.title()}Function", handler=handler, key=key, code=code,
+            name: PlatformFunction(self, f"{name.title()}Function", handler=handler, key=key,
                                    environment=environment_variables, description=description,
                                    timeout=Duration.minutes(5 if name in ("validate", "evaluate") else 1),
                                    memory_mb=1024 if name in ("validate", "evaluate") else 512)
-            for name, (handler, description) in PIPELINE_HANDLERS.items()
+            for name, (handler, description) in PIPELINE_HANDLERS.items() if not upstream or name == "notify"
         }
         self.package_arns = [self.format_arn(service="sagemaker", resource="model-package-group", resource_name=group),
                              self.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*")]
@@ -87,25 +95,34 @@ class ModelStack(Stack):
         functions = {name: construct.function for name, construct in self.functions.items()}
         rejected = lambda_step(self, "NotifyRejected", functions["notify"], None, outcome="rejected").next(
             sfn.Fail(self, "ModelRejectedEnd", error="ModelRejected", cause="an approver rejected the model or nobody answered in time"))
-        approval = ApprovalHook(self, "Approval", spec=spec, env_name=env_name, key=key, code=code,
+        approval = ApprovalHook(self, "Approval", spec=spec, env_name=env_name, key=key,
                                 environment=environment_variables, audit_table=registry.audit_table,
                                 machine_arn=machine_arn, package_arns=self.package_arns, on_rejected=rejected,
                                 failures=self.failures)
         self.approval = approval
+        grant_price_list_read(approval.request.role)  # the cost table of the approval email
         self.deployment = EndpointDeployment(self, "Deployment", spec=spec, env_name=env_name, key=key, bucket=bucket,
-                                             code=code, environment=environment_variables, package_arns=self.package_arns,
+                                             environment=environment_variables, package_arns=self.package_arns,
                                              image_uri=environment_variables["INFERENCE_IMAGE"], topic=self.topic,
                                              audit_table_arn=registry.audit_table.table_arn)
+        self.promotion = PromotionImport(
+            self, "Promotion", spec=spec, environment=environment, upstream=upstream, key=key, bucket=bucket,
+            machine_arn=machine_arn, package_arns=self.package_arns, audit_table_arn=registry.audit_table.table_arn,
+            environment_variables=environment_variables, failures=self.failures) if upstream else None
         self.pipeline = RetrainingStateMachine(self, "Retraining", spec=spec, env_name=env_name, key=key,
                                                functions=functions, training=self.training, approval_step=approval.state,
-                                               deployment=self.deployment)
+                                               deployment=self.deployment, head=self.promotion and self.promotion.step)
+        self.offer = PromotionOffer(
+            self, "Offer", spec=spec, environment=environment, downstream=downstream, key=key, bucket=bucket,
+            machine_arn=machine_arn, package_arns=self.package_arns, environment_variables=environment_variables,
+            failures=self.failures) if downstream else None
         self.dashboard = ModelDashboard(self, "Dashboard", spec=spec, env_name=env_name, machine=self.pipeline.machine,
                                         alarms=self.deployment.alarms["prod"])
         self.triggers = RetrainingTriggers(self, "Triggers", spec=spec, machine=self.pipeline.machine,
                                            dead_letter_queue=self.failures.queue)
         if spec.drift.enabled:
-            self.drift = self._drift_hook(spec, env_name, environment_variables, code, key, bucket, registry, machine_arn)
-        self.runs_api = RunsApi(self, "RunsApi", spec=spec, env_name=env_name, key=key, code=code,
+            self.drift = self._drift_hook(spec, env_name, environment_variables, key, bucket, registry, machine_arn)
+        self.runs_api = RunsApi(self, "RunsApi", spec=spec, env_name=env_name, key=key,
                                 environment=environment_variables, audit_table_arn=registry.audit_table.table_arn,
                                 machine_arn=machine_arn, package_arns=self.package_arns,
                                 approver_role_name=approver_role_name(model, env_name))
@@ -115,10 +132,10 @@ class ModelStack(Stack):
         CfnOutput(self, "NotificationTopicArn", value=self.topic.topic_arn)
         CfnOutput(self, "ApprovalUrl", value=approval.url.url)
 
-    def _drift_hook(self, spec, env_name, environment_variables, code, key, bucket, registry, machine_arn):
+    def _drift_hook(self, spec, env_name, environment_variables, key, bucket, registry, machine_arn):
         """Scheduled drift check of the production endpoint's captured traffic; may start a retraining run."""
         capture_prefix = f"data-capture/{naming.endpoint(spec.name, env_name, 'prod')}/AllTraffic"
-        drift = PlatformFunction(self, "DriftFunction", handler="lambdas.drift.handler.handler", key=key, code=code,
+        drift = PlatformFunction(self, "DriftFunction", handler="lambdas.drift.handler.handler", key=key,
                                  environment={**environment_variables, "AUDIT_TABLE": naming.audit_table(env_name),
                                               "CAPTURE_PREFIX": capture_prefix},
                                  description="Compares captured traffic with the champion's baseline",
@@ -146,20 +163,24 @@ class ModelStack(Stack):
 
     def _grant(self, model: str, env_name: str, machine_arn: str, bucket, key, audit_table_arn: str) -> None:
         f = {name: construct.role for name, construct in self.functions.items()}
+        if "prepare" in f:  # a promotion stage trains nothing
+            self._grant_training(f, model, env_name, machine_arn, bucket)
+        self.topic.grant_publish(f["notify"])
+        f["notify"].add_to_policy(iam.PolicyStatement(actions=["sagemaker:UpdateModelPackage"], resources=self.package_arns))
+        f["notify"].add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[audit_table_arn],
+            conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{model}"]}}))
+        key.grant_encrypt_decrypt(f["notify"])
+
+    def _grant_training(self, f: dict, model: str, env_name: str, machine_arn: str, bucket) -> None:
         f["prepare"].add_to_policy(iam.PolicyStatement(actions=["states:ListExecutions"], resources=[machine_arn]))
         bucket.grant_read(f["validate"], "datasets/*")
         bucket.grant_read_write(f["validate"], f"runs/{model}/*")
         bucket.grant_read(f["evaluate"], f"models/{model}/*")
         bucket.grant_write(f["evaluate"], f"runs/{model}/*")
         package_arns = self.package_arns
-        grant_read_registry(f["evaluate"], package_arns)
-        grant_read_champion(f["evaluate"], model, env_name)
+        grant_read_registry(f["validate"], package_arns)  # ValidateData pins the champion the job re-scores
+        grant_read_champion(f["validate"], model, env_name)
         f["register"].add_to_policy(iam.PolicyStatement(
             actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:AddTags"],
             resources=package_arns))
-        self.topic.grant_publish(f["notify"])
-        f["notify"].add_to_policy(iam.PolicyStatement(actions=["sagemaker:UpdateModelPackage"], resources=package_arns))
-        f["notify"].add_to_policy(iam.PolicyStatement(
-            actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[audit_table_arn],
-            conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{model}"]}}))
-        key.grant_encrypt_decrypt(f["notify"])

@@ -453,8 +453,9 @@ def _names_table(index: _Index, table: Ref, resource) -> bool:
 # Actions AWS authorizes only against "*": a grant scoped to a resource ARN is silently never honoured, so the
 # call fails with AccessDenied at run time (moto, which checks the ARN it is given, lets it through).
 # SageMaker API permissions reference: "Except for the ListTags API, resource-level restrictions are not
-# available on List- calls"; Service Authorization Reference: ListModelPackages has no resource type.
-STAR_ONLY_ACTIONS = re.compile(r"^sagemaker:(List(?!Tags$)[A-Za-z]+|Search)$", re.IGNORECASE)
+# available on List- calls"; Service Authorization Reference: ListModelPackages has no resource type. The Price List
+# API (pricing:*) has no resource types at all.
+STAR_ONLY_ACTIONS = re.compile(r"^(sagemaker:(List(?!Tags$)[A-Za-z]+|Search)|pricing:[A-Za-z]+)$", re.IGNORECASE)
 
 
 def star_only_actions_scoped(index: _Index, ref: Ref, resource: dict) -> RuleResult:
@@ -510,8 +511,8 @@ RULES = (
          "The role reads or writes a DynamoDB table encrypted with a customer managed KMS key but may not "
          "kms:Decrypt with that key; every request to the table fails with AccessDenied."),
     Rule("StarOnlyActionScoped", "AWS::IAM::Policy", star_only_actions_scoped,
-         "The policy scopes an action that AWS authorizes only against '*' (SageMaker List* calls) to specific "
-         "resources; the grant never matches and the call is denied at run time."),
+         "The policy scopes an action that AWS authorizes only against '*' (SageMaker List* calls, the Price List "
+         "API) to specific resources; the grant never matches and the call is denied at run time."),
     Rule("NoReservedConcurrency", "AWS::Lambda::Function", no_reserved_concurrency,
          "The function sets ReservedConcurrentExecutions, which fails to deploy in accounts with a low "
          "concurrency quota (new accounts: 10); acknowledge it explicitly where the quota allows it."),

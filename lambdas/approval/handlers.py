@@ -17,6 +17,8 @@ from lambdas.shared import dal
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.events import TaskEvent, pipeline_task
 from lambdas.shared.observability import bind, logger, metrics, tracer
+from lambdas.shared.pricing import cost_lines
+from lambdas.shared.run_state import RunState
 
 
 class ApprovalRequestEvent(TaskEvent):
@@ -29,28 +31,31 @@ def _context(model: str, execution: str) -> dict[str, str]:
 
 @pipeline_task(ApprovalRequestEvent)
 def request_approval(event: ApprovalRequestEvent, context: LambdaContext) -> dict:
-    spec, state = model_spec(), event.state
-    run, registration, evaluation = state["run"], state["registration"], state["evaluation"]
+    spec, state = model_spec(), RunState.parse(event.state)
+    run, registration, evaluation = state.run, state.registration, state.evaluation
     expires = int(time.time() + spec.approval.timeout_hours * 3600)
     champion = None
-    if evaluation.get("champion_arn"):
-        champion = champion_metrics(dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")).describe(evaluation["champion_arn"]))
-    summary = logic.metrics_table(evaluation["metrics"], champion)
+    if evaluation.champion_arn:
+        champion = champion_metrics(dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")).describe(evaluation.champion_arn))
+    facts = logic.review_facts(spec.name, state, spec.objective, champion, expires)
     created = dal.ApprovalStore(setting("AUDIT_TABLE")).create(spec.name, event.execution_name, {
-        "status": logic.PENDING, "model": spec.name, "model_package_arn": registration["model_package_arn"],
-        "requested_by": run["requested_by"], "approvers": spec.approval.approvers, "expires_at": expires,
-        "created_at": datetime.now(timezone.utc).isoformat(), "summary": summary,
+        "status": logic.PENDING, "model": spec.name, "model_package_arn": registration.model_package_arn,
+        "requested_by": run.requested_by, "approvers": spec.approval.approvers, "expires_at": expires,
+        "created_at": datetime.now(timezone.utc).isoformat(), "summary": logic.metrics_table(evaluation.metrics, champion),
+        "review": facts.model_dump_json(),
         "task_token": dal.encrypt(setting("KMS_KEY_ARN"), event.task_token, _context(spec.name, event.execution_name)),
     })
     if not created:
         logger.info("approval already requested for this execution; not sending again")
         return {"requested": 0}
     key = dal.secret_bytes(setting("SIGNING_SECRET_ARN"))
-    per_approver = logic.links(setting("APPROVAL_URL"), event.execution_name, registration["model_package_arn"],
-                               spec.approval.approvers, run["requested_by"], expires, key, spec.approval.principals)
+    per_approver = logic.links(setting("APPROVAL_URL"), event.execution_name, registration.model_package_arn,
+                               spec.approval.approvers, run.requested_by, expires, key, spec.approval.principals)
+    cost = "\n\n" + "\n".join(cost_lines(spec))  # never raises: says why when unpriced
     topic = setting("APPROVAL_TOPIC_ARN")
     for approver in spec.approval.approvers:
-        body = logic.request_email(spec.name, state, champion, per_approver.get(approver), spec.approval.timeout_hours)
+        body = logic.request_email(facts, per_approver.get(approver), spec.approval.timeout_hours, approver)
+        body += cost
         dal.client("sns").publish(TopicArn=topic, Subject=f"[{spec.name}] approval requested"[:100], Message=body,
                                   MessageAttributes={"approver": {"DataType": "String", "StringValue": approver}})
     metrics.add_metric(name="ApprovalsRequested", unit="Count", value=1)
@@ -201,9 +206,10 @@ def show() -> Response:
         record = dal.ApprovalStore(setting("AUDIT_TABLE")).get(model_spec().name, claims.execution)
         logic.check_pending(record, claims)
         logic.check_governance(claims, list(record["approvers"]), record["requested_by"], model_spec().approval.principals)
+        other = tokens.sign(logic.counterpart(claims), dal.secret_bytes(setting("SIGNING_SECRET_ARN")))
     except tokens.LinkError as error:
         return _html(error.status, logic.error_page(error))
-    return _html(200, logic.confirm_page(claims, token, record))
+    return _html(200, logic.confirm_page(claims, token, record, other))
 
 
 MAX_FORM_BYTES = 8192

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import quote
+
+from pydantic import BaseModel, Field
 
 from lambdas.approval.tokens import LinkClaims, LinkError, new_nonce, sign
 from lambdas.pipeline.logic import one_line
+from lambdas.shared.run_state import RunState
 
 PENDING = "PENDING"
 
@@ -107,40 +112,120 @@ def metrics_table(challenger: dict, champion: dict | None) -> str:
     return "\n".join(lines)
 
 
-def request_email(model: str, state: dict, champion_metrics: dict | None, approver_links: dict[str, str] | None,
-                  timeout_hours: float) -> str:
+class ReviewFacts(BaseModel):
+    """What an approver decides on, in the email and on the page: the deciding metric (direction, the spec's
+    threshold, the delta to the champion), every metric beside the champion's, the lineage with typed
+    hyperparameters, and the expiry. Stored with the approval request (as JSON) so the page shows the same."""
+
+    model: str
+    model_package_arn: str
+    version: int | None = None
+    metric: str
+    direction: str = "maximize"
+    value: float
+    threshold: float | None = None
+    champion_value: float | None = None
+    champion_margin: float = 0.0
+    reason: str = ""
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    champion_metrics: dict[str, Any] | None = None
+    git_commit: str = "unknown"
+    dataset_uri: str = ""
+    dataset_version: str = "unversioned"
+    dataset_sha256: str = ""
+    dataset_rows: int = 0
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    requested_by: str = "unknown"
+    trigger: str = "manual"
+    execution_arn: str = ""
+    run_reason: str = ""
+    expires_at: int
+
+    @property
+    def better(self) -> str:
+        return "higher is better" if self.direction == "maximize" else "lower is better"
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.champion_value is None else self.value - self.champion_value
+
+    @property
+    def threshold_line(self) -> str:
+        if self.threshold is None:
+            return "no threshold in the spec"
+        word = "minimum" if self.direction == "maximize" else "maximum"
+        passes = self.value >= self.threshold if self.direction == "maximize" else self.value <= self.threshold
+        return f"spec {word} {self.threshold:g}: {'passes' if passes else 'misses'}"
+
+    @property
+    def champion_line(self) -> str:
+        if self.champion_value is None:
+            return "no approved champion yet"
+        margin = f", required margin {self.champion_margin:g}" if self.champion_margin else ""
+        return f"champion {self.champion_value:.4f}, delta {self.delta:+.4f}{margin}"
+
+    @property
+    def expires_text(self) -> str:
+        return datetime.fromtimestamp(self.expires_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def review_facts(model: str, state: RunState, objective, champion_metrics: dict | None, expires_at: int) -> ReviewFacts:
+    """objective: the spec's ObjectiveSpec (metric, direction, minimum, champion_margin)."""
+    run, validation, evaluation, registration = state.run, state.validation, state.evaluation, state.registration
+    return ReviewFacts(
+        model=model, model_package_arn=registration.model_package_arn, version=registration.version,
+        metric=evaluation.objective or objective.metric, direction=objective.direction, value=evaluation.value,
+        threshold=objective.minimum, champion_value=evaluation.champion_value, champion_margin=objective.champion_margin,
+        reason=evaluation.reason, metrics=evaluation.metrics, champion_metrics=champion_metrics,
+        git_commit=run.git_commit, dataset_uri=validation.dataset_uri,
+        dataset_version=validation.version_id or "unversioned", dataset_sha256=validation.sha256,
+        dataset_rows=validation.rows, hyperparameters=run.typed_hyperparameters(), requested_by=run.requested_by,
+        trigger=run.trigger, execution_arn=run.execution_arn, run_reason=run.reason or "", expires_at=expires_at)
+
+
+def request_email(facts: ReviewFacts, approver_links: dict[str, str] | None, timeout_hours: float,
+                  approver: str | None = None) -> str:
     """The approval email. Every value that came from input (who started the run and why, the dataset, the
     hyperparameters, metric names, ...) is rendered by one_line: control characters show escaped, so no input can
-    start a line of its own (a fake 'Approve:' link); only the lines below made here start a line."""
-    run, validation, evaluation = state["run"], state["validation"], state["evaluation"]
-    hyperparameters = {k: v for k, v in run["hyperparameters"].items() if not k.startswith("sagemaker_")}
-    lines = [f"A new {one_line(model, 64)} model is waiting for your decision.", "",
-             f"Model package: {one_line(state['registration']['model_package_arn'])}",
-             f"Why it is proposed: {one_line(evaluation['reason'], 1000)}", "",
-             metrics_table(evaluation["metrics"], champion_metrics), "",
+    start a line of its own (a fake 'Approve:' link); only the lines below made here start a line. Each link
+    stands alone on its line, whole (a mail client may wrap the text around it, not the link)."""
+    lines = [f"A new {one_line(facts.model, 64)} model is waiting for your decision"
+             + (f", {one_line(approver, 320)}." if approver else "."), "",
+             f"Model package: {one_line(facts.model_package_arn)}"
+             + (f" (version {facts.version})" if facts.version is not None else ""),
+             f"Deciding metric: {one_line(facts.metric, 80)} = {facts.value:.4f} ({facts.better})",
+             f"  {facts.threshold_line}; {facts.champion_line}",
+             f"Why it is proposed: {one_line(facts.reason, 1000)}", "",
+             metrics_table(facts.metrics, facts.champion_metrics), "",
              "Lineage:",
-             f"  git commit:       {one_line(run['git_commit'], 64)}",
-             f"  dataset:          {one_line(validation['dataset_uri'], 1100)} "
-             f"(version {one_line(validation.get('version_id') or 'unversioned', 1100)})",
-             f"  dataset sha256:   {one_line(validation['sha256'], 64)}",
-             f"  hyperparameters:  {one_line(json.dumps(hyperparameters, sort_keys=True), 2000)}",
-             f"  started by:       {one_line(run['requested_by'], 512)} ({one_line(run['trigger'], 16)})",
-             f"  execution:        {one_line(run['execution_arn'])}"]
-    if run.get("reason"):
-        lines.append(f"  reason given:     {one_line(run['reason'], 2000)}")
+             f"  git commit:       {one_line(facts.git_commit, 64)}",
+             f"  dataset:          {one_line(facts.dataset_uri, 1100)} (version {one_line(facts.dataset_version, 1100)})",
+             f"  dataset sha256:   {one_line(facts.dataset_sha256, 64)}",
+             f"  dataset rows:     {facts.dataset_rows:,}",
+             f"  hyperparameters:  {one_line(json.dumps(facts.hyperparameters, sort_keys=True), 2000)}",
+             f"  started by:       {one_line(facts.requested_by, 512)} ({one_line(facts.trigger, 16)})",
+             f"  execution:        {one_line(facts.execution_arn)}"]
+    if facts.run_reason:
+        lines.append(f"  reason given:     {one_line(facts.run_reason, 2000)}")
     lines.append("")
     if approver_links:
-        lines += [f"Approve: {approver_links['approve']}", "", f"Reject:  {approver_links['reject']}", "",
-                  f"The links are yours alone, work once, and expire in {timeout_hours:g} hours; then the run ends as rejected."]
+        lines += [f"Decide by {facts.expires_text} ({timeout_hours:g} hours); then the run ends as rejected.", "",
+                  f"Approve: {approver_links['approve']}", "", f"Reject:  {approver_links['reject']}", "",
+                  "The links are yours alone and work once. Each opens a page that shows this review and asks you to "
+                  "confirm; nothing changes until you press a button there."]
     else:
         lines += ["You started this run, so another approver must decide."]
     return "\n".join(lines)
 
 
-_STYLE = ("body{font-family:system-ui,sans-serif;max-width:44rem;margin:3rem auto;padding:0 1rem;color:#222}"
-          "pre{background:#f5f5f5;padding:1rem;overflow:auto}button{font-size:1rem;padding:.6rem 1.4rem;margin-right:1rem}"
-          ".approve{background:#2e7d32;color:#fff;border:0}.reject{background:#c62828;color:#fff;border:0}"
-          "textarea{width:100%;height:5rem}")
+_STYLE = ("body{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#222}"
+          "pre{background:#f5f5f5;padding:1rem;overflow:auto}table{border-collapse:collapse;margin:.5rem 0 1rem}"
+          "th,td{text-align:left;padding:.25rem .7rem;border-bottom:1px solid #ddd;vertical-align:top}"
+          "td.num{text-align:right;font-variant-numeric:tabular-nums}code{word-break:break-all}"
+          ".decide{display:flex;gap:1rem;margin:1rem 0}button{font-size:1rem;padding:.6rem 1.4rem;border:0;cursor:pointer}"
+          ".approve{background:#2e7d32;color:#fff}.reject{background:#c62828;color:#fff}"
+          ".primary{outline:3px solid #222;outline-offset:2px}.pass{color:#2e7d32}.miss{color:#c62828}"
+          ".verdict{font-size:1.15rem}textarea{width:100%;height:5rem}.expiry{background:#fff6d6;padding:.5rem}")
 
 
 def page(title: str, body_html: str) -> str:
@@ -153,16 +238,78 @@ def error_page(error: LinkError) -> str:
     return page(error.title, f"<p>{html.escape(error.detail)}</p><p>Nothing was changed.</p>")
 
 
-def confirm_page(claims: LinkClaims, token: str, record: dict) -> str:
-    verb = "Approve" if claims.action == "approve" else "Reject"
-    return page(f"{verb} {record.get('model', 'model')}?", (
-        f"<p>You are <strong>{html.escape(claims.approver)}</strong>. Model package "
-        f"<code>{html.escape(claims.package)}</code>, run <code>{html.escape(claims.execution)}</code>.</p>"
-        f"<pre>{html.escape(record.get('summary', ''))}</pre>"
-        f"<form method='post' action='./'><input type='hidden' name='t' value='{html.escape(token)}'>"
-        f"<label>Reason (kept in the audit log)<textarea name='reason' maxlength='1000'></textarea></label><p>"
-        f"<button class='{claims.action}' type='submit'>{verb}</button></p></form>"
-        "<p>This page changes nothing until you press the button (mail scanners that open links are harmless).</p>"))
+def counterpart(claims: LinkClaims) -> LinkClaims:
+    """The other decision of the same link pair (same approver, request, expiry and nonce): both were mailed to
+    this approver, so the page offers both."""
+    return replace(claims, action="reject" if claims.action == "approve" else "approve")
+
+
+def stored_facts(record: dict) -> ReviewFacts | None:
+    try:
+        return ReviewFacts.model_validate_json(record["review"]) if record.get("review") else None
+    except ValueError:
+        return None
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _cell(value) -> str:
+    return f"<td class='num'>{_metric(value)}</td>" if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else f"<td>{_e(value)}</td>"
+
+
+def _review_html(facts: ReviewFacts) -> str:
+    passes = facts.threshold_line.endswith("passes") or facts.threshold is None
+    delta = "" if facts.delta is None else f" (<span class='{'pass' if (facts.delta >= 0) == (facts.direction == 'maximize') else 'miss'}'>{facts.delta:+.4f}</span>)"
+    decision = (f"<section><h2>Deciding metric</h2><p class='verdict'><strong>{_e(facts.metric)}</strong> = "
+                f"<strong>{facts.value:.4f}</strong> <small>({_e(facts.better)})</small></p><table>"
+                f"<tr><th>threshold</th><td class='{'pass' if passes else 'miss'}'>{_e(facts.threshold_line)}</td></tr>"
+                f"<tr><th>champion</th><td>{'none approved yet' if facts.champion_value is None else f'{facts.champion_value:.4f}'}"
+                f"{delta}{f' (required margin {facts.champion_margin:g})' if facts.champion_margin else ''}</td></tr>"
+                f"<tr><th>why proposed</th><td>{_e(facts.reason)}</td></tr></table></section>")
+    names = sorted(set(facts.metrics) | set(facts.champion_metrics or {}), key=str)
+    metrics = "".join(f"<tr><th>{_e(n)}</th>{_cell(facts.metrics.get(n, '-'))}"
+                      f"{_cell((facts.champion_metrics or {}).get(n, '-'))}</tr>" for n in names)
+    hyper = "".join(f"<tr><th>{_e(k)}</th><td class='num'>{_e(json.dumps(v))}</td><td>{type(v).__name__}</td></tr>"
+                    for k, v in sorted(facts.hyperparameters.items()))
+    lineage = [("git commit", f"<code>{_e(facts.git_commit)}</code>"),
+               ("dataset", f"<code>{_e(facts.dataset_uri)}</code>"),
+               ("data version", f"<code>{_e(facts.dataset_version)}</code>"),
+               ("data sha256", f"<code>{_e(facts.dataset_sha256)}</code>"),
+               ("rows", f"{facts.dataset_rows:,}"), ("started by", f"{_e(facts.requested_by)} ({_e(facts.trigger)})"),
+               ("execution", f"<code>{_e(facts.execution_arn)}</code>")] + (
+        [("reason given", _e(facts.run_reason))] if facts.run_reason else [])
+    return (decision + "<section><h2>Metrics</h2><table><tr><th>metric</th><th>candidate</th><th>champion</th></tr>"
+            f"{metrics}</table></section><section><h2>Lineage</h2><table>"
+            + "".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in lineage)
+            + "</table><h3>Hyperparameters</h3><table><tr><th>name</th><th>value</th><th>type</th></tr>"
+            f"{hyper}</table></section>")
+
+
+def confirm_page(claims: LinkClaims, token: str, record: dict, other_token: str | None = None) -> str:
+    """What a link opens: the review, the expiry, and both decisions (the link's own first and marked); nothing
+    changes until a button is pressed (mail scanners that open links are harmless)."""
+    facts = stored_facts(record)
+    model = facts.model if facts else record.get("model", "model")
+    version = f" version {facts.version}" if facts and facts.version is not None else ""
+    review = _review_html(facts) if facts else f"<pre>{_e(record.get('summary', ''))}</pre>"
+    expires = facts.expires_text if facts else datetime.fromtimestamp(claims.expires, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    buttons = {claims.action: token} | ({counterpart(claims).action: other_token} if other_token else {})
+    order = [claims.action] + [a for a in ("approve", "reject") if a != claims.action and a in buttons]
+    rendered = "".join(
+        f"<button class='{action}{' primary' if action == claims.action else ''}' type='submit' name='t' "
+        f"value='{_e(buttons[action])}'>{action.title()}</button>" for action in order)
+    return page(f"Review {model}{version}", (
+        f"<p>You are <strong>{_e(claims.approver)}</strong>. Model package <code>{_e(claims.package)}</code>, "
+        f"run <code>{_e(claims.execution)}</code>.</p>"
+        f"<p class='expiry'>Decide by <strong>{_e(expires)}</strong>; after that the run ends as rejected.</p>"
+        f"{review}<form method='post' action='./'>"
+        f"<label>Reason (kept in the audit log)<textarea name='reason' maxlength='1000'></textarea></label>"
+        f"<div class='decide'>{rendered}</div></form>"
+        "<p>This page changes nothing until you press a button (mail scanners that open links are harmless). "
+        "Your link chose <strong>" + _e(claims.action) + "</strong>; both decisions are yours to make here.</p>"))
 
 
 def done_page(decision: str, claims: LinkClaims, decided_at: str) -> str:

@@ -15,8 +15,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
-from scipy.spatial.distance import jensenshannon
 
 from lambdas.drift.baseline import MISSING_LABELS
 
@@ -277,6 +275,25 @@ class DriftResult:
                 "problems": self.problems, "violations": self.violations, "features": [vars(f) for f in self.features]}
 
 
+def special():
+    """scipy.special, imported when a result is evaluated rather than at the function's cold start. scipy.special
+    alone, not scipy.stats (all of scipy, ~0.5 s to import): the drift bundle carries only scipy.special (see
+    stacks/constructs/functions.py), and each call below is the function scipy.stats evaluates for the same test
+    (tests/unit/test_drift_statistics.py checks them against it)."""
+    from scipy import special as module
+
+    return module
+
+
+def jensenshannon(p: np.ndarray, q: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Jensen-Shannon distance in base 2 of count vectors (scipy.spatial.distance.jensenshannon, base=2)."""
+    p = p / p.sum(axis=axis, keepdims=True)
+    q = q / q.sum(axis=axis, keepdims=True)
+    m = (p + q) / 2
+    divergence = (special().rel_entr(p, m).sum(axis=axis) + special().rel_entr(q, m).sum(axis=axis)) / 2
+    return np.sqrt(np.maximum(divergence, 0.0) / np.log(2))
+
+
 def _psi(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
     """Population stability index per row of two (features x bins) count matrices."""
     p = reference / np.maximum(reference.sum(axis=1, keepdims=True), 1) + EPSILON
@@ -309,7 +326,7 @@ def _numeric_results(reference: Reference, counts: np.ndarray, rows: int) -> lis
     boundaries = np.maximum.accumulate(np.minimum(np.round(boundaries / steps[:, None]) * steps[:, None], bins).astype(int), axis=1)
     coarse_reference, coarse_current = _group(reference.counts, boundaries), _group(current, boundaries)
     psi = _psi(coarse_reference, coarse_current)
-    js = jensenshannon(coarse_reference + EPSILON, coarse_current + EPSILON, base=2, axis=1)
+    js = jensenshannon(coarse_reference + EPSILON, coarse_current + EPSILON, axis=1)
     n = reference.counts.sum(axis=1)
     m = current.sum(axis=1)
     cdf_reference = np.cumsum(reference.counts, axis=1) / np.maximum(n[:, None], 1)
@@ -317,7 +334,7 @@ def _numeric_results(reference: Reference, counts: np.ndarray, rows: int) -> lis
     native_edge = (np.arange(1, bins + 1)[None, :] % steps[:, None]) == 0  # a baseline's own bucket edges only
     ks = np.where(native_edge, np.abs(cdf_reference - cdf_current), 0.0).max(axis=1)
     effective = np.sqrt(n * m / np.maximum(n + m, 1))
-    p_values = stats.kstwobign.sf(ks * effective)
+    p_values = special().kolmogorov(ks * effective)  # kstwobign.sf
     return [FeatureResult(name, "numeric", float(psi[i]), float(js[i]), "ks", float(p_values[i]),
                           float(reference.missing[i]), float(current_missing[i]), distance=float(ks[i]),
                           reference_histogram=coarse_reference[i].tolist(), current_histogram=coarse_current[i].tolist(),
@@ -351,7 +368,9 @@ def two_sample_chi2(reference: np.ndarray, current: np.ndarray) -> float:
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
         return 1.0
-    return float(stats.chi2_contingency(table, correction=False).pvalue)
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+    statistic = float(((table - expected) ** 2 / expected).sum())
+    return float(special().chdtrc(table.shape[1] - 1, statistic))  # chi2_contingency(correction=False).pvalue
 
 
 def _categorical_results(reference: Reference, accumulator: Accumulator) -> list[FeatureResult]:
@@ -371,7 +390,7 @@ def _categorical_results(reference: Reference, accumulator: Accumulator) -> list
         grouped_reference, grouped_current = rare_label_groups(table_reference, table_current, rare=rare)
         effect_reference, effect_current = rare_label_groups(table_reference, table_current, MIN_EFFECT_SHARE, rare)
         psi = float(_psi(effect_reference[None], effect_current[None])[0])
-        js = float(jensenshannon(effect_reference + EPSILON, effect_current + EPSILON, base=2))
+        js = float(jensenshannon(effect_reference + EPSILON, effect_current + EPSILON))
         # a column that never arrived is a schema problem, reported elsewhere, not drift evidence
         p_value = two_sample_chi2(grouped_reference, grouped_current) if current.sum() else 1.0
         shares = np.abs(table_reference / max(table_reference.sum(), 1) - table_current / max(table_current.sum(), 1))
@@ -440,7 +459,7 @@ def constraint_violations(accumulator: Accumulator, results: list[FeatureResult]
         completeness, observed = constraint.get("completeness"), 1.0 - result.missing_current
         if completeness is not None and observed < completeness:
             present = int(round(observed * rows))
-            if stats.binom.cdf(present, rows, min(float(completeness), 1.0)) < thresholds.p_value:
+            if special().bdtr(present, rows, min(float(completeness), 1.0)) < thresholds.p_value:  # binom.cdf
                 violation(result.name, "completeness_check",
                           f"completeness {observed:.4f} in the window, baseline constraint {float(completeness):.4f}")
         if result.name in numeric_index:

@@ -68,7 +68,8 @@ def smoke_test(event: StageEvent, context: LambdaContext) -> dict:
     status, body = dal.Endpoints.invoke(endpoint, json.dumps({"instances": rows}).encode())
     latency_ms = (time.perf_counter() - started) * 1000
     verdict = logic.judge_smoke_test(status, body, len(rows), latency_ms,
-                                     max_latency_ms=max(spec.deployment.alarms.max_p99_latency_ms * 10, 2000))
+                                     max_latency_ms=max(spec.deployment.alarms.max_p99_latency_ms * 10, 2000),
+                                     task=spec.task)
     logger.info("smoke test passed", extra={"endpoint": endpoint, **verdict})
     return verdict
 

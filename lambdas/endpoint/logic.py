@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 
 from pipelines import instances, naming
-from pipelines.spec import DeploymentSpec
+from pipelines.spec import DeploymentSpec, TaskSpec
 
 VARIANT = "AllTraffic"
 SMOKE_ROWS = 20
@@ -110,19 +111,74 @@ def sample_rows(csv_text: str, features: list[str], limit: int = SMOKE_ROWS) -> 
     return rows
 
 
-def judge_smoke_test(status: int, body: bytes, rows: int, latency_ms: float, max_latency_ms: float) -> dict:
+def judge_smoke_test(status: int, body: bytes, rows: int, latency_ms: float, max_latency_ms: float,
+                     task: TaskSpec | None = None) -> dict:
+    """The staging endpoint's answer to the sample rows, checked as the spec's task type wants it: binary
+    {"probability" in [0, 1], "label" 0/1}, multiclass {"label" (a declared class), "probabilities" summing to 1},
+    regression {"value" a finite number}, custom: every declared prediction field."""
+    task = task or TaskSpec()
     if status != 200:
         raise SmokeTestFailed(f"the endpoint answered HTTP {status}: {body[:300]!r}")
     try:
         predictions = json.loads(body)["predictions"]
     except (ValueError, KeyError, TypeError):
         raise SmokeTestFailed(f"the endpoint's answer is not {{'predictions': [...]}}: {body[:300]!r}") from None
-    if len(predictions) != rows:
-        raise SmokeTestFailed(f"{len(predictions)} predictions for {rows} rows")
-    bad = [p for p in predictions if not isinstance(p, dict) or not 0.0 <= float(p.get("probability", -1)) <= 1.0]
+    if not isinstance(predictions, list) or len(predictions) != rows:
+        raise SmokeTestFailed(f"{len(predictions) if isinstance(predictions, list) else 'no list of'} predictions "
+                              f"for {rows} rows")
+    check, summarize = RESPONSE_CHECKS[task.type]
+    bad = [p for p in predictions if not isinstance(p, dict) or not check(p, task)]
     if bad:
-        raise SmokeTestFailed(f"{len(bad)} predictions are not probabilities in [0, 1], e.g. {bad[0]!r}")
+        raise SmokeTestFailed(f"{len(bad)} of {rows} predictions are not {RESPONSE_WORDS[task.type]} "
+                              f"(task.type: {task.type}), e.g. {str(bad[0])[:200]}")
     if latency_ms > max_latency_ms:
         raise SmokeTestFailed(f"{rows} rows took {latency_ms:.0f} ms, over the {max_latency_ms:.0f} ms alarm threshold")
-    return {"rows": rows, "latency_ms": round(latency_ms, 1), "mean_probability": round(
-        sum(float(p["probability"]) for p in predictions) / rows, 4)}
+    return {"rows": rows, "latency_ms": round(latency_ms, 1), **summarize(predictions, task)}
+
+
+def _number(value, low: float = -math.inf, high: float = math.inf) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and low <= value <= high
+
+
+def _binary(prediction: dict, task: TaskSpec) -> bool:
+    return _number(prediction.get("probability"), 0.0, 1.0) and prediction.get("label", 0) in (0, 1)
+
+
+def _multiclass(prediction: dict, task: TaskSpec) -> bool:
+    probabilities = prediction.get("probabilities")
+    if not isinstance(probabilities, dict) or not probabilities or "label" not in prediction:
+        return False
+    if task.classes is not None and (str(prediction["label"]) not in task.classes
+                                     or set(map(str, probabilities)) - set(task.classes)):
+        return False
+    return all(_number(p, 0.0, 1.0) for p in probabilities.values()) and abs(sum(probabilities.values()) - 1) <= 1e-3
+
+
+def _regression(prediction: dict, task: TaskSpec) -> bool:
+    return _number(prediction.get("value"))
+
+
+def _custom(prediction: dict, task: TaskSpec) -> bool:
+    return all(field in prediction for field in task.custom.prediction_fields)
+
+
+def _mean(predictions: list, field: str) -> float:
+    return round(sum(float(p[field]) for p in predictions) / len(predictions), 4)
+
+
+def _labels(predictions: list, task: TaskSpec) -> dict:
+    counts: dict[str, int] = {}
+    for prediction in predictions:
+        counts[str(prediction["label"])] = counts.get(str(prediction["label"]), 0) + 1
+    return {"predicted_labels": dict(sorted(counts.items()))}
+
+
+RESPONSE_CHECKS = {
+    "binary": (_binary, lambda predictions, task: {"mean_probability": _mean(predictions, "probability")}),
+    "multiclass": (_multiclass, _labels),
+    "regression": (_regression, lambda predictions, task: {"mean_value": _mean(predictions, "value")}),
+    "custom": (_custom, lambda predictions, task: {}),
+}
+RESPONSE_WORDS = {"binary": "probabilities in [0, 1] with a 0/1 label",
+                  "multiclass": "a declared class label with probabilities summing to 1",
+                  "regression": "finite numbers ({\"value\": x})", "custom": "objects with the declared prediction_fields"}

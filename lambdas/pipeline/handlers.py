@@ -14,6 +14,7 @@ from lambdas.shared.config import model_spec, setting
 from lambdas.shared.errors import failure_reason
 from lambdas.shared.events import TaskEvent, pipeline_task
 from lambdas.shared.observability import logger, metrics
+from lambdas.shared.run_state import Evaluation, RunState
 
 
 def _now() -> str:
@@ -55,16 +56,31 @@ def validate_data(event: TaskEvent, context: LambdaContext) -> dict:
     version_id = head.get("VersionId")
     hashing = logic.HashingReader(store.open(key, version_id))
     lines = logic.decoded_lines(io.BufferedReader(hashing, buffer_size=1 << 20))  # bad bytes: a problem, not a crash
-    report = logic.check_dataset(lines, spec.dataset)
+    report = logic.check_dataset(lines, spec.dataset, spec.task)
     if report.problems:
         metrics.add_metric(name="DataValidationFailures", unit="Count", value=1)
         raise logic.DataValidationFailed(f"s3://{store.bucket}/{key}: " + "; ".join(report.problems))
     snapshot_prefix = f"{_run_prefix(event.state)}data/"
     snapshot_uri = store.copy(key, version_id, f"{snapshot_prefix}{spec.dataset.file_name}")
-    logger.info("dataset validated", extra=report.summary())
+    champion, manifest_uri = _pin_champion(store, event.state)
+    logger.info("dataset validated", extra={**report.summary(), "champion": champion.get("model_package_arn")})
     return {"dataset_uri": f"s3://{store.bucket}/{key}", "version_id": version_id, "sha256": hashing.sha256.hexdigest(),
             "bytes": hashing.bytes, "snapshot_uri": snapshot_uri,
-            "snapshot_prefix": f"s3://{store.bucket}/{snapshot_prefix}", **report.summary()}
+            "snapshot_prefix": f"s3://{store.bucket}/{snapshot_prefix}", **report.summary(),
+            "champion": champion, "champion_manifest_uri": manifest_uri}
+
+
+def _pin_champion(store: dal.ObjectStore, state: dict) -> tuple[dict, str]:
+    """The run's champion, fixed with its data: the package production serves now. The training job gets it as
+    its `champion` channel (a manifest of champion.json and the champion's model.tar.gz) and scores it on the
+    same validation rows as the challenger."""
+    package = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")).champion(setting("PROD_ENDPOINT"))
+    pinned = logic.pin_champion(package, store.bucket, state["run"]["model"])
+    descriptor_key = f"{_run_prefix(state)}champion/champion.json"
+    store.put_json(descriptor_key, pinned)
+    manifest_uri = store.put_json(f"{_run_prefix(state)}champion/manifest.json",
+                                  logic.champion_manifest(store.bucket, descriptor_key, pinned))
+    return pinned, manifest_uri
 
 
 @pipeline_task()
@@ -78,38 +94,41 @@ def evaluate(event: TaskEvent, context: LambdaContext) -> dict:
     baseline = {name: store.put_bytes(f"{prefix}baseline/{name}",
                                       dal.read_member_from_tarball(training["model_artifacts"], name), "application/json")
                 for name in ("statistics.json", "constraints.json")}
-    champion = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")).champion(setting("PROD_ENDPOINT"))
-    decision = logic.decide_promotion(report["metrics"], spec.objective, logic.champion_metrics(champion))
+    pinned = state["validation"].get("champion")  # pinned by ValidateData, re-scored by the training job
+    decision = logic.evaluate_challenger(report, spec.objective, pinned)
     metrics.add_metric(name="ObjectiveValue", unit="None", value=decision.value)
     logger.info("evaluated", extra={"promote": decision.promote, "reason": decision.reason})
-    return {"metrics": report["metrics"], "objective": spec.objective.metric, "value": decision.value,
-            "champion_arn": champion["ModelPackageArn"] if champion else None, "champion_value": decision.champion_value,
-            "promote": decision.promote, "reason": decision.reason, "report_uri": report_uri,
-            "baseline_statistics_uri": baseline["statistics.json"], "baseline_constraints_uri": baseline["constraints.json"]}
+    return Evaluation(metrics=report["metrics"], objective=spec.objective.metric, value=decision.value,
+                      champion_arn=(pinned or {}).get("model_package_arn"),
+                      champion_value=decision.champion_value, promote=decision.promote, reason=decision.reason,
+                      champion_metrics=(report.get("champion") or {}).get("metrics"),
+                      champion_recorded_metrics=(pinned or {}).get("recorded_metrics"),
+                      report_uri=report_uri, baseline_statistics_uri=baseline["statistics.json"],
+                      baseline_constraints_uri=baseline["constraints.json"]).model_dump()
 
 
 @pipeline_task()
 def register(event: TaskEvent, context: LambdaContext) -> dict:
-    spec, state = model_spec(), event.state
-    run, training, evaluation = state["run"], state["training"], state["evaluation"]
+    spec, state = model_spec(), RunState.parse(event.state)
+    run, training, evaluation = state.run, state.training, state.evaluation
     registry = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP"))
     arn = registry.create(
-        ModelPackageDescription=f"{spec.name} from {run['execution_name']}: {evaluation['reason']}"[:1024],
+        ModelPackageDescription=f"{spec.name} from {run.execution_name}: {evaluation.reason}"[:1024],
         ModelApprovalStatus="PendingManualApproval",
         InferenceSpecification={
-            "Containers": [{"Image": setting("INFERENCE_IMAGE"), "ModelDataUrl": training["model_artifacts"],
+            "Containers": [{"Image": setting("INFERENCE_IMAGE"), "ModelDataUrl": training.model_artifacts,
                             "Environment": {"SAGEMAKER_PROGRAM": "inference.py",
                                             "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}}],
             "SupportedContentTypes": ["application/json", "text/csv"],
             "SupportedResponseMIMETypes": ["application/json"],
             "SupportedRealtimeInferenceInstanceTypes": [spec.deployment.instance_type],
         },
-        ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation["report_uri"]}}},
+        ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation.report_uri}}},
         DriftCheckBaselines={"ModelDataQuality": {
-            "Statistics": {"ContentType": "application/json", "S3Uri": evaluation["baseline_statistics_uri"]},
-            "Constraints": {"ContentType": "application/json", "S3Uri": evaluation["baseline_constraints_uri"]}}},
-        MetadataProperties={"CommitId": run["git_commit"], "GeneratedBy": run["execution_arn"]},
-        CustomerMetadataProperties=logic.lineage(state),
+            "Statistics": {"ContentType": "application/json", "S3Uri": evaluation.baseline_statistics_uri},
+            "Constraints": {"ContentType": "application/json", "S3Uri": evaluation.baseline_constraints_uri}}},
+        MetadataProperties={"CommitId": run.git_commit, "GeneratedBy": run.execution_arn},
+        CustomerMetadataProperties=logic.lineage(event.state),
         Tags=[{"Key": "mlops:model", "Value": spec.name}],
     )
     version = registry.describe(arn).get("ModelPackageVersion")

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipelines import naming
 from lambdas.shared.errors import failure_reason
-from pipelines.spec import DatasetSpec, ObjectiveSpec, TrainingSpec, control_character, refuse_control_characters
+from pipelines.spec import (MAX_CLASSES, DatasetSpec, ObjectiveSpec, TaskSpec, TrainingSpec, control_character,
+                            refuse_control_characters)
 
 MISSING = {"", "nan", "NaN", "null", "None", "NULL"}
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
@@ -214,18 +215,74 @@ class _BadNumbers:
 
 
 @dataclass
+class LabelStats:
+    """What one streaming pass learns about the label column, whatever the task type: the count of each distinct
+    value (up to MAX_CLASSES + 1 of them; regression keeps none), numeric range, and the first offending line of
+    each kind of bad label."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    too_many: bool = False
+    not_numeric: _BadNumbers = field(default_factory=_BadNumbers)
+    out_of_range: _BadNumbers = field(default_factory=_BadNumbers)
+    no_match: _BadNumbers = field(default_factory=_BadNumbers)
+    minimum: float = math.inf
+    maximum: float = -math.inf
+    total: float = 0.0
+    numbers: int = 0
+
+    def add(self, value: str, line: int, task: TaskSpec, pattern: re.Pattern | None) -> None:
+        if task.type == "regression":
+            self._add_number(value, line, task)
+            return
+        if pattern is not None and not pattern.fullmatch(value):
+            _note(self.no_match, line, value)
+        if value in self.counts or len(self.counts) <= MAX_CLASSES:
+            self.counts[value] = self.counts.get(value, 0) + 1
+        else:
+            self.too_many = True
+
+    def _add_number(self, value: str, line: int, task: TaskSpec) -> None:
+        if not _finite(value):
+            _note(self.not_numeric, line, value)
+            return
+        number = float(value)
+        if (task.label_min is not None and number < task.label_min) or (task.label_max is not None and number > task.label_max):
+            _note(self.out_of_range, line, value)
+        self.minimum, self.maximum = min(self.minimum, number), max(self.maximum, number)
+        self.total += number
+        self.numbers += 1
+
+
+def _note(bad: _BadNumbers, line: int, value: str) -> None:
+    if not bad.count:
+        bad.first_line, bad.first_value = line, value
+    bad.count += 1
+
+
+@dataclass
 class DatasetReport:
     rows: int = 0
     missing: dict[str, int] = field(default_factory=dict)
-    labels: dict[str, int] = field(default_factory=dict)
+    label_stats: LabelStats = field(default_factory=LabelStats)
     problems: list[str] = field(default_factory=list)
     not_numeric: dict[str, _BadNumbers] = field(default_factory=dict)
 
+    @property
+    def labels(self) -> dict[str, int]:
+        return self.label_stats.counts
+
     def summary(self) -> dict:
         total = max(self.rows, 1)
-        minority = min(self.labels.values()) / total if len(self.labels) == 2 else 0.0
-        return {"rows": self.rows, "minority_share": round(minority, 6),
-                "null_fraction": {k: round(v / total, 6) for k, v in self.missing.items() if v}}
+        stats = self.label_stats
+        minority = min(stats.counts.values()) / total if len(stats.counts) >= 2 else 0.0
+        summary = {"rows": self.rows, "minority_share": round(minority, 6),
+                   "null_fraction": {k: round(v / total, 6) for k, v in self.missing.items() if v}}
+        if stats.numbers:
+            summary["label_range"] = [stats.minimum, stats.maximum]
+            summary["label_mean"] = round(stats.total / stats.numbers, 6)
+        elif 2 < len(stats.counts) <= 20:
+            summary["label_shares"] = {k: round(v / total, 6) for k, v in sorted(stats.counts.items())}
+        return summary
 
 
 def _finite(text: str) -> bool:
@@ -235,9 +292,13 @@ def _finite(text: str) -> bool:
         return False
 
 
-def check_dataset(lines: Iterable[str], dataset: DatasetSpec) -> DatasetReport:
-    """One streaming pass: header, row count, nulls per column, numeric features numeric and finite, label values
-    and balance. Undecodable bytes and malformed CSV are reported as problems, not raised."""
+def check_dataset(lines: Iterable[str], dataset: DatasetSpec, task: TaskSpec | None = None) -> DatasetReport:
+    """One streaming pass: header, row count, nulls per column, numeric features numeric and finite, labels as the
+    task type wants them (binary 0/1 with both classes; multiclass the declared classes, each present; regression
+    finite numbers in the declared range, not constant; custom the declared pattern) and class balance.
+    Undecodable bytes and malformed CSV are reported as problems, not raised."""
+    task = task or TaskSpec()
+    pattern = re.compile(task.custom.label_pattern) if task.custom else None
     report = DatasetReport()
     reader = csv.reader(lines)
     try:
@@ -277,11 +338,11 @@ def check_dataset(lines: Iterable[str], dataset: DatasetSpec) -> DatasetReport:
                     bad.count += 1
             label = row[positions[dataset.label]]
             if label not in MISSING:
-                report.labels[label] = report.labels.get(label, 0) + 1
+                report.label_stats.add(label, line_number, task, pattern)
     except (DataValidationFailed, UnicodeDecodeError, csv.Error) as error:
         report.problems.append(_unreadable(error, reader.line_num + 1))
         return report
-    _judge(report, dataset)
+    _judge(report, dataset, task)
     return report
 
 
@@ -303,7 +364,7 @@ def _judge_numbers(report: DatasetReport) -> None:
                 "dataset.categorical if it is not numeric")
 
 
-def _judge(report: DatasetReport, dataset: DatasetSpec) -> None:
+def _judge(report: DatasetReport, dataset: DatasetSpec, task: TaskSpec) -> None:
     _judge_numbers(report)
     if report.rows < dataset.min_rows:
         report.problems.append(f"{report.rows} rows, the spec requires at least {dataset.min_rows}")
@@ -311,14 +372,76 @@ def _judge(report: DatasetReport, dataset: DatasetSpec) -> None:
         share = count / max(report.rows, 1)
         if share > dataset.max_null_fraction:
             report.problems.append(f"column '{name}' is {share:.1%} empty, the spec allows {dataset.max_null_fraction:.1%}")
+    report.problems.extend(LABEL_JUDGES[task.type](report, dataset, task))
+
+
+def _bad(bad: _BadNumbers, label: str, what: str) -> list[str]:
+    if not bad.count:
+        return []
+    return [f"label '{label}' has {bad.count} value(s) that {what} (first on line {bad.first_line}: "
+            f"'{one_line(bad.first_value, 40)}')"]
+
+
+def _judge_classes(report: DatasetReport, dataset: DatasetSpec, allowed: list[str] | None, kind: str) -> list[str]:
+    counts, label = report.labels, dataset.label
+    if report.label_stats.too_many:
+        return [f"label '{label}' has more than {MAX_CLASSES} distinct values, too many for {kind} classification; "
+                "fix: check the label column, or declare task.type: regression"]
+    problems = []
+    if allowed is not None and set(counts) - set(allowed):
+        problems.append(f"label '{label}' must be one of {one_line(repr(allowed), 120)}, found "
+                        f"{one_line(repr(sorted(set(counts) - set(allowed))[:5]), 120)}")
+    if allowed is not None and kind == "multiclass" and set(allowed) - set(counts) and not problems:
+        problems.append(f"classes {one_line(repr(sorted(set(allowed) - set(counts))[:5]), 120)} of task.classes have no rows; "
+                        "fix: add rows of every class, or remove the class from task.classes")
+    if problems:
+        return problems
+    if len(counts) < 2:
+        return [f"label '{label}' has a single class {one_line(repr(sorted(counts)), 80)}"]
+    minority = min(counts.values()) / report.rows
+    if minority < dataset.min_minority_share:
+        smallest = min(counts, key=counts.get)
+        return [f"minority class {one_line(smallest, 40)!r} is {minority:.1%} of rows, the spec requires "
+                f"{dataset.min_minority_share:.1%}"]
+    return []
+
+
+def _judge_binary(report: DatasetReport, dataset: DatasetSpec, task: TaskSpec) -> list[str]:
     if set(report.labels) - {"0", "1"}:
-        report.problems.append(f"label '{dataset.label}' must be 0 or 1, found {sorted(report.labels)[:5]}")
-    elif len(report.labels) < 2:
-        report.problems.append(f"label '{dataset.label}' has a single class {sorted(report.labels)}")
-    else:
-        minority = min(report.labels.values()) / report.rows
-        if minority < dataset.min_minority_share:
-            report.problems.append(f"minority class is {minority:.1%} of rows, the spec requires {dataset.min_minority_share:.1%}")
+        return [f"label '{dataset.label}' must be 0 or 1 (task.type: binary), found "
+                f"{one_line(repr(sorted(report.labels)[:5]), 120)}; fix: encode the label as 0/1, or declare the task type "
+                "(multiclass, regression, custom) in model.yaml"]
+    return _judge_classes(report, dataset, ["0", "1"], "binary")
+
+
+def _judge_multiclass(report: DatasetReport, dataset: DatasetSpec, task: TaskSpec) -> list[str]:
+    return _judge_classes(report, dataset, task.classes, "multiclass")
+
+
+def _judge_regression(report: DatasetReport, dataset: DatasetSpec, task: TaskSpec) -> list[str]:
+    stats, label = report.label_stats, dataset.label
+    bounds = f"[{'-inf' if task.label_min is None else f'{task.label_min:g}'}, " \
+             f"{'inf' if task.label_max is None else f'{task.label_max:g}'}]"
+    problems = _bad(stats.not_numeric, label, "are not finite numbers (task.type: regression)")
+    problems += _bad(stats.out_of_range, label, f"lie outside task.label_min..label_max {bounds}")
+    if stats.numbers and stats.minimum == stats.maximum:
+        problems.append(f"label '{label}' is constant ({stats.minimum:g}): nothing to learn")
+    return problems
+
+
+def _judge_custom(report: DatasetReport, dataset: DatasetSpec, task: TaskSpec) -> list[str]:
+    custom = task.custom
+    problems = _bad(report.label_stats.no_match, dataset.label,
+                    f"do not match task.custom.label_pattern '{one_line(custom.label_pattern, 60)}'")
+    distinct = len(report.labels)
+    if distinct < custom.min_distinct_labels and not report.label_stats.too_many:
+        problems.append(f"label '{dataset.label}' has {distinct} distinct value(s), task.custom.min_distinct_labels "
+                        f"is {custom.min_distinct_labels}")
+    return problems
+
+
+LABEL_JUDGES = {"binary": _judge_binary, "multiclass": _judge_multiclass, "regression": _judge_regression,
+                "custom": _judge_custom}
 
 
 @dataclass(frozen=True)
@@ -345,6 +468,51 @@ def decide_promotion(metrics: dict[str, float], objective: ObjectiveSpec, champi
     return PromotionDecision(True, value, champion, f"{objective.metric}={value:.4f} ({against})")
 
 
+def pin_champion(package: dict | None, bucket: str, model: str) -> dict:
+    """champion.json: the package production serves, as the training job will re-score it. Its artifact must lie
+    under this model's models/ prefix, the only one the training role may read."""
+    if not package:
+        return {"model_package_arn": None, "reason": "production serves no model yet"}
+    container = (package.get("InferenceSpecification") or {}).get("Containers", [{}])[0]
+    artifact, own = container.get("ModelDataUrl", ""), f"s3://{bucket}/models/{model}/"
+    pinned = {"model_package_arn": package["ModelPackageArn"], "version": package.get("ModelPackageVersion"),
+              "artifact": artifact, "recorded_metrics": champion_metrics(package)}
+    if not artifact.startswith(own) or ".." in artifact:
+        return {**pinned, "artifact": None,
+                "reason": f"its artifact {one_line(artifact, 200)} is not under {own}, which the training job may read"}
+    return pinned
+
+
+def champion_manifest(bucket: str, descriptor_key: str, pinned: dict) -> list:
+    """The champion channel's SageMaker manifest (S3DataType ManifestFile): champion.json, and the champion's
+    model.tar.gz when there is one, both in the artifact bucket."""
+    entries: list = [{"prefix": f"s3://{bucket}/"}, descriptor_key]
+    if pinned.get("artifact"):
+        entries.append(pinned["artifact"].removeprefix(f"s3://{bucket}/"))
+    return entries
+
+
+def evaluate_challenger(report: dict, objective: ObjectiveSpec, pinned: dict | None) -> PromotionDecision:
+    """The challenger against the champion pinned for this run, both scored by the training job on the same
+    validation rows (evaluation.json's metrics and champion.metrics). A pinned champion that could not be scored
+    is never replaced by its number from another dataset: the challenger is then not promoted."""
+    arn = (pinned or {}).get("model_package_arn")
+    if not arn:
+        return decide_promotion(report["metrics"], objective, None)
+    scored = report.get("champion") or {}
+    rescored = scored.get("metrics") if scored.get("model_package_arn") == arn else None
+    if not rescored or objective.metric not in rescored:
+        value = decide_promotion(report["metrics"], objective, None).value
+        why = scored.get("error") or (pinned or {}).get("reason") or "the training job reported no score for it"
+        return PromotionDecision(False, value, None,
+                                 f"the champion {arn} could not be re-scored on this run's validation rows "
+                                 f"({one_line(why, 300)}); not promoted: nothing is compared across datasets")
+    decision = decide_promotion(report["metrics"], objective, rescored)
+    rows = scored.get("rows")
+    return PromotionDecision(decision.promote, decision.value, decision.champion_value,
+                             f"{decision.reason}, both on the same {rows or ''} validation rows".replace("  ", " "))
+
+
 def lineage(state: dict) -> dict[str, str]:
     """CustomerMetadataProperties for the model package: every value a string, as SageMaker requires."""
     run, validation, training, evaluation = state["run"], state["validation"], state["training"], state["evaluation"]
@@ -354,9 +522,17 @@ def lineage(state: dict) -> dict[str, str]:
         "dataset_version_id": validation["version_id"] or "unversioned", "dataset_sha256": validation["sha256"],
         "dataset_rows": str(validation["rows"]), "training_job_arn": training["job_arn"],
         "hyperparameters": json.dumps(decoded_hyperparameters(run["hyperparameters"]), sort_keys=True),
-        "metrics": json.dumps(evaluation["metrics"], sort_keys=True),
+        "metrics": json.dumps({k: round(float(v), 6) for k, v in evaluation["metrics"].items()}, sort_keys=True),
         "champion_package_arn": evaluation.get("champion_arn") or "none",
+        # The two numbers the decision compared, both measured on this run's validation rows.
+        "objective": evaluation.get("objective") or "none",
+        "challenger_value": _number(evaluation.get("value")),
+        "champion_value_same_data": _number(evaluation.get("champion_value")),
     }
+
+
+def _number(value) -> str:
+    return "none" if value is None else f"{float(value):.6g}"
 
 
 def decoded_hyperparameters(encoded: dict[str, str]) -> dict:

@@ -19,6 +19,8 @@ from lambdas.runs import logic
 from lambdas.shared import dal
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.observability import bind, logger, metrics, tracer
+from lambdas.shared.run_state import Objective
+from pipelines import naming
 
 app = LambdaFunctionUrlResolver()
 
@@ -69,23 +71,64 @@ def start_run() -> Response:
 @app.get("/runs")
 def list_runs() -> Response:
     query = app.current_event.query_string_parameters or {}
-    arguments = {"stateMachineArn": setting("STATE_MACHINE_ARN"), "maxResults": min(int(query.get("limit", 20)), 100)}
+    try:
+        limit = min(max(int(query.get("limit", 20)), 1), 100)
+    except ValueError:
+        raise logic.ApiError(400, "limit must be a whole number (1-100)") from None
+    arguments = {"stateMachineArn": setting("STATE_MACHINE_ARN"), "maxResults": limit}
     if query.get("status"):
         arguments["statusFilter"] = query["status"]
     executions = dal.client("stepfunctions").list_executions(**arguments)["executions"]
-    return _json(200, {"runs": [logic.run_view(e).model_dump() for e in executions]})
+    return _json(200, {"runs": [_view(e["executionArn"]).model_dump() for e in executions]})
 
 
 @app.get("/runs/<name>")
 def describe_run(name: str) -> Response:
+    return _json(200, _view(_execution_arn(name), with_steps=True).model_dump())
+
+
+@app.get("/runs/<name>/metrics")
+def run_metrics(name: str) -> Response:
+    """Per-epoch metrics of the run's training job, parsed from its log (CloudWatch Logs, as SageMaker writes it)."""
+    spec = model_spec()
+    _describe(_execution_arn(name))  # 404 for a run that is not this model's
+    job = naming.training_job(spec.name, name)
+    history = logic.metric_history(dal.training_log_lines(job), spec.objective.metric, spec.objective.regex)
+    return _json(200, {"run": name, "training_job": job, "objective": spec.objective.metric,
+                       "direction": spec.objective.direction, **history})
+
+
+@app.get("/serving")
+def serving() -> Response:
+    """The model package each stage's endpoint serves (null: no endpoint yet)."""
+    prod = setting("PROD_ENDPOINT")  # naming.endpoint(model, env, "prod"); staging is its sibling
+    names = {"staging": prod.removesuffix("-prod") + "-staging", "prod": prod}
+    endpoints = dal.Endpoints()
+    return _json(200, {"stages": {stage: endpoints.served_package(name) for stage, name in names.items()}})
+
+
+def _execution_arn(name: str) -> str:
+    return setting("STATE_MACHINE_ARN").replace(":stateMachine:", ":execution:") + f":{name}"
+
+
+def _describe(arn: str) -> dict:
     sfn = dal.client("stepfunctions")
-    arn = setting("STATE_MACHINE_ARN").replace(":stateMachine:", ":execution:") + f":{name}"
     try:
-        described = sfn.describe_execution(executionArn=arn)
+        return sfn.describe_execution(executionArn=arn)
     except sfn.exceptions.ExecutionDoesNotExist:
-        raise logic.ApiError(404, f"no run {name}") from None
-    history = sfn.get_execution_history(executionArn=arn, reverseOrder=True, maxResults=50)["events"]
-    return _json(200, logic.run_view(described, described, logic.current_step(history)).model_dump())
+        raise logic.ApiError(404, f"no run {arn.rsplit(':', 1)[-1]}") from None
+
+
+def _view(arn: str, with_steps: bool = False) -> logic.RunView:
+    """The run's status, trigger and outcome: from its output when it succeeded, else from its history (where it
+    waits, which step failed and why) and its approval record (who may decide, until when; who decided)."""
+    described, spec = _describe(arn), model_spec()
+    history = dal.execution_history(arn) if with_steps or logic.needs_history(described["status"]) else []
+    approval = None
+    if logic.needs_approval_record(history):
+        approval = dal.ApprovalStore(setting("AUDIT_TABLE")).get(spec.name, described["name"])
+        approval = {k: v for k, v in (approval or {}).items() if k != "task_token"}
+    return logic.run_view(described, Objective.of(spec.objective), history, approval, with_steps=with_steps)
 
 
 # ------------------------------------------------------------------ approvals

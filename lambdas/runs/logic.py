@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import time
 import uuid
+from typing import Iterable
 
 from pydantic import ValidationError
 
 from lambdas.runs.models import DecisionRequest, RunRequest, RunView
+from lambdas.shared.run_state import (APPROVAL_STEP, Objective, RunState, current_step, history_steps, outcome,  # noqa: F401
+                                      settle)
 
 IDENTITY_FIELDS = ("requested_by", "approver", "decided_by")
 _ASSUMED_ROLE = re.compile(r"^arn:aws[a-z-]*:sts::\d{12}:assumed-role/(?P<role>[^/]+)/(?P<session>[^/]+)$")
@@ -87,27 +92,82 @@ def _matches(pattern: str, principal: str) -> bool:
     return re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), principal) is not None
 
 
-def current_step(history_newest_first: list[dict]) -> str | None:
-    """The name of the state the run is in; only names leave here (history events carry task tokens)."""
-    for event in history_newest_first:
-        details = event.get("stateEnteredEventDetails")
-        if details:
-            return details["name"]
-    return None
+def run_view(described: dict, objective: Objective | None = None, history: list[dict] | None = None,
+             approval: dict | None = None, with_steps: bool = False) -> RunView:
+    """A run as people see it: status, trigger, who asked, where it is, and its outcome. Only names, errors
+    and causes leave here: never the input or output documents or history events (which carry task tokens)."""
+    steps, failure = history_steps(history or [])
+    started_with = RunState.parse(described.get("input"))
+    ended_with = RunState.parse(described.get("output")) if described.get("status") == "SUCCEEDED" else started_with
+    trigger, requested_by = _who(described.get("input"))
+    stopped = described.get("stopDate")
+    current = current_step(steps)
+    steps = settle(steps, described["status"])
+    ended = next((e[key] for e in history or [] for key in ("executionAbortedEventDetails", "executionTimedOutEventDetails")
+                  if isinstance(e.get(key), dict)), {})
+    result = outcome(described["status"], ended_with, objective, current=current, failure=failure, approval=approval,
+                     error=described.get("error") or ended.get("error") or None,
+                     cause=described.get("cause") or ended.get("cause") or None)
+    return RunView(name=described["name"], arn=described["executionArn"], status=described["status"],
+                   started=str(described["startDate"]), stopped=str(stopped) if stopped else None,
+                   current_step=current, trigger=trigger, requested_by=requested_by, outcome=result,
+                   steps=steps if with_steps else [], error=result.error or described.get("error"),
+                   cause=result.cause or described.get("cause"))
 
 
-def run_view(execution: dict, described: dict | None = None, step: str | None = None) -> RunView:
-    described = described or {}
-    stopped = execution.get("stopDate")
-    return RunView(name=execution["name"], arn=execution["executionArn"], status=execution["status"],
-                   started=str(execution["startDate"]), stopped=str(stopped) if stopped else None, current_step=step,
-                   error=described.get("error"), cause=described.get("cause"))
+def _who(document) -> tuple[str | None, str | None]:
+    """(trigger, requested_by) from an execution's input: the runs API, the schedule rule or the drift hook."""
+    try:
+        parsed = json.loads(document) if isinstance(document, str) else (document or {})
+    except ValueError:
+        return None, None
+    if not isinstance(parsed, dict):
+        return None, None
+    return parsed.get("trigger"), parsed.get("requested_by")
+
+
+def needs_history(status: str) -> bool:
+    """Succeeded runs are explained by their output; the others by their history (the failed step, the wait)."""
+    return status != "SUCCEEDED"
+
+
+def needs_approval_record(history: list[dict]) -> bool:
+    """Whether the run reached the approval step (so its audit record says who may decide, until when, or who did)."""
+    steps, failure = history_steps(history)
+    return any(step.name == APPROVAL_STEP for step in steps) or bool(failure and failure.get("state") == APPROVAL_STEP)
+
+
+_METRIC = re.compile(r"(?P<name>[A-Za-z0-9_.:/-]+)=(?P<value>-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*;")
+
+
+def metric_history(lines: Iterable[str], objective_metric: str, objective_regex: str) -> dict:
+    """Per-epoch metrics from a training job's log lines ('epoch=3; train:loss=0.41;'), and the final metrics
+    (lines without an epoch, and the spec's objective regex). Values that are not finite numbers are skipped."""
+    epochs: dict[int, dict[str, float]] = {}
+    final: dict[str, float] = {}
+    objective = re.compile(objective_regex)
+    for line in lines:
+        pairs = {m["name"]: m["value"] for m in _METRIC.finditer(line)}
+        epoch = pairs.pop("epoch", None)
+        values = {name: float(value) for name, value in pairs.items() if math.isfinite(float(value))}
+        if epoch is not None and epoch.isdigit():
+            epochs.setdefault(int(epoch), {}).update(values)
+        else:
+            final.update(values)
+        found = objective.search(line)
+        if found and epoch is None:
+            try:
+                final[objective_metric] = float(found.group(1))
+            except (ValueError, IndexError):
+                pass
+    return {"epochs": [{"epoch": number, **values} for number, values in sorted(epochs.items())], "final": final}
 
 
 def pending_view(record: dict) -> dict:
     """A pending approval without its encrypted task token."""
     return {"execution": record["sk"].split("#", 1)[1], "model_package_arn": record.get("model_package_arn"),
-            "requested_by": record.get("requested_by"), "expires_at": int(record.get("expires_at", 0))}
+            "requested_by": record.get("requested_by"), "expires_at": int(record.get("expires_at", 0)),
+            "approvers": list(record.get("approvers") or [])}
 
 
 def check_open(record: dict | None, execution: str, now: float) -> dict:

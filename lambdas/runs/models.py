@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.pipeline.logic import RunRequest  # noqa: F401  (POST /runs: the run-input fields a person may set)
+from lambdas.shared.run_state import Outcome, RunView, StepView  # noqa: F401  (a run as the API shows it)
 
 
 class DecisionRequest(BaseModel):
@@ -15,16 +16,3 @@ class DecisionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     decision: Literal["approve", "reject"]
     reason: str = Field(default="", max_length=1000)
-
-
-class RunView(BaseModel):
-    """A run as the API shows it: no input, no history events, so never a task token."""
-
-    name: str
-    arn: str
-    status: str
-    started: str
-    stopped: str | None = None
-    current_step: str | None = None
-    error: str | None = None
-    cause: str | None = None

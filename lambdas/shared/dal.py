@@ -130,6 +130,47 @@ def running_executions(state_machine_arn: str) -> list[dict]:
     return [execution for page in pages for execution in page["executions"]]
 
 
+def execution_history(execution_arn: str, limit: int = 10000) -> list[dict]:
+    """An execution's history, oldest first (sorted by event id: moto ignores reverseOrder, so no reader may rely on
+    the service's order), at most `limit` events. A retraining run has a few hundred."""
+    sfn = client("stepfunctions")
+    events, token = [], None
+    while len(events) < limit:
+        page = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000, **({"nextToken": token} if token else {}))
+        events += page["events"]
+        token = page.get("nextToken")
+        if not token:
+            break
+    return sorted(events, key=lambda event: int(event["id"]))
+
+
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+
+def training_log_lines(job_name: str, limit: int = 20000) -> Iterator[str]:
+    """The lines a training job printed (CloudWatch Logs, /aws/sagemaker/TrainingJobs, streams named
+    `<job>/algo-<n>-<epoch>`), oldest first; nothing when the job has not logged yet."""
+    logs = client("logs")
+    try:
+        streams = logs.describe_log_streams(logGroupName=TRAINING_LOG_GROUP, logStreamNamePrefix=f"{job_name}/")
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ResourceNotFoundException":
+            return
+        raise
+    produced = 0
+    for stream in sorted(streams.get("logStreams", []), key=lambda s: s["logStreamName"])[:1]:  # algo-1: the leader
+        token = None
+        while produced < limit:
+            page = logs.get_log_events(logGroupName=TRAINING_LOG_GROUP, logStreamName=stream["logStreamName"],
+                                       startFromHead=True, **({"nextToken": token} if token else {}))
+            for event in page["events"]:
+                produced += 1
+                yield event["message"]
+            if not page["events"] or page.get("nextForwardToken") in (None, token):
+                break
+            token = page["nextForwardToken"]
+
+
 def publish(topic_arn: str, subject: str, message: str) -> None:
     client("sns").publish(TopicArn=topic_arn, Subject=subject[:100], Message=message)
 

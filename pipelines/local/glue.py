@@ -119,11 +119,12 @@ def install_service_names() -> None:
     StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES["applicationautoscaling"] = "application-autoscaling"
 
 
-def install_sagemaker_sync(model: str, workdir: Path, log: Callable[[str], None],
+def install_sagemaker_sync(model: str | Path, workdir: Path, log: Callable[[str], None],
                            role_credentials: Callable[[str], Credentials] | None = None,
                            admin: Credentials | None = None) -> None:
     """`arn:aws:states:::sagemaker:createTrainingJob.sync` runs train.py locally, with the session of the
-    request's RoleArn when `role_credentials` is given (what SageMaker assumes for the job)."""
+    request's RoleArn when `role_credentials` is given (what SageMaker assumes for the job). model: a model name
+    under pipelines/ or the model folder itself."""
     from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent, FailureEventException
     from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
@@ -153,6 +154,7 @@ def install_sagemaker_sync(model: str, workdir: Path, log: Callable[[str], None]
                     job_role = role_credentials(normalised_parameters["RoleArn"]) if role_credentials else None
                     outcome.update(run_training_job(normalised_parameters, model, workdir, region=region, log=log,
                                                     credentials=job_role))
+                    publish_training_log(normalised_parameters["TrainingJobName"], workdir, region, admin)
                 name = normalised_parameters["TrainingJobName"]
                 if outcome["TrainingJobStatus"] != "Completed":
                     _mark_failed(name, outcome["FailureReason"], region)
@@ -175,6 +177,30 @@ def install_sagemaker_sync(model: str, workdir: Path, log: Callable[[str], None]
         return LocalSageMaker() if service_name == "sagemaker" else original(service_name)
 
     state_task_factory.state_task_service_for = state_task_service_for
+
+
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+
+def publish_training_log(job_name: str, workdir: Path, region: str, admin: Credentials | None = None) -> None:
+    """What SageMaker does with a job's output: its lines in CloudWatch Logs, group /aws/sagemaker/TrainingJobs,
+    stream <job>/algo-1-<epoch seconds> (`mlops run metrics` reads them through the runs API)."""
+    import time
+
+    path = workdir / job_name / "training.log"
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    logs = admin.client("logs", region) if admin else boto3.client("logs", region_name=region)
+    try:
+        logs.create_log_group(logGroupName=TRAINING_LOG_GROUP)
+    except logs.exceptions.ResourceAlreadyExistsException:
+        pass
+    stream = f"{job_name}/algo-1-{int(time.time())}"
+    logs.create_log_stream(logGroupName=TRAINING_LOG_GROUP, logStreamName=stream)
+    now = int(time.time() * 1000)
+    for start in range(0, len(lines), 5000):
+        events = [{"timestamp": now, "message": line} for line in lines[start:start + 5000] if line]
+        if events:
+            logs.put_log_events(logGroupName=TRAINING_LOG_GROUP, logStreamName=stream, logEvents=events)
 
 
 def _mark_failed(name: str, reason: str, region: str) -> None:

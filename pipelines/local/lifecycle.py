@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -53,14 +52,16 @@ class LifecycleResult:
     second_run: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     captured_rows: int = 0
+    metric_columns: list[str] = field(default_factory=list)  # the model's metric columns, objective first
 
 
 def local_environment(account: str, region: str) -> dict:
     return {LOCAL_ENV: {"account": account, "region": region, "overrides": {}}}
 
 
-def synthesize(model: str, account: str, region: str) -> dict[str, dict]:
-    """The registry and model stacks of the `local` environment, as the CDK app synthesizes them."""
+def synthesize(model: str, account: str, region: str, models_dir: Path = MODELS_DIR) -> dict[str, dict]:
+    """The registry and model stacks of the `local` environment, as the CDK app synthesizes them from the model
+    folders under models_dir."""
     import aws_cdk as cdk
 
     from stacks.app_builder import build_app
@@ -68,7 +69,9 @@ def synthesize(model: str, account: str, region: str) -> dict[str, dict]:
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     context.update({"mlops:environments": local_environment(account, region), "env": LOCAL_ENV,
                     "aws:cdk:bundling-stacks": []})
-    assembly = build_app(cdk.App(context=context, outdir=str(Path(os.environ.get("MLOPS_LOCAL_DIR", ".local")) / "cdk.out"))).synth()
+    context.pop("mlops:delivery", None)  # one emulated environment: no cross-account delivery to name
+    assembly = build_app(cdk.App(context=context, outdir=str(Path(os.environ.get("MLOPS_LOCAL_DIR", ".local")) / "cdk.out")),
+                         models_dir).synth()
     return {name: assembly.get_stack_by_name(name).template
             for name in (naming.registry_stack(LOCAL_ENV), naming.model_stack(model, LOCAL_ENV))}
 
@@ -141,17 +144,30 @@ class LocalLifecycle:
     def __init__(self, model: str = "churn", workdir: Path = Path(".local"), interactive: bool = False,
                  rows: int = 5000, traffic_requests: int = 150, say: Callable[[str], None] = print,
                  verbose: bool = False, enforce_iam: bool = True,
-                 adjust_templates: Callable[[dict[str, dict]], None] | None = None) -> None:
+                 adjust_templates: Callable[[dict[str, dict]], None] | None = None, models_dir: Path = MODELS_DIR,
+                 data: Path | str | None = None, show_links: Callable[[str], None] = print) -> None:
+        from pipelines.model_folder import load_dataset_module
+
         self.model, self.workdir, self.interactive = model, Path(workdir).resolve(), interactive
         self.verbose, self.enforce_iam, self.adjust_templates = verbose, enforce_iam, adjust_templates
         self.admin = None  # the driver's own credentials once IAM is enforced
         self.rows, self.traffic_requests, self.say = rows, traffic_requests, say
-        self.spec = load_spec(find_model_dir(model))
-        self.result = LifecycleResult()
+        self.show_links = show_links  # approval links: whole, one per line, never wrapped by a console
+        self.data = Path(data).resolve() if data else None
+        if self.data is not None and not self.data.is_file():
+            raise LifecycleError(f"--data {data}: no such file")
+        self.models_dir = Path(models_dir).resolve()
+        self.model_dir = find_model_dir(model, self.models_dir)
+        self.spec = load_spec(self.model_dir)
+        self.dataset = load_dataset_module(self.model_dir, self.spec)  # a missing maker or function: a SpecError
+        self.result = LifecycleResult(metric_columns=self.spec.metric_columns())
 
     # ------------------------------------------------------------------ the lifecycle
-    def run(self) -> LifecycleResult:
+    def run(self, then: Callable[[LocalLifecycle], None] | None = None, setup_only: bool = False) -> LifecycleResult:
+        """The lifecycle (or, setup_only, just synthesis, provisioning and the seed data); then `then(self)` while
+        the emulation is still up (`mlops local up --keep` / `mlops local serve` keep it running there)."""
         started, saved_environment = time.perf_counter(), dict(os.environ)
+        self._then, self._setup_only = then, setup_only
         try:
             return self._run(started)
         finally:  # the process (a test session, a notebook) gets its environment back
@@ -179,16 +195,21 @@ class LocalLifecycle:
         self.account, self.region = DEFAULT_ACCOUNT_ID, "us-east-1"
         with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
             try:
-                self._lifecycle()
+                self._setup() if self._setup_only else self._lifecycle()
+                if self._then is not None:
+                    self._then(self)
             finally:
                 self._close()
         self.result.timings["total_s"] = round(time.perf_counter() - started, 1)
         return self.result
 
-    def _lifecycle(self) -> None:
+    def _setup(self) -> None:
         self._step("synthesize the CDK app (local environment)", self._synthesize)
         self._step("provision the stacks into the AWS emulation", self._provision)
         self._step("seed the training data", lambda: self._seed(shift=0.0))
+
+    def _lifecycle(self) -> None:
+        self._setup()
         first = self._step("run 1: retraining pipeline", lambda: self._run_pipeline(trigger_approval=True))
         if first["status"] != "SUCCEEDED":
             raise LifecycleError(f"run 1 ended {first['status']}: {first.get('error')} {first.get('cause')}; "
@@ -209,9 +230,15 @@ class LocalLifecycle:
 
     # ------------------------------------------------------------------ set-up
     def _synthesize(self) -> None:
-        self.templates = synthesize(self.model, self.account, self.region)
+        self.templates = synthesize(self.model, self.account, self.region, self.models_dir)
         if self.adjust_templates:  # tests take a grant away to prove enforcement notices
             self.adjust_templates(self.templates)
+
+    def driver_session(self) -> boto3.Session:
+        """The driver's own credentials as a session (the admin's once IAM is enforced), not the environment's."""
+        if self.admin:
+            return self.admin.session(self.region)
+        return boto3.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=self.region)
 
     def _aws(self, service: str):
         """A client for the driver's own calls: the admin's, never a handler's from the environment."""
@@ -250,7 +277,7 @@ class LocalLifecycle:
         self.data_scientist = self._person("data-scientist", "AccessDataScientist", DEMO_REQUESTER)
         if self.enforce_iam:
             self._enforce_iam(provisioner)
-        glue.install_sagemaker_sync(self.model, self.workdir / "training", self._training_log,
+        glue.install_sagemaker_sync(self.model_dir, self.workdir / "training", self._training_log,
                                     self.provisioned.role_credentials.of if self.enforce_iam else None, self.admin)
         self.say(f"    provisioned {sum(len(v) for v in self.provisioned.values.values())} resources, "
                  f"{len(self.provisioned.functions)} functions; endpoints served at {self.hosting.url}, "
@@ -274,7 +301,7 @@ class LocalLifecycle:
         self.say(f"    IAM enforced: {len(self.provisioned.role_credentials)} roles with their synthesized policies")
 
     def _training_log(self, line: str) -> None:
-        if self.verbose or line.startswith(("validation:auc", "checkpoint: resumed")) or "epoch=1;" in line:
+        if self.verbose or line.startswith(self.spec.training_log_filters()) or "epoch=1;" in line:
             self.say(f"    [dim]{line}[/]")
 
     def _subscribe_inbox(self) -> None:
@@ -286,20 +313,23 @@ class LocalLifecycle:
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
 
     def _seed(self, shift: float, seed: int = 7) -> None:
-        sys.path.insert(0, str(MODELS_DIR / self.model))
-        import make_dataset
-
-        path = make_dataset.write_csv(make_dataset.generate(self.rows, seed, shift), self.workdir / "data" / f"train-{seed}.csv")
+        """The model's generated data, or (first dataset, `--data`) the person's own CSV file."""
+        if self.data is not None and shift == 0.0:
+            path, described = self.data, f"{self.data} (your file)"
+        else:
+            path = self.dataset.write_csv(self.dataset.generate(self.rows, seed, shift),
+                                          self.workdir / "data" / f"train-{seed}.csv")
+            described = f"{self.rows} rows, population shift {shift}"
         key = f"{self.spec.dataset.s3_prefix}{self.spec.dataset.file_name}"
         version = self._aws("s3").put_object(Bucket=self.bucket, Key=key, Body=path.read_bytes()).get("VersionId")
-        self.say(f"    s3://{self.bucket}/{key} version {version} ({self.rows} rows, population shift {shift})")
+        self.say(f"    s3://{self.bucket}/{key} version {version} ({described})")
 
     # ------------------------------------------------------------------ runs
     def _run_pipeline(self, trigger_approval: bool) -> dict:
         from pipelines.client import Pipelines
 
         # Through the runs API, signed as the data scientist: not under ENV_LOCK, which the API's handler takes.
-        run = Pipelines(env=LOCAL_ENV, session=self.data_scientist.session(self.region)).start(
+        run = Pipelines(env=LOCAL_ENV, session=self.data_scientist.session(self.region), models_dir=self.models_dir).start(
             self.model, reason="local lifecycle")
         self.say(f"    started {run.name} through the runs API as {DEMO_REQUESTER} (data scientist)")
         return self._follow(run.arn, approve=trigger_approval)
@@ -320,7 +350,7 @@ class LocalLifecycle:
             if described["status"] in TERMINAL:
                 return self._record_run(execution_arn)
             if approve and not approved and self._pending_approval(execution_arn):
-                self._decide_as_approver()
+                self._decide_as_approver(execution_arn)
                 approved = True
             time.sleep(0.2)
         raise LifecycleError(f"{execution_arn} did not finish within {timeout_s:.0f} s")
@@ -332,9 +362,26 @@ class LocalLifecycle:
         (self.workdir / f"history-{described['name']}.json").write_text(json.dumps(history, indent=1, default=str))
         run = {"name": described["name"], "status": described["status"], "arn": execution_arn,
                "error": described.get("error"), "cause": described.get("cause"), "waiting_at": stopped_at,
-               "input": json.loads(described["input"]), "failed_step": _first_failure(history)}
+               "input": json.loads(described["input"]), "failed_step": _first_failure(history),
+               "outcome": self._outcome(described, history).model_dump()}
         self.result.runs.append(run)
         return run
+
+    def _outcome(self, described: dict, history: list[dict]):
+        """The run's outcome as the runs API reports it (one model: lambdas.shared.run_state)."""
+        from lambdas.runs.logic import needs_approval_record
+        from lambdas.shared.dal import ApprovalStore
+        from lambdas.shared.run_state import Objective, RunState, history_steps, outcome
+
+        steps, failure = history_steps(history)
+        approval = None
+        if needs_approval_record(history):
+            with self._as_driver():
+                approval = ApprovalStore(naming.audit_table(LOCAL_ENV)).get(self.model, described["name"])
+        state = RunState.parse(described.get("output") if described["status"] == "SUCCEEDED" else described.get("input"))
+        current = next((s.name for s in reversed(steps) if s.status == "running"), steps[-1].name if steps else None)
+        return outcome(described["status"], state, Objective.of(self.spec.objective), current=current, failure=failure,
+                       approval=approval, error=described.get("error"), cause=described.get("cause"))
 
     def _pending_approval(self, execution_arn: str) -> bool:
         from lambdas.shared.dal import ApprovalStore
@@ -343,7 +390,7 @@ class LocalLifecycle:
             record = ApprovalStore(naming.audit_table(LOCAL_ENV)).get(self.model, execution_arn.rsplit(":", 1)[1])
         return bool(record and record.get("status") == "PENDING")
 
-    def _decide_as_approver(self) -> None:
+    def _decide_as_approver(self, execution_arn: str = "") -> None:
         messages = self._aws("sqs").receive_message(QueueUrl=self.inbox, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
         links = {}
         for message in messages:
@@ -356,7 +403,9 @@ class LocalLifecycle:
             raise LifecycleError("the approval request reached no approver with links")
         approver, found = sorted(links.items())[0]
         if self.interactive:
-            self.say(f"    [bold yellow]Waiting for a person:[/] approve {found['Approve']}\n    or reject {found['Reject']}")
+            self.say("    [bold yellow]Waiting for a person[/]: open one of these links (each approver's own; each "
+                     "link is printed whole on one line)")
+            self.show_links(approval_links_text(execution_arn.rsplit(":", 1)[1], links))
             return
         page = urllib.request.urlopen(found["Approve"], timeout=10).read().decode()  # what the approver sees first
         token = re.search(r"name='t' value='([^']+)'", page).group(1)
@@ -369,9 +418,7 @@ class LocalLifecycle:
         return boto3.client("sagemaker-runtime", endpoint_url=self.hosting.url)
 
     def _rows(self, count: int, seed: int, shift: float) -> list[dict]:
-        import make_dataset
-
-        columns = make_dataset.generate(count, seed, shift)
+        columns = self.dataset.generate(count, seed, shift)
         return [dict(zip(self.spec.dataset.features, values))
                 for values in zip(*(columns[n].tolist() for n in self.spec.dataset.features))]
 
@@ -421,8 +468,11 @@ class LocalLifecycle:
         from lambdas.shared.dal import ApprovalStore
         from pipelines.client import Pipelines
 
+        # An explicit session, outside ENV_LOCK: models() asks the runs API what serves each stage, and the API's
+        # handler takes that lock.
+        self.result.versions = [vars(v) for v in Pipelines(env=LOCAL_ENV, session=self.driver_session(),
+                                                                models_dir=self.models_dir).models(self.model)]
         with self._as_driver():
-            self.result.versions = [vars(v) for v in Pipelines(env=LOCAL_ENV).models(self.model)]
             items = ApprovalStore(naming.audit_table(LOCAL_ENV)).dynamodb.scan()["Items"]
         self.result.approvals = [{k: item.get(k) for k in ("sk", "status", "decided_by", "decided_at", "reason", "channel",
                                                            "source_ip", "requested_by")}
@@ -435,6 +485,15 @@ class LocalLifecycle:
                        getattr(self, "hosting", None)):
             if server is not None:
                 server.close()
+
+
+def approval_links_text(execution: str, links: dict[str, dict[str, str]]) -> str:
+    """Each approver's own links, named, each URL whole on a line of its own (copying a line copies a link that
+    verifies: a console that hard-wraps a long link breaks its token, which the page then calls malformed)."""
+    lines = [f"approval requested for run {execution} (each link below is one whole line; open it in a browser):"]
+    for approver, found in sorted(links.items()):
+        lines += [f"{approver}, approve:", found["Approve"], f"{approver}, reject:", found["Reject"]]
+    return "\n".join(lines)
 
 
 def function_logical_id(template: dict, prefix: str) -> str:

@@ -3,6 +3,7 @@
 - SageMaker UpdateEndpoint does not exist in moto.
 - UpdateModelPackage replaces CustomerMetadataProperties with nothing when the call does not pass
   them; AWS keeps them (and merges passed keys), so approving a package would erase its lineage.
+- StopExecution does not stop a run waiting on a task token until that task times out.
 
 AWS validations moto lacks (moto accepts these; SageMaker refuses them), each with the contract it follows:
 - CreateModel / CreateEndpointConfig / CreateTrainingJob with a name that exists: "Cannot create already
@@ -100,10 +101,39 @@ def install() -> None:
                                        merged or None, *args, **kwargs)
 
     _install_validations()
+    _install_stop_of_waiting_tasks()
     models.SageMakerModelBackend.update_endpoint = update_endpoint
     models.SageMakerModelBackend.update_model_package = update_model_package
     responses.SageMakerResponse.update_endpoint = update_endpoint_response
     _installed = True
+
+
+def _install_stop_of_waiting_tasks() -> None:
+    """StopExecution of a run parked at a .waitForTaskToken task (the approval wait): AWS stops it at once; moto's
+    interpreter kept waiting for the token until the task's timeout (24 h). Stopping now also wakes the execution's
+    callback waits, so the run ends ABORTED."""
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    original = ExecutionWorker.stop
+
+    def stop(self, stop_date, error, cause):
+        original(self, stop_date=stop_date, error=error, cause=cause)
+        pool = getattr(getattr(self.env, "callback_pool_manager", None), "_pool", {})
+        for endpoint in list(pool.values()):
+            endpoint.interrupt_all()
+
+    def keeps_stopped(method):  # the woken wait must not turn the stopped run into a failed or timed-out one
+        def guarded(self, *args, **kwargs):
+            if isinstance(self._program_state, ProgramStopped):
+                return None
+            return method(self, *args, **kwargs)
+        return guarded
+
+    ExecutionWorker.stop = stop
+    Environment.set_error = keeps_stopped(Environment.set_error)
+    Environment.set_timed_out = keeps_stopped(Environment.set_timed_out)
 
 
 def _install_validations() -> None:

@@ -2,7 +2,8 @@
 
 An endpoint name resolves, through the (emulated) SageMaker API, to its endpoint config, model,
 model package and model.tar.gz; the artifact is unpacked once per package and served with its own
-code/inference.py. Requests are captured like SageMaker data capture (the config's sampling
+code/inference.py, whatever its framework (PyTorch, XGBoost, scikit-learn: all installed here; a
+bring-your-own image's inference.py runs the same way), each artifact's modules kept apart. Requests are captured like SageMaker data capture (the config's sampling
 percentage, JSONL under <destination>/<endpoint>/AllTraffic/yyyy/mm/dd/hh/), so the drift hook
 reads real traffic. boto3's sagemaker-runtime client talks to it with endpoint_url=server.url.
 """
@@ -10,7 +11,6 @@ reads real traffic. boto3's sagemaker-runtime client talks to it with endpoint_u
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import json
 import random
@@ -25,6 +25,8 @@ from pathlib import Path
 
 import boto3
 
+from pipelines.modelkit.loader import ServingCode
+
 _PATH = re.compile(r"^/endpoints/([A-Za-z0-9-]{1,63})/invocations$")
 
 
@@ -34,15 +36,14 @@ def _split(uri: str) -> tuple[str, str]:
 
 
 class LoadedModel:
+    """One artifact's own code/inference.py with its model, imported in isolation: models of different folders
+    (each with its own `inference`, `modelkit` and helpers) are served side by side in one process."""
+
     def __init__(self, directory: Path) -> None:
-        spec = importlib.util.spec_from_file_location(f"inference_{uuid.uuid4().hex}", directory / "code" / "inference.py")
-        self.module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(self.module)
-        self.model = self.module.model_fn(str(directory))
+        self.serving = ServingCode(directory)
 
     def handle(self, body: bytes, content_type: str, accept: str) -> tuple[str, str]:
-        rows = self.module.input_fn(body, content_type)
-        return self.module.output_fn(self.module.predict_fn(rows, self.model), accept)
+        return self.serving.handle(body, content_type, accept)
 
 
 class Hosting:

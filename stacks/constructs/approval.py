@@ -24,7 +24,7 @@ from stacks.nag import acknowledge
 
 class ApprovalHook(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str, key: kms.IKey,
-                 code: lambda_.Code, environment: dict[str, str], audit_table: dynamodb.ITable,
+                 environment: dict[str, str], audit_table: dynamodb.ITable,
                  machine_arn: str, package_arns: list[str], on_rejected: sfn.IChainable, failures=None) -> None:
         super().__init__(scope, construct_id)
         model = spec.name
@@ -36,7 +36,7 @@ class ApprovalHook(Construct):
             self, "SigningKey", secret_name=naming.approval_secret(model, env_name), encryption_key=key,
             description=f"HMAC key signing the approval links of {model} ({env_name})",
             generate_secret_string=secretsmanager.SecretStringGenerator(password_length=64, exclude_punctuation=True))
-        self._rotate_signing_key(key, code)
+        self._rotate_signing_key(key)
         self.idempotency = dynamodb.Table(
             self, "Idempotency", table_name=f"{naming.idempotency_table(env_name)}-{model}",
             partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
@@ -47,7 +47,7 @@ class ApprovalHook(Construct):
         shared = {**environment, "AUDIT_TABLE": audit_table.table_name, "KMS_KEY_ARN": key.key_arn,
                   "SIGNING_SECRET_ARN": self.secret.secret_arn}
         self.decide = PlatformFunction(self, "DecideFunction", handler="lambdas.approval.handlers.decide_handler", key=key,
-                                       code=code, environment={**shared, "IDEMPOTENCY_TABLE": self.idempotency.table_name},
+                                       environment={**shared, "IDEMPOTENCY_TABLE": self.idempotency.table_name},
                                        description="Approve/reject links: verifies, records, answers the run")
         if spec.approval.reserved_concurrency:  # opt-in: needs an account concurrency quota above 10
             self.decide.function.node.default_child.add_property_override(
@@ -57,11 +57,11 @@ class ApprovalHook(Construct):
                 "10 unreserved executions beside it")})
         self.url = self.decide.function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
         self.request = PlatformFunction(self, "RequestFunction", handler="lambdas.approval.handlers.request_approval",
-                                        key=key, code=code, description="Stores the task token and mails signed links",
+                                        key=key, description="Stores the task token and mails signed links",
                                         environment={**shared, "APPROVAL_TOPIC_ARN": self.topic.topic_arn,
                                                      "APPROVAL_URL": self.url.url})
         self.reconciler = PlatformFunction(
-            self, "ReconcileFunction", handler="lambdas.approval.handlers.reconcile_handler", key=key, code=code,
+            self, "ReconcileFunction", handler="lambdas.approval.handlers.reconcile_handler", key=key,
             environment=shared, timeout=Duration.minutes(5),
             description="Completes approval decisions left unapplied; closes requests of runs that ended")
         self._grant(model, key, audit_table, machine_arn, package_arns)
@@ -84,7 +84,7 @@ class ApprovalHook(Construct):
         if failures:
             failures.keep_failures_of(self.reconciler.function)
 
-    def _rotate_signing_key(self, key: kms.IKey, code: lambda_.Code) -> None:
+    def _rotate_signing_key(self, key: kms.IKey) -> None:
         """Rotation keeps the previous key verifying (links carry a key id), so links in flight survive one rotation;
         the period is at least approval.timeout_hours (the spec caps it there). The function has a role of its own
         with exactly what the four rotation steps call: Describe/Get/Put/UpdateSecretVersionStage on this secret and
@@ -92,7 +92,7 @@ class ApprovalHook(Construct):
         one grants through the key's policy, a cycle with the registry stack that owns the key, and adds
         GetRandomPassword on '*', which this function does not call.)"""
         self.rotation = PlatformFunction(
-            self, "RotateFunction", handler="lambdas.approval.rotation.handler", key=key, code=code, environment={},
+            self, "RotateFunction", handler="lambdas.approval.rotation.handler", key=key, environment={},
             description="Rotates the approval-link signing key (new current key, the old one kept as previous)")
         role, function = self.rotation.role, self.rotation.function
         role.add_to_policy(iam.PolicyStatement(

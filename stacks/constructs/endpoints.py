@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import ArnFormat, Duration, Stack, aws_cloudwatch as cloudwatch, aws_cloudwatch_actions as cw_actions
-from aws_cdk import aws_ec2 as ec2, aws_iam as iam, aws_kms as kms, aws_lambda as lambda_, aws_s3 as s3, aws_sns as sns
+from aws_cdk import aws_ec2 as ec2, aws_iam as iam, aws_kms as kms, aws_s3 as s3, aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn, aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
@@ -82,7 +82,7 @@ class EndpointDeployment(Construct):
     """States after approval: deploy staging, wait, smoke test (roll back on failure), deploy prod, wait, autoscale."""
 
     def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str, key: kms.IKey,
-                 bucket: s3.IBucket, code: lambda_.Code, environment: dict[str, str], image_uri: str,
+                 bucket: s3.IBucket, environment: dict[str, str], image_uri: str,
                  package_arns: list[str], topic: sns.ITopic, audit_table_arn: str) -> None:
         super().__init__(scope, construct_id)
         self.spec, self.env_name, self.bucket, self.key = spec, env_name, bucket, key
@@ -92,7 +92,7 @@ class EndpointDeployment(Construct):
         shared = {**environment, "ENDPOINT_ROLE_ARN": self.role.role_arn, "KMS_KEY_ARN": key.key_arn, "ENVIRONMENT": env_name}
         self.functions = {
             name: PlatformFunction(self, f"{name.title()}Function", handler=f"lambdas.endpoint.handlers.{handler}", key=key,
-                                   code=code, environment=shared, description=description, timeout=Duration.minutes(2))
+                                   environment=shared, description=description, timeout=Duration.minutes(2))
             for name, handler, description in (
                 ("deploy", "deploy", "Creates the model and endpoint config; creates or blue/green-updates the endpoint"),
                 ("smoke", "smoke_test", "Invokes the staging endpoint with sample rows"),

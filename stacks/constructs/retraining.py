@@ -38,7 +38,10 @@ class RetrainingStateMachine(Construct):
     """prepare -> validate data -> train (.sync) -> evaluate -> champion? -> register -> approval -> deploy -> notify."""
 
     def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str, key: kms.IKey,
-                 functions: dict, training, approval_step: sfn.IChainable, deployment=None) -> None:
+                 functions: dict, training, approval_step: sfn.IChainable, deployment=None,
+                 head: sfn.TaskStateBase | None = None) -> None:
+        """head: in a promotion stage (docs/promotion.md), the step that imports the approved package from the previous
+        stage replaces prepare..register; approval, deployment and notifications are the same."""
         super().__init__(scope, construct_id)
         notify = functions["notify"]
 
@@ -50,24 +53,15 @@ class RetrainingStateMachine(Construct):
         refused = sfn.Fail(self, "RunRefused", error="RunAlreadyInProgress",
                            cause="another retraining run of this model is in progress")
 
-        prepare = lambda_step(self, "PrepareRun", functions["prepare"], "$.run")
-        prepare.add_catch(refused, errors=["RunAlreadyInProgress"], result_path="$.error")
-        validate = lambda_step(self, "ValidateData", functions["validate"], "$.validation")
-        evaluate = lambda_step(self, "EvaluateAgainstChampion", functions["evaluate"], "$.evaluation")
-        register = lambda_step(self, "RegisterModelPackage", functions["register"], "$.registration")
-        for step in (prepare, validate, training.state, evaluate, register):
-            step.add_catch(failed, errors=["States.ALL"], result_path="$.error")
-
-        not_promoted = notify_step("NotifyNotPromoted", "not promoted").next(sfn.Succeed(self, "KeptChampion"))
         succeeded = notify_step("NotifySucceeded", "succeeded").next(sfn.Succeed(self, "Done"))
         after_approval = deployment.chain(on_failure=failed, then=succeeded) if deployment is not None else succeeded
         approval_step.add_catch(failed, errors=["States.ALL"], result_path="$.error")  # after Timeout/ModelRejected
         approval = sfn.Chain.start(approval_step).next(after_approval)
-
-        definition = (sfn.Chain.start(prepare).next(validate).next(training.state).next(evaluate)
-                      .next(sfn.Choice(self, "ChallengerWins?")
-                            .when(sfn.Condition.boolean_equals("$.evaluation.promote", True), register.next(approval))
-                            .otherwise(not_promoted)))
+        if head is not None:
+            head.add_catch(failed, errors=["States.ALL"], result_path="$.error")
+            definition = sfn.Chain.start(head).next(approval)
+        else:
+            definition = self._training(functions, training, refused, failed, approval, notify_step)
         log_group = logs.LogGroup(self, "Logs", encryption_key=key, retention=logs.RetentionDays.ONE_YEAR,
                                   removal_policy=RemovalPolicy.RETAIN)
         self.machine = sfn.StateMachine(
@@ -79,9 +73,24 @@ class RetrainingStateMachine(Construct):
             # Without execution data: payloads carry the approval task token, which only the approval hook may see.
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
         )
-        training.grant_start(self.machine)
+        if head is None:
+            training.grant_start(self.machine)
         if deployment is not None:
             deployment.grant_to_state_machine(self.machine)
+
+    def _training(self, functions: dict, training, refused, failed, approval, notify_step) -> sfn.IChainable:
+        prepare = lambda_step(self, "PrepareRun", functions["prepare"], "$.run")
+        prepare.add_catch(refused, errors=["RunAlreadyInProgress"], result_path="$.error")
+        validate = lambda_step(self, "ValidateData", functions["validate"], "$.validation")
+        evaluate = lambda_step(self, "EvaluateAgainstChampion", functions["evaluate"], "$.evaluation")
+        register = lambda_step(self, "RegisterModelPackage", functions["register"], "$.registration")
+        for step in (prepare, validate, training.state, evaluate, register):
+            step.add_catch(failed, errors=["States.ALL"], result_path="$.error")
+        not_promoted = notify_step("NotifyNotPromoted", "not promoted").next(sfn.Succeed(self, "KeptChampion"))
+        return (sfn.Chain.start(prepare).next(validate).next(training.state).next(evaluate)
+                .next(sfn.Choice(self, "ChallengerWins?")
+                      .when(sfn.Condition.boolean_equals("$.evaluation.promote", True), register.next(approval))
+                      .otherwise(not_promoted)))
 
 
 class RetrainingTriggers(Construct):

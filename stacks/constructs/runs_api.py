@@ -11,6 +11,7 @@ from __future__ import annotations
 from aws_cdk import ArnFormat, CfnOutput, Stack, aws_iam as iam, aws_kms as kms, aws_lambda as lambda_, aws_ssm as ssm
 from constructs import Construct
 
+from lambdas.shared.dal import TRAINING_LOG_GROUP
 from pipelines import naming
 from pipelines.client import runs_api_parameter
 from pipelines.spec import ModelSpec
@@ -19,10 +20,10 @@ from stacks.constructs.functions import PlatformFunction
 
 class RunsApi(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str, key: kms.IKey,
-                 code: lambda_.Code, environment: dict[str, str], audit_table_arn: str, machine_arn: str,
+                 environment: dict[str, str], audit_table_arn: str, machine_arn: str,
                  package_arns: list[str], approver_role_name: str) -> None:
         super().__init__(scope, construct_id)
-        self.runs = PlatformFunction(self, "RunsFunction", handler="lambdas.runs.handlers.handler", key=key, code=code,
+        self.runs = PlatformFunction(self, "RunsFunction", handler="lambdas.runs.handlers.handler", key=key,
                                      environment={**environment, "APPROVER_ROLE_NAME": approver_role_name},
                                      description="Runs API: starts runs and records CLI approvals as the signed caller")
         self.function = self.runs.function
@@ -34,7 +35,17 @@ class RunsApi(Construct):
             service="states", resource="execution", arn_format=ArnFormat.COLON_RESOURCE_NAME,
             resource_name=f"{naming.state_machine(spec.name, env_name)}:*")
         self._grant(spec.name, key, audit_table_arn, machine_arn, package_arns)
+        self._grant_serving_read(spec.name, env_name)
         CfnOutput(self, "Url", value=self.url.url, description="Runs API (AWS_IAM): mlops run start / approve / reject")
+
+    def _grant_serving_read(self, model: str, env_name: str) -> None:
+        """`mlops models list` marks what serves each stage: endpoint -> config -> model -> package."""
+        stack, endpoints = Stack.of(self), [naming.endpoint(model, env_name, stage) for stage in ("staging", "prod")]
+        self.runs.role.add_to_policy(iam.PolicyStatement(
+            actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
+            resources=[stack.format_arn(service="sagemaker", resource=kind, resource_name=name + suffix)
+                       for name in endpoints for kind, suffix in (("endpoint", ""), ("endpoint-config", "-*"),
+                                                                  ("model", "-*"))]))
 
     def _grant(self, model: str, key: kms.IKey, audit_table_arn: str, machine_arn: str, package_arns: list[str]) -> None:
         role = self.runs.role
@@ -50,3 +61,11 @@ class RunsApi(Construct):
         role.add_to_policy(iam.PolicyStatement(actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
                                                resources=[machine_arn]))
         role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:UpdateModelPackage"], resources=package_arns))
+        # `mlops run metrics`: the per-epoch lines of this model's training jobs (SageMaker's log group, streams
+        # named <job>/algo-<n>-<time>, jobs named <model>-<execution>).
+        stack = Stack.of(self)
+        log_group = stack.format_arn(service="logs", resource="log-group", arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                                     resource_name=f"{TRAINING_LOG_GROUP}")
+        role.add_to_policy(iam.PolicyStatement(actions=["logs:DescribeLogStreams"], resources=[f"{log_group}:*"]))
+        role.add_to_policy(iam.PolicyStatement(actions=["logs:GetLogEvents"],
+                                               resources=[f"{log_group}:log-stream:{model}-*"]))

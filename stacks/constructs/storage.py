@@ -52,6 +52,12 @@ class EncryptionKey(Construct):
                 ("sns", self._arn("sns", "*"))):  # topics delivering to encrypted queues
             self._allow_service(service, ["kms:Decrypt", "kms:GenerateDataKey*"],
                                 {"StringEquals": {"aws:SourceAccount": Stack.of(self).account}, "ArnLike": {"aws:SourceArn": source_arn}})
+        # Budget and cost-anomaly alerts publishing to encrypted topics (stacks/constructs/budgets.py): Budgets signs as
+        # arn:<partition>:budgets::<account>:budget/<name> (no region); Cost Anomaly Detection documents only SourceAccount.
+        account = Stack.of(self).account
+        self._allow_service("budgets", ["kms:Decrypt", "kms:GenerateDataKey*"], {
+            "StringEquals": {"aws:SourceAccount": account}, "ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:budgets::{account}:*"}})
+        self._allow_service("costalerts", ["kms:Decrypt", "kms:GenerateDataKey*"], {"StringEquals": {"aws:SourceAccount": account}})
 
     def _arn(self, service: str, resource: str) -> str:
         stack = Stack.of(self)

@@ -9,82 +9,81 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tarfile
+import re
 from pathlib import Path
 
 import jsii
-from aws_cdk import Aws, BundlingOptions, BundlingOutput, DockerImage, Duration, ILocalBundling, Stack
+from aws_cdk import AssetHashType, Aws, BundlingOptions, BundlingOutput, DockerImage, Duration, ILocalBundling, Stack
 from aws_cdk import aws_iam as iam, aws_kms as kms, aws_s3 as s3, aws_s3_assets as s3_assets
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from pipelines import instances
-from pipelines.spec import ModelSpec, TrainingSpec
+from pipelines.model_folder import EXCLUDED, SHARED_TRAINING_MODULES, source_fingerprint, write_source_archive  # noqa: F401
+from pipelines.spec import ModelSpec, SpecError, TrainingSpec
 from stacks.constructs.sagemaker_access import grant_container_basics
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CODE_CHANNEL = "/opt/ml/input/data/code"
-# Files the training container needs beside the model folder: the drift-baseline writer.
-SHARED_TRAINING_MODULES = {"baseline.py": REPO_ROOT / "lambdas" / "drift" / "baseline.py"}
-EXCLUDED = ("data", "__pycache__", ".ipynb_checkpoints")
+CHAMPION_CHANNEL = "champion"
+# The SageMaker SDK's image catalogue names (sagemaker/image_uri_config/*.json), per spec framework.
+SDK_FRAMEWORKS = {"pytorch": "pytorch", "xgboost": "xgboost", "sklearn": "sklearn"}
 
 
-def resolve_training_image(training: TrainingSpec, region: str) -> str:
-    """A custom image when the spec names one, else the PyTorch DLC from the SageMaker SDK's offline catalogue."""
-    if training.image_uri:
-        return training.image_uri
+def _retrieve_image(training: TrainingSpec, region: str, instance_type: str, scope: str) -> str:
+    """The framework container from the SageMaker SDK's bundled catalogue (offline: no AWS call); a version the
+    catalogue lacks is a SpecError naming the versions it has."""
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     logging.getLogger("sagemaker.config").setLevel(logging.WARNING)  # "not applying SDK defaults" on every import
     from sagemaker import image_uris
 
-    return image_uris.retrieve(framework=training.framework, region=region, version=training.framework_version,
-                               py_version=training.py_version, instance_type=training.instance_type,
-                               image_scope="training")
+    framework = SDK_FRAMEWORKS[training.framework]
+    try:
+        return image_uris.retrieve(framework=framework, region=region, version=training.framework_version,
+                                   py_version=training.py_version, instance_type=instance_type, image_scope=scope)
+    except ValueError as error:
+        known = sorted(image_uris.config_for_framework(framework).get(scope, {}).get("versions", {}))
+        raise SpecError(f"training.framework_version: no SageMaker {framework} {scope} image for version "
+                        f"{training.framework_version!r}, {training.py_version}, {instance_type} ({error}); "
+                        f"fix: one of {', '.join(known[-6:])}, or set image_uri") from None
+
+
+def resolve_training_image(training: TrainingSpec, region: str) -> str:
+    """The spec's own image when it names one (byo: always), else the framework's training container."""
+    if training.image_uri:
+        return training.image_uri
+    return _retrieve_image(training, region, training.instance_type, "training")
 
 
 def resolve_inference_image(spec: ModelSpec, region: str) -> str:
-    """The PyTorch serving container for the deployment instance type (custom images serve themselves)."""
+    """The serving container for the deployment instance type: the spec's own serving image (byo: the training
+    image unless inference_image_uri is given), else the framework's inference container."""
+    if spec.training.serving_image_uri:
+        return spec.training.serving_image_uri
     if spec.training.image_uri:
-        return spec.training.image_uri
-    from sagemaker import image_uris
-
-    return image_uris.retrieve(framework=spec.training.framework, region=region, version=spec.training.framework_version,
-                               py_version=spec.training.py_version, instance_type=spec.deployment.instance_type,
-                               image_scope="inference")
-
-
-def write_source_archive(model_dir: Path, archive: Path) -> Path:
-    """sourcedir.tar.gz as the SageMaker SDK builds it: the model folder plus the shared modules."""
-    with tarfile.open(archive, "w:gz") as tar:
-        for path in sorted(model_dir.rglob("*")):
-            relative = path.relative_to(model_dir)
-            if path.is_file() and not any(part in EXCLUDED for part in relative.parts):
-                tar.add(path, arcname=str(relative), filter=_normalized)
-        for name, path in SHARED_TRAINING_MODULES.items():
-            tar.add(path, arcname=name, filter=_normalized)
-    return archive
-
-
-def _normalized(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-    return info
+        raise SpecError(f"{spec.name}: training.image_uri replaces the {spec.training.framework} training image but "
+                        "serving needs an image too; fix: set training.inference_image_uri")
+    return _retrieve_image(spec.training, region, spec.deployment.instance_type, "inference")
 
 
 @jsii.implements(ILocalBundling)
 class _SourceArchiveBundling:
-    def __init__(self, model_dir: Path) -> None:
-        self.model_dir = model_dir
+    def __init__(self, model_dir: Path, spec: ModelSpec) -> None:
+        self.model_dir, self.spec = model_dir, spec
 
     def try_bundle(self, output_dir: str, *, image, **_options) -> bool:
-        write_source_archive(self.model_dir, Path(output_dir) / "sourcedir.tar.gz")
+        write_source_archive(self.model_dir, Path(output_dir) / "sourcedir.tar.gz", self.spec)
         return True
 
 
-def source_asset(scope: Construct, construct_id: str, model_dir: Path) -> s3_assets.Asset:
+def source_asset(scope: Construct, construct_id: str, model_dir: Path, spec: ModelSpec) -> s3_assets.Asset:
+    """The source archive as an asset, hashed over everything packed (the model kit, the baseline writer and the
+    spec live outside the folder: a change to them must upload a new archive)."""
     return s3_assets.Asset(
-        scope, construct_id, path=str(model_dir), exclude=list(EXCLUDED),
+        scope, construct_id, path=str(model_dir), exclude=list(EXCLUDED), asset_hash_type=AssetHashType.CUSTOM,
+        asset_hash=source_fingerprint(model_dir, spec),
         bundling=BundlingOptions(image=DockerImage.from_registry("none"),  # never pulled: local bundling only
-                                 local=_SourceArchiveBundling(model_dir), output_type=BundlingOutput.ARCHIVED),
+                                 local=_SourceArchiveBundling(model_dir, spec), output_type=BundlingOutput.ARCHIVED),
     )
 
 
@@ -131,7 +130,7 @@ class TrainingJob(Construct):
         training = spec.training
         self.model, self.key = spec.name, key
         self.image_uri = resolve_training_image(training, Stack.of(self).region)
-        self.source = source_asset(self, "Source", model_dir)
+        self.source = source_asset(self, "Source", model_dir, spec)
         self.role = TrainingRole(self, "Execution", spec=spec, bucket=bucket, key=key, image_uri=self.image_uri,
                                  source=self.source).role
         self.hyperparameters = training_hyperparameters(spec, self.source.s3_object_key)
@@ -156,6 +155,11 @@ class TrainingJob(Construct):
                     "S3DataDistributionType": "FullyReplicated"}}},
                 {"ChannelName": "code", "DataSource": {"S3DataSource": {
                     "S3DataType": "S3Prefix", "S3Uri": self.source.s3_object_url,
+                    "S3DataDistributionType": "FullyReplicated"}}},
+                # The model production serves, pinned by ValidateData: a manifest of its model.tar.gz and
+                # champion.json (only champion.json when there is none), re-scored by train.py on the new data.
+                {"ChannelName": CHAMPION_CHANNEL, "ContentType": "application/x-tar", "DataSource": {"S3DataSource": {
+                    "S3DataType": "ManifestFile", "S3Uri.$": "$.validation.champion_manifest_uri",
                     "S3DataDistributionType": "FullyReplicated"}}},
             ],
             "OutputDataConfig": {"S3OutputPath": f"s3://{bucket.bucket_name}/models/{model}/", "KmsKeyId": key.key_arn},
@@ -218,6 +222,11 @@ def grant_sagemaker_key_use(principal: iam.IGrantable, key: kms.IKey) -> None:
 
 
 def metric_definitions(spec: ModelSpec) -> list[dict[str, str]]:
+    """The objective and the task's metric columns, the champion's re-scored objective, and the training loss."""
+    number = r"(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)"
+    objective = spec.objective.metric.rpartition(":")[2]
     definitions = [{"Name": spec.objective.metric, "Regex": spec.objective.regex},
+                   *({"Name": name, "Regex": f"{re.escape(name)}={number}"} for name in spec.metric_columns()),
+                   {"Name": f"champion:{objective}", "Regex": f"champion:{re.escape(objective)}={number}"},
                    {"Name": "train:loss", "Regex": r"train:loss=([0-9.]+)"}]
     return [d for i, d in enumerate(definitions) if d["Name"] not in {x["Name"] for x in definitions[:i]}]

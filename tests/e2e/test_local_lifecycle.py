@@ -63,3 +63,62 @@ def test_the_drift_hook_started_a_second_run_on_the_new_data(lifecycle):
     versions = {v["version"]: v for v in lifecycle.versions}
     assert versions[2]["lineage"]["trigger"] == "drift" and versions[2]["status"] == "PendingManualApproval"
     assert versions[2]["lineage"]["dataset_sha256"] != versions[1]["lineage"]["dataset_sha256"]
+
+
+# ------------------------------------------------------------------ a second model: XGBoost regression, beside churn
+@pytest.fixture(scope="module")
+def houses(tmp_path_factory):
+    return LocalLifecycle("houses", tmp_path_factory.mktemp("houses"), rows=1500, traffic_requests=100,
+                          say=lambda line: None).run()
+
+
+def test_the_regression_model_runs_the_whole_lifecycle_on_its_own_metric(houses):
+    first = houses.runs[0]
+    assert first["status"] == "SUCCEEDED", first.get("failed_step")
+    assert houses.metric_columns == ["validation:rmse", "validation:mae", "validation:r2"]
+    version = next(v for v in houses.versions if v["version"] == 1)
+    assert version["status"] == "Approved" and version["metrics"]["validation:rmse"] <= 120
+    assert "validation:auc" not in version["metrics"]
+
+
+def test_the_served_regression_model_answers_prices(houses):
+    assert len(houses.predictions) == 3
+    assert all(set(p) == {"value"} and 30 < p["value"] < 3000 for p in houses.predictions)
+
+
+def test_the_drift_run_compares_both_models_on_the_new_data(houses):
+    second = houses.runs[1]
+    assert second["input"]["trigger"] == "drift" and second["waiting_at"] == "WaitForApproval"
+    versions = {v["version"]: v for v in houses.versions}
+    lineage = versions[2]["lineage"]
+    assert lineage["objective"] == "validation:rmse"
+    assert lineage["champion_package_arn"] == versions[1]["arn"]  # the champion pinned when run 2 validated its data
+    champion_on_new_data = float(lineage["champion_value_same_data"])
+    champion_on_its_own_data = versions[1]["metrics"]["validation:rmse"]
+    assert champion_on_new_data > champion_on_its_own_data  # the number the old comparison would have used
+    assert float(lineage["challenger_value"]) == pytest.approx(versions[2]["metrics"]["validation:rmse"], rel=1e-5)
+    assert float(lineage["challenger_value"]) < champion_on_new_data - 0.5  # the spec's margin, on the same rows
+
+
+def test_both_models_kept_their_own_metric_columns(lifecycle, houses):
+    assert lifecycle.metric_columns == ["validation:auc", "validation:accuracy"]
+    assert {"validation:rmse"} <= set(houses.versions[0]["metrics"]) and "validation:rmse" not in lifecycle.versions[0]["metrics"]
+
+
+def test_each_run_records_its_outcome_and_the_summary_shows_it_with_what_serves_production(lifecycle, capsys):
+    from pipelines import cli
+
+    first, second = lifecycle.runs[0], lifecycle.runs[1]
+    assert first["outcome"]["kind"] == "promoted" and first["outcome"]["version"] == 1
+    assert first["outcome"]["decided_by"] == "ml-lead@example.com"
+    if second["waiting_at"]:
+        assert second["outcome"]["kind"] == "waiting_for_approval" and second["outcome"]["step"] == "WaitForApproval"
+    else:  # the drift-triggered challenger lost: both numbers are in the outcome
+        assert second["outcome"]["kind"] in ("kept_champion", "below_threshold")
+        assert second["outcome"]["value"] is not None and second["outcome"]["champion_value"] is not None
+    served = {v["version"]: v["serves"] for v in lifecycle.versions}
+    assert served[1] == ["staging", "prod"] and all(not v for k, v in served.items() if k != 1)
+    cli.console.width = 250
+    cli.print_summary(lifecycle)
+    shown = capsys.readouterr().out
+    assert "promoted: version 1 serves production" in shown and second["outcome"]["summary"][:40] in shown

@@ -104,7 +104,10 @@ def test_account_and_region_come_from_the_command_line_without_editing_cdk_json(
     app = build_app(new_app(env="dev", account="444455556666", region="eu-west-1"))
     registry = app.node.find_child("mlops-dev-registry")
     assert (registry.account, registry.region) == ("444455556666", "eu-west-1")
-    assert [c.node.id for c in app.node.children if hasattr(c, "account")] == ["mlops-dev-registry", "mlops-dev-churn"]
+    from pipelines.spec import discover_spec_files
+
+    models = [f"mlops-dev-{path.parent.name}" for path in discover_spec_files()]
+    assert [c.node.id for c in app.node.children if hasattr(c, "account")] == ["mlops-dev-registry", *models]
 
 
 def test_an_account_override_without_an_environment_is_refused():

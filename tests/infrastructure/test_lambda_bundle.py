@@ -1,16 +1,88 @@
+"""Per-function bundles: each handler's code asset holds its own import closure and its group's requirements, stays
+within its size budget, and imports in a fresh interpreter with nothing but itself and the runtime's boto3."""
+
+import importlib.util
+import tempfile
+from pathlib import Path
+
 import pytest
 
-from stacks.constructs.functions import write_bundle
+from stacks.constructs import functions
+from tests.conftest import REPO_ROOT
 
-LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
+def cold_start_benchmark():
+    spec = importlib.util.spec_from_file_location("cold_start", REPO_ROOT / "benchmarks/cold_start.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def handler_modules() -> list[str]:
+    """The module of every handler the synthesized app deploys."""
+    modules = sorted({handler.rsplit(".", 1)[0] for handler in cold_start_benchmark().deployed_handlers()})
+    assert {"lambdas.drift.handler", "lambdas.approval.handlers", "lambdas.pipeline.handlers"} <= set(modules)
+    return modules
+
+
+def test_only_the_drift_bundle_carries_numpy_and_scipy(handler_modules):
+    for module in handler_modules:
+        requirements = functions._bundle(module).requirements.read_text()
+        assert ("numpy" in requirements) == (module == "lambdas.drift.handler"), module
+
+
+def test_a_bundle_holds_the_first_party_modules_its_handler_imports_and_no_other():
+    approval = functions._bundle("lambdas.approval.rotation").files
+    assert "lambdas/approval/rotation.py" in approval and "lambdas/approval/tokens.py" in approval
+    assert not [f for f in approval if f.startswith(("lambdas/drift/", "lambdas/pipeline/", "lambdas/runs/"))]
+    drift = functions._bundle("lambdas.drift.handler").files
+    assert {"lambdas/drift/engine.py", "lambdas/drift/capture.py", "pipelines/spec.py", "pipelines/__init__.py"} <= set(drift)
+    assert not [f for f in drift if f.startswith("lambdas/approval/")]
+
+
+def test_the_closure_follows_imports_inside_functions_and_relative_ones(tmp_path, monkeypatch):
+    package = tmp_path / "lambdas" / "demo"
+    package.mkdir(parents=True)
+    for name in ("lambdas/__init__.py", "lambdas/demo/__init__.py", "lambdas/demo/helper.py", "lambdas/demo/lazy.py"):
+        (tmp_path / name).write_text("")
+    (package / "handler.py").write_text("from . import helper\n\ndef handle():\n    from lambdas.demo import lazy\n")
+    monkeypatch.setattr(functions, "REPO_ROOT", tmp_path)
+    assert functions.import_closure("lambdas.demo.handler") == (
+        "lambdas/__init__.py", "lambdas/demo/__init__.py", "lambdas/demo/handler.py", "lambdas/demo/helper.py",
+        "lambdas/demo/lazy.py")
+
+
+def test_vendored_libraries_no_kept_binary_loads_are_pruned(tmp_path):
+    package, libraries = tmp_path / "pkg", tmp_path / "pkg.libs"
+    package.mkdir(), libraries.mkdir()
+    (package / "_ext.so").write_bytes(b"\x7fELF ... libblas-1.so ...")
+    (libraries / "libblas-1.so").write_bytes(b"\x7fELF ... libgfortran-2.so ...")
+    (libraries / "libgfortran-2.so").write_bytes(b"\x7fELF")
+    (libraries / "libunused-3.so").write_bytes(b"\x7fELF")
+    functions.prune_unlinked_libraries(package, libraries)
+    assert sorted(p.name for p in libraries.iterdir()) == ["libblas-1.so", "libgfortran-2.so"]
 
 
 @pytest.mark.slow
-def test_lambda_bundle_holds_handlers_shared_spec_and_dependencies_within_the_lambda_limit(tmp_path):
-    write_bundle(tmp_path)
-    assert (tmp_path / "lambdas/pipeline/handlers.py").exists()
-    assert (tmp_path / "pipelines/spec.py").exists() and (tmp_path / "pipelines/naming.py").exists()
-    assert (tmp_path / "aws_lambda_powertools").is_dir() and (tmp_path / "numpy").is_dir() and (tmp_path / "scipy").is_dir()
-    assert not (tmp_path / "botocore").exists()  # the runtime provides it
-    size = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
-    assert size < LAMBDA_UNZIPPED_LIMIT, f"{size / 2**20:.0f} MiB"
+def test_each_deployed_bundle_stays_within_its_budget(handler_modules):
+    for module in handler_modules:
+        bundle = functions._bundle(module)
+        built = bundle.build()  # arm64 wheels for the runtime's Python, as deployed
+        size = sum(p.stat().st_size for p in built.rglob("*") if p.is_file()) / 1e6
+        assert size < bundle.budget_mb, f"{module}: {size:.1f} MB unzipped, budget {bundle.budget_mb} MB"
+        assert (built / module.replace(".", "/")).with_suffix(".py").exists()
+        assert not (built / "botocore").exists() and not (built / "boto3").exists()  # the runtime provides them
+        if functions.bytecode_compiler(functions.runtime_version()):  # a CPython 3.13 here: bytecode ships with it
+            assert list((built / module.replace(".", "/")).parent.glob(f"__pycache__/{module.split('.')[-1]}.cpython-313.pyc"))
+
+
+@pytest.mark.slow
+def test_every_handler_imports_from_its_bundle_alone(handler_modules):
+    """Built for this machine (same requirements and pruning), each handler module imports in a fresh interpreter
+    whose sys.path holds only its bundle and the runtime's boto3: nothing it needs was pruned or left out."""
+    benchmark = cold_start_benchmark()
+    with tempfile.TemporaryDirectory() as folder:
+        runtime = benchmark.runtime_dir(Path(folder))
+        for module in handler_modules:
+            bundle = benchmark.new_bundle(Path(folder), module)
+            assert benchmark.import_seconds(module, [bundle, runtime], bundle) > 0

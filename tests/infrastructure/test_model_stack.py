@@ -130,7 +130,7 @@ def test_functions_use_their_own_encrypted_log_groups_and_tracing(template):
         properties = function["Properties"]
         assert properties["TracingConfig"] == {"Mode": "Active"}
         assert "KmsKeyArn" in properties and "LoggingConfig" in properties
-        assert properties["Runtime"] == "python3.14"
+        assert properties["Runtime"] == "python3.13" and properties["Architectures"] == ["arm64"]
 
 
 def test_approval_links_are_served_by_a_function_url_with_signed_links_and_no_reserved_concurrency(template):

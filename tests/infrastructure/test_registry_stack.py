@@ -49,8 +49,12 @@ def test_ecr_repository_scans_on_push_with_immutable_tags_and_kms(registry):
 
 
 def test_one_model_package_group_per_model(registry):
-    registry.resource_count_is("AWS::SageMaker::ModelPackageGroup", 1)
-    registry.has_resource_properties("AWS::SageMaker::ModelPackageGroup", {"ModelPackageGroupName": "churn-dev"})
+    from pipelines.spec import discover_spec_files
+
+    models = sorted(path.parent.name for path in discover_spec_files())
+    groups = registry.find_resources("AWS::SageMaker::ModelPackageGroup")
+    assert sorted(g["Properties"]["ModelPackageGroupName"] for g in groups.values()) == [f"{m}-dev" for m in models]
+    assert {"churn", "houses"} <= set(models)
 
 
 def test_audit_table_is_encrypted_with_the_key_and_recoverable(registry):

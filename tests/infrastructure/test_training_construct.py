@@ -1,3 +1,4 @@
+import json
 import tarfile
 
 import aws_cdk as cdk
@@ -7,19 +8,21 @@ from aws_cdk.assertions import Template
 
 from pipelines.local.cfn import state_machine_definitions
 from pipelines.spec import load_spec
-from stacks.constructs.training import TrainingJob, resolve_training_image, write_source_archive
+from pipelines.model_folder import source_fingerprint
+from pipelines.spec import SpecError
+from stacks.constructs.training import TrainingJob, resolve_inference_image, resolve_training_image, write_source_archive
 from tests.conftest import REPO_ROOT
 
 MODEL_DIR = REPO_ROOT / "pipelines" / "churn"
 
 
-def synth_training(overrides: dict | None = None) -> tuple[dict, dict]:
-    spec = load_spec(MODEL_DIR, overrides)
+def synth_training(overrides: dict | None = None, model_dir=MODEL_DIR) -> tuple[dict, dict]:
+    spec = load_spec(model_dir, overrides)
     app = cdk.App(context={"aws:cdk:bundling-stacks": []})
     stack = cdk.Stack(app, "T", env=cdk.Environment(account="111111111111", region="eu-west-1"))
     key = kms.Key(stack, "K", enable_key_rotation=True)
     bucket = s3.Bucket(stack, "B", encryption_key=key)
-    job = TrainingJob(stack, "Training", spec=spec, bucket=bucket, key=key, model_dir=MODEL_DIR)
+    job = TrainingJob(stack, "Training", spec=spec, bucket=bucket, key=key, model_dir=model_dir)
     machine = sfn.StateMachine(stack, "M", definition_body=sfn.DefinitionBody.from_chainable(job.state))
     job.grant_start(machine)
     template = Template.from_stack(stack).to_json()
@@ -80,6 +83,8 @@ def test_metric_definitions_come_from_the_spec(spot_task):
     _, task = spot_task
     definitions = task["Parameters"]["AlgorithmSpecification"]["MetricDefinitions"]
     assert {"Name": "validation:auc", "Regex": "validation:auc=([0-9.]+)"} in definitions
+    names = [d["Name"] for d in definitions]
+    assert {"validation:accuracy", "champion:auc", "train:loss"} <= set(names) and len(names) == len(set(names))
 
 
 def test_outputs_are_kms_encrypted_and_isolated(spot_task):
@@ -89,7 +94,7 @@ def test_outputs_are_kms_encrypted_and_isolated(spot_task):
     assert parameters["EnableNetworkIsolation"] is True
     assert parameters["EnableInterContainerTrafficEncryption"] is False
     channels = {c["ChannelName"]: c for c in parameters["InputDataConfig"]}
-    assert set(channels) == {"train", "code"}  # code as a channel: isolated containers cannot fetch it
+    assert set(channels) == {"train", "code", "champion"}  # code as a channel: isolated containers cannot fetch it
 
 
 def test_multi_instance_on_demand_in_a_vpc_encrypts_traffic():
@@ -110,12 +115,57 @@ def test_state_machine_may_only_create_this_models_training_jobs(spot_task):
     assert create["Resource"]["Fn::Join"][1][-1].endswith(":111111111111:training-job/churn-*")
 
 
-def test_source_archive_holds_the_model_folder_and_baseline_writer_not_data(tmp_path):
+def test_source_archive_holds_the_folder_the_model_kit_the_baseline_writer_and_the_spec_not_data(tmp_path):
     (MODEL_DIR / "data").mkdir(exist_ok=True)
-    archive = write_source_archive(MODEL_DIR, tmp_path / "sourcedir.tar.gz")
+    spec = load_spec(MODEL_DIR, {"training": {"use_spot": False}})
+    archive = write_source_archive(MODEL_DIR, tmp_path / "sourcedir.tar.gz", spec)
     with tarfile.open(archive) as tar:
         names = set(tar.getnames())
-    assert {"train.py", "evaluate.py", "features.py", "inference.py", "baseline.py", "model.yaml"} <= names
+        packed_spec = json.loads(tar.extractfile("mlops_spec.json").read())
+    assert {"train.py", "inference.py", "make_dataset.py", "baseline.py", "model.yaml", "mlops_spec.json",
+            "modelkit/__init__.py", "modelkit/finish.py", "modelkit/torchloop.py"} <= names
+    assert packed_spec["training"]["use_spot"] is False  # the environment's spec, overrides applied
     assert not any(name.startswith("data") for name in names)
-    again = write_source_archive(MODEL_DIR, tmp_path / "again.tar.gz")
-    assert tarfile.open(again).getnames() == tarfile.open(archive).getnames()
+    again = write_source_archive(MODEL_DIR, tmp_path / "again.tar.gz", spec)
+    assert again.read_bytes() == archive.read_bytes()
+
+
+def test_the_code_asset_changes_with_the_spec_and_the_kit_not_only_with_the_folder():
+    base = load_spec(MODEL_DIR)
+    assert source_fingerprint(MODEL_DIR, base) == source_fingerprint(MODEL_DIR, load_spec(MODEL_DIR))
+    assert source_fingerprint(MODEL_DIR, base) != source_fingerprint(MODEL_DIR, load_spec(MODEL_DIR, {
+        "training": {"hyperparameters": {"epochs": 3}}}))
+
+
+def test_the_champion_channel_is_the_manifest_validate_data_pinned(spot_task):
+    _, task = spot_task
+    (champion,) = [c for c in task["Parameters"]["InputDataConfig"] if c["ChannelName"] == "champion"]
+    source = champion["DataSource"]["S3DataSource"]
+    assert source["S3DataType"] == "ManifestFile" and source["S3Uri.$"] == "$.validation.champion_manifest_uri"
+
+
+HOUSES = REPO_ROOT / "pipelines" / "houses"
+
+
+def test_an_xgboost_model_trains_and_serves_in_the_sagemaker_xgboost_containers():
+    template, task = synth_training(model_dir=HOUSES)
+    image = task["Parameters"]["AlgorithmSpecification"]["TrainingImage"]
+    assert image == "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5"
+    assert resolve_inference_image(load_spec(HOUSES), "eu-west-1") == image
+    assert {"Name": "champion:rmse", "Regex": "champion:rmse=(-?[0-9.]+(?:[eE][-+]?[0-9]+)?)"} in \
+        task["Parameters"]["AlgorithmSpecification"]["MetricDefinitions"]
+
+
+def test_scikit_learn_and_bring_your_own_images_are_resolved_offline():
+    sklearn = load_spec(HOUSES, {"training": {"framework": "sklearn", "framework_version": "1.2-1"}})
+    assert resolve_training_image(sklearn.training, "us-east-1") == \
+        "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+    own = "123456789012.dkr.ecr.us-east-1.amazonaws.com/houses:7"
+    byo = load_spec(HOUSES, {"training": {"framework": "byo", "image_uri": own}})
+    assert resolve_training_image(byo.training, "us-east-1") == resolve_inference_image(byo, "us-east-1") == own
+
+
+def test_a_framework_version_the_catalogue_lacks_names_the_versions_it_has():
+    spec = load_spec(HOUSES, {"training": {"framework_version": "0.9-9"}})
+    with pytest.raises(SpecError, match=r"no SageMaker xgboost training image for version '0.9-9'.*fix: one of .*3.0-5"):
+        resolve_training_image(spec.training, "us-east-1")

@@ -53,8 +53,8 @@ def state(package: str, requested_by: str = "ds@example.com") -> dict:
                     "hyperparameters": {"epochs": "4", "sagemaker_program": '"train.py"'}},
             "validation": {"dataset_uri": f"s3://{BUCKET}/datasets/churn/train.csv", "version_id": "v1", "sha256": "f" * 64},
             "evaluation": {"metrics": {"validation:auc": 0.81}, "reason": "validation:auc=0.8100 (no approved champion yet)",
-                           "champion_arn": None},
-            "registration": {"model_package_arn": package}}
+                           "champion_arn": None, "objective": "validation:auc", "value": 0.81, "promote": True},
+            "registration": {"model_package_arn": package, "version": 1}}
 
 
 def request(approval, requested_by: str = "ds@example.com") -> dict[str, dict[str, str]]:
@@ -105,7 +105,7 @@ def test_request_stores_the_token_encrypted_and_mails_each_approver_their_own_li
 def test_opening_a_link_shows_a_confirmation_page_and_changes_nothing(approval):
     links = request(approval)
     response = http("GET", links[APPROVERS[0]]["approve"])
-    assert response["statusCode"] == 200 and "<button class='approve'" in response["body"]
+    assert response["statusCode"] == 200 and "<button class='approve primary'" in response["body"]
     assert record()["status"] == "PENDING" and approval["callbacks"] == []
 
 
@@ -297,7 +297,9 @@ def test_the_reconciler_closes_a_pending_request_whose_run_ended(approval):
 def test_mlops_approvals_repair_applies_an_unapplied_decision(approval, monkeypatch):
     from typer.testing import CliRunner
 
-    from pipelines import cli
+    from pipelines import cli, client
+
+    monkeypatch.setattr(client, "target_environment", lambda env: client.Target(env, "123456789012", "us-east-1"))
     links = request(approval)
     fail_once(monkeypatch, dal, "send_task_result", "SendTaskSuccess")
     assert http("POST", links[APPROVERS[0]]["approve"])["statusCode"] == 503

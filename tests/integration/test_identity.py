@@ -132,10 +132,11 @@ def _waiting_approval(people, requested_by: str, monkeypatch) -> str:
         InferenceSpecification={"Containers": [{"Image": "x", "ModelDataUrl": "s3://b/m.tar.gz"}],
                                 "SupportedContentTypes": ["application/json"],
                                 "SupportedResponseMIMETypes": ["application/json"]})["ModelPackageArn"]
-    state = {"run": {"requested_by": requested_by, "git_commit": "abcdef1", "hyperparameters": {}, "trigger": "manual",
-                     "execution_arn": execution},
+    state = {"run": {"model": "churn", "requested_by": requested_by, "git_commit": "abcdef1", "hyperparameters": {},
+                     "trigger": "manual", "execution_arn": execution},
              "validation": {"dataset_uri": "s3://b/d.csv", "version_id": "1", "sha256": "f" * 64},
-             "evaluation": {"metrics": {"validation:auc": 0.8}, "reason": "first model", "champion_arn": None},
+             "evaluation": {"metrics": {"validation:auc": 0.8}, "reason": "first model", "champion_arn": None,
+                            "objective": "validation:auc", "value": 0.8, "promote": True},
              "registration": {"model_package_arn": package}}
     people["provisioned"].function_named("ApprovalRequestFunction").call(
         {"execution_arn": execution, "execution_name": "run-7", "state": state, "task_token": token}, {})

@@ -81,13 +81,18 @@ def test_a_missing_dataset_is_a_clear_validation_failure(platform):
         handlers.validate_data(task_event(prepared(platform, dataset_key="datasets/churn/nope.csv")), CONTEXT)
 
 
-@pytest.fixture
-def trained_state(platform, tmp_path):
-    state = prepared(platform, hyperparameters={"epochs": 4})
-    state["validation"] = handlers.validate_data(task_event(state), CONTEXT)
+def train(tmp_path, execution: str = "run-1", **input_overrides) -> dict:
+    """PrepareRun, ValidateData (which pins the champion) and the training job as the state machine runs them:
+    the train channel, and the champion channel's manifest."""
+    state = {"input": {"model": "churn", "requested_by": "ds@example.com", "git_commit": "a1b2c3d", **input_overrides}}
+    state["run"] = handlers.prepare_run(task_event(state["input"], execution), CONTEXT)
+    state["validation"] = handlers.validate_data(task_event(state, execution), CONTEXT)
     request = {"TrainingJobName": state["run"]["training_job_name"], "HyperParameters": state["run"]["hyperparameters"],
-               "InputDataConfig": [{"ChannelName": "train", "DataSource": {"S3DataSource": {
-                   "S3Uri": state["validation"]["snapshot_prefix"]}}}],
+               "InputDataConfig": [
+                   {"ChannelName": "train", "DataSource": {"S3DataSource": {
+                       "S3DataType": "S3Prefix", "S3Uri": state["validation"]["snapshot_prefix"]}}},
+                   {"ChannelName": "champion", "DataSource": {"S3DataSource": {
+                       "S3DataType": "ManifestFile", "S3Uri": state["validation"]["champion_manifest_uri"]}}}],
                "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models/churn/"},
                "StoppingCondition": {"MaxRuntimeInSeconds": 300}}
     job = run_training_job(request, "churn", tmp_path, log=lambda line: None)
@@ -96,6 +101,24 @@ def trained_state(platform, tmp_path):
                          "model_artifacts": job["ModelArtifacts"]["S3ModelArtifacts"],
                          "output_path": request["OutputDataConfig"]["S3OutputPath"], "image_uri": "local"}
     return state
+
+
+@pytest.fixture
+def trained_state(platform, tmp_path):
+    return train(tmp_path, hyperparameters={"epochs": 4})
+
+
+def promote_to_production(state: dict, recorded_auc: float | None = None) -> str:
+    """Register the run's model, approve it (optionally with a made-up recorded metric) and serve it in prod."""
+    state["evaluation"] = handlers.evaluate(task_event(state), CONTEXT)
+    arn = handlers.register(task_event(state), CONTEXT)["model_package_arn"]
+    sagemaker = boto3.client("sagemaker")
+    metadata = sagemaker.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"]
+    if recorded_auc is not None:
+        metadata["metrics"] = json.dumps({"validation:auc": recorded_auc})
+    sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved", CustomerMetadataProperties=metadata)
+    serve_in_production(arn)
+    return arn
 
 
 def test_first_model_is_promoted_and_registered_pending_approval_with_full_lineage(trained_state):
@@ -116,20 +139,34 @@ def test_first_model_is_promoted_and_registered_pending_approval_with_full_linea
     assert package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == state["training"]["model_artifacts"]
 
 
-def test_a_challenger_that_does_not_beat_the_approved_champion_is_not_promoted(trained_state):
-    state = trained_state
-    state["evaluation"] = handlers.evaluate(task_event(state), CONTEXT)
-    champion = handlers.register(task_event(state), CONTEXT)["model_package_arn"]
-    sagemaker = boto3.client("sagemaker")
-    metadata = sagemaker.describe_model_package(ModelPackageName=champion)["CustomerMetadataProperties"]
-    metadata["metrics"] = json.dumps({"validation:auc": 0.99})
-    sagemaker.update_model_package(ModelPackageArn=champion, ModelApprovalStatus="Approved",
-                                   CustomerMetadataProperties=metadata)
-    serve_in_production(champion)
-    second = handlers.evaluate(task_event(state), CONTEXT)
-    assert second["promote"] is False
-    assert second["champion_arn"] == champion
-    assert "does not beat the champion's 0.9900" in second["reason"]
+def test_the_champion_is_rescored_on_the_new_data_and_its_recorded_number_is_ignored(trained_state, tmp_path):
+    champion = promote_to_production(trained_state, recorded_auc=0.99)  # 0.99: what it "scored" on its own data
+    upload(dataset_bytes(seed=11))
+    second = train(tmp_path / "second", execution="run-2", hyperparameters={"epochs": 4})
+    assert second["validation"]["champion"]["model_package_arn"] == champion
+    evaluation = handlers.evaluate(task_event(second, "run-2"), CONTEXT)
+    report = json.loads(boto3.client("s3").get_object(Bucket=BUCKET, Key="runs/churn/run-2/evaluation.json")["Body"].read())
+    rescored = report["champion"]["metrics"]["validation:auc"]
+    assert report["champion"]["model_package_arn"] == champion and report["champion"]["rows"] == 400
+    assert evaluation["champion_arn"] == champion
+    assert evaluation["champion_value"] == pytest.approx(rescored) and rescored < 0.95
+    assert evaluation["promote"] is (evaluation["value"] >= rescored)
+    assert evaluation["champion_recorded_metrics"] == {"validation:auc": 0.99}  # kept for the record, not compared
+
+
+def test_a_champion_whose_artifact_is_gone_is_not_replaced_by_its_recorded_number(trained_state, tmp_path):
+    champion = promote_to_production(trained_state, recorded_auc=0.5)
+    boto3.client("s3").delete_object(Bucket=BUCKET, Key=trained_state["training"]["model_artifacts"].split(f"{BUCKET}/")[1])
+    state = {"input": {"model": "churn"}}
+    state["run"] = handlers.prepare_run(task_event(state["input"], "run-2"), CONTEXT)
+    state["validation"] = handlers.validate_data(task_event(state, "run-2"), CONTEXT)
+    assert state["validation"]["champion"]["model_package_arn"] == champion
+    request = {"TrainingJobName": "churn-run-2", "HyperParameters": {}, "OutputDataConfig": {"S3OutputPath": "s3://x/"},
+               "StoppingCondition": {"MaxRuntimeInSeconds": 60}, "InputDataConfig": [
+                   {"ChannelName": "champion", "DataSource": {"S3DataSource": {
+                       "S3DataType": "ManifestFile", "S3Uri": state["validation"]["champion_manifest_uri"]}}}]}
+    job = run_training_job(request, "churn", tmp_path, log=lambda line: None)
+    assert job["TrainingJobStatus"] == "Failed" and "input data" in job["FailureReason"]  # as SageMaker: missing object
 
 
 def test_failure_notification_carries_the_readable_reason(platform):
@@ -156,10 +193,11 @@ def test_the_champion_is_the_version_production_serves_not_the_newest_approved(t
     sagemaker = boto3.client("sagemaker")
     served = handlers.register(task_event(state), CONTEXT)["model_package_arn"]
     failed_release = handlers.register(task_event(state), CONTEXT)["model_package_arn"]
-    for arn, auc in ((served, 0.5), (failed_release, 0.99)):
-        sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved",
-                                       CustomerMetadataProperties={"metrics": json.dumps({"validation:auc": auc})})
-    assert handlers.evaluate(task_event(state), CONTEXT)["champion_arn"] is None  # production serves nothing yet
+    for arn in (served, failed_release):
+        sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+    assert handlers.validate_data(task_event(state), CONTEXT)["champion"]["model_package_arn"] is None  # nothing served
     serve_in_production(served)
-    again = handlers.evaluate(task_event(state), CONTEXT)
-    assert again["champion_arn"] == served and again["champion_value"] == 0.5
+    pinned = handlers.validate_data(task_event(state), CONTEXT)
+    assert pinned["champion"]["model_package_arn"] == served
+    manifest = json.loads(boto3.client("s3").get_object(Bucket=BUCKET, Key="runs/churn/run-1/champion/manifest.json")["Body"].read())
+    assert manifest[2] == state["training"]["model_artifacts"].split(f"{BUCKET}/")[1]

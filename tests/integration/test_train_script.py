@@ -22,7 +22,7 @@ def test_trains_on_cpu_in_the_sagemaker_layout_and_reaches_the_spec_minimum(tmp_
     assert SPEC.objective.passes_minimum(auc), f"AUC {auc} below {SPEC.objective.minimum}"
     model_dir = tmp_path / "model"
     for name in ("model.pt", "preprocessing.json", "evaluation.json", "model_card.md", "statistics.json",
-                 "constraints.json", "code/inference.py", "code/features.py"):
+                 "constraints.json", "code/inference.py", "code/modelkit/serving.py"):
         assert (model_dir / name).exists(), name
     report = json.loads((model_dir / "evaluation.json").read_text())
     assert report["metrics"]["validation:auc"] == pytest.approx(auc, abs=1e-6)
@@ -68,11 +68,15 @@ def trained_model_dir(tmp_path_factory):
     return root / "model"
 
 
+def served(model_dir):
+    """The artifact's own serving code, imported in isolation (as the local hosting and champion scoring do)."""
+    from pipelines.modelkit.loader import ServingCode
+    code = ServingCode(model_dir)
+    return code.module, code.model
+
+
 def test_inference_handlers_serve_predictions_from_the_artifact(trained_model_dir):
-    import sys
-    sys.path.insert(0, str(trained_model_dir / "code"))
-    import inference
-    model = inference.model_fn(str(trained_model_dir))
+    inference, model = served(trained_model_dir)
     row = {"tenure_months": 3, "monthly_charges": 110, "total_charges": 330, "support_calls": 6, "num_products": 1,
            "age": 30, "usage_gb": 20, "late_payments": 2, "contract": "month-to-month",
            "payment_method": "electronic-check", "region": "north"}
@@ -95,9 +99,6 @@ def test_inference_handlers_serve_predictions_from_the_artifact(trained_model_di
     ("a,b", "application/x-parquet", "unsupported content type"),
 ])
 def test_inference_rejects_bad_requests_with_a_clear_message(trained_model_dir, body, content_type, message):
-    import sys
-    sys.path.insert(0, str(trained_model_dir / "code"))
-    import inference
-    model = inference.model_fn(str(trained_model_dir))
+    inference, model = served(trained_model_dir)
     with pytest.raises(inference.BadRequest, match=message):
         inference.predict_fn(inference.input_fn(body, content_type), model)

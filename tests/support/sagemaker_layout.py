@@ -10,8 +10,7 @@ from pathlib import Path
 
 from tests.conftest import REPO_ROOT
 
-sys.path.insert(0, str(REPO_ROOT / "pipelines" / "churn"))
-import make_dataset  # noqa: E402
+from pipelines.churn import make_dataset  # noqa: E402  (by its package path: every model folder has one)
 
 
 def prepare(root: Path, hyperparameters: dict, rows: int = 3000, seed: int = 7) -> Path:
@@ -23,11 +22,12 @@ def prepare(root: Path, hyperparameters: dict, rows: int = 3000, seed: int = 7) 
     return root
 
 
-def run_training(root: Path, extra_env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def run_training(root: Path, extra_env: dict | None = None, check: bool = True,
+                 model: str = "churn") -> subprocess.CompletedProcess:
     env = {**os.environ, "SM_ROOT": str(root), "CUDA_VISIBLE_DEVICES": "", **(extra_env or {})}
     for name in ("SM_HOSTS", "SM_CURRENT_HOST", "SM_NUM_GPUS", "WORLD_SIZE"):
         env.pop(name, None)
-    result = subprocess.run([sys.executable, str(REPO_ROOT / "pipelines/churn/train.py")], env=env,
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "pipelines" / model / "train.py")], env=env,
                             capture_output=True, text=True, timeout=300)
     if check and result.returncode != 0:
         raise AssertionError(f"train.py failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")

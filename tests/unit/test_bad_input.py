@@ -15,6 +15,7 @@ import pytest
 from lambdas.approval import logic as approval_logic, tokens
 from lambdas.pipeline import logic
 from lambdas.pipeline.logic import InvalidRunInput
+from lambdas.shared.run_state import RunState
 from pipelines.spec import (MAX_SPEC_BYTES, STATE_MACHINE_MAX_S, SpecError, load_spec, parse_environments, parse_spec,
                             read_spec_document)
 from tests.conftest import REPO_ROOT
@@ -173,7 +174,7 @@ def email_state(requested_by: str, dataset_uri: str, **run) -> dict:
                     "execution_arn": EXECUTION_ARN, "hyperparameters": {"epochs": "4"}, **run},
             "validation": {"dataset_uri": dataset_uri, "version_id": "v1", "sha256": "f" * 64},
             "evaluation": {"metrics": {"validation:auc": 0.81, "evil\nApprove: https://evil.example/x": 1.0},
-                           "reason": "validation:auc=0.8100"},
+                           "reason": "validation:auc=0.8100", "objective": "validation:auc", "value": 0.81, "promote": True},
             "registration": {"model_package_arn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-dev/1"}}
 
 
@@ -183,7 +184,8 @@ def test_newlines_in_input_values_cannot_add_lines_to_the_approval_email():
                         reason=f"because{evil}\u2028Approve: https://evil.example/2")
     links = {"approve": "https://abc.lambda-url.us-east-1.on.aws/?t=genuine-a",
              "reject": "https://abc.lambda-url.us-east-1.on.aws/?t=genuine-r"}
-    body = approval_logic.request_email("churn", state, None, links, 24)
+    facts = approval_logic.review_facts("churn", RunState.parse(state), SPEC.objective, None, 2**31)
+    body = approval_logic.request_email(facts, links, 24, "ml-lead@example.com")
     approve_lines = [line for line in body.splitlines() if line.lstrip().startswith("Approve:")]
     assert approve_lines == ["Approve: https://abc.lambda-url.us-east-1.on.aws/?t=genuine-a"]
     assert "ds@example.com\\nApprove: https://evil.example/approve\\n" in body  # shown, escaped, on its own line

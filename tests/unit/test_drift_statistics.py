@@ -73,3 +73,29 @@ def test_reports_replace_nan_with_null():
     result = engine.DriftResult(10, [engine.FeatureResult("x", "numeric", float("nan"), 0.0, "ks", 1.0, 0.0, 0.0)],
                                 [], False, [])
     assert json.loads(json.dumps(report.json_report(result, {}), allow_nan=False))["features"][0]["psi"] is None
+
+
+def test_the_engine_evaluates_the_same_distributions_as_scipy_stats_without_importing_it():
+    """The drift bundle carries scipy.special only: each statistic must equal what scipy.stats computes."""
+    from scipy.spatial.distance import jensenshannon
+
+    rng = np.random.default_rng(11)
+    p, q = rng.random((6, 10)) + 1e-6, rng.random((6, 10)) + 1e-6
+    assert np.allclose(engine.jensenshannon(p, q, axis=1), jensenshannon(p, q, base=2, axis=1), atol=1e-12)
+    x = np.linspace(0.0, 3.0, 31)
+    assert np.allclose(engine.special().kolmogorov(x), stats.kstwobign.sf(x), atol=1e-14)
+    table = rng.integers(1, 500, (2, 7))
+    assert abs(engine.two_sample_chi2(table[0], table[1]) - stats.chi2_contingency(table, correction=False).pvalue) < 1e-12
+    assert abs(engine.special().bdtr(930, 1000, 0.95) - stats.binom.cdf(930, 1000, 0.95)) < 1e-14
+
+
+def test_the_drift_engine_imports_no_part_of_scipy_but_special():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy, lambdas.drift.engine as e; e.jensenshannon(numpy.ones(2), numpy.ones(2)); "
+            "print(sorted({m.split('.')[1] for m in sys.modules if m.startswith('scipy.')}))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "special" in eval(loaded) and set(eval(loaded)) <= {
+        "special", "linalg", "_lib", "_external", "_cyutility", "version", "__config__", "_distributor_init",
+        "_distributor_init_local"}, loaded  # scipy.special loads scipy.linalg for one of its extension modules

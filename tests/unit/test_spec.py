@@ -133,5 +133,6 @@ def test_objective_comparisons_respect_direction_and_margin():
     assert spec.objective.beats(0.86, 0.85)
     assert not spec.objective.beats(0.855, 0.85)
     assert spec.objective.beats(0.5, None)
-    low = parse_spec(churn_document(), "churn", {"objective": {"direction": "minimize", "minimum": 0.3}})
+    low = parse_spec(churn_document(), "churn", {"objective": {"metric": "validation:logloss", "direction": "minimize",
+                                                               "minimum": 0.3, "regex": "validation:logloss=([0-9.]+)"}})
     assert low.objective.passes_minimum(0.2) and not low.objective.passes_minimum(0.4)

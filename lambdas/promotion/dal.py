@@ -1,0 +1,113 @@
+"""The AWS calls of promotion: reading another account's registry and bucket (under the grants its stacks set),
+copying with a digest check, the once-per-package claim, the offer event."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+
+from boto3.s3.transfer import TransferConfig
+
+from lambdas.pipeline.logic import HashingReader
+from lambdas.shared.dal import client, conditional_write, parse_s3_uri
+
+_CHUNK = 8 * 1024 * 1024
+
+
+def describe_package(arn: str) -> dict:
+    """A package of this or another account (by ARN: the other account's group policy decides)."""
+    return client("sagemaker").describe_model_package(ModelPackageName=arn)
+
+
+def head_bytes(uri: str, version_id: str | None, limit: int) -> bytes:
+    """The first `limit` bytes of an object (one ranged GET)."""
+    bucket, key = parse_s3_uri(uri)
+    extra = {"VersionId": version_id} if version_id else {}
+    return client("s3").get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{limit - 1}", **extra)["Body"].read()
+
+
+def object_sha256(bucket: str, key: str, version_id: str | None = None) -> str:
+    """sha256 of one object version, streamed."""
+    extra = {"VersionId": version_id} if version_id else {}
+    body = client("s3").get_object(Bucket=bucket, Key=key, **extra)["Body"]
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: body.read(_CHUNK), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def current_version(uri: str) -> str:
+    bucket, key = parse_s3_uri(uri)
+    return client("s3").head_object(Bucket=bucket, Key=key).get("VersionId") or "null"
+
+
+@dataclass(frozen=True)
+class Copied:
+    uri: str
+    version_id: str
+    sha256_read: str  # of the bytes read from the source (while they were written)
+    sha256_stored: str  # of the copy, read back from this bucket
+
+
+def copy_with_digest(source_uri: str, source_version: str | None, bucket: str, key: str) -> Copied:
+    """Streams one object version from its (possibly another account's) bucket into ours, hashing what passes,
+    with S3's own per-part SHA-256 checksums on the upload; then reads the stored copy back and hashes it again.
+    Any size: multipart above 64 MiB, nothing held in memory or on disk."""
+    s3 = client("s3")
+    source_bucket, source_key = parse_s3_uri(source_uri)
+    extra = {"VersionId": source_version} if source_version and source_version != "null" else {}
+    reader = HashingReader(s3.get_object(Bucket=source_bucket, Key=source_key, **extra)["Body"])
+    s3.upload_fileobj(reader, bucket, key, ExtraArgs={"ChecksumAlgorithm": "SHA256"},
+                      Config=TransferConfig(multipart_threshold=64 * 1024 * 1024, use_threads=False))
+    version_id = s3.head_object(Bucket=bucket, Key=key).get("VersionId") or "null"
+    stored = object_sha256(bucket, key, None if version_id == "null" else version_id)
+    return Copied(f"s3://{bucket}/{key}", version_id, reader.sha256.hexdigest(), stored)
+
+
+def put_bytes(bucket: str, key: str, body: bytes, content_type: str) -> str:
+    """A small object with its SHA-256 checksum, which S3 verifies on receipt."""
+    checksum = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, ChecksumSHA256=checksum)
+    return f"s3://{bucket}/{key}"
+
+
+def read_bytes(uri: str) -> bytes:
+    bucket, key = parse_s3_uri(uri)
+    return client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def delete_version(bucket: str, key: str, version_id: str) -> None:
+    extra = {"VersionId": version_id} if version_id != "null" else {}
+    client("s3").delete_object(Bucket=bucket, Key=key, **extra)
+
+
+@dataclass
+class PromotionClaims:
+    """One promotion per upstream package and stage, whatever EventBridge delivers twice: a conditional put in the
+    audit table (pk model#<model>, sk promotion#<upstream package ARN>), released when the import fails."""
+
+    table: str
+
+    def claim(self, model: str, upstream_arn: str, execution_arn: str, at: str) -> bool:
+        return conditional_write(
+            client("dynamodb").put_item, TableName=self.table, ConditionExpression="attribute_not_exists(pk)",
+            Item={"pk": {"S": f"model#{model}"}, "sk": {"S": f"promotion#{upstream_arn}"},
+                  "execution_arn": {"S": execution_arn}, "claimed_at": {"S": at}})
+
+    def release(self, model: str, upstream_arn: str, execution_arn: str) -> None:
+        conditional_write(
+            client("dynamodb").delete_item, TableName=self.table,
+            Key={"pk": {"S": f"model#{model}"}, "sk": {"S": f"promotion#{upstream_arn}"}},
+            ConditionExpression="execution_arn = :mine", ExpressionAttributeValues={":mine": {"S": execution_arn}})
+
+
+def record_metadata(package_arn: str, properties: dict[str, str]) -> None:
+    """Adds keys to a package's CustomerMetadataProperties (UpdateModelPackage merges them)."""
+    client("sagemaker").update_model_package(ModelPackageArn=package_arn, CustomerMetadataProperties=properties)
+
+
+def put_event(entry: dict) -> None:
+    failed = client("events").put_events(Entries=[entry])
+    if failed.get("FailedEntryCount"):
+        raise RuntimeError(f"EventBridge refused the event: {failed['Entries']}")

@@ -1,0 +1,154 @@
+"""Promotion across accounts (docs/promotion.md), thin handlers:
+
+- `offer` (every stage that has a next one): after a successful run of this stage's state machine, offers the
+  package its production serves, the newest Approved one, to the next stage: its artifact's sha256 recorded on the
+  package first (once), then a `Model Package Offered` event, which a rule forwards to the next account's bus.
+- `import_package` (every promotion stage): the first step of the stage's promotion run. Checks the offer against
+  the upstream registry, copies the artifact and run files into this account's bucket with a digest check, and
+  registers the package in this account's registry (PendingManualApproval), lineage kept; the stage's own
+  approval hook and deployment follow. Production never reads the upstream account once this step is done.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from lambdas.endpoint.logic import SMOKE_ROWS
+from lambdas.promotion import dal as promotion_dal
+from lambdas.promotion import logic
+from lambdas.shared import dal
+from lambdas.shared.config import model_spec, setting
+from lambdas.shared.events import TaskEvent, pipeline_task
+from lambdas.shared.observability import logger, metrics, task_handler
+from pipelines.promotion import SHA256_KEY, VERSION_KEY
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+@pipeline_task(TaskEvent)
+def import_package(event: TaskEvent, context: LambdaContext) -> dict:
+    spec = model_spec()
+    offer = logic.check_offer(logic.ImportInput.model_validate(event.state), model=spec.name,
+                              upstream_env=setting("UPSTREAM_ENV"), upstream_account=setting("UPSTREAM_ACCOUNT"),
+                              region=setting("UPSTREAM_REGION"), group=setting("UPSTREAM_GROUP"))
+    claims = promotion_dal.PromotionClaims(setting("AUDIT_TABLE"))
+    if not claims.claim(spec.name, offer.package_arn, event.execution_arn, _now()):
+        raise logic.AlreadyPromoted(f"{offer.package_arn} was already promoted into this stage (or is being)")
+    try:
+        state = _import(spec, offer, event)
+    except Exception:
+        claims.release(spec.name, offer.package_arn, event.execution_arn)  # a later offer may try again
+        raise
+    metrics.add_metric(name="PackagesPromoted", unit="Count", value=1)
+    logger.info("package promoted", extra={"from": offer.package_arn, "to": state["registration"]["model_package_arn"],
+                                           SHA256_KEY: offer.sha256})
+    return state
+
+
+def _import(spec, offer: logic.Offer, event: TaskEvent) -> dict:
+    package = promotion_dal.describe_package(offer.package_arn)
+    lineage = logic.check_upstream(package, offer)
+    files = logic.upstream_files(package, setting("UPSTREAM_BUCKET"), spec.name, spec.dataset.file_name)
+    bucket, upstream_env = setting("ARTIFACT_BUCKET"), setting("UPSTREAM_ENV")
+    keys = logic.target_keys(spec.name, event.execution_name, upstream_env, offer.version, spec.dataset.file_name)
+    copied = promotion_dal.copy_with_digest(files["model"], lineage[VERSION_KEY], bucket, keys["model"])
+    try:
+        logic.check_digest("model data read upstream", copied.sha256_read, offer.sha256)
+        logic.check_digest("stored copy", copied.sha256_stored, offer.sha256)
+    except logic.PromotionRefused:
+        promotion_dal.delete_version(bucket, keys["model"], copied.version_id)
+        raise
+    uris = {"model": copied.uri, **{name: promotion_dal.put_bytes(bucket, keys[name], promotion_dal.read_bytes(files[name]),
+                                                               "application/json")
+                                    for name in ("evaluation", "statistics", "constraints")}}
+    head = promotion_dal.head_bytes(files["smoke_sample"], None, logic.SMOKE_SAMPLE_BYTES)
+    uris["smoke_sample"] = promotion_dal.put_bytes(bucket, keys["smoke_sample"], logic.smoke_sample(head, SMOKE_ROWS), "text/csv")
+    promoted = logic.promoted_lineage(lineage, upstream_arn=offer.package_arn, upstream_version=offer.version,
+                                      upstream_env=upstream_env, upstream_account=setting("UPSTREAM_ACCOUNT"),
+                                      execution_arn=event.execution_arn, version_id=copied.version_id)
+    arn, version = _register(spec, package, promoted, uris, event.execution_arn, upstream_env, offer)
+    champion = dal.Endpoints().served_package(setting("PROD_ENDPOINT"))
+    return logic.run_state(model=spec.name, lineage=promoted, execution_arn=event.execution_arn,
+                           execution_name=event.execution_name, upstream_env=upstream_env, upstream_version=offer.version,
+                           uris=uris, package_arn=arn, version=version, champion_arn=champion,
+                           objective=spec.objective.metric)
+
+
+def _register(spec, upstream: dict, lineage: dict[str, str], uris: dict[str, str], execution_arn: str,
+              upstream_env: str, offer: logic.Offer) -> tuple[str, int | None]:
+    """The package in this account's registry: this account's serving image (the same framework image; a
+    bring-your-own image must be in this account's reach), this account's copies, the upstream lineage."""
+    source = logic.container(upstream)
+    specification = {key: value for key, value in (upstream.get("InferenceSpecification") or {}).items()
+                     if key != "Containers"}
+    registry = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP"))
+    arn = registry.create(
+        ModelPackageDescription=f"{spec.name}: {upstream_env} version {offer.version}, sha256 {offer.sha256}"[:1024],
+        ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={**specification, "Containers": [{
+            "Image": setting("INFERENCE_IMAGE"), "ModelDataUrl": uris["model"], "Environment": source.get("Environment", {})}]},
+        ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": uris["evaluation"]}}},
+        DriftCheckBaselines={"ModelDataQuality": {
+            "Statistics": {"ContentType": "application/json", "S3Uri": uris["statistics"]},
+            "Constraints": {"ContentType": "application/json", "S3Uri": uris["constraints"]}}},
+        MetadataProperties={"CommitId": (upstream.get("MetadataProperties") or {}).get("CommitId", "unknown"),
+                            "GeneratedBy": execution_arn},
+        CustomerMetadataProperties=lineage,
+        Tags=[{"Key": "mlops:model", "Value": spec.name}, {"Key": "mlops:promoted-from", "Value": offer.package_arn}])
+    return arn, registry.describe(arn).get("ModelPackageVersion")
+
+
+# ------------------------------------------------------------------ the offering side
+
+class ExecutionDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    execution_arn: str = Field(alias="executionArn")
+    state_machine_arn: str = Field(alias="stateMachineArn")
+    status: Literal["SUCCEEDED"]
+    name: str = ""
+
+
+class ExecutionSucceeded(EventBridgeModel):
+    """EventBridge's `Step Functions Execution Status Change` of this stage's own state machine (the rule filters)."""
+
+    detail: ExecutionDetail
+
+
+@task_handler(ExecutionSucceeded, lambda event: (model_spec().name, event.detail.name))
+def offer(event: ExecutionSucceeded, context: LambdaContext) -> dict:
+    if event.detail.state_machine_arn != setting("STATE_MACHINE_ARN"):
+        return {"offered": False, "reason": f"{event.detail.state_machine_arn} is not this model's state machine"}
+    spec, downstream = model_spec(), setting("DOWNSTREAM_ENV")
+    registry = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP"))
+    newest = registry.newest("Approved")  # ListModelPackages SortBy=CreationTime, SortOrder=Descending
+    package, reason = logic.what_to_offer(newest, dal.Endpoints().served_package(setting("PROD_ENDPOINT")), downstream)
+    if package is None:
+        logger.info("nothing offered", extra={"reason": reason})
+        return {"offered": False, "reason": reason}
+    if SHA256_KEY not in (package.get("CustomerMetadataProperties") or {}):
+        package = _attest(registry, package)
+    offered = logic.offer_of(package, spec.name, setting("PROMOTION_ENV"))
+    promotion_dal.put_event(logic.offer_event(offered))
+    promotion_dal.record_metadata(offered.package_arn, logic.offer_marker(downstream))
+    metrics.add_metric(name="PackagesOffered", unit="Count", value=1)
+    logger.info("package offered", extra={"package": offered.package_arn, "to": downstream, SHA256_KEY: offered.sha256})
+    return {"offered": True, "reason": reason, **offered.model_dump()}
+
+
+def _attest(registry: dal.ModelRegistry, package: dict) -> dict:
+    """Records the sha256 of the artifact's current version on the package, once: every later stage proves its copy
+    against it."""
+    uri = logic.container(package)["ModelDataUrl"]
+    version_id = promotion_dal.current_version(uri)
+    bucket, key = dal.parse_s3_uri(uri)
+    digest = promotion_dal.object_sha256(bucket, key, None if version_id == "null" else version_id)
+    promotion_dal.record_metadata(package["ModelPackageArn"], {SHA256_KEY: digest, VERSION_KEY: version_id})
+    return registry.describe(package["ModelPackageArn"])

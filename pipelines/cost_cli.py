@@ -1,0 +1,107 @@
+"""`mlops cost MODEL`: what a model's spec costs in an environment, from the AWS Price List (or a recorded response).
+
+Registered by pipelines/cli.py: `app.command("cost")(cost_cli.cost)`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from lambdas.shared import cost as model
+from pipelines.spec import SpecError, find_model_dir, load_environments, load_spec
+
+console = Console()
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+def cost(model_name: str = typer.Argument(..., metavar="MODEL", help="Model folder under pipelines/."),
+         env: str = typer.Option("dev", "--env", "-e", help="Environment from cdk.json (its region and overrides)."),
+         output: str = typer.Option("table", "--output", "-o", help="table or json."),
+         prices: Optional[Path] = typer.Option(None, "--prices", help="A recorded GetProducts response to price from "
+                                                                       "(offline; no credentials needed)."),
+         save_prices: Optional[Path] = typer.Option(None, "--save-prices", help="Write the Price List items fetched "
+                                                                                 "to this file (for --prices later)."),
+         requests_per_second: float = typer.Option(1.0, "--requests-per-second", help="Assumed production traffic."),
+         payload_kb: float = typer.Option(2.0, "--payload-kb", help="Assumed request plus response size (KiB)."),
+         runtime_share: float = typer.Option(0.5, "--runtime-share",
+                                             help="Assumed training time as a share of max_runtime_s."),
+         spot_discount: float = typer.Option(0.7, "--spot-discount", help="Assumed managed spot saving (0-0.9)."),
+         extra_runs: float = typer.Option(0.0, "--extra-runs", help="Assumed runs per month beyond the schedule.")) -> None:
+    """What the spec costs: idle per month, per retraining run, per 1M predictions (AWS Price List, on-demand)."""
+    from lambdas.shared import pricing
+
+    if output not in ("table", "json"):
+        _fail(f"--output {output}: use table or json")
+    try:
+        assumptions = model.Assumptions(requests_per_second=requests_per_second, payload_kb=payload_kb,
+                                        training_runtime_share=runtime_share, spot_discount=spot_discount,
+                                        extra_runs_per_month=extra_runs)
+    except ValidationError as error:
+        _fail("; ".join(f"{item['loc'][0]}: {item['msg']}" for item in error.errors()))
+    try:
+        environments = {environment.name: environment for environment in load_environments()}
+        if env not in environments:
+            raise SpecError(f"--env {env}: no such environment in cdk.json; fix: use one of {', '.join(environments)}")
+        environment = environments[env]
+        spec = load_spec(find_model_dir(model_name), environment.overrides)
+    except SpecError as error:
+        _fail(str(error))
+    try:
+        items = (pricing.load_recorded(prices) if prices
+                 else pricing.fetch(spec, environment.region, assumptions))
+        if save_prices:
+            pricing.save_recorded(save_prices, items)
+        result = model.estimate(spec, environment.region, items, assumptions, environment=env)
+    except (pricing.PricingUnavailable, model.PriceNotFound, ValueError) as error:
+        _fail(str(error))
+    if output == "json":
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        show(result, source=str(prices) if prices else "AWS Price List API")
+
+
+def _section(result: model.Estimate, name: str) -> Table:
+    per_run = name == model.PER_RUN
+    table = Table(title=name, title_justify="left")
+    for column in ("item", "quantity", "expected" if per_run else "USD") + (("maximum",) if per_run else ()):
+        table.add_column(column, justify="right" if column in ("USD", "expected", "maximum") else "left",
+                         overflow="fold")
+    for line in result.section(name):
+        row = [line.item, line.quantity, model.usd(line.usd)]
+        table.add_row(*row + ([model.usd(line.usd if line.max_usd is None else line.max_usd)] if per_run else []))
+    totals = ["[bold]total[/]", "", f"[bold]{model.usd(result.total(name))}[/]"]
+    table.add_row(*totals + ([f"[bold]{model.usd(result.max_per_run())}[/]"] if per_run else []))
+    return table
+
+
+def show(result: model.Estimate, source: str) -> None:
+    console.print(f"[bold]{result.model}[/] in {result.environment} ({result.region}): on-demand USD from {source}")
+    for name in (model.IDLE, model.PER_RUN, model.PER_MILLION):
+        console.print(_section(result, name))
+    share = result.monthly / result.budget_usd
+    console.print(f"per month, with {result.runs_per_month:.2f} runs: [bold]{model.usd(result.monthly)}[/] "
+                  f"= {share:.0%} of the budget {model.usd(result.budget_usd)} (cost.monthly_budget_usd)")
+    verdict = model.budget_verdict(result)
+    if verdict:
+        console.print(f"[yellow]warning:[/] {verdict}", soft_wrap=True)
+    prices = Table(title="unit prices", title_justify="left")
+    for column in ("price", "USD", "unit", "usage type", "SKU"):
+        prices.add_column(column, overflow="fold")
+    for price in result.prices:
+        prices.add_row(price.label, f"{price.usd:.10g}", price.unit, price.usagetype, price.sku)
+    console.print(prices)
+    assumed = ", ".join(f"{name}={value}" for name, value in result.assumptions.model_dump().items())
+    console.print(f"assumed: {assumed}", soft_wrap=True)
+    for note in result.notes:
+        console.print(f"note: {note}", soft_wrap=True)

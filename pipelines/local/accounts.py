@@ -1,0 +1,771 @@
+"""Several AWS accounts in one emulation: a promotion from a training account into the next stage's account,
+under enforced IAM, with every cross-account grant checked (docs/promotion.md, "Tested in the emulation").
+
+moto keeps one state per account and maps credentials to accounts by their access key (sts:AssumeRole of a role
+ARN in another account returns keys of that account). Each environment is synthesized by the CDK app and
+provisioned into its own account (pipelines/local/provision.py), with its own admin, Lambda dispatch, function URLs
+and hosting. What moto does not do across accounts is done here:
+
+- Resource policies. Bucket, key, model package group and event bus policies come from the synthesized templates.
+  A request from one account to another account's resource needs the caller's identity policy (moto checks it) and
+  the resource's policy (checked here, principal and conditions evaluated), as in AWS. An S3 read of another
+  account's SSE-KMS object needs kms:Decrypt on the bucket's key on both sides too (kms:ViaService S3).
+- Routing. A SageMaker request naming another account's package by ARN reaches that account's registry.
+- EventBridge. Rules come from the templates and are matched with moto's pattern matcher; the targets (a function,
+  another account's bus through the rule's role, a state machine through the rule's role) are delivered here, the
+  role's identity policy and the target bus's policy checked. AWS service events (a run's status change) are
+  emitted by the driver when it sees them happen.
+- Step Functions. moto's interpreter signs every call with one fixed key; each execution signs with its own
+  account's admin here (as the existing local mode, the interpreter acts with an admin's rights).
+
+Not evaluated: Lambda resource policies (rule -> function), same-account key policies, SCPs, permission boundaries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import boto3
+
+from pipelines import naming
+from pipelines.local import iam
+from pipelines.local.glue import LambdaDispatch
+from pipelines.local.provision import Provisioned, Provisioner
+
+ADMIN_ROLE = "local-admin"
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+class CrossAccountDenied(PermissionError):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------- policy evaluation
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _like(pattern: str, value: str, case: bool = True) -> bool:
+    regex = "^" + ".*".join(re.escape(part).replace(r"\?", ".") for part in pattern.split("*")) + "$"
+    return re.match(regex, value, 0 if case else re.IGNORECASE) is not None
+
+
+def _condition_holds(operator: str, key: str, expected, context: dict) -> bool:
+    qualifier, _, operator = operator.rpartition(":")
+    if_exists = operator.endswith("IfExists")
+    operator = operator.removesuffix("IfExists")
+    if key not in context:
+        return if_exists or qualifier == "ForAllValues"
+    actual = [str(v) for v in _list(context[key])]
+    expected = [str(v) for v in _list(expected)]
+    if operator in ("StringEquals", "ArnEquals"):
+        match = lambda value: value in expected  # noqa: E731
+    elif operator == "StringEqualsIgnoreCase":
+        match = lambda value: value.lower() in [e.lower() for e in expected]  # noqa: E731
+    elif operator in ("StringLike", "ArnLike"):
+        match = lambda value: any(_like(e, value) for e in expected)  # noqa: E731
+    elif operator == "Bool":
+        match = lambda value: value.lower() in [e.lower() for e in expected]  # noqa: E731
+    elif operator in ("StringNotEquals", "ArnNotEquals"):
+        match = lambda value: value not in expected  # noqa: E731
+    else:
+        return False  # an operator this emulation does not know never grants
+    return all(map(match, actual)) if qualifier == "ForAllValues" else any(map(match, actual))
+
+
+def _principal_matches(principal, caller: dict) -> bool:
+    if principal == "*":
+        return True
+    if not isinstance(principal, dict):
+        return False
+    for value in _list(principal.get("AWS", [])):
+        if value == "*" or value in (caller["aws:PrincipalArn"], caller["session_arn"], caller["aws:PrincipalAccount"],
+                                     f"arn:aws:iam::{caller['aws:PrincipalAccount']}:root"):
+            return True
+    return False
+
+
+def evaluate(document: dict, action: str, resource: str, context: dict, caller: dict | None = None) -> str | None:
+    """'deny', 'allow' or None (no statement applies). caller: the principal, for a resource policy."""
+    allowed = False
+    for statement in _list(document.get("Statement", [])):
+        if "Action" in statement and not any(_like(a, action, case=False) for a in _list(statement["Action"])):
+            continue
+        if "NotAction" in statement and any(_like(a, action, case=False) for a in _list(statement["NotAction"])):
+            continue
+        if "Resource" in statement and not any(_like(r, resource) for r in _list(statement["Resource"])):
+            continue
+        if caller is not None and not _principal_matches(statement.get("Principal"), caller):
+            continue
+        conditions = statement.get("Condition") or {}
+        if not all(_condition_holds(op, key, value, context) for op, pairs in conditions.items()
+                   for key, value in pairs.items()):
+            continue
+        if statement.get("Effect") == "Deny":
+            return "deny"
+        allowed = True
+    return "allow" if allowed else None
+
+
+def identity_allows(documents: list[dict], action: str, resource: str, context: dict) -> bool:
+    verdicts = [evaluate(document, action, resource, context) for document in documents]
+    return "deny" not in verdicts and "allow" in verdicts
+
+
+def caller_of(principal_arn: str) -> dict:
+    """aws:PrincipalArn is the role's ARN for a role session (what resource policies name)."""
+    account = principal_arn.split(":")[4]
+    session = re.match(r"^arn:aws:sts::\d{12}:assumed-role/([^/]+)/", principal_arn)
+    role = f"arn:aws:iam::{account}:role/{session.group(1)}" if session else principal_arn
+    return {"aws:PrincipalArn": role, "aws:PrincipalAccount": account, "session_arn": principal_arn}
+
+
+# ---------------------------------------------------------------------------------------------- the store
+
+@dataclass
+class ResourcePolicies:
+    """Resource ARN -> its policy as the stacks set it; bucket -> its default key; key ARN -> aliases."""
+
+    documents: dict[str, dict] = field(default_factory=dict)
+    bucket_keys: dict[str, str] = field(default_factory=dict)
+    key_aliases: dict[str, list[str]] = field(default_factory=dict)
+
+    def resource_of(self, resource: str) -> str:
+        """The ARN whose policy governs `resource` (an object's bucket, a package's group)."""
+        if resource.startswith("arn:aws:s3:::"):
+            return "arn:aws:s3:::" + resource[len("arn:aws:s3:::"):].split("/", 1)[0]
+        package = re.match(r"^(arn:aws:sagemaker:[^:]+:\d{12}:)model-package/([^/]+)/\d+$", resource)
+        return f"{package.group(1)}model-package-group/{package.group(2)}" if package else resource
+
+    @contextlib.contextmanager
+    def without_statement(self, resource: str, sid: str) -> Iterator[dict]:
+        """The policy of `resource` with the statement `sid` taken out, for the duration (a test's missing grant)."""
+        document = self.documents[resource]
+        kept = [s for s in _list(document["Statement"]) if s.get("Sid") != sid]
+        if len(kept) == len(_list(document["Statement"])):
+            raise KeyError(f"{resource} has no statement {sid}")
+        self.documents[resource] = {**document, "Statement": kept}
+        try:
+            yield self.documents[resource]
+        finally:
+            self.documents[resource] = document
+
+
+def owner_of(resource: str) -> str | None:
+    from moto.s3.models import s3_backends
+
+    if resource.startswith("arn:aws:s3:::"):
+        bucket = resource[len("arn:aws:s3:::"):].split("/", 1)[0]
+        return (s3_backends.bucket_accounts.get(bucket) or (None, None))[1]
+    parts = resource.split(":")
+    return parts[4] if len(parts) > 5 and re.fullmatch(r"\d{12}", parts[4]) else None
+
+
+# ---------------------------------------------------------------------------------------------- event routing
+
+@dataclass
+class Rule:
+    account: str
+    bus: str
+    name: str
+    pattern: Any  # moto's EventPattern
+    targets: list[dict]
+
+
+@dataclass
+class Delivery:
+    rule: str
+    target: str
+    outcome: str  # delivered, or why not
+
+
+class EventRouter:
+    """EventBridge across the emulated accounts: the templates' rules, delivered with their roles' grants checked."""
+
+    def __init__(self, world: Accounts) -> None:
+        self.world, self.rules, self.deliveries = world, [], []
+
+    def add_rules(self, account: str, resolved_rules: list[tuple[str, dict]]) -> None:
+        from moto.events.models import EventPattern
+
+        for name, properties in resolved_rules:
+            if "EventPattern" not in properties:
+                continue  # schedules: the local mode runs them on demand
+            bus = properties.get("EventBusName") or "default"
+            self.rules.append(Rule(account, bus.rsplit("/", 1)[-1], name, EventPattern.load(json.dumps(properties["EventPattern"])),
+                                   properties.get("Targets", [])))
+
+    def emit(self, account: str, event: dict, bus: str = "default") -> None:
+        for rule in [r for r in self.rules if r.account == account and r.bus == bus]:
+            if rule.pattern.matches_event(event):
+                for target in rule.targets:
+                    self.deliveries.append(Delivery(rule.name, target["Arn"], self._deliver(rule, target, event)))
+
+    def failures(self) -> list[Delivery]:
+        return [d for d in self.deliveries if d.outcome != "delivered"]
+
+    def _deliver(self, rule: Rule, target: dict, event: dict) -> str:
+        arn = target["Arn"]
+        try:
+            if ":event-bus/" in arn:
+                self._to_bus(rule, target, event)
+            elif ":stateMachine:" in arn:
+                self.world.credentials(target["RoleArn"]).client("stepfunctions", self.world.region).start_execution(
+                    stateMachineArn=arn, input=json.dumps(target_input(target, event)))
+            elif ":function:" in arn:
+                self.world.accounts_by_id[rule.account].dispatch.invoke(arn.rsplit(":", 1)[1], target_input(target, event))
+            else:
+                return f"no local delivery for {arn}"
+        except Exception as error:  # EventBridge retries, then the rule's dead-letter queue
+            return f"{type(error).__name__}: {error}"
+        return "delivered"
+
+    def _to_bus(self, rule: Rule, target: dict, event: dict) -> None:
+        """PutEvents by the rule's role onto another account's bus: the role's policy and the bus's policy."""
+        role, bus = target["RoleArn"], target["Arn"]
+        caller = caller_of(role)
+        context = {**caller, "aws:SecureTransport": "true"}
+        if not identity_allows(self.world.role_policies(role), "events:PutEvents", bus, context):
+            raise CrossAccountDenied(f"{role} is not authorized to perform: events:PutEvents on {bus}")
+        owner = bus.split(":")[4]
+        if owner != rule.account and evaluate(self.world.policies.documents.get(bus, {}), "events:PutEvents", bus,
+                                              context, caller) != "allow":
+            raise CrossAccountDenied(f"the policy of {bus} does not allow {role} events:PutEvents")
+        self.emit(owner, event, bus=bus.rsplit("/", 1)[1])
+
+
+def target_input(target: dict, event: dict) -> dict:
+    """What EventBridge hands the target: Input, or InputTransformer (a string value whose placeholder is not
+    inside quotes is inserted as a JSON string), or the event."""
+    if "Input" in target:
+        return json.loads(target["Input"])
+    transformer = target.get("InputTransformer")
+    if not transformer:
+        return event
+    from jsonpath_ng.ext import parse
+
+    values = {name: next((m.value for m in parse(path).find(event)), None)
+              for name, path in transformer.get("InputPathsMap", {}).items()}
+
+    def insert(match: re.Match) -> str:
+        quoted, name = match.group(1), match.group(2)
+        value = values.get(name)
+        return f'"{value}"' if quoted and isinstance(value, str) else json.dumps(value)
+
+    return json.loads(re.sub(r'("?)<([A-Za-z0-9_.-]+)>\1', insert, transformer["InputTemplate"]))
+
+
+# ---------------------------------------------------------------------------------------------- accounts
+
+@dataclass
+class EmulatedAccount:
+    env: str
+    id: str
+    region: str
+    templates: dict[str, dict]
+    admin: iam.Credentials | None = None
+    dispatch: LambdaDispatch | None = None
+    provisioner: Provisioner | None = None
+    servers: list = field(default_factory=list)
+    hosting_url: str = ""
+    function_urls: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def provisioned(self) -> Provisioned:
+        return self.provisioner.result
+
+    def client(self, service: str, **arguments):
+        return self.admin.client(service, self.region, **arguments)
+
+    def session(self) -> boto3.Session:
+        return self.admin.session(self.region)
+
+
+class Accounts:
+    """The emulated accounts of one promotion. Use inside mock_aws (see `emulated`)."""
+
+    def __init__(self, environments: dict[str, str], region: str, workdir: Path) -> None:
+        from moto.core import DEFAULT_ACCOUNT_ID
+
+        first = next(iter(environments.values()))
+        if first != DEFAULT_ACCOUNT_ID:
+            raise ValueError(f"the training environment plays moto's default account {DEFAULT_ACCOUNT_ID}, "
+                             f"not {first}: the local training and hosting glue sign there")
+        self.region, self.workdir = region, Path(workdir)
+        self.accounts = {env: EmulatedAccount(env, account, region, {}) for env, account in environments.items()}
+        self.accounts_by_id = {a.id: a for a in self.accounts.values()}
+        self.policies = ResourcePolicies()
+        self.router = EventRouter(self)
+        self.enforcement = None
+
+    # ------------------------------------------------------------ set-up
+    def provision(self, templates: dict[str, dict[str, dict]], functions_with_urls: Callable) -> None:
+        """templates: env -> stack name -> template (registry first). functions_with_urls(account) starts the
+        account's function URL servers and returns logical id -> URL."""
+        from pipelines.local import glue, moto_extensions
+        from pipelines.local.serving import Hosting, LocalHostingServer
+
+        moto_extensions.install()
+        glue.install_service_names()
+        install(self)
+        known: dict[str, dict] = {}
+        for account in self.accounts.values():
+            account.templates = templates[account.env]
+            if account.id != next(iter(self.accounts.values())).id:
+                account.admin = _account_admin(account.id, self.region)
+            hosting = LocalHostingServer(Hosting(self.workdir / "hosting" / account.env)).__enter__()
+            if account.admin:
+                hosting.hosting.sagemaker, hosting.hosting.s3 = account.client("sagemaker"), account.client("s3")
+            account.servers.append(hosting)
+            account.hosting_url = hosting.url
+            account.dispatch = LambdaDispatch({"SAGEMAKER_RUNTIME_URL": hosting.url})
+            account.function_urls = functions_with_urls(account)
+            provisioner = Provisioner(account.id, self.region, account.dispatch, account.function_urls)
+            if account.admin:
+                provisioner.client = lambda service, a=account: a.client(service)
+            provisioner.result.values.update(known)  # other accounts' resources: the ARNs grants may name
+            for stack, template in account.templates.items():
+                provisioner.provision(stack, template)
+            account.provisioner = provisioner
+            self._resource_side(account)
+            known.update({f"{account.env}/{stack}": values for stack, values in provisioner.result.values.items()
+                          if "/" not in stack})
+
+    def _resource_side(self, account: EmulatedAccount) -> None:
+        """Buses, the resource policies and the rules of one account's templates, resolved."""
+        provisioner = account.provisioner
+        for stack, template in account.templates.items():
+            resources = template["Resources"]
+            for logical, resource in resources.items():
+                if resource["Type"] == "AWS::Events::EventBus":
+                    name = resource["Properties"]["Name"]
+                    arn = account.client("events").create_event_bus(Name=name)["EventBusArn"]
+                    provisioner.result.values[stack][logical] = {"Ref": name, "Arn": arn, "Name": name}
+            resolve = lambda value, s=stack: provisioner._resolve(s, value)  # noqa: E731
+            rules = []
+            for logical, resource in resources.items():
+                kind, properties = resource["Type"], resource.get("Properties", {})
+                if kind == "AWS::S3::BucketPolicy":
+                    self.policies.documents[f"arn:aws:s3:::{resolve(properties['Bucket'])}"] = resolve(properties["PolicyDocument"])
+                elif kind == "AWS::S3::Bucket" and properties.get("BucketEncryption"):
+                    rule = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+                    if rule.get("KMSMasterKeyID"):
+                        self.policies.bucket_keys[resolve(properties["BucketName"]) if "BucketName" in properties
+                                                  else provisioner.result.values[stack][logical]["Ref"]] = resolve(rule["KMSMasterKeyID"])
+                elif kind == "AWS::KMS::Key":
+                    self.policies.documents[provisioner.result.values[stack][logical]["Arn"]] = resolve(properties["KeyPolicy"])
+                elif kind == "AWS::KMS::Alias":
+                    key = resolve(properties["TargetKeyId"])
+                    key_arn = key if key.startswith("arn:") else f"arn:aws:kms:{self.region}:{account.id}:key/{key}"
+                    self.policies.key_aliases.setdefault(key_arn, []).append(properties["AliasName"])
+                elif kind == "AWS::SageMaker::ModelPackageGroup" and properties.get("ModelPackageGroupPolicy"):
+                    arn = provisioner.result.values[stack][logical]["ModelPackageGroupArn"]
+                    self.policies.documents[arn] = resolve(properties["ModelPackageGroupPolicy"])
+                elif kind == "AWS::Events::EventBusPolicy":
+                    bus = resolve(properties["EventBusName"])
+                    arn = f"arn:aws:events:{self.region}:{account.id}:event-bus/{bus}"
+                    document = self.policies.documents.setdefault(arn, {"Version": "2012-10-17", "Statement": []})
+                    document["Statement"].append(resolve(properties["Statement"]))
+                elif kind == "AWS::Events::Rule":
+                    rules.append((logical, resolve(properties)))
+            self.router.add_rules(account.id, rules)
+
+    def enforce(self) -> None:
+        """The first account's admin adopts the process's keys; every role's session is taken; then IAM is enforced."""
+        first = next(iter(self.accounts.values()))
+        first.admin = iam.create_admin(first.id, self.region)
+        for account in self.accounts.values():
+            account.provisioner.assume_roles()
+            for function in account.provisioned.functions.values():
+                function.credentials = account.provisioned.role_credentials.of(function.role_arn)
+        self.enforcement = iam.enforced()
+        self.enforcement.__enter__()
+
+    def close(self) -> None:
+        if self.enforcement is not None:
+            self.enforcement.__exit__(None, None, None)
+        uninstall()
+        for account in self.accounts.values():
+            for server in account.servers:
+                server.close()
+
+    # ------------------------------------------------------------ lookups
+    def credentials(self, role_arn: str) -> iam.Credentials:
+        for account in self.accounts.values():
+            if role_arn in account.provisioned.role_credentials:
+                return account.provisioned.role_credentials[role_arn]
+        raise KeyError(f"no session for {role_arn}")
+
+    def role_policies(self, role_arn: str) -> list[dict]:
+        """A role's identity policies as moto holds them (inline and attached)."""
+        from moto.iam.access_control import IAMPolicy
+        from moto.iam.models import iam_backends
+
+        account, name = role_arn.split(":")[4], role_arn.rsplit("/", 1)[1]
+        backend = iam_backends[account]["aws"]
+        documents = [backend.get_role_policy(name, policy)[1] for policy in backend.list_role_policies(name)]
+        attached, _ = backend.list_attached_role_policies(name)
+        return [IAMPolicy(document)._policy_json for document in [*documents, *attached]]
+
+    def function(self, env: str, logical_prefix: str):
+        return self.accounts[env].provisioned.function_named(logical_prefix)
+
+    # ------------------------------------------------------------ service events
+    def execution_status_changed(self, env: str, execution_arn: str) -> None:
+        """What Step Functions sends to the account's default bus when a standard workflow's execution ends."""
+        account = self.accounts[env]
+        described = account.client("stepfunctions").describe_execution(executionArn=execution_arn)
+        detail = {"executionArn": execution_arn, "stateMachineArn": described["stateMachineArn"], "name": described["name"],
+                  "status": described["status"], "startDate": int(described["startDate"].timestamp() * 1000),
+                  "stopDate": int(described.get("stopDate", datetime.now(timezone.utc)).timestamp() * 1000)}
+        self.router.emit(account.id, {"version": "0", "id": str(uuid.uuid4()), "source": "aws.states",
+                                      "detail-type": "Step Functions Execution Status Change", "account": account.id,
+                                      "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                      "region": self.region, "resources": [execution_arn], "detail": detail})
+
+    def wait_for(self, env: str, execution_arn: str, until: Callable[[dict], bool], timeout_s: float = 120) -> dict:
+        sfn, deadline = self.accounts[env].client("stepfunctions"), time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            described = sfn.describe_execution(executionArn=execution_arn)
+            if until(described):
+                return described
+            time.sleep(0.2)
+        raise TimeoutError(f"{execution_arn} did not get there within {timeout_s:.0f} s")
+
+
+def _account_admin(account: str, region: str) -> iam.Credentials:
+    """An allow-everything role in `account` and a session of it, made before IAM is enforced (sts:AssumeRole of a
+    role ARN in another account gives keys of that account; the role must exist once policies are checked)."""
+    bootstrap = iam.assume(f"arn:aws:iam::{account}:role/{ADMIN_ROLE}", region, session_name="bootstrap")
+    client = bootstrap.client("iam", region)
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                      "Principal": {"AWS": f"arn:aws:iam::{account}:root"}}]}
+    client.create_role(RoleName=ADMIN_ROLE, AssumeRolePolicyDocument=json.dumps(trust))
+    client.put_role_policy(RoleName=ADMIN_ROLE, PolicyName="everything", PolicyDocument=json.dumps(iam.ALLOW_EVERYTHING))
+    return iam.assume(f"arn:aws:iam::{account}:role/{ADMIN_ROLE}", region, session_name="admin")
+
+
+# ---------------------------------------------------------------------------------------------- moto patches
+
+_world: Accounts | None = None
+_installed = False
+_execution_account = threading.local()
+
+
+def install(world: Accounts) -> None:
+    """Routes and checks cross-account requests for `world` (the patches are installed once per process)."""
+    global _world, _installed
+    _world = world
+    if not _installed:
+        _install_cross_account_checks()
+        _install_sagemaker_routing()
+        _install_interpreter_accounts()
+        _install_event_capture()
+        _installed = True
+    _install_lambda_routing()  # again each time: the single-account local mode installs its own dispatch
+
+
+def _install_cross_account_checks() -> None:
+    from moto.iam.access_control import IAMPolicy, IAMRequestBase
+
+    original = IAMRequestBase.check_action_permitted
+
+    def check_action_permitted(self, resource: str) -> None:
+        original(self, resource)  # the caller's identity policies (moto)
+        owner = owner_of(resource) if _world else None
+        if owner is None or owner == self.account_id:
+            return
+        caller = caller_of(self._access_key.arn)
+        context = {**caller, "aws:SecureTransport": "true"}
+        governing = _world.policies.resource_of(resource)
+        if evaluate(_world.policies.documents.get(governing, {}), self._action, resource, context, caller) != "allow":
+            self._raise_access_denied()
+        bucket = governing[len("arn:aws:s3:::"):] if governing.startswith("arn:aws:s3:::") else None
+        key = _world.policies.bucket_keys.get(bucket) if bucket else None
+        if key and self._action.lower() in ("s3:getobject", "s3:getobjectversion"):
+            kms = {**context, "kms:ViaService": f"s3.{_world.region}.amazonaws.com", "kms:CallerAccount": caller["aws:PrincipalAccount"],
+                   "kms:ResourceAliases": _world.policies.key_aliases.get(key, [])}
+            identity = [IAMPolicy(p)._policy_json for p in self._access_key.collect_policies()]
+            if not identity_allows(identity, "kms:Decrypt", key, kms) or \
+                    evaluate(_world.policies.documents.get(key, {}), "kms:Decrypt", key, kms, caller) != "allow":
+                self._action = "kms:Decrypt"
+                self._raise_access_denied()
+
+    IAMRequestBase.check_action_permitted = check_action_permitted
+
+
+def _install_sagemaker_routing() -> None:
+    from moto.sagemaker import responses
+    from moto.sagemaker.models import sagemaker_backends
+
+    original = responses.SageMakerResponse.sagemaker_backend
+
+    def sagemaker_backend(self):
+        for parameter in ("ModelPackageName", "ModelPackageArn", "ModelPackageGroupName"):
+            value = self._get_param(parameter)
+            if isinstance(value, str) and value.startswith("arn:") and value.split(":")[4] != self.current_account:
+                return sagemaker_backends[value.split(":")[4]][self.region]
+        return original.fget(self)
+
+    responses.SageMakerResponse.sagemaker_backend = property(sagemaker_backend)
+
+
+def _install_lambda_routing() -> None:
+    """Function names repeat across accounts (the same logical ids): each account's invoke runs its own handler."""
+    import traceback
+
+    from moto.awslambda_simple import models
+
+    original = models.LambdaSimpleBackend.invoke
+    if getattr(original, "routes_accounts", False):
+        return
+
+    def invoke(backend, function_name, qualifier, body, headers, response_headers):
+        account = _world.accounts_by_id.get(backend.account_id) if _world else None
+        name = function_name.split(":function:")[-1].split(":")[0]
+        if account is None or name not in account.dispatch.functions:
+            return original(backend, function_name, qualifier, body, headers, response_headers)
+        try:
+            return json.dumps(account.dispatch.invoke(name, json.loads(body) if body else {}), default=str).encode()
+        except Exception as error:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error),
+                               "stackTrace": traceback.format_exc().splitlines()[-5:]}).encode()
+
+    invoke.routes_accounts = True
+    models.LambdaSimpleBackend.invoke = invoke
+
+
+def _install_interpreter_accounts() -> None:
+    from moto.stepfunctions.parser.asl.utils import boto_client
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    original_logic = ExecutionWorker._execution_logic
+
+    def execution_logic(self):
+        _execution_account.id = self._evaluation_details.state_machine_details.arn.split(":")[4]
+        return original_logic(self)
+
+    class AccountBoto3:
+        """moto's interpreter calls boto3.client(aws_access_key_id="ak", ...): the executing account's admin instead."""
+
+        @staticmethod
+        def client(*args, **kwargs):
+            account = _world.accounts_by_id.get(getattr(_execution_account, "id", "")) if _world else None
+            if account is not None and account.admin is not None and account is not next(iter(_world.accounts.values())):
+                kwargs.update(aws_access_key_id=account.admin.access_key_id,
+                              aws_secret_access_key=account.admin.secret_access_key,
+                              aws_session_token=account.admin.session_token)
+            return boto3.client(*args, **kwargs)
+
+    ExecutionWorker._execution_logic = execution_logic
+    boto_client.boto3 = AccountBoto3()
+
+
+def _install_event_capture() -> None:
+    """Events put on a bus reach the router, which holds the templates' rules."""
+    from moto.events.models import EventsBackend
+
+    original = EventsBackend.put_events
+
+    def put_events(self, events: list[dict]) -> list[dict]:
+        result = original(self, events)
+        if _world is not None and self.account_id in _world.accounts_by_id:
+            for entry, outcome in zip(events, result):
+                if "EventId" not in outcome:
+                    continue
+                bus = (entry.get("EventBusName") or "default").rsplit("/", 1)[-1]
+                _world.router.emit(self.account_id, {
+                    "version": "0", "id": outcome["EventId"], "source": entry["Source"],
+                    "detail-type": entry["DetailType"], "account": self.account_id, "region": self.region_name,
+                    "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "resources": entry.get("Resources", []),
+                    "detail": json.loads(entry.get("Detail") or "{}")}, bus=bus)
+        return result
+
+    EventsBackend.put_events = put_events
+
+
+def uninstall() -> None:
+    global _world
+    _world = None
+
+
+
+# ---------------------------------------------------------------------------------------------- the driver
+
+class CrossAccountPromotion:
+    """One model trained in the first environment's account and promoted through the others, in the emulation.
+
+    environments: env -> account id, in delivery order (the first trains: moto's default account). overrides:
+    env -> spec overrides, as cdk.json's (e.g. a stage's approvers). Used as a context manager: the emulation lives
+    inside it; `world` holds the accounts, `router` the deliveries."""
+
+    def __init__(self, model: str, environments: dict[str, str], workdir: Path, *, region: str = "us-east-1",
+                 overrides: dict[str, dict] | None = None, models_dir: Path | None = None,
+                 say: Callable[[str], None] = lambda line: None) -> None:
+        from pipelines.model_folder import load_dataset_module
+        from pipelines.spec import MODELS_DIR, find_model_dir, load_spec
+
+        self.model, self.environments, self.region = model, dict(environments), region
+        self.workdir, self.overrides, self.say = Path(workdir).resolve(), overrides or {}, say
+        self.models_dir = Path(models_dir or MODELS_DIR).resolve()
+        self.model_dir = find_model_dir(model, self.models_dir)
+        self.spec = load_spec(self.model_dir)
+        self.dataset = load_dataset_module(self.model_dir, self.spec)
+        self.timings: dict[str, float] = {}
+        self._stack = contextlib.ExitStack()
+
+    @property
+    def training(self) -> str:
+        return next(iter(self.environments))
+
+    def __enter__(self) -> CrossAccountPromotion:
+        import logging
+        import os
+
+        from moto import mock_aws
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        saved = dict(os.environ)
+        self._stack.callback(lambda: (os.environ.clear(), os.environ.update(saved)))
+        os.environ.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": self.region,
+                           "AWS_REGION": self.region, "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "WARNING",
+                           "POWERTOOLS_METRICS_DISABLED": "true", "MLOPS_LOCAL_DIR": str(self.workdir)})
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
+        templates = self._timed("synthesize", self.synthesize)
+        self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True},
+                                                   "lambda": {"use_docker": False}}))
+        self.world = Accounts(self.environments, self.region, self.workdir)
+        self._stack.callback(self.world.close)
+        self._timed("provision", lambda: self.world.provision(templates, self._function_urls))
+        self._seed()
+        self.people = self._people()
+        self.world.enforce()
+        from pipelines.local import glue
+
+        training = self.world.accounts[self.training]
+        glue.install_sagemaker_sync(self.model_dir, self.workdir / "training", self.say,
+                                    training.provisioned.role_credentials.of, training.admin)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def _timed(self, name: str, action: Callable):
+        started = time.perf_counter()
+        try:
+            return action()
+        finally:
+            self.timings[name] = round(time.perf_counter() - started, 2)
+
+    # ------------------------------------------------------------ set-up
+    def synthesize(self) -> dict[str, dict[str, dict]]:
+        """Every environment's registry and model stack, as the CDK app synthesizes them with these accounts and
+        mlops:delivery (training: the first environment, promotion: the others, in order)."""
+        import aws_cdk as cdk
+
+        from pipelines.spec import REPO_ROOT
+        from stacks.app_builder import build_app
+
+        context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+        names = list(self.environments)
+        context.update({"mlops:environments": {env: {"account": account, "region": self.region,
+                                                     "overrides": self.overrides.get(env, {})}
+                                               for env, account in self.environments.items()},
+                        "mlops:delivery": {"training": names[0], "promotion": names[1:]},
+                        "aws:cdk:bundling-stacks": [], "mlops:models_dir": str(self.models_dir)})
+        assembly = build_app(cdk.App(context=context, outdir=str(self.workdir / "cdk.out"))).synth()
+        return {env: {name: assembly.get_stack_by_name(name).template
+                      for name in (naming.registry_stack(env), naming.model_stack(self.model, env))}
+                for env in names}
+
+    def _function_urls(self, account: EmulatedAccount) -> dict[str, str]:
+        from pipelines.local.lifecycle import FunctionUrlServer, function_logical_id, runs_api_server
+
+        template = account.templates[naming.model_stack(self.model, account.env)]
+        decide, runs = (function_logical_id(template, prefix) for prefix in ("ApprovalDecideFunction", "RunsApiRunsFunction"))
+        approval = FunctionUrlServer(lambda event, a=account: a.dispatch.invoke(decide[:64], event))
+        api = runs_api_server(lambda event, a=account: a.dispatch.invoke(runs[:64], event), runs[:64], account.id, self.region)
+        account.servers += [approval, api]
+        return {decide: approval.url, runs: api.url}
+
+    def _seed(self, rows: int = 1000) -> None:
+        account = self.world.accounts[self.training]
+        path = self.dataset.write_csv(self.dataset.generate(rows, 7, 0.0), self.workdir / "data" / "train.csv")
+        key = f"{self.spec.dataset.s3_prefix}{self.spec.dataset.file_name}"
+        boto3.client("s3", region_name=self.region).put_object(
+            Bucket=naming.artifact_bucket(account.env, account.id, self.region), Key=key, Body=path.read_bytes())
+
+    def _people(self) -> dict[tuple[str, str], iam.Credentials]:
+        """(env, email) -> a signed-in session: the data scientist on the training account's policy; every approver
+        of every stage on that stage's approver role, their email as the session name (as IAM Identity Center)."""
+        from stacks.constructs.access import approver_role_name
+
+        training = self.world.accounts[self.training]
+        people = {(self.training, "data-scientist@example.com"): iam.person(
+            "local-data-scientist", [training.provisioned.managed_policy("AccessDataScientist")],
+            "data-scientist@example.com", training.id, self.region)}
+        for env, account in self.world.accounts.items():
+            role = f"arn:aws:iam::{account.id}:role/{approver_role_name(self.model, env)}"
+            for email in self.approvers(env):
+                people[(env, email)] = iam.sign_in(role, email, account.id)
+        return people
+
+    def approvers(self, env: str) -> list[str]:
+        """Who approves in `env`: approval.stages.<env> for a promotion stage, else approval.approvers."""
+        from pipelines.spec import load_spec
+
+        spec = load_spec(self.model_dir, self.overrides.get(env))
+        stage = spec.approval.stages.get(env)
+        return stage.approvers if stage and env != self.training else spec.approval.approvers
+
+    def pipelines(self, env: str, email: str):
+        from pipelines.client import Pipelines
+
+        return Pipelines(env=env, session=self.people[(env, email)].session(self.region), models_dir=self.models_dir)
+
+    # ------------------------------------------------------------ the lifecycle
+    def train(self, approver: str, timeout_s: float = 300) -> dict:
+        """A run in the training account, started through its runs API by the data scientist, approved by
+        `approver` through the runs API when it asks; returns the finished execution."""
+        from pipelines.client import decide
+
+        run = self.pipelines(self.training, "data-scientist@example.com").start(self.model, reason="cross-account e2e")
+        waiting = self.world.wait_for(self.training, run.arn, lambda d: d["status"] in TERMINAL or
+                                      self.pending(self.training, d["name"]) is not None, timeout_s)
+        if waiting["status"] not in TERMINAL:
+            decide(self.pipelines(self.training, approver), self.model, True, "metrics reviewed", waiting["name"])
+        return self.world.wait_for(self.training, run.arn, lambda d: d["status"] in TERMINAL, timeout_s)
+
+    def pending(self, env: str, execution: str) -> dict | None:
+        account = self.world.accounts[env]
+        item = account.client("dynamodb").get_item(TableName=naming.audit_table(env), Key={
+            "pk": {"S": f"model#{self.model}"}, "sk": {"S": f"approval#{execution}"}}).get("Item")
+        return item if item and item["status"]["S"] == "PENDING" else None
+
+    def executions(self, env: str) -> list[dict]:
+        account = self.world.accounts[env]
+        machine = f"arn:aws:states:{self.region}:{account.id}:stateMachine:{naming.state_machine(self.model, env)}"
+        return account.client("stepfunctions").list_executions(stateMachineArn=machine)["executions"]
+
+    def rows(self, count: int = 5, seed: int = 99) -> list[dict]:
+        columns = self.dataset.generate(count, seed, 0.0)
+        return [dict(zip(self.spec.dataset.features, values))
+                for values in zip(*(columns[n].tolist() for n in self.spec.dataset.features))]
+
+    def predict(self, env: str, rows: list[dict], stage: str = "prod") -> list:
+        runtime = boto3.client("sagemaker-runtime", region_name=self.region, endpoint_url=self.world.accounts[env].hosting_url)
+        body = runtime.invoke_endpoint(EndpointName=naming.endpoint(self.model, env, stage), ContentType="application/json",
+                                       Body=json.dumps({"instances": rows}))["Body"].read()
+        return json.loads(body)["predictions"]

@@ -1,0 +1,129 @@
+"""`mlops cost` (pipelines/cost_cli.py) through typer's CliRunner, and the cost table of the approval email."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from typer.testing import CliRunner
+
+from lambdas.shared import pricing
+from pipelines.cli import app
+from tests.integration.test_approval import approval, request  # noqa: F401 - the approval fixture
+from tests.support.pricing import RECORDED, recorded_items
+
+runner = CliRunner()
+
+
+def cost(*arguments: str):
+    return runner.invoke(app, ["cost", *arguments], env={"COLUMNS": "160"})
+
+
+def test_cost_prints_the_breakdown_from_a_recorded_response():
+    result = cost("churn", "--prices", str(RECORDED))
+    assert result.exit_code == 0, result.output
+    for expected in ("idle per month", "per retraining run", "per 1M predictions", "$83.95", "$168.45", "$9.66",
+                     "per month, with 4.35 runs: $169.72 = 34% of the budget $500.00", "USE1-Host:ml.m5.large",
+                     "at the assumed 1 req/s the production endpoint costs $31.94 per 1M predictions"):
+        assert expected in result.output
+
+
+def test_cost_json_carries_the_totals_lines_prices_and_assumptions():
+    result = cost("churn", "--env", "prod", "--prices", str(RECORDED), "--output", "json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    # prod: min_capacity 2 in both stages (4 x 730 h x $0.115), on-demand training (no spot line)
+    assert document["environment"] == "prod" and document["idle_per_month"] == pytest.approx(335.80 + 0.5543, abs=0.001)
+    assert not [line for line in document["lines"] if line["item"] == "managed spot saving"]
+    assert document["per_run_max"] == pytest.approx(1.408 + 2 * 2 * 0.115 * 25 / 60 + 0.0016 + 0.002, abs=1e-4)  # arm64 functions, transitions
+    assert {price["usagetype"] for price in document["prices"]} >= {"USE1-Train:ml.g5.xlarge", "USE1-Host:ml.m5.large"}
+    assert document["assumptions"]["requests_per_second"] == 1.0 and document["monthly_budget"] == 500
+
+
+def test_assumptions_are_options_and_move_the_figures():
+    base = json.loads(cost("churn", "--prices", str(RECORDED), "-o", "json").output)
+    busier = json.loads(cost("churn", "--prices", str(RECORDED), "-o", "json", "--requests-per-second", "10",
+                             "--payload-kb", "4").output)
+    captured = [line["usd"] for document in (base, busier) for line in document["lines"]
+                if line["item"] == "data capture storage (steady state)"]
+    assert captured[1] == pytest.approx(captured[0] * 20)
+
+
+def test_an_estimate_past_the_budget_alert_says_what_to_set():
+    result = cost("churn", "--prices", str(RECORDED), "--extra-runs", "1200")
+    assert result.exit_code == 0
+    assert "warning: the estimate" in result.output and "raise cost.monthly_budget_usd to at least" in result.output
+
+
+def test_without_credentials_cost_fails_in_one_line_without_a_traceback(monkeypatch):
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    result = cost("churn")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: no AWS credentials for the Price List API; fix: aws sso login / AWS_PROFILE, or pass --prices FILE "
+        "(a recorded GetProducts response)"]
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--env", "qa"], "--env qa: no such environment in cdk.json; fix: use one of dev, staging, prod"),
+    (["--prices", "nowhere.json"], "nowhere.json: no such file"),
+    (["--output", "yaml"], "--output yaml: use table or json"),
+    (["--spot-discount", "1.5"], "spot_discount: Input should be less than 1")])
+def test_bad_options_fail_with_one_clear_line(arguments, message):
+    result = cost("churn", *arguments)
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
+def test_an_unknown_model_is_a_spec_error_naming_the_known_ones():
+    result = cost("fraud", "--prices", str(RECORDED))
+    assert result.exit_code == 1 and "no model named 'fraud'" in result.output
+
+
+def test_save_prices_records_what_the_api_returned_for_later_offline_use(tmp_path, monkeypatch):
+    client = boto3.client("pricing", region_name="us-east-1")
+    stubber = Stubber(client)
+    items = recorded_items()
+    for _ in range(5):  # five requests for churn in dev; each answered with everything, de-duplicated below
+        stubber.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": items})
+    monkeypatch.setattr(pricing, "client", lambda region, timeout_s=10: client)
+    saved = tmp_path / "prices.json"
+    with stubber:
+        live = cost("churn", "--save-prices", str(saved), "-o", "json")
+    assert live.exit_code == 0, live.output
+    offline = cost("churn", "--prices", str(saved), "-o", "json")
+    assert json.loads(offline.output) == json.loads(live.output)
+
+
+# ------------------------------------------------------------------ the approval email
+
+def _mailed(approval) -> list[str]:
+    return [found["message"] for found in request(approval).values()]
+
+
+def test_the_approval_email_carries_the_cost_table(approval, monkeypatch):
+    client = boto3.client("pricing", region_name="us-east-1")
+    stubber = Stubber(client)
+    for _ in range(5):
+        stubber.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": recorded_items()})
+    monkeypatch.setattr(pricing, "client", lambda region, timeout_s=10: client)
+    with stubber:
+        messages = _mailed(approval)
+    assert len(messages) == 2
+    for message in messages:
+        assert "Cost estimate of churn (us-east-1, AWS Price List on-demand USD):" in message
+        assert "  per month with 4.35 runs: $169.72 (budget $500.00)" in message
+        assert "Approve: " in message  # the links are still there
+
+
+def test_a_price_list_failure_never_blocks_the_approval_request(approval):
+    """Under the emulation the pricing service does not exist (moto answers 404): the request goes out anyway."""
+    messages = _mailed(approval)
+    assert len(messages) == 2
+    for message in messages:
+        assert "Cost estimate unavailable: the Price List API refused GetProducts (404" in message
+        assert "Approve: " in message
