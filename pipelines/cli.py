@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.table import Table
 
-from pipelines import cost_cli, naming, promote_cli
+from pipelines import cost_cli, experiments_cli, naming, promote_cli
 from pipelines.scaffold import register as register_scaffold
 from pipelines.spec import SpecError
 
@@ -320,10 +320,11 @@ def models_list(model: str, env: str = EnvOption, lineage: bool = typer.Option(T
     """Versions with metrics, approval status, the stage each serves, and lineage."""
     versions = client(env).models(model)
     if output == Output.json:
-        return emit([vars(v) | {"hyperparameters": v.hyperparameters} for v in versions])
+        return emit([vars(v) | {"hyperparameters": v.hyperparameters, "approved_by": v.approved[0],
+                                "approved_at": v.approved[1]} for v in versions])
     metric_columns = _metric_columns(model)
     table = Table(title=f"{model} model versions ({env})")
-    columns = ["version", "status", "serves", *metric_columns, "created"] + (
+    columns = ["version", "status", "serves", "approved by", *metric_columns, "created"] + (
         ["git commit", "dataset sha256", "hyperparameters"] if lineage else [])
     for column in columns:
         table.add_column(column, overflow="fold")
@@ -331,7 +332,9 @@ def models_list(model: str, env: str = EnvOption, lineage: bool = typer.Option(T
         serves = ", ".join(f"[bold green]{stage}[/]" for stage in version.serves)
         metrics = [f"{version.metrics[m]:.4f}" if isinstance(version.metrics.get(m), (int, float)) else "-"
                    for m in metric_columns]
-        row = [str(version.version), version.status, serves, *metrics, version.created[:19]]
+        who, when = version.approved
+        row = [str(version.version), version.status, serves, f"{who} ({when[:19]})" if who else "-", *metrics,
+               version.created[:19]]
         if lineage:
             row += [version.lineage.get("git_commit", "")[:12], version.lineage.get("dataset_sha256", "")[:12],
                     json.dumps(version.hyperparameters, sort_keys=True)]
@@ -582,6 +585,7 @@ def print_summary(result) -> None:
 
 
 command(app, "promote")(promote_cli.promote_command)  # `mlops promote MODEL VERSION --to STAGE` (docs/promotion.md)
+experiments_cli.register(app, run_app, command)  # `mlops experiments list|compare`, `mlops run reproduce` (docs/experiments.md)
 
 
 def main() -> None:

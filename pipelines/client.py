@@ -33,6 +33,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError,
                                  PartialCredentialsError, ProfileNotFound)
 
+from lambdas.shared.lineage import decode_pairs
 from lambdas.shared.run_state import Outcome, RunView  # noqa: F401  (re-exported: a run as the client returns it)
 from pipelines import naming
 from pipelines.source import current_git_commit
@@ -181,6 +182,9 @@ class RunsApi:
 RunSummary = RunView  # the runs API's own model of a run: what the client, the CLI and the notebook show
 
 
+APPROVED_BY = re.compile(r"^approved by (?P<who>\S+) at (?P<at>\S+?):(\s|$)")
+
+
 @dataclass
 class ModelVersion:
     version: int
@@ -190,14 +194,18 @@ class ModelVersion:
     lineage: dict = field(default_factory=dict)
     arn: str = ""
     serves: list[str] = field(default_factory=list)  # the stages whose endpoint serves this version now
+    approval_description: str = ""  # the approval hook writes "approved by X at T: why" (or rejected by ...)
+
+    @property
+    def approved(self) -> tuple[str | None, str | None]:
+        """(who, when) this version was approved in this environment, from its ApprovalDescription."""
+        found = APPROVED_BY.match(self.approval_description)
+        return (found["who"], found["at"]) if found else (None, None)
 
     @property
     def hyperparameters(self) -> dict:
-        """Typed (numbers stay numbers), from the lineage's JSON."""
-        try:
-            return json.loads(self.lineage.get("hyperparameters") or "{}")
-        except ValueError:
-            return {}
+        """Typed (numbers stay numbers), from the lineage's name=value pairs."""
+        return decode_pairs(self.lineage.get("hyperparameters"))
 
 
 class Pipelines:
@@ -415,10 +423,11 @@ class Pipelines:
         for summary in summaries:
             package = self.sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
             lineage = dict(package.get("CustomerMetadataProperties", {}))
-            metrics = json.loads(lineage.pop("metrics", "{}"))
+            metrics = decode_pairs(lineage.pop("metrics", None))
             versions.append(ModelVersion(version=package.get("ModelPackageVersion", 0), status=package["ModelApprovalStatus"],
                                          created=str(package["CreationTime"]), metrics=metrics, lineage=lineage,
                                          arn=package["ModelPackageArn"],
+                                         approval_description=package.get("ApprovalDescription", ""),
                                          serves=[s for s in STAGES if serving.get(s) == package["ModelPackageArn"]]))
         return versions
 

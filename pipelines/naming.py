@@ -61,3 +61,22 @@ def registry_stack(env: str) -> str:
 
 def model_stack(model: str, env: str) -> str:
     return f"{PROJECT}-{env}-{model}"
+
+
+TUNING_NAME_LIMIT = 32  # CreateHyperParameterTuningJob: HyperParameterTuningJobName is 1-32 characters
+
+
+def tuning_prefix(model: str) -> str:
+    """What every tuning job (and so every trial: '<tuning job>-NNN-<hash>') of a model is named with."""
+    return model[:TUNING_NAME_LIMIT - 11].rstrip("-")
+
+
+def tuning_job(model: str, execution_name: str) -> str:
+    """A hyperparameter tuning job name (32 characters at most) unique per execution: the model prefix and a hash."""
+    digest = hashlib.sha256(f"{model}/{execution_name}".encode()).hexdigest()[:10]
+    return f"{tuning_prefix(model)}-{digest}"
+
+
+def tracking_server(env: str) -> str:
+    """The environment's MLflow tracking server (one per environment, shared by its models)."""
+    return f"{PROJECT}-{env}"

@@ -14,14 +14,15 @@ stage's audit table, and the stage's run deploys the package. Registered by pipe
 from __future__ import annotations
 
 import json
-import re
+from dataclasses import dataclass
 
 import typer
 
+from pipelines import naming
+from pipelines.client import APPROVED_BY
 from pipelines.promotion import SHA256_KEY, Delivery, load_delivery
 from pipelines.spec import MODELS_DIR, SpecError
 
-_APPROVED_BY = re.compile(r"^approved by (?P<who>\S+) at (?P<at>\S+)")
 
 
 def delivery_stage(delivery: Delivery | None, stage: str) -> str:
@@ -31,6 +32,37 @@ def delivery_stage(delivery: Delivery | None, stage: str) -> str:
         stages = ", ".join(delivery.spec.promotion) if delivery else "none (no mlops:delivery in cdk.json)"
         raise SpecError(f"--to {stage}: not a promotion stage; fix: use one of {stages}")
     return upstream.name
+
+
+@dataclass(frozen=True)
+class StageVersion:
+    """One package of a stage's registry, as promotion reads it."""
+
+    arn: str
+    version: int
+    status: str
+    lineage: dict
+    approval_description: str = ""
+
+    @property
+    def approved(self) -> tuple[str | None, str | None]:
+        """(who, when) from the ApprovalDescription the approval hook writes ("approved by X at T: why")."""
+        found = APPROVED_BY.match(self.approval_description)
+        return (found["who"], found["at"]) if found else (None, None)
+
+
+def stage_versions(sagemaker, model: str, env: str) -> list[StageVersion]:
+    """The stage's packages of the model, newest first: ListModelPackages sorted explicitly (SortBy CreationTime,
+    SortOrder Descending: the API's default order is ascending), each described."""
+    pages = sagemaker.get_paginator("list_model_packages").paginate(
+        ModelPackageGroupName=naming.model_package_group(model, env), SortBy="CreationTime", SortOrder="Descending")
+    versions = []
+    for summary in (item for page in pages for item in page["ModelPackageSummaryList"]):
+        described = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+        versions.append(StageVersion(described["ModelPackageArn"], described.get("ModelPackageVersion", 0),
+                                     described["ModelApprovalStatus"], dict(described.get("CustomerMetadataProperties") or {}),
+                                     described.get("ApprovalDescription") or ""))
+    return versions
 
 
 def find_version(versions: list, version: str):
@@ -49,7 +81,7 @@ def promote(pipelines, delivery: Delivery | None, model: str, version: str, stag
     from pipelines.client import DecisionRefused, decide
 
     upstream = delivery_stage(delivery, stage)
-    found = find_version(pipelines.models(model, with_serving=False), version)
+    found = find_version(stage_versions(pipelines.sagemaker, model, stage), version)
     if found is None:
         raise LookupError(f"{model} version {version} has not reached {stage}: {upstream} offers a version to {stage} "
                           f"when its run that deployed it succeeds; `mlops models list {model} --env {upstream}`")
@@ -63,21 +95,21 @@ def promote(pipelines, delivery: Delivery | None, model: str, version: str, stag
 
 
 def stage_overview(model: str, clients: dict, delivery: Delivery) -> list[dict]:
-    """Per environment of the delivery order: the version its production endpoint serves, where it came from, its
-    sha256, and who approved it there (the registry's ApprovalDescription). clients: env -> pipelines.client.Pipelines
-    with credentials for that environment's account."""
+    """Per environment of the delivery order: the version its production endpoint serves (the runs API's /serving),
+    its training version, sha256, where it came from, and who approved it there and when (the stage's registry).
+    clients: env -> pipelines.client.Pipelines with credentials for that environment's account."""
     rows = []
     for env in delivery.order:
         pipelines = clients[env]
-        serving = next((v for v in pipelines.models(model) if "prod" in v.serves), None)
+        served = pipelines.serving(model).get("prod")
+        serving = next((v for v in stage_versions(pipelines.sagemaker, model, env) if v.arn == served), None)
         row = {"stage": env, "serves": None}
         if serving is not None:
-            described = pipelines.sagemaker.describe_model_package(ModelPackageName=serving.arn)
-            approval = _APPROVED_BY.match(described.get("ApprovalDescription") or "")
-            row.update(serves=serving.arn, version=serving.version, source_version=int(serving.lineage.get(
-                "source_version", serving.version)), sha256=serving.lineage.get(SHA256_KEY),
-                promoted_from=serving.lineage.get("promoted_from"),
-                approved_by=approval["who"] if approval else None, approved_at=approval["at"] if approval else None)
+            who, when = serving.approved
+            row.update(serves=serving.arn, version=serving.version,
+                       source_version=int(serving.lineage.get("source_version", serving.version)),
+                       sha256=serving.lineage.get(SHA256_KEY), promoted_from=serving.lineage.get("promoted_from"),
+                       approved_by=who, approved_at=when)
         rows.append(row)
     return rows
 

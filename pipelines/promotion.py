@@ -124,27 +124,44 @@ class Delivery:
         return self.upstream(env) is not None
 
 
-def parse_delivery(context: dict[str, Any], environments: list[EnvironmentSpec], source: str = "cdk.json") -> Delivery | None:
-    """cdk.json's mlops:delivery against every environment of cdk.json; None when there is none. Every environment it
-    names must exist, and all share one region (grants name the S3 and KMS service endpoints of that region)."""
-    raw = context.get(CONTEXT_KEY)
-    if raw is None:
-        return None
+def _validated(raw: Any, source: str) -> DeliverySpec:
     try:
-        spec = DeliverySpec.model_validate(raw)
+        return DeliverySpec.model_validate(raw)
     except ValidationError as exc:
         raise SpecError(_format_errors(f"{source}: {CONTEXT_KEY}", exc)) from None
-    known = {env.name: env for env in environments}
-    named = [spec.training, *spec.promotion, *([spec.tooling] if spec.tooling else [])]
-    unknown = sorted({name for name in named if name not in known})
+
+
+def named_environments(spec: DeliverySpec) -> list[str]:
+    return [spec.training, *spec.promotion, *([spec.tooling] if spec.tooling else [])]
+
+
+def parse_delivery(context: dict[str, Any], environments: list[EnvironmentSpec], source: str = "cdk.json") -> Delivery | None:
+    """cdk.json's mlops:delivery against the environments; None when there is none (absent or {}). Every environment
+    it names must exist; stages may be in other regions than the training environment (each grant names the region
+    of the resource it is about)."""
+    raw = context.get(CONTEXT_KEY)
+    if not raw:
+        return None
+    spec, known = _validated(raw, source), {env.name: env for env in environments}
+    unknown = sorted({name for name in named_environments(spec) if name not in known})
     if unknown:
         raise SpecError(f"{source}: {CONTEXT_KEY} names {unknown}, which are not in mlops:environments; "
                         f"fix: use {', '.join(known)}")
-    regions = {known[name].region for name in named}
-    if len(regions) > 1:
-        raise SpecError(f"{source}: {CONTEXT_KEY} spans regions {sorted(regions)}; fix: keep the training and promotion "
-                        "environments in one region (the grants name that region's S3 and KMS endpoints)")
     return Delivery(spec, known)
+
+
+def delivery_for_app(context: dict[str, Any], environments: list[EnvironmentSpec],
+                     selected: list[str]) -> tuple[Delivery | None, str | None]:
+    """The roles an app of the `selected` environments is built with, or None and why, when the app's own
+    mlops:environments (the local mode's, a test's, a notebook's) lacks environments the delivery names. cdk.json
+    itself is checked strictly by `load_delivery` (the CLI) and tests/unit/test_promotion_config.py."""
+    raw = context.get(CONTEXT_KEY)
+    if not raw:
+        return None, None
+    missing = sorted(set(named_environments(_validated(raw, "cdk.json"))) - {env.name for env in environments})
+    if missing:
+        return None, f"{CONTEXT_KEY} names {missing}, which this app's mlops:environments lacks: built without promotion"
+    return applies_to(parse_delivery(context, environments), selected), None
 
 
 def load_delivery(cdk_json: Path = REPO_ROOT / "cdk.json") -> Delivery | None:

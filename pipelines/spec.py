@@ -602,6 +602,141 @@ class CostSpec(_Strict):
         description="Cost Anomaly Detection alerts on anomalies of at least this total impact; null: no monitor")
 
 
+
+# ------------------------------------------------------------------ tuning and experiments (docs/experiments.md)
+TUNING_STRATEGIES = {"bayesian": "Bayesian", "random": "Random", "hyperband": "Hyperband"}  # spec -> SageMaker
+TUNING_SCALING = {"auto": "Auto", "linear": "Linear", "logarithmic": "Logarithmic",
+                  "reverse_logarithmic": "ReverseLogarithmic"}
+MAX_TUNED_HYPERPARAMETERS = 30  # CreateHyperParameterTuningJob: at most 30 ranges of each kind, 30 values each
+
+
+class TuningRange(_Strict):
+    """Where a tuning job searches one hyperparameter: min..max for a number, or a list of values for anything."""
+
+    min: float | None = None
+    max: float | None = None
+    values: list[str | int | float | bool] | None = Field(default=None, min_length=1, max_length=30)
+    scaling: Literal["auto", "linear", "logarithmic", "reverse_logarithmic"] = "auto"
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TuningRange:
+        bounded = self.min is not None or self.max is not None
+        if bounded == (self.values is not None):
+            raise ValueError("give either min and max (a numeric range) or values (a list to choose from); "
+                             "fix: e.g. {min: 0.001, max: 0.1} or {values: [32, 64, 128]}")
+        if bounded and (self.min is None or self.max is None):
+            raise ValueError("a numeric range needs both min and max; fix: add the missing bound")
+        if bounded and not self.min < self.max:
+            raise ValueError(f"min ({self.min:g}) must be below max ({self.max:g}); fix: swap them or use values")
+        if self.scaling in ("logarithmic", "reverse_logarithmic") and bounded and self.min <= 0:
+            raise ValueError(f"{self.scaling} scaling needs min > 0 (got {self.min:g}); fix: raise min or use linear")
+        if self.values is not None and self.scaling != "auto":
+            raise ValueError("scaling applies to min..max ranges, not to values; fix: remove scaling")
+        if self.values is not None and len({json.dumps(v) for v in self.values}) != len(self.values):
+            raise ValueError("values lists a value twice; fix: list each value once")
+        return self
+
+
+class HyperbandSpec(_Strict):
+    """Hyperband's resource: the epochs (or rounds) a trial may get; its objective must be printed every epoch."""
+
+    min_resource: int = Field(default=1, ge=1)
+    max_resource: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _order(self) -> HyperbandSpec:
+        if self.min_resource > self.max_resource:
+            raise ValueError(f"min_resource ({self.min_resource}) is above max_resource ({self.max_resource}); "
+                             "fix: swap them")
+        return self
+
+
+class TuningSpec(_Strict):
+    """Hyperparameter search: the training step becomes a SageMaker hyperparameter tuning job; its best trial goes on
+    to evaluation and registration. Each trial is a training job with the spec's instance, spot and checkpoints."""
+
+    strategy: Literal["bayesian", "random", "hyperband"] = Field(
+        default="bayesian", description="bayesian, random or hyperband (SageMaker's search strategies)")
+    max_jobs: int = Field(ge=1, le=500, description="Trials in all (SageMaker's default quota is 500 per tuning job)")
+    max_parallel_jobs: int = Field(default=1, ge=1, le=100, description="Trials at the same time")
+    early_stopping: bool = Field(default=False, description="Stop trials unlikely to beat the best so far (not with "
+                                                            "hyperband, which stops trials itself)")
+    ranges: dict[str, TuningRange] = Field(min_length=1, description="hyperparameter -> where to search it")
+    random_seed: int | None = Field(default=None, ge=0, description="Makes the search repeatable")
+    max_runtime_s: int | None = Field(default=None, ge=120, le=15_768_000, description="The whole tuning job's limit")
+    hyperband: HyperbandSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strategy_case(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("strategy"), str):
+            return {**data, "strategy": data["strategy"].lower()}
+        return data
+
+    @model_validator(mode="after")
+    def _limits(self) -> TuningSpec:
+        if self.max_parallel_jobs > self.max_jobs:
+            raise ValueError(f"max_parallel_jobs ({self.max_parallel_jobs}) exceeds max_jobs ({self.max_jobs}); "
+                             "fix: lower max_parallel_jobs")
+        if len(self.ranges) > MAX_TUNED_HYPERPARAMETERS:
+            raise ValueError(f"{len(self.ranges)} ranges; SageMaker tunes at most {MAX_TUNED_HYPERPARAMETERS}; "
+                             "fix: tune fewer hyperparameters")
+        if self.strategy == "hyperband" and self.early_stopping:
+            raise ValueError("hyperband stops poor trials itself, and SageMaker refuses early stopping with it; "
+                             "fix: drop early_stopping, or use strategy bayesian or random")
+        if self.hyperband is not None and self.strategy != "hyperband":
+            raise ValueError(f"tuning.hyperband applies to strategy hyperband, not {self.strategy}; fix: remove it")
+        return self
+
+    @property
+    def sagemaker_strategy(self) -> str:
+        return TUNING_STRATEGIES[self.strategy]
+
+    def rounds(self) -> int:
+        """How many waves of parallel trials the search takes at most (the state machine's time limit)."""
+        return -(-self.max_jobs // self.max_parallel_jobs)
+
+
+def tuning_kind(default: Any, declared: HyperparameterRange | None, searched: TuningRange) -> str:
+    """Integer, Continuous or Categorical: SageMaker's range kind for a hyperparameter of this type."""
+    if searched.values is not None:
+        return "Categorical"
+    kind = (declared.type if declared and declared.type else None) or _type_of(default)
+    if kind in ("bool", "str"):
+        raise ValueError(f"a {kind} hyperparameter is searched over values, not min..max; fix: use values: [...]")
+    return "Integer" if kind == "int" else "Continuous"
+
+
+class ExperimentsSpec(_Strict):
+    """Experiment tracking of this model's runs on the environment's MLflow tracking server (if it has one)."""
+
+    enabled: bool = Field(default=True, description="Log every run (parameters, per-epoch metrics, system, tuning "
+                                                    "trials, the model's lineage) to MLflow")
+    experiment: str | None = Field(default=None, max_length=200,
+                                   description="MLflow experiment name; default the model's name")
+
+    @field_validator("experiment")
+    @classmethod
+    def _experiment_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 ._/-]*", value):
+            raise ValueError(f"'{value}' is not a usable experiment name; fix: letters, digits, space, '.', '_', '/', '-'")
+        return value
+
+
+class TrackingServerSpec(_Strict):
+    """An environment's SageMaker managed MLflow tracking server (stacks/constructs/experiments.py). It is billed
+    for every hour it exists, used or not: an environment gets one only where cdk.json turns it on."""
+
+    enabled: bool = False
+    size: Literal["Small", "Medium", "Large"] = Field(
+        default="Small", description="SageMaker's tracking server sizes (Small: up to about 25 users)")
+    mlflow_version: str | None = Field(default=None, pattern=r"^\d+\.\d+(\.\d+)?$",
+                                       description="Default: SageMaker's current version")
+    weekly_maintenance_window_start: str | None = Field(
+        default=None, pattern=r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun):([01]\d|2[0-3]):([0-5]\d)$",
+        description="UTC, e.g. Sun:03:00")
+
+
 class ModelSpec(_Strict):
     name: str
     description: str = ""
@@ -614,6 +749,8 @@ class ModelSpec(_Strict):
     drift: DriftSpec = Field(default_factory=DriftSpec)
     retraining: RetrainingSpec = Field(default_factory=RetrainingSpec)
     cost: CostSpec = Field(default_factory=CostSpec)
+    tuning: TuningSpec | None = Field(default=None, description="Hyperparameter search instead of one training job")
+    experiments: ExperimentsSpec = Field(default_factory=ExperimentsSpec)
 
     @field_validator("name")
     @classmethod
@@ -632,6 +769,44 @@ class ModelSpec(_Strict):
         if self.drift.enabled and self.deployment.data_capture_percent == 0:
             raise ValueError("drift monitoring reads captured traffic, but deployment.data_capture_percent is 0; "
                              "fix: set drift.enabled: false or capture a share of the traffic")
+        return self
+
+    @model_validator(mode="after")
+    def _tuning_fits_the_hyperparameters(self) -> ModelSpec:
+        """Every tuned hyperparameter is declared (with a default), searched with its own type, and inside the range
+        a run may set it to (training.hyperparameter_ranges)."""
+        if self.tuning is None:
+            return self
+        training = self.training
+        problems = []
+        for name, searched in self.tuning.ranges.items():
+            if name not in training.hyperparameters:
+                problems.append(f"tuning.ranges.{name}: not a hyperparameter of training.hyperparameters; fix: add a "
+                                f"default for it, or tune one of {sorted(training.hyperparameters)}")
+                continue
+            default, declared = training.hyperparameters[name], training.hyperparameter_ranges.get(name)
+            try:
+                kind = tuning_kind(default, declared, searched)
+                candidates = searched.values if kind == "Categorical" else [searched.min, searched.max]
+                if kind == "Integer" and any(float(v) != int(v) for v in candidates):
+                    raise ValueError("an integer hyperparameter needs whole-number bounds; fix: e.g. min: 2, max: 8")
+                for value in candidates:
+                    typed = int(value) if kind == "Integer" else value
+                    check_hyperparameter(name, typed, default, declared)
+            except ValueError as exc:
+                problems.append(f"tuning.ranges.{name}: {exc}" + ("" if "fix:" in str(exc) else
+                                "; fix: search inside training.hyperparameter_ranges"))
+        one_job = training.max_runtime_s + (training.effective_max_wait_s or 0)
+        longest = min(one_job * self.tuning.rounds(), self.tuning.max_runtime_s or STATE_MACHINE_MAX_S)
+        if longest + self.approval.timeout_hours * 3600 > STATE_MACHINE_MAX_S - 6 * 3600:
+            problems.append(f"tuning: {self.tuning.rounds()} waves of trials of up to {one_job} s each, and the approval "
+                            "wait, exceed a Step Functions run's one-year limit; fix: set tuning.max_runtime_s or raise "
+                            "max_parallel_jobs")
+        if self.tuning.strategy == "hyperband" and self.tuning.hyperband is None:
+            problems.append("tuning.hyperband: hyperband needs the resource it allocates; fix: add "
+                            "hyperband: {min_resource: 1, max_resource: <epochs>}")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @model_validator(mode="after")
@@ -698,6 +873,8 @@ class EnvironmentSpec(_Strict):
     account: str
     region: str
     overrides: dict[str, Any] = Field(default_factory=dict)
+    experiments: TrackingServerSpec = Field(default_factory=TrackingServerSpec,
+                                            description="The environment's MLflow tracking server (cost: docs/experiments.md)")
 
     @field_validator("name")
     @classmethod

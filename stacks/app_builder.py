@@ -9,7 +9,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from pipelines import naming
-from pipelines.promotion import CONTEXT_KEY, Delivery, applies_to, parse_delivery, stage_spec
+from pipelines.promotion import CONTEXT_KEY, Delivery, delivery_for_app, stage_spec
 from pipelines.source import current_git_commit
 from pipelines.spec import MODELS_DIR, EnvironmentSpec, ModelSpec, SpecError, load_all_specs, parse_environments
 from stacks.constructs.promotion import PromotionSourceGrants
@@ -68,8 +68,10 @@ def delivery_of(app: cdk.App, environments: list[EnvironmentSpec]) -> Delivery |
     others = [resolve_current_account({"name": name, **(body or {})}) for name, body in raw.items() if name not in selected]
     everyone = [*selected.values(), *parse_environments({"mlops:environments": {b.pop("name"): b for b in others}})] \
         if others else list(selected.values())
-    context = {CONTEXT_KEY: app.node.try_get_context(CONTEXT_KEY)}
-    return applies_to(parse_delivery(context, everyone), list(selected))
+    delivery, why_not = delivery_for_app({CONTEXT_KEY: app.node.try_get_context(CONTEXT_KEY)}, everyone, list(selected))
+    if why_not:
+        cdk.Annotations.of(app).add_info(why_not)
+    return delivery
 
 
 def build_environment(scope, environment: EnvironmentSpec, specs: list[ModelSpec], *, commit: str, models_dir: Path,

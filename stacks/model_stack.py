@@ -10,6 +10,7 @@ from constructs import Construct
 
 from pipelines import naming
 from pipelines.spec import MODELS_DIR, EnvironmentSpec, ModelSpec
+from stacks.constructs import experiments
 from stacks.constructs.access import AccessPolicies, approver_role_name
 from stacks.constructs.approval import ApprovalHook
 from stacks.constructs.budgets import ModelBudget, grant_price_list_read
@@ -73,6 +74,7 @@ class ModelStack(Stack):
         self.training = None if upstream else TrainingJob(self, "Training", spec=spec, bucket=bucket, key=key,
                                                           model_dir=model_dir or MODELS_DIR / model)
         machine_arn = state_machine_arn(self, model, env_name)
+        self.tracked = self._tracked(environment, spec)
         environment_variables = {
             "MODEL_SPEC": spec.model_dump_json(), "ARTIFACT_BUCKET": bucket.bucket_name, "MODEL_PACKAGE_GROUP": group,
             "STATE_MACHINE_ARN": machine_arn, "NOTIFICATION_TOPIC_ARN": self.topic.topic_arn,
@@ -80,6 +82,8 @@ class ModelStack(Stack):
             "INFERENCE_IMAGE": resolve_inference_image(spec, self.region),
             "AUDIT_TABLE": naming.audit_table(env_name), "SOURCE_GIT_COMMIT": source_commit,
             "PROD_ENDPOINT": naming.endpoint(model, env_name, "prod"),
+            "SOURCE_ARCHIVE": self.training.source.s3_object_url if self.training else "",
+            "TRACKING_SERVER": naming.tracking_server(env_name) if self.tracked else "",
         }
         self.functions = {
             name: PlatformFunction(self, f"{name.title()}Function", handler=handler, key=key,
@@ -127,10 +131,16 @@ class ModelStack(Stack):
                                 machine_arn=machine_arn, package_arns=self.package_arns,
                                 approver_role_name=approver_role_name(model, env_name))
         self.access = AccessPolicies(self, "Access", spec=spec, env_name=env_name, runs_api=self.runs_api,
-                                     machine_arn=machine_arn, package_arns=self.package_arns, bucket=bucket, key=key)
+                                     machine_arn=machine_arn, package_arns=self.package_arns, bucket=bucket, key=key,
+                                     tracking_server_arn=experiments.server_arn(self, env_name) if self.tracked else None)
         CfnOutput(self, "StateMachineArn", value=self.pipeline.machine.state_machine_arn)
         CfnOutput(self, "NotificationTopicArn", value=self.topic.topic_arn)
         CfnOutput(self, "ApprovalUrl", value=approval.url.url)
+
+    @staticmethod
+    def _tracked(environment: EnvironmentSpec, spec: ModelSpec) -> bool:
+        """Runs are logged to MLflow where the environment has a tracking server and the model has not opted out."""
+        return environment.experiments.enabled and spec.experiments.enabled
 
     def _drift_hook(self, spec, env_name, environment_variables, key, bucket, registry, machine_arn):
         """Scheduled drift check of the production endpoint's captured traffic; may start a retraining run."""
@@ -184,3 +194,11 @@ class ModelStack(Stack):
         f["register"].add_to_policy(iam.PolicyStatement(
             actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:AddTags"],
             resources=package_arns))
+        # PrepareRun snapshots the source archive into the run's folder; a reproduction reads the version it repeats.
+        self.training.grant_source_snapshot(f["prepare"])
+        bucket.grant_read_write(f["prepare"], f"runs/{model}/*")
+        f["prepare"].add_to_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=package_arns))
+        if self.tracked:
+            for name in ("evaluate", "register"):  # evaluate logs the run (and its trials), register tags it
+                experiments.grant_pipeline_tracking(f[name], experiments.server_arn(self, env_name))
+        self.training.grant_read_trials(f["evaluate"])

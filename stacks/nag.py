@@ -26,6 +26,10 @@ RESOURCE_STAR_ACTIONS = {
     "ecr:GetAuthorizationToken": "ECR authorization tokens are account-wide by design",
     "pricing:GetProducts": "the Price List API has no resource-level permissions (public prices)",
     "sagemaker:ListModelPackages": "SageMaker List* calls have no resource-level permissions (API permissions reference)",
+    "sagemaker:ListTrainingJobsForHyperParameterTuningJob": "SageMaker List* calls have no resource-level permissions "
+                                                            "(API permissions reference)",
+    "sagemaker-mlflow:AccessUI": "MLflow UI access has no resource-level permissions; the UI opens only through a "
+                                 "presigned URL, which is granted per tracking server",
     "sagemaker:ListTags": "read-only tag listing CDK's transform-job task grants on '*' (the job name is decided at run time)",
     "cloudwatch:PutMetricData": "PutMetricData has no resource ARN; statements carry a namespace condition",
     "ec2:CreateNetworkInterface": "SageMaker VPC mode manages ENIs it names at run time",
@@ -45,6 +49,7 @@ SCOPED_WILDCARDS = [
      "CDK's S3 grant action families, applied only to the prefixes listed in the same statement"),
     (r"^Resource::.*/(runs|models|checkpoints|data-capture|drift|datasets)/[a-z0-9-]*/?\*$",
      "object keys under this model's own prefixes of the artifact bucket"),
+    (r"^Resource::.*/mlflow/[a-z0-9-]+/\*$", "the environment's MLflow artifact store prefix, for its tracking server"),
     (r"^Resource::.*/datasets/\*$", "the data validation step reads the datasets prefix only"),
     (r"^Resource::.*/data-capture/[a-z0-9-]+/AllTraffic/\*$", "captured requests of this model's own endpoint"),
     (r"^Resource::.*/batch/[a-z0-9-]+/(input|output)/\*$", "this model's batch-transform input and output prefixes"),
@@ -60,7 +65,7 @@ SCOPED_WILDCARDS = [
     (r"^Resource::.*:role/aws-service-role/sagemaker\.application-autoscaling\.amazonaws\.com/\*$",
      "the service-linked role Application Auto Scaling creates for SageMaker, limited by an iam:AWSServiceName condition"),
     (r"^Resource::<[A-Za-z0-9]+\.Arn>:\*$", "log streams inside this function's own log group"),
-    (r"^Resource::.*:(model-package/[a-z0-9-]+/\*|training-job/[a-z0-9-]+-\*|endpoint/[a-z0-9-]+-\*|endpoint-config/[a-z0-9-]+-\*|model/[a-z0-9-]+-\*)$",
+    (r"^Resource::.*:(model-package/[a-z0-9-]+/\*|training-job/[a-z0-9-]+-\*|hyper-parameter-tuning-job/[a-z0-9-]+-\*|endpoint/[a-z0-9-]+-\*|endpoint-config/[a-z0-9-]+-\*|model/[a-z0-9-]+-\*)$",
      "SageMaker resources named after this model only"),
     (r"^Resource::.*:execution:[a-z0-9-]+-retraining:\*$", "executions of this model's own state machine"),
 ]

@@ -30,18 +30,19 @@ INSTALL_COMMANDS = ["make setup"]
 SMOKE_EXPECTATIONS = {"RUNS_API_URL": 403, "APPROVAL_URL": 400}
 # IAM wildcards CDK Pipelines itself writes, reviewed: (construct path, finding) patterns and why each is right.
 _PROJECT = r"<[A-Za-z0-9]+>"
+_PARTITION = r"(aws|<AWS::Partition>)"
 PIPELINE_WILDCARDS = [
-    (r".*", rf"^Resource::arn:aws:logs:[a-z0-9-]+:\d{{12}}:log-group:/aws/codebuild/{_PROJECT}:\*$",
+    (r".*", rf"^Resource::arn:{_PARTITION}:logs:[a-z0-9-]+:\d{{12}}:log-group:/aws/codebuild/{_PROJECT}:\*$",
      "a CodeBuild project writes its logs to its own log group"),
-    (r".*", rf"^Resource::arn:aws:codebuild:[a-z0-9-]+:\d{{12}}:report-group/{_PROJECT}-\*$",
+    (r".*", rf"^Resource::arn:{_PARTITION}:codebuild:[a-z0-9-]+:\d{{12}}:report-group/{_PROJECT}-\*$",
      "a CodeBuild project's test reports go to its own report groups"),
     (r".*", r"^Resource::<PipelineArtifactsBucket[A-Z0-9]+\.Arn>/\*$",
      "objects of the pipeline's own artifact bucket (KMS-encrypted, TLS only)"),
     (r".*/UpdatePipeline/SelfMutation/", r"^Resource::arn:\*:iam::\d{12}:role/\*$",
      "self-mutation assumes CDK's bootstrap roles of the tooling account only: the statement is conditioned on the "
      "iam:ResourceTag/aws-cdk:bootstrap-role tag (deploy, file- and image-publishing) that only bootstrap roles carry"),
-    (r".*/Assets/FileRole/", r"^Resource::(\*|arn:aws:logs:[a-z0-9-]+:\d{12}:log-group:/aws/codebuild/\*|"
-                               r"arn:aws:codebuild:[a-z0-9-]+:\d{12}:report-group/\*)$",
+    (r".*/Assets/FileRole/", rf"^Resource::(\*|arn:{_PARTITION}:logs:[a-z0-9-]+:\d{{12}}:log-group:/aws/codebuild/\*|"
+                               rf"arn:{_PARTITION}:codebuild:[a-z0-9-]+:\d{{12}}:report-group/\*)$",
      "CDK Pipelines shares one asset-publishing role among its asset CodeBuild projects, whose names it generates "
      "per asset (start/stop builds, their logs and reports)"),
     (r".*/UpdatePipeline/SelfMutation/", r"^Resource::\*$",
@@ -72,9 +73,10 @@ class PipelineStack(cdk.Stack):
                                                                          region=environment.region))
             stacks = build(stage, environment, specs)
             self.stages[env_name] = stage
-            last = position == len(order) - 1
+            last = position == len(order) - 1 and position > 0  # production: the last of several stages
+            smoke = self._smoke_test(env_name, stacks)
             self.pipeline.add_stage(
-                stage, post=[self._smoke_test(env_name, stacks)],
+                stage, post=[smoke] if smoke else [],
                 pre=[pipelines.ManualApprovalStep(f"Approve{_title(env_name)}", comment=(
                     f"Deploy the platform to {env_name} ({environment.account}): {order[position - 1]} is deployed "
                     "and its outputs answered the smoke test"))] if last else [])
@@ -104,7 +106,7 @@ class PipelineStack(cdk.Stack):
                                                        connection_arn=source.connection_arn, trigger_on_push=True)
 
     @staticmethod
-    def _smoke_test(env_name: str, stacks: list[cdk.Stack]) -> pipelines.ShellStep:
+    def _smoke_test(env_name: str, stacks: list[cdk.Stack]) -> pipelines.ShellStep | None:
         """Each model stack's runs API and approval URL, from the stack outputs, answer as deployed stacks do."""
         outputs, commands = {}, []
         for stack in stacks:
@@ -118,7 +120,8 @@ class PipelineStack(cdk.Stack):
                 outputs[variable] = output
                 commands.append(f'code=$(curl -s -o /dev/null -w "%{{http_code}}" "${variable}"); echo "{variable}: $code"; '
                                 f'test "$code" = "{SMOKE_EXPECTATIONS[name]}"')
-        return pipelines.ShellStep(f"SmokeTest{_title(env_name)}", env_from_cfn_outputs=outputs, commands=commands)
+        return pipelines.ShellStep(f"SmokeTest{_title(env_name)}", env_from_cfn_outputs=outputs, commands=commands) \
+            if commands else None
 
 
 def _title(name: str) -> str:

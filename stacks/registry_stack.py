@@ -1,4 +1,5 @@
-"""Per environment: the KMS key, the artifact bucket, the ECR repository, the registry and the audit table."""
+"""Per environment: the KMS key, the artifact bucket, the ECR repository, the registry, the audit table and (when
+cdk.json turns it on for the environment) the MLflow tracking server."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from constructs import Construct
 
 from pipelines import naming
 from pipelines.spec import EnvironmentSpec, ModelSpec
+from stacks.constructs.experiments import TrackingServer
 from stacks.constructs.registry import ContainerRepository, ModelPackageGroups
 from stacks.constructs.storage import AccessLogBucket, ArtifactBucket, AuditTable, EncryptionKey
 
@@ -26,6 +28,8 @@ class RegistryStack(Stack):
             self, "Images", key=self.key, repository_name=f"{naming.PROJECT}-{env_name}").repository
         self.groups = ModelPackageGroups(self, "Registry", specs=specs, env_name=env_name).groups
         self.audit_table = AuditTable(self, "Audit", key=self.key, table_name=naming.audit_table(env_name)).table
+        self.tracking = TrackingServer(self, "Experiments", env_name=env_name, config=environment.experiments,
+                                       bucket=self.bucket, key=self.key) if environment.experiments.enabled else None
 
         CfnOutput(self, "ArtifactBucketName", value=self.bucket.bucket_name)
         CfnOutput(self, "KeyArn", value=self.key.key_arn)

@@ -17,7 +17,6 @@ from lambdas.shared import dal
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.events import TaskEvent, pipeline_task
 from lambdas.shared.observability import bind, logger, metrics, tracer
-from lambdas.shared.pricing import cost_lines
 from lambdas.shared.run_state import RunState
 
 
@@ -51,6 +50,8 @@ def request_approval(event: ApprovalRequestEvent, context: LambdaContext) -> dic
     key = dal.secret_bytes(setting("SIGNING_SECRET_ARN"))
     per_approver = logic.links(setting("APPROVAL_URL"), event.execution_name, registration.model_package_arn,
                                spec.approval.approvers, run.requested_by, expires, key, spec.approval.principals)
+    from lambdas.shared.pricing import cost_lines  # only this handler of the module needs the Price List
+
     cost = "\n\n" + "\n".join(cost_lines(spec))  # never raises: says why when unpriced
     topic = setting("APPROVAL_TOPIC_ARN")
     for approver in spec.approval.approvers:

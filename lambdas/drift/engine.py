@@ -259,6 +259,7 @@ class FeatureResult:
     current_histogram: list[float] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     distance: float = 0.0  # Model Monitor's baseline drift distance: KS (numeric), L-infinity of shares (categorical)
+    edges: list[float] = field(default_factory=list)  # numeric: value edges of the histogram's groups (outer two open)
 
 
 @dataclass
@@ -338,7 +339,8 @@ def _numeric_results(reference: Reference, counts: np.ndarray, rows: int) -> lis
     return [FeatureResult(name, "numeric", float(psi[i]), float(js[i]), "ks", float(p_values[i]),
                           float(reference.missing[i]), float(current_missing[i]), distance=float(ks[i]),
                           reference_histogram=coarse_reference[i].tolist(), current_histogram=coarse_current[i].tolist(),
-                          labels=[f"q{k}" for k in range(COARSE_GROUPS)])
+                          labels=[f"q{k}" for k in range(COARSE_GROUPS)],
+                          edges=(reference.lows[i] + boundaries[i] / reference.scales[i]).tolist())
             for i, name in enumerate(reference.numeric)]
 
 

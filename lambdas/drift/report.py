@@ -50,7 +50,7 @@ def bin_labels(feature: FeatureResult) -> tuple[list[str], str]:
     if feature.kind != "numeric":
         labels = list(feature.labels[:count]) + [f"#{i}" for i in range(len(feature.labels), count)]
         return labels, "category (rare labels grouped)"
-    edges = getattr(feature, "edges", None)
+    edges = feature.edges
     if edges and len(edges) == count + 1:
         labels = [f"< {_number(edges[1])}" if i == 0 else f"≥ {_number(edges[i])}" if i == count - 1
                   else f"{_number(edges[i])}–{_number(edges[i + 1])}" for i in range(count)]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 from datetime import datetime, timezone
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.pipeline import logic
+from lambdas.pipeline import experiments, logic, tracking
 from lambdas.shared import dal
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.errors import failure_reason
@@ -36,27 +37,53 @@ def prepare_run(event: TaskEvent, context: LambdaContext) -> dict:
     if run_input.model != spec.name:
         raise logic.InvalidRunInput(f"this pipeline trains '{spec.name}', the input asks for '{run_input.model}'")
     logic.refuse_duplicate(dal.running_executions(setting("STATE_MACHINE_ARN")), event.execution_arn, spec.name)
-    defaults = json.loads(setting("TRAINING_HYPERPARAMETERS"))
-    hyperparameters = logic.merge_hyperparameters(defaults, run_input.hyperparameters, spec.training)
+    defaults, store = json.loads(setting("TRAINING_HYPERPARAMETERS")), _bucket()
+    reproduction = _reproduction(spec, store, run_input.reproduce_version) if run_input.reproduce_version else None
+    hyperparameters = experiments.reproduced_hyperparameters(reproduction, defaults) if reproduction else \
+        logic.merge_hyperparameters(defaults, run_input.hyperparameters, spec.training)
     config = logic.run_config(run_input, event.execution_arn, event.execution_name, hyperparameters, spec.dataset,
-                              os.environ.get("SOURCE_GIT_COMMIT", ""))
-    logger.info("run prepared", extra={"trigger": config["trigger"], "requested_by": config["requested_by"]})
+                              os.environ.get("SOURCE_GIT_COMMIT", ""), bucket=store.bucket, reproduction=reproduction)
+    config.update(experiments.tuning_fields(spec.tuning, hyperparameters, run_input.hyperparameters, spec.name,
+                                            event.execution_name, reproduction is not None))
+    # The code this run trains with, kept with the run: the deployed archive, or the reproduced version's own.
+    source = reproduction.source_uri if reproduction else setting("SOURCE_ARCHIVE")
+    store.copy_in(source, dal.parse_s3_uri(config["source_uri"])[1])
+    logger.info("run prepared", extra={"trigger": config["trigger"], "requested_by": config["requested_by"],
+                                       "tune": config["tune"], "reproduces": config.get("reproduces")})
     metrics.add_metric(name="RunsStarted", unit="Count", value=1)
     return config
+
+
+def _reproduction(spec, store: dal.ObjectStore, version: int) -> experiments.Reproduction:
+    """The registered version a run reproduces: its lineage and its evaluation report (complete hyperparameters)."""
+    arn = experiments.version_arn(setting("STATE_MACHINE_ARN"), setting("MODEL_PACKAGE_GROUP"), version)
+    try:
+        package = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")).describe(arn)
+    except dal.ClientError as error:
+        raise logic.InvalidRunInput(f"version {version} of {spec.name} cannot be read: "
+                                    f"{error.response['Error'].get('Message', error)}") from None
+    uri = experiments.report_uri(package)
+    report = store.read_json(dal.parse_s3_uri(uri)[1]) if uri.startswith(f"s3://{store.bucket}/runs/{spec.name}/") else {}
+    return experiments.reproduction_of(package, report, store.bucket, spec.name, spec.dataset)
 
 
 @pipeline_task()
 def validate_data(event: TaskEvent, context: LambdaContext) -> dict:
     spec, store, run = model_spec(), _bucket(), event.state["run"]
-    key = run["dataset_key"]
+    key, pinned = run["dataset_key"], run.get("dataset_version_id")  # pinned: a reproduction's exact version
     try:
-        head = store.head(key)
+        head = store.head(key, pinned)
     except dal.ClientError as error:
-        raise logic.DataValidationFailed(f"dataset s3://{store.bucket}/{key} cannot be read: {error}") from None
-    version_id = head.get("VersionId")
+        raise logic.DataValidationFailed(f"dataset s3://{store.bucket}/{key}"
+                                         f"{f' version {pinned}' if pinned else ''} cannot be read: {error}") from None
+    version_id = head.get("VersionId") or pinned
     hashing = logic.HashingReader(store.open(key, version_id))
     lines = logic.decoded_lines(io.BufferedReader(hashing, buffer_size=1 << 20))  # bad bytes: a problem, not a crash
     report = logic.check_dataset(lines, spec.dataset, spec.task)
+    expected = run.get("expected_sha256")
+    if expected and hashing.sha256.hexdigest() != expected:
+        report.problems.append(f"version {version_id} hashes to {hashing.sha256.hexdigest()}, not to the sha256 "
+                               f"{expected} the reproduced version trained on: not the same bytes")
     if report.problems:
         metrics.add_metric(name="DataValidationFailures", unit="Count", value=1)
         raise logic.DataValidationFailed(f"s3://{store.bucket}/{key}: " + "; ".join(report.problems))
@@ -98,7 +125,9 @@ def evaluate(event: TaskEvent, context: LambdaContext) -> dict:
     decision = logic.evaluate_challenger(report, spec.objective, pinned)
     metrics.add_metric(name="ObjectiveValue", unit="None", value=decision.value)
     logger.info("evaluated", extra={"promote": decision.promote, "reason": decision.reason})
-    return Evaluation(metrics=report["metrics"], objective=spec.objective.metric, value=decision.value,
+    tracked = track_run(spec, state, report, {"promote": decision.promote, "reason": decision.reason,
+                                              "champion_arn": (pinned or {}).get("model_package_arn")})
+    return Evaluation(**tracked, metrics=report["metrics"], objective=spec.objective.metric, value=decision.value,
                       champion_arn=(pinned or {}).get("model_package_arn"),
                       champion_value=decision.champion_value, promote=decision.promote, reason=decision.reason,
                       champion_metrics=(report.get("champion") or {}).get("metrics"),
@@ -132,9 +161,65 @@ def register(event: TaskEvent, context: LambdaContext) -> dict:
         Tags=[{"Key": "mlops:model", "Value": spec.name}],
     )
     version = registry.describe(arn).get("ModelPackageVersion")
+    tag_tracked_run(getattr(evaluation, "mlflow_run_id", None), arn, version)
     metrics.add_metric(name="ModelsRegistered", unit="Count", value=1)
     logger.info("model package registered", extra={"model_package_arn": arn, "version": version})
     return {"model_package_arn": arn, "version": version}
+
+
+def _tracking_server() -> str:
+    return os.environ.get("TRACKING_SERVER", "")
+
+
+def track_run(spec, state: dict, report: dict, decision: dict) -> dict:
+    """Logs the run to the environment's MLflow tracking server (and a tuning job's trials as its child runs);
+    {"mlflow_run_id", "mlflow_experiment_id"}. Tracking never fails a run: an unreachable server is a warning,
+    a TrackingFailures metric and "tracking_error" in the evaluation, and the lineage says "none"."""
+    if not _tracking_server() or not spec.experiments.enabled:
+        return {}
+    try:
+        client = tracking.TrackingClient.for_server(_tracking_server())
+        record = experiments.run_record(spec, state, report, decision)
+        experiment_id = client.experiment_id(record.experiment)
+        run_id = _log(client, experiment_id, record)
+        tuning = state.get("tuning") or {}
+        if tuning.get("job_name"):
+            for trial in experiments.trial_records(dal.tuning_trials(tuning["job_name"]), spec, run_id,
+                                                   tuning.get("best_training_job", "")):
+                _log(client, experiment_id, trial)
+        logger.info("run tracked", extra={"mlflow_run_id": run_id, "experiment": record.experiment})
+        return {"mlflow_run_id": run_id, "mlflow_experiment_id": experiment_id}
+    except (tracking.TrackingError, dal.ClientError) as error:
+        logger.warning("experiment tracking failed; the run goes on", extra={"error": str(error)[:1000]})
+        metrics.add_metric(name="TrackingFailures", unit="Count", value=1)
+        return {"tracking_error": str(error)[:500]}
+
+
+def _log(client: tracking.TrackingClient, experiment_id: str, record: experiments.TrackingRecord) -> str:
+    """One MLflow run; a retried step finds the run it finished before (by name and tags) instead of a second one."""
+    key = experiments.RUN_TAG if experiments.RUN_TAG in record.tags else experiments.TRIAL_TAG
+    earlier = client.run_tagged(experiment_id, key, record.tags[key]) if record.tags.get(key) else None
+    if earlier and earlier["info"].get("status") == "FINISHED":
+        return earlier["info"]["run_id"]
+    now = int(time.time() * 1000)
+    run_id = earlier["info"]["run_id"] if earlier else client.create_run(experiment_id, record.run_name, record.tags, now)
+    stamped = [{"key": m["key"], "value": m["value"], "step": m["step"], "timestamp": now + (1 if m.get("final") else 0)}
+               for m in record.metrics]
+    client.log_batch(run_id, record.params, stamped, record.tags)
+    client.finish_run(run_id, int(time.time() * 1000), record.status)
+    return run_id
+
+
+def tag_tracked_run(run_id: str | None, model_package_arn: str, version) -> None:
+    """The MLflow run leads to the registered version (and the version's lineage back to the run)."""
+    if not run_id or not _tracking_server():
+        return
+    try:
+        tracking.TrackingClient.for_server(_tracking_server()).set_tags(run_id, experiments.package_tags(model_package_arn,
+                                                                                                           version))
+    except (tracking.TrackingError, dal.ClientError) as error:
+        logger.warning("could not tag the MLflow run with its model package", extra={"error": str(error)[:1000]})
+        metrics.add_metric(name="TrackingFailures", unit="Count", value=1)
 
 
 class NotifyEvent(TaskEvent):

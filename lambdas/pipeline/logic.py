@@ -11,9 +11,10 @@ import re
 from dataclasses import dataclass, field
 from typing import IO, Iterable, Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipelines import naming
+from lambdas.shared.lineage import checked, decode_pairs, encode_pairs
 from lambdas.shared.errors import failure_reason
 from pipelines.spec import (MAX_CLASSES, DatasetSpec, ObjectiveSpec, TaskSpec, TrainingSpec, control_character,
                             refuse_control_characters)
@@ -58,6 +59,16 @@ class RunRequest(BaseModel):
     dataset_key: str | None = Field(default=None, min_length=1, max_length=1024)
     hyperparameters: dict[str, str | int | float | bool] = Field(default_factory=dict)
     reason: str | None = Field(default=None, max_length=2000)
+    reproduce_version: int | None = Field(
+        default=None, ge=1, description="Train again exactly as this registered version was trained: its source "
+                                        "snapshot, dataset version and hyperparameters (docs/experiments.md)")
+
+    @model_validator(mode="after")
+    def _reproduction_is_exact(self):
+        if self.reproduce_version is not None and (self.hyperparameters or self.dataset_key):
+            raise ValueError("a reproduction trains with the version's own hyperparameters and dataset version; "
+                             "fix: drop hyperparameters and dataset_key, or start an ordinary run")
+        return self
 
     @field_validator("git_commit", "dataset_key", "reason", "model", "requested_by", mode="before", check_fields=False)
     @classmethod
@@ -160,18 +171,28 @@ def refuse_duplicate(running: list[dict], own_execution_arn: str, model: str) ->
 
 
 def run_config(run_input: RunInput, execution_arn: str, execution_name: str, hyperparameters: dict[str, str],
-               dataset: DatasetSpec, deployed_commit: str = "") -> dict:
+               dataset: DatasetSpec, deployed_commit: str = "", bucket: str = "", reproduction=None) -> dict:
     """deployed_commit: the commit the stack (and so the training code asset) was synthesized from; it is
-    what schedule- and drift-triggered runs really run."""
+    what schedule- and drift-triggered runs really run. source_uri: the run's own snapshot of the source archive
+    (PrepareRun copies it there; the training job's code channel). reproduction (lambdas.pipeline.experiments
+    .Reproduction): the registered version this run trains again, with its commit, dataset version and code."""
     check_execution_name(run_input.model, execution_name)
     dataset_key = check_dataset_key(run_input.dataset_key, dataset) if run_input.dataset_key \
         else f"{dataset.s3_prefix}{dataset.file_name}"
-    return {
+    config = {
         "model": run_input.model, "trigger": run_input.trigger, "requested_by": run_input.requested_by,
         "git_commit": run_input.git_commit or deployed_commit or "unknown", "execution_arn": execution_arn,
         "execution_name": execution_name, "training_job_name": naming.training_job(run_input.model, execution_name),
         "dataset_key": dataset_key, "hyperparameters": hyperparameters, "reason": run_input.reason or "",
+        "source_uri": f"s3://{bucket}/runs/{run_input.model}/{execution_name}/code/sourcedir.tar.gz",
     }
+    if reproduction is not None:
+        config.update({"git_commit": reproduction.git_commit, "dataset_key": reproduction.dataset_key,
+                       "dataset_version_id": reproduction.dataset_version_id,
+                       "expected_sha256": reproduction.dataset_sha256, "reproduces": reproduction.model_package_arn,
+                       "reproduces_version": reproduction.version, "reproduced_source_uri": reproduction.source_uri,
+                       "reason": run_input.reason or f"reproduction of version {reproduction.version}"})
+    return config
 
 
 class HashingReader(io.RawIOBase):
@@ -514,21 +535,41 @@ def evaluate_challenger(report: dict, objective: ObjectiveSpec, pinned: dict | N
 
 
 def lineage(state: dict) -> dict[str, str]:
-    """CustomerMetadataProperties for the model package: every value a string, as SageMaker requires."""
+    """CustomerMetadataProperties for the model package: every value a string in SageMaker's alphabet (checked)."""
     run, validation, training, evaluation = state["run"], state["validation"], state["training"], state["evaluation"]
-    return {
+    return checked({
         "git_commit": run["git_commit"], "execution_arn": run["execution_arn"], "trigger": run["trigger"],
         "requested_by": run["requested_by"], "dataset_uri": validation["dataset_uri"],
         "dataset_version_id": validation["version_id"] or "unversioned", "dataset_sha256": validation["sha256"],
         "dataset_rows": str(validation["rows"]), "training_job_arn": training["job_arn"],
-        "hyperparameters": json.dumps(decoded_hyperparameters(run["hyperparameters"]), sort_keys=True),
-        "metrics": json.dumps({k: round(float(v), 6) for k, v in evaluation["metrics"].items()}, sort_keys=True),
+        # What the job trained with: a tuned run's best trial got the static ones and those the search chose.
+        "hyperparameters": encode_pairs(decoded_hyperparameters(training.get("hyperparameters") or run["hyperparameters"])),
+        "metrics": encode_pairs({k: round(float(v), 6) for k, v in evaluation["metrics"].items()}),
         "champion_package_arn": evaluation.get("champion_arn") or "none",
         # The two numbers the decision compared, both measured on this run's validation rows.
         "objective": evaluation.get("objective") or "none",
         "challenger_value": _number(evaluation.get("value")),
         "champion_value_same_data": _number(evaluation.get("champion_value")),
-    }
+        # The run's own source snapshot: with the dataset version and the hyperparameters, what reproduces it.
+        "source_uri": run.get("source_uri") or "none",
+        # Experiment tracking: the MLflow run of this version (its tags lead back here by model package ARN).
+        "mlflow_run_id": evaluation.get("mlflow_run_id") or "none",
+        "mlflow_experiment_id": evaluation.get("mlflow_experiment_id") or "none",
+        **tuning_lineage(state.get("tuning")),
+        **({"reproduces": run["reproduces"]} if run.get("reproduces") else {}),
+    })
+
+
+def tuning_lineage(tuning: dict | None) -> dict[str, str]:
+    """The tuning job and the trial that won it, when the run tuned."""
+    if not tuning:
+        return {}
+    objective = tuning.get("best_objective") or {}
+    counts = tuning.get("training_job_counts") or {}
+    return {"tuning_job_arn": tuning.get("job_arn", ""), "tuning_strategy": tuning.get("strategy", ""),
+            "tuning_best_trial": tuning.get("best_training_job", ""),
+            "tuning_best_objective": _number(objective.get("Value")),
+            "tuning_trials_completed": str(counts.get("Completed", 0))}
 
 
 def _number(value) -> str:
@@ -539,7 +580,7 @@ def decoded_hyperparameters(encoded: dict[str, str]) -> dict:
     """SageMaker's JSON-string values back to numbers and booleans; the script-mode settings left out."""
     decoded = {}
     for key, value in encoded.items():
-        if key.startswith("sagemaker_"):
+        if key.startswith(("sagemaker_", "_")):  # script-mode settings; a tuning trial's _tuning_objective_metric
             continue
         try:
             decoded[key] = json.loads(value)
@@ -551,8 +592,7 @@ def decoded_hyperparameters(encoded: dict[str, str]) -> dict:
 def champion_metrics(package: dict | None) -> dict | None:
     if not package:
         return None
-    raw = package.get("CustomerMetadataProperties", {}).get("metrics")
-    return json.loads(raw) if raw else None
+    return decode_pairs(package.get("CustomerMetadataProperties", {}).get("metrics")) or None
 
 
 def approval_timed_out(state: dict, outcome: str) -> bool:

@@ -7,17 +7,20 @@ import base64
 import hashlib
 from dataclasses import dataclass
 
+import boto3
 from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
 
 from lambdas.pipeline.logic import HashingReader
 from lambdas.shared.dal import client, conditional_write, parse_s3_uri
 
 _CHUNK = 8 * 1024 * 1024
+_RETRIES = Config(retries={"max_attempts": 8, "mode": "adaptive"})  # as lambdas.shared.dal's clients
 
 
 def describe_package(arn: str) -> dict:
-    """A package of this or another account (by ARN: the other account's group policy decides)."""
-    return client("sagemaker").describe_model_package(ModelPackageName=arn)
+    """A package of this or another account (by ARN: the other account's group policy decides), in its own region."""
+    return boto3.client("sagemaker", region_name=arn.split(":")[3], config=_RETRIES).describe_model_package(ModelPackageName=arn)
 
 
 def head_bytes(uri: str, version_id: str | None, limit: int) -> bytes:

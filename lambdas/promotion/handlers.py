@@ -35,6 +35,9 @@ def _now() -> str:
 @pipeline_task(TaskEvent)
 def import_package(event: TaskEvent, context: LambdaContext) -> dict:
     spec = model_spec()
+    if "offer" not in event.state:
+        raise logic.PromotionRefused(f"this stage receives {spec.name} from {setting('UPSTREAM_ENV')} and trains nothing; "
+                                     "its runs start from its promotion bus, not from `mlops run start`")
     offer = logic.check_offer(logic.ImportInput.model_validate(event.state), model=spec.name,
                               upstream_env=setting("UPSTREAM_ENV"), upstream_account=setting("UPSTREAM_ACCOUNT"),
                               region=setting("UPSTREAM_REGION"), group=setting("UPSTREAM_GROUP"))

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 from pydantic import BaseModel, Field
 
+from lambdas.shared.lineage import checked, decode_pairs, encode_pairs
 from pipelines.promotion import EVENT_SOURCE, OFFERED, SHA256_KEY, VERSION_KEY
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -134,6 +135,9 @@ def promoted_lineage(upstream: dict[str, str], *, upstream_arn: str, upstream_ve
     """The upstream lineage, kept whole (git commit, run, requester, dataset and its digest, metrics, the artifact's
     sha256), plus where this copy came from; upstream offer markers are dropped."""
     kept = {key: value for key, value in upstream.items() if not key.startswith(OFFERED_TO)}
+    for structured in ("metrics", "hyperparameters"):  # a package registered with JSON lineage is re-written
+        if structured in kept:
+            kept[structured] = encode_pairs(decode_pairs(kept[structured]))
     lineage = {**kept, "promoted_from": upstream_arn, "promoted_from_env": upstream_env,
                "promoted_from_account": upstream_account, "promoted_from_version": str(upstream_version),
                "source_package_arn": upstream.get("source_package_arn", upstream_arn),
@@ -142,14 +146,7 @@ def promoted_lineage(upstream: dict[str, str], *, upstream_arn: str, upstream_ve
     if len(lineage) > MAX_METADATA_ENTRIES:
         raise PromotionRefused(f"the promoted lineage has {len(lineage)} entries; SageMaker keeps at most "
                                f"{MAX_METADATA_ENTRIES}")
-    return lineage
-
-
-def _json(text: str | None, default):
-    try:
-        return json.loads(text) if text else default
-    except ValueError:
-        return default
+    return checked(lineage)
 
 
 def _number(text: str | None) -> float | None:
@@ -165,13 +162,13 @@ def run_state(*, model: str, lineage: dict[str, str], execution_arn: str, execut
     """The state document a promotion run carries into the approval hook and the deployment, shaped like a
     retraining run's (lambdas.shared.run_state.RunState): the requester stays the person who trained it (so they
     cannot approve it in any stage), the metrics are the recorded ones, the snapshot is the smoke-test sample."""
-    metrics = _json(lineage.get("metrics"), {})
+    metrics = decode_pairs(lineage.get("metrics"))
     value = _number(lineage.get("challenger_value"))
     return {
         "run": {"model": model, "trigger": "promotion", "requested_by": lineage.get("requested_by", "unknown"),
                 "git_commit": lineage.get("git_commit", "unknown"), "execution_arn": execution_arn,
                 "execution_name": execution_name,
-                "hyperparameters": {k: json.dumps(v) for k, v in _json(lineage.get("hyperparameters"), {}).items()},
+                "hyperparameters": {k: json.dumps(v) for k, v in decode_pairs(lineage.get("hyperparameters")).items()},
                 "reason": f"promotion of {upstream_env} version {upstream_version} "
                           f"(trained as {lineage.get('source_package_arn', '?')})"},
         "validation": {"dataset_uri": lineage.get("dataset_uri", ""), "version_id": lineage.get("dataset_version_id"),

@@ -55,7 +55,7 @@ def _parse(model, body: dict):
 
 def execution_input(request: RunRequest, model: str, principal: str) -> dict:
     document = {"model": model, "trigger": "manual", "requested_by": principal, "hyperparameters": request.hyperparameters}
-    for name in ("git_commit", "reason", "dataset_key"):
+    for name in ("git_commit", "reason", "dataset_key", "reproduce_version"):
         value = getattr(request, name)
         if value:
             document[name] = value

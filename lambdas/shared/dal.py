@@ -55,8 +55,8 @@ class ObjectStore:
         extra = {"VersionId": version_id} if version_id else {}
         return self.s3.get_object(Bucket=self.bucket, Key=key, **extra)["Body"]
 
-    def head(self, key: str) -> dict:
-        return self.s3.head_object(Bucket=self.bucket, Key=key)
+    def head(self, key: str, version_id: str | None = None) -> dict:
+        return self.s3.head_object(Bucket=self.bucket, Key=key, **({"VersionId": version_id} if version_id else {}))
 
     def read_bytes(self, key: str) -> bytes:
         return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
@@ -74,6 +74,12 @@ class ObjectStore:
     def copy(self, source_key: str, version_id: str | None, target_key: str) -> str:
         source = {"Bucket": self.bucket, "Key": source_key, **({"VersionId": version_id} if version_id else {})}
         self.s3.copy_object(Bucket=self.bucket, Key=target_key, CopySource=source)
+        return f"s3://{self.bucket}/{target_key}"
+
+    def copy_in(self, source_uri: str, target_key: str) -> str:
+        """Copies an object from any bucket this role may read (a CDK asset, another run's snapshot) into this one."""
+        bucket, key = parse_s3_uri(source_uri)
+        self.s3.copy_object(Bucket=self.bucket, Key=target_key, CopySource={"Bucket": bucket, "Key": key})
         return f"s3://{self.bucket}/{target_key}"
 
     def list_keys(self, prefix: str) -> Iterator[str]:
@@ -122,6 +128,19 @@ class ModelRegistry:
     def set_status(self, arn: str, status: str, description: str) -> None:
         self.sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus=status,
                                             ApprovalDescription=description[:1024])
+
+
+def tuning_trials(tuning_job_name: str, limit: int = 500) -> list[dict]:
+    """The training jobs a hyperparameter tuning job launched (summaries: tuned hyperparameters, objective, status)."""
+    sagemaker, trials, token = client("sagemaker"), [], None
+    while len(trials) < limit:
+        page = sagemaker.list_training_jobs_for_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName=tuning_job_name, MaxResults=100, **({"NextToken": token} if token else {}))
+        trials += page.get("TrainingJobSummaries", [])
+        token = page.get("NextToken")
+        if not token:
+            break
+    return trials[:limit]
 
 
 def running_executions(state_machine_arn: str) -> list[dict]:

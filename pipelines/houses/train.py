@@ -23,7 +23,7 @@ try:
     import modelkit  # noqa: F401  packed beside this file in the source archive
 except ImportError:  # a checkout: pipelines/modelkit
     sys.path.insert(0, str(HERE.parent))
-from modelkit import contract, data, finish  # noqa: E402
+from modelkit import contract, data, finish, tracking  # noqa: E402
 
 OBJECTIVES = {"binary": "binary:logistic", "multiclass": "multi:softprob", "regression": "reg:squarederror"}
 
@@ -85,17 +85,19 @@ def run(paths: contract.Paths, hp: Hyperparameters) -> dict:
     resumed, done = latest_checkpoint(paths.checkpoints)
     if done:
         print(f"checkpoint: resumed from round {done}", flush=True)
-    started = time.perf_counter()
+    started, evals_result = time.perf_counter(), {}
     booster = xgb.train(booster_params(hp, task, split), train, num_boost_round=max(hp.num_round - done, 0),
                         evals=[(train, "train"), (valid, "validation")], xgb_model=resumed, verbose_eval=False,
-                        callbacks=[Checkpoints(paths.checkpoints, hp.checkpoint_rounds)])
+                        evals_result=evals_result, callbacks=[Checkpoints(paths.checkpoints, hp.checkpoint_rounds)])
     paths.model.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(paths.model / "model.json"))  # XGBoost's portable format, read by any 2.x/3.x
     (paths.model / "preprocessing.json").write_text(json.dumps(split.state, indent=2))
     return finish.finish(paths, task, HERE, split, {
         "framework": f"xgboost {xgb.__version__}", "device": "cpu", "rounds_completed": booster.num_boosted_rounds(),
         "resumed_from_round": done, "hyperparameters": contract.as_dict(hp),
-        "train_seconds": round(time.perf_counter() - started, 3)})
+        "train_seconds": round(time.perf_counter() - started, 3)},
+        history=tracking.History.from_xgboost(evals_result, {"train": "train:", "validation": task.metric_prefix},
+                                                   rounds_before=done))
 
 
 def main(argv: list | None = None) -> int:

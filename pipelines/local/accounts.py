@@ -183,7 +183,7 @@ class Rule:
 
 
 @dataclass
-class Delivery:
+class Delivered:
     rule: str
     target: str
     outcome: str  # delivered, or why not
@@ -209,9 +209,9 @@ class EventRouter:
         for rule in [r for r in self.rules if r.account == account and r.bus == bus]:
             if rule.pattern.matches_event(event):
                 for target in rule.targets:
-                    self.deliveries.append(Delivery(rule.name, target["Arn"], self._deliver(rule, target, event)))
+                    self.deliveries.append(Delivered(rule.name, target["Arn"], self._deliver(rule, target, event)))
 
-    def failures(self) -> list[Delivery]:
+    def failures(self) -> list[Delivered]:
         return [d for d in self.deliveries if d.outcome != "delivered"]
 
     def _deliver(self, rule: Rule, target: dict, event: dict) -> str:
@@ -221,7 +221,8 @@ class EventRouter:
                 self._to_bus(rule, target, event)
             elif ":stateMachine:" in arn:
                 self.world.credentials(target["RoleArn"]).client("stepfunctions", self.world.region).start_execution(
-                    stateMachineArn=arn, input=json.dumps(target_input(target, event)))
+                    stateMachineArn=arn, name=str(uuid.uuid4()),  # EventBridge names executions so (moto: "None")
+                    input=json.dumps(target_input(target, event)))
             elif ":function:" in arn:
                 self.world.accounts_by_id[rule.account].dispatch.invoke(arn.rsplit(":", 1)[1], target_input(target, event))
             else:
@@ -256,13 +257,25 @@ def target_input(target: dict, event: dict) -> dict:
 
     values = {name: next((m.value for m in parse(path).find(event)), None)
               for name, path in transformer.get("InputPathsMap", {}).items()}
+    return json.loads(_fill(transformer["InputTemplate"], values))
 
-    def insert(match: re.Match) -> str:
-        quoted, name = match.group(1), match.group(2)
-        value = values.get(name)
-        return f'"{value}"' if quoted and isinstance(value, str) else json.dumps(value)
 
-    return json.loads(re.sub(r'("?)<([A-Za-z0-9_.-]+)>\1', insert, transformer["InputTemplate"]))
+def _fill(template: str, values: dict) -> str:
+    """Placeholders inside a JSON string get the raw text, outside one the JSON value (a string quoted)."""
+    out, in_string, i = [], False, 0
+    while i < len(template):
+        placeholder = re.match(r"<([A-Za-z0-9_.-]+)>", template[i:])
+        if placeholder and placeholder.group(1) in values:
+            value = values[placeholder.group(1)]
+            text = value if isinstance(value, str) else json.dumps(value)
+            out.append(json.dumps(text)[1:-1] if in_string else json.dumps(value))
+            i += placeholder.end()
+            continue
+        if template[i] == '"' and (i == 0 or template[i - 1] != "\\"):
+            in_string = not in_string
+        out.append(template[i])
+        i += 1
+    return "".join(out)
 
 
 # ---------------------------------------------------------------------------------------------- accounts
@@ -292,7 +305,7 @@ class EmulatedAccount:
 
 
 class Accounts:
-    """The emulated accounts of one promotion. Use inside mock_aws (see `emulated`)."""
+    """The emulated accounts of one promotion, inside mock_aws (CrossAccountPromotion drives them)."""
 
     def __init__(self, environments: dict[str, str], region: str, workdir: Path) -> None:
         from moto.core import DEFAULT_ACCOUNT_ID
@@ -416,6 +429,29 @@ class Accounts:
         documents = [backend.get_role_policy(name, policy)[1] for policy in backend.list_role_policies(name)]
         attached, _ = backend.list_attached_role_policies(name)
         return [IAMPolicy(document)._policy_json for document in [*documents, *attached]]
+
+    @contextlib.contextmanager
+    def role_without(self, role_arn: str, drop: Callable[[dict], bool]) -> Iterator[list[dict]]:
+        """The role's inline policies without the statements `drop` picks, for the duration (a missing grant)."""
+        account = self.accounts_by_id[role_arn.split(":")[4]]
+        client, name = account.client("iam"), role_arn.rsplit("/", 1)[1]
+        saved = {policy: client.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+                 for policy in client.list_role_policies(RoleName=name)["PolicyNames"]}
+        dropped = []
+        for policy, document in saved.items():
+            kept = [s for s in _list(document["Statement"]) if not drop(s)]
+            dropped += [s for s in _list(document["Statement"]) if drop(s)]
+            if kept:
+                client.put_role_policy(RoleName=name, PolicyName=policy, PolicyDocument=json.dumps({**document, "Statement": kept}))
+            else:  # IAM refuses a policy without statements
+                client.delete_role_policy(RoleName=name, PolicyName=policy)
+        if not dropped:
+            raise KeyError(f"no statement of {role_arn} matches")
+        try:
+            yield dropped
+        finally:
+            for policy, document in saved.items():
+                client.put_role_policy(RoleName=name, PolicyName=policy, PolicyDocument=json.dumps(document))
 
     def function(self, env: str, logical_prefix: str):
         return self.accounts[env].provisioned.function_named(logical_prefix)
@@ -547,14 +583,16 @@ def _install_lambda_routing() -> None:
 
 
 def _install_interpreter_accounts() -> None:
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
     from moto.stepfunctions.parser.asl.utils import boto_client
-    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
-    original_logic = ExecutionWorker._execution_logic
+    original_eval = EvalComponent.eval
 
-    def execution_logic(self):
-        _execution_account.id = self._evaluation_details.state_machine_details.arn.split(":")[4]
-        return original_logic(self)
+    def evaluate_in_account(self, env):
+        """Every step evaluates its parts (parameters, resource) in the thread that then calls AWS: the executing
+        account is known there, whichever thread moto's interpreter runs the step in."""
+        _execution_account.id = env.aws_execution_details.account
+        return original_eval(self, env)
 
     class AccountBoto3:
         """moto's interpreter calls boto3.client(aws_access_key_id="ak", ...): the executing account's admin instead."""
@@ -568,7 +606,7 @@ def _install_interpreter_accounts() -> None:
                               aws_session_token=account.admin.session_token)
             return boto3.client(*args, **kwargs)
 
-    ExecutionWorker._execution_logic = execution_logic
+    EvalComponent.eval = evaluate_in_account
     boto_client.boto3 = AccountBoto3()
 
 
@@ -611,7 +649,7 @@ class CrossAccountPromotion:
     inside it; `world` holds the accounts, `router` the deliveries."""
 
     def __init__(self, model: str, environments: dict[str, str], workdir: Path, *, region: str = "us-east-1",
-                 overrides: dict[str, dict] | None = None, models_dir: Path | None = None,
+                 overrides: dict[str, dict] | None = None, models_dir: Path | None = None, rows: int = 1000,
                  say: Callable[[str], None] = lambda line: None) -> None:
         from pipelines.model_folder import load_dataset_module
         from pipelines.spec import MODELS_DIR, find_model_dir, load_spec
@@ -623,6 +661,7 @@ class CrossAccountPromotion:
         self.spec = load_spec(self.model_dir)
         self.dataset = load_dataset_module(self.model_dir, self.spec)
         self.timings: dict[str, float] = {}
+        self.seed_rows = rows
         self._stack = contextlib.ExitStack()
 
     @property
@@ -649,7 +688,7 @@ class CrossAccountPromotion:
         self.world = Accounts(self.environments, self.region, self.workdir)
         self._stack.callback(self.world.close)
         self._timed("provision", lambda: self.world.provision(templates, self._function_urls))
-        self._seed()
+        self._seed(self.seed_rows)
         self.people = self._people()
         self.world.enforce()
         from pipelines.local import glue
@@ -680,11 +719,15 @@ class CrossAccountPromotion:
 
         context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
         names = list(self.environments)
+        only = self.workdir / "models"  # this model alone: the app builds stacks for every model it finds
+        only.mkdir(exist_ok=True)
+        if not (only / self.model).exists():
+            (only / self.model).symlink_to(self.model_dir, target_is_directory=True)
         context.update({"mlops:environments": {env: {"account": account, "region": self.region,
                                                      "overrides": self.overrides.get(env, {})}
                                                for env, account in self.environments.items()},
                         "mlops:delivery": {"training": names[0], "promotion": names[1:]},
-                        "aws:cdk:bundling-stacks": [], "mlops:models_dir": str(self.models_dir)})
+                        "aws:cdk:bundling-stacks": [], "mlops:models_dir": str(only)})
         assembly = build_app(cdk.App(context=context, outdir=str(self.workdir / "cdk.out"))).synth()
         return {env: {name: assembly.get_stack_by_name(name).template
                       for name in (naming.registry_stack(env), naming.model_stack(self.model, env))}
@@ -700,7 +743,7 @@ class CrossAccountPromotion:
         account.servers += [approval, api]
         return {decide: approval.url, runs: api.url}
 
-    def _seed(self, rows: int = 1000) -> None:
+    def _seed(self, rows: int) -> None:
         account = self.world.accounts[self.training]
         path = self.dataset.write_csv(self.dataset.generate(rows, 7, 0.0), self.workdir / "data" / "train.csv")
         key = f"{self.spec.dataset.s3_prefix}{self.spec.dataset.file_name}"
@@ -769,3 +812,73 @@ class CrossAccountPromotion:
         body = runtime.invoke_endpoint(EndpointName=naming.endpoint(self.model, env, stage), ContentType="application/json",
                                        Body=json.dumps({"instances": rows}))["Body"].read()
         return json.loads(body)["predictions"]
+
+    def delivery(self):
+        """The delivery roles the emulated accounts play (training: the first environment)."""
+        from pipelines.promotion import Delivery, DeliverySpec
+        from pipelines.spec import EnvironmentSpec
+
+        names = list(self.environments)
+        return Delivery(DeliverySpec(training=names[0], promotion=names[1:]),
+                        {env: EnvironmentSpec(name=env, account=account, region=self.region)
+                         for env, account in self.environments.items()})
+
+    def promote_through(self, trained_execution_arn: str, approver_of: Callable[[str], str]) -> list[dict]:
+        """Each stage in turn: the previous stage's successful run is announced, the stage imports what it was
+        offered, `approver_of(stage)` approves it with `mlops promote`, and its run deploys it."""
+        from pipelines.promote_cli import promote
+
+        names, delivery = list(self.environments), self.delivery()
+        finished, previous, arn = [], names[0], trained_execution_arn
+        for stage in names[1:]:
+            known = {run["executionArn"] for run in self.executions(stage)}
+            self.world.execution_status_changed(previous, arn)
+            started = [run for run in self.executions(stage) if run["executionArn"] not in known]
+            if len(started) != 1:
+                raise RuntimeError(f"{stage} started {len(started)} promotion runs; deliveries: {self.world.router.deliveries}")
+            arn = started[0]["executionArn"]
+            waiting = self.world.wait_for(stage, arn, lambda d, s=stage: d["status"] != "RUNNING" or
+                                          self.pending(s, d["name"]) is not None)
+            if waiting["status"] != "RUNNING":
+                raise RuntimeError(f"the promotion run in {stage} ended {waiting['status']} before its approval")
+            decided = promote(self.pipelines(stage, approver_of(stage)), delivery, self.model, "latest", stage,
+                              f"promotion to {stage}")
+            finished.append({**decided, "run": self.world.wait_for(stage, arn, lambda d: d["status"] != "RUNNING")})
+            previous = stage
+        return finished
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m pipelines.local.accounts`: the model trained in a dev account and promoted through the given
+    stages, each an account of its own, under enforced IAM; prints what each stage serves and who approved it."""
+    import argparse
+    import tempfile
+
+    from pipelines.promote_cli import stage_overview
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--model", default="churn")
+    parser.add_argument("--stages", nargs="+", default=["staging", "prod"])
+    parser.add_argument("--rows", type=int, default=5000, help="rows of generated training data")
+    arguments = parser.parse_args(argv)
+    accounts = {"dev": "123456789012", **{stage: f"{210987654321 + 111111111 * i}" for i, stage in enumerate(arguments.stages)}}
+    started = time.perf_counter()
+    show = lambda line: print(line) if line.startswith("validation:") else None  # noqa: E731
+    with tempfile.TemporaryDirectory() as workdir, CrossAccountPromotion(arguments.model, accounts, Path(workdir),
+                                                                         rows=arguments.rows, say=show) as promotion:
+        approver = promotion.approvers("dev")[0]
+        trained = promotion.train(approver=approver)
+        print(f"dev: run {trained['name']} {trained['status']}")
+        if promotion.world.accounts["dev"].client("sagemaker").list_model_packages(
+                ModelPackageGroupName=naming.model_package_group(arguments.model, "dev"))["ModelPackageSummaryList"] == []:
+            raise SystemExit("the dev run registered no package (below the spec's minimum?): nothing to promote")
+        for step in promotion.promote_through(trained["executionArn"], lambda stage: promotion.approvers(stage)[0]):
+            print(f"{step['stage']}: {step['package']} approved at {step['decided_at']}, run {step['run']['status']}")
+        clients = {env: promotion.pipelines(env, promotion.approvers(env)[0]) for env in accounts}
+        for row in stage_overview(arguments.model, clients, promotion.delivery()):
+            print(json.dumps(row))
+        print(f"timings: {promotion.timings}, total {time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

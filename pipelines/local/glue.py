@@ -6,6 +6,11 @@
 - SageMaker `.sync` training: moto forwards CreateTrainingJob to its backend but has no `.sync`
   resolver for SageMaker; here the resolver runs the request's train.py locally in the /opt/ml
   layout and returns DescribeTrainingJob, or fails the task with the job's own failure reason.
+- SageMaker `.sync` hyperparameter tuning: the trials run one after another as local training jobs (each
+  created in moto, so DescribeTrainingJob of the best one answers); the tuning job in moto gets the best trial
+  and the counters, ListTrainingJobsForHyperParameterTuningJob lists the trials (moto lacks it).
+- The training code asset: what `cdk deploy` uploads (the source archive) is put where the stack's
+  SOURCE_ARCHIVE names it, for PrepareRun to snapshot.
 - aws-sdk service names: Step Functions calls Application Auto Scaling `applicationautoscaling`.
 """
 
@@ -14,8 +19,10 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import tempfile
 import threading
 import traceback
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -79,12 +86,16 @@ class _Context:
         return 300_000
 
 
+_DISPATCHES: "weakref.WeakSet[LambdaDispatch]" = weakref.WeakSet()  # every live dispatch: the provisioned functions
+
+
 class LambdaDispatch:
     """Function name -> LocalFunction; installed into moto's Lambda invoke."""
 
     def __init__(self, extra_environment: dict[str, str] | None = None) -> None:
         self.functions: dict[str, LocalFunction] = {}
         self.extra_environment = extra_environment or {}
+        _DISPATCHES.add(self)
 
     def register(self, function: LocalFunction) -> None:
         self.functions[function.name] = function
@@ -137,35 +148,73 @@ def install_sagemaker_sync(model: str | Path, workdir: Path, log: Callable[[str]
 
     from pipelines.local.sagemaker_jobs import run_training_job
 
+    stage_source_archives(model)
+    install_tuning_trials()
+
+    def sagemaker_client(region: str):
+        return admin.client("sagemaker", region) if admin else boto3.client("sagemaker", region_name=region)
+
+    def train(request: dict, region: str) -> dict:
+        job_role = role_credentials(request["RoleArn"]) if role_credentials else None
+        outcome = run_training_job(request, model, workdir, region=region, log=log, credentials=job_role)
+        publish_training_log(request["TrainingJobName"], workdir, region, admin)
+        if outcome["TrainingJobStatus"] != "Completed":
+            _mark_failed(request["TrainingJobName"], outcome["FailureReason"], region)
+        return outcome
+
+    def tune(request: dict, region: str) -> dict:
+        from pipelines.local.sagemaker_jobs import run_tuning_job
+
+        def trial(job: dict) -> tuple[dict, str]:
+            sagemaker_client(region).create_training_job(**job)  # SageMaker creates each trial job itself
+            outcome = train(job, region)
+            described = sagemaker_client(region).describe_training_job(TrainingJobName=job["TrainingJobName"])
+            return {**described, **{k: v for k, v in outcome.items() if k in ("TrainingJobStatus", "FailureReason")}}, \
+                outcome.get("log", "")
+
+        result = run_tuning_job(request, trial)
+        _record_tuning(request["HyperParameterTuningJobName"], result, region)
+        return result
+
     class LocalSageMaker(StateTaskServiceUnsupported):
         def __init__(self) -> None:
             super().__init__()
             self._supported_integration_patterns = {ResourceCondition.WaitForTaskToken, ResourceCondition.Sync}
 
+        def _failure(self, env, error: str, cause: str) -> FailureEventException:
+            return FailureEventException(FailureEvent(
+                env=env, error_name=CustomErrorName(error), event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                    resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type(), error=error,
+                    cause=cause[-2000:]))))
+
         def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters, state_credentials):
-            env.stack.pop()  # CreateTrainingJob's own answer; the resolver returns DescribeTrainingJob
-            if self.resource.api_action.lower() != "createtrainingjob":
-                raise RuntimeError(f"local mode runs only createTrainingJob.sync, not {self.resource.api_action}")
-            region = resource_runtime_part.region
-            outcome = {}
+            env.stack.pop()  # the Create call's own answer; the resolver returns the Describe of the finished job
+            action = self.resource.api_action.lower()
+            if action not in ("createtrainingjob", "createhyperparametertuningjob"):
+                raise RuntimeError(f"local mode runs createTrainingJob.sync and createHyperParameterTuningJob.sync, "
+                                   f"not {self.resource.api_action}")
+            region, outcome = resource_runtime_part.region, {}
 
             def resolve():
-                if not outcome:
-                    job_role = role_credentials(normalised_parameters["RoleArn"]) if role_credentials else None
-                    outcome.update(run_training_job(normalised_parameters, model, workdir, region=region, log=log,
-                                                    credentials=job_role))
-                    publish_training_log(normalised_parameters["TrainingJobName"], workdir, region, admin)
-                name = normalised_parameters["TrainingJobName"]
-                if outcome["TrainingJobStatus"] != "Completed":
-                    _mark_failed(name, outcome["FailureReason"], region)
-                    raise FailureEventException(FailureEvent(
-                        env=env, error_name=CustomErrorName("SageMaker.TrainingJobFailed"),
-                        event_type=HistoryEventType.TaskFailed,
-                        event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
-                            resource=self._get_sfn_resource(), resourceType=self._get_sfn_resource_type(),
-                            error="SageMaker.TrainingJobFailed", cause=outcome["FailureReason"][-2000:]))))
-                sagemaker = admin.client("sagemaker", region) if admin else boto3.client("sagemaker", region_name=region)
-                described = sagemaker.describe_training_job(TrainingJobName=name)
+                if action == "createhyperparametertuningjob":
+                    name = normalised_parameters["HyperParameterTuningJobName"]
+                    if not outcome:
+                        outcome.update(tune(normalised_parameters, region))
+                    if outcome["best"] is None:
+                        reasons = "; ".join(t.get("FailureReason", "no objective metric in its log")[-300:]
+                                            for t in outcome["trials"])
+                        raise self._failure(env, "SageMaker.HyperParameterTuningJobFailed",
+                                      f"no trial of {name} reached the objective: {reasons}")
+                    described = sagemaker_client(region).describe_hyper_parameter_tuning_job(
+                        HyperParameterTuningJobName=name)
+                else:
+                    name = normalised_parameters["TrainingJobName"]
+                    if not outcome:
+                        outcome.update(train(normalised_parameters, region))
+                    if outcome["TrainingJobStatus"] != "Completed":
+                        raise self._failure(env, "SageMaker.TrainingJobFailed", outcome["FailureReason"])
+                    described = sagemaker_client(region).describe_training_job(TrainingJobName=name)
                 described.pop("ResponseMetadata", None)
                 return json.loads(json.dumps(described, default=str))
 
@@ -210,3 +259,75 @@ def _mark_failed(name: str, reason: str, region: str) -> None:
     job = sagemaker_backends[DEFAULT_ACCOUNT_ID][region].training_jobs.get(name)
     if job is not None:
         job.training_job_status, job.failure_reason = "Failed", reason[-1000:]
+
+
+# ------------------------------------------------------------------ tuning jobs in moto
+_TRIALS: dict[tuple[str, str], list[dict]] = {}  # (region, tuning job) -> its trials' summaries
+
+
+def _record_tuning(name: str, result: dict, region: str) -> None:
+    """moto's tuning job, as SageMaker leaves it when the search ends: status, counters, the best trial."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sagemaker.models import sagemaker_backends
+
+    _TRIALS[(region, name)] = result["trials"]
+    job = sagemaker_backends[DEFAULT_ACCOUNT_ID][region].hyper_parameter_tuning_jobs[name]
+    statuses = [t["TrainingJobStatus"] for t in result["trials"]]
+    job.hyper_parameter_tuning_job_status = "Completed" if result["best"] else "Failed"
+    job.failure_reason = "" if result["best"] else "no trial reached the objective"
+    job.training_job_status_counters = {"Completed": statuses.count("Completed"), "InProgress": 0, "RetryableError": 0,
+                                        "NonRetryableError": statuses.count("Failed"), "Stopped": 0}
+    objective = [t["ObjectiveStatus"] for t in result["trials"]]
+    job.objective_status_counters = {"Succeeded": objective.count("Succeeded"), "Pending": 0,
+                                     "Failed": objective.count("Failed")}
+    job.best_training_job = result["best"]
+    job.OverallBestTrainingJob = result["best"]
+
+
+def install_tuning_trials() -> None:
+    """ListTrainingJobsForHyperParameterTuningJob, which moto lacks: the trials the local search ran."""
+    from moto.core.responses import ActionResult
+    from moto.sagemaker import responses
+
+    def list_training_jobs_for_hyper_parameter_tuning_job(self) -> ActionResult:
+        trials = _TRIALS.get((self.region, self._get_param("HyperParameterTuningJobName")), [])
+        return ActionResult({"TrainingJobSummaries": trials})
+
+    responses.SageMakerResponse.list_training_jobs_for_hyper_parameter_tuning_job = \
+        list_training_jobs_for_hyper_parameter_tuning_job
+
+
+# ------------------------------------------------------------------ the training code asset
+def stage_source_archives(model: str | Path) -> list[str]:
+    """What `cdk deploy` publishes for the training step: the model's source archive (built as synthesis builds it)
+    at the S3 URI the stack's functions name in SOURCE_ARCHIVE (CDK's asset bucket). Written into moto's S3 backend
+    directly: publishing assets is the deployer's act, not one of the platform's roles."""
+    from moto.s3.models import s3_backends
+
+    from pipelines.model_folder import write_source_archive
+    from pipelines.spec import MODELS_DIR, load_spec
+
+    model_dir = Path(model) if isinstance(model, Path) else MODELS_DIR / model
+    spec = load_spec(model_dir)
+    targets = {function.environment["SOURCE_ARCHIVE"] for dispatch in list(_DISPATCHES)
+               for function in dispatch.functions.values()
+               if function.environment.get("SOURCE_ARCHIVE", "").startswith("s3://")
+               and json.loads(function.environment.get("MODEL_SPEC") or "{}").get("name") == spec.name}
+    if not targets:
+        return []
+    with tempfile.TemporaryDirectory(prefix="source-") as directory:
+        body = write_source_archive(model_dir, Path(directory) / "sourcedir.tar.gz", spec).read_bytes()
+    for uri in sorted(targets):
+        bucket, key = uri[5:].split("/", 1)
+        account = bucket.split("-assets-")[1].split("-")[0] if "-assets-" in bucket else None
+        backend = s3_backends[account or _default_account()]["global"]
+        if bucket not in backend.buckets:
+            backend.create_bucket(bucket, bucket.split("-assets-")[1].split("-", 1)[1] if account else "us-east-1")
+        backend.put_object(bucket, key, body)
+    return sorted(targets)
+
+
+def _default_account() -> str:
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    return DEFAULT_ACCOUNT_ID

@@ -56,7 +56,8 @@ class LifecycleResult:
 
 
 def local_environment(account: str, region: str) -> dict:
-    return {LOCAL_ENV: {"account": account, "region": region, "overrides": {}}}
+    # The local MLflow store plays the environment's tracking server (free here; off by default on AWS, it bills hourly).
+    return {LOCAL_ENV: {"account": account, "region": region, "experiments": {"enabled": True}, "overrides": {}}}
 
 
 def synthesize(model: str, account: str, region: str, models_dir: Path = MODELS_DIR) -> dict[str, dict]:

@@ -2,7 +2,8 @@
 
 - SageMaker UpdateEndpoint does not exist in moto.
 - UpdateModelPackage replaces CustomerMetadataProperties with nothing when the call does not pass
-  them; AWS keeps them (and merges passed keys), so approving a package would erase its lineage.
+  them; AWS keeps them (and merges passed keys), so approving a package would erase its lineage. Likewise
+  the approval status and its description when a call (recording metadata) passes neither.
 - StopExecution does not stop a run waiting on a task token until that task times out.
 
 AWS validations moto lacks (moto accepts these; SageMaker refuses them), each with the contract it follows:
@@ -95,8 +96,11 @@ def install() -> None:
     def update_model_package(self, model_package_arn, model_approval_status, approval_description,
                              customer_metadata_properties, *args, **kwargs):
         name = self.model_package_name_mapping.get(model_package_arn, model_package_arn)
-        existing = getattr(self.model_packages.get(name), "customer_metadata_properties", None) or {}
+        package = self.model_packages.get(name)
+        existing = getattr(package, "customer_metadata_properties", None) or {}
         merged = {**existing, **(customer_metadata_properties or {})}
+        if package is not None and model_approval_status is None:  # AWS keeps the status and its description
+            model_approval_status, approval_description = package.model_approval_status, package.approval_description
         return original_update_package(self, model_package_arn, model_approval_status, approval_description,
                                        merged or None, *args, **kwargs)
 

@@ -1,7 +1,7 @@
 """Provisions synthesized CloudFormation templates into the embedded AWS emulation (moto).
 
 Only what the lifecycle needs is created (keys, buckets, tables, registry groups, roles and their
-identity policies, topics, secrets, functions, state machines); alarms, dashboards, rules and
+identity policies, topics, secrets, functions, state machines, the MLflow tracking server); alarms, dashboards, rules and
 resource policies have no local effect. Ref/GetAtt/ImportValue resolve against what was created, so
 the state machine definition, every function's environment and every role's permissions are exactly
 the synthesized ones. Identity policies are attached only after everything they may name exists, and
@@ -11,9 +11,11 @@ every ARN in them must be one moto really uses (see `check_policy_arns`).
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import boto3
 
@@ -127,6 +129,11 @@ class Provisioner:
             name = properties["ModelPackageGroupName"]
             group = self.client("sagemaker").create_model_package_group(ModelPackageGroupName=name)
             return {"Ref": group["ModelPackageGroupArn"], "ModelPackageGroupArn": group["ModelPackageGroupArn"]}
+        if kind == "AWS::SageMaker::MlflowTrackingServer":  # a local MLflow server (pipelines/local/tracking.py)
+            from pipelines.local import tracking
+
+            return tracking.create_server(self.account, self.region, self._resolve(stack, properties),
+                                          Path(os.environ.get("MLOPS_LOCAL_DIR", ".local")))
         if kind == "AWS::ECR::Repository":
             name = properties.get("RepositoryName") or logical.lower()
             return {"Ref": name, "Arn": arn("ecr", f"repository/{name}"),

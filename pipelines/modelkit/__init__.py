@@ -12,7 +12,8 @@ torch, xgboost and scikit-learn are imported by the modules that need them.
 - loader: imports an artifact's own serving code in isolation (a champion trained by older code)
 - finish: the end of every train.py: serving code, drift baseline, challenger and champion scored on the
   same validation rows, evaluation.json and the model card
+- tracking: per-epoch metric history and system info for evaluation.json (logged to MLflow by the pipeline)
 - torchloop: checkpoints, mixed precision and DistributedDataParallel plumbing for PyTorch models
 """
 
-__all__ = ["contract", "data", "metrics", "serving", "loader", "finish"]
+__all__ = ["contract", "data", "metrics", "serving", "loader", "finish", "tracking"]

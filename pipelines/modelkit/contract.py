@@ -40,10 +40,20 @@ class Paths:
             champion=Path(os.environ.get("SM_CHANNEL_CHAMPION", root / "input/data/champion")),
             model=Path(os.environ.get("SM_MODEL_DIR", root / "model")),
             output=Path(os.environ.get("SM_OUTPUT_DATA_DIR", root / "output/data")),
-            checkpoints=Path(os.environ.get("SM_CHECKPOINT_DIR", root / "checkpoints")),
+            checkpoints=job_checkpoints(Path(os.environ.get("SM_CHECKPOINT_DIR", root / "checkpoints"))),
             hyperparameters=root / "input/config/hyperparameters.json",
             resource_config=root / "input/config/resourceconfig.json",
         )
+
+
+def job_checkpoints(directory: Path) -> Path:
+    """This job's own checkpoint folder: <checkpoints>/<training job name> when SageMaker names the job. Every trial
+    of a tuning job shares the tuning job's checkpoint prefix; a trial must never resume another trial's weights,
+    and a spot trial restarted under its own name still finds its own."""
+    job = os.environ.get("TRAINING_JOB_NAME", "").strip()
+    if not job or "/" in job or job in (".", ".."):
+        return directory
+    return directory / job
 
 
 def read_hyperparameters(paths: Paths, defaults: T, argv: list[str]) -> T:
@@ -52,7 +62,7 @@ def read_hyperparameters(paths: Paths, defaults: T, argv: list[str]) -> T:
     values: dict[str, Any] = {}
     if paths.hyperparameters.exists():
         for key, raw in json.loads(paths.hyperparameters.read_text()).items():
-            if key.startswith("sagemaker_"):
+            if key.startswith(("sagemaker_", "_")):  # script-mode settings; a tuning trial's _tuning_objective_metric
                 continue
             try:
                 values[key] = json.loads(raw) if isinstance(raw, str) else raw

@@ -5,8 +5,9 @@
 3. the challenger scored through its own serving code on the validation rows;
 4. the champion (the `champion` channel: the artifact production serves) scored through *its* serving code on
    the same rows: the two numbers the evaluate step compares;
-5. the metric lines (champion's first, 'champion:rmse=...;', then the challenger's), evaluation.json and
-   model_card.md in the model and output directories.
+5. the metric lines (champion's first, 'champion:rmse=...;', then the challenger's), evaluation.json (with the
+   per-epoch history and the system, which the pipeline logs to MLflow) and model_card.md in the model and output
+   directories.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import metrics as metric_kit
+from . import tracking
 from .contract import Paths, Task
 from .data import Split
 from .loader import ServingCode
@@ -136,8 +138,9 @@ def model_card(report: dict, task: Task) -> str:
 
 
 def finish(paths: Paths, task: Task, here: Path, split: Split, details: dict, serving_files: tuple = ("inference.py",),
-           metric_fn: MetricFunction | None = None) -> dict:
-    """Steps 1-5 above; returns the evaluation report."""
+           metric_fn: MetricFunction | None = None, history: tracking.History | None = None) -> dict:
+    """Steps 1-5 above; returns the evaluation report. history: the per-epoch metrics (modelkit.tracking); the
+    report also says which system trained (instance type, accelerator, precision)."""
     started = time.perf_counter()
     copy_serving_code(paths.model, here, serving_files)
     write_baseline(paths.model, split)
@@ -151,6 +154,9 @@ def finish(paths: Paths, task: Task, here: Path, split: Split, details: dict, se
     report = {"metrics": challenger, "champion": champion, "model": task.model, "task": task.type,
               "train_rows": len(split.y_train), "validation_rows": len(split.y_valid),
               "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "scoring_seconds": round(time.perf_counter() - started, 3), **details}
+              "scoring_seconds": round(time.perf_counter() - started, 3),
+              "history": history.as_list() if history else [],
+              "system": tracking.system_info(paths.resource_config, details.get("device"), details.get("precision")),
+              **details}
     write_reports((paths.model, paths.output), report, task)
     return report

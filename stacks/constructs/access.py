@@ -17,6 +17,7 @@ from aws_cdk import CfnOutput, Duration, Stack, aws_iam as iam, aws_kms as kms, 
 from constructs import Construct
 
 from pipelines.spec import ModelSpec
+from stacks.constructs.experiments import data_scientist_statements
 from stacks.nag import acknowledge, wildcard_findings
 
 
@@ -26,7 +27,9 @@ def approver_role_name(model: str, env_name: str) -> str:
 
 class AccessPolicies(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str, runs_api,
-                 machine_arn: str, package_arns: list[str], bucket: s3.IBucket, key: kms.IKey) -> None:
+                 machine_arn: str, package_arns: list[str], bucket: s3.IBucket, key: kms.IKey,
+                 tracking_server_arn: str | None = None) -> None:
+        """tracking_server_arn: the environment's MLflow tracking server, which data scientists use (and only they)."""
         super().__init__(scope, construct_id)
         model, prefix = spec.name, f"mlops-{env_name}-{spec.name}"
         use_api = lambda: [*self._invoke(runs_api.function), iam.PolicyStatement(  # noqa: E731 (fresh statements per policy)
@@ -45,7 +48,8 @@ class AccessPolicies(Construct):
                                            f"Data scientist of {model} ({env_name}): start and read runs, read models", [
             *use_api(), *review(), list_runs(), decrypt_via_s3(), decrypt_runs(),
             iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[runs_api.executions_arn]),
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"runs/{model}/*")])])
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"runs/{model}/*")]),
+            *(data_scientist_statements(tracking_server_arn) if tracking_server_arn else [])])
         self.approver = self._policy("Approver", f"{prefix}-approver",
                                      f"Approver of {model} ({env_name}): decide through the runs API, review packages",
                                      [*use_api(), *review()])

@@ -48,8 +48,10 @@ class RetrainingStateMachine(Construct):
         def notify_step(name: str, outcome: str) -> tasks.LambdaInvoke:
             return lambda_step(self, name, notify, None, outcome=outcome)
 
-        failed = notify_step("NotifyFailure", "failed").next(sfn.Fail(self, "RunFailed", error="RetrainingFailed",
-                                                                     cause="a step failed; the notification has the reason"))
+        # Every catch routed here records the step's own error at $.error: the execution ends with it, so the
+        # console, DescribeExecution and `mlops run status` show what failed rather than a fixed text.
+        failed = notify_step("NotifyFailure", "failed").next(sfn.Fail(self, "RunFailed", error_path="$.error.Error",
+                                                                     cause_path="$.error.Cause"))
         refused = sfn.Fail(self, "RunRefused", error="RunAlreadyInProgress",
                            cause="another retraining run of this model is in progress")
 
@@ -67,8 +69,7 @@ class RetrainingStateMachine(Construct):
         self.machine = sfn.StateMachine(
             self, "StateMachine", state_machine_name=naming.state_machine(spec.name, env_name),
             definition_body=sfn.DefinitionBody.from_chainable(definition),
-            timeout=Duration.seconds(spec.training.max_runtime_s + (spec.training.effective_max_wait_s or 0)
-                                     + int(spec.approval.timeout_hours * 3600) + 6 * 3600),
+            timeout=Duration.seconds(training_seconds(spec) + int(spec.approval.timeout_hours * 3600) + 6 * 3600),
             tracing_enabled=True, encryption_configuration=sfn.CustomerManagedEncryptionConfiguration(key),
             # Without execution data: payloads carry the approval task token, which only the approval hook may see.
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
@@ -84,13 +85,34 @@ class RetrainingStateMachine(Construct):
         validate = lambda_step(self, "ValidateData", functions["validate"], "$.validation")
         evaluate = lambda_step(self, "EvaluateAgainstChampion", functions["evaluate"], "$.evaluation")
         register = lambda_step(self, "RegisterModelPackage", functions["register"], "$.registration")
-        for step in (prepare, validate, training.state, evaluate, register):
+        for step in (prepare, validate, *training.steps, evaluate, register):
             step.add_catch(failed, errors=["States.ALL"], result_path="$.error")
         not_promoted = notify_step("NotifyNotPromoted", "not promoted").next(sfn.Succeed(self, "KeptChampion"))
-        return (sfn.Chain.start(prepare).next(validate).next(training.state).next(evaluate)
+        return (sfn.Chain.start(prepare).next(validate).next(self._train_or_tune(training)).next(evaluate)
                 .next(sfn.Choice(self, "ChallengerWins?")
                       .when(sfn.Condition.boolean_equals("$.evaluation.promote", True), register.next(approval))
                       .otherwise(not_promoted)))
+
+
+    def _train_or_tune(self, training) -> sfn.IChainable:
+        """One training job, or (spec with tuning:, and a run that tunes) the tuning job and its best trial described:
+        either way $.training has the same fields for evaluation and registration."""
+        if training.tune_state is None:
+            return training.state
+        tuned = sfn.Chain.start(training.tune_state).next(training.best_trial_state)
+        return (sfn.Choice(self, "Tune?")
+                .when(sfn.Condition.boolean_equals("$.run.tune", True), tuned)
+                .otherwise(training.state)
+                .afterwards())
+
+
+def training_seconds(spec: ModelSpec) -> int:
+    """The longest training can take: one job, or the tuning job's waves of parallel trials (or its own limit)."""
+    one_job = spec.training.max_runtime_s + (spec.training.effective_max_wait_s or 0)
+    if spec.tuning is None:
+        return one_job
+    waves = one_job * spec.tuning.rounds()
+    return min(waves, spec.tuning.max_runtime_s) if spec.tuning.max_runtime_s else waves
 
 
 class RetrainingTriggers(Construct):

@@ -2,6 +2,11 @@
 
 CDK's SageMakerCreateTrainingJob task has no managed-spot, checkpoint, MaxWaitTime or inter-container
 encryption settings, so the task state is built here from the spec (a CustomState, still code).
+
+With a `tuning:` block the spec also gets a hyperparameter tuning job (`createHyperParameterTuningJob.sync`) whose
+trials are that same training job (spot, checkpoints per trial, KMS volumes, isolation), then a DescribeTrainingJob
+of its best trial, so that evaluation and registration receive exactly what a plain training job gives them.
+Which of the two runs is the run's choice (`$.run.tune`: PrepareRun sets it; a reproduction trains once).
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ from aws_cdk import aws_iam as iam, aws_kms as kms, aws_s3 as s3, aws_s3_assets 
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from pipelines import instances
+from pipelines import instances, naming
 from pipelines.model_folder import EXCLUDED, SHARED_TRAINING_MODULES, source_fingerprint, write_source_archive  # noqa: F401
-from pipelines.spec import ModelSpec, SpecError, TrainingSpec
+from pipelines.spec import TUNING_SCALING, ModelSpec, SpecError, TrainingSpec, tuning_kind
 from stacks.constructs.sagemaker_access import grant_container_basics
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CODE_CHANNEL = "/opt/ml/input/data/code"
+CODE_ARCHIVE = "sourcedir.tar.gz"  # the run's snapshot of the source archive (PrepareRun copies it into runs/)
 CHAMPION_CHANNEL = "champion"
 # The SageMaker SDK's image catalogue names (sagemaker/image_uri_config/*.json), per spec framework.
 SDK_FRAMEWORKS = {"pytorch": "pytorch", "xgboost": "xgboost", "sklearn": "sklearn"}
@@ -87,8 +93,9 @@ def source_asset(scope: Construct, construct_id: str, model_dir: Path, spec: Mod
     )
 
 
-def training_hyperparameters(spec: ModelSpec, source_key: str) -> dict[str, str]:
-    """Hyperparameters as SageMaker stores them (JSON-encoded strings), with the script-mode settings."""
+def training_hyperparameters(spec: ModelSpec, source_key: str = CODE_ARCHIVE) -> dict[str, str]:
+    """Hyperparameters as SageMaker stores them (JSON-encoded strings), with the script-mode settings. The code
+    channel holds the run's own snapshot of the source archive, always named sourcedir.tar.gz."""
     values = {k: json.dumps(v) for k, v in spec.training.hyperparameters.items()}
     values["sagemaker_program"] = json.dumps(spec.training.entry_point)
     values["sagemaker_submit_directory"] = json.dumps(f"{CODE_CHANNEL}/{source_key}")
@@ -100,7 +107,8 @@ class TrainingRole(Construct):
     """What a training job of one model may touch: its data, its artifact prefixes, the key, the image, its logs."""
 
     def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, bucket: s3.IBucket, key: kms.IKey,
-                 image_uri: str, source: s3_assets.Asset) -> None:
+                 image_uri: str) -> None:
+        """The code comes from the run's snapshot under runs/<model>/ (PrepareRun copies it), not the CDK asset."""
         super().__init__(scope, construct_id)
         model = spec.name
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
@@ -110,7 +118,6 @@ class TrainingRole(Construct):
         bucket.grant_read_write(self.role, f"models/{model}/*")
         bucket.grant_read_write(self.role, f"checkpoints/{model}/*")
         key.grant_encrypt_decrypt(self.role)
-        source.grant_read(self.role)
         grant_container_basics(self.role, image_uri, "TrainingJobs")
         if spec.training.subnet_ids:
             self.role.add_to_policy(iam.PolicyStatement(
@@ -131,30 +138,43 @@ class TrainingJob(Construct):
         self.model, self.key = spec.name, key
         self.image_uri = resolve_training_image(training, Stack.of(self).region)
         self.source = source_asset(self, "Source", model_dir, spec)
-        self.role = TrainingRole(self, "Execution", spec=spec, bucket=bucket, key=key, image_uri=self.image_uri,
-                                 source=self.source).role
-        self.hyperparameters = training_hyperparameters(spec, self.source.s3_object_key)
+        self.role = TrainingRole(self, "Execution", spec=spec, bucket=bucket, key=key, image_uri=self.image_uri).role
+        self.hyperparameters = training_hyperparameters(spec)
+        self.tuning = spec.tuning
         self.state = sfn.CustomState(self, "Train", state_json=self._state_json(spec, bucket, key))
-        self.state.add_retry(errors=["SageMaker.AmazonSageMakerException", "ThrottlingException",
-                                     "ResourceLimitExceeded"],
-                             interval=Duration.seconds(60), max_attempts=3, backoff_rate=2)
+        self.tune_state = sfn.CustomState(self, "TuneHyperparameters", state_json=self._tuning_state_json(
+            spec, bucket, key)) if spec.tuning else None
+        self.best_trial_state = sfn.CustomState(self, "DescribeBestTrial", state_json=best_trial_state()) \
+            if spec.tuning else None
+        for state in (self.state, self.tune_state, self.best_trial_state):
+            if state is not None:
+                state.add_retry(errors=["SageMaker.AmazonSageMakerException", "ThrottlingException",
+                                        "ResourceLimitExceeded"],
+                                interval=Duration.seconds(60), max_attempts=3, backoff_rate=2)
 
-    def _state_json(self, spec: ModelSpec, bucket: s3.IBucket, key: kms.IKey) -> dict:
+    @property
+    def steps(self) -> list[sfn.CustomState]:
+        """Every task state of training (the tuning ones too), for the retraining machine's Catch."""
+        return [state for state in (self.state, self.tune_state, self.best_trial_state) if state is not None]
+
+    def _job_definition(self, spec: ModelSpec, bucket: s3.IBucket, key: kms.IKey) -> dict:
+        """What CreateTrainingJob and a tuning job's TrainingJobDefinition share: image, role, channels, output,
+        resources, stopping condition, isolation, spot with checkpoints, VPC."""
         training, model = spec.training, spec.name
         parameters = {
-            "TrainingJobName.$": "$.run.training_job_name",
             "RoleArn": self.role.role_arn,
             "AlgorithmSpecification": {
                 "TrainingImage": self.image_uri, "TrainingInputMode": "File",
                 "MetricDefinitions": metric_definitions(spec), "EnableSageMakerMetricsTimeSeries": True,
             },
-            "HyperParameters.$": "$.run.hyperparameters",
             "InputDataConfig": [
                 {"ChannelName": "train", "ContentType": "text/csv", "DataSource": {"S3DataSource": {
                     "S3DataType": "S3Prefix", "S3Uri.$": "$.validation.snapshot_prefix",
                     "S3DataDistributionType": "FullyReplicated"}}},
+                # The run's own copy of the source archive (PrepareRun): the deployed one, or for a reproduction
+                # the one the reproduced version was trained with.
                 {"ChannelName": "code", "DataSource": {"S3DataSource": {
-                    "S3DataType": "S3Prefix", "S3Uri": self.source.s3_object_url,
+                    "S3DataType": "S3Prefix", "S3Uri.$": "$.run.source_uri",
                     "S3DataDistributionType": "FullyReplicated"}}},
                 # The model production serves, pinned by ValidateData: a manifest of its model.tar.gz and
                 # champion.json (only champion.json when there is none), re-scored by train.py on the new data.
@@ -168,7 +188,6 @@ class TrainingJob(Construct):
             "StoppingCondition": {"MaxRuntimeInSeconds": training.max_runtime_s},
             "EnableNetworkIsolation": training.network_isolation,
             "EnableInterContainerTrafficEncryption": training.instance_count > 1,
-            "Tags": [{"Key": "mlops:model", "Value": model}],
         }
         volume_key = instances.volume_key(training.instance_type, key.key_arn)
         if volume_key:  # local NVMe volumes are encrypted by the instance; SageMaker refuses a key for them
@@ -182,17 +201,55 @@ class TrainingJob(Construct):
             }
         if training.subnet_ids:
             parameters["VpcConfig"] = {"Subnets": training.subnet_ids, "SecurityGroupIds": training.security_group_ids}
+        return parameters
+
+    def _state_json(self, spec: ModelSpec, bucket: s3.IBucket, key: kms.IKey) -> dict:
+        parameters = {"TrainingJobName.$": "$.run.training_job_name", **self._job_definition(spec, bucket, key),
+                      "HyperParameters.$": "$.run.hyperparameters", "Tags": [{"Key": "mlops:model", "Value": spec.name}]}
+        return {"Type": "Task", "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTrainingJob.sync",
+                "Parameters": parameters, "ResultSelector": TRAINING_RESULT, "ResultPath": "$.training"}
+
+    def _tuning_state_json(self, spec: ModelSpec, bucket: s3.IBucket, key: kms.IKey) -> dict:
+        """CreateHyperParameterTuningJob (botocore's sagemaker model): the spec's search over the same training job.
+        Static hyperparameters are the run's minus the tuned ones (PrepareRun); checkpoints go to one prefix per
+        run, under which SageMaker keeps each trial's own folder."""
+        tuning, definition = spec.tuning, self._job_definition(spec, bucket, key)
+        # HyperParameterAlgorithmSpecification has no EnableSageMakerMetricsTimeSeries: the tuner reads the metrics.
+        definition["AlgorithmSpecification"] = {k: v for k, v in definition["AlgorithmSpecification"].items()
+                                                if k != "EnableSageMakerMetricsTimeSeries"}
+        objective = {"Type": spec.objective.direction.title(), "MetricName": spec.objective.metric}
+        config = {
+            "Strategy": tuning.sagemaker_strategy,
+            "HyperParameterTuningJobObjective": objective,
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": tuning.max_jobs,
+                               "MaxParallelTrainingJobs": tuning.max_parallel_jobs,
+                               **({"MaxRuntimeInSeconds": tuning.max_runtime_s} if tuning.max_runtime_s else {})},
+            "ParameterRanges": parameter_ranges(spec),
+            "TrainingJobEarlyStoppingType": "Auto" if tuning.early_stopping else "Off",
+        }
+        if tuning.random_seed is not None:
+            config["RandomSeed"] = tuning.random_seed
+        if tuning.hyperband is not None:
+            config["StrategyConfig"] = {"HyperbandStrategyConfig": {"MinResource": tuning.hyperband.min_resource,
+                                                                    "MaxResource": tuning.hyperband.max_resource}}
         return {
             "Type": "Task",
-            "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTrainingJob.sync",
-            "Parameters": parameters,
-            "ResultSelector": {
-                "job_name.$": "$.TrainingJobName", "job_arn.$": "$.TrainingJobArn",
-                "model_artifacts.$": "$.ModelArtifacts.S3ModelArtifacts",
-                "output_path.$": "$.OutputDataConfig.S3OutputPath",
-                "image_uri.$": "$.AlgorithmSpecification.TrainingImage",
+            "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createHyperParameterTuningJob.sync",
+            "Parameters": {
+                "HyperParameterTuningJobName.$": "$.run.tuning_job_name",
+                "HyperParameterTuningJobConfig": config,
+                "TrainingJobDefinition": {**definition, "StaticHyperParameters.$": "$.run.static_hyperparameters"},
+                "Tags": [{"Key": "mlops:model", "Value": spec.name}],
             },
-            "ResultPath": "$.training",
+            "ResultSelector": {
+                "job_name.$": "$.HyperParameterTuningJobName", "job_arn.$": "$.HyperParameterTuningJobArn",
+                "strategy.$": "$.HyperParameterTuningJobConfig.Strategy",
+                "best_training_job.$": "$.BestTrainingJob.TrainingJobName",
+                "best_objective.$": "$.BestTrainingJob.FinalHyperParameterTuningJobObjectiveMetric",
+                "tuned_hyperparameters.$": "$.BestTrainingJob.TunedHyperParameters",
+                "training_job_counts.$": "$.TrainingJobStatusCounters",
+            },
+            "ResultPath": "$.tuning",
         }
 
     def grant_start(self, principal: iam.IGrantable) -> None:
@@ -204,12 +261,40 @@ class TrainingJob(Construct):
             resources=[stack.format_arn(service="sagemaker", resource="training-job",
                                         resource_name=f"{self.model}-*")],
         ))
+        rules = ["StepFunctionsGetEventsForSageMakerTrainingJobsRule"]
+        if self.tuning:  # the .sync tuning task (Step Functions' SageMaker integration IAM policies) and the best trial
+            principal.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+                actions=["sagemaker:CreateHyperParameterTuningJob", "sagemaker:DescribeHyperParameterTuningJob",
+                         "sagemaker:StopHyperParameterTuningJob", "sagemaker:AddTags"],
+                resources=[stack.format_arn(service="sagemaker", resource="hyper-parameter-tuning-job",
+                                            resource_name=f"{naming.tuning_prefix(self.model)}-*")]))
+            principal.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+                actions=["sagemaker:DescribeTrainingJob"],
+                resources=[stack.format_arn(service="sagemaker", resource="training-job",
+                                            resource_name=f"{naming.tuning_prefix(self.model)}-*")]))
+            grant_list_trials(principal)
+            rules.append("StepFunctionsGetEventsForSageMakerTuningJobsRule")
         principal.grant_principal.add_to_principal_policy(iam.PolicyStatement(
             actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-            resources=[stack.format_arn(service="events", resource="rule",
-                                        resource_name="StepFunctionsGetEventsForSageMakerTrainingJobsRule")]))
+            resources=[stack.format_arn(service="events", resource="rule", resource_name=rule) for rule in rules]))
         self.role.grant_pass_role(principal.grant_principal)
         grant_sagemaker_key_use(principal, self.key)
+
+    def grant_read_trials(self, role: iam.IGrantable) -> None:
+        """The evaluation step lists a tuning job's trials (to log them as child runs of the pipeline run)."""
+        if self.tuning:
+            grant_list_trials(role)
+
+    def grant_source_snapshot(self, role: iam.IGrantable) -> None:
+        """PrepareRun copies the deployed source archive into the run's folder (what the job trains with)."""
+        self.source.grant_read(role)
+
+
+def grant_list_trials(principal: iam.IGrantable) -> None:
+    """ListTrainingJobsForHyperParameterTuningJob: a SageMaker List call, authorized only on '*' (SageMaker's API
+    permissions reference: no resource-level restrictions on List calls)."""
+    principal.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+        actions=["sagemaker:ListTrainingJobsForHyperParameterTuningJob"], resources=["*"]))
 
 
 def grant_sagemaker_key_use(principal: iam.IGrantable, key: kms.IKey) -> None:
@@ -230,3 +315,38 @@ def metric_definitions(spec: ModelSpec) -> list[dict[str, str]]:
                    {"Name": f"champion:{objective}", "Regex": f"champion:{re.escape(objective)}={number}"},
                    {"Name": "train:loss", "Regex": r"train:loss=([0-9.]+)"}]
     return [d for i, d in enumerate(definitions) if d["Name"] not in {x["Name"] for x in definitions[:i]}]
+
+
+TRAINING_RESULT = {  # $.training: what evaluation and registration read, from DescribeTrainingJob's shape
+    "job_name.$": "$.TrainingJobName", "job_arn.$": "$.TrainingJobArn",
+    "model_artifacts.$": "$.ModelArtifacts.S3ModelArtifacts",
+    "output_path.$": "$.OutputDataConfig.S3OutputPath",
+    "image_uri.$": "$.AlgorithmSpecification.TrainingImage",
+}
+
+
+def best_trial_state() -> dict:
+    """The tuning job's best trial, described: $.training gets the same fields a plain training job gives, and the
+    trial's hyperparameters (the static ones and the tuned ones it was given)."""
+    return {"Type": "Task", "Resource": f"arn:{Aws.PARTITION}:states:::aws-sdk:sagemaker:describeTrainingJob",
+            "Parameters": {"TrainingJobName.$": "$.tuning.best_training_job"},
+            "ResultSelector": {**TRAINING_RESULT, "hyperparameters.$": "$.HyperParameters"},
+            "ResultPath": "$.training"}
+
+
+def parameter_ranges(spec: ModelSpec) -> dict[str, list[dict]]:
+    """The spec's tuning ranges as SageMaker's ParameterRanges. Values reach the job as hyperparameters: numbers as
+    SageMaker writes them, categorical values JSON-encoded like the static ones (the framework containers' script
+    mode decodes both, as the SageMaker SDK's tuner sends them)."""
+    training, ranges = spec.training, {"IntegerParameterRanges": [], "ContinuousParameterRanges": [],
+                                       "CategoricalParameterRanges": []}
+    for name, searched in sorted(spec.tuning.ranges.items()):
+        kind = tuning_kind(training.hyperparameters[name], training.hyperparameter_ranges.get(name), searched)
+        if kind == "Categorical":
+            ranges["CategoricalParameterRanges"].append({"Name": name, "Values": [json.dumps(v) for v in searched.values]})
+            continue
+        bound = (lambda v: str(int(v))) if kind == "Integer" else (lambda v: repr(float(v)))
+        ranges[f"{kind}ParameterRanges"].append({"Name": name, "MinValue": bound(searched.min),
+                                                 "MaxValue": bound(searched.max),
+                                                 "ScalingType": TUNING_SCALING[searched.scaling]})
+    return {kind: items for kind, items in ranges.items() if items}

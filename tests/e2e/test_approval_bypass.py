@@ -14,11 +14,11 @@ pytestmark = pytest.mark.slow
 class TokenThief(LocalLifecycle):
     """Instead of an approver clicking a link, SendTaskSuccess with the token found in the history."""
 
-    def _decide_as_approver(self) -> None:
+    def _decide_as_approver(self, execution_arn: str = "") -> None:
         sfn = self._aws("stepfunctions")
-        execution = self._aws("stepfunctions").list_executions(
-            stateMachineArn=self.provisioned.state_machines[naming.state_machine(self.model, LOCAL_ENV)])["executions"][0]
-        history = sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
+        execution_arn = execution_arn or sfn.list_executions(
+            stateMachineArn=self.provisioned.state_machines[naming.state_machine(self.model, LOCAL_ENV)])["executions"][0]["executionArn"]
+        history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
         scheduled = [json.loads(e["taskScheduledEventDetails"]["parameters"]) for e in history
                      if e.get("taskScheduledEventDetails") and "task_token" in e["taskScheduledEventDetails"]["parameters"]]
         token = scheduled[-1]["Payload"]["task_token"]

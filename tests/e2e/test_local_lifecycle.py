@@ -1,8 +1,9 @@
 """The whole lifecycle offline, asserting each step's real outcome (not that the commands ran)."""
 
-import json
 
 import pytest
+
+from lambdas.shared.lineage import decode_pairs
 
 from pipelines.local.lifecycle import LocalLifecycle
 
@@ -26,7 +27,7 @@ def test_the_package_is_registered_with_full_lineage_and_approved(lifecycle):
     lineage = first["lineage"]
     assert len(lineage["git_commit"]) == 40 and len(lineage["dataset_sha256"]) == 64
     assert lineage["dataset_version_id"] not in ("", "unversioned")
-    assert json.loads(lineage["hyperparameters"])["epochs"] == 12
+    assert decode_pairs(lineage["hyperparameters"])["epochs"] == 12
     assert first["metrics"]["validation:auc"] >= 0.75
     assert lineage["execution_arn"].endswith(lifecycle.runs[0]["name"])
 

@@ -33,13 +33,15 @@ def test_make_synth_leaves_a_deployable_assembly_with_bundled_assets(tmp_path):
     assert model_stacks
     for stack in model_stacks:
         template = json.loads(stacks[stack].read_text())
-        code_paths = {resource["Metadata"]["aws:asset:path"] for resource in template["Resources"].values()
+        code_paths = {(resource["Metadata"]["aws:asset:path"], resource["Properties"]["Handler"])
+                      for resource in template["Resources"].values()
                       if resource["Type"] == "AWS::Lambda::Function" and "aws:asset:path" in resource.get("Metadata", {})}
         assert code_paths, f"{stack}: no Lambda function with an asset"
-        for path in code_paths:
+        for path, handler in code_paths:
             code = out / path
             assert code.is_dir(), f"{stack}: Lambda asset {path} is not a staged folder"
-            assert (code / "lambdas").is_dir() and (code / "pipelines" / "spec.py").is_file(), f"{stack}: {path}: handlers missing"
+            module = code / (handler.rsplit(".", 1)[0].replace(".", "/") + ".py")
+            assert module.is_file(), f"{stack}: {path}: the handler module of {handler} is missing"
             assert (code / "aws_lambda_powertools").is_dir(), (
                 f"{stack}: Lambda asset {path} has no pip-installed dependencies: the assembly was synthesized "
                 f"without bundling (was it overwritten by a second synthesis?)")

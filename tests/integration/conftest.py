@@ -51,6 +51,7 @@ def platform(monkeypatch):
         s3.create_bucket(Bucket=BUCKET)
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         s3.put_object(Bucket=BUCKET, Key=DATASET_KEY, Body=dataset_bytes())
+        s3.put_object(Bucket=BUCKET, Key="cdk-assets/sourcedir.tar.gz", Body=b"the deployed source archive")
         boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName="churn-dev")
         topic = boto3.client("sns").create_topic(Name="churn-dev-notifications")["TopicArn"]
         machine = boto3.client("stepfunctions").create_state_machine(
@@ -62,7 +63,7 @@ def platform(monkeypatch):
                "STATE_MACHINE_ARN": machine, "MODEL_SPEC": SPEC.model_dump_json(),
                "TRAINING_HYPERPARAMETERS": json.dumps(hyperparameters),
                "INFERENCE_IMAGE": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.5-cpu-py311",
-               "PROD_ENDPOINT": "churn-dev-prod"}
+               "PROD_ENDPOINT": "churn-dev-prod", "SOURCE_ARCHIVE": f"s3://{BUCKET}/cdk-assets/sourcedir.tar.gz"}
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         lambda_config.model_spec.cache_clear()
@@ -94,7 +95,7 @@ def enforced_platform(local_templates, tmp_path, monkeypatch):
     import copy
 
     from pipelines.local import iam, moto_extensions
-    from pipelines.local.glue import LambdaDispatch
+    from pipelines.local.glue import LambdaDispatch, stage_source_archives
     from pipelines.local.provision import Provisioner
 
     monkeypatch.setenv("MLOPS_LOCAL_DIR", str(tmp_path))
@@ -109,6 +110,7 @@ def enforced_platform(local_templates, tmp_path, monkeypatch):
             provisioner = Provisioner(LOCAL_ACCOUNT, LOCAL_REGION, LambdaDispatch(), urls)
             for stack, template in templates.items():
                 provisioner.provision(stack, template)
+            stage_source_archives("churn")  # what cdk deploy publishes: the training code PrepareRun snapshots
             iam.create_admin(LOCAL_ACCOUNT, LOCAL_REGION)
             provisioner.assume_roles()
             enforcement.enter_context(iam.enforced())

@@ -47,7 +47,7 @@ def validate(platform, body: bytes) -> str:
     prepared = {"run": handlers.prepare_run(task_event({"model": "churn"}), CONTEXT)}
     with pytest.raises(DataValidationFailed) as error:
         handlers.validate_data(task_event(prepared), CONTEXT)
-    assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="runs/")  # no snapshot
+    assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="runs/churn/run-1/data/")  # no snapshot
     return str(error.value)
 
 

@@ -178,10 +178,12 @@ def package_status(state: dict) -> str:
         ModelPackageName=state["registration"]["model_package_arn"])["ModelApprovalStatus"]
 
 
-def test_mlops_rollback_redeploys_the_previous_approved_version(hosting, model_tarball):
+def test_mlops_rollback_redeploys_the_previous_approved_version(hosting, model_tarball, monkeypatch):
     from typer.testing import CliRunner
 
-    from pipelines import cli
+    from pipelines import cli, client
+
+    monkeypatch.setattr(client, "target_environment", lambda env: client.Target(env, "123456789012", "us-east-1"))
     first, second = register(model_tarball, "v1"), register(model_tarball, "v2")
     deploy(run_state(first, "run-1"), "prod", "run-1")
     deploy(run_state(second, "run-2"), "prod", "run-2")

@@ -4,6 +4,8 @@ import json
 import boto3
 import pytest
 
+from lambdas.shared.lineage import decode_pairs
+
 from lambdas.pipeline import handlers
 from lambdas.pipeline.logic import DataValidationFailed, InvalidRunInput, RunAlreadyInProgress
 from pipelines.local.sagemaker_jobs import run_training_job
@@ -73,7 +75,7 @@ def test_bad_data_fails_the_run_with_readable_reasons_and_no_snapshot(platform, 
         handlers.validate_data(task_event(prepared(platform)), CONTEXT)
     for reason in reasons:
         assert reason in str(error.value)
-    assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="runs/")
+    assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=BUCKET, Prefix="runs/churn/run-1/data/")
 
 
 def test_a_missing_dataset_is_a_clear_validation_failure(platform):
@@ -133,8 +135,8 @@ def test_first_model_is_promoted_and_registered_pending_approval_with_full_linea
     assert lineage["git_commit"] == "a1b2c3d"
     assert lineage["dataset_sha256"] == state["validation"]["sha256"]
     assert lineage["dataset_version_id"] == state["validation"]["version_id"]
-    assert json.loads(lineage["hyperparameters"])["epochs"] == 4
-    assert json.loads(lineage["metrics"])["validation:auc"] == pytest.approx(state["evaluation"]["value"])
+    assert decode_pairs(lineage["hyperparameters"])["epochs"] == 4  # name=value pairs: SageMaker refuses JSON there
+    assert decode_pairs(lineage["metrics"])["validation:auc"] == pytest.approx(state["evaluation"]["value"])
     assert lineage["execution_arn"].endswith(":run-1")
     assert package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == state["training"]["model_artifacts"]
 

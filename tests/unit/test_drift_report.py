@@ -2,7 +2,6 @@
 rows) and histograms with axes and bin labels."""
 
 import re
-from dataclasses import dataclass
 
 from lambdas.drift import report
 from lambdas.drift.engine import DriftResult, FeatureResult
@@ -73,12 +72,8 @@ def test_each_histogram_has_both_axes_ticks_titles_and_a_label_per_bin():
 
 
 def test_value_edges_label_the_bins_when_the_engine_gives_them():
-    @dataclass
-    class WithEdges(FeatureResult):
-        edges: list | None = None
-
     base = feature("tenure_months", "numeric", 0.45, 0.21, 1e-30, True, True)
-    edged = WithEdges(**vars(base), edges=[0, 2, 5, 9, 14, 20, 27, 35, 44, 56, 72])
+    edged = FeatureResult(**{**vars(base), "edges": [0, 2, 5, 9, 14, 20, 27, 35, 44, 56, 72]})
     labels, title = report.bin_labels(edged)
     assert labels[0] == "< 2" and labels[1] == "2–5" and labels[-1] == "≥ 56" and "value bins" in title
 
@@ -87,3 +82,19 @@ def test_no_drift_says_so_and_how_many_were_needed():
     result = DriftResult(800, [feature("age", "numeric", 0.05, 0.02, 0.3, False, False)], [], False, [])
     page = report.html_report(result, {**CONTEXT, "capture_lines": 40})
     assert "Decision: <strong>no drift</strong>" in page and "0 drifted feature(s), 2 needed" in page
+
+
+def test_numeric_bins_are_labelled_with_the_baselines_value_edges():
+    import numpy as np
+
+    from lambdas.drift import engine
+
+    values = np.random.default_rng(5).uniform(0, 100, (20_000, 1))
+    reference = engine.Reference.from_arrays(["price"], values, [], [])
+    accumulator = engine.Accumulator(reference)
+    accumulator.update(values[:5_000], [])
+    (feature,) = engine.evaluate(accumulator, engine.Thresholds()).features
+    assert len(feature.edges) == len(feature.reference_histogram) + 1
+    assert feature.edges == sorted(feature.edges) and abs(feature.edges[5] - 50) < 3  # the median of uniform(0, 100)
+    labels, title = report.bin_labels(feature)
+    assert title.startswith("value bins") and labels[0].startswith("< ") and labels[-1].startswith("≥ ")

@@ -27,7 +27,7 @@ try:
     import modelkit  # noqa: F401  packed beside this file in the source archive
 except ImportError:  # a checkout: pipelines/modelkit
     sys.path.insert(0, str(HERE.parent))
-from modelkit import contract, data, finish, torchloop  # noqa: E402
+from modelkit import contract, data, finish, torchloop, tracking  # noqa: E402
 
 
 @dataclass
@@ -79,10 +79,11 @@ def run(paths: contract.Paths, hp: Hyperparameters) -> dict:
     batches = torchloop.Batches(split.x_train, target, hp.batch_size, device, rank, world_size)
     interrupt_after = int(os.environ.get("MLOPS_SIMULATE_SPOT_INTERRUPTION_AFTER_EPOCH", "0"))
     started, loss_fn = time.perf_counter(), loss_for(task)
+    history = tracking.History()
     for epoch in range(start_epoch + 1, hp.epochs + 1):
         loss = torchloop.train_epoch(model, optimizer, batches, hp.seed * 1000 + epoch, dtype, scaler, loss_fn)
         if rank == 0:
-            print(f"epoch={epoch}; train:loss={loss:.6f};", flush=True)
+            history.log(epoch, **{"train:loss": loss})  # 'epoch=3; train:loss=0.412345;' and evaluation.json
             torchloop.save_checkpoint(paths.checkpoints, epoch, model, optimizer, scaler, hp.keep_checkpoints)
         torchloop.barrier(world_size)
         if epoch == interrupt_after:
@@ -98,7 +99,7 @@ def run(paths: contract.Paths, hp: Hyperparameters) -> dict:
             "framework": f"pytorch {torch.__version__}", "device": str(device),
             "precision": str(dtype or torch.float32).removeprefix("torch."), "world_size": world_size,
             "epochs_completed": hp.epochs, "resumed_from_epoch": start_epoch, "hyperparameters": contract.as_dict(hp),
-            "train_seconds": round(time.perf_counter() - started, 3)})
+            "train_seconds": round(time.perf_counter() - started, 3)}, history=history)
     torchloop.shutdown(world_size)
     return report
 

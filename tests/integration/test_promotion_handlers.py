@@ -1,0 +1,150 @@
+"""The promotion handlers against moto, one account playing both sides (the cross-account grants are the e2e test's):
+the offer attests and announces once, the import copies with a digest check and registers with lineage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import boto3
+import pytest
+
+from lambdas.promotion import handlers
+from lambdas.promotion.logic import AlreadyPromoted, PromotionRefused
+from pipelines.promotion import SHA256_KEY, VERSION_KEY
+from tests.integration.conftest import BUCKET, FakeContext, serve_in_production, task_event
+
+ARTIFACT = "models/churn/job-1/output/model.tar.gz"
+RUN = "runs/churn/run-1/"
+MODEL_BYTES = b"\x1f\x8b model bytes " * 1000
+
+
+@pytest.fixture
+def upstream(platform, monkeypatch):
+    """dev's side: an Approved package whose artifact and run files are in the bucket, served by production; the
+    offer's event captured by a rule into a queue."""
+    s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
+    s3.put_object(Bucket=BUCKET, Key=ARTIFACT, Body=MODEL_BYTES)
+    for name in ("evaluation.json", "baseline/statistics.json", "baseline/constraints.json"):
+        s3.put_object(Bucket=BUCKET, Key=f"{RUN}{name}", Body=json.dumps({"file": name}).encode())
+    rows = "\n".join(["tenure_months,churned", *(f"{i},0" for i in range(50))]) + "\n"
+    s3.put_object(Bucket=BUCKET, Key=f"{RUN}data/train.csv", Body=rows.encode())
+    arn = sagemaker.create_model_package(
+        ModelPackageGroupName="churn-dev", ModelApprovalStatus="Approved",
+        InferenceSpecification={"Containers": [{"Image": "image", "ModelDataUrl": f"s3://{BUCKET}/{ARTIFACT}"}],
+                                "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]},
+        ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/{RUN}evaluation.json"}}},
+        DriftCheckBaselines={"ModelDataQuality": {
+            "Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/{RUN}baseline/statistics.json"},
+            "Constraints": {"ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/{RUN}baseline/constraints.json"}}},
+        MetadataProperties={"CommitId": "0123abc", "GeneratedBy": f"arn:aws:states:us-east-1:123456789012:execution:churn-dev-retraining:run-1"},
+        CustomerMetadataProperties={"git_commit": "0123abc", "requested_by": "arn:aws:sts::123456789012:assumed-role/ds/alice@example.com",
+                                    "metrics": json.dumps({"validation:auc": 0.8}), "challenger_value": "0.8"})["ModelPackageArn"]
+    serve_in_production(arn)
+    queue = boto3.client("sqs").create_queue(QueueName="offers")["QueueUrl"]
+    queue_arn = boto3.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events = boto3.client("events")
+    events.put_rule(Name="offers", EventPattern=json.dumps({"source": ["mlops.promotion"]}))
+    events.put_targets(Rule="offers", Targets=[{"Id": "queue", "Arn": queue_arn}])
+    monkeypatch.setenv("DOWNSTREAM_ENV", "prod")
+    monkeypatch.setenv("PROMOTION_ENV", "dev")
+    return {"arn": arn, "queue": queue}
+
+
+def run_succeeded(platform) -> dict:
+    return {"version": "0", "id": "e", "source": "aws.states", "detail-type": "Step Functions Execution Status Change",
+            "account": "123456789012", "time": "2026-11-23T00:00:00Z", "region": "us-east-1", "resources": [],
+            "detail": {"executionArn": "arn:x", "stateMachineArn": platform["state_machine"], "status": "SUCCEEDED",
+                       "name": "run-1"}}
+
+
+def offers(upstream) -> list[dict]:
+    messages = boto3.client("sqs").receive_message(QueueUrl=upstream["queue"], MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"])["detail"] for m in messages]
+
+
+def test_the_offer_records_the_artifacts_sha256_once_and_announces_the_served_package_once(platform, upstream):
+    result = handlers.offer(run_succeeded(platform), FakeContext())
+    assert result["offered"] is True
+    lineage = boto3.client("sagemaker").describe_model_package(ModelPackageName=upstream["arn"])["CustomerMetadataProperties"]
+    assert lineage[SHA256_KEY] == hashlib.sha256(MODEL_BYTES).hexdigest()
+    assert lineage[VERSION_KEY] == boto3.client("s3").head_object(Bucket=BUCKET, Key=ARTIFACT)["VersionId"]
+    assert "offered_to_prod" in lineage and lineage["git_commit"] == "0123abc"  # the lineage is kept
+    (detail,) = offers(upstream)
+    assert detail["package_arn"] == upstream["arn"] and detail["sha256"] == lineage[SHA256_KEY] and detail["env"] == "dev"
+    again = handlers.offer(run_succeeded(platform), FakeContext())
+    assert again == {"offered": False, "reason": f"{upstream['arn']} was already offered to prod"}
+    assert offers(upstream) == []
+
+
+def test_nothing_is_offered_when_production_does_not_serve_the_newest_approved_package(platform, upstream):
+    newer = boto3.client("sagemaker").create_model_package(
+        ModelPackageGroupName="churn-dev", ModelApprovalStatus="Approved",
+        InferenceSpecification={"Containers": [{"Image": "image", "ModelDataUrl": f"s3://{BUCKET}/{ARTIFACT}"}],
+                                "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]})
+    result = handlers.offer(run_succeeded(platform), FakeContext())
+    assert result["offered"] is False and newer["ModelPackageArn"] in result["reason"]
+    assert offers(upstream) == []
+
+
+@pytest.fixture
+def stage(platform, upstream, monkeypatch):
+    """prod's side, played in the same account: its own group and audit table; the offer made."""
+    handlers.offer(run_succeeded(platform), FakeContext())
+    (detail,) = offers(upstream)
+    boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName="churn-prod")
+    boto3.client("dynamodb").create_table(
+        TableName="mlops-prod-audit", BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}])
+    for name, value in {"MODEL_PACKAGE_GROUP": "churn-prod", "AUDIT_TABLE": "mlops-prod-audit", "UPSTREAM_ENV": "dev",
+                        "UPSTREAM_ACCOUNT": "123456789012", "UPSTREAM_REGION": "us-east-1", "UPSTREAM_BUCKET": BUCKET,
+                        "UPSTREAM_GROUP": "churn-dev", "PROD_ENDPOINT": "churn-prod-prod"}.items():
+        monkeypatch.setenv(name, value)
+    return {"offer": detail, "offered_by_account": "123456789012"}
+
+
+def test_the_import_copies_the_same_bytes_and_registers_them_with_the_lineage_waiting_for_approval(stage):
+    state = handlers.import_package(task_event(stage, "promo-1"), FakeContext())
+    package = boto3.client("sagemaker").describe_model_package(ModelPackageName=state["registration"]["model_package_arn"])
+    assert package["ModelPackageGroupName"] == "churn-prod" and package["ModelApprovalStatus"] == "PendingManualApproval"
+    url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    assert url.startswith(f"s3://{BUCKET}/models/churn/promoted/dev-v1/promo-1/")
+    body = boto3.client("s3").get_object(Bucket=BUCKET, Key=url.split("/", 3)[3])["Body"].read()
+    assert body == MODEL_BYTES
+    lineage = package["CustomerMetadataProperties"]
+    assert lineage[SHA256_KEY] == hashlib.sha256(MODEL_BYTES).hexdigest() and lineage["git_commit"] == "0123abc"
+    assert lineage["promoted_from"] == stage["offer"]["package_arn"] and "offered_to_prod" not in lineage
+    assert package["MetadataProperties"]["GeneratedBy"].endswith(":promo-1")  # the approval record's run
+    sample = boto3.client("s3").get_object(Bucket=BUCKET, Key="runs/churn/promo-1/data/train.csv")["Body"].read()
+    assert sample.decode().splitlines()[0] == "tenure_months,churned" and len(sample.decode().splitlines()) == 21
+    assert state["run"]["requested_by"].endswith("/alice@example.com") and state["evaluation"]["value"] == 0.8
+
+
+def test_the_same_offer_is_imported_once(stage):
+    handlers.import_package(task_event(stage, "promo-1"), FakeContext())
+    with pytest.raises(AlreadyPromoted):
+        handlers.import_package(task_event(stage, "promo-2"), FakeContext())
+
+
+def test_bytes_that_changed_since_the_digest_was_recorded_are_refused_and_a_later_offer_may_retry(stage):
+    s3 = boto3.client("s3")
+    version = boto3.client("sagemaker").describe_model_package(
+        ModelPackageName=stage["offer"]["package_arn"])["CustomerMetadataProperties"][VERSION_KEY]
+    s3.delete_object(Bucket=BUCKET, Key=ARTIFACT, VersionId=version)  # the recorded version is replaced...
+    s3.put_object(Bucket=BUCKET, Key=ARTIFACT, Body=b"other bytes")
+    boto3.client("sagemaker").update_model_package(  # ...and the registry points at the new one
+        ModelPackageArn=stage["offer"]["package_arn"],
+        CustomerMetadataProperties={VERSION_KEY: s3.head_object(Bucket=BUCKET, Key=ARTIFACT)["VersionId"]})
+    with pytest.raises(PromotionRefused, match="changed since approval"):
+        handlers.import_package(task_event(stage, "promo-1"), FakeContext())
+    listed = s3.list_object_versions(Bucket=BUCKET, Prefix="models/churn/promoted/").get("Versions", [])
+    assert listed == []  # the copy is gone
+    assert boto3.client("sagemaker").list_model_packages(ModelPackageGroupName="churn-prod")["ModelPackageSummaryList"] == []
+    with pytest.raises(PromotionRefused):  # the claim was released: a retry runs (and is refused on its merits)
+        handlers.import_package(task_event(stage, "promo-2"), FakeContext())
+
+
+def test_a_run_started_by_hand_in_a_promotion_stage_is_refused_with_the_reason(stage):
+    with pytest.raises(PromotionRefused, match="trains nothing"):
+        handlers.import_package(task_event({"model": "churn", "trigger": "manual"}, "manual-1"), FakeContext())
