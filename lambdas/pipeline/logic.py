@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from pipelines import naming
 from lambdas.shared.lineage import checked, decode_pairs, encode_pairs
+from lambdas.shared.run_state import decoded_hyperparameters
 from lambdas.shared.errors import failure_reason
 from pipelines.spec import (MAX_CLASSES, DatasetSpec, ObjectiveSpec, TaskSpec, TrainingSpec, control_character,
                             refuse_control_characters)
@@ -574,19 +575,6 @@ def tuning_lineage(tuning: dict | None) -> dict[str, str]:
 
 def _number(value) -> str:
     return "none" if value is None else f"{float(value):.6g}"
-
-
-def decoded_hyperparameters(encoded: dict[str, str]) -> dict:
-    """SageMaker's JSON-string values back to numbers and booleans; the script-mode settings left out."""
-    decoded = {}
-    for key, value in encoded.items():
-        if key.startswith(("sagemaker_", "_")):  # script-mode settings; a tuning trial's _tuning_objective_metric
-            continue
-        try:
-            decoded[key] = json.loads(value)
-        except (TypeError, ValueError):
-            decoded[key] = value
-    return decoded
 
 
 def champion_metrics(package: dict | None) -> dict | None:

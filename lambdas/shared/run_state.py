@@ -26,6 +26,19 @@ APPROVAL_STEP = "WaitForApproval"
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 
+def decoded_hyperparameters(encoded: dict[str, str]) -> dict:
+    """SageMaker's JSON-string values back to numbers and booleans; the script-mode settings left out."""
+    decoded = {}
+    for key, value in encoded.items():
+        if key.startswith(("sagemaker_", "_")):  # script-mode settings; a tuning trial's _tuning_objective_metric
+            continue
+        try:
+            decoded[key] = json.loads(value)
+        except (TypeError, ValueError):
+            decoded[key] = value
+    return decoded
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
@@ -46,15 +59,7 @@ class RunConfig(_Section):
 
     def typed_hyperparameters(self) -> dict[str, Any]:
         """The hyperparameters with their types back (numbers, booleans), SageMaker's own settings left out."""
-        decoded = {}
-        for key, value in self.hyperparameters.items():
-            if key.startswith("sagemaker_"):
-                continue
-            try:
-                decoded[key] = json.loads(value)
-            except (TypeError, ValueError):
-                decoded[key] = value
-        return decoded
+        return decoded_hyperparameters(self.hyperparameters)
 
 
 class DataValidation(_Section):
