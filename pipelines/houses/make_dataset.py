@@ -9,11 +9,11 @@ champion trained before the shift is beaten on the new data.
 
 from __future__ import annotations
 
-import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
+
+from pipelines.modelkit.data import dataset_cli, write_csv_columns
 
 NEIGHBOURHOODS = {  # name: (price per sqft^0.85 index, share before the shift, share after, km to the centre)
     "old-town": (1.45, 0.18, 0.08, 1.5), "riverside": (1.30, 0.17, 0.12, 3.0), "hillcrest": (1.15, 0.20, 0.15, 6.0),
@@ -59,25 +59,8 @@ def generate(rows: int, seed: int = 7, shift: float = 0.0) -> dict:
 
 
 def write_csv(columns: dict, path: Path, include_label: bool = True) -> Path:
-    names = [c for c in COLUMNS if include_label or c != LABEL]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(names)
-        writer.writerows(zip(*(columns[name].tolist() for name in names)))
-    return path
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=5000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--shift", type=float, default=0.0)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "data" / "train.csv")
-    args = parser.parse_args()
-    print(write_csv(generate(args.rows, args.seed, args.shift), args.out))
+    return write_csv_columns(columns, [c for c in COLUMNS if include_label or c != LABEL], path)
 
 
 if __name__ == "__main__":
-    main()
+    dataset_cli(generate, write_csv, __doc__, Path(__file__).parent / "data" / "train.csv")

@@ -28,6 +28,30 @@ def read_csv_columns(path: Path) -> dict:
     return dict(zip(header, columns))
 
 
+def write_csv_columns(columns: dict, names: list, path: Path) -> Path:
+    """The inverse of read_csv_columns: a header, then one row per index of the named columns (arrays or lists)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        writer.writerows(zip(*(np.asarray(columns[name]).tolist() for name in names)))
+    return path
+
+
+def dataset_cli(generate, write_csv, description: str, default_out: Path) -> None:
+    """`python make_dataset.py [--rows --seed --shift --out]`: every model folder's data generator from a shell."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rows", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--shift", type=float, default=0.0)
+    parser.add_argument("--out", type=Path, default=default_out)
+    args = parser.parse_args()
+    print(write_csv(generate(args.rows, args.seed, args.shift), args.out))
+
+
 def read_channel(directory: Path) -> dict:
     """All CSV files of a SageMaker channel directory, concatenated in name order."""
     files = sorted(Path(directory).rglob("*.csv"))
