@@ -9,8 +9,9 @@ The engine's peak RSS is measured in a fresh process (data generation included).
 Capture path: 1,000,000 captured rows x 14 columns (10 numeric + 4 categorical) written as SageMaker capture
 lines, one text/csv request per line (what a real-time endpoint captures), and as application/json requests of
 100 rows. Its floor reads the file and parses every line and every request body into columns (numbers as
-float64) with the fastest parsers measured (see capture_floor). Old figures: the same files through the capture
-reader at git HEAD.
+float64, labels counted) with the fastest parser measured for it (orjson or pyarrow, see capture_floor). Old
+figures: the same files through the capture reader of PREVIOUS_REF. Evidently is timed on in-memory DataFrames and
+end to end from the same capture files (pandas reading them, as its users would).
 
     python benchmarks/drift.py [--rows 1000000] [--skip-evidently] [--capture-only]
 """
@@ -138,12 +139,20 @@ def write_captures(folder: Path, rows: int) -> dict[str, Path]:
     return files
 
 
-def capture_floor(path: Path) -> float:
-    """Read the file and parse every line and request body into columns (numeric ones as float64) with the fastest
-    parsers measured (issue 13): orjson per line (faster than one orjson call on the lines joined as an array, or a
-    regex for the bodies); CSV bodies of 4,096 lines joined, split once and sliced per column, numbers through one
-    np.array(list, float64) per column (faster than np.loadtxt, np.fromstring, float() or csv.reader); JSON records
-    to columns by map(itemgetter). No validation, no binning: nothing less can do the job."""
+def capture_floor(path: Path) -> dict[str, float]:
+    """Read the file and parse every line and request body into columns (numeric ones as float64, labels counted)
+    with each of the fast parsers measured (issue 13), no validation, no binning: the floor is the fastest of them.
+
+    orjson: per line (faster than one orjson call on the lines joined as an array, or a regex for the bodies); CSV
+    bodies of 4,096 lines joined, split once and sliced per column, numbers through one np.array(list, float64) per
+    column (faster than np.loadtxt, np.fromstring, float() or csv.reader); JSON records to columns by map(itemgetter).
+    arrow: 4 MiB of lines at a time through pyarrow's JSON reader (envelopes), then its CSV reader (CSV bodies joined
+    in Arrow) or its JSON reader (JSON bodies), one thread as on a 1,769 MB Lambda."""
+    return {"orjson": _orjson_floor(path), "arrow": _arrow_floor(path)}
+
+
+def _orjson_floor(path: Path) -> float:
+    from collections import Counter
     from operator import itemgetter
 
     import orjson
@@ -154,10 +163,11 @@ def capture_floor(path: Path) -> float:
         if bodies:
             fields = ",".join(bodies).split(",")
             [np.array(fields[i::width], dtype=np.float64) for i in range(numeric)]
-            [fields[i::width] for i in range(numeric, width)]
+            [Counter(fields[i::width]) for i in range(numeric, width)]
         if records:
             values = [list(map(itemgetter(name), records)) for name in names]
             [np.array(column, dtype=np.float64) for column in values[:numeric]]
+            [Counter(column) for column in values[numeric:]]
 
     gc.disable()  # as assess does while it parses: millions of acyclic objects
     started = time.perf_counter()
@@ -178,15 +188,62 @@ def capture_floor(path: Path) -> float:
     return elapsed
 
 
+def _arrow_floor(path: Path) -> float:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pa_csv
+    import pyarrow.json as pa_json
+
+    names = CAPTURE_NUMERIC + CAPTURE_CATEGORICAL
+    types = {n: pa.float64() for n in CAPTURE_NUMERIC} | {n: pa.string() for n in CAPTURE_CATEGORICAL}
+    endpoint_input = pa.struct([("observedContentType", pa.string()), ("data", pa.string()), ("encoding", pa.string())])
+    envelope = pa_json.ParseOptions(explicit_schema=pa.schema([("captureData", pa.struct([("endpointInput", endpoint_input)]))]),
+                                    unexpected_field_behavior="ignore")
+    body = pa_json.ParseOptions(explicit_schema=pa.schema([("instances", pa.list_(pa.struct(list(types.items()))))]))
+
+    def json_table(buffer, options):
+        return pa_json.read_json(pa.BufferReader(buffer), read_options=pa_json.ReadOptions(use_threads=False, block_size=buffer.size + 1),
+                                 parse_options=options)
+
+    def columns(block: bytes) -> None:
+        captured = pc.struct_field(json_table(pa.py_buffer(block), envelope).column(0).combine_chunks(), [0])
+        bodies = pc.binary_join_element_wise(pc.struct_field(captured, [1]), pa.scalar(""), "\n")
+        _, offsets, data = bodies.buffers()
+        bounds = np.frombuffer(offsets, dtype=np.int32)[bodies.offset:bodies.offset + len(bodies) + 1]
+        joined = data.slice(int(bounds[0]), int(bounds[-1] - bounds[0]))
+        if pc.struct_field(captured, [0])[0].as_py() == "text/csv":
+            table = pa_csv.read_csv(pa.BufferReader(joined), read_options=pa_csv.ReadOptions(
+                column_names=names, use_threads=False, block_size=joined.size + 1), convert_options=pa_csv.ConvertOptions(column_types=types))
+            fields = [table.column(name) for name in names]
+        else:
+            rows = pc.list_flatten(json_table(joined, body).column(0).combine_chunks())
+            fields = [pc.struct_field(rows, [index]) for index in range(len(names))]
+        [field.to_numpy() for field in fields[:len(CAPTURE_NUMERIC)]]
+        [pc.value_counts(field) for field in fields[len(CAPTURE_NUMERIC):]]
+
+    started = time.perf_counter()
+    with path.open("rb") as stream:
+        carry = b""
+        while chunk := stream.read(4 << 20):
+            block = carry + chunk
+            cut = block.rfind(b"\n") + 1
+            carry = block[cut:]
+            if cut:
+                columns(block[:cut])
+        if carry.strip():
+            columns(carry)
+    return time.perf_counter() - started
+
+
 def assess_file(path: Path, statistics: dict, capture_module=None) -> tuple[float, object]:
     from lambdas.drift import logic
-    from lambdas.drift.capture import read_chunks, split_lines
+    from lambdas.drift.capture import line_batches, read_chunks
 
     spec = capture_spec()
     started = time.perf_counter()
     if capture_module is None:
         with path.open("rb") as stream:
-            assessment = logic.assess(statistics, spec, [(path.name, split_lines(read_chunks(stream)))])
+            assessment = logic.assess(statistics, spec, [(path.name, line_batches(read_chunks(stream)))])
     else:  # the previous reader: str lines, per-row dicts
         scan = capture_module.CaptureScan(spec.drift_features, set(CAPTURE_CATEGORICAL),
                                           engine.Accumulator(engine.Reference.from_statistics(statistics)))
@@ -205,12 +262,15 @@ def capture_statistics(rows: int) -> dict:
     return statistics
 
 
-def previous_capture_module():
-    """The capture reader before issue 13 (git HEAD), loaded beside the new one for the old figure."""
+PREVIOUS_REF = "e229a2c"  # the capture reader before the Arrow path and line batches
+
+
+def previous_capture_module(ref: str = PREVIOUS_REF):
+    """The capture reader at `ref`, loaded beside the new one for the old figure."""
     import importlib.util
     import tempfile
 
-    source = subprocess.run(["git", "show", "HEAD:lambdas/drift/capture.py"], capture_output=True, text=True, check=True,
+    source = subprocess.run(["git", "show", f"{ref}:lambdas/drift/capture.py"], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parents[1]).stdout
     path = Path(tempfile.mkdtemp()) / "previous_capture.py"
     path.write_text(source)
@@ -228,7 +288,7 @@ def assess_peak(path: str, rows: int) -> None:
 
 
 def line_length_seconds(megabytes: int) -> float:
-    from lambdas.drift.capture import read_chunks, split_lines
+    from lambdas.drift.capture import line_batches, read_chunks
     import io
 
     row = ",".join(["1.5"] * 10 + ["c0_level_1"] * 4)
@@ -239,19 +299,48 @@ def line_length_seconds(megabytes: int) -> float:
     from lambdas.drift import logic
 
     started = time.perf_counter()
-    logic.assess(statistics, capture_spec(), [("big", split_lines(read_chunks(io.BytesIO(line + b"\n"))))])
+    logic.assess(statistics, capture_spec(), [("big", line_batches(read_chunks(io.BytesIO(line + b"\n"))))])
     return time.perf_counter() - started
 
 
-def evidently_on_capture(rows: int) -> float:
-    import pandas as pd
+def evidently_report_seconds(reference, current) -> float:
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
-    reference, current = pd.DataFrame(capture_columns(rows, 3)), pd.DataFrame(capture_columns(rows, 4, shift=0.5))
     started = time.perf_counter()
     Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
     return time.perf_counter() - started
+
+
+def pandas_capture_frame(path: Path):
+    """The capture file as an Evidently user reads it: pandas' JSON-lines reader, json_normalize for the envelope,
+    then pandas' CSV reader for CSV bodies or the records of JSON bodies."""
+    import io
+
+    import pandas as pd
+
+    names = CAPTURE_NUMERIC + CAPTURE_CATEGORICAL
+    captured = pd.json_normalize(pd.read_json(path, lines=True)["captureData"].tolist())
+    bodies = captured["endpointInput.data"]
+    if (captured["endpointInput.observedContentType"] == "text/csv").all():
+        return pd.read_csv(io.StringIO("\n".join(bodies)), header=None, names=names)
+    return pd.DataFrame([row for body in bodies for row in json.loads(body)["instances"]], columns=names)
+
+
+def evidently_on_capture(rows: int, files: dict[str, Path]) -> dict:
+    """Evidently's DataDriftPreset on the same data: given in-memory DataFrames (no parsing at all), and end to end
+    from the same capture files (pandas reading them, then the report), each timed once."""
+    import pandas as pd
+
+    reference = pd.DataFrame(capture_columns(rows, 3))
+    figures = {"in_memory_s": evidently_report_seconds(reference, pd.DataFrame(capture_columns(rows, 4, shift=0.5)))}
+    for kind, path in files.items():
+        started = time.perf_counter()
+        current = pandas_capture_frame(path)
+        read = time.perf_counter() - started
+        figures[f"{kind}_read_s"] = read
+        figures[f"{kind}_end_to_end_s"] = read + evidently_report_seconds(reference, current)
+    return {name: round(value, 2) for name, value in figures.items()}
 
 
 def capture_path(rows: int, skip_evidently: bool) -> dict:
@@ -265,25 +354,33 @@ def capture_path(rows: int, skip_evidently: bool) -> dict:
     figures = {"capture_rows": rows}
     previous = previous_capture_module()
     for kind, path in files.items():
-        floor = min(capture_floor(path) for _ in range(2))
+        parsers = {name: round(min(seconds), 3) for name, seconds in
+                   zip(("orjson", "arrow"), zip(*(capture_floor(path).values() for _ in range(2))))}
+        floor = min(parsers.values())
         seconds, assessment = assess_file(path, statistics)
         old_seconds, old = assess_file(path, statistics, previous)
-        figures[kind] = {"floor_s": round(floor, 3), "assess_s": round(seconds, 3), "assess_over_floor": round(seconds / floor, 2),
-                         "rows_read": assessment.result.rows, "drifted": sorted(assessment.result.drifted_features),
+        figures[kind] = {"floor_s": floor, "floor_by_parser_s": parsers, "assess_s": round(seconds, 3),
+                         "assess_over_floor": round(seconds / floor, 2), "rows_read": assessment.result.rows,
+                         "drifted": sorted(assessment.result.drifted_features),
                          "old_assess_s": round(old_seconds, 3), "old_rows_read": old.rows}
-        print(f"{kind} capture ({path.stat().st_size / 1e6:.0f} MB): floor {floor:.2f} s, assess {seconds:.2f} s "
-              f"({seconds / floor:.2f}x floor; {assessment.result.rows:,} rows), previous reader {old_seconds:.2f} s "
+        print(f"{kind} capture ({path.stat().st_size / 1e6:.0f} MB): floor {floor:.2f} s {parsers}, assess {seconds:.2f} s "
+              f"({seconds / floor:.2f}x floor; {assessment.result.rows:,} rows), reader of {PREVIOUS_REF} {old_seconds:.2f} s "
               f"({old.rows:,} rows)")
     figures["assess_peak_rss_mb"] = round(peak["peak_rss_mb"])
     print(f"assess peak RSS in a fresh process (csv capture): {peak['peak_rss_mb']:.0f} MB (Lambda: 1,769 MB)")
     figures["line_seconds_by_mb"] = {mb: round(line_length_seconds(mb), 3) for mb in (1, 2, 4, 6)}
     print(f"one capture line of 1/2/4/6 MB: {figures['line_seconds_by_mb']} s")
     if not skip_evidently:
-        evidently_seconds = evidently_on_capture(rows)
-        slowest = max(figures["csv"]["assess_s"], figures["json"]["assess_s"])
-        figures.update(capture_evidently_s=round(evidently_seconds, 2), capture_speedup_vs_evidently=round(evidently_seconds / slowest, 1))
-        print(f"evidently on the same data (in-memory DataFrames, no parsing): {evidently_seconds:.2f} s; "
-              f"assess from capture files is {evidently_seconds / slowest:.1f}x faster")
+        evidently = evidently_on_capture(rows, files)
+        figures["evidently"] = evidently
+        print(f"evidently DataDriftPreset on in-memory DataFrames (no parsing): {evidently['in_memory_s']:.1f} s")
+        for kind in files:
+            end_to_end, assess_s = evidently[f"{kind}_end_to_end_s"], figures[kind]["assess_s"]
+            figures[kind].update(evidently_end_to_end_over_assess=round(end_to_end / assess_s, 1),
+                                 evidently_in_memory_over_assess=round(evidently["in_memory_s"] / assess_s, 1))
+            print(f"{kind}: evidently end to end from the capture file {end_to_end:.1f} s (pandas reading it "
+                  f"{evidently[f'{kind}_read_s']:.1f} s) = {end_to_end / assess_s:.1f}x assess; in memory "
+                  f"{evidently['in_memory_s'] / assess_s:.1f}x")
     return figures
 
 

@@ -9,7 +9,7 @@ from typing import Callable, Iterable
 import boto3
 
 from lambdas.drift import logic, report
-from lambdas.drift.capture import read_chunks, split_lines
+from lambdas.drift.capture import line_batches, read_chunks
 from pipelines.spec import ModelSpec
 
 
@@ -27,7 +27,7 @@ def capture_sources(location: str) -> list[tuple[str, Callable[[], Iterable[str]
         s3 = boto3.client("s3")
         keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
                 for o in page.get("Contents", []) if o["Key"].endswith((".jsonl", ".json"))]
-        return [(f"s3://{bucket}/{k}", lambda k=k: split_lines(read_chunks(s3.get_object(Bucket=bucket, Key=k)["Body"])))
+        return [(f"s3://{bucket}/{k}", lambda k=k: line_batches(read_chunks(s3.get_object(Bucket=bucket, Key=k)["Body"])))
                 for k in keys]
     path = Path(location)
     files = sorted(path.rglob("*.jsonl")) if path.is_dir() else [path]
@@ -38,7 +38,7 @@ def capture_sources(location: str) -> list[tuple[str, Callable[[], Iterable[str]
 
 def _file_lines(path: Path) -> Iterable[bytes]:
     with path.open("rb") as stream:
-        yield from split_lines(read_chunks(stream))
+        yield from line_batches(read_chunks(stream))
 
 
 def sibling_constraints(baseline: str) -> str | None:

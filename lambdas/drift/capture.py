@@ -21,10 +21,12 @@ from datetime import datetime, timedelta
 from collections import Counter
 from itertools import repeat
 from operator import itemgetter
-from typing import Iterable, Iterator
+from bisect import bisect_right
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from lambdas.drift import arrow_reader
 from lambdas.drift.baseline import MISSING_LABELS
 from lambdas.drift.engine import Accumulator
 
@@ -37,8 +39,8 @@ CHUNK_ROWS = 50_000
 QUOTED_PROBLEMS = 5
 MAX_LINE_BYTES = 8 * 1024 * 1024
 MAX_FIELD_CHARS = 64 * 1024
-READ_BYTES = 1024 * 1024
-BATCH_LINES = 4096                 # capture lines read together (see CaptureScan.add_line)
+READ_BYTES = 4 * 1024 * 1024
+BATCH_LINES = 16_384               # capture lines read together (see CaptureScan._read_lines)
 BATCH_BYTES = 16 * 1024 * 1024     # ... or fewer when they are long
 CSV_TYPES = ("text/csv", "application/csv")
 
@@ -63,29 +65,80 @@ class CaptureScan:
     _records: list[dict] = field(default_factory=list)
     _blocks: list[list[list]] = field(default_factory=list)  # CSV bodies parsed in bulk: one list per feature
     _pending: int = 0
-    _lines: list = field(default_factory=list)   # lines not yet read: add_line batches them
-    _wheres: list = field(default_factory=list)
+    _lines: list = field(default_factory=list)   # lines not yet read: they are read a batch at a time
+    _marks: list = field(default_factory=list)   # (index in _lines, source, first line number or None)
     _batch_bytes: int = 0
 
     def add_line(self, line: bytes | str, where: str) -> None:
-        """Queue one capture line; lines are read in batches (one loop over the envelopes, then every one-row
-        CSV body of the batch split and converted at once), so the per-line cost is a few list appends."""
+        """Queue one capture line known by `where` (quoted if it is malformed)."""
+        self._marks.append((len(self._lines), where, None))
         self._lines.append(line)
-        self._wheres.append(where)
         self._batch_bytes += len(line)
         if len(self._lines) >= BATCH_LINES or self._batch_bytes >= BATCH_BYTES:
             self._read_batch()
+
+    def add_lines(self, lines: list, source: str, first_number: int = 1) -> None:
+        """Queue consecutive lines of `source` (line numbers from first_number): the fast path, no per-line work."""
+        if not lines:
+            return
+        self._marks.append((len(self._lines), source, first_number))
+        self._lines.extend(lines)
+        self._batch_bytes += sum(map(len, lines))
+        if len(self._lines) >= BATCH_LINES or self._batch_bytes >= BATCH_BYTES:
+            self._read_batch()
+
+    def add_source(self, source: str, items: Iterable) -> None:
+        """Every line of one capture file: `items` yields lines, or lists of lines (see line_batches)."""
+        number = 1
+        for item in items:
+            if type(item) is list:
+                self.add_lines(item, source, number)
+                number += len(item)
+            else:
+                self.add_line(item, f"{source}:{number}")
+                number += 1
 
     def _read_batch(self) -> None:
         with _no_gc():
             self._read_lines()
 
     def _read_lines(self) -> None:
-        lines, wheres = self._lines, self._wheres
-        self._lines, self._wheres, self._batch_bytes = [], [], 0
+        lines, marks = self._lines, self._marks
+        self._lines, self._marks, self._batch_bytes = [], [], 0
         self.lines += len(lines)
-        bodies, body_wheres = [], []  # one-row CSV bodies (text) for the bulk parser
-        for line, where in zip(lines, wheres):
+        if self._read_with_arrow(lines):
+            return
+        where = _Locator(marks)
+        bodies = _csv_bodies(lines)
+        if bodies is not None:  # the usual batch: every line a one-row CSV request
+            self._add_csv_rows(bodies, range(len(bodies)), where)
+        else:
+            self._read_carefully(lines, where)
+        if self._pending >= CHUNK_ROWS:
+            self.flush()
+
+    def _read_with_arrow(self, lines: list) -> bool:
+        """The whole batch through Arrow when it is plain one-row CSV requests or JSON records (arrow_reader)."""
+        if not arrow_reader.available() or type(lines[0]) is not bytes or max(map(len, lines)) > MAX_LINE_BYTES:
+            return False
+        try:
+            block = b"\n".join(lines)
+        except TypeError:  # str lines among bytes
+            return False
+        reference = self.accumulator.reference
+        columns = arrow_reader.read_batch(block, len(lines), self.features, reference.numeric, reference.categorical,
+                                          MAX_FIELD_CHARS)
+        if columns is None:
+            return False
+        self.accumulator.update(columns.numeric, columns.categories)
+        self.ignored_columns = max(self.ignored_columns, columns.extra_columns)
+        for name, count in columns.absent.items():
+            self.absent[name] = self.absent.get(name, 0) + count
+        return True
+
+    def _read_carefully(self, lines: list, where: "_Locator") -> None:
+        bodies, body_lines = [], []  # one-row CSV bodies (text) for the bulk parser
+        for index, line in enumerate(lines):
             try:
                 if len(line) > MAX_LINE_BYTES:
                     raise Malformed(f"line of {len(line):,} bytes is over the {MAX_LINE_BYTES:,}-byte cap")
@@ -96,7 +149,7 @@ class CaptureScan:
                         data = base64.b64decode(data, validate=True).decode("utf-8")
                     if type(data) is str and "\n" not in data and len(data) <= MAX_FIELD_CHARS:
                         bodies.append(data)
-                        body_wheres.append(where)
+                        body_lines.append(index)
                         continue
                 self._add_captured(captured)
             except (Malformed, ValueError, KeyError, TypeError, AttributeError, RecursionError, csv.Error,
@@ -104,15 +157,13 @@ class CaptureScan:
                 if isinstance(line, (bytes, str)) and not line.strip():
                     self.lines -= 1  # a blank line is not a request
                 else:
-                    self._quote(where, error)
+                    self._quote(where(index), error)
             if self._pending >= CHUNK_ROWS:
                 self.flush()
         if bodies:
-            self._add_csv_rows(bodies, body_wheres)
-        if self._pending >= CHUNK_ROWS:
-            self.flush()
+            self._add_csv_rows(bodies, body_lines, where)
 
-    def _add_csv_rows(self, bodies: list[str], wheres: list[str]) -> None:
+    def _add_csv_rows(self, bodies: list[str], wheres: Sequence[int], where: "_Locator") -> None:
         """One-row CSV bodies parsed together: joined, split once, columns taken as strided slices. Bodies that
         need the careful path (quotes, a header, a width other than the batch's) go one by one."""
         wanted = len(self.features)
@@ -124,7 +175,7 @@ class CaptureScan:
         elif commas.count(width - 1) != len(bodies):
             odd = [index for index, count in enumerate(commas) if count != width - 1]
             for index in odd:
-                self._add_one_csv(bodies[index], wheres[index])
+                self._add_one_csv(bodies[index], where(wheres[index]))
             odd_set = set(odd)
             kept = [index for index in range(len(bodies)) if index not in odd_set]
             bodies, wheres = [bodies[i] for i in kept], [wheres[i] for i in kept]
@@ -133,8 +184,8 @@ class CaptureScan:
         if width and self.features[0] in fields[::width]:
             width = 0  # a body may be a header: the careful path decides
         if not width:
-            for body, where in zip(bodies, wheres):
-                self._add_one_csv(body, where)
+            for body, line in zip(bodies, wheres):
+                self._add_one_csv(body, where(line))
             return
         if width > wanted:
             self.ignored_columns = max(self.ignored_columns, width - wanted)
@@ -267,7 +318,9 @@ class CaptureScan:
             notes.append(f"positional requests carried up to {self.ignored_columns} column(s) beyond the spec's "
                          f"{len(self.features)} features (a label or ids); ignored")
         rows = self.accumulator.rows
-        missing_columns = sorted(name for name, count in self.absent.items() if rows and count == rows)
+        reference = self.accumulator.reference
+        watched = set(reference.numeric) | set(reference.categorical)
+        missing_columns = sorted(name for name, count in self.absent.items() if rows and count == rows and name in watched)
         if missing_columns:
             blocking.append(f"schema mismatch: captured requests never carry {missing_columns}")
         if self.lines == 0:
@@ -286,6 +339,34 @@ def _no_gc():
     finally:
         if enabled:
             gc.enable()
+
+
+class _Locator:
+    """Where line `index` of a batch came from ("file:line"), worked out only for the lines that get quoted."""
+
+    def __init__(self, marks: list[tuple[int, str, int | None]]) -> None:
+        self.marks, self.starts = marks, [mark[0] for mark in marks]
+
+    def __call__(self, index: int) -> str:
+        start, source, first = self.marks[bisect_right(self.starts, index) - 1]
+        return source if first is None else f"{source}:{first + index - start}"
+
+
+def _csv_bodies(lines: list) -> list[str] | None:
+    """The bodies of a batch in which every line is a capture of a one-row CSV request (SageMaker's real-time
+    shape), parsed with one comprehension; None when any line needs the careful path."""
+    try:
+        if max(map(len, lines)) > MAX_LINE_BYTES:
+            return None
+        inputs = [_loads(line)["captureData"]["endpointInput"] for line in lines]
+        bodies = [captured["data"] for captured in inputs
+                  if captured.get("observedContentType") == "text/csv" and captured.get("encoding") == "CSV"]
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None
+    if len(bodies) != len(lines) or set(map(type, bodies)) != {str} or max(map(len, bodies)) > MAX_FIELD_CHARS \
+            or any(map(str.__contains__, bodies, repeat("\n"))):
+        return None
+    return bodies
 
 
 def _is_header(row: list[str], features: list[str]) -> bool:
@@ -342,27 +423,38 @@ def labels(values: list) -> list[str]:
     return ["" if v is None else v if isinstance(v, str) else str(v) for v in values]
 
 
-def split_lines(chunks: Iterable[bytes], max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
-    """Lines of a byte stream in time linear in its size; a line over the cap comes back as its first
-    max_line_bytes + 1 bytes (so the reader can report it) and its remainder is skipped."""
-    pending, skipping = bytearray(), False
+def line_batches(chunks: Iterable[bytes], max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[list[bytes]]:
+    """The lines of a byte stream, a chunk's worth at a time (one bytes.split, no Python work per line), in time
+    linear in its size; a line over the cap comes back as its first max_line_bytes + 1 bytes (so the reader can
+    report it) and its remainder is skipped."""
+    carry, skipping = bytearray(), False
     for chunk in chunks:
-        start = 0
-        while True:
-            end = chunk.find(b"\n", start)
-            piece = chunk[start:] if end < 0 else chunk[start:end]
-            if not skipping:
-                pending += piece
-                if len(pending) > max_line_bytes:
-                    yield bytes(pending[:max_line_bytes + 1])
-                    pending, skipping = bytearray(), True
-            if end < 0:
-                break
-            if not skipping:
-                yield bytes(pending)
-            pending, skipping, start = bytearray(), False, end + 1
-    if pending and not skipping:
-        yield bytes(pending)
+        lines = chunk.split(b"\n")
+        tail = lines.pop()
+        if lines:
+            if skipping:  # the first piece ends an overlong line already reported
+                del lines[0]
+            elif carry:
+                carry += lines[0]
+                lines[0] = bytes(carry)
+            carry, skipping = bytearray(), False
+            if lines and max(map(len, lines)) > max_line_bytes:
+                lines = [line[:max_line_bytes + 1] for line in lines]
+            if lines:
+                yield lines
+        if not skipping:
+            carry += tail
+            if len(carry) > max_line_bytes:
+                yield [bytes(carry[:max_line_bytes + 1])]
+                carry, skipping = bytearray(), True
+    if carry and not skipping:
+        yield [bytes(carry)]
+
+
+def split_lines(chunks: Iterable[bytes], max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """line_batches, one line at a time."""
+    for lines in line_batches(chunks, max_line_bytes):
+        yield from lines
 
 
 def read_chunks(stream, size: int = READ_BYTES) -> Iterator[bytes]:

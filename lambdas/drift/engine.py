@@ -218,7 +218,9 @@ class Accumulator:
         self._known = [frozenset(c).union(MISSING_LABELS) for c in reference.categories]
         self.rows = 0
 
-    def update(self, numeric: np.ndarray, categorical: list[np.ndarray]) -> None:
+    def update(self, numeric: np.ndarray, categorical: list) -> None:
+        """One chunk: numeric values (rows x features, NaN missing) and, per categorical feature, its values or a
+        Counter of them (labels already counted, as the Arrow reader does)."""
         if len(self.reference.numeric):
             self.numeric_counts += _histogram(numeric, self.reference)
             if self.constraints is not None and len(numeric):
@@ -227,20 +229,24 @@ class Accumulator:
                     self.non_integral += (np.isfinite(numeric) & (np.mod(numeric, 1) != 0)).sum(axis=0)
         for index, (values, labels) in enumerate(zip(categorical, self.reference.categories)):
             self.category_counts[index] += _category_histogram(values, labels, self.unseen[index], self._known[index])
-        self.rows += len(numeric) if len(self.reference.numeric) else len(categorical[0])
+        self.rows += len(numeric) if len(self.reference.numeric) else _count(categorical[0])
 
 
 def _category_histogram(values, labels: list[str], unseen: Counter | None = None, known: frozenset = frozenset()) -> np.ndarray:
     """Counts per reference label, then 'unseen', then 'missing': exact string matches (a Counter), no hashing.
     With `unseen`, labels the baseline never saw are also counted one by one there (up to UNSEEN_TRACKED distinct)."""
-    counted = Counter(values.tolist() if isinstance(values, np.ndarray) else values)
+    counted = values if isinstance(values, Counter) else Counter(values.tolist() if isinstance(values, np.ndarray) else values)
     if unseen is not None:
         for label in counted.keys() - known:
             if label in unseen or len(unseen) < UNSEEN_TRACKED:
                 unseen[label] += counted[label]
     known = np.array([counted.get(label, 0) for label in labels], dtype=np.float64)
     missing = sum(counted.get(label, 0) for label in MISSING_LABELS)
-    return np.concatenate([known, [len(values) - known.sum() - missing, missing]])
+    return np.concatenate([known, [_count(counted) - known.sum() - missing, missing]])
+
+
+def _count(values) -> int:
+    return sum(values.values()) if isinstance(values, Counter) else len(values)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.drift import engine, logic, report
-from lambdas.drift.capture import hourly_prefixes, read_chunks, split_lines
+from lambdas.drift.capture import hourly_prefixes, line_batches, read_chunks
 from lambdas.shared import dal
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.observability import bind, logger, metrics, tracer
@@ -38,7 +38,7 @@ def window_sources(store: dal.ObjectStore, start: datetime, end: datetime):
     """(key, byte lines) of every capture file in the window, read lazily in 1 MiB chunks (linear in line length)."""
     for prefix in hourly_prefixes(setting("CAPTURE_PREFIX"), start, end):
         for key in store.list_keys(prefix):
-            yield key, split_lines(read_chunks(store.open(key)))
+            yield key, line_batches(read_chunks(store.open(key)))
 
 
 def publish_metrics(result: engine.DriftResult) -> None:

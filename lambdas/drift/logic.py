@@ -36,16 +36,16 @@ class Assessment:
     reason: str
 
 
-def assess(statistics: dict, spec: ModelSpec, sources: Iterable[tuple[str, Iterable[str]]],
+def assess(statistics: dict, spec: ModelSpec, sources: Iterable[tuple[str, Iterable]],
            progress: Callable[[str], None] = lambda name: None, constraints: dict | None = None) -> Assessment:
-    """Captured lines (name, lines) against a Model Monitor baseline (statistics.json, and constraints.json when
+    """Captured lines (name, lines or line_batches) against a Model Monitor baseline (statistics.json, and constraints.json when
     there is one: its checks are reported as violations): the drift hook's and the CLI's one path."""
     reference = engine.Reference.from_statistics(statistics, spec.drift_features)
     checks = engine.Constraints.from_json(constraints) if constraints else None
-    scan = CaptureScan(spec.drift_features, set(spec.dataset.categorical), engine.Accumulator(reference, checks))
+    # Positional requests carry every feature in the dataset's order, whichever of them drift watches.
+    scan = CaptureScan(list(spec.dataset.features), set(spec.dataset.categorical), engine.Accumulator(reference, checks))
     for name, lines in sources:
-        for number, line in enumerate(lines, start=1):
-            scan.add_line(line, f"{name}:{number}")
+        scan.add_source(name, lines)
         progress(name)
     notes, blocking = scan.problems()
     result = engine.evaluate(scan.accumulator, thresholds(spec.drift), notes)

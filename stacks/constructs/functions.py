@@ -39,7 +39,7 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 PLATFORM_TAGS = {"arm64": ("manylinux2014_aarch64", "manylinux_2_28_aarch64"),
                  "x86_64": ("manylinux2014_x86_64", "manylinux_2_28_x86_64")}
 # Unzipped size budgets (MB), kept by tests/infrastructure/test_lambda_bundle.py; Lambda's own limit is 250 MB.
-BUDGET_MB = {"lambdas.drift": 160}
+BUDGET_MB = {"lambdas.drift": 240}
 DEFAULT_BUDGET_MB = 25
 CACHE = REPO_ROOT / ".build" / "lambda-dependencies"
 BUNDLES = REPO_ROOT / ".build" / "lambda-bundles"
@@ -47,6 +47,10 @@ BUNDLES = REPO_ROOT / ".build" / "lambda-bundles"
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py", "bin")
 # Of scipy, the drift engine uses scipy.special alone (tests/unit/test_drift_statistics.py proves the import set),
 # which loads scipy.linalg for one of its extension modules: the other subpackages, and the BLAS/LAPACK/Fortran libraries in scipy.libs only they load, are dead weight.
+# Of pyarrow, the drift function's Arrow reader (lambdas/drift/arrow_reader.py) loads these extension modules alone;
+# the others (datasets, Parquet, Flight, file systems, ...) and the libraries only they link are dead weight.
+PYARROW_EXTENSIONS = ("lib", "_compute", "_csv", "_json")
+PYARROW_SOURCES = ("include", "src", "tests")
 SCIPY_UNUSED = ("cluster", "constants", "datasets", "differentiate", "fft", "fftpack", "integrate", "interpolate", "io",
                 "misc", "ndimage", "odr", "optimize", "signal", "sparse", "spatial", "stats")
 
@@ -70,7 +74,7 @@ class Bundle:
     def digest(self, platform: str = "arm64", python_version: str | None = None) -> str:
         version = python_version or runtime_version()
         compiler = bytecode_compiler(version)
-        content = hashlib.sha256(f"{self.module}|{platform}|{version}|pyc={compiler is not None}".encode())
+        content = hashlib.sha256(f"{self.module}|{platform}|{version}|pyc={compiler is not None}".encode() + _pruning_rules())
         for path in (*requirement_files(self.requirements), *(REPO_ROOT / f for f in self.files)):
             content.update(path.read_bytes())
         return content.hexdigest()
@@ -189,7 +193,7 @@ def install_dependencies(requirements: Path, platform: str = "arm64", python_ver
     """pip-installs a requirements file for the Lambda platform (or another one, for benchmarks) once per content
     hash, then prunes what the runtime provides or no handler loads."""
     version = python_version or runtime_version()
-    content = b"".join(p.read_bytes() for p in requirement_files(requirements))
+    content = b"".join(p.read_bytes() for p in requirement_files(requirements)) + _pruning_rules()
     target = CACHE / hashlib.sha256(content + f"{platform}|{version}".encode()).hexdigest()[:16]
     if not (target / ".complete").exists():
         shutil.rmtree(target, ignore_errors=True)
@@ -197,6 +201,15 @@ def install_dependencies(requirements: Path, platform: str = "arm64", python_ver
         prune(target)
         (target / ".complete").touch()
     return target
+
+
+@cache
+def _pruning_rules() -> bytes:
+    """What prune() does, so that changing it rebuilds the cached dependencies and bundles."""
+    import inspect
+
+    return "".join(inspect.getsource(f) for f in (remove_runtime_provided, prune, prune_pyarrow, prune_unlinked_libraries)).encode() \
+        + repr((RUNTIME_PROVIDED, SCIPY_UNUSED, PYARROW_EXTENSIONS, PYARROW_SOURCES)).encode()
 
 
 def pip_install(requirements: Path, target: Path, platform: str, python_version: str) -> None:
@@ -218,26 +231,41 @@ def prune(target: Path) -> None:
     if (target / "scipy").is_dir():
         for name in SCIPY_UNUSED:
             shutil.rmtree(target / "scipy" / name, ignore_errors=True)
-        prune_unlinked_libraries(target / "scipy", target / "scipy.libs")
+        prune_unlinked_libraries(list((target / "scipy").rglob("*.so")), list((target / "scipy.libs").glob("*")))
+    if (target / "pyarrow").is_dir():
+        prune_pyarrow(target / "pyarrow")
     for tests in [p for p in target.rglob("tests") if p.is_dir() and p.parent.parent.name in {target.name, "scipy"}]:
         shutil.rmtree(tests, ignore_errors=True)
     for cache_dir in target.rglob("__pycache__"):
         shutil.rmtree(cache_dir, ignore_errors=True)
 
 
-def prune_unlinked_libraries(package: Path, libraries: Path) -> None:
-    """Removes the vendored shared libraries (auditwheel's <wheel>.libs) that no extension module left in the package
-    loads, directly or through another kept library: a library is needed when its file name is in a needing binary
-    (its ELF NEEDED entry), which holds on every platform without an ELF reader. Wheels differ here: scipy 1.18's
-    scipy.special needs none of them, older builds link OpenBLAS."""
-    if not libraries.is_dir():
-        return
-    needing = [path.read_bytes() for path in package.rglob("*.so")]
+def prune_pyarrow(package: Path) -> None:
+    extensions = [path for path in package.glob("*.so") if ".cpython-" in path.name or ".abi3." in path.name]
+    for extension in extensions:
+        if extension.name.split(".")[0] not in PYARROW_EXTENSIONS:
+            extension.unlink()
+    for name in PYARROW_SOURCES:
+        shutil.rmtree(package / name, ignore_errors=True)
+    for source in [*package.rglob("*.pyx"), *package.rglob("*.pxd"), *package.rglob("*.pxi")]:
+        source.unlink()
+    kept = [path for path in extensions if path.exists()]
+    prune_unlinked_libraries(kept, [path for path in package.glob("lib*.so*") if path not in extensions])
+
+
+def prune_unlinked_libraries(binaries: list[Path], libraries: list[Path]) -> None:
+    """Removes the shared libraries (auditwheel's <wheel>.libs, or those a package ships beside its modules) that no
+    kept binary loads, directly or through another kept library: a library is needed when its file name, NUL-ended,
+    is in a needing binary (its ELF NEEDED entry), which holds on every platform without an ELF reader. Wheels differ
+    here: scipy 1.18's scipy.special needs none of them, older builds link OpenBLAS; pyarrow's modules need libarrow
+    and libarrow_python, not the copies of the latter under other names."""
+    candidates = [lib for lib in libraries if lib not in binaries]
+    needing = [path.read_bytes() for path in binaries]
     kept: set[Path] = set()
-    while added := [lib for lib in libraries.iterdir() if lib not in kept and any(lib.name.encode() in b for b in needing)]:
+    while added := [lib for lib in candidates if lib not in kept and any(b"\0" + lib.name.encode() + b"\0" in b for b in needing)]:
         kept.update(added)
         needing = [lib.read_bytes() for lib in added]
-    for lib in set(libraries.iterdir()) - kept:
+    for lib in set(candidates) - kept:
         lib.unlink()
 
 

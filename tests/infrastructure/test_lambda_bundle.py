@@ -55,12 +55,31 @@ def test_the_closure_follows_imports_inside_functions_and_relative_ones(tmp_path
 def test_vendored_libraries_no_kept_binary_loads_are_pruned(tmp_path):
     package, libraries = tmp_path / "pkg", tmp_path / "pkg.libs"
     package.mkdir(), libraries.mkdir()
-    (package / "_ext.so").write_bytes(b"\x7fELF ... libblas-1.so ...")
-    (libraries / "libblas-1.so").write_bytes(b"\x7fELF ... libgfortran-2.so ...")
+    (package / "_ext.so").write_bytes(b"\x7fELF\0libblas-1.so\0")
+    (libraries / "libblas-1.so").write_bytes(b"\x7fELF\0libgfortran-2.so\0")
     (libraries / "libgfortran-2.so").write_bytes(b"\x7fELF")
     (libraries / "libunused-3.so").write_bytes(b"\x7fELF")
-    functions.prune_unlinked_libraries(package, libraries)
+    functions.prune_unlinked_libraries(list(package.glob("*.so")), list(libraries.iterdir()))
     assert sorted(p.name for p in libraries.iterdir()) == ["libblas-1.so", "libgfortran-2.so"]
+
+
+def test_pyarrow_keeps_the_readers_modules_and_the_one_copy_of_each_library_they_link(tmp_path):
+    package = tmp_path / "pyarrow"
+    (package / "include").mkdir(parents=True)
+    for module in ("lib", "_compute", "_csv", "_json", "_flight", "_parquet", "_dataset"):
+        (package / f"{module}.cpython-313-aarch64-linux-gnu.so").write_bytes(
+            b"\x7fELF\0libarrow_python.so.2000\0libarrow.so.2000\0" if module == "lib" else
+            b"\x7fELF\0libarrow_flight.so.2000\0" if module == "_flight" else b"\x7fELF\0libarrow.so.2000\0")
+    for library in ("libarrow.so.2000", "libarrow_flight.so.2000", "libparquet.so.2000"):
+        (package / library).write_bytes(b"\x7fELF")
+    for copy in ("libarrow_python.so", "libarrow_python.so.2000", "libarrow_python.so.2000.0.0"):
+        (package / copy).write_bytes(b"\x7fELF\0libarrow.so.2000\0")
+    (package / "table.pxi").write_text("cdef")
+    functions.prune_pyarrow(package)
+    assert sorted(p.name for p in package.iterdir()) == [
+        "_compute.cpython-313-aarch64-linux-gnu.so", "_csv.cpython-313-aarch64-linux-gnu.so",
+        "_json.cpython-313-aarch64-linux-gnu.so", "lib.cpython-313-aarch64-linux-gnu.so", "libarrow.so.2000",
+        "libarrow_python.so.2000"]
 
 
 @pytest.mark.slow

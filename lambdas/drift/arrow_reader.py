@@ -1,0 +1,174 @@
+"""The fast path for a batch of capture lines, in Apache Arrow: the envelopes through pyarrow's JSON reader, the
+request bodies through its CSV reader (one-row CSV requests, SageMaker's real-time shape) or its JSON reader
+(`{"instances": [{...}, ...]}` records), labels counted by Arrow: no Python object per line or per value
+(docs/performance.md, "The Lambda's path on capture files").
+
+It reads a batch only when it can read it exactly as the careful path in capture.py would; any other batch (a
+malformed line, mixed content types, another encoding, quotes, several rows in a CSV body, an oversized body, a
+value of the wrong type, a header, positional JSON) returns None and goes line by line, where problems are counted
+and quoted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from lambdas.drift.baseline import MISSING_LABELS
+
+pa = pc = pa_csv = pa_json = None  # imported with the first batch (~0.1 s): a window with no captures never loads Arrow
+_LOADED = False
+
+CSV = ("text/csv", "CSV")            # observedContentType, encoding
+JSON = ("application/json", "JSON")
+# Bodies with these go to the careful path. CSV: quotes need csv.reader's rules, a newline means several rows (or a
+# header) in one request; a trailing carriage return is read alike by both (Arrow ends the row there, the careful path
+# strips it). JSON: a newline would split a body into two lines for the JSON-lines reader.
+CAREFUL_CSV = '["\n]'
+CAREFUL_JSON = "\n"
+
+
+@dataclass
+class ArrowColumns:
+    rows: int
+    numeric: np.ndarray          # rows x len(numeric names), NaN where missing
+    categories: list[Counter]    # per categorical name: label -> count ('' for null)
+    absent: dict[str, int]       # per feature: values that were null or not there at all (JSON records)
+    extra_columns: int = 0       # CSV columns beyond the features (a label, ids): ignored
+
+
+def available() -> bool:
+    """Whether pyarrow can be used (it is in the drift function's bundle; without it the careful path reads all)."""
+    global pa, pc, pa_csv, pa_json, _LOADED
+    if not _LOADED:
+        _LOADED = True
+        try:
+            import pyarrow
+            import pyarrow.compute
+            import pyarrow.csv
+            import pyarrow.json
+        except ImportError:  # pragma: no cover
+            return False
+        pa, pc, pa_csv, pa_json = pyarrow, pyarrow.compute, pyarrow.csv, pyarrow.json
+    return pa is not None
+
+
+def read_batch(block: bytes, lines: int, features: list[str], numeric: list[str], categorical: list[str],
+               max_csv_body: int) -> ArrowColumns | None:
+    """`block`: `lines` capture lines joined by newlines. Columns of `numeric` and `categorical` (names in
+    `features`, the requests' positional order), or None when the batch needs the careful path. A CSV body over
+    `max_csv_body` bytes may hold a field over the careful path's limit: it goes there."""
+    if not available():
+        return None
+    try:
+        captured = _endpoint_inputs(block, lines)
+        if captured is None:
+            return None
+        content_type, bodies, encoding = (pc.struct_field(captured, [index]) for index in range(3))
+        if bodies.null_count:
+            return None
+        if _all_equal(content_type, CSV[0]) and _all_equal(encoding, CSV[1]):
+            if pc.max(pc.binary_length(bodies)).as_py() > max_csv_body:
+                return None
+            return _csv_columns(bodies, lines, features, numeric, categorical)
+        if _all_equal(content_type, JSON[0]) and _all_equal(encoding, JSON[1]):
+            return _json_columns(bodies, lines, features, numeric, categorical)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    return None
+
+
+@cache
+def _envelope_options():
+    """Only captureData.endpointInput's three fields are converted; everything else in a line is skipped."""
+    endpoint_input = pa.struct([("observedContentType", pa.string()), ("data", pa.string()), ("encoding", pa.string())])
+    schema = pa.schema([("captureData", pa.struct([("endpointInput", endpoint_input)]))])
+    return pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+
+
+def _read_json(buffer, options):
+    return pa_json.read_json(pa.BufferReader(buffer), parse_options=options,
+                             read_options=pa_json.ReadOptions(use_threads=False, block_size=buffer.size + 1))
+
+
+def _endpoint_inputs(block: bytes, lines: int):
+    envelopes = _read_json(pa.py_buffer(block), _envelope_options())
+    if envelopes.num_rows != lines:  # the reader skips blank lines, which are not requests
+        return None
+    return pc.struct_field(envelopes.column("captureData").combine_chunks(), [0])
+
+
+def _all_equal(values, expected: str) -> bool:
+    return values.null_count == 0 and pc.all(pc.equal(values, expected)).as_py()
+
+
+def _joined(bodies) -> "pa.Buffer":
+    """The bodies one a line, as one buffer: each gets a newline appended in C, and the result's data buffer is
+    already their concatenation."""
+    lines = pc.binary_join_element_wise(bodies, pa.scalar(""), "\n")
+    _, offsets, data = lines.buffers()
+    bounds = np.frombuffer(offsets, dtype=np.int32)[lines.offset:lines.offset + len(lines) + 1]
+    return data.slice(int(bounds[0]), int(bounds[-1] - bounds[0]))
+
+
+def _types(features: list[str], categorical: list[str]) -> dict[str, "pa.DataType"]:
+    return {name: pa.string() if name in categorical else pa.float64() for name in features}
+
+
+def _csv_columns(bodies, lines: int, features: list[str], numeric: list[str], categorical: list[str]) -> ArrowColumns | None:
+    if pc.any(pc.match_substring_regex(bodies, CAREFUL_CSV)).as_py():
+        return None
+    commas = pc.min_max(pc.count_substring(bodies, ",")).as_py()
+    width = commas["min"] + 1
+    if commas["min"] != commas["max"] or width < len(features):
+        return None  # a short row is malformed; rows of several widths: the careful path sorts them
+    buffer = _joined(bodies)
+    names = features + [f"_extra_{index}" for index in range(width - len(features))]
+    table = pa_csv.read_csv(
+        pa.BufferReader(buffer),
+        read_options=pa_csv.ReadOptions(column_names=names, use_threads=False, block_size=buffer.size + 1),
+        parse_options=pa_csv.ParseOptions(quote_char=False, newlines_in_values=False),
+        convert_options=pa_csv.ConvertOptions(column_types=_types(features, categorical), include_columns=features,
+                                              null_values=list(MISSING_LABELS), strings_can_be_null=False))
+    if table.num_rows != lines:
+        return None
+    if features[0] in categorical and pc.any(pc.equal(table.column(features[0]), features[0])).as_py():
+        return None  # a body that is the header row: the careful path skips it
+    columns = {name: table.column(name).combine_chunks() for name in numeric + categorical}
+    return _columns(columns, lines, numeric, categorical, dict.fromkeys(features, 0), width - len(features))
+
+
+@cache
+def _records_options(features: tuple[str, ...], categorical: tuple[str, ...]):
+    record = pa.struct(list(_types(list(features), list(categorical)).items()))
+    return pa_json.ParseOptions(explicit_schema=pa.schema([("instances", pa.list_(record))]), unexpected_field_behavior="ignore")
+
+
+def _json_columns(bodies, lines: int, features: list[str], numeric: list[str], categorical: list[str]) -> ArrowColumns | None:
+    if pc.any(pc.match_substring(bodies, CAREFUL_JSON)).as_py():
+        return None
+    table = _read_json(_joined(bodies), _records_options(tuple(features), tuple(categorical)))
+    instances = table.column("instances").combine_chunks()
+    if table.num_rows != lines or instances.null_count or pc.min(pc.list_value_length(instances)).as_py() == 0:
+        return None  # a body without instances, or with none: the careful path says which
+    records = pc.list_flatten(instances)
+    columns = {name: pc.struct_field(records, [index]) for index, name in enumerate(features)}
+    absent = {name: column.null_count for name, column in columns.items()}
+    return _columns(columns, len(records), numeric, categorical, absent)
+
+
+def _columns(columns: dict, rows: int, numeric: list[str], categorical: list[str], absent: dict[str, int],
+             extra_columns: int = 0) -> ArrowColumns:
+    matrix = np.empty((rows, len(numeric)), dtype=np.float64)
+    for index, name in enumerate(numeric):
+        matrix[:, index] = columns[name].to_numpy(zero_copy_only=False)
+    labels = [_label_counts(pc.fill_null(columns[name], "")) for name in categorical]
+    return ArrowColumns(rows, matrix, labels, absent, extra_columns)
+
+
+def _label_counts(column) -> Counter:
+    counted = pc.value_counts(column)
+    return Counter(dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist())))
