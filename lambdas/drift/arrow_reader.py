@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
+from itertools import repeat
 
 import numpy as np
 
@@ -24,11 +25,11 @@ _LOADED = False
 
 CSV = ("text/csv", "CSV")            # observedContentType, encoding
 JSON = ("application/json", "JSON")
-# Bodies with these go to the careful path. CSV: quotes need csv.reader's rules, a newline means several rows (or a
-# header) in one request; a trailing carriage return is read alike by both (Arrow ends the row there, the careful path
-# strips it). JSON: a newline would split a body into two lines for the JSON-lines reader.
-CAREFUL_CSV = '["\n]'
-CAREFUL_JSON = "\n"
+# CSV bodies with these go to the careful path: quotes need csv.reader's rules, a newline means several rows (or a
+# header) in one request, Arrow ends a row at a carriage return where the careful path keeps it in the field, and
+# it drops a byte-order mark that starts its buffer.
+CAREFUL_CSV = '["\n\r\ufeff]'
+MAX_DEPTH = 1024  # orjson's nesting limit
 
 
 @dataclass
@@ -56,29 +57,53 @@ def available() -> bool:
     return pa is not None
 
 
-def read_batch(block: bytes, lines: int, features: list[str], numeric: list[str], categorical: list[str],
+def read_batch(lines: list[bytes], features: list[str], numeric: list[str], categorical: list[str],
                max_csv_body: int) -> ArrowColumns | None:
-    """`block`: `lines` capture lines joined by newlines. Columns of `numeric` and `categorical` (names in
-    `features`, the requests' positional order), or None when the batch needs the careful path. A CSV body over
-    `max_csv_body` bytes may hold a field over the careful path's limit: it goes there."""
+    """Columns of `numeric` and `categorical` (names in `features`, the requests' positional order) from a batch of
+    capture lines, or None when the batch needs the careful path. A CSV body over `max_csv_body` bytes may hold a
+    field over the careful path's limit: it goes there."""
     if not available():
         return None
+    block = _strict_block(lines)
+    if block is None:
+        return None
     try:
-        captured = _endpoint_inputs(block, lines)
+        captured = _endpoint_inputs(block, len(lines))
         if captured is None:
             return None
         content_type, bodies, encoding = (pc.struct_field(captured, [index]) for index in range(3))
         if bodies.null_count:
             return None
         if _all_equal(content_type, CSV[0]) and _all_equal(encoding, CSV[1]):
-            if pc.max(pc.binary_length(bodies)).as_py() > max_csv_body:
-                return None
-            return _csv_columns(bodies, lines, features, numeric, categorical)
+            if pc.max(pc.binary_length(bodies)).as_py() > max_csv_body or features[0].encode() in block:
+                return None  # (a body naming the first feature may be a header row, in any column order)
+            plain = block.isascii() and b"\\" not in block  # then no body holds a quote, newline, CR or BOM
+            return _csv_columns(bodies, len(lines), features, numeric, categorical, plain)
         if _all_equal(content_type, JSON[0]) and _all_equal(encoding, JSON[1]):
-            return _json_columns(bodies, lines, features, numeric, categorical)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            return _json_columns(bodies, len(lines), features, numeric, categorical)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, UnicodeDecodeError):
         pass
     return None
+
+
+def _strict_block(lines: list[bytes]) -> bytes | None:
+    """The lines joined, when Arrow's JSON reader, which is looser than JSON, will read them as orjson would: every
+    line starts an object (no blank line, so each line yields at least one row and the row count proves it yields
+    exactly one), valid UTF-8 without a byte-order mark, no NaN or Infinity token (JSON has none), and no nesting
+    deeper than orjson's 1,024 levels (a line of fewer openers cannot nest deeper)."""
+    if not all(map(bytes.startswith, lines, repeat(b"{"))):
+        return None
+    block = b"\n".join(lines)
+    if b"NaN" in block or b"Inf" in block:
+        return None
+    if not block.isascii():
+        try:
+            block.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if max(map(len, lines)) > MAX_DEPTH and any(line.count(b"{") + line.count(b"[") > MAX_DEPTH for line in lines):
+        return None
+    return block
 
 
 @cache
@@ -111,15 +136,16 @@ def _joined(bodies) -> "pa.Buffer":
     lines = pc.binary_join_element_wise(bodies, pa.scalar(""), "\n")
     _, offsets, data = lines.buffers()
     bounds = np.frombuffer(offsets, dtype=np.int32)[lines.offset:lines.offset + len(lines) + 1]
-    return data.slice(int(bounds[0]), int(bounds[-1] - bounds[0]))
+    return data.slice(int(bounds[0]), int(bounds[-1] - bounds[0]) - 1)  # less the last newline: no empty last row
 
 
 def _types(features: list[str], categorical: list[str]) -> dict[str, "pa.DataType"]:
     return {name: pa.string() if name in categorical else pa.float64() for name in features}
 
 
-def _csv_columns(bodies, lines: int, features: list[str], numeric: list[str], categorical: list[str]) -> ArrowColumns | None:
-    if pc.any(pc.match_substring_regex(bodies, CAREFUL_CSV)).as_py():
+def _csv_columns(bodies, lines: int, features: list[str], numeric: list[str], categorical: list[str],
+                 plain: bool) -> ArrowColumns | None:
+    if not plain and pc.any(pc.match_substring_regex(bodies, CAREFUL_CSV)).as_py():
         return None
     commas = pc.min_max(pc.count_substring(bodies, ",")).as_py()
     width = commas["min"] + 1
@@ -130,13 +156,11 @@ def _csv_columns(bodies, lines: int, features: list[str], numeric: list[str], ca
     table = pa_csv.read_csv(
         pa.BufferReader(buffer),
         read_options=pa_csv.ReadOptions(column_names=names, use_threads=False, block_size=buffer.size + 1),
-        parse_options=pa_csv.ParseOptions(quote_char=False, newlines_in_values=False),
+        parse_options=pa_csv.ParseOptions(quote_char=False, newlines_in_values=False, ignore_empty_lines=False),
         convert_options=pa_csv.ConvertOptions(column_types=_types(features, categorical), include_columns=features,
                                               null_values=list(MISSING_LABELS), strings_can_be_null=False))
     if table.num_rows != lines:
         return None
-    if features[0] in categorical and pc.any(pc.equal(table.column(features[0]), features[0])).as_py():
-        return None  # a body that is the header row: the careful path skips it
     columns = {name: table.column(name).combine_chunks() for name in numeric + categorical}
     return _columns(columns, lines, numeric, categorical, dict.fromkeys(features, 0), width - len(features))
 
@@ -148,14 +172,18 @@ def _records_options(features: tuple[str, ...], categorical: tuple[str, ...]):
 
 
 def _json_columns(bodies, lines: int, features: list[str], numeric: list[str], categorical: list[str]) -> ArrowColumns | None:
-    if pc.any(pc.match_substring(bodies, CAREFUL_JSON)).as_py():
-        return None
+    if not pc.all(pc.starts_with(bodies, "{")).as_py():
+        return None  # (so each body yields at least one row, and the row count proves it yields exactly one)
     table = _read_json(_joined(bodies), _records_options(tuple(features), tuple(categorical)))
     instances = table.column("instances").combine_chunks()
     if table.num_rows != lines or instances.null_count or pc.min(pc.list_value_length(instances)).as_py() == 0:
         return None  # a body without instances, or with none: the careful path says which
     records = pc.list_flatten(instances)
+    if records.null_count:
+        return None  # a null among the instances is malformed
     columns = {name: pc.struct_field(records, [index]) for index, name in enumerate(features)}
+    if any(pc.any(pc.is_inf(columns[name])).as_py() for name in numeric):
+        return None  # a number beyond float64 (2e308, 400 digits): orjson refuses it
     absent = {name: column.null_count for name, column in columns.items()}
     return _columns(columns, len(records), numeric, categorical, absent)
 

@@ -119,15 +119,10 @@ class CaptureScan:
 
     def _read_with_arrow(self, lines: list) -> bool:
         """The whole batch through Arrow when it is plain one-row CSV requests or JSON records (arrow_reader)."""
-        if not arrow_reader.available() or type(lines[0]) is not bytes or max(map(len, lines)) > MAX_LINE_BYTES:
-            return False
-        try:
-            block = b"\n".join(lines)
-        except TypeError:  # str lines among bytes
+        if not arrow_reader.available() or set(map(type, lines)) != {bytes} or max(map(len, lines)) > MAX_LINE_BYTES:
             return False
         reference = self.accumulator.reference
-        columns = arrow_reader.read_batch(block, len(lines), self.features, reference.numeric, reference.categorical,
-                                          MAX_FIELD_CHARS)
+        columns = arrow_reader.read_batch(lines, self.features, reference.numeric, reference.categorical, MAX_FIELD_CHARS)
         if columns is None:
             return False
         self.accumulator.update(columns.numeric, columns.categories)
@@ -180,9 +175,9 @@ class CaptureScan:
             kept = [index for index in range(len(bodies)) if index not in odd_set]
             bodies, wheres = [bodies[i] for i in kept], [wheres[i] for i in kept]
             joined = ",".join(bodies)
+        if width and self.features[0] in joined:
+            width = 0  # a body may be a header, in any column order: the careful path decides
         fields = joined.split(",") if width else []
-        if width and self.features[0] in fields[::width]:
-            width = 0  # a body may be a header: the careful path decides
         if not width:
             for body, line in zip(bodies, wheres):
                 self._add_one_csv(body, where(line))

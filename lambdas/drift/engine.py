@@ -237,7 +237,7 @@ def _category_histogram(values, labels: list[str], unseen: Counter | None = None
     With `unseen`, labels the baseline never saw are also counted one by one there (up to UNSEEN_TRACKED distinct)."""
     counted = values if isinstance(values, Counter) else Counter(values.tolist() if isinstance(values, np.ndarray) else values)
     if unseen is not None:
-        for label in counted.keys() - known:
+        for label in [label for label in counted if label not in known]:  # first seen first, whatever the hash seed
             if label in unseen or len(unseen) < UNSEEN_TRACKED:
                 unseen[label] += counted[label]
     known = np.array([counted.get(label, 0) for label in labels], dtype=np.float64)

@@ -2,7 +2,6 @@
 
 import io
 import json
-import math
 
 import numpy as np
 import pytest
@@ -136,14 +135,12 @@ def test_a_batch_with_an_odd_line_is_left_to_the_careful_path_and_read_the_same(
     assert_same_reading(statistics, lines, monkeypatch, arrow_batches="none")
 
 
-def test_json_records_are_read_by_arrow_with_absent_and_null_values_counted_alike(statistics, monkeypatch):
+def test_json_records_are_read_by_arrow_with_absent_null_and_extra_keys_counted_alike(statistics, monkeypatch):
     records = [dict(zip(FEATURES, row)) for row in rows(300)]
     del records[5][NUMERIC[1]]                     # a key not there: absent
     records[6][sorted(CATEGORICAL)[0]] = None      # an explicit null: absent too
     records[7]["request_id"] = "r-7"               # an extra key: ignored
-    records[8][NUMERIC[2]] = math.inf              # json.dumps writes Infinity: not JSON, so this line is malformed
     lines = [json_line(records[start:start + 10]) for start in range(0, 300, 10)]
-    lines[0] = json_line(records[:8] + records[9:10])
     assert_same_reading(statistics, lines, monkeypatch, arrow_batches="some")
 
 

@@ -167,3 +167,12 @@ def test_batches_of_many_lines_keep_line_numbers_in_quotes_and_flush_every_row(s
     result = scan(statistics, lines)
     assert (result.lines, result.malformed, result.accumulator.rows) == (50, 2, 48)
     assert result.examples[0].startswith("part.jsonl:24:") and result.examples[1].startswith("part.jsonl:32:")
+
+
+def test_a_header_in_another_column_order_is_skipped_by_the_bulk_reader_as_by_the_one_by_one_reader(statistics):
+    names, rows = traffic(20)
+    lines = [envelope("text/csv", csv_line(row[:len(FEATURES)]), "CSV") for row in rows]
+    lines.insert(5, envelope("text/csv", ",".join(reversed(FEATURES)), "CSV"))
+    result = scan(statistics, lines)
+    assert (result.lines, result.malformed, result.accumulator.rows) == (21, 0, 20)
+    assert not any(result.accumulator.unseen)
