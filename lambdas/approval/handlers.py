@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.approval import logic, tokens
-from lambdas.pipeline.logic import champion_metrics
+from lambdas.shared.lineage import champion_metrics
 from lambdas.shared import dal
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.events import TaskEvent, pipeline_task

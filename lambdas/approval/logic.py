@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
@@ -12,7 +13,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field
 
 from lambdas.approval.tokens import LinkClaims, LinkError, new_nonce, sign
-from lambdas.pipeline.logic import one_line
+from lambdas.shared.text import one_line
 from lambdas.shared.run_state import RunState
 
 PENDING = "PENDING"
@@ -27,12 +28,15 @@ def starter_identities(requested_by: str, principals: dict[str, list[str]] | Non
     """Every approver identity the starter of a run has: the principal ARN's last segment (session or user name)
     and each approver whose approval.principals patterns match that principal (e.g. an IAM-user pattern, whose
     user name need not be the email): an approver must not approve a run they started as any of them."""
-    from lambdas.runs.logic import _matches
-
     names = {identity(requested_by)}
     names.update(approver.lower() for approver, patterns in (principals or {}).items()
-                 if any(_matches(pattern, requested_by) for pattern in patterns))
+                 if any(principal_matches(pattern, requested_by) for pattern in patterns))
     return names
+
+
+def principal_matches(pattern: str, principal: str) -> bool:
+    """IAM-style: '*' matches any run of characters, everything else literally (case-sensitive, as ARNs)."""
+    return re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), principal) is not None
 
 
 def check_governance(claims: LinkClaims, approvers: list[str], requested_by: str,

@@ -13,7 +13,8 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from lambdas.pipeline.logic import InvalidRunInput, check_dataset_key, decoded_hyperparameters, one_line
+from lambdas.pipeline.logic import InvalidRunInput, check_dataset_key, decoded_hyperparameters
+from lambdas.shared.text import one_line
 from pipelines import naming
 from pipelines.spec import DatasetSpec, ModelSpec, TuningSpec
 

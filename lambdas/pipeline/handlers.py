@@ -13,6 +13,7 @@ from lambdas.pipeline import experiments, logic, tracking
 from lambdas.shared import dal
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.errors import failure_reason
+from lambdas.shared.hashing import HashingReader
 from lambdas.shared.events import TaskEvent, pipeline_task
 from lambdas.shared.observability import logger, metrics
 from lambdas.shared.run_state import Evaluation, RunState
@@ -77,7 +78,7 @@ def validate_data(event: TaskEvent, context: LambdaContext) -> dict:
         raise logic.DataValidationFailed(f"dataset s3://{store.bucket}/{key}"
                                          f"{f' version {pinned}' if pinned else ''} cannot be read: {error}") from None
     version_id = head.get("VersionId") or pinned
-    hashing = logic.HashingReader(store.open(key, version_id))
+    hashing = HashingReader(store.open(key, version_id))
     lines = logic.decoded_lines(io.BufferedReader(hashing, buffer_size=1 << 20))  # bad bytes: a problem, not a crash
     report = logic.check_dataset(lines, spec.dataset, spec.task)
     expected = run.get("expected_sha256")

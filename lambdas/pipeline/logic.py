@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
-import io
 import json
 import math
 import re
@@ -14,29 +12,16 @@ from typing import IO, Iterable, Iterator, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipelines import naming
-from lambdas.shared.lineage import checked, decode_pairs, encode_pairs
+from lambdas.shared.lineage import champion_metrics, checked, encode_pairs
 from lambdas.shared.run_state import decoded_hyperparameters
 from lambdas.shared.errors import failure_reason
+from lambdas.shared.text import one_line
 from pipelines.spec import (MAX_CLASSES, DatasetSpec, ObjectiveSpec, TaskSpec, TrainingSpec, control_character,
                             refuse_control_characters)
 
 MISSING = {"", "nan", "NaN", "null", "None", "NULL"}
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 _SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
-# C0 and C1 control characters, DEL and Unicode's line and paragraph separators: each could start a new line in a
-# mail client; shown as visible escapes instead.
-_CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7f, 0xa0)]} | {
-    ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"}
-
-
-def one_line(value, limit: int = 300) -> str:
-    """Any value that came from input, as one line of text: control characters shown escaped (a newline as a
-    visible backslash-n), never able to start a line of its own in an email; cut at limit characters."""
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    text = text.translate(_CONTROL_ESCAPES)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
 _one_line_text = one_line
 
 
@@ -194,24 +179,6 @@ def run_config(run_input: RunInput, execution_arn: str, execution_name: str, hyp
                        "reproduces_version": reproduction.version, "reproduced_source_uri": reproduction.source_uri,
                        "reason": run_input.reason or f"reproduction of version {reproduction.version}"})
     return config
-
-
-class HashingReader(io.RawIOBase):
-    """A raw byte stream that hashes what passes through it (content hash without a second read)."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        super().__init__()
-        self.stream, self.sha256, self.bytes = stream, hashlib.sha256(), 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        chunk = self.stream.read(len(buffer))
-        self.sha256.update(chunk)
-        self.bytes += len(chunk)
-        buffer[:len(chunk)] = chunk
-        return len(chunk)
 
 
 def decoded_lines(stream: IO[bytes]) -> Iterator[str]:
@@ -575,12 +542,6 @@ def tuning_lineage(tuning: dict | None) -> dict[str, str]:
 
 def _number(value) -> str:
     return "none" if value is None else f"{float(value):.6g}"
-
-
-def champion_metrics(package: dict | None) -> dict | None:
-    if not package:
-        return None
-    return decode_pairs(package.get("CustomerMetadataProperties", {}).get("metrics")) or None
 
 
 def approval_timed_out(state: dict, outcome: str) -> bool:

@@ -11,7 +11,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from lambdas.pipeline.logic import HashingReader
+from lambdas.shared.hashing import HashingReader
 from lambdas.shared.dal import client, conditional_write, parse_s3_uri
 
 _CHUNK = 8 * 1024 * 1024

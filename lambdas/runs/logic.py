@@ -11,6 +11,7 @@ from typing import Iterable
 
 from pydantic import ValidationError
 
+from lambdas.approval.logic import principal_matches
 from lambdas.runs.models import DecisionRequest, RunRequest, RunView
 from lambdas.shared.run_state import (APPROVAL_STEP, Objective, RunState, current_step, history_steps, outcome,  # noqa: F401
                                       settle)
@@ -78,18 +79,13 @@ def approver_for(principal: str, approvers: list[str], principals: dict[str, lis
     Center sets to the user's email, or a trust condition sts:RoleSessionName = ${aws:username} enforces)."""
     for approver in approvers:
         patterns = principals.get(approver)
-        if patterns is not None and any(_matches(pattern, principal) for pattern in patterns):
+        if patterns is not None and any(principal_matches(pattern, principal) for pattern in patterns):
             return approver
     session = _ASSUMED_ROLE.match(principal)
     if session is None or session["role"] != approver_role:
         return None
     email = session["session"].lower()
     return email if email in approvers and email not in principals else None
-
-
-def _matches(pattern: str, principal: str) -> bool:
-    """IAM-style: '*' matches any run of characters, everything else literally (case-sensitive, as ARNs)."""
-    return re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), principal) is not None
 
 
 def run_view(described: dict, objective: Objective | None = None, history: list[dict] | None = None,

@@ -67,3 +67,10 @@ def checked(metadata: dict[str, str]) -> dict[str, str]:
             if bad:
                 raise LineageError(f"lineage {what} {key!r}: SageMaker refuses the character(s) {bad} in {text[:80]!r}")
     return metadata
+
+
+def champion_metrics(package: dict | None) -> dict | None:
+    """The metrics a registered package (DescribeModelPackage) carries in its lineage, or None."""
+    if not package:
+        return None
+    return decode_pairs(package.get("CustomerMetadataProperties", {}).get("metrics")) or None
