@@ -357,14 +357,17 @@ def capture_path(rows: int, skip_evidently: bool) -> dict:
         parsers = {name: round(min(seconds), 3) for name, seconds in
                    zip(("orjson", "arrow"), zip(*(capture_floor(path).values() for _ in range(2))))}
         floor = min(parsers.values())
-        seconds, assessment = assess_file(path, statistics)
+        runs = [assess_file(path, statistics) for _ in range(2)]
+        seconds, assessment = min(runs, key=lambda run: run[0])  # the better of two, as the floor
         old_seconds, old = assess_file(path, statistics, previous)
         figures[kind] = {"floor_s": floor, "floor_by_parser_s": parsers, "assess_s": round(seconds, 3),
+                         "assess_first_run_s": round(runs[0][0], 3),
                          "assess_over_floor": round(seconds / floor, 2), "rows_read": assessment.result.rows,
                          "drifted": sorted(assessment.result.drifted_features),
                          "old_assess_s": round(old_seconds, 3), "old_rows_read": old.rows}
         print(f"{kind} capture ({path.stat().st_size / 1e6:.0f} MB): floor {floor:.2f} s {parsers}, assess {seconds:.2f} s "
-              f"({seconds / floor:.2f}x floor; {assessment.result.rows:,} rows), reader of {PREVIOUS_REF} {old_seconds:.2f} s "
+              f"({seconds / floor:.2f}x floor; {assessment.result.rows:,} rows; first run {runs[0][0]:.2f} s), "
+              f"reader of {PREVIOUS_REF} {old_seconds:.2f} s "
               f"({old.rows:,} rows)")
     figures["assess_peak_rss_mb"] = round(peak["peak_rss_mb"])
     print(f"assess peak RSS in a fresh process (csv capture): {peak['peak_rss_mb']:.0f} MB (Lambda: 1,769 MB)")

@@ -57,11 +57,12 @@ def available() -> bool:
     return pa is not None
 
 
-def read_batch(lines: list[bytes], features: list[str], numeric: list[str], categorical: list[str],
+def read_batch(lines: list[bytes], features: list[str], labels: set[str], numeric: list[str], categorical: list[str],
                max_csv_body: int) -> ArrowColumns | None:
-    """Columns of `numeric` and `categorical` (names in `features`, the requests' positional order) from a batch of
-    capture lines, or None when the batch needs the careful path. A CSV body over `max_csv_body` bytes may hold a
-    field over the careful path's limit: it goes there."""
+    """Columns of the watched `numeric` and `categorical` features from a batch of capture lines, or None when the
+    batch needs the careful path. `features`: every feature in the requests' positional order, `labels` those of
+    them that are categorical. A CSV body over `max_csv_body` bytes may hold a field over the careful path's limit:
+    it goes there."""
     if not available():
         return None
     block = _strict_block(lines)
@@ -75,27 +76,33 @@ def read_batch(lines: list[bytes], features: list[str], numeric: list[str], cate
         if bodies.null_count:
             return None
         if _all_equal(content_type, CSV[0]) and _all_equal(encoding, CSV[1]):
-            if pc.max(pc.binary_length(bodies)).as_py() > max_csv_body or features[0].encode() in block:
-                return None  # (a body naming the first feature may be a header row, in any column order)
+            if pc.max(pc.binary_length(bodies)).as_py() > max_csv_body or _may_hold_a_header(block, features, labels):
+                return None
             plain = block.isascii() and b"\\" not in block  # then no body holds a quote, newline, CR or BOM
-            return _csv_columns(bodies, len(lines), features, numeric, categorical, plain)
+            return _csv_columns(bodies, len(lines), features, labels, numeric, categorical, plain)
         if _all_equal(content_type, JSON[0]) and _all_equal(encoding, JSON[1]):
-            return _json_columns(bodies, len(lines), features, numeric, categorical)
+            return _json_columns(bodies, len(lines), features, labels, numeric, categorical)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, UnicodeDecodeError):
         pass
     return None
 
 
+def _may_hold_a_header(block: bytes, features: list[str], labels: set[str]) -> bool:
+    """A header row (feature names, in any column order) can be read as data only when every feature is categorical:
+    a name in a numeric column fails Arrow's conversion, and the batch goes to the careful path, which skips it."""
+    return all(name in labels for name in features) and features[0].encode() in block
+
+
 def _strict_block(lines: list[bytes]) -> bytes | None:
     """The lines joined, when Arrow's JSON reader, which is looser than JSON, will read them as orjson would: every
     line starts an object (no blank line, so each line yields at least one row and the row count proves it yields
-    exactly one), valid UTF-8 without a byte-order mark, no NaN or Infinity token (JSON has none), and no nesting
-    deeper than orjson's 1,024 levels (a line of fewer openers cannot nest deeper)."""
+    exactly one), valid UTF-8 without a byte-order mark, and no nesting deeper than orjson's 1,024 levels (a line of
+    fewer openers cannot nest deeper). One leniency is left, on purpose: a NaN or Infinity token (not JSON) in a field
+    the hook does not read is skipped by Arrow, where orjson refuses the line; looking for one costs a search of every
+    byte (a fifth of the CSV path's time), and the values that are read are checked (see _json_columns)."""
     if not all(map(bytes.startswith, lines, repeat(b"{"))):
         return None
     block = b"\n".join(lines)
-    if b"NaN" in block or b"Inf" in block:
-        return None
     if not block.isascii():
         try:
             block.decode("utf-8")
@@ -139,11 +146,11 @@ def _joined(bodies) -> "pa.Buffer":
     return data.slice(int(bounds[0]), int(bounds[-1] - bounds[0]) - 1)  # less the last newline: no empty last row
 
 
-def _types(features: list[str], categorical: list[str]) -> dict[str, "pa.DataType"]:
-    return {name: pa.string() if name in categorical else pa.float64() for name in features}
+def _types(features: list[str], labels) -> dict[str, "pa.DataType"]:
+    return {name: pa.string() if name in labels else pa.float64() for name in features}
 
 
-def _csv_columns(bodies, lines: int, features: list[str], numeric: list[str], categorical: list[str],
+def _csv_columns(bodies, lines: int, features: list[str], labels: set[str], numeric: list[str], categorical: list[str],
                  plain: bool) -> ArrowColumns | None:
     if not plain and pc.any(pc.match_substring_regex(bodies, CAREFUL_CSV)).as_py():
         return None
@@ -157,7 +164,7 @@ def _csv_columns(bodies, lines: int, features: list[str], numeric: list[str], ca
         pa.BufferReader(buffer),
         read_options=pa_csv.ReadOptions(column_names=names, use_threads=False, block_size=buffer.size + 1),
         parse_options=pa_csv.ParseOptions(quote_char=False, newlines_in_values=False, ignore_empty_lines=False),
-        convert_options=pa_csv.ConvertOptions(column_types=_types(features, categorical), include_columns=features,
+        convert_options=pa_csv.ConvertOptions(column_types=_types(features, labels), include_columns=features,
                                               null_values=list(MISSING_LABELS), strings_can_be_null=False))
     if table.num_rows != lines:
         return None
@@ -166,15 +173,15 @@ def _csv_columns(bodies, lines: int, features: list[str], numeric: list[str], ca
 
 
 @cache
-def _records_options(features: tuple[str, ...], categorical: tuple[str, ...]):
-    record = pa.struct(list(_types(list(features), list(categorical)).items()))
+def _records_options(features: tuple[str, ...], labels: tuple[str, ...]):
+    record = pa.struct(list(_types(list(features), set(labels)).items()))
     return pa_json.ParseOptions(explicit_schema=pa.schema([("instances", pa.list_(record))]), unexpected_field_behavior="ignore")
 
 
-def _json_columns(bodies, lines: int, features: list[str], numeric: list[str], categorical: list[str]) -> ArrowColumns | None:
+def _json_columns(bodies, lines: int, features: list[str], labels: set[str], numeric: list[str], categorical: list[str]) -> ArrowColumns | None:
     if not pc.all(pc.starts_with(bodies, "{")).as_py():
         return None  # (so each body yields at least one row, and the row count proves it yields exactly one)
-    table = _read_json(_joined(bodies), _records_options(tuple(features), tuple(categorical)))
+    table = _read_json(_joined(bodies), _records_options(tuple(features), tuple(sorted(labels))))
     instances = table.column("instances").combine_chunks()
     if table.num_rows != lines or instances.null_count or pc.min(pc.list_value_length(instances)).as_py() == 0:
         return None  # a body without instances, or with none: the careful path says which
@@ -182,8 +189,8 @@ def _json_columns(bodies, lines: int, features: list[str], numeric: list[str], c
     if records.null_count:
         return None  # a null among the instances is malformed
     columns = {name: pc.struct_field(records, [index]) for index, name in enumerate(features)}
-    if any(pc.any(pc.is_inf(columns[name])).as_py() for name in numeric):
-        return None  # a number beyond float64 (2e308, 400 digits): orjson refuses it
+    if any(pc.any(pc.or_(pc.is_inf(columns[name]), pc.is_nan(columns[name]))).as_py() for name in numeric):
+        return None  # NaN, Infinity, or a number beyond float64 (2e308, 400 digits): orjson refuses them
     absent = {name: column.null_count for name, column in columns.items()}
     return _columns(columns, len(records), numeric, categorical, absent)
 

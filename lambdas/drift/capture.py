@@ -122,7 +122,8 @@ class CaptureScan:
         if not arrow_reader.available() or set(map(type, lines)) != {bytes} or max(map(len, lines)) > MAX_LINE_BYTES:
             return False
         reference = self.accumulator.reference
-        columns = arrow_reader.read_batch(lines, self.features, reference.numeric, reference.categorical, MAX_FIELD_CHARS)
+        columns = arrow_reader.read_batch(lines, self.features, self.categorical, reference.numeric, reference.categorical,
+                                          MAX_FIELD_CHARS)
         if columns is None:
             return False
         self.accumulator.update(columns.numeric, columns.categories)

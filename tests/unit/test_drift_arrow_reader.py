@@ -161,10 +161,15 @@ def test_a_window_of_csv_and_json_lines_mixed_is_read_the_same(statistics, monke
     assert_same_reading(statistics, lines, monkeypatch, arrow_batches="none")
 
 
-def test_drift_watching_some_features_reads_positional_csv_by_the_datasets_column_order(statistics):
+def test_drift_watching_some_features_reads_positional_csv_by_the_datasets_column_order(statistics, monkeypatch):
     """drift.features picks columns by name; a CSV request carries all features in the dataset's order. Reading
-    the watched ones by their position in drift.features would bin the wrong columns."""
+    the watched ones by their position in drift.features would bin the wrong columns; and Arrow must still read the
+    unwatched categorical columns as text (as numbers, every batch would fail and go line by line)."""
     from lambdas.drift import logic
+
+    taken = []
+    original = arrow_reader.read_batch
+    monkeypatch.setattr(arrow_reader, "read_batch", lambda *args: taken.append(original(*args)) or taken[-1])
 
     watched = ["late_payments", "region"]
     spec = SPEC.model_copy(update={"drift": SPEC.drift.model_copy(update={"features": watched})})
@@ -177,3 +182,4 @@ def test_drift_watching_some_features_reads_positional_csv_by_the_datasets_colum
     assert np.array_equal(by_csv.accumulator.numeric_counts, by_json.accumulator.numeric_counts)
     assert np.array_equal(by_csv.accumulator.category_counts[0], by_json.accumulator.category_counts[0])
     assert by_csv.accumulator.category_counts[0][-2:].sum() == 0  # no unseen or missing region: the right column
+    assert len(taken) == 2 and all(columns is not None for columns in taken)  # both windows read by Arrow

@@ -119,11 +119,26 @@ def with_line(lines: list[bytes], index: int, line: bytes) -> list[bytes]:
 DEEP = "[" * 1100 + "]" * 1100   # orjson refuses more than 1024 levels
 
 
-@pytest.mark.parametrize("extra", ['"x": NaN', '"x": Infinity', '"x": -Infinity', f'"x": {DEEP}'],
-                         ids=["nan", "infinity", "minus-infinity", "nested-1100-deep"])
-def test_a_capture_line_that_is_not_strict_json_is_malformed_with_arrow_too(monkeypatch, extra):
-    line = envelope("text/csv", body(row(5)), "CSV", extra)
+def test_a_capture_line_nested_deeper_than_orjson_allows_is_malformed_with_arrow_too(monkeypatch):
+    line = envelope("text/csv", body(row(5)), "CSV", f'"x": {DEEP}')
     assert_same_reading(with_line(csv_lines(), 5, line), monkeypatch)
+
+
+def assert_arrow_reads_the_request_the_careful_path_refuses(lines: list[bytes], monkeypatch, rows: int) -> None:
+    """The one leniency left on purpose (arrow_reader._strict_block): a NaN or Infinity token in a field the hook
+    does not read. The careful path calls the line malformed; Arrow reads its request; everything else is equal."""
+    data = b"\n".join(lines) + b"\n"
+    careful, _ = scan(data, False, monkeypatch, FEATURES, CATEGORICAL)
+    fast, taken = scan(data, True, monkeypatch, FEATURES, CATEGORICAL)
+    assert taken and (careful.malformed, fast.malformed) == (1, 0)
+    assert (careful.accumulator.rows, fast.accumulator.rows) == (len(lines) * rows - rows, len(lines) * rows)
+    assert careful.lines == fast.lines == len(lines)
+
+
+@pytest.mark.parametrize("extra", ['"x": NaN', '"x": Infinity', '"x": -Infinity'], ids=["nan", "infinity", "minus-infinity"])
+def test_a_non_json_number_in_an_envelope_field_not_read_does_not_stop_arrow_reading_the_request(monkeypatch, extra):
+    line = envelope("text/csv", body(row(5)), "CSV", extra)
+    assert_arrow_reads_the_request_the_careful_path_refuses(with_line(csv_lines(), 5, line), monkeypatch, rows=1)
 
 
 @pytest.mark.parametrize("raw", [b"\xff", b"\xed\xa0\x80"], ids=["invalid-byte", "utf8-encoded-surrogate"])
@@ -152,10 +167,14 @@ def test_a_json_body_with_a_number_orjson_rejects_is_malformed_with_arrow_too(mo
     assert_same_reading(with_line(json_lines(), 3, json_line(text)), monkeypatch)
 
 
-@pytest.mark.parametrize("extra", [f'"x": {DEEP}', '"x": NaN'], ids=["nested-1100-deep", "nan"])
-def test_a_json_body_with_an_unread_key_orjson_rejects_is_malformed_with_arrow_too(monkeypatch, extra):
-    text = '{%s, "instances": [%s]}' % (extra, json.dumps(records()[0]))
+def test_a_json_body_with_an_unread_key_nested_deeper_than_orjson_allows_is_malformed_with_arrow_too(monkeypatch):
+    text = '{%s, "instances": [%s, %s]}' % (f'"x": {DEEP}', json.dumps(records()[0]), json.dumps(records()[1]))
     assert_same_reading(with_line(json_lines(), 3, json_line(text)), monkeypatch)
+
+
+def test_a_non_json_number_under_a_json_key_not_read_does_not_stop_arrow_reading_the_request(monkeypatch):
+    text = '{"x": NaN, "instances": [%s, %s]}' % (json.dumps(records()[0]), json.dumps(records()[1]))
+    assert_arrow_reads_the_request_the_careful_path_refuses(with_line(json_lines(), 3, json_line(text)), monkeypatch, rows=2)
 
 
 def test_invalid_utf8_in_a_json_record_is_malformed_with_arrow_too(monkeypatch):
@@ -250,7 +269,7 @@ def test_unseen_labels_are_tracked_alike_when_the_first_thousand_fill_the_tracke
 
 NUMERIC_TOKENS = ["", "nan", "None", "inf", "1e400", "-0", " 1.5", "+1.5", ".5", "0x10", "abc", "1e-400", "NAN", "\t2"]
 LABEL_TOKENS = ["", "nan", "None", " x", "x ", "ünï", "\u0000", "contract", "region", "1", "\u2028", '"q"', "a\rb"]
-UNREAD_FIELDS = ['"x": 1', '"x": NaN', '"x": "\\u0000"', '"x": [[[]]]']
+UNREAD_FIELDS = ['"x": 1', '"x": "\\u0000"', '"x": [[[]]]']  # (NaN there: the documented leniency, tested above)
 
 
 def random_line(rng: random.Random, kind: str) -> bytes:
