@@ -58,14 +58,14 @@ def available() -> bool:
 
 
 def read_batch(lines: list[bytes], features: list[str], labels: set[str], numeric: list[str], categorical: list[str],
-               max_csv_body: int) -> ArrowColumns | None:
+               max_line: int, max_csv_body: int) -> ArrowColumns | None:
     """Columns of the watched `numeric` and `categorical` features from a batch of capture lines, or None when the
     batch needs the careful path. `features`: every feature in the requests' positional order, `labels` those of
-    them that are categorical. A CSV body over `max_csv_body` bytes may hold a field over the careful path's limit:
-    it goes there."""
+    them that are categorical. A line over `max_line` bytes is malformed, and a CSV body over `max_csv_body` bytes
+    may hold a field over the careful path's limit: both go there."""
     if not available():
         return None
-    block = _strict_block(lines)
+    block = _strict_block(lines, max_line)
     if block is None:
         return None
     try:
@@ -93,14 +93,15 @@ def _may_hold_a_header(block: bytes, features: list[str], labels: set[str]) -> b
     return all(name in labels for name in features) and features[0].encode() in block
 
 
-def _strict_block(lines: list[bytes]) -> bytes | None:
+def _strict_block(lines: list[bytes], max_line: int) -> bytes | None:
     """The lines joined, when Arrow's JSON reader, which is looser than JSON, will read them as orjson would: every
     line starts an object (no blank line, so each line yields at least one row and the row count proves it yields
     exactly one), valid UTF-8 without a byte-order mark, and no nesting deeper than orjson's 1,024 levels (a line of
     fewer openers cannot nest deeper). One leniency is left, on purpose: a NaN or Infinity token (not JSON) in a field
     the hook does not read is skipped by Arrow, where orjson refuses the line; looking for one costs a search of every
     byte (a fifth of the CSV path's time), and the values that are read are checked (see _json_columns)."""
-    if not all(map(bytes.startswith, lines, repeat(b"{"))):
+    longest = max(map(len, lines))
+    if longest > max_line or not all(map(bytes.startswith, lines, repeat(b"{"))):
         return None
     block = b"\n".join(lines)
     if not block.isascii():
@@ -108,7 +109,7 @@ def _strict_block(lines: list[bytes]) -> bytes | None:
             block.decode("utf-8")
         except UnicodeDecodeError:
             return None
-    if max(map(len, lines)) > MAX_DEPTH and any(line.count(b"{") + line.count(b"[") > MAX_DEPTH for line in lines):
+    if longest > MAX_DEPTH and any(line.count(b"{") + line.count(b"[") > MAX_DEPTH for line in lines):
         return None
     return block
 

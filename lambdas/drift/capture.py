@@ -119,11 +119,11 @@ class CaptureScan:
 
     def _read_with_arrow(self, lines: list) -> bool:
         """The whole batch through Arrow when it is plain one-row CSV requests or JSON records (arrow_reader)."""
-        if not arrow_reader.available() or set(map(type, lines)) != {bytes} or max(map(len, lines)) > MAX_LINE_BYTES:
+        if not arrow_reader.available() or set(map(type, lines)) != {bytes}:
             return False
         reference = self.accumulator.reference
         columns = arrow_reader.read_batch(lines, self.features, self.categorical, reference.numeric, reference.categorical,
-                                          MAX_FIELD_CHARS)
+                                          MAX_LINE_BYTES, MAX_FIELD_CHARS)
         if columns is None:
             return False
         self.accumulator.update(columns.numeric, columns.categories)

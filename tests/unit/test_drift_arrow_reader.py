@@ -183,3 +183,23 @@ def test_drift_watching_some_features_reads_positional_csv_by_the_datasets_colum
     assert np.array_equal(by_csv.accumulator.category_counts[0], by_json.accumulator.category_counts[0])
     assert by_csv.accumulator.category_counts[0][-2:].sum() == 0  # no unseen or missing region: the right column
     assert len(taken) == 2 and all(columns is not None for columns in taken)  # both windows read by Arrow
+
+
+def test_a_whole_line_over_the_cap_handed_to_add_line_is_malformed_on_both_paths(statistics, monkeypatch):
+    """line_batches cuts an oversized line (so it is not JSON); a caller of add_line may hand one whole."""
+    from lambdas.drift import capture
+
+    monkeypatch.setattr(capture, "MAX_LINE_BYTES", 2000)
+    lines = [csv_line(row) for row in rows(30)]
+    lines[4] = envelope("text/csv", ",".join(str(value) for value in rows(1, 9)[0]), "CSV")[:-1] + b', "pad": "' + b"x" * 3000 + b'"}'
+    outcomes = []
+    for arrow in (True, False):
+        with monkeypatch.context() as patch:
+            if not arrow:
+                patch.setattr(arrow_reader, "available", lambda: False)
+            scan = CaptureScan(FEATURES, CATEGORICAL, engine.Accumulator(engine.Reference.from_statistics(statistics, FEATURES)))
+            for number, line in enumerate(lines, start=1):
+                scan.add_line(line, f"part.jsonl:{number}")
+            scan.problems()
+            outcomes.append((scan.malformed, scan.accumulator.rows, scan.examples[0].split(": ")[0]))
+    assert outcomes[0] == outcomes[1] == (1, 29, "part.jsonl:5")
