@@ -312,13 +312,17 @@ def outcome(status: str, state: RunState, objective: Objective | None, *, curren
 
 
 def _running(current: str | None, approval: dict | None) -> Outcome:
-    if current == APPROVAL_STEP or (approval and approval.get("status") == "PENDING"):
-        approvers = [a for a in (approval or {}).get("approvers", [])]
-        expires = _epoch_iso((approval or {}).get("expires_at"))
+    """Waiting for approval once the request is recorded (and mailed); in the moments between entering the approval
+    step and that record the run is still running, so a follower keeps polling and then names the approvers."""
+    if approval and approval.get("status") == "PENDING":
+        approvers = list(approval.get("approvers", []))
+        expires = _epoch_iso(approval.get("expires_at"))
         who = ", ".join(approvers) if approvers else "the model's approvers"
         return Outcome(kind="waiting_for_approval", step=APPROVAL_STEP, approvers=approvers, expires_at=expires,
-                       model_package_arn=(approval or {}).get("model_package_arn"),
+                       model_package_arn=approval.get("model_package_arn"),
                        summary=f"waiting for approval by {who}" + (f" until {expires}" if expires else ""))
+    if current == APPROVAL_STEP and not approval:
+        return Outcome(kind="running", step=current, summary="running: requesting approval")
     return Outcome(kind="running", step=current, summary=f"running: {current}" if current else "starting")
 
 

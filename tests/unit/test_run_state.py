@@ -146,3 +146,10 @@ def test_metric_history_reads_epochs_and_final_metrics_from_training_log_lines()
     history = metric_history(lines, "validation:auc", r"validation:auc=([0-9.]+)")
     assert history["epochs"] == [{"epoch": 1, "train:loss": 0.6931}, {"epoch": 2, "train:loss": 0.512}, {"epoch": 3}]
     assert history["final"] == {"validation:auc": 0.812345, "validation:accuracy": 0.77}
+
+
+def test_the_approval_step_before_its_request_is_recorded_is_still_running():
+    """Step Functions enters WaitForApproval before the request Lambda records and mails it: a follower that stopped
+    there could not say who must approve, so it keeps polling."""
+    result = outcome("RUNNING", RunState(), OBJECTIVE, current="WaitForApproval", approval=None)
+    assert (result.kind, result.step, result.summary) == ("running", "WaitForApproval", "running: requesting approval")
