@@ -47,8 +47,9 @@ def json_line(records: list[dict]) -> bytes:
     return envelope("application/json", json.dumps({"instances": records}), "JSON")
 
 
-def read(statistics, lines: list[bytes], arrow: bool, monkeypatch) -> tuple[CaptureScan, int]:
-    """The scan of a capture file holding `lines`, with or without the Arrow path; and how many batches Arrow read."""
+def scan_capture(statistics: dict, data: bytes, arrow: bool, monkeypatch, features: list[str] = FEATURES,
+                 categorical: set[str] = CATEGORICAL) -> tuple[CaptureScan, int]:
+    """The scan of one capture file holding `data`, with or without the Arrow path; and how many batches Arrow read."""
     taken = []
     original = arrow_reader.read_batch
 
@@ -61,10 +62,15 @@ def read(statistics, lines: list[bytes], arrow: bool, monkeypatch) -> tuple[Capt
         patch.setattr(arrow_reader, "read_batch", counting)
         if not arrow:
             patch.setattr(arrow_reader, "available", lambda: False)
-        scan = CaptureScan(FEATURES, CATEGORICAL, engine.Accumulator(engine.Reference.from_statistics(statistics, FEATURES)))
-        scan.add_source("part.jsonl", line_batches(read_chunks(io.BytesIO(b"\n".join(lines) + b"\n"), 4096)))
+        reference = engine.Reference.from_statistics(statistics, features)
+        scan = CaptureScan(features, set(categorical), engine.Accumulator(reference))
+        scan.add_source("part.jsonl", line_batches(read_chunks(io.BytesIO(data), 4096)))
         scan.problems()
     return scan, sum(taken)
+
+
+def read(statistics, lines: list[bytes], arrow: bool, monkeypatch) -> tuple[CaptureScan, int]:
+    return scan_capture(statistics, b"\n".join(lines) + b"\n", arrow, monkeypatch)
 
 
 def assert_same_reading(statistics, lines: list[bytes], monkeypatch, arrow_batches: str) -> CaptureScan:

@@ -5,18 +5,18 @@ input class that broke that contract in a first version of the fast path, found 
 
 from __future__ import annotations
 
-import io
 import json
 import random
 from functools import cache
 
 import pytest
 
-from lambdas.drift import arrow_reader, baseline, capture, engine
-from lambdas.drift.capture import CaptureScan, line_batches, read_chunks
+from lambdas.drift import baseline, capture, engine
+from lambdas.drift.capture import CaptureScan
 from pipelines.churn import make_dataset
 from pipelines.spec import load_spec
 from tests.conftest import REPO_ROOT
+from tests.unit.test_drift_arrow_reader import scan_capture
 
 pytest.importorskip("pyarrow")
 SPEC = load_spec(REPO_ROOT / "pipelines/churn/model.yaml")
@@ -71,23 +71,7 @@ def json_lines(count: int = 10) -> list[bytes]:
 
 def scan(data: bytes, arrow: bool, monkeypatch, features: list[str], categorical: tuple[str, ...]) -> tuple[CaptureScan, int]:
     """The scan of one capture file holding `data`, with or without Arrow; and how many batches Arrow read."""
-    taken = []
-    original = arrow_reader.read_batch
-
-    def counting(*args, **kwargs):
-        columns = original(*args, **kwargs)
-        taken.append(columns is not None)
-        return columns
-
-    with monkeypatch.context() as patch:
-        patch.setattr(arrow_reader, "read_batch", counting)
-        if not arrow:
-            patch.setattr(arrow_reader, "available", lambda: False)
-        reference = engine.Reference.from_statistics(statistics(tuple(features), categorical), features)
-        result = CaptureScan(features, set(categorical), engine.Accumulator(reference))
-        result.add_source("part.jsonl", line_batches(read_chunks(io.BytesIO(data), 4096)))
-        result.problems()
-    return result, sum(taken)
+    return scan_capture(statistics(tuple(features), categorical), data, arrow, monkeypatch, features, set(categorical))
 
 
 def counts(result: CaptureScan) -> dict:
