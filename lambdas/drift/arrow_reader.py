@@ -34,7 +34,6 @@ MAX_DEPTH = 1024  # orjson's nesting limit
 
 @dataclass
 class ArrowColumns:
-    rows: int
     numeric: np.ndarray          # rows x len(numeric names), NaN where missing
     categories: list[Counter]    # per categorical name: label -> count ('' for null)
     absent: dict[str, int]       # per feature: values that were null or not there at all (JSON records)
@@ -202,7 +201,7 @@ def _columns(columns: dict, rows: int, numeric: list[str], categorical: list[str
     for index, name in enumerate(numeric):
         matrix[:, index] = columns[name].to_numpy(zero_copy_only=False)
     labels = [_label_counts(pc.fill_null(columns[name], "")) for name in categorical]
-    return ArrowColumns(rows, matrix, labels, absent, extra_columns)
+    return ArrowColumns(matrix, labels, absent, extra_columns)
 
 
 def _label_counts(column) -> Counter:

@@ -447,12 +447,6 @@ def line_batches(chunks: Iterable[bytes], max_line_bytes: int = MAX_LINE_BYTES) 
         yield [bytes(carry)]
 
 
-def split_lines(chunks: Iterable[bytes], max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
-    """line_batches, one line at a time."""
-    for lines in line_batches(chunks, max_line_bytes):
-        yield from lines
-
-
 def read_chunks(stream, size: int = READ_BYTES) -> Iterator[bytes]:
     while chunk := stream.read(size):
         yield chunk

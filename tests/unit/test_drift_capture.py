@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lambdas.drift import baseline, engine
-from lambdas.drift.capture import CaptureScan, capture_record, csv_capture_record, split_lines
+from lambdas.drift.capture import CaptureScan, capture_record, csv_capture_record, line_batches
 from pipelines.churn import make_dataset
 from pipelines.spec import load_spec
 from tests.conftest import REPO_ROOT
@@ -129,7 +129,7 @@ def test_a_bad_line_is_counted_and_quoted_never_a_crash(statistics, bad_line, qu
 
 def test_reading_lines_is_linear_in_their_length_and_caps_an_oversized_line():
     stream = [b"a" * 1000 + b"\n" + b"b" * 5000, b"b" * 5000 + b"\nc\n", b"d"]
-    assert [len(line) for line in split_lines(iter(stream), max_line_bytes=4000)] == [1000, 4001, 1, 1]
+    assert [len(line) for lines in line_batches(iter(stream), max_line_bytes=4000) for line in lines] == [1000, 4001, 1, 1]
 
 
 def test_lines_read_in_bulk_match_the_same_rows_read_one_by_one_whatever_the_mix(statistics):
