@@ -374,8 +374,9 @@ def approvals_repair(model: str, env: str = EnvOption, output: Output = OutputOp
     from lambdas.approval.handlers import reconcile
 
     pipelines = client(env)
-    repaired = reconcile(model, naming.audit_table(env), naming.model_package_group(model, env),
-                         pipelines.state_machine_arn(model))
+    with pipelines.handler_calls():
+        repaired = reconcile(model, naming.audit_table(env), naming.model_package_group(model, env),
+                             pipelines.state_machine_arn(model))
     if output == Output.json:
         return emit(repaired)
     for item in repaired:

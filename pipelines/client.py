@@ -231,6 +231,13 @@ class Pipelines:
         self._apis: dict[str, RunsApi] = {}
         self._account: str | None = None
 
+    def handler_calls(self):
+        """A context in which handler code run by the client (rollback, approvals repair) calls AWS with this
+        client's session: the environment's region, or the local server; not boto3's default session."""
+        from lambdas.shared import dal
+
+        return dal.bound_to(self.session, self.endpoint_url)
+
     def client(self, service: str):
         if service not in self._clients:
             self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url) if self.endpoint_url \
@@ -467,13 +474,18 @@ class RollbackRefused(RuntimeError):
 
 def rollback(pipelines: Pipelines, model: str, stage: str = "prod") -> dict:
     """Re-deploys the approved package that preceded the one the endpoint serves (blue/green, alarms armed)."""
+    if stage not in STAGES:
+        raise RollbackRefused(f"no stage '{stage}': rollback applies to {' or '.join(STAGES)}")
+    with pipelines.handler_calls():
+        return _roll_back(pipelines, model, stage)
+
+
+def _roll_back(pipelines: Pipelines, model: str, stage: str) -> dict:
     import time as clock
 
     from lambdas.endpoint.handlers import deploy_package
     from lambdas.shared.dal import Endpoints
 
-    if stage not in STAGES:
-        raise RollbackRefused(f"no stage '{stage}': rollback applies to {' or '.join(STAGES)}")
     spec = load_spec(model_dir(model, pipelines.models_dir))
     endpoints = Endpoints()
     endpoint = naming.endpoint(model, pipelines.env, stage)

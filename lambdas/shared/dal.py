@@ -6,6 +6,8 @@ import base64
 import io
 import json
 import tarfile
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -16,8 +18,30 @@ from botocore.exceptions import ClientError
 _CONFIG = Config(retries={"max_attempts": 8, "mode": "adaptive"})
 
 
-def client(service: str):
-    return boto3.client(service, config=_CONFIG)
+# In Lambda: the function's own credentials and region (boto3's default session). Handler code the CLI runs
+# (`mlops rollback`, `mlops approvals repair`) is bound to the CLI's session instead: the environment's region
+# from cdk.json, or the local server.
+_BOUND: ContextVar[tuple[object, str | None]] = ContextVar("dal_session", default=(boto3, None))
+
+
+@contextmanager
+def bound_to(session: boto3.Session, endpoint_url: str | None = None) -> Iterator[None]:
+    """Every client and resource made inside comes from `session` (and `endpoint_url`, when given)."""
+    token = _BOUND.set((session, endpoint_url))
+    try:
+        yield
+    finally:
+        _BOUND.reset(token)
+
+
+def client(service: str, endpoint_url: str | None = None):
+    session, bound_url = _BOUND.get()
+    return session.client(service, config=_CONFIG, endpoint_url=endpoint_url or bound_url)
+
+
+def resource(service: str):
+    session, bound_url = _BOUND.get()
+    return session.resource(service, config=_CONFIG, endpoint_url=bound_url)
 
 
 def conditional_write(write, **request) -> bool:
@@ -340,7 +364,7 @@ class ApprovalStore:
     table: str
 
     def __post_init__(self) -> None:
-        self.dynamodb = boto3.resource("dynamodb", config=_CONFIG).Table(self.table)
+        self.dynamodb = resource("dynamodb").Table(self.table)
 
     def create(self, model: str, execution: str, item: dict) -> bool:
         """False for a retried request: the first one stands."""
@@ -440,7 +464,7 @@ class Endpoints:
     def invoke(name: str, body: bytes, content_type: str = "application/json") -> tuple[int, bytes]:
         import os
 
-        runtime = boto3.client("sagemaker-runtime", config=_CONFIG, endpoint_url=os.environ.get("SAGEMAKER_RUNTIME_URL"))
+        runtime = client("sagemaker-runtime", endpoint_url=os.environ.get("SAGEMAKER_RUNTIME_URL"))
         try:
             response = runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType=content_type, Accept="application/json")
             return 200, response["Body"].read()

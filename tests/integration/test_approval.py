@@ -294,7 +294,8 @@ def test_the_reconciler_closes_a_pending_request_whose_run_ended(approval):
     assert record()["status"] == "ABANDONED" and package_status(approval) == "Rejected"
 
 
-def test_mlops_approvals_repair_applies_an_unapplied_decision(approval, monkeypatch):
+def test_mlops_approvals_repair_applies_an_unapplied_decision_in_the_environments_region(approval, monkeypatch):
+    """The environment is in us-east-1 (cdk.json); the shell's default region is another one."""
     from typer.testing import CliRunner
 
     from pipelines import cli, client
@@ -306,9 +307,13 @@ def test_mlops_approvals_repair_applies_an_unapplied_decision(approval, monkeypa
     boto3.resource("dynamodb").Table("mlops-dev-audit").update_item(  # older than the grace period
         Key={"pk": "model#churn", "sk": "approval#run-1"}, UpdateExpression="SET decided_at = :t",
         ExpressionAttributeValues={":t": "2026-01-01T00:00:00+00:00"})
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     result = CliRunner().invoke(cli.app, ["approvals", "repair", "churn", "--env", "dev"])
     assert result.exit_code == 0, result.output
-    assert "run-1: applied approved" in result.output and record()["applied"] is True
+    with dal.bound_to(boto3.Session(region_name="us-east-1")):
+        assert "run-1: applied approved" in result.output and record()["applied"] is True
 
 
 def post_raw(body, is_base64: bool = False) -> dict:

@@ -199,6 +199,27 @@ def test_mlops_rollback_redeploys_the_previous_approved_version(hosting, model_t
     assert again.exit_code == 1 and "no older approved version" in again.output
 
 
+def test_mlops_rollback_acts_in_the_environments_region_not_the_shells_default_one(hosting, model_tarball, monkeypatch):
+    """cdk.json puts the environment in us-east-1, where its endpoint is; the shell's default region is another one.
+    The deploy code rollback reuses must call AWS with the client's session, not boto3's default one."""
+    from typer.testing import CliRunner
+
+    from pipelines import cli, client
+
+    monkeypatch.setattr(client, "target_environment", lambda env: client.Target(env, "123456789012", "us-east-1"))
+    first, second = register(model_tarball, "v1"), register(model_tarball, "v2")
+    deploy(run_state(first, "run-1"), "prod", "run-1")
+    deploy(run_state(second, "run-2"), "prod", "run-2")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    cli.console.width = 200
+    result = CliRunner().invoke(cli.app, ["rollback", "churn"])
+    assert result.exit_code == 0, result.output
+    assert "churn-dev-prod: version 2 -> 1" in result.output
+    assert not boto3.client("sagemaker", region_name="eu-west-3").list_endpoints()["Endpoints"]
+
+
 def test_mlops_rollback_without_an_endpoint_says_so(hosting):
     from typer.testing import CliRunner
 
