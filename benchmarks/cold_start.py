@@ -2,7 +2,7 @@
 boto3 the runtime provides) on sys.path, as Lambda loads it; side by side with the shared bundle of an earlier
 commit (all handlers, numpy and scipy in one asset) and with a bare `import boto3`.
 
-Bundles are built for this machine's platform and Python (the deployed ones are arm64 / Python 3.14 wheels of the
+Bundles are built for this machine's platform and Python (the deployed ones are arm64 / Python 3.13 wheels of the
 same requirements; their sizes are what tests/infrastructure/test_lambda_bundle.py budgets). Lambda's environment is
 set (LAMBDA_TASK_ROOT, AWS_LAMBDA_FUNCTION_NAME, ...), so the X-Ray SDK takes its Lambda path, as it does there.
 Before the clock starts, each process imports what the runtime's bootstrap (awslambdaric) has imported when it loads
