@@ -30,6 +30,14 @@ class FakeContext:
         return 30_000
 
 
+def move_the_shells_region(monkeypatch, region: str = "eu-west-3") -> None:
+    """The shell's default region becomes another one than the environment's (us-east-1 in cdk.json's stand-in):
+    code the CLI runs must call AWS with the client's session, not boto3's default one."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+    monkeypatch.setenv("AWS_REGION", region)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+
+
 def dataset_bytes(rows: int = 2000, seed: int = 7, **overrides) -> bytes:
     columns = make_dataset.generate(rows, seed)
     columns.update(overrides)

@@ -8,7 +8,7 @@ import pytest
 
 from lambdas.approval import handlers, tokens
 from lambdas.shared import dal
-from tests.integration.conftest import BUCKET, FakeContext
+from tests.integration.conftest import BUCKET, FakeContext, move_the_shells_region
 
 APPROVERS = ["ml-lead@example.com", "risk-officer@example.com"]
 
@@ -307,9 +307,7 @@ def test_mlops_approvals_repair_applies_an_unapplied_decision_in_the_environment
     boto3.resource("dynamodb").Table("mlops-dev-audit").update_item(  # older than the grace period
         Key={"pk": "model#churn", "sk": "approval#run-1"}, UpdateExpression="SET decided_at = :t",
         ExpressionAttributeValues={":t": "2026-01-01T00:00:00+00:00"})
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")
-    monkeypatch.setenv("AWS_REGION", "eu-west-3")
-    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    move_the_shells_region(monkeypatch)
     result = CliRunner().invoke(cli.app, ["approvals", "repair", "churn", "--env", "dev"])
     assert result.exit_code == 0, result.output
     with dal.bound_to(boto3.Session(region_name="us-east-1")):

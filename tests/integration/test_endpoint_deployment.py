@@ -11,7 +11,7 @@ from lambdas.shared import config as lambda_config
 from pipelines.local import moto_extensions
 from pipelines.local.serving import Hosting, LocalHostingServer
 from pipelines.spec import parse_spec
-from tests.integration.conftest import BUCKET, DATASET_KEY, SPEC, FakeContext, task_event
+from tests.integration.conftest import BUCKET, DATASET_KEY, SPEC, FakeContext, move_the_shells_region, task_event
 from tests.support.sagemaker_layout import prepare, run_training
 
 
@@ -210,9 +210,7 @@ def test_mlops_rollback_acts_in_the_environments_region_not_the_shells_default_o
     first, second = register(model_tarball, "v1"), register(model_tarball, "v2")
     deploy(run_state(first, "run-1"), "prod", "run-1")
     deploy(run_state(second, "run-2"), "prod", "run-2")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")
-    monkeypatch.setenv("AWS_REGION", "eu-west-3")
-    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    move_the_shells_region(monkeypatch)
     cli.console.width = 200
     result = CliRunner().invoke(cli.app, ["rollback", "churn"])
     assert result.exit_code == 0, result.output
