@@ -485,6 +485,7 @@ def _roll_back(pipelines: Pipelines, model: str, stage: str) -> dict:
 
     from lambdas.endpoint.handlers import deploy_package
     from lambdas.shared.dal import Endpoints
+    from lambdas.shared.release import ReleaseRefused
 
     spec = load_spec(model_dir(model, pipelines.models_dir))
     endpoints = Endpoints()
@@ -502,9 +503,12 @@ def _roll_back(pipelines: Pipelines, model: str, stage: str) -> dict:
         raise RollbackRefused(f"{endpoint} serves version {current_version}; no older approved version to go back to")
     target = older[0]
     capture = config.get("DataCaptureConfig", {})
-    result = deploy_package(spec, pipelines.env, stage, f"rollback-{clock.strftime('%Y%m%dT%H%M%S', clock.gmtime())}",
-                            target.arn, role_arn=hosted["ExecutionRoleArn"], key_arn=capture.get("KmsKeyId", ""),
-                            capture_uri=capture.get("DestinationS3Uri", ""))
+    try:  # the run's own deploy gate: approved, by another person, and exactly the approved bytes and image
+        result = deploy_package(spec, pipelines.env, stage, f"rollback-{clock.strftime('%Y%m%dT%H%M%S', clock.gmtime())}",
+                                target.arn, role_arn=hosted["ExecutionRoleArn"], key_arn=capture.get("KmsKeyId", ""),
+                                capture_uri=capture.get("DestinationS3Uri", ""))
+    except ReleaseRefused as refused:
+        raise RollbackRefused(f"version {target.version} cannot be rolled back to: {refused}") from None
     return {**result, "from_version": current_version, "to_version": target.version}
 
 

@@ -46,6 +46,38 @@ def artifact_bucket(env: str, account: str, region: str) -> str:
     return f"{PROJECT}-{env}-artifacts-{account}-{region}"
 
 
+# Released model artifacts: content-addressed and immutable (the artifact bucket's policy lets only the platform's
+# release writers put them and nobody delete them; stacks/constructs/storage.py).
+RELEASES = "releases"
+# The IAM path of the roles that may write releases (the register and promotion-import functions): the bucket
+# policy names the path, so the roles need no names known to the registry stack.
+RELEASE_WRITER_PATH = f"/{PROJECT}-release-writer/"
+
+
+# The lineage keys (CustomerMetadataProperties) of the released artifact: its sha256 and its S3 version.
+ARTIFACT_SHA256_KEY = "model_data_sha256"
+ARTIFACT_VERSION_KEY = "model_data_version_id"
+
+
+def release_key(model: str, sha256: str) -> str:
+    """Where the artifact whose bytes hash to sha256 lives once registered: the key is derived from the bytes."""
+    return f"{RELEASES}/{model}/{sha256}/model.tar.gz"
+
+
+def model_role(model: str, env: str, purpose: str) -> str:
+    """A role with a fixed name (other stacks, accounts or people name it): mlops-<env>-<model>-<purpose>."""
+    return f"{PROJECT}-{env}-{model}-{purpose}"
+
+
+def data_scientist_role_name(model: str, env: str) -> str:
+    """The role a data scientist assumes: its trust makes the session name and the source identity the IAM user."""
+    return model_role(model, env, "data-scientist")
+
+
+def approver_role_name(model: str, env: str) -> str:
+    return model_role(model, env, "approver")
+
+
 def approval_secret(model: str, env: str) -> str:
     return f"{PROJECT}/{env}/{model}/approval-signing-key"
 

@@ -30,8 +30,7 @@ from pipelines.spec import REPO_ROOT, EnvironmentSpec, ModelSpec, SpecError, _fo
 CONTEXT_KEY = "mlops:delivery"
 EVENT_SOURCE = "mlops.promotion"
 OFFERED = "Model Package Offered"
-SHA256_KEY = "model_data_sha256"
-VERSION_KEY = "model_data_version_id"
+SHA256_KEY, VERSION_KEY = naming.ARTIFACT_SHA256_KEY, naming.ARTIFACT_VERSION_KEY
 _CONNECTION = re.compile(r"^arn:aws(-[a-z]+)*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$")
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _CODECOMMIT = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
@@ -193,20 +192,25 @@ def stage_spec(spec: ModelSpec, env: str, delivery: Delivery | None) -> ModelSpe
 
 def import_role_name(model: str, env: str) -> str:
     """The role that copies and re-registers promoted packages in `env` (at most 62 characters)."""
-    return f"{naming.PROJECT}-{env}-{model}-import"
+    return naming.model_role(model, env, "import")
 
 
 def forwarder_role_name(model: str, env: str) -> str:
     """The role EventBridge uses in `env` to forward offers of `model` to the next stage's bus."""
-    return f"{naming.PROJECT}-{env}-{model}-offer"
+    return naming.model_role(model, env, "offer")
 
 
 def promotion_bus(model: str, env: str) -> str:
     return f"{naming.PROJECT}-{env}-{model}-promotions"
 
 
-def role_arn(environment: EnvironmentSpec, name: str) -> str:
-    return f"arn:aws:iam::{environment.account}:role/{name}"
+def role_arn(environment: EnvironmentSpec, name: str, path: str = "/") -> str:
+    return f"arn:aws:iam::{environment.account}:role{path}{name}"
+
+
+def import_role_arn(environment: EnvironmentSpec, model: str) -> str:
+    """The import role writes the stage's releases, so it lies under the release writers' path."""
+    return role_arn(environment, import_role_name(model, environment.name), naming.RELEASE_WRITER_PATH)
 
 
 def bus_arn(environment: EnvironmentSpec, name: str) -> str:
@@ -229,6 +233,6 @@ def key_alias(env: str) -> str:
 
 
 def promoted_prefixes(model: str) -> tuple[str, str]:
-    """Where an artifact bucket keeps a model's artifacts (read by the endpoints) and its run files (reports,
-    baselines, smoke-test rows): the prefixes the next stage may read."""
-    return f"models/{model}/", f"runs/{model}/"
+    """Where an artifact bucket keeps a model's released artifacts (read by the endpoints) and its run files
+    (reports, baselines, smoke-test rows): the prefixes the next stage may read."""
+    return f"{naming.RELEASES}/{model}/", f"runs/{model}/"

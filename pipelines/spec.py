@@ -31,7 +31,10 @@ _CRON_FIELDS = (("minutes", r"[0-9,*/-]+", 0, 59), ("hours", r"[0-9,*/-]+", 0, 2
                 ("day-of-month", r"[0-9,*/?LW-]+", 1, 31), ("month", r"[0-9A-Za-z,*/-]+", 1, 12),
                 ("day-of-week", r"[0-9A-Za-z,*/?L#-]+", 1, 7), ("year", r"[0-9,*/-]+", 1970, 2199))
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 controls and DEL, and Unicode's bidirectional embedding, override and isolate controls (U+202A-U+202E,
+# U+2066-U+2069): those reorder how the text around them is displayed, so "txt.exe" can read as "exe.txt" in an
+# email or a page (the "Trojan Source" attack, CVE-2021-42574).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 MAX_SPEC_BYTES = 256 * 1024
 MAX_YAML_ALIASES = 16
 SAGEMAKER_MAX_WAIT_S = 28 * 24 * 3600  # CreateTrainingJob StoppingCondition.MaxWaitTimeInSeconds
@@ -47,7 +50,8 @@ class SpecError(ValueError):
 
 
 def control_character(text: str) -> str | None:
-    """The first control character (below 0x20, or 0x7f) in text, as U+XXXX; None when there is none."""
+    """The first control character (below 0x20, 0x7f, or a bidirectional control) in text, as U+XXXX; None when there
+    is none."""
     found = _CONTROL.search(text)
     return f"U+{ord(found.group()):04X}" if found else None
 
@@ -56,7 +60,9 @@ def refuse_control_characters(value: Any, where: str) -> None:
     if isinstance(value, str):
         bad = control_character(value)
         if bad:
-            raise ValueError(f"{where} contains the control character {bad} (a newline, tab or similar); "
+            kind = "a bidirectional text control, which reorders what is displayed" if int(bad[2:], 16) >= 0x202a \
+                else "a newline, tab or similar"
+            raise ValueError(f"{where} contains the control character {bad} ({kind}); "
                              "fix: keep it on one line of printable characters")
     elif isinstance(value, (list, tuple)):
         for item in value:
@@ -440,6 +446,11 @@ class ApprovalSpec(_Strict):
         if bad or any(not patterns for patterns in self.principals.values()):
             raise ValueError(f"approval.principals: {bad or 'an empty list'} is not a list of IAM principal ARN patterns; "
                              "fix: e.g. arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Approver_*/you@example.com")
+        anyone = [p for patterns in self.principals.values() for p in patterns if "*" in p.rsplit("/", 1)[-1]]
+        if anyone:
+            raise ValueError(f"approval.principals: {anyone} match any user or session name, so anyone on that role "
+                             "would act as the approver; fix: end each pattern with the approver's own user or session "
+                             "name, e.g. .../AWSReservedSSO_Approver_*/you@example.com")
         return self
 
 

@@ -11,7 +11,7 @@ from constructs import Construct
 from pipelines import naming
 from pipelines.spec import MODELS_DIR, EnvironmentSpec, ModelSpec
 from stacks.constructs import experiments
-from stacks.constructs.access import AccessPolicies, approver_role_name
+from stacks.constructs.access import AccessPolicies
 from stacks.constructs.approval import ApprovalHook
 from stacks.constructs.budgets import ModelBudget, grant_price_list_read
 from stacks.constructs.endpoints import EndpointDeployment, ModelDashboard
@@ -49,6 +49,10 @@ def grant_read_champion(role: iam.IRole, model: str, env_name: str) -> None:
                    stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name=f"{prod}-*"),
                    stack.format_arn(service="sagemaker", resource="model", resource_name=f"{prod}-*")]))
 
+
+# (timeout minutes, memory MB) of the pipeline tasks that read whole files: the dataset, the trained artifact (register
+# hashes and releases it: the artifact's size is bounded by what one invocation hashes in 15 minutes).
+TASK_SIZES = {"validate": (5, 1024), "evaluate": (5, 1024), "register": (15, 1024)}
 
 class ModelStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, environment: EnvironmentSpec, spec: ModelSpec,
@@ -88,8 +92,9 @@ class ModelStack(Stack):
         self.functions = {
             name: PlatformFunction(self, f"{name.title()}Function", handler=handler, key=key,
                                    environment=environment_variables, description=description,
-                                   timeout=Duration.minutes(5 if name in ("validate", "evaluate") else 1),
-                                   memory_mb=1024 if name in ("validate", "evaluate") else 512)
+                                   timeout=Duration.minutes(TASK_SIZES.get(name, (1, 512))[0]),
+                                   memory_mb=TASK_SIZES.get(name, (1, 512))[1],
+                                   role_path=naming.RELEASE_WRITER_PATH if name == "register" else None)
             for name, (handler, description) in PIPELINE_HANDLERS.items() if not upstream or name == "notify"
         }
         self.package_arns = [self.format_arn(service="sagemaker", resource="model-package-group", resource_name=group),
@@ -102,7 +107,7 @@ class ModelStack(Stack):
         approval = ApprovalHook(self, "Approval", spec=spec, env_name=env_name, key=key,
                                 environment=environment_variables, audit_table=registry.audit_table,
                                 machine_arn=machine_arn, package_arns=self.package_arns, on_rejected=rejected,
-                                failures=self.failures)
+                                failures=self.failures, bucket=bucket)
         self.approval = approval
         grant_price_list_read(approval.request.role)  # the cost table of the approval email
         self.deployment = EndpointDeployment(self, "Deployment", spec=spec, env_name=env_name, key=key, bucket=bucket,
@@ -119,7 +124,7 @@ class ModelStack(Stack):
         self.offer = PromotionOffer(
             self, "Offer", spec=spec, environment=environment, downstream=downstream, key=key, bucket=bucket,
             machine_arn=machine_arn, package_arns=self.package_arns, environment_variables=environment_variables,
-            failures=self.failures) if downstream else None
+            failures=self.failures, audit_table_arn=registry.audit_table.table_arn) if downstream else None
         self.dashboard = ModelDashboard(self, "Dashboard", spec=spec, env_name=env_name, machine=self.pipeline.machine,
                                         alarms=self.deployment.alarms["prod"])
         self.triggers = RetrainingTriggers(self, "Triggers", spec=spec, machine=self.pipeline.machine,
@@ -128,8 +133,7 @@ class ModelStack(Stack):
             self.drift = self._drift_hook(spec, env_name, environment_variables, key, bucket, registry, machine_arn)
         self.runs_api = RunsApi(self, "RunsApi", spec=spec, env_name=env_name, key=key,
                                 environment=environment_variables, audit_table_arn=registry.audit_table.table_arn,
-                                machine_arn=machine_arn, package_arns=self.package_arns,
-                                approver_role_name=approver_role_name(model, env_name))
+                                machine_arn=machine_arn, package_arns=self.package_arns)
         self.access = AccessPolicies(self, "Access", spec=spec, env_name=env_name, runs_api=self.runs_api,
                                      machine_arn=machine_arn, package_arns=self.package_arns, bucket=bucket, key=key,
                                      tracking_server_arn=experiments.server_arn(self, env_name) if self.tracked else None)
@@ -194,6 +198,10 @@ class ModelStack(Stack):
         f["register"].add_to_policy(iam.PolicyStatement(
             actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:AddTags"],
             resources=package_arns))
+        # Register releases the evaluated artifact: it reads the job's output and writes (never deletes) the release.
+        bucket.grant_read(f["register"], f"models/{model}/*")
+        bucket.grant_read(f["register"], f"{naming.RELEASES}/{model}/*")
+        bucket.grant_put(f["register"], f"{naming.RELEASES}/{model}/*")
         # PrepareRun snapshots the source archive into the run's folder; a reproduction reads the version it repeats.
         self.training.grant_source_snapshot(f["prepare"])
         bucket.grant_read_write(f["prepare"], f"runs/{model}/*")

@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.approval import logic, tokens
 from lambdas.shared.lineage import champion_metrics
-from lambdas.shared import dal
+from lambdas.shared import dal, release
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.events import TaskEvent, pipeline_task
 from lambdas.shared.observability import bind, logger, metrics, tracer
@@ -33,11 +33,12 @@ def request_approval(event: ApprovalRequestEvent, context: LambdaContext) -> dic
     spec, state = model_spec(), RunState.parse(event.state)
     run, registration, evaluation = state.run, state.registration, state.evaluation
     expires = int(time.time() + spec.approval.timeout_hours * 3600)
-    champion = None
-    if evaluation.champion_arn:
-        champion = champion_metrics(dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")).describe(evaluation.champion_arn))
-    facts = logic.review_facts(spec.name, state, spec.objective, champion, expires)
+    registry = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP"))
+    champion = champion_metrics(registry.describe(evaluation.champion_arn)) if evaluation.champion_arn else None
+    binding = _artifact_binding(registry.describe(registration.model_package_arn), registration.model_dump())
+    facts = logic.review_facts(spec.name, state, spec.objective, champion, expires, binding)
     created = dal.ApprovalStore(setting("AUDIT_TABLE")).create(spec.name, event.execution_name, {
+        **binding, "requested_by_person": run.requested_by_person,
         "status": logic.PENDING, "model": spec.name, "model_package_arn": registration.model_package_arn,
         "requested_by": run.requested_by, "approvers": spec.approval.approvers, "expires_at": expires,
         "created_at": datetime.now(timezone.utc).isoformat(), "summary": logic.metrics_table(evaluation.metrics, champion),
@@ -49,7 +50,8 @@ def request_approval(event: ApprovalRequestEvent, context: LambdaContext) -> dic
         return {"requested": 0}
     key = dal.secret_bytes(setting("SIGNING_SECRET_ARN"))
     per_approver = logic.links(setting("APPROVAL_URL"), event.execution_name, registration.model_package_arn,
-                               spec.approval.approvers, run.requested_by, expires, key, spec.approval.principals)
+                               spec.approval.approvers, run.requested_by, expires, key, spec.approval.principals,
+                               run.requested_by_person)
     from lambdas.shared.pricing import cost_lines  # only this handler of the module needs the Price List
 
     cost = "\n\n" + "\n".join(cost_lines(spec))  # never raises: says why when unpriced
@@ -64,6 +66,13 @@ def request_approval(event: ApprovalRequestEvent, context: LambdaContext) -> dic
     return {"requested": len(per_approver)}
 
 
+def _artifact_binding(package: dict, registered: dict) -> dict[str, str]:
+    """What the approver approves, bound in the request: the artifact's URI, sha256 and S3 version and the image,
+    once the registry, the registration step and the bytes the URI holds now all agree."""
+    now = dal.artifact_now(release.package_artifact(package)["artifact_uri"])
+    return release.approval_binding(package, registered, now)
+
+
 # ------------------------------------------------------------------ decisions
 
 def apply_decision(claims: tokens.LinkClaims, reason: str, source: dict[str, str], *, model: str, audit_table: str,
@@ -76,7 +85,8 @@ def apply_decision(claims: tokens.LinkClaims, reason: str, source: dict[str, str
     record = store.get(model, claims.execution)
     if not logic.resumable(record, claims):
         logic.check_pending(record, claims)
-        logic.check_governance(claims, list(record["approvers"]), record["requested_by"], model_spec().approval.principals)
+        logic.check_governance(claims, list(record["approvers"]), record["requested_by"], model_spec().approval.principals,
+                               record.get("requested_by_person"), source.get("person"))
         try:
             record = claim(store, model, claims, reason, source)
         except dal.ClientError:
@@ -96,7 +106,8 @@ def apply_decision(claims: tokens.LinkClaims, reason: str, source: dict[str, str
 def claim(store: dal.ApprovalStore, model: str, claims: tokens.LinkClaims, reason: str, source: dict[str, str]) -> dict:
     fields = {"decided_by": claims.approver, "decided_at": datetime.now(timezone.utc).isoformat(),
               "reason": reason[:1000] or "-", "source_ip": source.get("ip", "-"),
-              "user_agent": source.get("user_agent", "-")[:300], "channel": source.get("channel", "link"), "applied": False}
+              "user_agent": source.get("user_agent", "-")[:300], "channel": source.get("channel", "link"), "applied": False,
+              **({"decided_by_person": source["person"]} if source.get("person") else {})}
     try:
         store.decide(model, claims.execution, logic.decision_status(claims), fields)
     except dal.AlreadyDecided:
@@ -206,7 +217,8 @@ def show() -> Response:
         claims = verify_link(token)
         record = dal.ApprovalStore(setting("AUDIT_TABLE")).get(model_spec().name, claims.execution)
         logic.check_pending(record, claims)
-        logic.check_governance(claims, list(record["approvers"]), record["requested_by"], model_spec().approval.principals)
+        logic.check_governance(claims, list(record["approvers"]), record["requested_by"], model_spec().approval.principals,
+                               record.get("requested_by_person"))
         other = tokens.sign(logic.counterpart(claims), dal.secret_bytes(setting("SIGNING_SECRET_ARN")))
     except tokens.LinkError as error:
         return _html(error.status, logic.error_page(error))

@@ -13,7 +13,8 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field
 
 from lambdas.approval.tokens import LinkClaims, LinkError, new_nonce, sign
-from lambdas.shared.text import one_line
+from lambdas.shared.identity import approver_persons
+from lambdas.shared.text import BIDI_ESCAPES, one_line
 from lambdas.shared.run_state import RunState
 
 PENDING = "PENDING"
@@ -34,17 +35,31 @@ def starter_identities(requested_by: str, principals: dict[str, list[str]] | Non
     return names
 
 
+def self_approval(approver: str, requested_by: str, principals: dict[str, list[str]] | None = None,
+                  starter_person: str | None = None, decider_person: str | None = None) -> bool:
+    """Whether `approver` (an email) deciding would be the run's starter deciding: by the starter's principal (its
+    last segment, or an approver's pattern matching it), by the person AWS fixes behind the starter's principal
+    (lambdas.shared.identity: an IAM user, a pinned session) being one the approver's identities name, or by the
+    deciding principal being that same person, whatever role each of them used."""
+    if identity(approver) in starter_identities(requested_by, principals):
+        return True
+    if starter_person and starter_person.lower() in approver_persons(approver, principals):
+        return True
+    return bool(starter_person and decider_person and starter_person.lower() == decider_person.lower())
+
+
 def principal_matches(pattern: str, principal: str) -> bool:
     """IAM-style: '*' matches any run of characters, everything else literally (case-sensitive, as ARNs)."""
     return re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), principal) is not None
 
 
 def check_governance(claims: LinkClaims, approvers: list[str], requested_by: str,
-                     principals: dict[str, list[str]] | None = None) -> None:
+                     principals: dict[str, list[str]] | None = None, starter_person: str | None = None,
+                     decider_person: str | None = None) -> None:
     approver = identity(claims.approver)
     if approver not in [a.lower() for a in approvers]:
         raise LinkError(403, "Not an approver", f"{approver} is not listed as an approver of this model.")
-    if approver in starter_identities(requested_by, principals):
+    if self_approval(approver, requested_by, principals, starter_person, decider_person):
         raise LinkError(403, "Self-approval refused", "The person who started a run cannot approve it; ask another approver.")
 
 
@@ -89,11 +104,12 @@ TOO_MANY_REQUESTS = LinkError(429, "Too many requests", "This address sent too m
 
 
 def links(base_url: str, execution: str, package: str, approvers: list[str], requested_by: str, expires: int,
-          key: bytes, principals: dict[str, list[str]] | None = None) -> dict[str, dict[str, str]]:
+          key: bytes, principals: dict[str, list[str]] | None = None,
+          starter_person: str | None = None) -> dict[str, dict[str, str]]:
     """approver -> {approve: url, reject: url}; the requester gets none (they may not decide)."""
-    result, starter = {}, starter_identities(requested_by, principals)
+    result = {}
     for approver in approvers:
-        if identity(approver) in starter:
+        if self_approval(approver, requested_by, principals, starter_person):
             continue
         nonce = new_nonce()
         result[approver] = {action: f"{base_url.rstrip('/')}/?t={quote(sign(LinkClaims(execution, package, approver, action, expires, nonce), key))}"
@@ -134,6 +150,7 @@ class ReviewFacts(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     champion_metrics: dict[str, Any] | None = None
     git_commit: str = "unknown"
+    claimed_git_commit: str | None = None
     dataset_uri: str = ""
     dataset_version: str = "unversioned"
     dataset_sha256: str = ""
@@ -144,6 +161,10 @@ class ReviewFacts(BaseModel):
     execution_arn: str = ""
     run_reason: str = ""
     expires_at: int
+    artifact_uri: str = ""
+    artifact_sha256: str = ""
+    artifact_version_id: str = ""
+    image: str = ""
 
     @property
     def better(self) -> str:
@@ -173,18 +194,21 @@ class ReviewFacts(BaseModel):
         return datetime.fromtimestamp(self.expires_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def review_facts(model: str, state: RunState, objective, champion_metrics: dict | None, expires_at: int) -> ReviewFacts:
-    """objective: the spec's ObjectiveSpec (metric, direction, minimum, champion_margin)."""
+def review_facts(model: str, state: RunState, objective, champion_metrics: dict | None, expires_at: int,
+                 artifact: dict[str, str] | None = None) -> ReviewFacts:
+    """objective: the spec's ObjectiveSpec (metric, direction, minimum, champion_margin); artifact: what the approval
+    binds (lambdas.shared.release.FIELDS)."""
     run, validation, evaluation, registration = state.run, state.validation, state.evaluation, state.registration
     return ReviewFacts(
         model=model, model_package_arn=registration.model_package_arn, version=registration.version,
         metric=evaluation.objective or objective.metric, direction=objective.direction, value=evaluation.value,
         threshold=objective.minimum, champion_value=evaluation.champion_value, champion_margin=objective.champion_margin,
         reason=evaluation.reason, metrics=evaluation.metrics, champion_metrics=champion_metrics,
-        git_commit=run.git_commit, dataset_uri=validation.dataset_uri,
+        git_commit=run.git_commit, claimed_git_commit=run.claimed_git_commit, dataset_uri=validation.dataset_uri,
         dataset_version=validation.version_id or "unversioned", dataset_sha256=validation.sha256,
         dataset_rows=validation.rows, hyperparameters=run.typed_hyperparameters(), requested_by=run.requested_by,
-        trigger=run.trigger, execution_arn=run.execution_arn, run_reason=run.reason or "", expires_at=expires_at)
+        trigger=run.trigger, execution_arn=run.execution_arn, run_reason=run.reason or "", expires_at=expires_at,
+        **(artifact or {}))
 
 
 def request_email(facts: ReviewFacts, approver_links: dict[str, str] | None, timeout_hours: float,
@@ -202,13 +226,19 @@ def request_email(facts: ReviewFacts, approver_links: dict[str, str] | None, tim
              f"Why it is proposed: {one_line(facts.reason, 1000)}", "",
              metrics_table(facts.metrics, facts.champion_metrics), "",
              "Lineage:",
-             f"  git commit:       {one_line(facts.git_commit, 64)}",
+             f"  git commit:       {one_line(facts.git_commit, 64)} (the deployed source that trained)",
+             *([f"  claimed commit:   {one_line(facts.claimed_git_commit, 64)} (sent by the requester, not verified)"]
+               if facts.claimed_git_commit else []),
              f"  dataset:          {one_line(facts.dataset_uri, 1100)} (version {one_line(facts.dataset_version, 1100)})",
              f"  dataset sha256:   {one_line(facts.dataset_sha256, 64)}",
              f"  dataset rows:     {facts.dataset_rows:,}",
              f"  hyperparameters:  {one_line(json.dumps(facts.hyperparameters, sort_keys=True), 2000)}",
              f"  started by:       {one_line(facts.requested_by, 512)} ({one_line(facts.trigger, 16)})",
-             f"  execution:        {one_line(facts.execution_arn)}"]
+             f"  execution:        {one_line(facts.execution_arn)}",
+             *([f"  model sha256:     {one_line(facts.artifact_sha256, 64)} (S3 version "
+                f"{one_line(facts.artifact_version_id, 1100)}): you approve exactly these bytes",
+                f"  model artifact:   {one_line(facts.artifact_uri, 1100)}",
+                f"  serving image:    {one_line(facts.image, 1100)}"] if facts.artifact_sha256 else [])]
     if facts.run_reason:
         lines.append(f"  reason given:     {one_line(facts.run_reason, 2000)}")
     lines.append("")
@@ -234,12 +264,12 @@ _STYLE = ("body{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem aut
 
 def page(title: str, body_html: str) -> str:
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
-            f"<meta name='robots' content='noindex'><title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
-            f"<body><h1>{html.escape(title)}</h1>{body_html}</body></html>")
+            f"<meta name='robots' content='noindex'><title>{_e(title)}</title><style>{_STYLE}</style></head>"
+            f"<body><h1>{_e(title)}</h1>{body_html}</body></html>")
 
 
 def error_page(error: LinkError) -> str:
-    return page(error.title, f"<p>{html.escape(error.detail)}</p><p>Nothing was changed.</p>")
+    return page(error.title, f"<p>{_e(error.detail)}</p><p>Nothing was changed.</p>")
 
 
 def counterpart(claims: LinkClaims) -> LinkClaims:
@@ -256,7 +286,8 @@ def stored_facts(record: dict) -> ReviewFacts | None:
 
 
 def _e(value) -> str:
-    return html.escape(str(value), quote=True)
+    """HTML-escaped, with bidirectional controls shown as escapes: they would reorder what the approver reads."""
+    return html.escape(str(value), quote=True).translate(BIDI_ESCAPES)
 
 
 def _cell(value) -> str:
@@ -278,12 +309,19 @@ def _review_html(facts: ReviewFacts) -> str:
                       f"{_cell((facts.champion_metrics or {}).get(n, '-'))}</tr>" for n in names)
     hyper = "".join(f"<tr><th>{_e(k)}</th><td class='num'>{_e(json.dumps(v))}</td><td>{type(v).__name__}</td></tr>"
                     for k, v in sorted(facts.hyperparameters.items()))
-    lineage = [("git commit", f"<code>{_e(facts.git_commit)}</code>"),
+    lineage = [("git commit", f"<code>{_e(facts.git_commit)}</code> <small>(the deployed source that trained)</small>"),
+               *([("claimed commit", f"<code>{_e(facts.claimed_git_commit)}</code> <small>(sent by the requester, "
+                                     "not verified)</small>")] if facts.claimed_git_commit else []),
                ("dataset", f"<code>{_e(facts.dataset_uri)}</code>"),
                ("data version", f"<code>{_e(facts.dataset_version)}</code>"),
                ("data sha256", f"<code>{_e(facts.dataset_sha256)}</code>"),
                ("rows", f"{facts.dataset_rows:,}"), ("started by", f"{_e(facts.requested_by)} ({_e(facts.trigger)})"),
-               ("execution", f"<code>{_e(facts.execution_arn)}</code>")] + (
+               ("execution", f"<code>{_e(facts.execution_arn)}</code>")] + ([
+                   ("model sha256", f"<code>{_e(facts.artifact_sha256)}</code> <small>(S3 version "
+                                    f"<code>{_e(facts.artifact_version_id)}</code>): you approve exactly these bytes"
+                                    "</small>"),
+                   ("model artifact", f"<code>{_e(facts.artifact_uri)}</code>"),
+                   ("serving image", f"<code>{_e(facts.image)}</code>")] if facts.artifact_sha256 else []) + (
         [("reason given", _e(facts.run_reason))] if facts.run_reason else [])
     return (decision + "<section><h2>Metrics</h2><table><tr><th>metric</th><th>candidate</th><th>champion</th></tr>"
             f"{metrics}</table></section><section><h2>Lineage</h2><table>"
@@ -317,6 +355,6 @@ def confirm_page(claims: LinkClaims, token: str, record: dict, other_token: str 
 
 
 def done_page(decision: str, claims: LinkClaims, decided_at: str) -> str:
-    return page(f"Model {decision}", f"<p>Recorded: <strong>{html.escape(claims.approver)}</strong> {decision} "
-                                     f"<code>{html.escape(claims.package)}</code> at {html.escape(decided_at)}.</p>"
+    return page(f"Model {decision}", f"<p>Recorded: <strong>{_e(claims.approver)}</strong> {decision} "
+                                     f"<code>{_e(claims.package)}</code> at {_e(decided_at)}.</p>"
                                      "<p>The retraining run continues accordingly. You can close this page.</p>")

@@ -7,7 +7,7 @@ import time
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.endpoint import logic
-from lambdas.shared import dal
+from lambdas.shared import dal, release
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.errors import failure_reason
 from lambdas.shared.events import TaskEvent, pipeline_task
@@ -42,10 +42,13 @@ def deploy_package(spec, env: str, stage: str, execution: str, package_arn: str,
 
 
 def verify_release(spec, env: str, package_arn: str) -> dict:
-    """Reads the registry and the audit trail (never the run's state) and refuses an unapproved package."""
+    """Reads the registry, the audit trail and the artifact itself (never the run's state) and refuses a package
+    that is not approved, or whose artifact or image is not exactly the one approved."""
     package = dal.ModelRegistry(naming.model_package_group(spec.name, env)).describe(package_arn)
     approval = dal.ApprovalStore(naming.audit_table(env)).get(spec.name, logic.producing_execution(package))
-    return logic.check_release(package, approval, spec.approval.approvers, spec.approval.principals)
+    verdict = logic.check_release(package, approval, spec.approval.approvers, spec.approval.principals)
+    now = dal.artifact_now(release.package_artifact(package)["artifact_uri"])
+    return {**verdict, **release.check_artifact(package, approval, now)}
 
 
 @pipeline_task(StageEvent)

@@ -7,6 +7,7 @@ import io
 import json
 import math
 
+from lambdas.shared.release import ReleaseRefused  # noqa: F401 (the deploy gate's refusal)
 from pipelines import instances, naming
 from pipelines.spec import DeploymentSpec, TaskSpec
 
@@ -16,10 +17,6 @@ SMOKE_ROWS = 20
 
 class SmokeTestFailed(RuntimeError):
     """The new model did not serve sample rows correctly; the run stops and the old model stays."""
-
-
-class ReleaseRefused(RuntimeError):
-    """The package may not be deployed: the registry or the audit trail does not show a valid approval."""
 
 
 def producing_execution(package: dict) -> str:
@@ -36,7 +33,7 @@ def check_release(package: dict, approval: dict | None, approvers: list[str],
     """The gate where it acts: deployed only if the registry says Approved AND the audit record shows the decision
     of a listed approver who did not start the run. A task token answered without the approval hook resumes a
     run, but cannot pass here."""
-    from lambdas.approval.logic import identity, starter_identities
+    from lambdas.approval.logic import identity, self_approval
 
     arn = package.get("ModelPackageArn")
     if package.get("ModelApprovalStatus") != "Approved":
@@ -46,7 +43,8 @@ def check_release(package: dict, approval: dict | None, approvers: list[str],
     decided_by = identity(str(approval.get("decided_by", "")))
     if decided_by not in {identity(a) for a in approvers}:
         raise ReleaseRefused(f"{arn} was approved by {decided_by!r}, who is not a listed approver; nothing was deployed")
-    if decided_by in starter_identities(str(approval.get("requested_by", "")), principals):
+    if self_approval(decided_by, str(approval.get("requested_by", "")), principals, approval.get("requested_by_person"),
+                     approval.get("decided_by_person")):
         raise ReleaseRefused(f"{arn} was approved by the person who started its run; nothing was deployed")
     return {"approved_by": decided_by, "approved_at": approval.get("decided_at")}
 

@@ -17,6 +17,7 @@ from lambdas.shared.hashing import HashingReader
 from lambdas.shared.events import TaskEvent, pipeline_task
 from lambdas.shared.observability import logger, metrics
 from lambdas.shared.run_state import Evaluation, RunState
+from pipelines import naming
 
 
 def _now() -> str:
@@ -119,8 +120,11 @@ def evaluate(event: TaskEvent, context: LambdaContext) -> dict:
     report = json.loads(dal.read_member_from_tarball(f"{job_output}output.tar.gz", "evaluation.json"))
     prefix = _run_prefix(state)
     report_uri = store.put_json(f"{prefix}evaluation.json", report)
-    baseline = {name: store.put_bytes(f"{prefix}baseline/{name}",
-                                      dal.read_member_from_tarball(training["model_artifacts"], name), "application/json")
+    # The trained artifact's version is fixed here, the first platform step after training: registration releases
+    # exactly this version, whatever is written under the job's output prefix later.
+    artifact_version = dal.current_version(training["model_artifacts"])
+    baseline = {name: store.put_bytes(f"{prefix}baseline/{name}", dal.read_member_from_tarball(
+        training["model_artifacts"], name, artifact_version), "application/json")
                 for name in ("statistics.json", "constraints.json")}
     pinned = state["validation"].get("champion")  # pinned by ValidateData, re-scored by the training job
     decision = logic.evaluate_challenger(report, spec.objective, pinned)
@@ -134,19 +138,24 @@ def evaluate(event: TaskEvent, context: LambdaContext) -> dict:
                       champion_metrics=(report.get("champion") or {}).get("metrics"),
                       champion_recorded_metrics=(pinned or {}).get("recorded_metrics"),
                       report_uri=report_uri, baseline_statistics_uri=baseline["statistics.json"],
-                      baseline_constraints_uri=baseline["constraints.json"]).model_dump()
+                      baseline_constraints_uri=baseline["constraints.json"],
+                      artifact_version_id=artifact_version).model_dump()
 
 
 @pipeline_task()
 def register(event: TaskEvent, context: LambdaContext) -> dict:
     spec, state = model_spec(), RunState.parse(event.state)
     run, training, evaluation = state.run, state.training, state.evaluation
-    registry = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP"))
+    registry, image = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")), setting("INFERENCE_IMAGE")
+    # The platform, not the training role, releases the evaluated version to a key named by its sha256, which only
+    # the release writers may put and nobody may delete (the artifact bucket's policy).
+    release = dal.seal_release(training.model_artifacts, evaluation.artifact_version_id, setting("ARTIFACT_BUCKET"),
+                               lambda sha256: naming.release_key(spec.name, sha256))
     arn = registry.create(
         ModelPackageDescription=f"{spec.name} from {run.execution_name}: {evaluation.reason}"[:1024],
         ModelApprovalStatus="PendingManualApproval",
         InferenceSpecification={
-            "Containers": [{"Image": setting("INFERENCE_IMAGE"), "ModelDataUrl": training.model_artifacts,
+            "Containers": [{"Image": image, "ModelDataUrl": release.uri,
                             "Environment": {"SAGEMAKER_PROGRAM": "inference.py",
                                             "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"}}],
             "SupportedContentTypes": ["application/json", "text/csv"],
@@ -158,14 +167,16 @@ def register(event: TaskEvent, context: LambdaContext) -> dict:
             "Statistics": {"ContentType": "application/json", "S3Uri": evaluation.baseline_statistics_uri},
             "Constraints": {"ContentType": "application/json", "S3Uri": evaluation.baseline_constraints_uri}}},
         MetadataProperties={"CommitId": run.git_commit, "GeneratedBy": run.execution_arn},
-        CustomerMetadataProperties=logic.lineage(event.state),
+        CustomerMetadataProperties=logic.lineage(event.state, release),
         Tags=[{"Key": "mlops:model", "Value": spec.name}],
     )
     version = registry.describe(arn).get("ModelPackageVersion")
     tag_tracked_run(getattr(evaluation, "mlflow_run_id", None), arn, version)
     metrics.add_metric(name="ModelsRegistered", unit="Count", value=1)
-    logger.info("model package registered", extra={"model_package_arn": arn, "version": version})
-    return {"model_package_arn": arn, "version": version}
+    logger.info("model package registered", extra={"model_package_arn": arn, "version": version,
+                                                   "artifact_sha256": release.sha256})
+    return {"model_package_arn": arn, "version": version, "artifact_uri": release.uri,
+            "artifact_sha256": release.sha256, "artifact_version_id": release.version_id, "image": image}
 
 
 def _tracking_server() -> str:

@@ -56,7 +56,8 @@ class RunRequest(BaseModel):
                              "fix: drop hyperparameters and dataset_key, or start an ordinary run")
         return self
 
-    @field_validator("git_commit", "dataset_key", "reason", "model", "requested_by", mode="before", check_fields=False)
+    @field_validator("git_commit", "dataset_key", "reason", "model", "requested_by", "requested_by_person", mode="before",
+                     check_fields=False)
     @classmethod
     def _one_line(cls, value, info):
         """Each of these reaches an email, a log line, S3 keys or model-package metadata: one printable line."""
@@ -94,6 +95,7 @@ class RunInput(RunRequest):
     model: str = Field(max_length=64)
     trigger: Literal["manual", "schedule", "drift"] = "manual"
     requested_by: str = Field(default="unknown", min_length=1, max_length=512)
+    requested_by_person: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 def parse_run_input(document: dict) -> RunInput:
@@ -158,8 +160,10 @@ def refuse_duplicate(running: list[dict], own_execution_arn: str, model: str) ->
 
 def run_config(run_input: RunInput, execution_arn: str, execution_name: str, hyperparameters: dict[str, str],
                dataset: DatasetSpec, deployed_commit: str = "", bucket: str = "", reproduction=None) -> dict:
-    """deployed_commit: the commit the stack (and so the training code asset) was synthesized from; it is
-    what schedule- and drift-triggered runs really run. source_uri: the run's own snapshot of the source archive
+    """deployed_commit: the commit the stack (and so the training code asset) was synthesized from: what every run
+    (but a reproduction, which trains the reproduced version's own snapshot) really trains with, so it is the commit
+    recorded. A commit the caller sends is kept apart as `claimed_git_commit`, shown as claimed, never as lineage.
+    source_uri: the run's own snapshot of the source archive
     (PrepareRun copies it there; the training job's code channel). reproduction (lambdas.pipeline.experiments
     .Reproduction): the registered version this run trains again, with its commit, dataset version and code."""
     check_execution_name(run_input.model, execution_name)
@@ -167,11 +171,15 @@ def run_config(run_input: RunInput, execution_arn: str, execution_name: str, hyp
         else f"{dataset.s3_prefix}{dataset.file_name}"
     config = {
         "model": run_input.model, "trigger": run_input.trigger, "requested_by": run_input.requested_by,
-        "git_commit": run_input.git_commit or deployed_commit or "unknown", "execution_arn": execution_arn,
+        "git_commit": deployed_commit or "unknown", "execution_arn": execution_arn,
         "execution_name": execution_name, "training_job_name": naming.training_job(run_input.model, execution_name),
         "dataset_key": dataset_key, "hyperparameters": hyperparameters, "reason": run_input.reason or "",
         "source_uri": f"s3://{bucket}/runs/{run_input.model}/{execution_name}/code/sourcedir.tar.gz",
     }
+    if run_input.git_commit:
+        config["claimed_git_commit"] = run_input.git_commit
+    if run_input.requested_by_person:
+        config["requested_by_person"] = run_input.requested_by_person
     if reproduction is not None:
         config.update({"git_commit": reproduction.git_commit, "dataset_key": reproduction.dataset_key,
                        "dataset_version_id": reproduction.dataset_version_id,
@@ -459,11 +467,11 @@ def decide_promotion(metrics: dict[str, float], objective: ObjectiveSpec, champi
 
 def pin_champion(package: dict | None, bucket: str, model: str) -> dict:
     """champion.json: the package production serves, as the training job will re-score it. Its artifact must lie
-    under this model's models/ prefix, the only one the training role may read."""
+    under this model's releases/ prefix, the only artifacts the training role may read."""
     if not package:
         return {"model_package_arn": None, "reason": "production serves no model yet"}
     container = (package.get("InferenceSpecification") or {}).get("Containers", [{}])[0]
-    artifact, own = container.get("ModelDataUrl", ""), f"s3://{bucket}/models/{model}/"
+    artifact, own = container.get("ModelDataUrl", ""), f"s3://{bucket}/{naming.RELEASES}/{model}/"
     pinned = {"model_package_arn": package["ModelPackageArn"], "version": package.get("ModelPackageVersion"),
               "artifact": artifact, "recorded_metrics": champion_metrics(package)}
     if not artifact.startswith(own) or ".." in artifact:
@@ -502,8 +510,9 @@ def evaluate_challenger(report: dict, objective: ObjectiveSpec, pinned: dict | N
                              f"{decision.reason}, both on the same {rows or ''} validation rows".replace("  ", " "))
 
 
-def lineage(state: dict) -> dict[str, str]:
-    """CustomerMetadataProperties for the model package: every value a string in SageMaker's alphabet (checked)."""
+def lineage(state: dict, release=None) -> dict[str, str]:
+    """CustomerMetadataProperties for the model package: every value a string in SageMaker's alphabet (checked).
+    release (lambdas.shared.dal.Release): the released artifact's sha256 and S3 version."""
     run, validation, training, evaluation = state["run"], state["validation"], state["training"], state["evaluation"]
     return checked({
         "git_commit": run["git_commit"], "execution_arn": run["execution_arn"], "trigger": run["trigger"],
@@ -525,6 +534,10 @@ def lineage(state: dict) -> dict[str, str]:
         "mlflow_experiment_id": evaluation.get("mlflow_experiment_id") or "none",
         **tuning_lineage(state.get("tuning")),
         **({"reproduces": run["reproduces"]} if run.get("reproduces") else {}),
+        # What the requester said they trained, unverified; git_commit above is the deployed source's.
+        **({"claimed_git_commit": run["claimed_git_commit"]} if run.get("claimed_git_commit") else {}),
+        **({naming.ARTIFACT_SHA256_KEY: release.sha256, naming.ARTIFACT_VERSION_KEY: release.version_id}
+           if release is not None else {}),
     })
 
 

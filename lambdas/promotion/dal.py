@@ -12,9 +12,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from lambdas.shared.hashing import HashingReader
-from lambdas.shared.dal import client, conditional_write, parse_s3_uri
+from lambdas.shared.dal import client, conditional_write, object_sha256, parse_s3_uri
 
-_CHUNK = 8 * 1024 * 1024
 _RETRIES = Config(retries={"max_attempts": 8, "mode": "adaptive"})  # as lambdas.shared.dal's clients
 
 
@@ -28,21 +27,6 @@ def head_bytes(uri: str, version_id: str | None, limit: int) -> bytes:
     bucket, key = parse_s3_uri(uri)
     extra = {"VersionId": version_id} if version_id else {}
     return client("s3").get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{limit - 1}", **extra)["Body"].read()
-
-
-def object_sha256(bucket: str, key: str, version_id: str | None = None) -> str:
-    """sha256 of one object version, streamed."""
-    extra = {"VersionId": version_id} if version_id else {}
-    body = client("s3").get_object(Bucket=bucket, Key=key, **extra)["Body"]
-    digest = hashlib.sha256()
-    for chunk in iter(lambda: body.read(_CHUNK), b""):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
-def current_version(uri: str) -> str:
-    bucket, key = parse_s3_uri(uri)
-    return client("s3").head_object(Bucket=bucket, Key=key).get("VersionId") or "null"
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from lambdas.endpoint.logic import SMOKE_ROWS
 from lambdas.promotion import dal as promotion_dal
 from lambdas.promotion import logic
-from lambdas.shared import dal
+from lambdas.shared import dal, release
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.events import TaskEvent, pipeline_task
 from lambdas.shared.observability import logger, metrics, task_handler
+from pipelines import naming
 from pipelines.promotion import SHA256_KEY, VERSION_KEY
 
 
@@ -68,20 +69,23 @@ def _import(spec, offer: logic.Offer, event: TaskEvent) -> dict:
     except logic.PromotionRefused:
         promotion_dal.delete_version(bucket, keys["model"], copied.version_id)
         raise
-    uris = {"model": copied.uri, **{name: promotion_dal.put_bytes(bucket, keys[name], promotion_dal.read_bytes(files[name]),
+    # The checked copy becomes this stage's release: the key its sha256 names, never overwritten or deleted.
+    released = dal.seal_release(copied.uri, copied.version_id, bucket, lambda sha256: naming.release_key(spec.name, sha256))
+    logic.check_digest("released copy", released.sha256, offer.sha256)
+    uris = {"model": released.uri, **{name: promotion_dal.put_bytes(bucket, keys[name], promotion_dal.read_bytes(files[name]),
                                                                "application/json")
                                     for name in ("evaluation", "statistics", "constraints")}}
     head = promotion_dal.head_bytes(files["smoke_sample"], None, logic.SMOKE_SAMPLE_BYTES)
     uris["smoke_sample"] = promotion_dal.put_bytes(bucket, keys["smoke_sample"], logic.smoke_sample(head, SMOKE_ROWS), "text/csv")
     promoted = logic.promoted_lineage(lineage, upstream_arn=offer.package_arn, upstream_version=offer.version,
                                       upstream_env=upstream_env, upstream_account=setting("UPSTREAM_ACCOUNT"),
-                                      execution_arn=event.execution_arn, version_id=copied.version_id)
+                                      execution_arn=event.execution_arn, version_id=released.version_id)
     arn, version = _register(spec, package, promoted, uris, event.execution_arn, upstream_env, offer)
     champion = dal.Endpoints().served_package(setting("PROD_ENDPOINT"))
     return logic.run_state(model=spec.name, lineage=promoted, execution_arn=event.execution_arn,
                            execution_name=event.execution_name, upstream_env=upstream_env, upstream_version=offer.version,
                            uris=uris, package_arn=arn, version=version, champion_arn=champion,
-                           objective=spec.objective.metric)
+                           objective=spec.objective.metric, image=setting("INFERENCE_IMAGE"))
 
 
 def _register(spec, upstream: dict, lineage: dict[str, str], uris: dict[str, str], execution_arn: str,
@@ -136,9 +140,7 @@ def offer(event: ExecutionSucceeded, context: LambdaContext) -> dict:
     if package is None:
         logger.info("nothing offered", extra={"reason": reason})
         return {"offered": False, "reason": reason}
-    if SHA256_KEY not in (package.get("CustomerMetadataProperties") or {}):
-        package = _attest(registry, package)
-    offered = logic.offer_of(package, spec.name, setting("PROMOTION_ENV"))
+    offered = logic.offer_of(package, spec.name, setting("PROMOTION_ENV"), _approved_digest(spec, package))
     promotion_dal.put_event(logic.offer_event(offered))
     promotion_dal.record_metadata(offered.package_arn, logic.offer_marker(downstream))
     metrics.add_metric(name="PackagesOffered", unit="Count", value=1)
@@ -146,12 +148,10 @@ def offer(event: ExecutionSucceeded, context: LambdaContext) -> dict:
     return {"offered": True, "reason": reason, **offered.model_dump()}
 
 
-def _attest(registry: dal.ModelRegistry, package: dict) -> dict:
-    """Records the sha256 of the artifact's current version on the package, once: every later stage proves its copy
-    against it."""
-    uri = logic.container(package)["ModelDataUrl"]
-    version_id = promotion_dal.current_version(uri)
-    bucket, key = dal.parse_s3_uri(uri)
-    digest = promotion_dal.object_sha256(bucket, key, None if version_id == "null" else version_id)
-    promotion_dal.record_metadata(package["ModelPackageArn"], {SHA256_KEY: digest, VERSION_KEY: version_id})
-    return registry.describe(package["ModelPackageArn"])
+def _approved_digest(spec, package: dict) -> str:
+    """The sha256 the approval recorded, once the package still serves that artifact and its bytes are unchanged
+    (the deploy gate's own check): the offer carries what was approved, not what lies there now."""
+    execution = logic.producing_execution_name(package)
+    approval = dal.ApprovalStore(setting("AUDIT_TABLE")).get(spec.name, execution) or {}
+    now = dal.artifact_now(release.package_artifact(package)["artifact_uri"])
+    return release.check_artifact(package, approval, now)["artifact_sha256"]

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pydantic import BaseModel, Field
 
 from lambdas.shared.lineage import checked, decode_pairs, encode_pairs
-from pipelines.promotion import EVENT_SOURCE, OFFERED, SHA256_KEY, VERSION_KEY
+from pipelines.promotion import EVENT_SOURCE, OFFERED, SHA256_KEY, VERSION_KEY, promoted_prefixes
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 SMOKE_SAMPLE_BYTES = 64 * 1024  # header and rows for the smoke test: SMOKE_ROWS lines fit with room to spare
@@ -90,14 +90,14 @@ def producing_execution_name(package: dict) -> str:
 def upstream_files(package: dict, bucket: str, model: str, dataset_file: str) -> dict[str, str]:
     """name -> s3 URI of what a stage copies: the model data, the evaluation report, the drift baseline and the
     smoke-test rows (the head of the producing run's data snapshot). Each must lie in the upstream bucket under
-    the prefixes it grants (models/<model>/, runs/<model>/): lineage never sends the import elsewhere."""
+    the prefixes it grants (releases/<model>/, runs/<model>/): lineage never sends the import elsewhere."""
     baselines = (package.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}
     files = {"model": container(package).get("ModelDataUrl", ""),
              "evaluation": (((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Statistics") or {}).get("S3Uri", ""),
              "statistics": (baselines.get("Statistics") or {}).get("S3Uri", ""),
              "constraints": (baselines.get("Constraints") or {}).get("S3Uri", ""),
              "smoke_sample": f"s3://{bucket}/runs/{model}/{producing_execution_name(package)}/data/{dataset_file}"}
-    allowed = (f"s3://{bucket}/models/{model}/", f"s3://{bucket}/runs/{model}/")
+    allowed = tuple(f"s3://{bucket}/{prefix}" for prefix in promoted_prefixes(model))
     stray = {name: uri for name, uri in files.items() if not uri.startswith(allowed) or ".." in uri}
     if stray:
         raise PromotionRefused(f"{package.get('ModelPackageArn')}: {stray} lie outside {' and '.join(allowed)}, which "
@@ -106,10 +106,10 @@ def upstream_files(package: dict, bucket: str, model: str, dataset_file: str) ->
 
 
 def target_keys(model: str, execution: str, upstream_env: str, upstream_version: int, dataset_file: str) -> dict[str, str]:
-    """Where this stage keeps its copies: the model under models/<model>/ (the endpoints read there), the run files
-    under runs/<model>/<this run>/ (the smoke test and the drift hook read there)."""
+    """Where this stage keeps its copies: the run files under runs/<model>/<this run>/ (the smoke test and the drift
+    hook read there), the model first there too (checked, then released under releases/<model>/<sha256>/)."""
     run = f"runs/{model}/{execution}/"
-    return {"model": f"models/{model}/promoted/{upstream_env}-v{upstream_version}/{execution}/model.tar.gz",
+    return {"model": f"{run}promoted/{upstream_env}-v{upstream_version}/model.tar.gz",
             "evaluation": f"{run}promoted/evaluation.json", "statistics": f"{run}promoted/statistics.json",
             "constraints": f"{run}promoted/constraints.json", "smoke_sample": f"{run}data/{dataset_file}"}
 
@@ -158,7 +158,7 @@ def _number(text: str | None) -> float | None:
 
 def run_state(*, model: str, lineage: dict[str, str], execution_arn: str, execution_name: str, upstream_env: str,
               upstream_version: int, uris: dict[str, str], package_arn: str, version: int | None,
-              champion_arn: str | None, objective: str) -> dict:
+              champion_arn: str | None, objective: str, image: str = "") -> dict:
     """The state document a promotion run carries into the approval hook and the deployment, shaped like a
     retraining run's (lambdas.shared.run_state.RunState): the requester stays the person who trained it (so they
     cannot approve it in any stage), the metrics are the recorded ones, the snapshot is the smoke-test sample."""
@@ -181,18 +181,25 @@ def run_state(*, model: str, lineage: dict[str, str], execution_arn: str, execut
                        "reason": f"approved in {upstream_env}; the same bytes (sha256 {lineage[SHA256_KEY][:12]}...)",
                        "report_uri": uris["evaluation"], "baseline_statistics_uri": uris["statistics"],
                        "baseline_constraints_uri": uris["constraints"]},
-        "registration": {"model_package_arn": package_arn, "version": version},
+        "registration": {"model_package_arn": package_arn, "version": version, "artifact_uri": uris["model"],
+                         "artifact_sha256": lineage[SHA256_KEY], "artifact_version_id": lineage[VERSION_KEY],
+                         "image": image},
         "promotion": {"from_env": upstream_env, "from_version": upstream_version, SHA256_KEY: lineage[SHA256_KEY]},
     }
 
 
 # ------------------------------------------------------------------ the offering side
 
-def offer_of(package: dict, model: str, env: str) -> Offer:
+def offer_of(package: dict, model: str, env: str, approved_sha256: str) -> Offer:
+    """The offer of a package whose approval recorded `approved_sha256` (the gate checked the bytes): the registry's
+    lineage must say the same, since the next stage checks its copy against the lineage and the offer both."""
     lineage = package.get("CustomerMetadataProperties") or {}
+    if lineage.get(SHA256_KEY) != approved_sha256:
+        raise PromotionRefused(f"{package['ModelPackageArn']} records sha256 {lineage.get(SHA256_KEY)!r}, its approval "
+                               f"{approved_sha256}: the registry was changed after approval; nothing offered")
     version = int(package["ModelPackageVersion"])
     return Offer(model=model, env=env, package_arn=package["ModelPackageArn"], version=version,
-                 sha256=lineage[SHA256_KEY], source_package_arn=lineage.get("source_package_arn", package["ModelPackageArn"]),
+                 sha256=approved_sha256, source_package_arn=lineage.get("source_package_arn", package["ModelPackageArn"]),
                  source_version=int(lineage.get("source_version", version)))
 
 

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from lambdas.approval.handlers import apply_decision
 from lambdas.approval.tokens import LinkClaims, LinkError
 from lambdas.runs import logic
-from lambdas.shared import dal
+from lambdas.shared import dal, identity
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.observability import bind, logger, metrics, tracer
 from lambdas.shared.run_state import Objective
@@ -35,6 +35,16 @@ def _caller() -> str:
     if not iam.get("userArn"):  # only reachable if the URL's auth type were changed to NONE
         raise logic.ApiError(403, "the request carries no verified AWS identity")
     return iam["userArn"]
+
+
+def _person(principal: str) -> str:
+    """The person AWS fixes behind the caller, or 403 with the fix: nobody starts or decides under a name they chose."""
+    caller = identity.parse(principal)
+    verified = caller is not None and caller.identity_center and dal.identity_center_role(caller.role)
+    person = identity.person(caller, json.loads(setting("PERSON_ROLES")), verified)
+    if person is None:
+        raise logic.ApiError(403, identity.unverified(principal, setting("DATA_SCIENTIST_ROLE_ARN")))
+    return person
 
 
 def _body() -> dict:
@@ -58,11 +68,12 @@ def _refused(error: logic.ApiError) -> Response:
 def start_run() -> Response:
     spec, principal = model_spec(), _caller()
     request = logic.parse_run_request(_body(), spec.training.hyperparameters)
+    person = _person(principal)
+    document = logic.execution_input_json(logic.execution_input(request, spec.name, principal, person))
     machine = setting("STATE_MACHINE_ARN")
     logic.refuse_second_run(dal.running_executions(machine), spec.name)
     name = logic.execution_name()
-    started = dal.client("stepfunctions").start_execution(
-        stateMachineArn=machine, name=name, input=json.dumps(logic.execution_input(request, spec.name, principal)))
+    started = dal.client("stepfunctions").start_execution(stateMachineArn=machine, name=name, input=document)
     metrics.add_metric(name="RunsRequested", unit="Count", value=1)
     logger.info("run started", extra={"execution": name, "requested_by": principal})
     return _json(201, {"name": name, "arn": started["executionArn"], "status": "RUNNING", "started": str(started["startDate"])})
@@ -77,7 +88,7 @@ def list_runs() -> Response:
         raise logic.ApiError(400, "limit must be a whole number (1-100)") from None
     arguments = {"stateMachineArn": setting("STATE_MACHINE_ARN"), "maxResults": limit}
     if query.get("status"):
-        arguments["statusFilter"] = query["status"]
+        arguments["statusFilter"] = logic.check_status_filter(query["status"])
     executions = dal.client("stepfunctions").list_executions(**arguments)["executions"]
     return _json(200, {"runs": [_view(e["executionArn"]).model_dump() for e in executions]})
 
@@ -108,6 +119,7 @@ def serving() -> Response:
 
 
 def _execution_arn(name: str) -> str:
+    logic.check_run_name(name)
     return setting("STATE_MACHINE_ARN").replace(":stateMachine:", ":execution:") + f":{name}"
 
 
@@ -142,16 +154,19 @@ def pending_approvals() -> Response:
 def decide(execution: str) -> Response:
     spec, principal = model_spec(), _caller()
     request = logic.parse_decision(_body())
+    person = _person(principal)
     approver = logic.approver_for(principal, spec.approval.approvers, spec.approval.principals, setting("APPROVER_ROLE_NAME"))
     if approver is None:
         raise logic.ApiError(403, f"{principal} is not mapped to an approver of {spec.name}")
+    logic.check_run_name(execution, "execution")
     table = setting("AUDIT_TABLE")
     record = logic.check_open(dal.ApprovalStore(table).get(spec.name, execution), execution, time.time())
     claims = LinkClaims(execution=execution, package=record["model_package_arn"], approver=approver,
                         action=request.decision, expires=int(record["expires_at"]), nonce="cli")
     http = app.current_event.request_context.http
     try:
-        decided_at = apply_decision(claims, request.reason, {"channel": "cli", "ip": http.source_ip, "user_agent": principal},
+        decided_at = apply_decision(claims, request.reason, {"channel": "cli", "ip": http.source_ip, "user_agent": principal,
+                                                             "person": person},
                                     model=spec.name, audit_table=table, package_group=setting("MODEL_PACKAGE_GROUP"))
     except LinkError as error:
         raise logic.ApiError(error.status, f"{error.title}: {error.detail}") from None

@@ -13,10 +13,21 @@ from pydantic import ValidationError
 
 from lambdas.approval.logic import principal_matches
 from lambdas.runs.models import DecisionRequest, RunRequest, RunView
+from lambdas.shared.text import one_line
 from lambdas.shared.run_state import (APPROVAL_STEP, Objective, RunState, current_step, history_steps, outcome,  # noqa: F401
                                       settle)
 
-IDENTITY_FIELDS = ("requested_by", "approver", "decided_by")
+IDENTITY_FIELDS = ("requested_by", "requested_by_person", "approver", "decided_by")
+# ListExecutions statusFilter (botocore's stepfunctions model, ExecutionStatus).
+STATUS_FILTERS = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
+# StartExecution: at most 256 KiB of input, in UTF-8 bytes (Step Functions' service quotas, "Input or result data
+# size for a task, state, or execution").
+MAX_EXECUTION_INPUT_BYTES = 256 * 1024
+# Execution names (StartExecution `name`): 1-80 characters, none of whitespace, brackets, wildcards, the listed
+# punctuation, or control characters.
+_EXECUTION_NAME = re.compile(r'^[^\s<>{}\[\]?*"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]{1,80}$')
+# CreateTrainingJob HyperParameters values: at most 2,500 characters (botocore's sagemaker model).
+MAX_HYPERPARAMETER_CHARS = 2500
 _ASSUMED_ROLE = re.compile(r"^arn:aws[a-z-]*:sts::\d{12}:assumed-role/(?P<role>[^/]+)/(?P<session>[^/]+)$")
 
 
@@ -31,8 +42,38 @@ def parse_run_request(body: dict, known_hyperparameters) -> RunRequest:
     request = _parse(RunRequest, body)
     unknown = sorted(set(request.hyperparameters) - set(known_hyperparameters))
     if unknown:
-        raise ApiError(400, f"unknown hyperparameters {unknown}; known: {sorted(known_hyperparameters)}")
+        raise ApiError(400, f"unknown hyperparameters {[one_line(n, 80) for n in unknown]}; known: {sorted(known_hyperparameters)}")
+    long = sorted(name for name, value in request.hyperparameters.items() if len(json.dumps(value)) > MAX_HYPERPARAMETER_CHARS)
+    if long:
+        raise ApiError(400, f"hyperparameters.{long[0]}: the value is over SageMaker's {MAX_HYPERPARAMETER_CHARS:,} "
+                            "characters per hyperparameter")
     return request
+
+
+def check_status_filter(value: str | None) -> str | None:
+    if value is not None and value not in STATUS_FILTERS:
+        raise ApiError(400, f"status: {one_line(value, 40)!r} is not a run status; use one of {', '.join(STATUS_FILTERS)}")
+    return value
+
+
+def check_run_name(name: str, field: str = "run") -> str:
+    """A run (execution) name as Step Functions accepts one, checked before any call that names it."""
+    if not _EXECUTION_NAME.match(name):
+        raise ApiError(400, f"{field}: {one_line(name, 90)!r} is not a run name (1-80 characters, no spaces, "
+                            "brackets, wildcards, control characters or \"#%\\^|~`$&,;:/); e.g. manual-20250101T120000-1a2b3c")
+    return name
+
+
+def execution_input_json(document: dict) -> str:
+    """The execution input as StartExecution receives it, refused with 400 above Step Functions' 256 KiB, naming the
+    largest field."""
+    text = json.dumps(document)
+    size = len(text.encode())
+    if size > MAX_EXECUTION_INPUT_BYTES:
+        largest = max(document, key=lambda name: len(json.dumps(document[name]).encode()))
+        raise ApiError(400, f"{largest}: the run's input is {size:,} bytes, over Step Functions' "
+                            f"{MAX_EXECUTION_INPUT_BYTES:,}-byte limit; fix: shorten {largest}")
+    return text
 
 
 def parse_decision(body: dict) -> DecisionRequest:
@@ -54,8 +95,10 @@ def _parse(model, body: dict):
         raise ApiError(400, f"invalid request: {problems}") from None
 
 
-def execution_input(request: RunRequest, model: str, principal: str) -> dict:
-    document = {"model": model, "trigger": "manual", "requested_by": principal, "hyperparameters": request.hyperparameters}
+def execution_input(request: RunRequest, model: str, principal: str, person: str) -> dict:
+    """person: who AWS says the principal is (lambdas.shared.identity), compared with the approver's at decisions."""
+    document = {"model": model, "trigger": "manual", "requested_by": principal, "requested_by_person": person,
+                "hyperparameters": request.hyperparameters}
     for name in ("git_commit", "reason", "dataset_key", "reproduce_version"):
         value = getattr(request, name)
         if value:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import tarfile
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -112,10 +114,98 @@ class ObjectStore:
                 yield item["Key"]
 
 
-def read_member_from_tarball(uri: str, member: str) -> bytes:
-    """One file out of a SageMaker model.tar.gz / output.tar.gz."""
+_CHUNK = 8 * 1024 * 1024
+# One CopyObject copies at most 5 GB (S3 API reference, CopyObject); boto3's managed copy goes multipart above this.
+COPY_OBJECT_LIMIT = 5 * 1024 ** 3
+
+
+def object_sha256(bucket: str, key: str, version_id: str | None = None) -> str:
+    """sha256 of one object version, streamed."""
+    extra = {"VersionId": version_id} if version_id and version_id != "null" else {}
+    body = client("s3").get_object(Bucket=bucket, Key=key, **extra)["Body"]
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: body.read(_CHUNK), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Release:
+    """A registered model artifact: where it lies, the S3 version that holds it, and the sha256 of its bytes."""
+
+    uri: str
+    version_id: str
+    sha256: str
+
+
+def stored_sha256(bucket: str, key: str, head: dict) -> str:
+    """The sha256 of the object version `head` describes: S3's own full-object checksum (computed by S3 when the
+    object was written with ChecksumAlgorithm SHA256) where it has one, else the bytes hashed as they stream. A
+    multipart object's checksum is a checksum of part checksums (it ends in -<parts>), not the bytes' sha256."""
+    checksum = head.get("ChecksumSHA256") or ""
+    if checksum and "-" not in checksum and head.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT":
+        return base64.b64decode(checksum).hex()
+    return object_sha256(bucket, key, head.get("VersionId"))
+
+
+def current_object(bucket: str, key: str) -> dict | None:
+    """HeadObject of the current version, with its checksum; None when there is none (deleted or never written)."""
+    try:
+        return client("s3").head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+
+
+def seal_release(source_uri: str, source_version_id: str | None, bucket: str, key_for) -> Release:
+    """Copies one version of a trained artifact to the key its sha256 names (`key_for(sha256)`), server-side, with
+    S3 computing the copy's SHA-256; the copy's checksum must equal the hash of the source bytes. A release that
+    exists already (a retried step) is kept, never overwritten: its recorded version stays the current one."""
+    s3, (source_bucket, source_key) = client("s3"), parse_s3_uri(source_uri)
+    version = {"VersionId": source_version_id} if source_version_id and source_version_id != "null" else {}
+    digest = object_sha256(source_bucket, source_key, source_version_id)
+    key = key_for(digest)
+    stored = current_object(bucket, key)
+    if stored is None:
+        s3.copy({"Bucket": source_bucket, "Key": source_key, **version}, bucket, key,
+                ExtraArgs={"ChecksumAlgorithm": "SHA256"},
+                Config=TransferConfig(multipart_threshold=COPY_OBJECT_LIMIT, use_threads=False))
+        stored = current_object(bucket, key)
+    measured = stored_sha256(bucket, key, stored) if stored else "absent"
+    if measured != digest:
+        raise ReleaseMismatch(f"s3://{bucket}/{key} holds bytes with sha256 {measured}, not the trained artifact's "
+                              f"{digest}: not registered")
+    return Release(f"s3://{bucket}/{key}", stored.get("VersionId") or "null", digest)
+
+
+class ReleaseMismatch(RuntimeError):
+    """A release key does not hold the bytes its name promises."""
+
+
+def current_version(uri: str) -> str:
+    """The S3 version id an object URI names now ("null" in an unversioned bucket)."""
     bucket, key = parse_s3_uri(uri)
-    body = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    return client("s3").head_object(Bucket=bucket, Key=key).get("VersionId") or "null"
+
+
+def artifact_now(uri: str | None) -> dict:
+    """What an artifact URI serves now: {"version_id", "sha256"} of its current version ("absent" when there is
+    none, or the URI is no S3 URI)."""
+    head = None
+    if uri and uri.startswith("s3://"):
+        bucket, key = parse_s3_uri(uri)
+        head = current_object(bucket, key)
+    if head is None:
+        return {"version_id": "absent", "sha256": "absent"}
+    return {"version_id": head.get("VersionId") or "null", "sha256": stored_sha256(bucket, key, head)}
+
+
+def read_member_from_tarball(uri: str, member: str, version_id: str | None = None) -> bytes:
+    """One file out of a SageMaker model.tar.gz / output.tar.gz (of one version of it, when given)."""
+    bucket, key = parse_s3_uri(uri)
+    extra = {"VersionId": version_id} if version_id and version_id not in ("null", "absent") else {}
+    body = client("s3").get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
         for info in tar.getmembers():
             if info.name.lstrip("./") == member:
@@ -303,6 +393,19 @@ class RotatingSecret:
                                                         MoveToVersionId=version_id, RemoveFromVersionId=current_version_id)
         self.secretsmanager.update_secret_version_stage(SecretId=self.secret_id, VersionStage="AWSPENDING",
                                                         RemoveFromVersionId=version_id)
+
+
+def identity_center_role(role_name: str) -> bool:
+    """Whether an AWSReservedSSO_ role is IAM Identity Center's: it lies under the IAM path only Identity Center
+    creates roles in (the runs function may GetRole there and nowhere else, so any other role is AccessDenied)."""
+    from lambdas.shared.identity import IDENTITY_CENTER_PATH
+
+    try:
+        return client("iam").get_role(RoleName=role_name)["Role"].get("Path") == IDENTITY_CENTER_PATH
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("AccessDenied", "AccessDeniedException", "NoSuchEntity"):
+            return False
+        raise
 
 
 class TaskGone(RuntimeError):

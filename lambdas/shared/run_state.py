@@ -49,7 +49,10 @@ class RunConfig(_Section):
     model: str
     trigger: str = "manual"
     requested_by: str = "unknown"
-    git_commit: str = "unknown"
+    requested_by_person: str | None = Field(default=None, description="The person AWS fixes behind requested_by "
+                                            "(lambdas.shared.identity), for people; None for schedules and the drift hook")
+    git_commit: str = Field(default="unknown", description="The deployed source's commit (what trained)")
+    claimed_git_commit: str | None = Field(default=None, description="A commit the requester sent: unverified")
     execution_arn: str = ""
     execution_name: str = ""
     training_job_name: str = ""
@@ -99,6 +102,8 @@ class Evaluation(_Section):
     report_uri: str = ""
     baseline_statistics_uri: str = ""
     baseline_constraints_uri: str = ""
+    artifact_version_id: str | None = Field(default=None, description="The S3 version of the trained model.tar.gz "
+                                            "that was evaluated: the one registration releases")
 
 
 class Registration(_Section):
@@ -106,6 +111,11 @@ class Registration(_Section):
 
     model_package_arn: str
     version: int | None = None
+    # The released artifact (releases/<model>/<sha256>/model.tar.gz) the package serves, and its serving image.
+    artifact_uri: str | None = None
+    artifact_sha256: str | None = None
+    artifact_version_id: str | None = None
+    image: str | None = None
 
 
 class ApprovalResult(_Section):

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 
 # C0 and C1 control characters, DEL and Unicode's line and paragraph separators: each could start a new line in a
-# mail client; shown as visible escapes instead.
+# mail client. Unicode's bidirectional controls (U+202A-U+202E, U+2066-U+2069) reorder what is displayed around them
+# (a reason or a file name that reads other than it is). All are shown as visible escapes instead.
+BIDI_CONTROLS = [*range(0x202a, 0x202f), *range(0x2066, 0x206a)]
+BIDI_ESCAPES = {c: f"\\u{c:04x}" for c in BIDI_CONTROLS}
 _CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7f, 0xa0)]} | {
-    ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+    ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"} | BIDI_ESCAPES
 
 
 def one_line(value, limit: int = 300) -> str:

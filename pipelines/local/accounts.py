@@ -39,6 +39,7 @@ import boto3
 from pipelines import naming
 from pipelines.local import iam
 from pipelines.local.glue import LambdaDispatch
+from pipelines.local.policy_evaluation import as_list, caller_of, evaluate, identity_allows
 from pipelines.local.provision import Provisioned, Provisioner
 
 ADMIN_ROLE = "local-admin"
@@ -47,87 +48,6 @@ TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 class CrossAccountDenied(PermissionError):
     pass
-
-
-# ---------------------------------------------------------------------------------------------- policy evaluation
-
-def _list(value) -> list:
-    return value if isinstance(value, list) else [value]
-
-
-def _like(pattern: str, value: str, case: bool = True) -> bool:
-    regex = "^" + ".*".join(re.escape(part).replace(r"\?", ".") for part in pattern.split("*")) + "$"
-    return re.match(regex, value, 0 if case else re.IGNORECASE) is not None
-
-
-def _condition_holds(operator: str, key: str, expected, context: dict) -> bool:
-    qualifier, _, operator = operator.rpartition(":")
-    if_exists = operator.endswith("IfExists")
-    operator = operator.removesuffix("IfExists")
-    if key not in context:
-        return if_exists or qualifier == "ForAllValues"
-    actual = [str(v) for v in _list(context[key])]
-    expected = [str(v) for v in _list(expected)]
-    if operator in ("StringEquals", "ArnEquals"):
-        match = lambda value: value in expected  # noqa: E731
-    elif operator == "StringEqualsIgnoreCase":
-        match = lambda value: value.lower() in [e.lower() for e in expected]  # noqa: E731
-    elif operator in ("StringLike", "ArnLike"):
-        match = lambda value: any(_like(e, value) for e in expected)  # noqa: E731
-    elif operator == "Bool":
-        match = lambda value: value.lower() in [e.lower() for e in expected]  # noqa: E731
-    elif operator in ("StringNotEquals", "ArnNotEquals"):
-        match = lambda value: value not in expected  # noqa: E731
-    else:
-        return False  # an operator this emulation does not know never grants
-    return all(map(match, actual)) if qualifier == "ForAllValues" else any(map(match, actual))
-
-
-def _principal_matches(principal, caller: dict) -> bool:
-    if principal == "*":
-        return True
-    if not isinstance(principal, dict):
-        return False
-    for value in _list(principal.get("AWS", [])):
-        if value == "*" or value in (caller["aws:PrincipalArn"], caller["session_arn"], caller["aws:PrincipalAccount"],
-                                     f"arn:aws:iam::{caller['aws:PrincipalAccount']}:root"):
-            return True
-    return False
-
-
-def evaluate(document: dict, action: str, resource: str, context: dict, caller: dict | None = None) -> str | None:
-    """'deny', 'allow' or None (no statement applies). caller: the principal, for a resource policy."""
-    allowed = False
-    for statement in _list(document.get("Statement", [])):
-        if "Action" in statement and not any(_like(a, action, case=False) for a in _list(statement["Action"])):
-            continue
-        if "NotAction" in statement and any(_like(a, action, case=False) for a in _list(statement["NotAction"])):
-            continue
-        if "Resource" in statement and not any(_like(r, resource) for r in _list(statement["Resource"])):
-            continue
-        if caller is not None and not _principal_matches(statement.get("Principal"), caller):
-            continue
-        conditions = statement.get("Condition") or {}
-        if not all(_condition_holds(op, key, value, context) for op, pairs in conditions.items()
-                   for key, value in pairs.items()):
-            continue
-        if statement.get("Effect") == "Deny":
-            return "deny"
-        allowed = True
-    return "allow" if allowed else None
-
-
-def identity_allows(documents: list[dict], action: str, resource: str, context: dict) -> bool:
-    verdicts = [evaluate(document, action, resource, context) for document in documents]
-    return "deny" not in verdicts and "allow" in verdicts
-
-
-def caller_of(principal_arn: str) -> dict:
-    """aws:PrincipalArn is the role's ARN for a role session (what resource policies name)."""
-    account = principal_arn.split(":")[4]
-    session = re.match(r"^arn:aws:sts::\d{12}:assumed-role/([^/]+)/", principal_arn)
-    role = f"arn:aws:iam::{account}:role/{session.group(1)}" if session else principal_arn
-    return {"aws:PrincipalArn": role, "aws:PrincipalAccount": account, "session_arn": principal_arn}
 
 
 # ---------------------------------------------------------------------------------------------- the store
@@ -151,8 +71,8 @@ class ResourcePolicies:
     def without_statement(self, resource: str, sid: str) -> Iterator[dict]:
         """The policy of `resource` with the statement `sid` taken out, for the duration (a test's missing grant)."""
         document = self.documents[resource]
-        kept = [s for s in _list(document["Statement"]) if s.get("Sid") != sid]
-        if len(kept) == len(_list(document["Statement"])):
+        kept = [s for s in as_list(document["Statement"]) if s.get("Sid") != sid]
+        if len(kept) == len(as_list(document["Statement"])):
             raise KeyError(f"{resource} has no statement {sid}")
         self.documents[resource] = {**document, "Statement": kept}
         try:
@@ -439,8 +359,8 @@ class Accounts:
                  for policy in client.list_role_policies(RoleName=name)["PolicyNames"]}
         dropped = []
         for policy, document in saved.items():
-            kept = [s for s in _list(document["Statement"]) if not drop(s)]
-            dropped += [s for s in _list(document["Statement"]) if drop(s)]
+            kept = [s for s in as_list(document["Statement"]) if not drop(s)]
+            dropped += [s for s in as_list(document["Statement"]) if drop(s)]
             if kept:
                 client.put_role_policy(RoleName=name, PolicyName=policy, PolicyDocument=json.dumps({**document, "Statement": kept}))
             else:  # IAM refuses a policy without statements
@@ -756,9 +676,9 @@ class CrossAccountPromotion:
         from stacks.constructs.access import approver_role_name
 
         training = self.world.accounts[self.training]
-        people = {(self.training, "data-scientist@example.com"): iam.person(
-            "local-data-scientist", [training.provisioned.managed_policy("AccessDataScientist")],
-            "data-scientist@example.com", training.id, self.region)}
+        scientist = f"arn:aws:iam::{training.id}:role/{naming.data_scientist_role_name(self.model, self.training)}"
+        people = {(self.training, "data-scientist@example.com"): iam.person(scientist, "data-scientist@example.com",
+                                                                           self.region)}
         for env, account in self.world.accounts.items():
             role = f"arn:aws:iam::{account.id}:role/{approver_role_name(self.model, env)}"
             for email in self.approvers(env):

@@ -24,6 +24,8 @@ from typing import Iterator
 
 import boto3
 
+from pipelines.local import policy_evaluation
+
 ADMIN_USER = "local-admin"
 ALLOW_EVERYTHING = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 INTERPRETER_KEYS = ("ak", "sk")  # what moto's Step Functions interpreter signs its own SDK calls with
@@ -93,16 +95,24 @@ def require_trust(role_arn: str, service: str, iam_client) -> None:
     raise PermissionError(f"{role_arn} does not trust {service} to assume it")
 
 
-def person(role_name: str, policy_arns: list[str], session_name: str, account: str, region: str) -> Credentials:
-    """A person's session: a role in this account with the given (synthesized) managed policies, signed in with
-    their email as the session name, as IAM Identity Center does for a permission set's role."""
+def person(role_arn: str, user_name: str, region: str) -> Credentials:
+    """A person's session on one of the platform's person roles (the data-scientist or approver role): an IAM user
+    named `user_name` (their email) assumes the role with their user name as the session name and the source
+    identity, the only call the role's trust policy allows (policy_evaluation checks it once IAM is enforced)."""
     iam = boto3.client("iam", region_name=region)
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                      "Principal": {"AWS": f"arn:aws:iam::{account}:root"}}]}
-    role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
-    for arn in policy_arns:
-        iam.attach_role_policy(RoleName=role_name, PolicyArn=arn)
-    return sign_in(role["Arn"], session_name, account)
+    try:
+        iam.create_user(UserName=user_name)
+    except iam.exceptions.EntityAlreadyExistsException:
+        pass
+    may_assume = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"], "Resource": role_arn}]}
+    iam.put_user_policy(UserName=user_name, PolicyName=f"assume-{role_arn.rsplit('/', 1)[1]}"[:128],
+                        PolicyDocument=json.dumps(may_assume))
+    key = iam.create_access_key(UserName=user_name)["AccessKey"]
+    user = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    granted = user.client("sts", region).assume_role(RoleArn=role_arn, RoleSessionName=user_name,
+                                                     SourceIdentity=user_name)["Credentials"]
+    return Credentials(granted["AccessKeyId"], granted["SecretAccessKey"], granted["SessionToken"])
 
 
 def sign_in(role_arn: str, session_name: str, account: str) -> Credentials:
@@ -226,6 +236,7 @@ def install_resource_checks() -> None:
 
     IAMPolicyStatement._check_element_matches = check_element_matches
     S3IAMRequest._raise_access_denied = s3_access_denied
+    policy_evaluation.install()  # trust policies, bucket-policy denials, source identities
     _installed = True
 
 

@@ -275,7 +275,7 @@ class LocalLifecycle:
         self.provisioned = provisioner.result
         self.bucket = naming.artifact_bucket(LOCAL_ENV, self.account, self.region)
         self._subscribe_inbox()
-        self.data_scientist = self._person("data-scientist", "AccessDataScientist", DEMO_REQUESTER)
+        self.data_scientist = self._data_scientist(DEMO_REQUESTER)
         if self.enforce_iam:
             self._enforce_iam(provisioner)
         glue.install_sagemaker_sync(self.model_dir, self.workdir / "training", self._training_log,
@@ -284,13 +284,13 @@ class LocalLifecycle:
                  f"{len(self.provisioned.functions)} functions; endpoints served at {self.hosting.url}, "
                  f"approval links at {self.approval_server.url}, runs API (AWS_IAM) at {self.runs_server.url}")
 
-    def _person(self, role: str, policy_logical_prefix: str, email: str):
-        """A person with the synthesized managed policy of their role, signed in with their email as the
-        session name (what IAM Identity Center does); created before IAM is enforced."""
+    def _data_scientist(self, email: str):
+        """The data scientist: an IAM user named after their email on the model's data-scientist role (its trust
+        makes the session name and source identity their user name); signed in before IAM is enforced."""
         from pipelines.local import iam
 
-        return iam.person(f"local-{role}", [self.provisioned.managed_policy(policy_logical_prefix)], email,
-                          self.account, self.region)
+        role = f"arn:aws:iam::{self.account}:role/{naming.data_scientist_role_name(self.model, LOCAL_ENV)}"
+        return iam.person(role, email, self.region)
 
     def _enforce_iam(self, provisioner) -> None:
         from pipelines.local import iam

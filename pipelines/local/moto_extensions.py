@@ -5,6 +5,7 @@
   them; AWS keeps them (and merges passed keys), so approving a package would erase its lineage. Likewise
   the approval status and its description when a call (recording metadata) passes neither.
 - StopExecution does not stop a run waiting on a task token until that task times out.
+- UpdateModelPackage ignores InferenceSpecification (AWS replaces the package's containers with it).
 
 AWS validations moto lacks (moto accepts these; SageMaker refuses them), each with the contract it follows:
 - CreateModel / CreateEndpointConfig / CreateTrainingJob with a name that exists: "Cannot create already
@@ -15,6 +16,9 @@ AWS validations moto lacks (moto accepts these; SageMaker refuses them), each wi
 - Serverless variants with data capture (Serverless Inference, "Feature exclusions").
 - UpdateEndpoint canary / linear sizes against the variant's instance count (TrafficRoutingConfig: a canary
   at most 50% of the instances, a linear step 10-50%, each at least one instance).
+
+moto reads a bucket policy statement whose conditions it cannot verify as a Deny on object requests: its own
+bucket-policy check is left to the enforced-IAM evaluation (pipelines/local/policy_evaluation.py).
 
 Registered on moto's SageMaker backend and response classes (moto dispatches actions by method
 name), so boto3 calls reach it in-process and through moto's server alike.
@@ -106,6 +110,8 @@ def install() -> None:
 
     _install_validations()
     _install_stop_of_waiting_tasks()
+    _leave_bucket_policies_to_the_iam_check()
+    _install_inference_specification_updates()
     models.SageMakerModelBackend.update_endpoint = update_endpoint
     models.SageMakerModelBackend.update_model_package = update_model_package
     responses.SageMakerResponse.update_endpoint = update_endpoint_response
@@ -138,6 +144,36 @@ def _install_stop_of_waiting_tasks() -> None:
     ExecutionWorker.stop = stop
     Environment.set_error = keeps_stopped(Environment.set_error)
     Environment.set_timed_out = keeps_stopped(Environment.set_timed_out)
+
+
+def _install_inference_specification_updates() -> None:
+    """UpdateModelPackage replaces a package's InferenceSpecification (its containers, so its artifact and image) when
+    the call passes one (botocore's sagemaker model, UpdateModelPackageInput.InferenceSpecification); moto drops it.
+    The deploy gate must see such a change to refuse it."""
+    original = responses.SageMakerResponse.update_model_package
+
+    def update_model_package(self) -> ActionResult:
+        result = original(self)
+        specification = self._get_param("InferenceSpecification")
+        if specification:
+            arn = self._get_param("ModelPackageArn")
+            backend = self.sagemaker_backend
+            backend.model_packages[backend.model_package_name_mapping.get(arn, arn)].inference_specification = specification
+        return result
+
+    responses.SageMakerResponse.update_model_package = update_model_package
+
+
+def _leave_bucket_policies_to_the_iam_check() -> None:
+    """moto checks a bucket policy on object requests without knowing the caller or any condition key, and reads a
+    statement whose conditions it cannot verify as a Deny: the artifact bucket's TLS-only statement (Deny when
+    aws:SecureTransport is false) would refuse every request. Under enforced IAM the bucket policy is evaluated with
+    the caller and the request's keys (pipelines/local/policy_evaluation.py); without enforcement, like identity
+    policies, it is not."""
+    from moto.iam.access_control import PermissionResult
+    from moto.s3.models import FakeBucket
+
+    FakeBucket.get_permission = lambda self, action, resource: PermissionResult.NEUTRAL
 
 
 def _install_validations() -> None:

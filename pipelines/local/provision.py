@@ -65,7 +65,7 @@ class Provisioner:
         resources = template.get("Resources", {})
         values = self.result.values.setdefault(stack, {})
         later = ("AWS::Lambda::Function", "AWS::Lambda::Url", "AWS::SSM::Parameter", "AWS::StepFunctions::StateMachine",
-                 "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+                 "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::S3::BucketPolicy")
         for logical, resource in resources.items():
             if resource["Type"] not in later:
                 values[logical] = self._create(stack, logical, resource)
@@ -119,6 +119,10 @@ class Provisioner:
             if properties.get("VersioningConfiguration"):
                 self.client("s3").put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
             return {"Ref": name, "Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com"}
+        if kind == "AWS::S3::BucketPolicy":  # enforced in the local mode (pipelines/local/policy_evaluation.py)
+            bucket = self._resolve(stack, properties["Bucket"])
+            self.client("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps(self._resolve(stack, properties["PolicyDocument"])))
+            return {"Ref": bucket}
         if kind == "AWS::DynamoDB::Table":
             name = properties.get("TableName") or f"{stack}-{logical}"
             self.client("dynamodb").create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
@@ -185,7 +189,8 @@ class Provisioner:
     def _role(self, stack: str, logical: str, properties: dict) -> dict[str, str]:
         name = properties.get("RoleName") or f"{stack}-{logical}"[:64]  # a fixed name is part of the contract
         trust = self._resolve(stack, properties["AssumeRolePolicyDocument"])
-        role = self.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+        role = self.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust),
+                                              Path=properties.get("Path", "/"))["Role"]
         for policy in properties.get("Policies", []):
             self._put_role_policy(name, policy["PolicyName"], self._resolve(stack, policy["PolicyDocument"]))
         for managed in self._resolve(stack, properties.get("ManagedPolicyArns", [])):
@@ -242,7 +247,7 @@ class Provisioner:
 _PROVISIONED_KINDS = {"s3": r"arn:aws:s3:::[^/]+", "dynamodb": r"arn:aws:dynamodb:[^:]*:[^:]*:table/[^/]+",
                       "kms": r"arn:aws:kms:[^:]*:[^:]*:key/.+", "secretsmanager": r"arn:aws:secretsmanager:.+",
                       "sns": r"arn:aws:sns:.+", "sqs": r"arn:aws:sqs:.+", "states": r"arn:aws:states:[^:]*:[^:]*:stateMachine:.+",
-                      "lambda": r"arn:aws:lambda:.+", "iam": r"arn:aws:iam::[^:]*:role/(?!aws-service-role/).+",
+                      "lambda": r"arn:aws:lambda:.+", "iam": r"arn:aws:iam::[^:]*:role/(?!aws-service-role/|aws-reserved/).+",
                       "sagemaker": r"arn:aws:sagemaker:[^:]*:[^:]*:model-package-group/.+"}
 # CDK's bootstrap bucket holds the code assets; the local mode runs the model folder's code instead.
 _BOOTSTRAP = re.compile(r"arn:aws:s3:::cdk-[a-z0-9]+-assets-\d{12}-[a-z0-9-]+(/.*)?")

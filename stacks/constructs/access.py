@@ -16,13 +16,10 @@ from __future__ import annotations
 from aws_cdk import CfnOutput, Duration, Stack, aws_iam as iam, aws_kms as kms, aws_lambda as lambda_, aws_s3 as s3
 from constructs import Construct
 
+from pipelines.naming import approver_role_name, data_scientist_role_name
 from pipelines.spec import ModelSpec
 from stacks.constructs.experiments import data_scientist_statements
 from stacks.nag import acknowledge, wildcard_findings
-
-
-def approver_role_name(model: str, env_name: str) -> str:
-    return f"mlops-{env_name}-{model}-approver"
 
 
 class AccessPolicies(Construct):
@@ -61,16 +58,31 @@ class AccessPolicies(Construct):
             iam.PolicyStatement(actions=["sagemaker:UpdateModelPackage"], resources=package_arns),
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{p}/{model}/*")
                                                                      for p in ("runs", "models", "drift")])])
-        self.approver_role = iam.Role(
-            self, "ApproverRole", role_name=approver_role_name(model, env_name), max_session_duration=Duration.hours(1),
-            description=f"Approvers of {model} ({env_name}); session name = IAM user name = approver email",
-            assumed_by=iam.AccountRootPrincipal().with_conditions(
-                {"StringEquals": {"sts:RoleSessionName": "${aws:username}"}}))
+        self.approver_role = self._person_role("ApproverRole", approver_role_name(model, env_name),
+                                               f"Approvers of {model} ({env_name}); session name = source identity = "
+                                               "IAM user name = approver email")
         self.approver.attach_to_role(self.approver_role)
+        self.data_scientist_role = self._person_role(
+            "DataScientistRole", data_scientist_role_name(model, env_name),
+            f"Data scientists of {model} ({env_name}); session name = source identity = IAM user name")
+        self.data_scientist.attach_to_role(self.data_scientist_role)
         for name, policy in (("DataScientist", self.data_scientist), ("Approver", self.approver),
                              ("PlatformAdmin", self.platform_admin)):
             CfnOutput(self, f"{name}PolicyArn", value=policy.managed_policy_arn)
         CfnOutput(self, "ApproverRoleArn", value=self.approver_role.role_arn)
+        CfnOutput(self, "DataScientistRoleArn", value=self.data_scientist_role.role_arn)
+
+    def _person_role(self, construct_id: str, name: str, description: str) -> iam.Role:
+        """A role whose sessions are a person: IAM users of this account assume it only with their user name as both
+        the session name and the source identity (sts:SetSourceIdentity), which no session can change afterwards
+        and every role it chains to inherits (IAM User Guide, "Monitor and control actions taken with assumed
+        roles"). The runs API takes the session name of these roles as the person (lambdas.shared.identity)."""
+        pinned = {"StringEquals": {"sts:RoleSessionName": "${aws:username}", "sts:SourceIdentity": "${aws:username}"}}
+        role = iam.Role(self, construct_id, role_name=name, max_session_duration=Duration.hours(1), description=description,
+                        assumed_by=iam.AccountRootPrincipal().with_conditions(pinned))
+        role.assume_role_policy.add_statements(iam.PolicyStatement(
+            actions=["sts:SetSourceIdentity"], principals=[iam.AccountRootPrincipal()], conditions=pinned))
+        return role
 
     def _policy(self, construct_id: str, name: str, description: str, statements) -> iam.ManagedPolicy:
         policy = iam.ManagedPolicy(self, construct_id, managed_policy_name=name, description=description,

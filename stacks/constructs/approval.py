@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy, Stack, aws_dynamodb as dynamodb, aws_iam as iam, aws_kms as kms
 from aws_cdk import aws_lambda as lambda_, aws_secretsmanager as secretsmanager, aws_sns as sns
-from aws_cdk import aws_events as events, aws_events_targets as targets
+from aws_cdk import aws_events as events, aws_events_targets as targets, aws_s3 as s3
 from aws_cdk import aws_sns_subscriptions as subscriptions, aws_stepfunctions as sfn, aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
@@ -25,7 +25,9 @@ from stacks.nag import acknowledge
 class ApprovalHook(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str, key: kms.IKey,
                  environment: dict[str, str], audit_table: dynamodb.ITable,
-                 machine_arn: str, package_arns: list[str], on_rejected: sfn.IChainable, failures=None) -> None:
+                 machine_arn: str, package_arns: list[str], on_rejected: sfn.IChainable, failures=None,
+                 bucket: s3.IBucket | None = None) -> None:
+        """bucket: the artifact bucket, whose released artifact the request binds (its current version and digest)."""
         super().__init__(scope, construct_id)
         model = spec.name
         self.topic = sns.Topic(self, "Topic", topic_name=f"{model}-{env_name}-approvals", master_key=key, enforce_ssl=True)
@@ -65,6 +67,8 @@ class ApprovalHook(Construct):
             environment=shared, timeout=Duration.minutes(5),
             description="Completes approval decisions left unapplied; closes requests of runs that ended")
         self._grant(model, key, audit_table, machine_arn, package_arns)
+        if bucket is not None:
+            bucket.grant_read(self.request.role, f"{naming.RELEASES}/{model}/*")
         self._schedule_reconciler(model, failures)
 
         self.state = tasks.LambdaInvoke(

@@ -27,7 +27,7 @@ class EndpointRole(Construct):
         super().__init__(scope, construct_id)
         self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
                              description=f"SageMaker endpoints of {spec.name} ({env_name})")
-        bucket.grant_read(self.role, f"models/{spec.name}/*")
+        bucket.grant_read(self.role, f"{naming.RELEASES}/{spec.name}/*")
         bucket.grant_read(self.role, f"batch/{spec.name}/input/*")
         bucket.grant_put(self.role, f"batch/{spec.name}/output/*")
         for stage in STAGES:
@@ -123,6 +123,7 @@ class EndpointDeployment(Construct):
             resources=self._endpoint_arns(stack, "endpoint") + self._endpoint_arns(stack, "endpoint-config")))
         rollback.add_to_policy(iam.PolicyStatement(actions=["sagemaker:UpdateModelPackage"], resources=package_arns))
         smoke.add_to_policy(iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=self._endpoint_arns(stack, "endpoint")))
+        bucket.grant_read(deploy, f"{naming.RELEASES}/{self.spec.name}/*")  # the gate re-reads the approved bytes' digest
         bucket.grant_read(smoke, f"runs/{self.spec.name}/*")
         smoke.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]))
 

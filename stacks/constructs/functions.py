@@ -298,11 +298,13 @@ class PlatformFunction(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, handler: str, key: kms.IKey,
                  environment: dict[str, str], timeout: Duration = Duration.minutes(1), memory_mb: int = 512,
-                 description: str = "") -> None:
+                 description: str = "", role_path: str | None = None) -> None:
+        """role_path: the role's IAM path (naming.RELEASE_WRITER_PATH marks the roles a bucket policy lets write
+        releases)."""
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(self, "Logs", encryption_key=key, retention=logs.RetentionDays.ONE_YEAR,
                                        removal_policy=RemovalPolicy.RETAIN)
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), path=role_path,
                              description=f"{construct_id}: {description}"[:1000])
         self.function = lambda_.Function(
             self, "Function", runtime=RUNTIME, handler=handler, code=handler_code(self, handler), role=self.role, timeout=timeout,

@@ -48,7 +48,7 @@ class PromotionSourceGrants(Construct):
         region = Stack.of(self).region
         for spec in specs:
             model = spec.name
-            importer = names.role_arn(downstream, names.import_role_name(model, downstream.name))
+            importer = names.import_role_arn(downstream, model)
             sid = _title("Promote", model, "to", downstream.name)
             bucket.add_to_resource_policy(iam.PolicyStatement(
                 sid=sid, principals=[iam.AccountPrincipal(downstream.account)],
@@ -68,14 +68,15 @@ class PromotionOffer(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, environment: EnvironmentSpec,
                  downstream: EnvironmentSpec, key: kms.IKey, bucket: s3.IBucket, machine_arn: str,
-                 package_arns: list[str], environment_variables: dict[str, str], failures) -> None:
+                 package_arns: list[str], environment_variables: dict[str, str], failures,
+                 audit_table_arn: str) -> None:
         super().__init__(scope, construct_id)
         model, stack = spec.name, Stack.of(self)
         self.function = PlatformFunction(
             self, "OfferFunction", handler="lambdas.promotion.handlers.offer", key=key, timeout=Duration.minutes(15),
             environment={**environment_variables, "DOWNSTREAM_ENV": downstream.name, "PROMOTION_ENV": environment.name},
             description=f"Offers the package production serves to {downstream.name}, its sha256 recorded")
-        self._grant(self.function.role, model, environment.name, bucket, package_arns)
+        self._grant(self.function.role, model, environment.name, bucket, package_arns, audit_table_arn, key.key_arn)
         failures.keep_failures_of(self.function.function)
         events.Rule(self, "OnRunSucceeded", description=f"{model}: offer what a successful run deployed",
                     event_pattern=events.EventPattern(source=["aws.states"], detail_type=[EXECUTION_STATUS],
@@ -96,13 +97,20 @@ class PromotionOffer(Construct):
                     targets=[targets.EventBus(events.EventBus.from_event_bus_arn(self, "NextStageBus", bus),
                                               role=self.forwarder, dead_letter_queue=failures.queue)])
 
-    def _grant(self, role: iam.IRole, model: str, env_name: str, bucket: s3.IBucket, package_arns: list[str]) -> None:
+    def _grant(self, role: iam.IRole, model: str, env_name: str, bucket: s3.IBucket, package_arns: list[str],
+               audit_table_arn: str, key_arn: str) -> None:
         stack = Stack.of(self)
         role.add_to_policy(iam.PolicyStatement(
             actions=["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage"], resources=package_arns))
         role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"]))
         grant_read_served(role, model, env_name)
-        bucket.grant_read(role, f"models/{model}/*")  # the artifact's sha256, once
+        bucket.grant_read(role, f"{naming.RELEASES}/{model}/*")  # the released bytes, checked before they are offered
+        role.add_to_policy(iam.PolicyStatement(  # the approval record: the digest the approver approved
+            actions=["dynamodb:GetItem"], resources=[audit_table_arn],
+            conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{model}"]}}))
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["kms:Decrypt"], resources=[key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{stack.region}.amazonaws.com"}}))
         role.add_to_policy(iam.PolicyStatement(
             actions=["events:PutEvents"], resources=[stack.format_arn(service="events", resource="event-bus",
                                                                       resource_name="default")],
@@ -145,7 +153,8 @@ class PromotionImport(Construct):
                 **environment_variables, "UPSTREAM_ENV": upstream.name, "UPSTREAM_ACCOUNT": upstream.account,
                 "UPSTREAM_REGION": upstream.region, "UPSTREAM_BUCKET": names.bucket_of(upstream),
                 "UPSTREAM_GROUP": naming.model_package_group(model, upstream.name)},
-            description=f"Copies the package {upstream.name} offers (digest checked) and registers it here")
+            description=f"Copies the package {upstream.name} offers (digest checked) and registers it here",
+            role_path=naming.RELEASE_WRITER_PATH)
         # The name the previous stage's policies grant (they cannot reference a role of another account's stack).
         self.function.role.node.default_child.role_name = names.import_role_name(model, environment.name)
         self._grant_upstream(self.function.role, model, upstream)
@@ -170,9 +179,10 @@ class PromotionImport(Construct):
 
     def _grant_own(self, role: iam.IRole, model: str, env_name: str, bucket: s3.IBucket, key: kms.IKey,
                    package_arns: list[str], audit_table_arn: str) -> None:
-        models, runs = names.promoted_prefixes(model)
-        bucket.grant_read_write(role, f"{models}*")  # copy, read back, remove a copy whose digest differs
-        bucket.grant_read_write(role, f"{runs}*")
+        releases, runs = names.promoted_prefixes(model)
+        bucket.grant_read_write(role, f"{runs}*")  # the copy, read back, removed when its digest differs
+        bucket.grant_read(role, f"{releases}*")
+        bucket.grant_put(role, f"{releases}*")  # then released (never deleted: the bucket policy)
         role.add_to_policy(iam.PolicyStatement(
             actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:AddTags"],
             resources=package_arns))

@@ -8,10 +8,13 @@ GetParameter a policy can scope to that parameter alone, where DescribeStacks wo
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import ArnFormat, CfnOutput, Stack, aws_iam as iam, aws_kms as kms, aws_lambda as lambda_, aws_ssm as ssm
 from constructs import Construct
 
 from lambdas.shared.dal import TRAINING_LOG_GROUP
+from lambdas.shared.identity import IDENTITY_CENTER_PATH
 from pipelines import naming
 from pipelines.client import runs_api_parameter
 from pipelines.spec import ModelSpec
@@ -21,10 +24,16 @@ from stacks.constructs.functions import PlatformFunction
 class RunsApi(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str, key: kms.IKey,
                  environment: dict[str, str], audit_table_arn: str, machine_arn: str,
-                 package_arns: list[str], approver_role_name: str) -> None:
+                 package_arns: list[str]) -> None:
         super().__init__(scope, construct_id)
+        stack, model = Stack.of(self), spec.name
+        person_roles = [naming.data_scientist_role_name(model, env_name), naming.approver_role_name(model, env_name)]
         self.runs = PlatformFunction(self, "RunsFunction", handler="lambdas.runs.handlers.handler", key=key,
-                                     environment={**environment, "APPROVER_ROLE_NAME": approver_role_name},
+                                     environment={**environment, "APPROVER_ROLE_NAME": person_roles[1],
+                                                  "PERSON_ROLES": json.dumps(person_roles),
+                                                  "DATA_SCIENTIST_ROLE_ARN": stack.format_arn(
+                                                      service="iam", region="", resource="role",
+                                                      resource_name=person_roles[0])},
                                      description="Runs API: starts runs and records CLI approvals as the signed caller")
         self.function = self.runs.function
         self.url = self.function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
@@ -35,6 +44,10 @@ class RunsApi(Construct):
             service="states", resource="execution", arn_format=ArnFormat.COLON_RESOURCE_NAME,
             resource_name=f"{naming.state_machine(spec.name, env_name)}:*")
         self._grant(spec.name, key, audit_table_arn, machine_arn, package_arns)
+        # Identity Center's permission-set roles are people only under its reserved path (lambdas.shared.identity):
+        # GetRole there, and nowhere else, tells them from a look-alike AWSReservedSSO_ role anyone could create.
+        self.runs.role.add_to_policy(iam.PolicyStatement(actions=["iam:GetRole"], resources=[stack.format_arn(
+            service="iam", region="", resource="role", resource_name=f"{IDENTITY_CENTER_PATH.strip('/')}/*")]))
         self._grant_serving_read(spec.name, env_name)
         CfnOutput(self, "Url", value=self.url.url, description="Runs API (AWS_IAM): mlops run start / approve / reject")
 

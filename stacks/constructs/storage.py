@@ -7,6 +7,8 @@ from aws_cdk import Aspects, Aws, Duration, IAspect, RemovalPolicy, Stack, aws_d
 from aws_cdk import aws_kms as kms, aws_s3 as s3
 from constructs import Construct, IConstruct
 
+from pipelines import naming
+
 SOURCE_CONDITION_KEYS = ("aws:SourceAccount", "aws:SourceArn")
 
 
@@ -113,6 +115,27 @@ class ArtifactBucket(Construct):
                 s3.LifecycleRule(id="expire-checkpoints", prefix="checkpoints/", expiration=Duration.days(30)),
             ],
         )
+        self._protect_releases()
+
+    def _protect_releases(self) -> None:
+        """Released artifacts (releases/<model>/<sha256>/model.tar.gz) are written once, by the release writers (the
+        roles under naming.RELEASE_WRITER_PATH: the register and promotion-import functions), and deleted by nobody:
+        an approval names one S3 version of one key, and that version stays the current one. An explicit Deny in the
+        bucket policy binds every principal of every account, whatever its identity policies allow (IAM policy
+        evaluation logic). Not S3 Object Lock: once on it can never be turned off for the bucket, and a retention
+        period in compliance mode would keep a release nobody may keep (an artifact trained on data that must be
+        erased) past any decision to remove it; the policy keeps that decision with whoever may change the policy."""
+        stack = Stack.of(self)
+        releases = self.bucket.arn_for_objects(f"{naming.RELEASES}/*")
+        writers = f"arn:{Aws.PARTITION}:iam::{stack.account}:role{naming.RELEASE_WRITER_PATH}*"
+        self.bucket.add_to_resource_policy(iam.PolicyStatement(
+            sid="ReleasesWrittenOnlyByReleaseWriters", effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()],
+            actions=["s3:PutObject", "s3:PutObjectAcl", "s3:PutObjectVersionAcl", "s3:PutObjectRetention",
+                     "s3:PutObjectLegalHold", "s3:RestoreObject"],
+            resources=[releases], conditions={"ArnNotLike": {"aws:PrincipalArn": writers}}))
+        self.bucket.add_to_resource_policy(iam.PolicyStatement(
+            sid="ReleasesNeverDeleted", effect=iam.Effect.DENY, principals=[iam.AnyPrincipal()],
+            actions=["s3:DeleteObject", "s3:DeleteObjectVersion"], resources=[releases]))
 
 
 class AuditTable(Construct):

@@ -115,8 +115,12 @@ class TrainingRole(Construct):
                              description=f"SageMaker training jobs of {model}")
         bucket.grant_read(self.role, f"runs/{model}/*")
         bucket.grant_read(self.role, f"{spec.dataset.s3_prefix}*")
-        bucket.grant_read_write(self.role, f"models/{model}/*")
-        bucket.grant_read_write(self.role, f"checkpoints/{model}/*")
+        # Jobs write their output and checkpoints and delete nothing: the platform pins the S3 version of the output it
+        # evaluated and releases that version under releases/, which the job may read (the champion) but not write.
+        bucket.grant_put(self.role, f"models/{model}/*")
+        bucket.grant_read(self.role, f"checkpoints/{model}/*")
+        bucket.grant_put(self.role, f"checkpoints/{model}/*")
+        bucket.grant_read(self.role, f"{naming.RELEASES}/{model}/*")
         key.grant_encrypt_decrypt(self.role)
         grant_container_basics(self.role, image_uri, "TrainingJobs")
         if spec.training.subnet_ids:

@@ -25,7 +25,7 @@ DEV_APPROVER, PROD_APPROVER, TRAINER = "ml-lead@example.com", "prod-approver@exa
 # The person who trains is also one of prod's approvers: the stage must still refuse them (no self-approval).
 OVERRIDES = {"dev": {"objective": {"minimum": 0.5}, "training": {"hyperparameters": {"epochs": 4}}},  # a short run
              "prod": {"approval": {"stages": {"prod": {"approvers": [PROD_APPROVER, TRAINER]}}}}}
-IMPORTER = f"arn:aws:iam::{PROD}:role/mlops-prod-churn-import"
+IMPORTER = f"arn:aws:iam::{PROD}:role/mlops-release-writer/mlops-prod-churn-import"  # a release writer in prod
 FORWARDER = f"arn:aws:iam::{DEV}:role/mlops-dev-churn-offer"
 
 
@@ -66,7 +66,8 @@ def test_dev_approval_offers_the_package_to_prod_which_imports_the_same_bytes_an
     digest = dev["CustomerMetadataProperties"][SHA256_KEY]
     # The digest recorded in dev is the artifact's, and prod's own copy (in prod's bucket) has exactly those bytes.
     assert stored_sha256(world, "dev", model_data(dev), dev["CustomerMetadataProperties"][VERSION_KEY]) == digest
-    assert model_data(prod).startswith(f"s3://{naming.artifact_bucket('prod', PROD, 'us-east-1')}/models/churn/")
+    # prod's own release of those bytes: the key their sha256 names, in prod's bucket (its import role a release writer)
+    assert model_data(prod) == f"s3://{naming.artifact_bucket('prod', PROD, 'us-east-1')}/{naming.release_key('churn', digest)}"
     assert stored_sha256(world, "prod", model_data(prod)) == digest == prod["CustomerMetadataProperties"][SHA256_KEY]
     lineage = prod["CustomerMetadataProperties"]
     for key in ("git_commit", "execution_arn", "requested_by", "dataset_uri", "dataset_sha256", "training_job_arn", "metrics"):
@@ -148,7 +149,7 @@ RESOURCE_GRANTS = {  # the dev account's resource policies, set by its registry 
                                        "PromoteChurnToProd"),
 }
 IDENTITY_GRANTS = {  # the prod import role's own statements naming dev's resources
-    "prod import role: read dev objects": statement_names(f"mlops-dev-artifacts-{DEV}-us-east-1/models/churn/*"),
+    "prod import role: read dev objects": statement_names(f"mlops-dev-artifacts-{DEV}-us-east-1/releases/churn/*"),
     "prod import role: decrypt with dev's key": statement_names("alias/mlops-dev"),
     "prod import role: describe dev packages": statement_names(f"{DEV}:model-package/churn-dev/*"),
 }

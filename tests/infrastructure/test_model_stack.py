@@ -111,7 +111,8 @@ def test_function_roles_touch_only_this_models_resources(template):
             assert set(statement["Action"]) == {"s3:GetObject*", "s3:GetBucket*", "s3:List*"}  # PrepareRun reads the code asset
         elif any(a.startswith("s3:") for a in statement["Action"]):
             assert "mlops-dev-artifacts-111111111111-us-east-1" in text
-            assert all(part.endswith(("/runs/churn/*", "/models/churn/*", "/datasets/*", "-us-east-1", "/drift/churn/*",
+            assert all(part.endswith(("/runs/churn/*", "/models/churn/*", "/releases/churn/*", "/datasets/*", "-us-east-1",
+                                      "/drift/churn/*",
                                       "/data-capture/churn-dev-prod/AllTraffic/*"))
                        for part in text.split())
         if any(a.startswith("sagemaker:") for a in statement["Action"]) and text != "*":

@@ -11,7 +11,7 @@ from stacks.app_builder import build_app
 from tests.infrastructure.conftest import new_app, template_of
 
 DEV, STAGING, PROD = "111111111111", "222222222222", "333333333333"
-STAGING_IMPORTER = f"arn:aws:iam::{STAGING}:role/mlops-staging-churn-import"
+STAGING_IMPORTER = f"arn:aws:iam::{STAGING}:role/mlops-release-writer/mlops-staging-churn-import"
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_the_training_account_shares_the_models_files_with_the_next_stages_impor
     assert grant["Condition"] == {"StringEquals": {"aws:PrincipalArn": STAGING_IMPORTER}}
     assert grant["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
     objects = json.dumps(grant["Resource"])
-    assert "/models/churn/*" in objects and "/runs/churn/*" in objects and "datasets" not in objects
+    assert "/releases/churn/*" in objects and "/models/churn/*" not in objects and "/runs/churn/*" in objects and "datasets" not in objects
 
 
 def test_the_training_accounts_key_decrypts_for_that_role_only_through_s3(dev_app):
@@ -128,11 +128,12 @@ def test_the_import_role_has_the_name_the_previous_stage_grants_and_reads_only_i
     stack = template_of(prod_app, "mlops-prod-churn")
     role = next(r for k, r in resources(stack, "AWS::IAM::Role").items() if k.startswith("PromotionImportFunctionRole"))
     assert role["Properties"]["RoleName"] == "mlops-prod-churn-import"
+    assert role["Properties"]["Path"] == "/mlops-release-writer/"  # it writes this stage's releases
     policy = next(r for k, r in resources(stack, "AWS::IAM::Policy").items() if k.startswith("PromotionImportFunctionRole"))
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     upstream = f"mlops-staging-artifacts-{STAGING}-us-east-1"
     reads = next(s for s in statements if s["Action"] == ["s3:GetObject", "s3:GetObjectVersion"])
-    assert reads["Resource"] == [f"arn:aws:s3:::{upstream}/models/churn/*", f"arn:aws:s3:::{upstream}/runs/churn/*"]
+    assert reads["Resource"] == [f"arn:aws:s3:::{upstream}/releases/churn/*", f"arn:aws:s3:::{upstream}/runs/churn/*"]
     decrypt = next(s for s in statements if s["Action"] == "kms:Decrypt" and STAGING in json.dumps(s["Resource"]))
     assert decrypt["Condition"]["ForAnyValue:StringEquals"] == {"kms:ResourceAliases": ["alias/mlops-staging"]}
     assert decrypt["Condition"]["StringEquals"] == {"kms:ViaService": "s3.us-east-1.amazonaws.com"}

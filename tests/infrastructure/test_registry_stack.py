@@ -64,3 +64,17 @@ def test_audit_table_is_encrypted_with_the_key_and_recoverable(registry):
         "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
         "BillingMode": "PAY_PER_REQUEST",
     })
+
+
+def test_releases_are_written_only_by_the_release_writers_and_deleted_by_nobody(registry):
+    """An explicit Deny for every principal: the approved bytes cannot change under any identity policy."""
+    (policy,) = [p for p in registry.find_resources("AWS::S3::BucketPolicy").values()
+                 if "Releases" in str(p["Properties"]["PolicyDocument"])]
+    statements = {s.get("Sid"): s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    writes, deletes = statements["ReleasesWrittenOnlyByReleaseWriters"], statements["ReleasesNeverDeleted"]
+    for statement in (writes, deletes):
+        assert statement["Effect"] == "Deny" and statement["Principal"] == {"AWS": "*"}
+        assert str(statement["Resource"]).count("/releases/*") == 1
+    assert "s3:PutObject" in writes["Action"] and "s3:PutObjectRetention" in writes["Action"]
+    assert str(writes["Condition"]["ArnNotLike"]["aws:PrincipalArn"]).count(":role/mlops-release-writer/*") == 1
+    assert sorted(deletes["Action"]) == ["s3:DeleteObject", "s3:DeleteObjectVersion"] and "Condition" not in deletes

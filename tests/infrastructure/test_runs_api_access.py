@@ -34,3 +34,19 @@ def test_serving_is_read_from_this_models_stage_endpoints_only(runs_role_stateme
     assert len(described) == 6
     assert all("churn-dev-staging" in r or "churn-dev-prod" in r for r in described)
     assert not any(r.endswith(':endpoint/*"') for r in described)
+
+
+def test_the_runs_api_may_read_only_identity_centers_reserved_role_path(runs_role_statements):
+    (roles,) = resources_of(runs_role_statements, "iam:GetRole")
+    assert ":role/aws-reserved/sso.amazonaws.com/*" in roles
+
+
+@pytest.mark.parametrize("role", ["DataScientistRole", "ApproverRole"])
+def test_the_person_roles_take_only_the_users_own_name_as_session_name_and_source_identity(dev_app, role):
+    template = template_of(dev_app, "mlops-dev-churn").to_json()
+    (found,) = [r for name, r in template["Resources"].items()
+                if r["Type"] == "AWS::IAM::Role" and name.startswith(f"Access{role}")]
+    statements = found["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    pinned = {"StringEquals": {"sts:RoleSessionName": "${aws:username}", "sts:SourceIdentity": "${aws:username}"}}
+    assert {json.dumps(s["Action"]) for s in statements} == {'"sts:AssumeRole"', '"sts:SetSourceIdentity"'}
+    assert all(s["Condition"] == pinned and s["Effect"] == "Allow" for s in statements)

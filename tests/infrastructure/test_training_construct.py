@@ -169,3 +169,21 @@ def test_a_framework_version_the_catalogue_lacks_names_the_versions_it_has():
     spec = load_spec(HOUSES, {"training": {"framework_version": "0.9-9"}})
     with pytest.raises(SpecError, match=r"no SageMaker xgboost training image for version '0.9-9'.*fix: one of .*3.0-5"):
         resolve_training_image(spec.training, "us-east-1")
+
+
+def test_training_writes_its_output_and_checkpoints_deletes_nothing_and_only_reads_releases(dev_app):
+    import json as _json
+
+    from tests.infrastructure.conftest import template_of
+
+    template = template_of(dev_app, "mlops-dev-churn").to_json()
+    roles = [n for n, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role" and n.startswith("TrainingExecutionRole")]
+    statements = [s for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Policy"
+                  and any(ref.get("Ref") in roles for ref in r["Properties"]["Roles"])
+                  for s in r["Properties"]["PolicyDocument"]["Statement"]]
+    s3 = [s for s in statements if any(a.startswith("s3:") for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))]
+    assert s3 and not any("Delete" in _json.dumps(s["Action"]) for s in s3)
+    writes = [_json.dumps(s["Resource"]) for s in s3 if "s3:PutObject" in s["Action"]]
+    assert writes and all("/models/churn/*" in w or "/checkpoints/churn/*" in w for w in writes)
+    assert not any("/releases/" in w for w in writes)
+    assert any("/releases/churn/*" in _json.dumps(s["Resource"]) for s in s3 if "s3:GetObject*" in s["Action"])

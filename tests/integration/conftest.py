@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from lambdas.shared import config as lambda_config
@@ -16,6 +17,7 @@ from tests.support.sagemaker_layout import make_dataset
 
 SPEC = load_spec(REPO_ROOT / "pipelines/churn/model.yaml")
 BUCKET = "mlops-dev-artifacts-123456789012-us-east-1"
+DEPLOYED_COMMIT = "0d3b10e"  # SOURCE_GIT_COMMIT: the commit the stack (and its training code) was synthesized from
 DATASET_KEY = "datasets/churn/train.csv"
 
 
@@ -71,11 +73,45 @@ def platform(monkeypatch):
                "STATE_MACHINE_ARN": machine, "MODEL_SPEC": SPEC.model_dump_json(),
                "TRAINING_HYPERPARAMETERS": json.dumps(hyperparameters),
                "INFERENCE_IMAGE": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.5-cpu-py311",
-               "PROD_ENDPOINT": "churn-dev-prod", "SOURCE_ARCHIVE": f"s3://{BUCKET}/cdk-assets/sourcedir.tar.gz"}
+               "PROD_ENDPOINT": "churn-dev-prod", "SOURCE_ARCHIVE": f"s3://{BUCKET}/cdk-assets/sourcedir.tar.gz",
+               "SOURCE_GIT_COMMIT": DEPLOYED_COMMIT}
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         lambda_config.model_spec.cache_clear()
         yield {"bucket": BUCKET, "topic": topic, "state_machine": machine, **env}
+
+
+def released_package(group: str = "churn-dev", body: bytes = b"model bytes", *, bucket: str = BUCKET,
+                     model: str | None = None, image: str = "x", status: str = "PendingManualApproval",
+                     lineage: dict | None = None, session=None, **arguments) -> str:
+    """A model package registered as the register step registers one: its artifact released under
+    releases/<model>/<sha256>/ (with S3's SHA-256 checksum), the lineage recording that sha256 and S3 version."""
+    import hashlib
+
+    from pipelines import naming
+
+    model = model or group.rsplit("-", 1)[0]
+    digest = hashlib.sha256(body).hexdigest()
+    key = naming.release_key(model, digest)
+    clients = session or boto3
+    s3 = clients.client("s3")
+    try:  # the same bytes released before: the release stays as it is (as dal.seal_release keeps it)
+        version = s3.head_object(Bucket=bucket, Key=key).get("VersionId") or "null"
+    except ClientError:
+        version = s3.put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256").get("VersionId") or "null"
+    return clients.client("sagemaker").create_model_package(
+        ModelPackageGroupName=group, ModelApprovalStatus=status,
+        InferenceSpecification={"Containers": [{"Image": image, "ModelDataUrl": f"s3://{bucket}/{key}"}],
+                                "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]},
+        CustomerMetadataProperties={**(lineage or {}), naming.ARTIFACT_SHA256_KEY: digest,
+                                    naming.ARTIFACT_VERSION_KEY: version}, **arguments)["ModelPackageArn"]
+
+
+def approval_binding(package_arn: str) -> dict[str, str]:
+    """The artifact fields an approval request records for a package (lambdas.shared.release.FIELDS)."""
+    from lambdas.shared.release import package_artifact
+
+    return package_artifact(boto3.client("sagemaker").describe_model_package(ModelPackageName=package_arn))
 
 
 def task_event(state: dict, execution_name: str = "run-1", **extra) -> dict:

@@ -8,7 +8,7 @@ import pytest
 
 from lambdas.approval import handlers, tokens
 from lambdas.shared import dal
-from tests.integration.conftest import BUCKET, FakeContext, move_the_shells_region
+from tests.integration.conftest import BUCKET, FakeContext, move_the_shells_region, released_package
 
 APPROVERS = ["ml-lead@example.com", "risk-officer@example.com"]
 
@@ -28,11 +28,7 @@ def approval(platform, monkeypatch):
     queue = sqs.create_queue(QueueName="approver-inbox")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     boto3.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "false"})
-    package = boto3.client("sagemaker").create_model_package(
-        ModelPackageGroupName="churn-dev", ModelApprovalStatus="PendingManualApproval",
-        InferenceSpecification={"Containers": [{"Image": "x", "ModelDataUrl": f"s3://{BUCKET}/m.tar.gz"}],
-                                "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]},
-    )["ModelPackageArn"]
+    package = released_package()
     for name, value in {"AUDIT_TABLE": "mlops-dev-audit", "IDEMPOTENCY_TABLE": "mlops-dev-idempotency", "KMS_KEY_ARN": key,
                         "SIGNING_SECRET_ARN": secret, "APPROVAL_TOPIC_ARN": topic,
                         "APPROVAL_URL": "https://abc.lambda-url.us-east-1.on.aws/"}.items():

@@ -5,6 +5,7 @@ the terminal width; a link copied as a line (a triple-click, or the only line a 
 fragment of the token, whose claims are not valid base64url JSON, so the decide page answered 400 "Malformed link".
 """
 
+import hashlib
 import json
 import re
 import shutil
@@ -110,6 +111,7 @@ def review(approval):  # noqa: F811 (the fixture imported above)
                                 "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]},
         CustomerMetadataProperties={"metrics": json.dumps({"validation:auc": 0.79, "validation:accuracy": 0.74})})
     state = {"run": {"model": "churn", "git_commit": "0123456789abcdef0123456789abcdef01234567", "trigger": "manual",
+                     "claimed_git_commit": "deadbee",
                      "requested_by": "arn:aws:sts::123456789012:assumed-role/ds/ds@example.com", "reason": "new features",
                      "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:churn-dev-retraining:run-1",
                      "hyperparameters": {"epochs": "20", "learning_rate": "0.003", "hidden_units": "64",
@@ -140,6 +142,9 @@ def test_the_email_states_the_deciding_metric_threshold_delta_expiry_and_typed_h
     assert '"epochs": 20' in message and '"learning_rate": 0.003' in message and '"epochs": "20"' not in message
     assert re.search(r"Decide by \d{4}-\d\d-\d\d \d\d:\d\d UTC \(24 hours\)", message)
     assert "dataset rows:     5,000" in message
+    digest = hashlib.sha256(b"model bytes").hexdigest()
+    assert f"model sha256:     {digest} (S3 version" in message and "you approve exactly these bytes" in message
+    assert "claimed commit:   deadbee (sent by the requester, not verified)" in message
 
 
 def test_the_page_shows_lineage_the_deciding_metric_and_expiry_and_offers_both_decisions(review):
@@ -154,7 +159,11 @@ def test_the_page_shows_lineage_the_deciding_metric_and_expiry_and_offers_both_d
     assert rows["threshold"] == ["spec minimum 0.75: passes"]
     assert rows["champion"] == ["0.7900 (+0.0223)"]
     assert rows["validation:auc"] == ["0.8123", "0.7900"] and rows["validation:accuracy"] == ["0.7700", "0.7400"]
-    assert rows["git commit"] == ["0123456789abcdef0123456789abcdef01234567"]
+    assert rows["git commit"] == ["0123456789abcdef0123456789abcdef01234567 (the deployed source that trained)"]
+    assert rows["claimed commit"] == ["deadbee (sent by the requester, not verified)"]
+    digest = hashlib.sha256(b"model bytes").hexdigest()  # the approval fixture's released artifact
+    assert rows["model sha256"][0].startswith(digest) and "you approve exactly these bytes" in rows["model sha256"][0]
+    assert rows["model artifact"] == [f"s3://{BUCKET}/releases/churn/{digest}/model.tar.gz"]
     assert rows["data version"] == ["3HL4kqtJlcpXroDTDmJ"] and rows["data sha256"] == ["ab" * 32]
     assert rows["epochs"] == ["20", "int"] and rows["learning_rate"] == ["0.003", "float"]
     assert re.search(r"Decide by \d{4}-\d\d-\d\d \d\d:\d\d UTC", text)

@@ -92,7 +92,9 @@ def _platform(monkeypatch, config: dict):
         boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName="churn-dev")
         for name, value in {"MODEL_SPEC": SPEC.model_dump_json(), "STATE_MACHINE_ARN": machine, "AUDIT_TABLE": "mlops-dev-audit",
                             "MODEL_PACKAGE_GROUP": "churn-dev", "APPROVER_ROLE_NAME": "mlops-dev-churn-approver",
-                            "PROD_ENDPOINT": "churn-dev-prod"}.items():
+                            "PROD_ENDPOINT": "churn-dev-prod",
+                            "PERSON_ROLES": json.dumps(["mlops-dev-churn-data-scientist", "mlops-dev-churn-approver"]),
+                            "DATA_SCIENTIST_ROLE_ARN": "arn:aws:iam::123456789012:role/mlops-dev-churn-data-scientist"}.items():
             monkeypatch.setenv(name, value)
         create_admin("123456789012", "us-east-1")
         server = runs_api_server(lambda event: handler(event, FakeContext()), "runs", "123456789012", "us-east-1")
@@ -117,6 +119,7 @@ def test_start_records_who_what_and_commit_and_refuses_a_second_run(aws):
     execution = boto3.client("stepfunctions").describe_execution(executionArn=run.arn)
     document = json.loads(execution["input"])
     assert document == {"model": "churn", "trigger": "manual", "requested_by": "arn:aws:iam::123456789012:user/local-admin",
+                        "requested_by_person": "local-admin",  # an IAM user is their user name
                         "hyperparameters": {"epochs": 3}, "git_commit": "abcdef1", "reason": "test"}
     with pytest.raises(RunInProgress, match=f"already has a running retraining execution '{run.name}'"):
         pipelines.start("churn")

@@ -11,7 +11,8 @@ from lambdas.shared import config as lambda_config
 from pipelines.local import moto_extensions
 from pipelines.local.serving import Hosting, LocalHostingServer
 from pipelines.spec import parse_spec
-from tests.integration.conftest import BUCKET, DATASET_KEY, SPEC, FakeContext, move_the_shells_region, task_event
+from tests.integration.conftest import (BUCKET, DATASET_KEY, SPEC, FakeContext, approval_binding, move_the_shells_region,
+                                       released_package, task_event)
 from tests.support.sagemaker_layout import prepare, run_training
 
 
@@ -41,18 +42,13 @@ AUDIT_TABLE = "mlops-dev-audit"
 
 def register(body: bytes, name: str, approved_by: str | None = "ml-lead@example.com", status: str = "Approved") -> str:
     """A package registered by run `name` and, unless approved_by is None, approved in the audit trail."""
-    boto3.client("s3").put_object(Bucket=BUCKET, Key=f"models/churn/{name}/model.tar.gz", Body=body)
     execution = f"arn:aws:states:us-east-1:123456789012:execution:churn-dev-retraining:{name}"
-    arn = boto3.client("sagemaker").create_model_package(
-        ModelPackageGroupName="churn-dev", ModelApprovalStatus=status,
-        InferenceSpecification={"Containers": [{"Image": "pytorch-inference", "ModelDataUrl": f"s3://{BUCKET}/models/churn/{name}/model.tar.gz"}],
-                                "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]},
-        MetadataProperties={"GeneratedBy": execution},
-    )["ModelPackageArn"]
+    arn = released_package(body=body, image="pytorch-inference", status=status, MetadataProperties={"GeneratedBy": execution})
     if approved_by:
         boto3.resource("dynamodb").Table(AUDIT_TABLE).put_item(Item={
             "pk": "model#churn", "sk": f"approval#{name}", "status": "APPROVED", "model_package_arn": arn,
-            "requested_by": "ds@example.com", "decided_by": approved_by, "decided_at": "2026-11-23T00:00:00+00:00"})
+            "requested_by": "ds@example.com", "decided_by": approved_by, "decided_at": "2026-11-23T00:00:00+00:00",
+            **approval_binding(arn)})
     return arn
 
 
@@ -216,6 +212,32 @@ def test_mlops_rollback_acts_in_the_environments_region_not_the_shells_default_o
     assert result.exit_code == 0, result.output
     assert "churn-dev-prod: version 2 -> 1" in result.output
     assert not boto3.client("sagemaker", region_name="eu-west-3").list_endpoints()["Endpoints"]
+
+
+def test_mlops_rollback_refuses_a_version_whose_released_bytes_changed_since_approval(hosting, model_tarball, monkeypatch):
+    """The same gate as the run's deploy step: what version 1's approval bound is no longer what its release holds."""
+    from typer.testing import CliRunner
+
+    from pipelines import cli, client
+
+    monkeypatch.setattr(client, "target_environment", lambda env: client.Target(env, "123456789012", "us-east-1"))
+    first, second = register(model_tarball, "v1"), register(model_tarball + b"\0", "v2")
+    deploy(run_state(first, "run-1"), "prod", "run-1")
+    deploy(run_state(second, "run-2"), "prod", "run-2")
+    released = approval_binding(first)["artifact_uri"].split(f"{BUCKET}/")[1]
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=released, Body=b"swapped")  # moto without a bucket policy here
+    cli.console.width = 200
+    result = CliRunner().invoke(cli.app, ["rollback", "churn"])
+    assert result.exit_code == 1 and "bytes changed since approval; nothing was deployed" in result.output
+    assert "Traceback" not in result.output
+    assert served_package("churn-dev-prod") == second
+
+
+def served_package(endpoint: str) -> str:
+    sagemaker = boto3.client("sagemaker")
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"])
+    model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    return (model.get("Containers") or [model.get("PrimaryContainer")])[0]["ModelPackageName"]
 
 
 def test_mlops_rollback_without_an_endpoint_says_so(hosting):

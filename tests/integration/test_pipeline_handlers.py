@@ -9,7 +9,8 @@ from lambdas.shared.lineage import decode_pairs
 from lambdas.pipeline import handlers
 from lambdas.pipeline.logic import DataValidationFailed, InvalidRunInput, RunAlreadyInProgress
 from pipelines.local.sagemaker_jobs import run_training_job
-from tests.integration.conftest import BUCKET, DATASET_KEY, FakeContext, dataset_bytes, serve_in_production, task_event
+from tests.integration.conftest import (BUCKET, DATASET_KEY, DEPLOYED_COMMIT, FakeContext, dataset_bytes, serve_in_production,
+                                       task_event)
 
 CONTEXT = FakeContext()
 
@@ -132,13 +133,21 @@ def test_first_model_is_promoted_and_registered_pending_approval_with_full_linea
     package = boto3.client("sagemaker").describe_model_package(ModelPackageName=registered["model_package_arn"])
     assert package["ModelApprovalStatus"] == "PendingManualApproval"
     lineage = package["CustomerMetadataProperties"]
-    assert lineage["git_commit"] == "a1b2c3d"
+    assert lineage["git_commit"] == DEPLOYED_COMMIT and lineage["claimed_git_commit"] == "a1b2c3d"
+    assert package["MetadataProperties"]["CommitId"] == DEPLOYED_COMMIT
+    # The evaluated artifact, released under the key its sha256 names, with its digest and S3 version recorded.
+    artifact = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    trained = boto3.client("s3").get_object(Bucket=BUCKET, Key=state["training"]["model_artifacts"].split(f"{BUCKET}/")[1])
+    digest = hashlib.sha256(trained["Body"].read()).hexdigest()
+    assert artifact == f"s3://{BUCKET}/releases/churn/{digest}/model.tar.gz"
+    assert lineage["model_data_sha256"] == registered["artifact_sha256"] == digest
+    release = boto3.client("s3").head_object(Bucket=BUCKET, Key=artifact.split(f"{BUCKET}/")[1])
+    assert lineage["model_data_version_id"] == registered["artifact_version_id"] == release["VersionId"] != "null"
     assert lineage["dataset_sha256"] == state["validation"]["sha256"]
     assert lineage["dataset_version_id"] == state["validation"]["version_id"]
     assert decode_pairs(lineage["hyperparameters"])["epochs"] == 4  # name=value pairs: SageMaker refuses JSON there
     assert decode_pairs(lineage["metrics"])["validation:auc"] == pytest.approx(state["evaluation"]["value"])
     assert lineage["execution_arn"].endswith(":run-1")
-    assert package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == state["training"]["model_artifacts"]
 
 
 def test_the_champion_is_rescored_on_the_new_data_and_its_recorded_number_is_ignored(trained_state, tmp_path):
@@ -158,7 +167,9 @@ def test_the_champion_is_rescored_on_the_new_data_and_its_recorded_number_is_ign
 
 def test_a_champion_whose_artifact_is_gone_is_not_replaced_by_its_recorded_number(trained_state, tmp_path):
     champion = promote_to_production(trained_state, recorded_auc=0.5)
-    boto3.client("s3").delete_object(Bucket=BUCKET, Key=trained_state["training"]["model_artifacts"].split(f"{BUCKET}/")[1])
+    released = boto3.client("sagemaker").describe_model_package(ModelPackageName=champion)
+    gone = released["InferenceSpecification"]["Containers"][0]["ModelDataUrl"].split(f"{BUCKET}/")[1]
+    boto3.client("s3").delete_object(Bucket=BUCKET, Key=gone)  # no bucket policy here: moto without enforced IAM
     state = {"input": {"model": "churn"}}
     state["run"] = handlers.prepare_run(task_event(state["input"], "run-2"), CONTEXT)
     state["validation"] = handlers.validate_data(task_event(state, "run-2"), CONTEXT)
@@ -202,4 +213,5 @@ def test_the_champion_is_the_version_production_serves_not_the_newest_approved(t
     pinned = handlers.validate_data(task_event(state), CONTEXT)
     assert pinned["champion"]["model_package_arn"] == served
     manifest = json.loads(boto3.client("s3").get_object(Bucket=BUCKET, Key="runs/churn/run-1/champion/manifest.json")["Body"].read())
-    assert manifest[2] == state["training"]["model_artifacts"].split(f"{BUCKET}/")[1]
+    released = sagemaker.describe_model_package(ModelPackageName=served)["InferenceSpecification"]["Containers"][0]
+    assert manifest[2] == released["ModelDataUrl"].split(f"{BUCKET}/")[1]  # the released artifact, not the job output

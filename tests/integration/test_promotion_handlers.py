@@ -11,35 +11,46 @@ import pytest
 
 from lambdas.promotion import handlers
 from lambdas.promotion.logic import AlreadyPromoted, PromotionRefused
+from lambdas.shared.release import ReleaseRefused
 from pipelines.promotion import SHA256_KEY, VERSION_KEY
-from tests.integration.conftest import BUCKET, FakeContext, serve_in_production, task_event
+from tests.integration.conftest import (BUCKET, FakeContext, approval_binding, released_package, serve_in_production,
+                                       task_event)
 
-ARTIFACT = "models/churn/job-1/output/model.tar.gz"
-RUN = "runs/churn/run-1/"
 MODEL_BYTES = b"\x1f\x8b model bytes " * 1000
+ARTIFACT = f"releases/churn/{hashlib.sha256(MODEL_BYTES).hexdigest()}/model.tar.gz"
+RUN = "runs/churn/run-1/"
+
+
+def _audit_table(name: str) -> None:
+    boto3.client("dynamodb").create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}])
 
 
 @pytest.fixture
 def upstream(platform, monkeypatch):
-    """dev's side: an Approved package whose artifact and run files are in the bucket, served by production; the
-    offer's event captured by a rule into a queue."""
-    s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
-    s3.put_object(Bucket=BUCKET, Key=ARTIFACT, Body=MODEL_BYTES)
+    """dev's side: an Approved package whose released artifact and run files are in the bucket, its approval (with the
+    artifact it bound) in dev's audit table, served by production; the offer's event captured by a rule into a queue."""
+    s3 = boto3.client("s3")
     for name in ("evaluation.json", "baseline/statistics.json", "baseline/constraints.json"):
         s3.put_object(Bucket=BUCKET, Key=f"{RUN}{name}", Body=json.dumps({"file": name}).encode())
     rows = "\n".join(["tenure_months,churned", *(f"{i},0" for i in range(50))]) + "\n"
     s3.put_object(Bucket=BUCKET, Key=f"{RUN}data/train.csv", Body=rows.encode())
-    arn = sagemaker.create_model_package(
-        ModelPackageGroupName="churn-dev", ModelApprovalStatus="Approved",
-        InferenceSpecification={"Containers": [{"Image": "image", "ModelDataUrl": f"s3://{BUCKET}/{ARTIFACT}"}],
-                                "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]},
+    arn = released_package(
+        body=MODEL_BYTES, image="image", status="Approved",
         ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/{RUN}evaluation.json"}}},
         DriftCheckBaselines={"ModelDataQuality": {
             "Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/{RUN}baseline/statistics.json"},
             "Constraints": {"ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/{RUN}baseline/constraints.json"}}},
         MetadataProperties={"CommitId": "0123abc", "GeneratedBy": f"arn:aws:states:us-east-1:123456789012:execution:churn-dev-retraining:run-1"},
-        CustomerMetadataProperties={"git_commit": "0123abc", "requested_by": "arn:aws:sts::123456789012:assumed-role/ds/alice@example.com",
-                                    "metrics": json.dumps({"validation:auc": 0.8}), "challenger_value": "0.8"})["ModelPackageArn"]
+        lineage={"git_commit": "0123abc", "requested_by": "arn:aws:sts::123456789012:assumed-role/ds/alice@example.com",
+                 "metrics": json.dumps({"validation:auc": 0.8}), "challenger_value": "0.8"})
+    _audit_table("mlops-dev-audit")
+    boto3.resource("dynamodb").Table("mlops-dev-audit").put_item(Item={
+        "pk": "model#churn", "sk": "approval#run-1", "status": "APPROVED", "model_package_arn": arn,
+        "decided_by": "ml-lead@example.com", **approval_binding(arn)})
+    monkeypatch.setenv("AUDIT_TABLE", "mlops-dev-audit")
     serve_in_production(arn)
     queue = boto3.client("sqs").create_queue(QueueName="offers")["QueueUrl"]
     queue_arn = boto3.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -63,9 +74,9 @@ def offers(upstream) -> list[dict]:
     return [json.loads(m["Body"])["detail"] for m in messages]
 
 
-def test_the_offer_records_the_artifacts_sha256_once_and_announces_the_served_package_once(platform, upstream):
+def test_the_offer_carries_the_approved_digest_and_announces_the_served_package_once(platform, upstream):
     result = handlers.offer(run_succeeded(platform), FakeContext())
-    assert result["offered"] is True
+    assert result["offered"] is True and result["sha256"] == hashlib.sha256(MODEL_BYTES).hexdigest()
     lineage = boto3.client("sagemaker").describe_model_package(ModelPackageName=upstream["arn"])["CustomerMetadataProperties"]
     assert lineage[SHA256_KEY] == hashlib.sha256(MODEL_BYTES).hexdigest()
     assert lineage[VERSION_KEY] == boto3.client("s3").head_object(Bucket=BUCKET, Key=ARTIFACT)["VersionId"]
@@ -87,16 +98,29 @@ def test_nothing_is_offered_when_production_does_not_serve_the_newest_approved_p
     assert offers(upstream) == []
 
 
+def test_no_offer_when_the_released_bytes_changed_since_approval(platform, upstream):
+    """Someone who could write the release (the bucket policy lets nobody but the release writers) swapped it."""
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=ARTIFACT, Body=b"other bytes")
+    with pytest.raises(ReleaseRefused, match="bytes changed since approval"):
+        handlers.offer(run_succeeded(platform), FakeContext())
+    assert offers(upstream) == []
+
+
+def test_no_offer_for_a_package_whose_approval_bound_no_digest(platform, upstream):
+    boto3.resource("dynamodb").Table("mlops-dev-audit").update_item(
+        Key={"pk": "model#churn", "sk": "approval#run-1"}, UpdateExpression="REMOVE artifact_sha256")
+    with pytest.raises(ReleaseRefused, match="records no artifact digest"):
+        handlers.offer(run_succeeded(platform), FakeContext())
+    assert offers(upstream) == []
+
+
 @pytest.fixture
 def stage(platform, upstream, monkeypatch):
     """prod's side, played in the same account: its own group and audit table; the offer made."""
     handlers.offer(run_succeeded(platform), FakeContext())
     (detail,) = offers(upstream)
     boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName="churn-prod")
-    boto3.client("dynamodb").create_table(
-        TableName="mlops-prod-audit", BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}])
+    _audit_table("mlops-prod-audit")
     for name, value in {"MODEL_PACKAGE_GROUP": "churn-prod", "AUDIT_TABLE": "mlops-prod-audit", "UPSTREAM_ENV": "dev",
                         "UPSTREAM_ACCOUNT": "123456789012", "UPSTREAM_REGION": "us-east-1", "UPSTREAM_BUCKET": BUCKET,
                         "UPSTREAM_GROUP": "churn-dev", "PROD_ENDPOINT": "churn-prod-prod"}.items():
@@ -109,7 +133,8 @@ def test_the_import_copies_the_same_bytes_and_registers_them_with_the_lineage_wa
     package = boto3.client("sagemaker").describe_model_package(ModelPackageName=state["registration"]["model_package_arn"])
     assert package["ModelPackageGroupName"] == "churn-prod" and package["ModelApprovalStatus"] == "PendingManualApproval"
     url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
-    assert url.startswith(f"s3://{BUCKET}/models/churn/promoted/dev-v1/promo-1/")
+    assert url == f"s3://{BUCKET}/{ARTIFACT}"  # this stage's release of the same bytes: the key their sha256 names
+    assert state["registration"]["artifact_sha256"] == hashlib.sha256(MODEL_BYTES).hexdigest()
     body = boto3.client("s3").get_object(Bucket=BUCKET, Key=url.split("/", 3)[3])["Body"].read()
     assert body == MODEL_BYTES
     lineage = package["CustomerMetadataProperties"]
@@ -138,8 +163,8 @@ def test_bytes_that_changed_since_the_digest_was_recorded_are_refused_and_a_late
         CustomerMetadataProperties={VERSION_KEY: s3.head_object(Bucket=BUCKET, Key=ARTIFACT)["VersionId"]})
     with pytest.raises(PromotionRefused, match="changed since approval"):
         handlers.import_package(task_event(stage, "promo-1"), FakeContext())
-    listed = s3.list_object_versions(Bucket=BUCKET, Prefix="models/churn/promoted/").get("Versions", [])
-    assert listed == []  # the copy is gone
+    listed = s3.list_object_versions(Bucket=BUCKET, Prefix="runs/churn/promo-1/promoted/").get("Versions", [])
+    assert listed == []  # the checked copy is gone; nothing was released
     assert boto3.client("sagemaker").list_model_packages(ModelPackageGroupName="churn-prod")["ModelPackageSummaryList"] == []
     with pytest.raises(PromotionRefused):  # the claim was released: a retry runs (and is refused on its merits)
         handlers.import_package(task_event(stage, "promo-2"), FakeContext())

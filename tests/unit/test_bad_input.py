@@ -34,7 +34,7 @@ def config(execution_name: str = "run-1", **fields) -> dict:
 # ------------------------------------------------------------------ run input
 
 @pytest.mark.parametrize("field", ["model", "requested_by", "reason", "git_commit", "dataset_key"])
-@pytest.mark.parametrize("character", ["\n", "\r", "\t", "\x00", "\x1b", "\x7f"])
+@pytest.mark.parametrize("character", ["\n", "\r", "\t", "\x00", "\x1b", "\x7f", "\u202e", "\u2066"])
 def test_a_control_character_in_any_text_field_of_the_run_input_is_refused_naming_the_field(field, character):
     value = {"git_commit": "abc1234", "dataset_key": "datasets/churn/train.csv"}.get(field, "someone@example.com")
     document = {"model": "churn", field: value[:3] + character + value[3:]}
@@ -378,3 +378,78 @@ def test_an_oversized_or_non_utf8_spec_file_is_refused(tmp_path):
 def test_the_churn_spec_declares_a_range_for_every_hyperparameter():
     assert set(SPEC.training.hyperparameter_ranges) == set(SPEC.training.hyperparameters)
     assert Path(SPEC_PATH).exists()
+
+
+# ------------------------------------------------------------------ bidirectional text controls
+
+BIDI = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"]
+
+
+@pytest.mark.parametrize("character", BIDI)
+def test_a_bidirectional_control_is_shown_escaped_in_emails_and_pages(character):
+    """U+202E reverses what follows ('reason: approved\u202egpj.exe' reads 'exe.jpg'); never rendered as-is."""
+    from lambdas.approval.logic import _e
+    from lambdas.shared.text import one_line
+
+    text = f"looks fine{character}evil"
+    assert character not in one_line(text) and f"\\u{ord(character):04x}" in one_line(text)
+    assert character not in _e(text) and f"\\u{ord(character):04x}" in _e(text)
+
+
+def test_a_bidirectional_control_in_the_spec_is_refused_naming_it():
+    with pytest.raises(SpecError, match="U\\+202E \\(a bidirectional text control"):
+        parse_spec({**DOCUMENT, "description": "churn \u202emodel"}, "model.yaml")
+
+
+# ------------------------------------------------------------------ the runs API's requests, before any AWS call
+
+def test_an_unknown_status_filter_is_a_400_naming_the_field():
+    from lambdas.runs.logic import ApiError, check_status_filter
+
+    assert check_status_filter("TIMED_OUT") == "TIMED_OUT"
+    with pytest.raises(ApiError) as refused:
+        check_status_filter("running")
+    assert refused.value.status == 400 and refused.value.message.startswith("status:") and "RUNNING" in refused.value.message
+
+
+@pytest.mark.parametrize("name", ["x" * 81, "", "run 1", "run/1", "run*", "run\x00", "[run]"])
+def test_a_run_name_step_functions_refuses_is_a_400_naming_the_field(name):
+    from lambdas.runs.logic import ApiError, check_run_name
+
+    with pytest.raises(ApiError) as refused:
+        check_run_name(name, "execution")
+    assert refused.value.status == 400 and refused.value.message.startswith("execution:")
+
+
+def test_a_usable_run_name_passes():
+    from lambdas.runs.logic import check_run_name
+
+    assert check_run_name("manual-20250101T120000-1a2b3c") == "manual-20250101T120000-1a2b3c"
+    assert check_run_name("x" * 80) == "x" * 80
+
+
+def test_an_execution_input_over_256_kib_is_a_400_naming_its_largest_field():
+    from lambdas.runs.logic import MAX_EXECUTION_INPUT_BYTES, ApiError, execution_input_json
+
+    document = {"model": "churn", "reason": "r", "hyperparameters": {f"h{i}": "v" * 2400 for i in range(110)}}
+    with pytest.raises(ApiError) as refused:
+        execution_input_json(document)
+    assert refused.value.status == 400 and refused.value.message.startswith("hyperparameters:")
+    assert f"{MAX_EXECUTION_INPUT_BYTES:,}" in refused.value.message
+    assert execution_input_json({"model": "churn"}) == '{"model": "churn"}'
+
+
+def test_a_hyperparameter_value_over_sagemakers_2500_characters_is_a_400():
+    from lambdas.runs.logic import ApiError, parse_run_request
+
+    with pytest.raises(ApiError) as refused:
+        parse_run_request({"hyperparameters": {"optimizer": "a" * 2600}}, {"optimizer": "adam"})
+    assert refused.value.status == 400 and "hyperparameters.optimizer" in refused.value.message
+
+
+def test_the_recorded_commit_is_the_deployed_one_and_a_callers_commit_is_kept_apart_as_claimed():
+    run_input = logic.parse_run_input({"model": "churn", "git_commit": "abcdef1"})
+    config = logic.run_config(run_input, EXECUTION_ARN, "run-1", {}, SPEC.dataset, deployed_commit="0d3b10e")
+    assert config["git_commit"] == "0d3b10e" and config["claimed_git_commit"] == "abcdef1"
+    assert "claimed_git_commit" not in logic.run_config(logic.parse_run_input({"model": "churn"}), EXECUTION_ARN, "run-1",
+                                                        {}, SPEC.dataset, deployed_commit="0d3b10e")

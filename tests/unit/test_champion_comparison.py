@@ -10,7 +10,7 @@ RMSE = ObjectiveSpec(metric="validation:rmse", regex="validation:rmse=([0-9.]+)"
                      champion_margin=0.5)
 BUCKET, ARN = "mlops-dev-artifacts", "arn:aws:sagemaker:us-east-1:1:model-package/houses-dev/1"
 PACKAGE = {"ModelPackageArn": ARN, "ModelPackageVersion": 1,
-           "InferenceSpecification": {"Containers": [{"ModelDataUrl": f"s3://{BUCKET}/models/houses/j1/output/model.tar.gz"}]},
+           "InferenceSpecification": {"Containers": [{"ModelDataUrl": f"s3://{BUCKET}/releases/houses/{'a' * 64}/model.tar.gz"}]},
            "CustomerMetadataProperties": {"metrics": json.dumps({"validation:rmse": 25.89})}}
 
 
@@ -56,7 +56,7 @@ def test_the_champion_channel_lists_the_descriptor_and_the_artifact_from_one_buc
     pinned = pin_champion(PACKAGE, BUCKET, "houses")
     assert pinned["recorded_metrics"] == {"validation:rmse": 25.89}
     assert champion_manifest(BUCKET, "runs/houses/r2/champion/champion.json", pinned) == [
-        {"prefix": f"s3://{BUCKET}/"}, "runs/houses/r2/champion/champion.json", "models/houses/j1/output/model.tar.gz"]
+        {"prefix": f"s3://{BUCKET}/"}, "runs/houses/r2/champion/champion.json", f"releases/houses/{'a' * 64}/model.tar.gz"]
     assert champion_manifest(BUCKET, "runs/houses/r1/champion/champion.json", pin_champion(None, BUCKET, "houses")) == [
         {"prefix": f"s3://{BUCKET}/"}, "runs/houses/r1/champion/champion.json"]
 
@@ -64,7 +64,7 @@ def test_the_champion_channel_lists_the_descriptor_and_the_artifact_from_one_buc
 def test_an_artifact_outside_the_models_prefix_is_not_handed_to_the_training_job():
     foreign = {**PACKAGE, "InferenceSpecification": {"Containers": [{"ModelDataUrl": "s3://other/models/x.tar.gz"}]}}
     pinned = pin_champion(foreign, BUCKET, "houses")
-    assert pinned["artifact"] is None and "is not under s3://mlops-dev-artifacts/models/houses/" in pinned["reason"]
+    assert pinned["artifact"] is None and "is not under s3://mlops-dev-artifacts/releases/houses/" in pinned["reason"]
     assert len(champion_manifest(BUCKET, "runs/houses/r/champion/champion.json", pinned)) == 2
 
 

@@ -86,7 +86,7 @@ def test_names_shared_across_accounts_fit_their_limits():
 
 IMPORTER = "arn:aws:iam::333333333333:role/mlops-prod-churn-import"
 GRANT = {"Statement": [{"Sid": "PromoteChurnToProd", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::333333333333:root"},
-                        "Action": ["s3:GetObject", "s3:GetObjectVersion"], "Resource": "arn:aws:s3:::dev-bucket/models/churn/*",
+                        "Action": ["s3:GetObject", "s3:GetObjectVersion"], "Resource": "arn:aws:s3:::dev-bucket/releases/churn/*",
                         "Condition": {"StringEquals": {"aws:PrincipalArn": IMPORTER}}},
                        {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "s3:*", "Resource": "*",
                         "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
@@ -99,17 +99,17 @@ def context(principal: str) -> tuple[dict, dict]:
 
 def test_a_resource_policy_grants_exactly_the_named_role_of_the_other_account():
     session = "arn:aws:sts::333333333333:assumed-role/mlops-prod-churn-import/run"
-    assert evaluate(GRANT, "s3:GetObject", "arn:aws:s3:::dev-bucket/models/churn/m.tar.gz", *context(session)) == "allow"
+    assert evaluate(GRANT, "s3:GetObject", "arn:aws:s3:::dev-bucket/releases/churn/m.tar.gz", *context(session)) == "allow"
     other_role = "arn:aws:sts::333333333333:assumed-role/mlops-prod-churn-deploy/run"
-    assert evaluate(GRANT, "s3:GetObject", "arn:aws:s3:::dev-bucket/models/churn/m.tar.gz", *context(other_role)) is None
+    assert evaluate(GRANT, "s3:GetObject", "arn:aws:s3:::dev-bucket/releases/churn/m.tar.gz", *context(other_role)) is None
     assert evaluate(GRANT, "s3:GetObject", "arn:aws:s3:::dev-bucket/runs/churn/x", *context(session)) is None
-    assert evaluate(GRANT, "s3:PutObject", "arn:aws:s3:::dev-bucket/models/churn/x", *context(session)) is None
+    assert evaluate(GRANT, "s3:PutObject", "arn:aws:s3:::dev-bucket/releases/churn/x", *context(session)) is None
 
 
 def test_an_explicit_deny_wins_and_conditions_must_hold():
     session = "arn:aws:sts::333333333333:assumed-role/mlops-prod-churn-import/run"
     plain, caller = context(session)
-    assert evaluate(GRANT, "s3:GetObject", "arn:aws:s3:::dev-bucket/models/churn/x", {**plain, "aws:SecureTransport": "false"},
+    assert evaluate(GRANT, "s3:GetObject", "arn:aws:s3:::dev-bucket/releases/churn/x", {**plain, "aws:SecureTransport": "false"},
                     caller) == "deny"
     by_alias = {"Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "arn:aws:kms:us-east-1:111111111111:key/*",
                                "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": ["alias/mlops-dev"]},

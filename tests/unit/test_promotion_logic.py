@@ -34,7 +34,7 @@ def package(**changes) -> dict:
                                            "objective": "validation:auc", "dataset_sha256": "cd" * 32,
                                            "hyperparameters": json.dumps({"epochs": 4})},
             "MetadataProperties": {"GeneratedBy": f"arn:aws:states:us-east-1:{DEV}:execution:churn-dev-retraining:run-1"},
-            "InferenceSpecification": {"Containers": [{"ModelDataUrl": f"s3://{BUCKET}/models/churn/job/output/model.tar.gz"}]},
+            "InferenceSpecification": {"Containers": [{"ModelDataUrl": f"s3://{BUCKET}/releases/churn/{DIGEST}/model.tar.gz"}]},
             "ModelMetrics": {"ModelQuality": {"Statistics": {"S3Uri": f"s3://{BUCKET}/runs/churn/run-1/evaluation.json"}}},
             "DriftCheckBaselines": {"ModelDataQuality": {
                 "Statistics": {"S3Uri": f"s3://{BUCKET}/runs/churn/run-1/baseline/statistics.json"},
@@ -75,7 +75,7 @@ def test_the_upstream_package_must_be_approved_with_the_offered_digest_recorded(
 def test_files_are_read_only_under_the_prefixes_the_upstream_shares():
     files = logic.upstream_files(package(), BUCKET, "churn", "train.csv")
     assert files["smoke_sample"] == f"s3://{BUCKET}/runs/churn/run-1/data/train.csv"
-    escaped = package(InferenceSpecification={"Containers": [{"ModelDataUrl": f"s3://{BUCKET}/models/churn/../../secrets/x"}]})
+    escaped = package(InferenceSpecification={"Containers": [{"ModelDataUrl": f"s3://{BUCKET}/releases/churn/../../secrets/x"}]})
     other = package(InferenceSpecification={"Containers": [{"ModelDataUrl": "s3://elsewhere/models/churn/model.tar.gz"}]})
     for bad in (escaped, other):
         with pytest.raises(logic.PromotionRefused, match="lie outside"):
@@ -123,12 +123,14 @@ def test_the_promotion_run_carries_the_trainer_as_requester_and_the_recorded_met
     uris = {name: f"s3://prod/{name}" for name in ("model", "evaluation", "statistics", "constraints", "smoke_sample")}
     state = logic.run_state(model="churn", lineage=lineage, execution_arn="arn:exec", execution_name="exec",
                             upstream_env="dev", upstream_version=3, uris=uris, package_arn="arn:prod/1", version=1,
-                            champion_arn=None, objective="validation:auc")
+                            champion_arn=None, objective="validation:auc", image="serving-image")
     assert state["run"]["requested_by"].endswith("/alice@example.com")  # who trained it cannot approve it anywhere
     assert state["run"]["trigger"] == "promotion" and state["run"]["hyperparameters"] == {"epochs": "4"}
     assert state["evaluation"]["value"] == 0.81 and state["evaluation"]["metrics"] == {"validation:auc": 0.81}
     assert state["validation"]["snapshot_uri"] == "s3://prod/smoke_sample"
-    assert state["registration"] == {"model_package_arn": "arn:prod/1", "version": 1}
+    assert state["registration"] == {  # what this stage's approval binds: its own released copy, the same bytes
+        "model_package_arn": "arn:prod/1", "version": 1, "artifact_uri": "s3://prod/model", "artifact_sha256": DIGEST,
+        "artifact_version_id": "v9", "image": "serving-image"}
 
 
 def test_only_the_newest_approved_package_that_production_serves_is_offered_once_per_stage():
@@ -142,7 +144,13 @@ def test_only_the_newest_approved_package_that_production_serves_is_offered_once
 
 
 def test_the_offer_event_goes_to_the_default_bus_with_the_recorded_digest():
-    entry = logic.offer_event(logic.offer_of(package(), "churn", "dev"))
+    entry = logic.offer_event(logic.offer_of(package(), "churn", "dev", approved_sha256=DIGEST))
     detail = json.loads(entry["Detail"])
     assert (entry["Source"], entry["DetailType"], entry["EventBusName"]) == ("mlops.promotion", "Model Package Offered", "default")
     assert detail["sha256"] == DIGEST and detail["source_version"] == 3
+
+
+def test_no_offer_when_the_registry_digest_is_not_the_approved_one():
+    """The approval record's digest is what was approved; lineage someone rewrote (UpdateModelPackage) offers nothing."""
+    with pytest.raises(logic.PromotionRefused, match="changed after approval"):
+        logic.offer_of(package(), "churn", "dev", approved_sha256="cd" * 32)
