@@ -75,8 +75,7 @@ def tracking_client(pipelines, model: str) -> tuple[tracking.TrackingClient, str
     spec = load_spec(model_dir(model, pipelines.models_dir))
     name = naming.tracking_server(pipelines.env)
     try:
-        client = tracking.TrackingClient(tracking.server_url(name, pipelines.sagemaker), pipelines.session,
-                                         pipelines.region)
+        client = tracking.TrackingClient.for_server(name, pipelines.session, pipelines.sagemaker)
         experiment = client.experiment_id(experiment_name(spec), create=False)
     except tracking.TrackingError as error:
         if error.code in ("ValidationException", "ResourceNotFound"):

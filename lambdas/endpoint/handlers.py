@@ -73,6 +73,9 @@ def smoke_test(event: StageEvent, context: LambdaContext) -> dict:
     verdict = logic.judge_smoke_test(status, body, len(rows), latency_ms,
                                      max_latency_ms=max(spec.deployment.alarms.max_p99_latency_ms * 10, 2000),
                                      task=spec.task)
+    if verdict["slower_than_alarm"]:
+        logger.warning("smoke test answered slower than the latency alarm's threshold; the endpoint's p99 alarm judges "
+                       "latency on real traffic", extra={"endpoint": endpoint, **verdict})
     logger.info("smoke test passed", extra={"endpoint": endpoint, **verdict})
     return verdict
 

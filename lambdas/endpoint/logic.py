@@ -111,7 +111,8 @@ def sample_rows(csv_text: str, features: list[str], limit: int = SMOKE_ROWS) -> 
 
 def judge_smoke_test(status: int, body: bytes, rows: int, latency_ms: float, max_latency_ms: float,
                      task: TaskSpec | None = None) -> dict:
-    """The staging endpoint's answer to the sample rows, checked as the spec's task type wants it: binary
+    """The staging endpoint's answer to the sample rows, checked as the spec's task type wants it (its latency only
+    reported, against max_latency_ms): binary
     {"probability" in [0, 1], "label" 0/1}, multiclass {"label" (a declared class), "probabilities" summing to 1},
     regression {"value" a finite number}, custom: every declared prediction field."""
     task = task or TaskSpec()
@@ -129,9 +130,11 @@ def judge_smoke_test(status: int, body: bytes, rows: int, latency_ms: float, max
     if bad:
         raise SmokeTestFailed(f"{len(bad)} of {rows} predictions are not {RESPONSE_WORDS[task.type]} "
                               f"(task.type: {task.type}), e.g. {str(bad[0])[:200]}")
-    if latency_ms > max_latency_ms:
-        raise SmokeTestFailed(f"{rows} rows took {latency_ms:.0f} ms, over the {max_latency_ms:.0f} ms alarm threshold")
-    return {"rows": rows, "latency_ms": round(latency_ms, 1), **summarize(predictions, task)}
+    # Latency is reported, never judged here: one request's wall-clock time depends on the machine that sends it
+    # (a busy laptop in the local mode), and the endpoint's p99-latency CloudWatch alarm, which rolls a blue/green
+    # deployment back, judges latency on the real traffic.
+    return {"rows": rows, "latency_ms": round(latency_ms, 1), "slower_than_alarm": latency_ms > max_latency_ms,
+            **summarize(predictions, task)}
 
 
 def _number(value, low: float = -math.inf, high: float = math.inf) -> bool:

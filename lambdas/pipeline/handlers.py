@@ -202,7 +202,9 @@ def track_run(spec, state: dict, report: dict, decision: dict) -> dict:
         logger.info("run tracked", extra={"mlflow_run_id": run_id, "experiment": record.experiment})
         return {"mlflow_run_id": run_id, "mlflow_experiment_id": experiment_id}
     except (tracking.TrackingError, dal.ClientError) as error:
-        logger.warning("experiment tracking failed; the run goes on", extra={"error": str(error)[:1000]})
+        logger.error("experiment tracking failed; the run goes on (the end-of-run email says so)",
+                     extra={"error": str(error)[:1000], "code": getattr(error, "code", ""),
+                            "status": getattr(error, "status", 0)})
         metrics.add_metric(name="TrackingFailures", unit="Count", value=1)
         return {"tracking_error": str(error)[:500]}
 

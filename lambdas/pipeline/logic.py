@@ -571,6 +571,9 @@ def notification(state: dict, outcome: str) -> tuple[str, str]:
         lines.append(f"Reason: {one_line(failure_reason(state['error']), 4000)}")
     if "evaluation" in state:
         lines.append(f"Evaluation: {one_line(state['evaluation'].get('reason'), 1000)}")
+        if state["evaluation"].get("tracking_error"):  # the run went on; its experiment is not in MLflow
+            lines.append(f"Experiment tracking: FAILED: {one_line(state['evaluation']['tracking_error'], 1000)} "
+                         "(the version's lineage says mlflow_run_id none)")
     if "registration" in state:
         lines.append(f"Model package: {one_line(state['registration'].get('model_package_arn'))}")
     return f"[{model}] retraining {one_line(outcome)}", "\n".join(lines)

@@ -1,9 +1,19 @@
 """The MLflow tracking server, reached through MLflow's REST API (api/2.0/mlflow) with SigV4-signed requests.
 
-SageMaker managed MLflow authenticates each request with the caller's AWS credentials (service name
-`sagemaker-mlflow`, what the sagemaker-mlflow plugin signs with); its URL is DescribeMlflowTrackingServer's
-TrackingServerUrl. No mlflow package here: the Lambda bundles stay small (docs/experiments.md), and the CLI uses the
-same client. In the local mode the URL is a real MLflow server on 127.0.0.1 (pipelines/local/tracking.py).
+SageMaker managed MLflow authenticates each request with the caller's AWS credentials. Each request has the shape
+AWS's own plugin (PyPI sagemaker-mlflow, github.com/aws/sagemaker-mlflow) gives it under mlflow:
+- it goes to the region's endpoint https://<region>.experiments.sagemaker.aws, made from the server's ARN
+  (sagemaker_mlflow/mlflow_sagemaker_helpers.py, SageMakerMLflowHostMetadataProvider._get_endpoint), not to
+  TrackingServerUrl's host; the server is named by the header x-mlflow-sm-tracking-server-arn
+  (mlflow_sagemaker_request_header_provider.py, MlflowSageMakerRequestHeaderProvider._get_arn_header);
+- it is signed with botocore's SigV4Auth for the service `sagemaker-mlflow` (auth_provider.py,
+  AuthProvider._get_auth_service_name), with X-Amz-Content-SHA256 (the body's sha256) among the signed headers and
+  spaces in the query string as %20, not + (auth.py, AuthBoto.__call__ and get_request_body_header);
+- the other headers signed are those requests sends: Accept, Accept-Encoding, and Content-Length and Content-Type
+  for a body (mlflow's X-MLflow-Client-Version is mlflow's, not the plugin's: not sent).
+The ARN and the URL come from DescribeMlflowTrackingServer. No mlflow package here: the Lambda bundles stay small
+(docs/experiments.md), and the CLI uses the same client. In the local mode the URL is a real MLflow server on
+127.0.0.1 (pipelines/local/tracking.py).
 
 Training containers are network-isolated and cannot reach the server: the pipeline logs each run from the
 evaluation report the job wrote (lambdas/pipeline/logic.py builds what is logged).
@@ -11,10 +21,13 @@ evaluation report the job wrote (lambdas/pipeline/logic.py builds what is logged
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -24,6 +37,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ClientError
 
 SERVICE = "sagemaker-mlflow"
+ARN_HEADER = "x-mlflow-sm-tracking-server-arn"
+# What requests (the plugin's HTTP client) sends in every request, and the plugin signs.
+ACCEPT = {"Accept": "*/*", "Accept-Encoding": "gzip, deflate"}
 TIMEOUT_S = 20
 USABLE_STATES = {"Created", "Updated", "Started", "MaintenanceComplete"}
 # LogBatch limits of the MLflow REST API: 1000 metrics, 100 params, 100 tags per request (1000 entries in all).
@@ -40,6 +56,12 @@ class TrackingError(RuntimeError):
 
 def server_url(name: str, sagemaker) -> str:
     """The tracking server's URL (DescribeMlflowTrackingServer); TrackingError when it is not there or not running."""
+    return describe_server(name, sagemaker)["TrackingServerUrl"]
+
+
+def describe_server(name: str, sagemaker) -> dict:
+    """DescribeMlflowTrackingServer's answer (TrackingServerUrl, TrackingServerArn); TrackingError when the server
+    is not there or not running."""
     try:
         described = sagemaker.describe_mlflow_tracking_server(TrackingServerName=name)
     except ClientError as error:
@@ -49,28 +71,50 @@ def server_url(name: str, sagemaker) -> str:
     if status not in USABLE_STATES or not described.get("TrackingServerUrl"):
         raise TrackingError(f"tracking server {name} is {status or 'not ready'}; fix: start it "
                             f"(aws sagemaker start-mlflow-tracking-server --tracking-server-name {name})", status)
-    return described["TrackingServerUrl"]
+    return described
+
+
+def endpoint(url: str, arn: str) -> str:
+    """Where the plugin sends the requests for arn (SageMakerMLflowHostMetadataProvider._get_endpoint): the region's
+    https://<region>.experiments.sagemaker.aws; a URL that is not AWS's (the local mode's MLflow server on 127.0.0.1)
+    is used as it is."""
+    parts = arn.split(":")
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if len(parts) < 6 or parts[1] not in ("aws", "aws-us-gov") or not host.endswith(".experiments.sagemaker.aws"):
+        return url
+    return f"https://{parts[3]}.experiments.sagemaker.aws"
 
 
 @dataclass
 class TrackingClient:
-    """MLflow's REST API at url, each request signed with session's credentials."""
+    """MLflow's REST API at url, each request signed with session's credentials and naming the server by arn (the
+    ARN header is left out when arn is empty)."""
 
     url: str
     session: Any  # boto3.Session
     region: str
+    arn: str = ""
 
     @classmethod
-    def for_server(cls, name: str, session=None) -> TrackingClient:
+    def for_server(cls, name: str, session=None, sagemaker=None) -> TrackingClient:
+        """The client of the tracking server called name (sagemaker: the SageMaker client to describe it with;
+        session's by default)."""
         session = session or boto3.Session()
-        return cls(server_url(name, session.client("sagemaker")), session, session.region_name)
+        described = describe_server(name, sagemaker or session.client("sagemaker"))
+        arn = described.get("TrackingServerArn", "")
+        region = arn.split(":")[3] if arn.count(":") >= 5 else session.region_name
+        return cls(endpoint(described["TrackingServerUrl"], arn), session, region, arn)
 
     def call(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
         url = f"{self.url.rstrip('/')}/api/2.0/mlflow/{path}"
-        if query:
-            url += "?" + urllib.parse.urlencode(query)
+        if query:  # %20 for a space, as the plugin sends it (and SigV4 canonicalizes it), not urlencode's +
+            url += "?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
         data = json.dumps(body).encode() if body is not None else None
-        request = AWSRequest(method=method, url=url, data=data, headers={"Content-Type": "application/json"})
+        headers = {**ACCEPT, **({ARN_HEADER: self.arn} if self.arn else {}),
+                   "X-Amz-Content-SHA256": hashlib.sha256(data or b"").hexdigest()}
+        if data is not None:
+            headers.update({"Content-Length": str(len(data)), "Content-Type": "application/json"})
+        request = AWSRequest(method=method, url=url, data=data, headers=headers)
         credentials = self.session.get_credentials()
         if credentials is None:
             raise TrackingError("no AWS credentials to sign the tracking server request with")
@@ -78,7 +122,7 @@ class TrackingClient:
         outgoing = urllib.request.Request(url, data=data, headers=dict(request.headers.items()), method=method)
         try:
             with urllib.request.urlopen(outgoing, timeout=TIMEOUT_S) as response:  # noqa: S310 (https or loopback)
-                return json.loads(response.read() or b"{}")
+                return json.loads(_content(response) or b"{}")
         except urllib.error.HTTPError as error:
             raise _refusal(error, path) from None
         except (urllib.error.URLError, TimeoutError, OSError) as error:
@@ -155,8 +199,8 @@ class TrackingClient:
 
 def _refusal(error: urllib.error.HTTPError, path: str) -> TrackingError:
     try:
-        document = json.loads(error.read() or b"{}")
-    except ValueError:
+        document = json.loads(_content(error) or b"{}")
+    except (ValueError, TrackingError):
         document = {}
     code = document.get("error_code", "")
     message = document.get("message") or error.reason
@@ -165,3 +209,20 @@ def _refusal(error: urllib.error.HTTPError, path: str) -> TrackingError:
                              "sagemaker-mlflow actions on this server (docs/experiments.md)", code or "ACCESS_DENIED",
                              error.code)
     return TrackingError(f"tracking server: {path}: {code or error.code}: {str(message)[:500]}", code, error.code)
+
+
+def _content(response) -> bytes:
+    """The response's body, decoded as its Content-Encoding says (the requests advertise gzip and deflate)."""
+    data = response.read()
+    encoding = (response.headers.get("Content-Encoding") or "").strip().lower()
+    try:
+        if encoding == "gzip":
+            return gzip.decompress(data)
+        if encoding == "deflate":
+            try:
+                return zlib.decompress(data)
+            except zlib.error:  # raw deflate, without the zlib wrapper
+                return zlib.decompress(data, -zlib.MAX_WBITS)
+    except (OSError, EOFError, zlib.error) as error:
+        raise TrackingError(f"the tracking server's answer ({encoding}) cannot be decoded: {error}") from None
+    return data

@@ -259,9 +259,12 @@ class TrainingJob(Construct):
     def grant_start(self, principal: iam.IGrantable) -> None:
         """What the state machine needs to run this task synchronously."""
         stack = Stack.of(self)
+        # Step Functions' IAM policy for SageMaker's .sync training and tuning tasks includes sagemaker:ListTags
+        # (Step Functions developer guide, "IAM policies for Amazon SageMaker AI"; CDK's SageMakerCreateTrainingJob
+        # grants it too): scoped here to this model's jobs, which ListTags supports (SageMaker's API permissions).
         principal.grant_principal.add_to_principal_policy(iam.PolicyStatement(
             actions=["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
-                     "sagemaker:AddTags"],
+                     "sagemaker:AddTags", "sagemaker:ListTags"],
             resources=[stack.format_arn(service="sagemaker", resource="training-job",
                                         resource_name=f"{self.model}-*")],
         ))
@@ -269,7 +272,7 @@ class TrainingJob(Construct):
         if self.tuning:  # the .sync tuning task (Step Functions' SageMaker integration IAM policies) and the best trial
             principal.grant_principal.add_to_principal_policy(iam.PolicyStatement(
                 actions=["sagemaker:CreateHyperParameterTuningJob", "sagemaker:DescribeHyperParameterTuningJob",
-                         "sagemaker:StopHyperParameterTuningJob", "sagemaker:AddTags"],
+                         "sagemaker:StopHyperParameterTuningJob", "sagemaker:AddTags", "sagemaker:ListTags"],
                 resources=[stack.format_arn(service="sagemaker", resource="hyper-parameter-tuning-job",
                                             resource_name=f"{naming.tuning_prefix(self.model)}-*")]))
             principal.grant_principal.add_to_principal_policy(iam.PolicyStatement(

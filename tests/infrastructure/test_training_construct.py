@@ -113,6 +113,10 @@ def test_state_machine_may_only_create_this_models_training_jobs(spot_task):
                   for s in p["Properties"]["PolicyDocument"]["Statement"]]
     create = next(s for s in statements if "sagemaker:CreateTrainingJob" in s["Action"])
     assert create["Resource"]["Fn::Join"][1][-1].endswith(":111111111111:training-job/churn-*")
+    # Step Functions' documented policy for createTrainingJob.sync (developer guide, "IAM policies for Amazon
+    # SageMaker AI") and CDK's own SageMakerCreateTrainingJob grant include sagemaker:ListTags.
+    assert {"sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:AddTags",
+            "sagemaker:ListTags"} <= set(create["Action"])
 
 
 def test_source_archive_holds_the_folder_the_model_kit_the_baseline_writer_and_the_spec_not_data(tmp_path):

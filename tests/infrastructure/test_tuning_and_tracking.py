@@ -120,6 +120,7 @@ def test_the_machine_may_run_this_models_tuning_jobs_only(houses):
     statements = [s for group in _statements(houses).values() for s in group]
     (tuning,) = [s for s in statements if "sagemaker:CreateHyperParameterTuningJob" in _actions(s)]
     assert "hyper-parameter-tuning-job/houses-*" in str(tuning["Resource"])
+    assert "sagemaker:ListTags" in _actions(tuning)  # Step Functions' documented policy for tuning .sync tasks
     lists = [s for s in statements if "sagemaker:ListTrainingJobsForHyperParameterTuningJob" in _actions(s)]
     assert lists and all(s["Resource"] == "*" for s in lists)  # a List call: authorized on '*' only
 

@@ -1,12 +1,21 @@
 """The MLflow REST client the pipeline and the CLI share, against a real MLflow server (the local mode's) and a
 request-capturing one; the tracking server found through (emulated) DescribeMlflowTrackingServer."""
 
+import gzip
+import hashlib
 import json
+import re
 import threading
+import types
+import urllib.parse
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from moto import mock_aws
 
 from lambdas.pipeline import tracking
@@ -114,3 +123,157 @@ def test_a_tracking_failure_is_recorded_and_the_run_goes_on(monkeypatch):
     assert set(outcome) == {"tracking_error"} and "mlops-missing" in outcome["tracking_error"]
     monkeypatch.setenv("TRACKING_SERVER", "")
     assert handlers.track_run(spec, {"run": {}}, {}, {}) == {}
+
+
+# ---------------------------------------------------------------- the request shape of AWS's sagemaker-mlflow plugin
+# What sagemaker-mlflow 0.5.0 (github.com/aws/sagemaker-mlflow) under mlflow 3.17.2 sent to a capturing server,
+# tracking URI set to ARN and SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT to the capturing server, for
+# MlflowClient().get_experiment_by_name("a b+c/d") and .create_experiment("x"): the path of the GET and the
+# SignedHeaders of each, less x-mlflow-client-version (mlflow's DefaultRequestHeaderProvider's, not the plugin's).
+ARN = "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/mlops-dev"
+PLUGIN_GET_PATH = "/api/2.0/mlflow/experiments/get-by-name?experiment_name=a%20b%2Bc%2Fd"
+PLUGIN_SIGNED_GET = "accept;accept-encoding;host;x-amz-content-sha256;x-amz-date;x-amz-security-token;" \
+                    "x-mlflow-sm-tracking-server-arn"
+PLUGIN_SIGNED_POST = "accept;accept-encoding;content-length;content-type;host;x-amz-content-sha256;x-amz-date;" \
+                     "x-amz-security-token;x-mlflow-sm-tracking-server-arn"
+EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # auth.py's EMPTY_SHA256_HASH
+SIGNATURE = re.compile(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
+                       r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$")
+
+
+def _session() -> boto3.Session:
+    return boto3.Session(aws_access_key_id="AKID", aws_secret_access_key="SECRET", aws_session_token="TOKEN",
+                         region_name="eu-west-1")
+
+
+@pytest.fixture(scope="module")
+def capture():
+    """A server on 127.0.0.1 that keeps each request (method, path, lower-cased headers, body) and answers
+    capture.reply: (status, document, Content-Encoding)."""
+    state = types.SimpleNamespace(seen=[], reply=(200, {"experiment_id": "7"}, ""))
+
+    class Capture(BaseHTTPRequestHandler):
+        def _answer(self):
+            size = int(self.headers.get("Content-Length") or 0)
+            state.seen.append({"method": self.command, "path": self.path,
+                               "body": self.rfile.read(size) if size else b"",
+                               "headers": {k.lower(): v for k, v in self.headers.items()}})
+            status, document, encoding = state.reply
+            data = json.dumps(document).encode()
+            data = gzip.compress(data) if encoding == "gzip" else zlib.compress(data) if encoding == "deflate" else data
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            if encoding:
+                self.send_header("Content-Encoding", encoding)
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Capture)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state.url = f"http://127.0.0.1:{server.server_port}"
+    yield state
+    server.shutdown()
+
+
+@pytest.fixture
+def captured(capture):
+    capture.seen.clear()
+    capture.reply = (200, {"experiment_id": "7"}, "")
+    return capture
+
+
+def _verify(seen: dict, secret: str = "SECRET", token: str = "TOKEN") -> None:
+    """Checks the captured request's signature as the service does: the query string decoded and encoded again as
+    SigV4 says (RFC 3986: a space is %20), the signed headers as received, the payload hash of the body received."""
+    key, day, region, service, signed, signature = SIGNATURE.match(seen["headers"]["authorization"]).groups()
+    parts = urllib.parse.urlsplit(seen["path"])
+    query = urllib.parse.urlencode(sorted(urllib.parse.parse_qsl(parts.query, keep_blank_values=True)),
+                                   quote_via=urllib.parse.quote, safe="-_.~")
+    headers = {name: seen["headers"][name] for name in signed.split(";")}
+    url = f"http://{headers['host']}{parts.path}" + (f"?{query}" if query else "")
+    request = AWSRequest(method=seen["method"], url=url, data=seen["body"], headers=headers)
+    request.context["timestamp"] = headers["x-amz-date"]
+    signer = SigV4Auth(Credentials(key, secret, token), service, region)
+    expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+    assert (service, region, day) == ("sagemaker-mlflow", "eu-west-1", headers["x-amz-date"][:8])
+    assert signature == expected, "the service would refuse this request: its signature does not verify"
+
+
+class _Described:
+    def __init__(self, url):
+        self.url = url
+
+    def describe_mlflow_tracking_server(self, TrackingServerName):
+        return {"TrackingServerName": TrackingServerName, "TrackingServerArn": ARN, "TrackingServerUrl": self.url,
+                "TrackingServerStatus": "Created"}
+
+
+def test_requests_go_to_the_regions_endpoint_and_name_the_server_by_its_arn(captured):
+    """As the plugin: requests go to https://<region>.experiments.sagemaker.aws, made from the ARN
+    (sagemaker_mlflow/mlflow_sagemaker_helpers.py, SageMakerMLflowHostMetadataProvider._get_endpoint, used by
+    sagemaker_mlflow/host_creds.py, get_host_creds), not to TrackingServerUrl's host, and name the server in the
+    signed header x-mlflow-sm-tracking-server-arn (sagemaker_mlflow/mlflow_sagemaker_request_header_provider.py,
+    MlflowSageMakerRequestHeaderProvider._get_arn_header). The local mode's loopback server keeps its URL."""
+    client = tracking.TrackingClient.for_server(
+        "mlops-dev", _session(), sagemaker=_Described("https://t-abc123def456.eu-west-1.experiments.sagemaker.aws"))
+    assert (client.url, client.arn, client.region) == ("https://eu-west-1.experiments.sagemaker.aws", ARN, "eu-west-1")
+    local = tracking.TrackingClient.for_server("mlops-dev", _session(), sagemaker=_Described(captured.url))
+    assert (local.url, local.arn) == (captured.url, ARN)
+
+    assert local.call("POST", "experiments/create", {"name": "x"}) == {"experiment_id": "7"}
+    [seen] = captured.seen
+    assert seen["headers"]["x-mlflow-sm-tracking-server-arn"] == ARN
+    assert "x-mlflow-sm-tracking-server-arn" in SIGNATURE.match(seen["headers"]["authorization"]).group(5).split(";")
+    _verify(seen)
+
+
+def test_the_payload_hash_is_sent_and_signed_with_the_headers_the_plugin_signs(captured):
+    """As the plugin: X-Amz-Content-SHA256 is the sha256 of the body (of b"" without one) and signed
+    (sagemaker_mlflow/auth.py, AuthBoto.__call__ and AuthBoto.get_request_body_header), and the signed headers are
+    the plugin's (AuthBoto.__call__ signs every header requests sends but Connection: PLUGIN_SIGNED_GET/_POST)."""
+    client = tracking.TrackingClient(captured.url, _session(), "eu-west-1", arn=ARN)
+    client.call("POST", "experiments/create", {"name": "x"})
+    client.call("GET", "experiments/get-by-name", query={"experiment_name": "a b+c/d"})
+    post, get = captured.seen
+    assert post["headers"]["x-amz-content-sha256"] == hashlib.sha256(post["body"]).hexdigest()
+    assert post["headers"]["content-type"] == "application/json" and json.loads(post["body"]) == {"name": "x"}
+    assert get["body"] == b"" and get["headers"]["x-amz-content-sha256"] == EMPTY_SHA256
+    assert SIGNATURE.match(post["headers"]["authorization"]).group(5) == PLUGIN_SIGNED_POST
+    assert SIGNATURE.match(get["headers"]["authorization"]).group(5) == PLUGIN_SIGNED_GET
+    assert get["headers"]["x-amz-security-token"] == "TOKEN" and "content-type" not in get["headers"]
+    for seen in (post, get):
+        _verify(seen)
+
+
+def test_spaces_in_a_query_string_are_sent_as_percent_20_and_the_signature_verifies(captured):
+    """As the plugin: a space in the query string is %20, not + (sagemaker_mlflow/auth.py, AuthBoto.__call__:
+    "Mlflow encodes spaces as +, Auth prefers %20"); SigV4 canonicalizes a space as %20, so a request signed with +
+    in it does not verify. PLUGIN_GET_PATH is the plugin's own path for the same lookup."""
+    client = tracking.TrackingClient(captured.url, _session(), "eu-west-1")
+    captured.reply = (200, {"experiment": {"experiment_id": "3"}}, "")
+    assert client.experiment_id("a b+c/d", create=False) == "3"
+    client.call("GET", "metrics/get-history", query={"run_id": "r 1", "metric_key": "validation:rmse avg"})
+    lookup, history = captured.seen
+    assert lookup["path"] == PLUGIN_GET_PATH
+    assert history["path"] == "/api/2.0/mlflow/metrics/get-history?run_id=r%201&metric_key=validation%3Armse%20avg"
+    for seen in (lookup, history):
+        _verify(seen)
+
+
+def test_a_compressed_answer_is_read_like_an_uncompressed_one(captured):
+    """The plugin's requests say Accept-Encoding: gzip, deflate (requests' header, which AuthBoto.__call__ in
+    sagemaker_mlflow/auth.py signs) and requests decodes such answers; the client signs the same header, so it decodes
+    them too, refusals included."""
+    client = tracking.TrackingClient(captured.url, _session(), "eu-west-1", arn=ARN)
+    captured.reply = (200, {"experiment_id": "9"}, "gzip")
+    assert client.call("POST", "experiments/create", {"name": "x"}) == {"experiment_id": "9"}
+    captured.reply = (404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no run r"}, "deflate")
+    with pytest.raises(tracking.TrackingError, match="no run r") as refused:
+        client.run("r")
+    assert refused.value.code == "RESOURCE_DOES_NOT_EXIST" and refused.value.status == 404

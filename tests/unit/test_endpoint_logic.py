@@ -64,8 +64,11 @@ def test_smoke_test_verdicts_name_what_is_wrong(status, body, message):
         logic.judge_smoke_test(status, body, 2, 10.0, 1000.0)
 
 
-def test_a_slow_endpoint_fails_the_smoke_test():
+def test_a_slow_answer_is_reported_not_failed_whatever_the_machine_that_timed_it():
+    """Issue 25: the smoke test refused a correct model on a busy CI machine ("20 rows took 3586 ms, over the 3000 ms
+    alarm threshold"). Wall-clock time judges nothing here; the endpoint's p99 CloudWatch alarm judges latency."""
     body = json.dumps({"predictions": [{"probability": 0.2}, {"probability": 0.4}]}).encode()
-    assert logic.judge_smoke_test(200, body, 2, 10.0, 1000.0)["mean_probability"] == 0.3
-    with pytest.raises(logic.SmokeTestFailed, match="over the 1000 ms"):
-        logic.judge_smoke_test(200, body, 2, 1500.0, 1000.0)
+    fast = logic.judge_smoke_test(200, body, 2, 10.0, 1000.0)
+    assert fast["mean_probability"] == 0.3 and fast["slower_than_alarm"] is False
+    slow = logic.judge_smoke_test(200, body, 2, 3586.0, 3000.0)
+    assert slow["slower_than_alarm"] is True and slow["latency_ms"] == 3586.0 and slow["mean_probability"] == 0.3

@@ -184,3 +184,14 @@ def test_history_keeps_every_epoch_and_thins_very_long_runs_keeping_the_last(cap
     rounds = {"validation": {"rmse": [float(i) for i in range(2500)]}}
     thinned = kit.History.from_xgboost(rounds, {"validation": "validation:"}, rounds_before=10).as_list()
     assert len(thinned) == kit.MAX_EPOCHS_KEPT and thinned[0]["epoch"] == 11 and thinned[-1]["epoch"] == 2510
+
+
+def test_a_tracking_failure_is_in_the_end_of_run_email_not_only_a_metric():
+    """Issue 25: a refused MLflow request showed only as a TrackingFailures metric."""
+    from lambdas.pipeline.logic import notification
+
+    state = {"run": {"model": "houses", "execution_arn": "arn:exec", "trigger": "manual", "requested_by": "ds"},
+             "evaluation": {"reason": "validation:rmse=25.1", "tracking_error": "HTTP 403: signature mismatch"}}
+    subject, body = notification(state, "succeeded")
+    assert "Experiment tracking: FAILED: HTTP 403: signature mismatch" in body
+    assert "Experiment tracking" not in notification({**state, "evaluation": {"reason": "x"}}, "succeeded")[1]
