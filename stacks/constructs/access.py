@@ -46,7 +46,7 @@ class AccessPolicies(Construct):
             *use_api(), *review(), list_runs(), decrypt_via_s3(), decrypt_runs(),
             iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[runs_api.executions_arn]),
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"runs/{model}/*")]),
-            *(data_scientist_statements(tracking_server_arn) if tracking_server_arn else [])])
+            *(data_scientist_statements(tracking_server_arn, (bucket, key, env_name)) if tracking_server_arn else [])])
         self.approver = self._policy("Approver", f"{prefix}-approver",
                                      f"Approver of {model} ({env_name}): decide through the runs API, review packages",
                                      [*use_api(), *review()])

@@ -78,9 +78,22 @@ def grant_pipeline_tracking(role: iam.IGrantable, arn: str) -> None:
         actions=[f"sagemaker-mlflow:{action}" for action in PIPELINE_ACTIONS], resources=[arn]))
 
 
-def data_scientist_statements(arn: str) -> list[iam.PolicyStatement]:
-    """Read every run, log their own, open the MLflow UI (a presigned URL of this server)."""
-    return [
+def data_scientist_statements(arn: str, artifacts: tuple[s3.IBucket, kms.IKey, str] | None = None) -> list[iam.PolicyStatement]:
+    """Read every run, log their own, open the MLflow UI (a presigned URL of this server). artifacts (bucket, key,
+    env): the MLflow client uploads and downloads run artifacts (log_artifact, log_model) straight to the server's
+    artifact store with the caller's own credentials, so the data scientist gets exactly that prefix, listing under
+    it only, and the environment key through S3 only."""
+    artifact_statements = []
+    if artifacts is not None:
+        bucket, key, env_name = artifacts
+        prefix = artifact_prefix(env_name)
+        artifact_statements = [
+            iam.PolicyStatement(actions=["s3:GetObject", "s3:PutObject"], resources=[bucket.arn_for_objects(f"{prefix}*")]),
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
+                                conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}}),
+            iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn],
+                                conditions={"StringEquals": {"kms:ViaService": f"s3.{Stack.of(bucket).region}.amazonaws.com"}})]
+    return [*artifact_statements,
         iam.PolicyStatement(actions=["sagemaker:DescribeMlflowTrackingServer",
                                      "sagemaker:CreatePresignedMlflowTrackingServerUrl"], resources=[arn]),
         iam.PolicyStatement(actions=[f"sagemaker-mlflow:{action}" for action in sorted(set(READ_ACTIONS + WRITE_ACTIONS))],

@@ -168,3 +168,17 @@ def test_an_environment_with_its_server_off_has_none(tmp_path):
                           env=cdk.Environment(account="333333333333", region="us-east-1"))
     types = {r["Type"] for r in cdk.assertions.Template.from_stack(stack).to_json()["Resources"].values()}
     assert "AWS::SageMaker::MlflowTrackingServer" not in types and "AWS::S3::Bucket" in types
+
+
+def test_data_scientists_may_log_artifacts_to_the_mlflow_store_prefix_and_nowhere_else(houses):
+    """Issue 25: the MLflow client uploads a notebook's artifacts straight to the artifact store with the caller's
+    credentials (not through the tracking server): exactly mlflow/<env>/ and the key through S3."""
+    (statements,) = [s for logical, s in _statements(houses, "AWS::IAM::ManagedPolicy").items()
+                     if logical.startswith("AccessDataScientist")]
+    writes = [s for s in statements if "s3:PutObject" in _actions(s)]
+    assert len(writes) == 1 and str(writes[0]["Resource"]).count("/mlflow/dev/*") == 1
+    assert set(_actions(writes[0])) == {"s3:GetObject", "s3:PutObject"}
+    (listing,) = [s for s in statements if "s3:ListBucket" in _actions(s)]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["mlflow/dev/*"]}}
+    (key,) = [s for s in statements if "kms:GenerateDataKey" in _actions(s)]
+    assert key["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}
