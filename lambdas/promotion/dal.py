@@ -1,5 +1,5 @@
-"""The AWS calls of promotion: reading another account's registry and bucket (under the grants its stacks set),
-copying with a digest check, the once-per-package claim, the offer event."""
+"""The AWS calls of promotion: reading another account's registry and bucket (under the grants its stacks set), the
+once-per-package claim, the offer event (the server-side copy of the model is lambdas.shared.dal.copy_version)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ import hashlib
 from dataclasses import dataclass
 
 import boto3
-from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from lambdas.shared.hashing import HashingReader
-from lambdas.shared.dal import client, conditional_write, object_sha256, parse_s3_uri
+from lambdas.shared.dal import client, conditional_write, parse_s3_uri
 
 _RETRIES = Config(retries={"max_attempts": 8, "mode": "adaptive"})  # as lambdas.shared.dal's clients
 
@@ -27,29 +25,6 @@ def head_bytes(uri: str, version_id: str | None, limit: int) -> bytes:
     bucket, key = parse_s3_uri(uri)
     extra = {"VersionId": version_id} if version_id else {}
     return client("s3").get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{limit - 1}", **extra)["Body"].read()
-
-
-@dataclass(frozen=True)
-class Copied:
-    uri: str
-    version_id: str
-    sha256_read: str  # of the bytes read from the source (while they were written)
-    sha256_stored: str  # of the copy, read back from this bucket
-
-
-def copy_with_digest(source_uri: str, source_version: str | None, bucket: str, key: str) -> Copied:
-    """Streams one object version from its (possibly another account's) bucket into ours, hashing what passes,
-    with S3's own per-part SHA-256 checksums on the upload; then reads the stored copy back and hashes it again.
-    Any size: multipart above 64 MiB, nothing held in memory or on disk."""
-    s3 = client("s3")
-    source_bucket, source_key = parse_s3_uri(source_uri)
-    extra = {"VersionId": source_version} if source_version and source_version != "null" else {}
-    reader = HashingReader(s3.get_object(Bucket=source_bucket, Key=source_key, **extra)["Body"])
-    s3.upload_fileobj(reader, bucket, key, ExtraArgs={"ChecksumAlgorithm": "SHA256"},
-                      Config=TransferConfig(multipart_threshold=64 * 1024 * 1024, use_threads=False))
-    version_id = s3.head_object(Bucket=bucket, Key=key).get("VersionId") or "null"
-    stored = object_sha256(bucket, key, None if version_id == "null" else version_id)
-    return Copied(f"s3://{bucket}/{key}", version_id, reader.sha256.hexdigest(), stored)
 
 
 def put_bytes(bucket: str, key: str, body: bytes, content_type: str) -> str:

@@ -62,10 +62,10 @@ def _import(spec, offer: logic.Offer, event: TaskEvent) -> dict:
     files = logic.upstream_files(package, setting("UPSTREAM_BUCKET"), spec.name, spec.dataset.file_name)
     bucket, upstream_env = setting("ARTIFACT_BUCKET"), setting("UPSTREAM_ENV")
     keys = logic.target_keys(spec.name, event.execution_name, upstream_env, offer.version, spec.dataset.file_name)
-    copied = promotion_dal.copy_with_digest(files["model"], lineage[VERSION_KEY], bucket, keys["model"])
+    # A server-side copy of the recorded upstream version; S3's SHA-256 of the copy is the proof of its bytes.
+    copied = dal.copy_version(files["model"], lineage[VERSION_KEY], bucket, keys["model"])
     try:
-        logic.check_digest("model data read upstream", copied.sha256_read, offer.sha256)
-        logic.check_digest("stored copy", copied.sha256_stored, offer.sha256)
+        logic.check_digest("copy of the upstream model data", copied.sha256, offer.sha256)
     except logic.PromotionRefused:
         promotion_dal.delete_version(bucket, keys["model"], copied.version_id)
         raise

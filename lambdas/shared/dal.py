@@ -141,9 +141,12 @@ class Release:
 def stored_sha256(bucket: str, key: str, head: dict) -> str:
     """The sha256 of the object version `head` describes: S3's own full-object checksum (computed by S3 when the
     object was written with ChecksumAlgorithm SHA256) where it has one, else the bytes hashed as they stream. A
-    multipart object's checksum is a checksum of part checksums (it ends in -<parts>), not the bytes' sha256."""
+    multipart object's checksum is a checksum of part checksums (S3 marks it `-<parts>` and ChecksumType COMPOSITE),
+    not the bytes' sha256; its ETag ends in `-<parts>` too, which is checked as well (moto returns a multipart
+    object's checksum without either mark)."""
     checksum = head.get("ChecksumSHA256") or ""
-    if checksum and "-" not in checksum and head.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT":
+    multipart = "-" in checksum or "-" in str(head.get("ETag", "")) or head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT"
+    if checksum and not multipart:
         return base64.b64decode(checksum).hex()
     return object_sha256(bucket, key, head.get("VersionId"))
 
@@ -158,25 +161,37 @@ def current_object(bucket: str, key: str) -> dict | None:
         raise
 
 
+def copy_version(source_uri: str, source_version_id: str | None, bucket: str, key: str) -> Release:
+    """A server-side copy of one object version (from any bucket the caller may read, another account's too), S3
+    computing the copy's SHA-256: the bytes never pass through the caller. Up to COPY_OBJECT_LIMIT one CopyObject,
+    whose full-object checksum is the sha256 of the bytes; above it a multipart copy, whose bytes are hashed as they
+    stream (the one case the caller reads them)."""
+    source_bucket, source_key = parse_s3_uri(source_uri)
+    version = {"VersionId": source_version_id} if source_version_id and source_version_id not in ("null", "absent") else {}
+    client("s3").copy({"Bucket": source_bucket, "Key": source_key, **version}, bucket, key,
+                      ExtraArgs={"ChecksumAlgorithm": "SHA256"},
+                      Config=TransferConfig(multipart_threshold=COPY_OBJECT_LIMIT, use_threads=False))
+    head = current_object(bucket, key)
+    return Release(f"s3://{bucket}/{key}", head.get("VersionId") or "null", stored_sha256(bucket, key, head))
+
+
 def seal_release(source_uri: str, source_version_id: str | None, bucket: str, key_for) -> Release:
-    """Copies one version of a trained artifact to the key its sha256 names (`key_for(sha256)`), server-side, with
-    S3 computing the copy's SHA-256; the copy's checksum must equal the hash of the source bytes. A release that
-    exists already (a retried step) is kept, never overwritten: its recorded version stays the current one."""
-    s3, (source_bucket, source_key) = client("s3"), parse_s3_uri(source_uri)
-    version = {"VersionId": source_version_id} if source_version_id and source_version_id != "null" else {}
-    digest = object_sha256(source_bucket, source_key, source_version_id)
+    """Copies one version of a trained artifact to the key its sha256 names (`key_for(sha256)`), server-side; the
+    copy's SHA-256, computed by S3, must equal the source's (S3's own checksum where the source has one, else its
+    bytes hashed). A release that exists already (a retried step) is kept, never overwritten: its recorded version
+    stays the current one."""
+    source_bucket, source_key = parse_s3_uri(source_uri)
+    version = {"VersionId": source_version_id} if source_version_id and source_version_id not in ("null", "absent") else {}
+    source = client("s3").head_object(Bucket=source_bucket, Key=source_key, ChecksumMode="ENABLED", **version)
+    digest = stored_sha256(source_bucket, source_key, source)
     key = key_for(digest)
     stored = current_object(bucket, key)
-    if stored is None:
-        s3.copy({"Bucket": source_bucket, "Key": source_key, **version}, bucket, key,
-                ExtraArgs={"ChecksumAlgorithm": "SHA256"},
-                Config=TransferConfig(multipart_threshold=COPY_OBJECT_LIMIT, use_threads=False))
-        stored = current_object(bucket, key)
-    measured = stored_sha256(bucket, key, stored) if stored else "absent"
-    if measured != digest:
-        raise ReleaseMismatch(f"s3://{bucket}/{key} holds bytes with sha256 {measured}, not the trained artifact's "
-                              f"{digest}: not registered")
-    return Release(f"s3://{bucket}/{key}", stored.get("VersionId") or "null", digest)
+    released = copy_version(source_uri, source_version_id, bucket, key) if stored is None else \
+        Release(f"s3://{bucket}/{key}", stored.get("VersionId") or "null", stored_sha256(bucket, key, stored))
+    if released.sha256 != digest:
+        raise ReleaseMismatch(f"s3://{bucket}/{key} holds bytes with sha256 {released.sha256}, not the trained "
+                              f"artifact's {digest}: not registered")
+    return released
 
 
 class ReleaseMismatch(RuntimeError):

@@ -13,6 +13,8 @@ actions taken with assumed roles" (source identity)):
   session) matches nothing; setting a source identity needs `sts:SetSourceIdentity` in the trust policy too, and a
   session that has a source identity cannot pass another one when it chains to a role.
 - aws:PrincipalArn of a role session is the role's ARN with its IAM path (the bucket policy names a role path).
+- A copy (CopyObject, UploadPartCopy) needs s3:GetObject (s3:GetObjectVersion for a version) on its source as well
+  as s3:PutObject on its target; moto checked the target only.
 - moto's own check of a bucket policy on object requests (no caller, no condition keys, any unverifiable condition
   read as a Deny) is off (pipelines/local/moto_extensions.py): the evaluation above replaces it.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 
 _VARIABLE = re.compile(r"\$\{([^}]+)\}")
 
@@ -182,6 +185,27 @@ def denied_by_bucket_policy(request, resource: str) -> bool:
     return evaluate(document, request._action, resource, {**caller, "aws:SecureTransport": "true"}, caller) == "deny"
 
 
+def copy_source(headers: dict) -> tuple[str, bool] | None:
+    """(source object ARN, whether a version is named) of a CopyObject / UploadPartCopy request, else None."""
+    value = next((v for k, v in headers.items() if k.lower() == "x-amz-copy-source"), None)
+    if not value:
+        return None
+    path, _, query = urllib.parse.unquote(value).lstrip("/").partition("?")
+    return f"arn:aws:s3:::{path}", "versionId=" in query
+
+
+def check_copy_source(request, source: str, versioned: bool) -> None:
+    """A copy reads its source: AWS authorizes s3:GetObject (s3:GetObjectVersion for a named version) on the source
+    object too (S3 API reference, CopyObject permissions); moto checks only s3:PutObject on the target. Checked
+    through the same chain (identity policies, another account's bucket policy, bucket-policy denials)."""
+    action = request._action
+    request._action, request._checking_copy_source = ("s3:GetObjectVersion" if versioned else "s3:GetObject"), True
+    try:
+        request.check_action_permitted(source)
+    finally:
+        request._action, request._checking_copy_source = action, False
+
+
 _installed = False
 
 
@@ -197,8 +221,13 @@ def install() -> None:
 
     def check_action_permitted(self, resource: str) -> None:
         original_check(self, resource)
-        if isinstance(self, S3IAMRequest) and denied_by_bucket_policy(self, resource):
+        if not isinstance(self, S3IAMRequest):
+            return
+        if denied_by_bucket_policy(self, resource):
             self._raise_access_denied()
+        source = copy_source(self._headers)
+        if source and not getattr(self, "_checking_copy_source", False):
+            check_copy_source(self, *source)
 
     original_assume = sts_responses.TokenResponse.assume_role
 

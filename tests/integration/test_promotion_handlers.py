@@ -173,3 +173,31 @@ def test_bytes_that_changed_since_the_digest_was_recorded_are_refused_and_a_late
 def test_a_run_started_by_hand_in_a_promotion_stage_is_refused_with_the_reason(stage):
     with pytest.raises(PromotionRefused, match="trains nothing"):
         handlers.import_package(task_event({"model": "churn", "trigger": "manual"}, "manual-1"), FakeContext())
+
+
+def test_the_import_copies_the_model_server_side_without_reading_its_bytes(stage):
+    """Issue 25: promotion streamed the artifact through the function and read it back. Up to 5 GB the copy is one
+    CopyObject whose S3-computed SHA-256 is the proof; no GetObject of the model reaches S3."""
+    reads = []
+    boto3.setup_default_session()
+    boto3.DEFAULT_SESSION.events.register(
+        "provide-client-params.s3.GetObject", lambda params, **kw: reads.append(params["Key"]))
+    state = handlers.import_package(task_event(stage, "promo-1"), FakeContext())
+    assert state["registration"]["artifact_sha256"] == hashlib.sha256(MODEL_BYTES).hexdigest()
+    assert not [key for key in reads if key.endswith("model.tar.gz")], reads
+
+
+def test_above_the_copy_object_limit_the_copy_is_multipart_and_its_bytes_are_hashed(stage, monkeypatch):
+    """The size ceiling: above 5 GB (lowered here to 1 kB) S3's checksum covers parts, not the bytes, so the import
+    hashes its copy; the proof is the same digest."""
+    from lambdas.shared import dal
+
+    monkeypatch.setattr(dal, "COPY_OBJECT_LIMIT", 1024)  # the model is 16 kB
+    parts = []
+    boto3.setup_default_session()
+    boto3.DEFAULT_SESSION.events.register("provide-client-params.s3.UploadPartCopy", lambda params, **kw: parts.append(1))
+    state = handlers.import_package(task_event(stage, "promo-1"), FakeContext())
+    assert parts  # the copy was multipart
+    url = state["registration"]["artifact_uri"]
+    body = boto3.client("s3").get_object(Bucket=BUCKET, Key=url.split(f"{BUCKET}/")[1])["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == state["registration"]["artifact_sha256"] == hashlib.sha256(MODEL_BYTES).hexdigest()

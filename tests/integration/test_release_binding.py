@@ -140,3 +140,13 @@ def test_a_package_repointed_to_other_bytes_after_approval_is_never_deployed(app
         "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]})
     with pytest.raises(ReleaseRefused, match="the approver approved"):
         _deploy(approved, "staging")
+
+
+def test_a_copy_needs_read_on_its_source_as_aws_authorizes_it(approved):
+    """CopyObject is authorized as s3:PutObject on the target and s3:GetObject(Version) on the source (S3 API
+    reference); the emulation checks both. The register role may write releases but not read other runs' files."""
+    registrar = _role_session(approved["provisioned"], "RegisterFunctionRole").client("s3", LOCAL_REGION)
+    boto3.client("s3").put_object(Bucket=BUCKET, Key="runs/churn/run-9/secret.csv", Body=b"not the registrar's")
+    with pytest.raises(ClientError, match="AccessDenied.*s3:GetObject"):
+        registrar.copy_object(Bucket=BUCKET, Key="releases/churn/" + "1" * 64 + "/model.tar.gz",
+                              CopySource={"Bucket": BUCKET, "Key": "runs/churn/run-9/secret.csv"})
