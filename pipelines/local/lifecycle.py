@@ -336,20 +336,25 @@ class LocalLifecycle:
         return self._follow(run.arn, approve=trigger_approval)
 
     def _follow(self, execution_arn: str, approve: bool, stop_at: str | None = None, timeout_s: float = 600) -> dict:
+        from lambdas.shared.run_state import APPROVAL_STEP
+
         sfn = self._aws("stepfunctions")
-        seen, approved, deadline = 0, False, time.time() + timeout_s
+        seen, approved, reached, deadline = 0, False, False, time.time() + timeout_s
         while time.time() < deadline:
             events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
             for event in events[seen:]:
                 entered = event.get("stateEnteredEventDetails")
                 if entered:
                     self.say(f"    [green]●[/] {entered['name']}")
-                    if stop_at and entered["name"] == stop_at:
-                        return self._record_run(execution_arn, stopped_at=stop_at)
+                    reached = reached or bool(stop_at and entered["name"] == stop_at)
             seen = len(events)
             described = sfn.describe_execution(executionArn=execution_arn)
             if described["status"] in TERMINAL:
                 return self._record_run(execution_arn)
+            # The approval step waits for approvers once its request is recorded: until then the run is still
+            # requesting approval (lambdas.shared.run_state.outcome), however fast or slow the machine is.
+            if reached and (stop_at != APPROVAL_STEP or self._pending_approval(execution_arn)):
+                return self._record_run(execution_arn, stopped_at=stop_at)
             if approve and not approved and self._pending_approval(execution_arn):
                 self._decide_as_approver(execution_arn)
                 approved = True
