@@ -119,10 +119,15 @@ _CHUNK = 8 * 1024 * 1024
 COPY_OBJECT_LIMIT = 5 * 1024 ** 3
 
 
+def version_argument(version_id: str | None) -> dict:
+    """{"VersionId": ...} for a real S3 version id; nothing for none, "null" (an unversioned object's) or "absent"
+    (dal.artifact_now's word for no object)."""
+    return {"VersionId": version_id} if version_id and version_id not in ("null", "absent") else {}
+
+
 def object_sha256(bucket: str, key: str, version_id: str | None = None) -> str:
     """sha256 of one object version, streamed."""
-    extra = {"VersionId": version_id} if version_id and version_id != "null" else {}
-    body = client("s3").get_object(Bucket=bucket, Key=key, **extra)["Body"]
+    body = client("s3").get_object(Bucket=bucket, Key=key, **version_argument(version_id))["Body"]
     digest = hashlib.sha256()
     for chunk in iter(lambda: body.read(_CHUNK), b""):
         digest.update(chunk)
@@ -167,8 +172,7 @@ def copy_version(source_uri: str, source_version_id: str | None, bucket: str, ke
     whose full-object checksum is the sha256 of the bytes; above it a multipart copy, whose bytes are hashed as they
     stream (the one case the caller reads them)."""
     source_bucket, source_key = parse_s3_uri(source_uri)
-    version = {"VersionId": source_version_id} if source_version_id and source_version_id not in ("null", "absent") else {}
-    client("s3").copy({"Bucket": source_bucket, "Key": source_key, **version}, bucket, key,
+    client("s3").copy({"Bucket": source_bucket, "Key": source_key, **version_argument(source_version_id)}, bucket, key,
                       ExtraArgs={"ChecksumAlgorithm": "SHA256"},
                       Config=TransferConfig(multipart_threshold=COPY_OBJECT_LIMIT, use_threads=False))
     head = current_object(bucket, key)
@@ -181,8 +185,8 @@ def seal_release(source_uri: str, source_version_id: str | None, bucket: str, ke
     bytes hashed). A release that exists already (a retried step) is kept, never overwritten: its recorded version
     stays the current one."""
     source_bucket, source_key = parse_s3_uri(source_uri)
-    version = {"VersionId": source_version_id} if source_version_id and source_version_id not in ("null", "absent") else {}
-    source = client("s3").head_object(Bucket=source_bucket, Key=source_key, ChecksumMode="ENABLED", **version)
+    source = client("s3").head_object(Bucket=source_bucket, Key=source_key, ChecksumMode="ENABLED",
+                                      **version_argument(source_version_id))
     digest = stored_sha256(source_bucket, source_key, source)
     key = key_for(digest)
     stored = current_object(bucket, key)
@@ -219,8 +223,7 @@ def artifact_now(uri: str | None) -> dict:
 def read_member_from_tarball(uri: str, member: str, version_id: str | None = None) -> bytes:
     """One file out of a SageMaker model.tar.gz / output.tar.gz (of one version of it, when given)."""
     bucket, key = parse_s3_uri(uri)
-    extra = {"VersionId": version_id} if version_id and version_id not in ("null", "absent") else {}
-    body = client("s3").get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
+    body = client("s3").get_object(Bucket=bucket, Key=key, **version_argument(version_id))["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
         for info in tar.getmembers():
             if info.name.lstrip("./") == member:
