@@ -1,7 +1,7 @@
 """The platform deploys itself: a CDK pipeline (aws_cdk.pipelines.CodePipeline) in the tooling account.
 
 Source (a CodeConnections connection to a Git host, or CodeCommit; cdk.json mlops:delivery.source) -> Synth (the
-project's tests, then `cdk synth -c pipeline=true`) -> UpdatePipeline (self-mutation) -> Assets -> one stage per
+project's tests, then `make synth SYNTH_ARGS='-c pipeline=true'`) -> UpdatePipeline (self-mutation) -> Assets -> one stage per
 environment of mlops:delivery in order (training, then each promotion stage), each deploying that environment's
 registry and model stacks into its own account and checking their outputs; the last stage (production) waits for a
 manual approval first. Cross-account deployments use CDK's bootstrap roles in each target account, which trust the
@@ -19,12 +19,20 @@ from constructs import Construct
 
 from pipelines.promotion import CodeCommitSource, Delivery
 from pipelines.spec import EnvironmentSpec, ModelSpec, SpecError
+from stacks.constructs.functions import runtime_version
 from stacks.constructs.storage import AccessLogBucket
 from stacks.nag import acknowledge, wildcard_findings
 
 PIPELINE_STACK = "mlops-pipeline"
-SYNTH_COMMANDS = ["make test", "cdk synth --quiet -c pipeline=true -o cdk.out"]
+# Through make, whose PATH holds the project's venv, Node 22 and the CDK CLI (a CodeBuild shell has none of them).
 INSTALL_COMMANDS = ["make setup"]
+SYNTH_COMMANDS = ["make test", "make synth SYNTH_ARGS='-c pipeline=true'"]
+SYNTH_OUTPUT = "cdk.out"  # the Makefile's CDK_OUT
+# Ubuntu 24.04 standard:8.0 installs CPython 3.13 (the Lambda runtime's: the bundles ship its bytecode) and Node 22
+# as buildspec runtime versions (aws/aws-codebuild-docker-images, ubuntu/standard/8.0/runtimes.yml); standard:7.0
+# stops at Python 3.12.
+BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_8_0
+RUNTIME_VERSIONS = {"python": runtime_version(), "nodejs": "22"}
 # What a stage's stacks answer when they are up: an unsigned call of the runs API is refused by Lambda's IAM auth
 # (403), a link without a token gets the approval page's "malformed link" answer (400).
 SMOKE_EXPECTATIONS = {"RUNS_API_URL": 403, "APPROVAL_URL": 400}
@@ -60,11 +68,13 @@ class PipelineStack(cdk.Stack):
             enable_key_rotation=True, publish_assets_in_parallel=False,
             synth=pipelines.CodeBuildStep(
                 "Synth", input=self._source(delivery), install_commands=INSTALL_COMMANDS, commands=SYNTH_COMMANDS,
-                primary_output_directory="cdk.out",
-                build_environment=codebuild.BuildEnvironment(build_image=codebuild.LinuxBuildImage.STANDARD_7_0,
+                primary_output_directory=SYNTH_OUTPUT,
+                partial_build_spec=codebuild.BuildSpec.from_object(
+                    {"phases": {"install": {"runtime-versions": RUNTIME_VERSIONS}}}),
+                build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE,
                                                              compute_type=codebuild.ComputeType.MEDIUM)),
             code_build_defaults=pipelines.CodeBuildOptions(build_environment=codebuild.BuildEnvironment(
-                build_image=codebuild.LinuxBuildImage.STANDARD_7_0)))
+                build_image=BUILD_IMAGE)))
         self.stages: dict[str, cdk.Stage] = {}
         order = delivery.order
         for position, env_name in enumerate(order):

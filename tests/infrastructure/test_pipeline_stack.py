@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 
 import aws_cdk as cdk
 import pytest
@@ -15,7 +18,10 @@ from pipelines.spec import EnvironmentSpec, SpecError
 from stacks.app_builder import build_app
 from stacks.nag import acknowledge_scoped_wildcards
 from stacks.pipeline_stack import PIPELINE_STACK, PipelineStack
+from stacks.constructs.functions import RUNTIME
+from tests.conftest import REPO_ROOT
 from tests.infrastructure.conftest import CONTEXT, new_app
+from tests.support.validators import synthesized_templates
 
 # The repository's pipeline: every environment's stacks and the pipeline, synthesized with cdk-nag (~15 s).
 whole_pipeline = pytest.mark.slow
@@ -84,11 +90,23 @@ def test_the_smoke_test_expects_iam_auth_on_the_runs_api_and_a_refused_empty_lin
 
 
 @whole_pipeline
-def test_synth_runs_the_projects_tests_then_synthesizes_the_pipeline_app(pipeline):
+def test_synth_runs_the_projects_tests_then_synthesizes_the_pipeline_app_through_make(pipeline):
     spec = buildspec(pipeline["template"], "PipelineBuildSynth")
     assert spec["phases"]["install"]["commands"] == ["make setup"]
-    assert spec["phases"]["build"]["commands"] == ["make test", "cdk synth --quiet -c pipeline=true -o cdk.out"]
-    assert spec["artifacts"]["base-directory"] == "cdk.out"
+    assert spec["phases"]["build"]["commands"] == ["make test", "make synth SYNTH_ARGS='-c pipeline=true'"]
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert re.search(rf"^CDK_OUT\s*\?=\s*{re.escape(spec['artifacts']['base-directory'])}$", makefile, re.M)
+
+
+@whole_pipeline
+def test_every_codebuild_step_runs_on_an_image_with_the_lambda_runtimes_python(pipeline):
+    # aws/aws-codebuild-docker-images, ubuntu/standard/8.0/runtimes.yml: python 3.10-3.14 and nodejs 22/24 as
+    # runtime versions; standard:7.0's stop at python 3.12, so bundles built there would ship no 3.13 bytecode.
+    projects = resources(pipeline["template"], "AWS::CodeBuild::Project").values()
+    assert {p["Properties"]["Environment"]["Image"] for p in projects} == {"aws/codebuild/standard:8.0"}
+    spec = buildspec(pipeline["template"], "PipelineBuildSynth")
+    assert spec["phases"]["install"]["runtime-versions"] == {"python": RUNTIME.name.removeprefix("python"),
+                                                             "nodejs": "22"}
 
 
 @whole_pipeline
@@ -140,6 +158,25 @@ def small_pipeline(source: dict, stage_stack=None) -> cdk.App:
     acknowledge_scoped_wildcards(app)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app
+
+
+def test_the_synth_steps_commands_pass_in_a_shell_with_a_bare_path(tmp_path):
+    """CodeBuild runs the buildspec in a plain shell: no venv, no CDK CLI, no Node 22 on its PATH. The commands, as
+    synthesized, must find everything through make. `make test` only collects here (it is the suite running this)."""
+    app = small_pipeline({"codecommit_repository": "mlops-platform"})
+    spec = buildspec(Template.from_stack(app.node.find_child(PIPELINE_STACK)).to_json(), "PipelineBuildSynth")
+    script = "\n".join(spec["phases"]["install"]["commands"] + spec["phases"]["build"]["commands"])
+    out = tmp_path / "cdk.out"
+    env = {"HOME": os.environ["HOME"], "PATH": "/usr/bin:/bin", "CDK_OUT": str(out),
+           "PYTEST_ADDOPTS": "--collect-only"}
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=REPO_ROOT, env=env, capture_output=True,
+                            text=True, timeout=1200)
+    assert result.returncode == 0, f"{script}\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    assert re.search(r"^\d+ tests collected", result.stdout, re.M), result.stdout[-2000:]
+    stages = {name: artifact for name, artifact in json.loads((out / "manifest.json").read_text())["artifacts"].items()
+              if artifact["type"] == "cdk:cloud-assembly"}
+    assert PIPELINE_STACK in synthesized_templates(out)
+    assert {name.removeprefix(f"assembly-{PIPELINE_STACK}-") for name in stages} == {"Dev", "Staging", "Prod"}
 
 
 def test_a_codecommit_repository_can_be_the_source():
