@@ -2,8 +2,11 @@
 
 - The server (AWS::SageMaker::MlflowTrackingServer) keeps its artifacts in the environment's artifact bucket under
   `mlflow/<env>/`, encrypted with the environment's KMS key (the bucket's default encryption).
-- Its own service role may use that prefix and the key only; SageMaker may assume it only for this account and this
-  server (aws:SourceAccount, aws:SourceArn: the confused-deputy guard).
+- Its own service role may use that prefix and the key only. SageMaker assumes it with the plain service trust of
+  AWS's MLflow IAM guide: AWS documents no aws:SourceAccount or aws:SourceArn for MLflow tracking servers (SageMaker's
+  confused-deputy page lists other features only), and a condition the service does not send refuses every
+  AssumeRole. The confused-deputy guard is iam:PassRole: only a principal of this account allowed to pass this role
+  can hand it to a tracking server: CloudFormation's deploy role, and no role of the platform.
 - Who may use it: the pipeline's evaluate and register functions (they log each run, its tuning trials, and tag it
   with the registered version) and the DataScientist policy. Nobody else; the training role neither, since its
   network-isolated containers could not reach the server anyway.
@@ -49,13 +52,11 @@ class TrackingServer(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, env_name: str, config: TrackingServerSpec,
                  bucket: s3.IBucket, key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
-        stack, name = Stack.of(self), naming.tracking_server(env_name)
+        name = naming.tracking_server(env_name)
         self.name, self.arn, prefix = name, server_arn(self, env_name), artifact_prefix(env_name)
         self.role = iam.Role(
             self, "ServiceRole", description=f"SageMaker MLflow tracking server {name}: its artifact store only",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com").with_conditions({
-                "StringEquals": {"aws:SourceAccount": stack.account},
-                "ArnLike": {"aws:SourceArn": self.arn}}))
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
         bucket.grant_read_write(self.role, f"{prefix}*")
         key.grant_encrypt_decrypt(self.role)
         self.server = sagemaker.CfnMlflowTrackingServer(

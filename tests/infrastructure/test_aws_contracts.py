@@ -1,6 +1,7 @@
 """What AWS itself would refuse at the first `cdk deploy` or run, read off the synthesized templates."""
 
 import json
+from collections import defaultdict
 
 import pytest
 
@@ -170,3 +171,39 @@ def test_people_reading_executions_may_decrypt_them_with_the_state_machines_key(
     contexts = [s.get("Condition", {}).get("StringEquals", {}).get("kms:EncryptionContext:aws:states:stateMachineArn")
                 for s in decrypts]
     assert any(context is not None and flat(context) == machine for context in contexts)
+
+
+# Source condition keys each service principal is documented to send when it assumes a role, and where. A trust
+# condition on a key the service does not send refuses every AssumeRole, which no emulation shows.
+DOCUMENTED_TRUST_CONDITIONS = {
+    # Step Functions Developer Guide, "Cross-service confused deputy prevention": the execution role's trust policy
+    # with aws:SourceArn (the state machine) and aws:SourceAccount.
+    "states.amazonaws.com": {"aws:SourceArn", "aws:SourceAccount"},
+    # EventBridge User Guide, "Cross-service confused deputy prevention": a rule target's role trust with
+    # aws:SourceArn (the rule) and aws:SourceAccount.
+    "events.amazonaws.com": {"aws:SourceArn", "aws:SourceAccount"},
+    # SageMaker Developer Guide, "Cross-service confused deputy prevention", documents them per feature (training,
+    # processing, inference, ...) and not for MLflow tracking servers, whose IAM guide ("Set up IAM permissions for
+    # MLflow") trusts sagemaker.amazonaws.com without conditions; the platform's SageMaker roles use none.
+    "sagemaker.amazonaws.com": set(),
+    "lambda.amazonaws.com": set(),
+    "codebuild.amazonaws.com": set(),
+    "codepipeline.amazonaws.com": set(),
+}
+
+
+def test_role_trusts_condition_a_service_only_on_keys_aws_documents_that_service_sends(whole_app_templates):
+    used = defaultdict(set)
+    for stack, path in whole_app_templates.items():
+        for logical_id, resource in json.loads(path.read_text())["Resources"].items():
+            if resource["Type"] != "AWS::IAM::Role":
+                continue
+            for statement in resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
+                services = statement.get("Principal", {}).get("Service", [])
+                keys = {key for block in statement.get("Condition", {}).values() for key in block}
+                for service in [services] if isinstance(services, str) else services:
+                    assert service in DOCUMENTED_TRUST_CONDITIONS, f"{stack}/{logical_id}: {service}: no doc recorded"
+                    undocumented = keys - DOCUMENTED_TRUST_CONDITIONS[service]
+                    assert not undocumented, f"{stack}/{logical_id}: {service} is not documented to send {undocumented}"
+                    used[service] |= keys
+    assert used["states.amazonaws.com"] == {"aws:SourceArn", "aws:SourceAccount"}  # the guard stays where it works
