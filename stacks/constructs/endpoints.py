@@ -13,6 +13,7 @@ from pipelines.spec import ModelSpec
 from stacks.constructs.functions import PlatformFunction
 from stacks.constructs.sagemaker_access import grant_container_basics
 from stacks.constructs.retraining import lambda_step
+from stacks.constructs.sagemaker_retries import retry_sdk_read
 from stacks.constructs.training import grant_sagemaker_key_use
 
 STAGES = ("staging", "prod")
@@ -196,8 +197,7 @@ class EndpointDeployment(Construct):
             result_selector={"status": sfn.JsonPath.string_at("$.EndpointStatus"),
                              "config": sfn.JsonPath.string_at("$.EndpointConfigName")},
             result_path=f"$.deployment.{stage}_status")
-        describe.add_retry(errors=["SageMaker.AmazonSageMakerException", "ThrottlingException"], max_attempts=5,
-                           interval=Duration.seconds(5), backoff_rate=2)
+        retry_sdk_read(describe)
         describe.add_catch(on_failure, errors=["States.ALL"], result_path="$.error")
         wait = sfn.Wait(self, f"Wait{stage.title()}", time=sfn.WaitTime.duration(Duration.seconds(POLL_SECONDS)))
         ready = sfn.Pass(self, f"{stage.title()}InService")

@@ -11,8 +11,11 @@ from constructs import Construct
 from pipelines import naming
 from pipelines.spec import ModelSpec
 
+# The lambda:invoke integration's own transient errors (Step Functions developer guide, "Handling transient Lambda
+# service exceptions"). A function's error reaches the state as its exception's type, so AWS throttling inside a
+# handler arrives as botocore's ClientError, after boto3's own retries: no bare AWS error code would match it.
 TRANSIENT_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-                    "Lambda.TooManyRequestsException", "ThrottlingException", "ServiceUnavailable"]
+                    "Lambda.TooManyRequestsException", "Lambda.ClientExecutionTimeoutException"]
 TASK_PAYLOAD = {"execution_arn": sfn.JsonPath.execution_id, "execution_name": sfn.JsonPath.execution_name,
                 "state": sfn.JsonPath.entire_payload}
 

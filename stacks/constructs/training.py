@@ -27,6 +27,7 @@ from pipelines import instances, naming
 from pipelines.model_folder import EXCLUDED, SHARED_TRAINING_MODULES, source_fingerprint, write_source_archive  # noqa: F401
 from pipelines.spec import TUNING_SCALING, ModelSpec, SpecError, TrainingSpec, tuning_kind
 from stacks.constructs.sagemaker_access import grant_container_basics
+from stacks.constructs.sagemaker_retries import retry_job_start, retry_sdk_read
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CODE_CHANNEL = "/opt/ml/input/data/code"
@@ -150,11 +151,11 @@ class TrainingJob(Construct):
             spec, bucket, key)) if spec.tuning else None
         self.best_trial_state = sfn.CustomState(self, "DescribeBestTrial", state_json=best_trial_state()) \
             if spec.tuning else None
-        for state in (self.state, self.tune_state, self.best_trial_state):
+        for state in (self.state, self.tune_state):
             if state is not None:
-                state.add_retry(errors=["SageMaker.AmazonSageMakerException", "ThrottlingException",
-                                        "ResourceLimitExceeded"],
-                                interval=Duration.seconds(60), max_attempts=3, backoff_rate=2)
+                retry_job_start(state)
+        if self.best_trial_state is not None:
+            retry_sdk_read(self.best_trial_state)
 
     @property
     def steps(self) -> list[sfn.CustomState]:

@@ -5,6 +5,9 @@ from collections import defaultdict
 
 import pytest
 
+from pipelines.local.cfn import state_machine_definitions
+from stacks.constructs.retraining import TRANSIENT_ERRORS
+from stacks.constructs.sagemaker_retries import BROAD_BUDGET_S, BROAD_NAMES, JOB_QUOTA, JOB_REFUSED, SDK_REFUSED, total_wait_s
 from tests.infrastructure.conftest import new_app, template_of
 from tests.infrastructure.test_model_stack import flat, statements
 
@@ -207,3 +210,61 @@ def test_role_trusts_condition_a_service_only_on_keys_aws_documents_that_service
                     assert not undocumented, f"{stack}/{logical_id}: {service} is not documented to send {undocumented}"
                     used[service] |= keys
     assert used["states.amazonaws.com"] == {"aws:SourceArn", "aws:SourceAccount"}  # the guard stays where it works
+
+
+# How Step Functions names SageMaker's errors, per integration (stacks/constructs/sagemaker_retries.py has the
+# sources): a retrier naming anything else never matches.
+SAGEMAKER_ERROR_NAMES = {"sync": {JOB_QUOTA, JOB_REFUSED, "SageMaker.ResourceInUseException"},
+                         "sdk": {SDK_REFUSED, "SageMaker.ResourceNotFoundException", "SageMaker.ResourceInUseException",
+                                 "SageMaker.ResourceLimitExceededException"}}
+# Step Functions developer guide, "Handling transient Lambda service exceptions" and the lambda:invoke integration.
+LAMBDA_ERROR_NAMES = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                      "Lambda.TooManyRequestsException", "Lambda.ClientExecutionTimeoutException"}
+
+
+def task_states(whole_app_templates) -> list[tuple[str, str, dict]]:
+    found = []
+    for stack, path in whole_app_templates.items():
+        for definition in state_machine_definitions(json.loads(path.read_text())).values():
+            found += [(stack, name, state) for name, state in _states(definition) if state["Type"] == "Task"]
+    return found
+
+
+def _states(definition: dict):
+    for name, state in definition["States"].items():
+        yield name, state
+        for branch in state.get("Branches", []) + ([state["Iterator"]] if "Iterator" in state else []):
+            yield from _states(branch)
+
+
+def integration(resource: str) -> str | None:
+    if ":states:::sagemaker:" in resource:
+        return "sync"
+    return "sdk" if ":states:::aws-sdk:sagemaker:" in resource else None
+
+
+def test_sagemaker_states_retry_only_names_step_functions_raises_and_permanent_refusals_fail_within_a_minute(
+        whole_app_templates):
+    sagemaker_states = [(stack, name, state, integration(json.dumps(state["Resource"])))
+                        for stack, name, state in task_states(whole_app_templates)]
+    sagemaker_states = [entry for entry in sagemaker_states if entry[3]]
+    assert {name for _, name, _, _ in sagemaker_states} >= {"Train", "TuneHyperparameters", "DescribeBestTrial",
+                                                             "DescribeStagingEndpoint", "DescribeProdEndpoint"}
+    for stack, name, state, kind in sagemaker_states:
+        assert state.get("Retry"), f"{stack}/{name}: no retrier"
+        for retrier in state["Retry"]:
+            unknown = set(retrier["ErrorEquals"]) - SAGEMAKER_ERROR_NAMES[kind]
+            assert not unknown, f"{stack}/{name}: {unknown} is never raised by a SageMaker {kind} task"
+            wait = total_wait_s(retrier["IntervalSeconds"], retrier["MaxAttempts"], retrier["BackoffRate"])
+            if set(retrier["ErrorEquals"]) & set(BROAD_NAMES):
+                assert wait <= BROAD_BUDGET_S, f"{stack}/{name}: a validation error would be retried for {wait} s"
+        if kind == "sync":
+            assert any(JOB_QUOTA in r["ErrorEquals"] for r in state["Retry"]), f"{stack}/{name}: a full quota fails the run"
+
+
+def test_lambda_states_retry_only_the_errors_the_lambda_integration_raises(whole_app_templates):
+    assert set(TRANSIENT_ERRORS) <= LAMBDA_ERROR_NAMES
+    for stack, name, state in task_states(whole_app_templates):
+        if ":states:::lambda:invoke" in json.dumps(state["Resource"]):
+            for retrier in state.get("Retry", []):
+                assert set(retrier["ErrorEquals"]) <= LAMBDA_ERROR_NAMES | {"ClientError"}, f"{stack}/{name}: {retrier}"

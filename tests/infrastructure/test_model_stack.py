@@ -42,7 +42,7 @@ def test_every_work_step_catches_into_the_failure_notification(states, name):
 @pytest.mark.parametrize("name", ["PrepareRun", "ValidateData", "EvaluateAgainstChampion", "RegisterModelPackage", "NotifyFailure"])
 def test_lambda_steps_retry_transient_errors_with_backoff(states, name):
     (retry,) = states[name]["Retry"]
-    assert "Lambda.TooManyRequestsException" in retry["ErrorEquals"] and "ThrottlingException" in retry["ErrorEquals"]
+    assert {"Lambda.TooManyRequestsException", "Lambda.ServiceException"} <= set(retry["ErrorEquals"])
     assert retry["BackoffRate"] == 2 and retry["MaxAttempts"] == 6 and retry["JitterStrategy"] == "FULL"
 
 
