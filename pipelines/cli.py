@@ -17,6 +17,7 @@ from typing import Optional
 import typer
 from botocore.exceptions import ClientError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines import cost_cli, experiments_cli, naming, promote_cli
@@ -244,6 +245,8 @@ def run_status(model: str, execution: Optional[str] = typer.Argument(None, help=
             ("requested by", run.requested_by), ("started", run.started), ("stopped", run.stopped)]
     if run.outcome and run.outcome.kind == "failed":
         rows += [("failed step", run.outcome.step), ("error", run.outcome.error), ("cause", run.outcome.cause)]
+    if run.outcome and run.outcome.tracking_error:
+        rows.append(("experiment tracking", f"[yellow]FAILED: {escape(run.outcome.tracking_error)}[/] (docs/experiments.md)"))
     for label, value in rows:
         if value:
             table.add_row(label, str(value))

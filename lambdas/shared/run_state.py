@@ -104,6 +104,7 @@ class Evaluation(_Section):
     baseline_constraints_uri: str = ""
     artifact_version_id: str | None = Field(default=None, description="The S3 version of the trained model.tar.gz "
                                             "that was evaluated: the one registration releases")
+    tracking_error: str | None = Field(default=None, description="Why the run is not in MLflow (the run went on)")
 
 
 class Registration(_Section):
@@ -207,6 +208,7 @@ class Outcome(BaseModel):
     decided_by: str | None = None
     model_package_arn: str | None = None
     version: int | None = None
+    tracking_error: str | None = Field(default=None, description="Why the run's experiment is not in MLflow")
 
     @property
     def succeeded(self) -> bool:
@@ -346,6 +348,13 @@ def _epoch_iso(value) -> str | None:
 
 
 def _succeeded(state: RunState, objective: Objective | None) -> Outcome:
+    judged = _judged(state, objective)
+    if judged.tracking_error:
+        judged.summary += " [not in MLflow: experiment tracking failed]"
+    return judged
+
+
+def _judged(state: RunState, objective: Objective | None) -> Outcome:
     evaluation = state.evaluation
     if evaluation is None:
         return Outcome(kind="promoted", summary="succeeded")
@@ -354,7 +363,7 @@ def _succeeded(state: RunState, objective: Objective | None) -> Outcome:
     threshold = objective.minimum if objective else None
     delta = evaluation.value - evaluation.champion_value if evaluation.champion_value is not None else None
     facts = dict(metric=metric, direction=direction, value=evaluation.value, champion_value=evaluation.champion_value,
-                 threshold=threshold, delta=delta)
+                 threshold=threshold, delta=delta, tracking_error=evaluation.tracking_error)
     if evaluation.promote:
         registration, approval = state.registration, state.approval
         version = registration.version if registration else None

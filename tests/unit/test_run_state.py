@@ -153,3 +153,29 @@ def test_the_approval_step_before_its_request_is_recorded_is_still_running():
     there could not say who must approve, so it keeps polling."""
     result = outcome("RUNNING", RunState(), OBJECTIVE, current="WaitForApproval", approval=None)
     assert (result.kind, result.step, result.summary) == ("running", "WaitForApproval", "running: requesting approval")
+
+
+def test_a_run_whose_experiment_tracking_failed_says_so_in_its_outcome():
+    """Issue 25: a refused MLflow request showed only as a metric; the data scientist reads it in the run's outcome."""
+    state = succeeded_state(0.79, 0.81, False)
+    state.evaluation.tracking_error = "HTTP 403: signature mismatch"
+    result = outcome("SUCCEEDED", state, OBJECTIVE)
+    assert result.kind == "kept_champion" and result.tracking_error == "HTTP 403: signature mismatch"
+    assert result.summary.endswith("[not in MLflow: experiment tracking failed]")
+    assert outcome("SUCCEEDED", succeeded_state(0.79, 0.81, False), OBJECTIVE).tracking_error is None
+
+
+def test_run_status_shows_why_the_run_is_not_in_mlflow(monkeypatch):
+    from typer.testing import CliRunner
+
+    from lambdas.shared.run_state import RunView
+    from pipelines import cli
+
+    state = succeeded_state(0.79, 0.81, False)
+    state.evaluation.tracking_error = "HTTP 403: [signature] mismatch"
+    run = RunView(name="r1", arn="arn:aws:states:us-east-1:111111111111:execution:m:r1", status="SUCCEEDED",
+                  started="2026-12-07T09:00:00Z", outcome=outcome("SUCCEEDED", state, OBJECTIVE))
+    monkeypatch.setattr(cli, "client", lambda env: type("Client", (), {"status": lambda self, m, e: run})())
+    result = CliRunner().invoke(cli.app, ["run", "status", "churn"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "experiment tracking" in result.output and "FAILED: HTTP 403: [signature] mismatch" in result.output
