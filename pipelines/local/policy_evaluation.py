@@ -17,6 +17,18 @@ actions taken with assumed roles" (source identity)):
   as s3:PutObject on its target; moto checked the target only.
 - moto's own check of a bucket policy on object requests (no caller, no condition keys, any unverifiable condition
   read as a Deny) is off (pipelines/local/moto_extensions.py): the evaluation above replaces it.
+- Attribute-based access ("Pass session tags in AWS STS", "IAM policy elements: Variables and tags",
+  "aws:PrincipalTag"): a principal's tags are its IAM tags, overridden key by key by the tags its session was given
+  (sts:AssumeRole `Tags`) and the transitive ones it inherited in a role chain. moto ignores all three and reads
+  `${...}` in a Resource as a regex anchor, so an ABAC policy denied everything. Here, in identity policies:
+  `${aws:PrincipalTag/k}` and the other principal keys are substituted in Resource and NotResource (a key the
+  request lacks makes the entry match nothing, unless the variable has a default: `${aws:PrincipalTag/k, 'x'}`),
+  and Conditions on principal keys are evaluated (moto ignores every identity-policy condition; keys this emulation
+  does not model still are). A statement whose condition does not hold does not apply (moto read it as a Deny), and
+  NotResource applies to every resource it does not name (moto read a statement without Resource as applying to all).
+  Passing tags needs sts:TagSession in the role's trust policy (with aws:RequestTag/k and aws:TagKeys as condition
+  keys there), at most 50 tags, keys of 128 and values of 256 characters; a chained session cannot change an
+  inherited transitive tag.
 """
 
 from __future__ import annotations
@@ -24,8 +36,13 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
+from contextvars import ContextVar
 
 _VARIABLE = re.compile(r"\$\{([^}]+)\}")
+_DEFAULTED = re.compile(r"^\s*([^,\s]+)\s*,\s*'([^']*)'\s*$")
+_LITERALS = {"*": "*", "?": "?", "$": "$"}  # ${*}, ${?}, ${$}: the character itself
+PRINCIPAL_KEYS = ("aws:PrincipalArn", "aws:PrincipalAccount", "aws:username", "aws:SourceIdentity")
+MAX_SESSION_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE = 50, 128, 256
 
 
 def as_list(value) -> list:
@@ -38,12 +55,29 @@ def _like(pattern: str, value: str, case: bool = True) -> bool:
 
 
 def _substituted(expected: str, context: dict) -> str | None:
-    """A condition value with its policy variables replaced by the request's values; None when a variable's key is
-    not in the request (the value then matches nothing)."""
-    missing = [name for name in _VARIABLE.findall(expected) if name not in context]
-    if missing:
-        return None
-    return _VARIABLE.sub(lambda found: str(context[found.group(1)]), expected)
+    """A policy value with its variables replaced by the request's values; None when a variable's key is not in the
+    request and it has no default (the value then matches nothing)."""
+    missing = False
+
+    def value(found: re.Match) -> str:
+        nonlocal missing
+        name, default = found.group(1), None
+        if name in _LITERALS:
+            return _LITERALS[name]
+        defaulted = _DEFAULTED.match(name)
+        if defaulted:
+            name, default = defaulted.groups()
+        if name in context:
+            return str(context[name])
+        missing = missing or default is None
+        return default or ""
+
+    substituted = _VARIABLE.sub(value, expected)
+    return None if missing else substituted
+
+
+def _principal_key(key: str) -> bool:
+    return key in PRINCIPAL_KEYS or key.startswith("aws:PrincipalTag/")
 
 
 def _condition_holds(operator: str, key: str, expected, context: dict) -> bool:
@@ -119,6 +153,32 @@ def caller_of(principal_arn: str) -> dict:
     return {"aws:PrincipalArn": role, "aws:PrincipalAccount": account, "session_arn": principal_arn}
 
 
+def principal_context(key) -> dict:
+    """What a request by this access key (an IAM user's or a session's) carries about its principal."""
+    context = caller_of(key.arn)
+    if hasattr(key, "_owner_user_name"):
+        context["aws:username"] = key._owner_user_name
+    access_key_id = getattr(key, "_access_key_id", None)
+    if access_key_id in _source_identities:
+        context["aws:SourceIdentity"] = _source_identities[access_key_id]
+    for name, value in principal_tags(key).items():
+        context[f"aws:PrincipalTag/{name}"] = value
+    return context
+
+
+def principal_tags(key) -> dict[str, str]:
+    """The principal's IAM tags (the role's or the user's), then its session's tags, which win on a shared key."""
+    backend, tags = key.backend, {}
+    try:
+        if hasattr(key, "_owner_role_name"):
+            tags = {t["Key"]: t["Value"] for t in backend.get_role(key._owner_role_name).tags}
+        elif hasattr(key, "_owner_user_name"):
+            tags = {t["Key"]: t["Value"] for t in backend.list_user_tags(key._owner_user_name)}
+    except Exception:  # a principal moto no longer knows has no tags
+        tags = {}
+    return tags | _session_tags.get(getattr(key, "_access_key_id", None), {})
+
+
 def _role_arn(account: str, name: str) -> str:
     from moto.iam.models import iam_backends
 
@@ -138,6 +198,49 @@ def _request_value(data: dict, name: str) -> str | None:
 # Source identities of the sessions moto issued: access key id -> source identity (it stays with the session and
 # every session it chains to).
 _source_identities: dict[str, str] = {}
+# Session tags of the sessions moto issued (access key id -> {key: value}) and which of them pass down a role chain.
+_session_tags: dict[str, dict[str, str]] = {}
+_transitive_keys: dict[str, set[str]] = {}
+# The principal of the identity-policy check in progress (what ${aws:PrincipalTag/...} and the like resolve to).
+_principal: ContextVar[dict | None] = ContextVar("principal", default=None)
+
+
+def request_tags(data: dict) -> dict[str, str]:
+    """sts:AssumeRole's Tags (query form: Tags.member.N.Key / .Value)."""
+    tags, index = {}, 1
+    while _request_value(data, f"Tags.member.{index}.Key") is not None:
+        tags[_request_value(data, f"Tags.member.{index}.Key")] = _request_value(data, f"Tags.member.{index}.Value") or ""
+        index += 1
+    return tags
+
+
+def request_transitive_keys(data: dict) -> set[str]:
+    keys, index = set(), 1
+    while _request_value(data, f"TransitiveTagKeys.member.{index}") is not None:
+        keys.add(_request_value(data, f"TransitiveTagKeys.member.{index}"))
+        index += 1
+    return keys
+
+
+def inherited_tags(access_key_id: str | None) -> dict[str, str]:
+    """The transitive session tags a session passes to the next one in its chain."""
+    tags = _session_tags.get(access_key_id, {})
+    return {k: v for k, v in tags.items() if k in _transitive_keys.get(access_key_id, set())}
+
+
+def session_tags_refusal(data: dict, caller_key_id: str | None) -> str | None:
+    """Why STS refuses the tags of an AssumeRole request, or None."""
+    asked, inherited = request_tags(data), inherited_tags(caller_key_id)
+    if len(asked) > MAX_SESSION_TAGS:
+        return f"at most {MAX_SESSION_TAGS} session tags"
+    if any(len(k) > MAX_TAG_KEY or len(v) > MAX_TAG_VALUE for k, v in asked.items()):
+        return f"session tag keys of at most {MAX_TAG_KEY} and values of at most {MAX_TAG_VALUE} characters"
+    if not request_transitive_keys(data) <= set(asked):
+        return "a transitive tag key must be one of the session's tags"
+    changed = sorted(k for k, v in asked.items() if k in inherited and inherited[k] != v)
+    if changed:
+        return f"the chained session cannot change its inherited transitive tags {changed}"
+    return None
 
 
 def trusted(request, role_arn: str) -> bool:
@@ -148,10 +251,13 @@ def trusted(request, role_arn: str) -> bool:
     document = json.loads(document) if isinstance(document, str) else document
     key, data = request._access_key, request._data
     caller = caller_of(key.arn)
-    context = {**caller, "aws:SecureTransport": "true"}
-    if hasattr(key, "_owner_user_name"):
-        context["aws:username"] = key._owner_user_name
-    inherited = _source_identities.get(key.access_key_id) if hasattr(key, "access_key_id") else None
+    context = {**principal_context(key), "aws:SecureTransport": "true"}
+    context.pop("aws:SourceIdentity", None)
+    access_key_id = getattr(key, "_access_key_id", None)
+    inherited = _source_identities.get(access_key_id)
+    tags = request_tags(data) | inherited_tags(access_key_id)
+    if tags:
+        context.update({f"aws:RequestTag/{k}": v for k, v in tags.items()}, **{"aws:TagKeys": sorted(tags)})
     asked = _request_value(data, "SourceIdentity")
     if inherited and asked and asked != inherited:
         return False  # a session's source identity cannot be changed, not even by chaining
@@ -159,7 +265,10 @@ def trusted(request, role_arn: str) -> bool:
                         ("sts:SourceIdentity", asked or inherited), ("sts:ExternalId", _request_value(data, "ExternalId"))):
         if value is not None:
             context[name] = value
-    actions = ["sts:AssumeRole"] + (["sts:SetSourceIdentity"] if asked or inherited else [])
+    actions = ["sts:AssumeRole"] + (["sts:SetSourceIdentity"] if asked or inherited else []) + \
+        (["sts:TagSession"] if tags else [])
+    if session_tags_refusal(data, access_key_id):
+        return False
     return all(evaluate(document, action, role_arn, context, caller) == "allow" for action in actions)
 
 
@@ -218,9 +327,14 @@ def install() -> None:
     from moto.sts import responses as sts_responses
 
     original_check = IAMRequestBase.check_action_permitted
+    _install_abac()
 
     def check_action_permitted(self, resource: str) -> None:
-        original_check(self, resource)
+        token = _principal.set(principal_context(self._access_key))
+        try:
+            original_check(self, resource)
+        finally:
+            _principal.reset(token)
         if not isinstance(self, S3IAMRequest):
             return
         if denied_by_bucket_policy(self, resource):
@@ -234,12 +348,63 @@ def install() -> None:
     def assume_role(self):
         result = original_assume(self)
         caller_key = self.headers.get("Authorization", "").partition("Credential=")[2].split("/")[0]
+        issued = result.result["Credentials"].access_key_id
         source = self._get_param("SourceIdentity") or _source_identities.get(caller_key)
         if source:
-            _source_identities[result.result["Credentials"].access_key_id] = source
+            _source_identities[issued] = source
+        data = self.querystring
+        tags = inherited_tags(caller_key) | request_tags(data)
+        if tags:
+            _session_tags[issued] = tags
+            _transitive_keys[issued] = set(inherited_tags(caller_key)) | request_transitive_keys(data)
         return result
 
     IAMRequestBase.check_action_permitted = check_action_permitted
     IAMRequestBase._check_role_trust_relationship = lambda self, role_arn: trusted(self, role_arn)
     sts_responses.TokenResponse.assume_role = assume_role
     _installed = True
+
+
+def _install_abac() -> None:
+    """Identity policies: principal variables substituted in Resource/NotResource, principal-key conditions
+    evaluated, and a statement whose condition does not hold left out (not read as a Deny)."""
+    from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+
+    original_match, original_conditions = IAMPolicyStatement._check_element_matches, IAMPolicyStatement._check_conditions
+    original_permitted = IAMPolicyStatement.is_action_permitted
+
+    def check_element_matches(self, element: str, value: str) -> bool:
+        context = _principal.get()
+        values = as_list(self._statement.get(element, []))
+        if context is None or element not in ("Resource", "NotResource") or not any("${" in str(v) for v in values):
+            return original_match(self, element, value)
+        resolved = [r for r in (_substituted(str(v), context) for v in values) if r is not None]
+        return bool(resolved) and original_match(IAMPolicyStatement({**self._statement, element: resolved}), element, value)
+
+    def check_conditions(self, incoming) -> bool:
+        context, conditions = _principal.get(), self._statement.get("Condition") or {}
+        if context is None or incoming is not None:
+            return original_conditions(self, incoming)
+        modelled = all(_condition_holds(operator, key, expected, context) for operator, pairs in conditions.items()
+                       for key, expected in pairs.items() if _principal_key(key))
+        rest = {operator: {k: v for k, v in pairs.items() if not _principal_key(k)} for operator, pairs in conditions.items()}
+        return modelled and original_conditions(IAMPolicyStatement({**self._statement, "Condition": rest}), incoming)
+
+    def is_action_permitted(self, action, resource="*", principal=None, incoming_condition_values=None):
+        if _principal.get() is None or incoming_condition_values is not None:
+            return original_permitted(self, action, resource, principal, incoming_condition_values)
+        if self._statement.get("Condition") and not self._check_conditions(incoming_condition_values):
+            return PermissionResult.NEUTRAL
+        if "NotResource" not in self._statement:
+            return original_permitted(self, action, resource, principal, incoming_condition_values)
+        # moto reads a statement without Resource as a trust policy's (it applies to everything): NotResource applies
+        # to every resource it does not name.
+        concerned = (not self._check_element_matches("NotAction", action)) if "NotAction" in self._statement \
+            else self._check_element_matches("Action", action)
+        if not concerned or self._check_element_matches("NotResource", resource):
+            return PermissionResult.NEUTRAL
+        return PermissionResult.PERMITTED if self._statement["Effect"] == "Allow" else PermissionResult.DENIED
+
+    IAMPolicyStatement._check_element_matches = check_element_matches
+    IAMPolicyStatement._check_conditions = check_conditions
+    IAMPolicyStatement.is_action_permitted = is_action_permitted

@@ -1,0 +1,160 @@
+"""Attribute-based access in the emulation, as AWS evaluates it (IAM User Guide: "Pass session tags in AWS STS",
+"IAM policy elements: Variables and tags", "AWS global condition context keys: aws:PrincipalTag"). moto 5.2.5
+ignores session tags and reads `${...}` as a regex anchor; pipelines/local/policy_evaluation.py fills that in.
+Each test is one documented rule, shown allowed and refused."""
+
+import json
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from pipelines.local import iam
+
+REGION, ACCOUNT, BUCKET = "us-east-1", "123456789012", "fleet-artifacts"
+PER_MODEL_OBJECTS = f"arn:aws:s3:::{BUCKET}/models/${{aws:PrincipalTag/mlops:model}}/*"
+
+
+@pytest.fixture
+def aws():
+    with mock_aws():
+        iam.create_admin(ACCOUNT, REGION)
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+        for model in ("a", "b"):
+            boto3.client("s3", region_name=REGION).put_object(Bucket=BUCKET, Key=f"models/{model}/x", Body=model.encode())
+        yield boto3.client("iam", region_name=REGION)
+
+
+def _role(client, name: str, statements: list[dict], *, trust_actions=("sts:AssumeRole", "sts:TagSession"),
+          tags: dict | None = None) -> str:
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                                                     "Action": list(trust_actions)}]}
+    arn = client.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust),
+                             Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()])["Role"]["Arn"]
+    client.put_role_policy(RoleName=name, PolicyName="p", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": statements}))
+    return arn
+
+
+def _read(**extra) -> list[dict]:
+    return [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": PER_MODEL_OBJECTS, **extra}]
+
+
+def _assume(caller, role_arn: str, tags: dict | None = None, transitive=()):
+    arguments = {"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]} if tags else {}
+    if transitive:
+        arguments["TransitiveTagKeys"] = list(transitive)
+    granted = caller.client("sts", REGION).assume_role(RoleArn=role_arn, RoleSessionName="session", **arguments)["Credentials"]
+    return iam.Credentials(granted["AccessKeyId"], granted["SecretAccessKey"], granted["SessionToken"])
+
+
+def _can_read(session, model: str) -> bool:
+    try:
+        session.client("s3", REGION).get_object(Bucket=BUCKET, Key=f"models/{model}/x")
+        return True
+    except ClientError as error:
+        assert error.response["Error"]["Code"] == "AccessDenied"
+        return False
+
+
+def _admin():
+    import os
+    return iam.Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+
+
+def test_a_session_tag_in_a_resource_variable_opens_its_own_models_objects_only(aws):
+    role = _role(aws, "shared-function", _read())
+    with iam.enforced():
+        session = _assume(_admin(), role, {"mlops:model": "a"})
+        assert _can_read(session, "a") and not _can_read(session, "b")
+
+
+def test_a_resource_whose_variable_has_no_value_matches_nothing(aws):
+    role = _role(aws, "shared-function", _read())
+    with iam.enforced():
+        untagged = _assume(_admin(), role)
+        assert not _can_read(untagged, "a") and not _can_read(untagged, "b")
+
+
+def test_a_default_value_stands_in_for_a_missing_key(aws):
+    role = _role(aws, "shared-function", [{"Effect": "Allow", "Action": "s3:GetObject", "Resource":
+                                           f"arn:aws:s3:::{BUCKET}/models/${{aws:PrincipalTag/mlops:model, 'b'}}/*"}])
+    with iam.enforced():
+        untagged = _assume(_admin(), role)
+        assert _can_read(untagged, "b") and not _can_read(untagged, "a")
+
+
+def test_the_roles_own_tag_applies_and_a_session_tag_overrides_it(aws):
+    role = _role(aws, "model-role", _read(), tags={"mlops:model": "a"})
+    with iam.enforced():
+        assert _can_read(_assume(_admin(), role), "a")
+        overridden = _assume(_admin(), role, {"mlops:model": "b"})
+        assert _can_read(overridden, "b") and not _can_read(overridden, "a")
+
+
+def test_passing_session_tags_needs_tag_session_in_the_trust_policy(aws):
+    role = _role(aws, "no-tagging", _read(), trust_actions=("sts:AssumeRole",))
+    with iam.enforced():
+        with pytest.raises(ClientError, match="AccessDenied"):
+            _assume(_admin(), role, {"mlops:model": "a"})
+        assert not _can_read(_assume(_admin(), role), "a")  # the same role without tags is assumable
+
+
+def test_the_trust_policy_can_restrict_which_tags_are_passed(aws):
+    role = _role(aws, "model-a-only", _read())
+    aws.update_assume_role_policy(RoleName="model-a-only", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"},
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:TagSession",
+         "Condition": {"StringEquals": {"aws:RequestTag/mlops:model": "a"},
+                       "ForAllValues:StringEquals": {"aws:TagKeys": ["mlops:model"]}}}]}))
+    with iam.enforced():
+        assert _can_read(_assume(_admin(), role, {"mlops:model": "a"}), "a")
+        for refused in ({"mlops:model": "b"}, {"mlops:model": "a", "team": "x"}):
+            with pytest.raises(ClientError, match="AccessDenied"):
+                _assume(_admin(), role, refused)
+
+
+def test_transitive_tags_pass_down_a_role_chain_and_cannot_be_changed_there(aws):
+    first = _role(aws, "dispatcher", [{"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": "*"}])
+    second = _role(aws, "worker", _read())
+    with iam.enforced():
+        dispatcher = _assume(_admin(), first, {"mlops:model": "a", "note": "x"}, transitive=["mlops:model"])
+        worker = _assume(dispatcher, second)
+        assert _can_read(worker, "a") and not _can_read(worker, "b")
+        with pytest.raises(ClientError, match="AccessDenied"):
+            _assume(dispatcher, second, {"mlops:model": "b"})
+        plain = _assume(_admin(), first, {"mlops:model": "a"})  # not transitive: nothing passes down
+        assert not _can_read(_assume(plain, second), "a")
+
+
+def test_a_principal_tag_condition_is_evaluated_in_an_identity_policy(aws):
+    role = _role(aws, "conditioned", [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*",
+                                       "Condition": {"StringEquals": {"aws:PrincipalTag/team": "risk"}}}])
+    with iam.enforced():
+        assert _can_read(_assume(_admin(), role, {"team": "risk"}), "b")
+        assert not _can_read(_assume(_admin(), role, {"team": "growth"}), "b")
+        assert not _can_read(_assume(_admin(), role), "b")
+
+
+def test_an_allow_whose_condition_fails_does_not_deny_what_another_statement_allows(aws):
+    role = _role(aws, "two-statements", _read() + [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/models/b/*",
+         "Condition": {"StringEquals": {"aws:PrincipalTag/team": "risk"}}}])
+    with iam.enforced():
+        assert _can_read(_assume(_admin(), role, {"mlops:model": "a", "team": "growth"}), "a")
+
+
+def test_a_deny_on_another_models_prefix_holds_whatever_else_allows(aws):
+    role = _role(aws, "denied", [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"},
+                                 {"Effect": "Deny", "Action": "s3:*", "NotResource": PER_MODEL_OBJECTS}])
+    with iam.enforced():
+        session = _assume(_admin(), role, {"mlops:model": "a"})
+        assert _can_read(session, "a") and not _can_read(session, "b")
+
+
+def test_sts_refuses_more_than_fifty_session_tags(aws):
+    role = _role(aws, "many", _read())
+    with iam.enforced():
+        with pytest.raises(ClientError, match="AccessDenied"):
+            _assume(_admin(), role, {f"k{n}": "v" for n in range(51)})
