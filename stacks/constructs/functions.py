@@ -11,7 +11,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import weakref
+import zipfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -42,6 +44,7 @@ PLATFORM_TAGS = {"arm64": ("manylinux2014_aarch64", "manylinux_2_28_aarch64"),
 BUDGET_MB = {"lambdas.drift": 240}
 DEFAULT_BUDGET_MB = 25
 CACHE = REPO_ROOT / ".build" / "lambda-dependencies"
+BUILD_RECORDS = (".complete", ".zipped-bytes")  # what a build folder holds about itself, never deployed
 BUNDLES = REPO_ROOT / ".build" / "lambda-bundles"
 # The runtime ships boto3, botocore and their dependencies.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py", "bin")
@@ -81,7 +84,21 @@ class Bundle:
 
     def write(self, output_dir: Path, platform: str = "arm64", python_version: str | None = None) -> None:
         shutil.copytree(self.build(platform, python_version), output_dir, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(".complete"))
+                        ignore=shutil.ignore_patterns(*BUILD_RECORDS))
+
+    def zipped_bytes(self, platform: str = "arm64", python_version: str | None = None) -> int:
+        """The bundle as a deployment package (a deflated zip, as the CDK uploads it): what Lambda's code storage
+        counts for each function using it. Measured once per build."""
+        built = self.build(platform, python_version)
+        record = built / ".zipped-bytes"
+        if not record.exists():
+            with tempfile.TemporaryDirectory() as folder:
+                archive = Path(folder) / "code.zip"
+                with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as package:
+                    for path in sorted(p for p in built.rglob("*") if p.is_file() and p.name not in BUILD_RECORDS):
+                        package.write(path, path.relative_to(built))
+                record.write_text(str(archive.stat().st_size))
+        return int(record.read_text())
 
     def build(self, platform: str = "arm64", python_version: str | None = None) -> Path:
         """The bundle, assembled once per digest under .build/: dependencies, first-party files, bytecode."""
