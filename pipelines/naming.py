@@ -87,6 +87,20 @@ def training_job(model: str, execution_name: str) -> str:
     return sagemaker_name(model, execution_name)
 
 
+def schedule(model: str, env: str, kind: str) -> str:
+    """An EventBridge Scheduler schedule of a model (64 characters at most, unique in the account's default group)."""
+    return sagemaker_name(PROJECT, env, model, kind)
+
+
+def scheduler_role(env: str) -> str:
+    return f"{PROJECT}-{env}-scheduler"
+
+
+def failure_queue(model: str, env: str) -> str:
+    """A model's queue of failed asynchronous invocations and undelivered schedules."""
+    return f"{model}-{env}-async-failures"
+
+
 def registry_stack(env: str) -> str:
     return f"{PROJECT}-{env}-registry"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import CfnOutput, Duration, Stack, aws_events as events, aws_events_targets as targets
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_iam as iam, aws_s3 as s3, aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -16,6 +16,7 @@ from stacks.constructs.approval import ApprovalHook
 from stacks.constructs.budgets import ModelBudget, grant_price_list_read
 from stacks.constructs.endpoints import EndpointDeployment, ModelDashboard
 from stacks.constructs.failures import AsyncFailures
+from stacks.constructs.schedules import ModelSchedules
 from stacks.constructs.functions import PlatformFunction
 from stacks.constructs.promotion import PromotionImport, PromotionOffer
 from stacks.constructs.runs_api import RunsApi
@@ -71,7 +72,7 @@ class ModelStack(Stack):
         self.topic = NotificationTopic(self, "Notifications", key=key, emails=spec.approval.approvers,
                                        name=f"{model}-{env_name}-notifications").topic
         self.failures = AsyncFailures(self, "AsyncFailures", key=key, topic=self.topic,
-                                      name=f"{model}-{env_name}-async-failures")
+                                      name=naming.failure_queue(model, env_name))
         self.budget = ModelBudget(self, "Budget", spec=spec, env_name=env_name, topic=self.topic)
         upstream = delivery.upstream(env_name) if delivery else None
         downstream = delivery.downstream(env_name) if delivery else None
@@ -107,7 +108,7 @@ class ModelStack(Stack):
         approval = ApprovalHook(self, "Approval", spec=spec, env_name=env_name, key=key,
                                 environment=environment_variables, audit_table=registry.audit_table,
                                 machine_arn=machine_arn, package_arns=self.package_arns, on_rejected=rejected,
-                                failures=self.failures, bucket=bucket)
+                                bucket=bucket)
         self.approval = approval
         grant_price_list_read(approval.request.role)  # the cost table of the approval email
         self.deployment = EndpointDeployment(self, "Deployment", spec=spec, env_name=env_name, key=key, bucket=bucket,
@@ -127,8 +128,11 @@ class ModelStack(Stack):
             failures=self.failures, audit_table_arn=registry.audit_table.table_arn) if downstream else None
         self.dashboard = ModelDashboard(self, "Dashboard", spec=spec, env_name=env_name, machine=self.pipeline.machine,
                                         alarms=self.deployment.alarms["prod"])
+        self.schedules = ModelSchedules(self, "Schedules", model=model, env_name=env_name,
+                                        dead_letter_queue=self.failures.queue)
         self.triggers = RetrainingTriggers(self, "Triggers", spec=spec, machine=self.pipeline.machine,
-                                           dead_letter_queue=self.failures.queue)
+                                           schedules=self.schedules)
+        approval.schedule_reconciler(self.schedules, self.failures)
         if spec.drift.enabled:
             self.drift = self._drift_hook(spec, env_name, environment_variables, key, bucket, registry, machine_arn)
         self.runs_api = RunsApi(self, "RunsApi", spec=spec, env_name=env_name, key=key,
@@ -170,9 +174,8 @@ class ModelStack(Stack):
                         "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"}}))
         key.grant_encrypt_decrypt(drift.role)
         self.failures.keep_failures_of(drift.function)
-        events.Rule(self, "DriftSchedule", schedule=events.Schedule.expression(spec.drift.schedule),
-                    description=f"Drift check of {spec.name}", targets=[targets.LambdaFunction(
-                        drift.function, retry_attempts=2, dead_letter_queue=self.failures.queue)])
+        self.schedules.add("drift", spec.drift.schedule, target_arn=drift.function.function_arn, payload={},
+                           description=f"Drift check of {spec.name}")
         return drift
 
     def _grant(self, model: str, env_name: str, machine_arn: str, bucket, key, audit_table_arn: str) -> None:

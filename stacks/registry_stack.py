@@ -10,6 +10,7 @@ from pipelines import naming
 from pipelines.spec import EnvironmentSpec, ModelSpec
 from stacks.constructs.experiments import TrackingServer
 from stacks.constructs.registry import ContainerRepository, ModelPackageGroups
+from stacks.constructs.schedules import SchedulerRole
 from stacks.constructs.storage import AccessLogBucket, ArtifactBucket, AuditTable, EncryptionKey
 
 
@@ -28,6 +29,7 @@ class RegistryStack(Stack):
             self, "Images", key=self.key, repository_name=f"{naming.PROJECT}-{env_name}").repository
         self.groups = ModelPackageGroups(self, "Registry", specs=specs, env_name=env_name).groups
         self.audit_table = AuditTable(self, "Audit", key=self.key, table_name=naming.audit_table(env_name)).table
+        self.scheduler = SchedulerRole(self, "Scheduler", env_name=env_name, key=self.key).role
         self.tracking = TrackingServer(self, "Experiments", env_name=env_name, config=environment.experiments,
                                        bucket=self.bucket, key=self.key) if environment.experiments.enabled else None
 

@@ -30,7 +30,10 @@ STAGES = ("staging", "prod")  # each runs an endpoint at min_capacity (lambdas/e
 CAPTURE_STANDARD_DAYS, CAPTURE_EXPIRY_DAYS, NONCURRENT_DAYS = 30, 365, 90
 # Lambda memory of the scheduled functions (stacks/model_stack.py drift hook; approval reconciler default).
 DRIFT_FUNCTION_MB, RECONCILER_MB = 1769, 512
-RECONCILE_SCHEDULE = "rate(15 minutes)"  # stacks/constructs/approval.py _schedule_reconciler
+# EventBridge Scheduler pricing: 14 million invocations a month free per account, then $1.00 per million
+# (https://aws.amazon.com/eventbridge/pricing/): about 3,700 models' schedules fit in the free tier.
+SCHEDULER_FREE_INVOCATIONS = 14_000_000
+RECONCILE_SCHEDULE = "rate(15 minutes)"  # the approval reconciler's (stacks/constructs/approval.py), spread at deploy
 
 IDLE, PER_RUN, PER_MILLION = "idle per month", "per retraining run", "per 1M predictions"
 
@@ -349,7 +352,11 @@ def _idle(spec: ModelSpec, prices: dict[str, Price], assumptions: Assumptions) -
     lines.append(Line(IDLE, "approval reconciler (Lambda)", f"{checks:,.0f} x {RECONCILER_MB} MB x "
                       f"{assumptions.reconcile_seconds:g} s ({RECONCILE_SCHEDULE})",
                       _lambda_usd(checks * RECONCILER_MB / 1024 * assumptions.reconcile_seconds, checks, prices)))
-    lines.append(Line(IDLE, "schedules (EventBridge rules)", "scheduled rules carry no EventBridge charge", 0.0))
+    fired = checks + (runs_per_month(spec.drift.schedule) if spec.drift.enabled else 0) + \
+        (runs_per_month(spec.retraining.schedule) if spec.retraining.schedule else 0)
+    lines.append(Line(IDLE, "schedules (EventBridge Scheduler)",
+                      f"{fired:,.0f} invocations; an account's first {SCHEDULER_FREE_INVOCATIONS / 1e6:g} million "
+                      "a month are free", 0.0))
     return lines
 
 

@@ -655,11 +655,14 @@ class CrossAccountPromotion:
 
     def _function_urls(self, account: EmulatedAccount) -> dict[str, str]:
         from pipelines.local.lifecycle import FunctionUrlServer, function_logical_id, runs_api_server
+        from pipelines.local.provision import cloudformation_name
 
-        template = account.templates[naming.model_stack(self.model, account.env)]
-        decide, runs = (function_logical_id(template, prefix) for prefix in ("ApprovalDecideFunction", "RunsApiRunsFunction"))
-        approval = FunctionUrlServer(lambda event, a=account: a.dispatch.invoke(decide[:64], event))
-        api = runs_api_server(lambda event, a=account: a.dispatch.invoke(runs[:64], event), runs[:64], account.id, self.region)
+        stack_name = naming.model_stack(self.model, account.env)
+        decide, runs = (function_logical_id(account.templates[stack_name], prefix)
+                        for prefix in ("ApprovalDecideFunction", "RunsApiRunsFunction"))
+        decide_name, runs_name = cloudformation_name(stack_name, decide), cloudformation_name(stack_name, runs)
+        approval = FunctionUrlServer(lambda event, a=account: a.dispatch.invoke(decide_name, event))
+        api = runs_api_server(lambda event, a=account: a.dispatch.invoke(runs_name, event), runs_name, account.id, self.region)
         account.servers += [approval, api]
         return {decide: approval.url, runs: api.url}
 

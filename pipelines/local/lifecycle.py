@@ -254,7 +254,7 @@ class LocalLifecycle:
 
     def _provision(self) -> None:
         from pipelines.local import glue, moto_extensions
-        from pipelines.local.provision import Provisioner
+        from pipelines.local.provision import Provisioner, cloudformation_name
         from pipelines.local.serving import Hosting, LocalHostingServer
 
         moto_extensions.install()
@@ -262,12 +262,12 @@ class LocalLifecycle:
         self.hosting = LocalHostingServer(Hosting(self.workdir / "hosting")).__enter__()
         self.dispatch = glue.LambdaDispatch({"SAGEMAKER_RUNTIME_URL": self.hosting.url})
         self.dispatch.install()
-        model_stack = self.templates[naming.model_stack(self.model, LOCAL_ENV)]
-        decide_logical, runs_logical = (function_logical_id(model_stack, prefix)
+        stack_name = naming.model_stack(self.model, LOCAL_ENV)
+        decide_logical, runs_logical = (function_logical_id(self.templates[stack_name], prefix)
                                         for prefix in ("ApprovalDecideFunction", "RunsApiRunsFunction"))
-        self.approval_server = FunctionUrlServer(lambda event: self.dispatch.invoke(decide_logical[:64], event))
-        self.runs_server = runs_api_server(lambda event: self.dispatch.invoke(runs_logical[:64], event), runs_logical[:64],
-                                           self.account, self.region)
+        decide, runs = (cloudformation_name(stack_name, logical) for logical in (decide_logical, runs_logical))
+        self.approval_server = FunctionUrlServer(lambda event: self.dispatch.invoke(decide, event))
+        self.runs_server = runs_api_server(lambda event: self.dispatch.invoke(runs, event), runs, self.account, self.region)
         provisioner = Provisioner(self.account, self.region, self.dispatch,
                                   {decide_logical: self.approval_server.url, runs_logical: self.runs_server.url})
         for stack, template in self.templates.items():

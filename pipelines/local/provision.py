@@ -10,6 +10,7 @@ every ARN in them must be one moto really uses (see `check_policy_arns`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -60,6 +61,7 @@ class Provisioner:
         self.account, self.region, self.dispatch, self.function_urls = account, region, dispatch, function_urls
         self.result = Provisioned()
         self.client = lambda service: boto3.client(service, region_name=region)
+        self._unchecked: list[tuple[dict, str]] = []  # policies, checked once every stack is provisioned
 
     def provision(self, stack: str, template: dict) -> None:
         resources = template.get("Resources", {})
@@ -82,7 +84,12 @@ class Provisioner:
                 self.result.exports[self._resolve(stack, output["Export"]["Name"])] = self._resolve(stack, output["Value"])
 
     def assume_roles(self) -> None:
-        """Every role's session, taken before enforcement starts; each function signs with its role's."""
+        """Every role's session, taken before enforcement starts; each function signs with its role's. First every
+        policy's ARNs are checked, against all stacks' resources: an environment's role may grant on what its model
+        stacks create (the scheduler role, on their functions)."""
+        for document, where in self._unchecked:
+            check_policy_arns(document, self._real_arns(), where)
+        self._unchecked.clear()
         roles = self.client("iam")
         for stack in self.result.values.values():
             for values in stack.values():
@@ -202,7 +209,7 @@ class Provisioner:
         in the local mode are made by whoever uses the policy, e.g. the lifecycle's data scientist)."""
         name = properties.get("ManagedPolicyName") or f"{stack}-{logical}"[:128]
         document = self._resolve(stack, properties["PolicyDocument"])
-        check_policy_arns(document, self._real_arns(), name)
+        self._unchecked.append((document, name))
         arn = self.client("iam").create_policy(PolicyName=name, PolicyDocument=json.dumps(document))["Policy"]["Arn"]
         self.result.managed_policies[logical] = arn
         for role in self._resolve(stack, properties.get("Roles", [])):
@@ -210,7 +217,7 @@ class Provisioner:
         return {"Ref": arn, "PolicyArn": arn}
 
     def _put_role_policy(self, role: str, policy_name: str, document: dict) -> None:
-        check_policy_arns(document, self._real_arns(), f"{role}/{policy_name}")
+        self._unchecked.append((document, f"{role}/{policy_name}"))
         self.result.policies.setdefault(role, {})[policy_name] = document
         self.client("iam").put_role_policy(RoleName=role, PolicyName=policy_name, PolicyDocument=json.dumps(document))
 
@@ -232,7 +239,7 @@ class Provisioner:
                 for value in values.values() if isinstance(value, str) and value.startswith("arn:")]
 
     def _function(self, stack: str, logical: str, properties: dict) -> dict[str, str]:
-        name = logical[:64]
+        name = cloudformation_name(stack, logical)
         role_arn = self._resolve(stack, properties["Role"])
         created = self.client("lambda").create_function(
             FunctionName=name, Runtime="python3.12", Role=role_arn,
@@ -241,6 +248,13 @@ class Provisioner:
         self.result.functions[logical] = function
         self.dispatch.register(function)
         return {"Ref": name, "Arn": created["FunctionArn"]}
+
+
+def cloudformation_name(stack: str, logical: str) -> str:
+    """The name CloudFormation gives a resource created without one: <stack>-<logical id>-<random suffix>, at most
+    64 characters (a Lambda function's limit); policies may rely on the stack prefix (the scheduler role does)."""
+    suffix = hashlib.sha256(f"{stack}/{logical}".encode()).hexdigest()[:12].upper()
+    return f"{f'{stack}-{logical}'[:64 - len(suffix) - 1]}-{suffix}"
 
 
 # Resource types the local mode creates: a policy ARN of one of these must name a created resource.

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy, Stack, aws_dynamodb as dynamodb, aws_iam as iam, aws_kms as kms
 from aws_cdk import aws_lambda as lambda_, aws_secretsmanager as secretsmanager, aws_sns as sns
-from aws_cdk import aws_events as events, aws_events_targets as targets, aws_s3 as s3
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns_subscriptions as subscriptions, aws_stepfunctions as sfn, aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from lambdas.shared.cost import RECONCILE_SCHEDULE
 from pipelines import naming
 from pipelines.spec import SIGNING_KEY_ROTATION_DAYS, ModelSpec
 from stacks.constructs.functions import PlatformFunction
@@ -25,11 +26,11 @@ from stacks.nag import acknowledge
 class ApprovalHook(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str, key: kms.IKey,
                  environment: dict[str, str], audit_table: dynamodb.ITable,
-                 machine_arn: str, package_arns: list[str], on_rejected: sfn.IChainable, failures=None,
+                 machine_arn: str, package_arns: list[str], on_rejected: sfn.IChainable,
                  bucket: s3.IBucket | None = None) -> None:
         """bucket: the artifact bucket, whose released artifact the request binds (its current version and digest)."""
         super().__init__(scope, construct_id)
-        model = spec.name
+        model = self.model = spec.name
         self.topic = sns.Topic(self, "Topic", topic_name=f"{model}-{env_name}-approvals", master_key=key, enforce_ssl=True)
         for approver in spec.approval.approvers:
             self.topic.add_subscription(subscriptions.EmailSubscription(approver, filter_policy={
@@ -69,7 +70,6 @@ class ApprovalHook(Construct):
         self._grant(model, key, audit_table, machine_arn, package_arns)
         if bucket is not None:
             bucket.grant_read(self.request.role, f"{naming.RELEASES}/{model}/*")
-        self._schedule_reconciler(model, failures)
 
         self.state = tasks.LambdaInvoke(
             self, "WaitForApproval", lambda_function=self.request.function,
@@ -80,13 +80,12 @@ class ApprovalHook(Construct):
         self.state.add_retry(errors=TRANSIENT_ERRORS, interval=Duration.seconds(2), max_attempts=6, backoff_rate=2)
         self.state.add_catch(on_rejected, errors=["States.Timeout", "ModelRejected"], result_path="$.error")
 
-    def _schedule_reconciler(self, model: str, failures) -> None:
-        dead_letters = {"dead_letter_queue": failures.queue} if failures else {}
-        events.Rule(self, "ReconcileSchedule", schedule=events.Schedule.rate(Duration.minutes(15)),
-                    description=f"Approval repair of {model}",
-                    targets=[targets.LambdaFunction(self.reconciler.function, retry_attempts=2, **dead_letters)])
-        if failures:
-            failures.keep_failures_of(self.reconciler.function)
+    def schedule_reconciler(self, schedules, failures) -> None:
+        """Every 15 minutes (at the model's own minutes of the quarter hour)."""
+        function = self.reconciler.function
+        schedules.add("reconcile", RECONCILE_SCHEDULE, target_arn=function.function_arn, payload={},
+                      description=f"Approval repair of {self.model}")
+        failures.keep_failures_of(function)
 
     def _rotate_signing_key(self, key: kms.IKey) -> None:
         """Rotation keeps the previous key verifying (links carry a key id), so links in flight survive one rotation;

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_events as events, aws_events_targets as targets, aws_kms as kms
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs, aws_sns as sns, aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn, aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -119,19 +119,17 @@ def training_seconds(spec: ModelSpec) -> int:
 
 
 class RetrainingTriggers(Construct):
-    """The spec's schedule as an EventBridge rule; the client and the drift hook start executions directly."""
+    """The spec's schedule (EventBridge Scheduler, stacks/constructs/schedules.py); the client and the drift hook
+    start executions directly."""
 
     def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, machine: sfn.IStateMachine,
-                 dead_letter_queue=None) -> None:
+                 schedules) -> None:
         super().__init__(scope, construct_id)
-        self.schedule_rule = None
+        self.schedule = None
         if spec.retraining.schedule:
-            self.schedule_rule = events.Rule(
-                self, "Schedule", schedule=events.Schedule.expression(spec.retraining.schedule),
-                description=f"Periodic retraining of {spec.name}",
-                targets=[targets.SfnStateMachine(machine, dead_letter_queue=dead_letter_queue, retry_attempts=3,
-                                                 input=events.RuleTargetInput.from_object(
-                    {"model": spec.name, "trigger": "schedule", "requested_by": "schedule"}))])
+            self.schedule = schedules.add("retraining", spec.retraining.schedule, target_arn=machine.state_machine_arn,
+                                          payload={"model": spec.name, "trigger": "schedule", "requested_by": "schedule"},
+                                          description=f"Periodic retraining of {spec.name}")
 
 
 class NotificationTopic(Construct):

@@ -1,6 +1,7 @@
 """What AWS itself would refuse at the first `cdk deploy` or run, read off the synthesized templates."""
 
 import json
+import re
 from collections import defaultdict
 
 import pytest
@@ -80,18 +81,46 @@ def test_the_drift_function_keeps_failed_async_invocations_in_an_alarmed_queue(m
                         and r["Properties"]["FunctionName"]["Ref"].startswith("DriftFunction")]
     queue_ref = invoke_config["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
     assert resources[queue_ref]["Type"] == "AWS::SQS::Queue" and "KmsMasterKeyId" in resources[queue_ref]["Properties"]
-    (drift_rule,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"
-                     and "Drift" in r["Properties"].get("Description", "")]
-    assert drift_rule["Targets"][0]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] == queue_ref
+    drift = schedule_of(model, "Drift check")
+    assert drift["Target"]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] == queue_ref
     alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
               and queue_ref in json.dumps(r["Properties"].get("Dimensions"))]
     assert alarms and alarms[0]["Threshold"] == 1 and alarms[0]["AlarmActions"]
 
 
+def schedule_of(model, description: str) -> dict:
+    (schedule,) = [r["Properties"] for r in model["Resources"].values() if r["Type"] == "AWS::Scheduler::Schedule"
+                   and r["Properties"]["Description"].startswith(description)]
+    return schedule
+
+
 def test_the_retraining_schedule_target_keeps_its_failures_too(model):
-    (schedule,) = [r["Properties"] for r in model["Resources"].values() if r["Type"] == "AWS::Events::Rule"
-                   and "Periodic retraining" in r["Properties"].get("Description", "")]
-    assert "DeadLetterConfig" in schedule["Targets"][0] and schedule["Targets"][0]["RetryPolicy"]["MaximumRetryAttempts"] == 3
+    schedule = schedule_of(model, "Periodic retraining")
+    assert schedule["Target"]["Arn"] == {"Ref": next(k for k, r in model["Resources"].items()
+                                                     if r["Type"] == "AWS::StepFunctions::StateMachine")}
+    assert "DeadLetterConfig" in schedule["Target"] and schedule["Target"]["RetryPolicy"]["MaximumRetryAttempts"] == 2
+    assert json.loads(schedule["Target"]["Input"]) == {"model": "churn", "trigger": "schedule", "requested_by": "schedule"}
+
+
+def test_schedules_run_as_the_environments_one_scheduler_role_allowed_only_its_models_targets(model, registry):
+    """EventBridge Scheduler User Guide, "Set up the execution role" (trust, aws:SourceAccount) and "Configuring a
+    dead-letter queue" (the execution role sends to the queue: sqs:SendMessage, and the key of an encrypted one)."""
+    schedules = [r["Properties"] for r in model["Resources"].values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    assert {flat(s["Target"]["RoleArn"]) for s in schedules} == {
+        "arn:aws:iam::111111111111:role/mlops-dev-scheduler"}
+    (role_id, role), = [(k, r) for k, r in registry["Resources"].items() if r["Type"] == "AWS::IAM::Role"
+                        and r["Properties"].get("RoleName") == "mlops-dev-scheduler"]
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "111111111111"}}
+    granted = {s["Action"] if isinstance(s["Action"], str) else tuple(s["Action"]): flat(s["Resource"])
+               for s in statements(registry, "SchedulerRole")}
+    assert granted["lambda:InvokeFunction"].endswith(":function:mlops-dev-*")
+    assert granted["states:StartExecution"].endswith(":stateMachine:*-dev-retraining")
+    assert granted["sqs:SendMessage"].endswith(":*-dev-async-failures")
+    # CloudFormation names each model-stack function after its stack, which the invoke grant relies on.
+    functions = [k for k, r in model["Resources"].items() if r["Type"] == "AWS::Lambda::Function"]
+    assert functions and not [k for k in functions if "FunctionName" in model["Resources"][k]["Properties"]]
 
 
 def test_reserved_concurrency_is_a_spec_setting():
@@ -136,11 +165,20 @@ def test_current_account_comes_from_the_cdk_cli_credentials(monkeypatch):
 
 def test_the_approval_reconciler_runs_on_a_schedule_and_keeps_its_failures(model):
     resources = model["Resources"]
-    (rule,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"
-               and r["Properties"].get("Description", "").startswith("Approval repair")]
-    assert rule["ScheduleExpression"] == "rate(15 minutes)" and "DeadLetterConfig" in rule["Targets"][0]
+    schedule = schedule_of(model, "Approval repair")
+    assert re.fullmatch(r"cron\(\d{1,2}/15 \* \* \* \? \*\)", schedule["ScheduleExpression"])  # every 15 minutes
+    assert "DeadLetterConfig" in schedule["Target"]
     assert [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"
             and r["Properties"]["FunctionName"]["Ref"].startswith("ApprovalReconcileFunction")]
+
+
+def test_a_model_adds_no_rule_to_the_default_bus_for_its_schedules(model):
+    scheduled = [r for r in model["Resources"].values() if r["Type"] == "AWS::Events::Rule"
+                 and "ScheduleExpression" in r["Properties"]]
+    assert not scheduled
+    assert {s["Name"] for s in (r["Properties"] for r in model["Resources"].values()
+                                if r["Type"] == "AWS::Scheduler::Schedule")} == {
+        "mlops-dev-churn-retraining", "mlops-dev-churn-drift", "mlops-dev-churn-reconcile"}
 
 
 @pytest.mark.parametrize("policy", ["AccessDataScientist", "AccessApprover", "AccessPlatformAdmin"])
@@ -188,6 +226,8 @@ DOCUMENTED_TRUST_CONDITIONS = {
     # SageMaker Developer Guide, "Cross-service confused deputy prevention", documents them per feature (training,
     # processing, inference, ...) and not for MLflow tracking servers, whose IAM guide ("Set up IAM permissions for
     # MLflow") trusts sagemaker.amazonaws.com without conditions; the platform's SageMaker roles use none.
+    # EventBridge Scheduler User Guide, "Set up the execution role" and "Cross-service confused deputy prevention".
+    "scheduler.amazonaws.com": {"aws:SourceArn", "aws:SourceAccount"},
     "sagemaker.amazonaws.com": set(),
     "lambda.amazonaws.com": set(),
     "codebuild.amazonaws.com": set(),

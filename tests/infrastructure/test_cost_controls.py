@@ -9,6 +9,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from lambdas.shared import cost
+from stacks.constructs.schedules import spread
 from stacks.nag import RESOURCE_STAR_ACTIONS, wildcard_findings
 from stacks.nag_rules import star_only_actions_scoped
 from tests.infrastructure.conftest import template_of
@@ -127,8 +128,10 @@ def test_cost_model_prices_the_scheduled_functions_as_synthesized(model):
     reconciler = [f for logical, f in functions.items() if logical.startswith("ApprovalReconcileFunction")]
     assert [f["Properties"]["MemorySize"] for f in drift] == [cost.DRIFT_FUNCTION_MB]
     assert [f["Properties"].get("MemorySize", 128) for f in reconciler] == [cost.RECONCILER_MB]
-    rules = model.find_resources("AWS::Events::Rule", {"Properties": {"Description": "Approval repair of churn"}})
-    assert [r["Properties"]["ScheduleExpression"] for r in rules.values()] == [cost.RECONCILE_SCHEDULE]
+    schedules = model.find_resources("AWS::Scheduler::Schedule", {"Properties": {"Description": "Approval repair of churn"}})
+    # the priced rate, placed at the model's own minutes (stacks/constructs/schedules.py)
+    assert [r["Properties"]["ScheduleExpression"] for r in schedules.values()] == [
+        spread(cost.RECONCILE_SCHEDULE, "dev/churn", "reconcile").expression]
 
 
 def test_a_spec_without_an_anomaly_threshold_gets_a_budget_and_no_monitor():

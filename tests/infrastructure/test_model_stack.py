@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -57,18 +58,22 @@ def test_unanswered_or_rejected_approval_ends_the_run_rejected(states):
     assert states["ModelRejectedEnd"]["Error"] == "ModelRejected"
 
 
-def test_schedule_rule_starts_the_state_machine_with_a_schedule_trigger(template):
-    rules = {r["Properties"]["ScheduleExpression"]: r for r in template["Resources"].values()
-             if r["Type"] == "AWS::Events::Rule" and "ScheduleExpression" in r["Properties"]}
-    rule = rules["cron(0 3 ? * MON *)"]
-    assert '"trigger":"schedule"' in rule["Properties"]["Targets"][0]["Input"]
+def schedules(template) -> dict[str, dict]:
+    return {r["Properties"]["Description"].split(" of ")[0]: r["Properties"] for r in template["Resources"].values()
+            if r["Type"] == "AWS::Scheduler::Schedule"}
+
+
+def test_the_retraining_schedule_starts_the_state_machine_with_a_schedule_trigger_at_the_specs_time(template):
+    schedule = schedules(template)["Periodic retraining"]
+    assert schedule["ScheduleExpression"] == "cron(0 3 ? * MON *)"  # a person's cron keeps its time,
+    assert schedule["FlexibleTimeWindow"] == {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 60}  # within an hour
+    assert json.loads(schedule["Target"]["Input"])["trigger"] == "schedule"
 
 
 def test_drift_hook_runs_on_the_spec_schedule_with_a_lambda_sized_budget(template):
-    rules = {r["Properties"]["ScheduleExpression"]: r for r in template["Resources"].values()
-             if r["Type"] == "AWS::Events::Rule" and "ScheduleExpression" in r["Properties"]}
-    target = rules["rate(1 hour)"]["Properties"]["Targets"][0]
-    assert target["Arn"]["Fn::GetAtt"][0].startswith("DriftFunction")
+    schedule = schedules(template)["Drift check"]
+    assert re.fullmatch(r"cron\(\d{1,2} \* \* \* \? \*\)", schedule["ScheduleExpression"])  # hourly, at its minute
+    assert schedule["Target"]["Arn"]["Fn::GetAtt"][0].startswith("DriftFunction")
     (drift,) = [r["Properties"] for k, r in template["Resources"].items()
                 if r["Type"] == "AWS::Lambda::Function" and k.startswith("DriftFunction")]
     assert drift["MemorySize"] == 1769 and drift["Timeout"] == 600

@@ -82,7 +82,8 @@ def test_scheduled_functions_cost_their_gb_seconds_and_requests(busy):
     # rate(2 hours): 365 checks of 1769 MB for 20 s; rate(15 minutes): 2,920 of 512 MB for 1 s
     assert line(busy, "drift checks (Lambda)").usd == pytest.approx(365 * 1769 / 1024 * 20 * 0.00001 + 365 * 0.000001)
     assert line(busy, "approval reconciler (Lambda)").usd == pytest.approx(2920 * 0.5 * 0.00001 + 2920 * 0.000001)
-    assert line(busy, "schedules (EventBridge rules)").usd == 0
+    assert line(busy, "schedules (EventBridge Scheduler)").usd == 0
+    assert line(busy, "schedules (EventBridge Scheduler)").quantity.startswith("3,")  # drift, repair, retraining
     assert busy.total(cost.IDLE) == pytest.approx(292 + 0.199814 + 0.126475 + 0.01752, abs=1e-5)
 
 
