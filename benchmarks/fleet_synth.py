@@ -1,11 +1,12 @@
-"""Synthesis time of a fleet: 1 model against 10 models (scaffolded folders of every framework and task type in a
+"""Synthesis time of a fleet: 1, 10 and 100 models (scaffolded folders of every framework and task type in a
 temporary models root), one environment, cdk-nag and the platform's rule pack on, assets bundled as `cdk synth`
 bundles them. Each app is synthesized in a fresh process (jsii keeps state); the time is measured inside it,
-from building the app to the written cloud assembly, and also for the whole process.
+from building the app to the written cloud assembly, and also for the whole process. The figure that matters is
+what one more model adds, between consecutive fleet sizes.
 
-    python benchmarks/fleet_synth.py [--models 10] [--env dev] [--no-bundling]
+    python benchmarks/fleet_synth.py [--models 1,10,100] [--env dev] [--no-bundling]
 
-Target (issue 14): well under 2 s per extra model.
+Targets: well under 2 s per extra model (issue 14); at most 0.3 s (issue 26, once models share the control plane).
 """
 
 from __future__ import annotations
@@ -59,21 +60,24 @@ def synthesize(models_dir: Path, env: str, bundling: bool, outdir: Path) -> dict
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--models", type=int, default=10)
+    parser.add_argument("--models", default="1,10,100", help="fleet sizes, comma-separated, ascending")
     parser.add_argument("--env", default="dev")
     parser.add_argument("--no-bundling", action="store_true")
     args = parser.parse_args()
+    sizes = sorted({int(size) for size in args.models.split(",")})
+    runs = {}
     with tempfile.TemporaryDirectory() as directory:
         root = Path(directory)
-        one = synthesize(fleet(root, 1), args.env, not args.no_bundling, root / "out-1")
-        many = synthesize(fleet(root, args.models), args.env, not args.no_bundling, root / "out-many")
-    extra = args.models - 1
-    per_model = (many["synth_s"] - one["synth_s"]) / extra
-    for label, run in ((f"1 model", one), (f"{args.models} models", many)):
-        print(f"{label:>10}: {run['stacks']} stacks, synthesis {run['synth_s']:.2f} s "
+        for size in sizes:
+            runs[size] = synthesize(fleet(root, size), args.env, not args.no_bundling, root / f"out-{size}")
+    for size, run in runs.items():
+        print(f"{size:>4} models: {run['stacks']} stacks, synthesis {run['synth_s']:.2f} s "
               f"(process {run['process_s']:.2f} s, imports {run['import_s']:.2f} s)")
-    print(f"per extra model: {per_model:.2f} s (target: well under 2 s)")
-    print(json.dumps({"one": one, "many": many, "models": args.models, "per_extra_model_s": round(per_model, 3)}))
+    marginal = {f"{a}->{b}": round((runs[b]["synth_s"] - runs[a]["synth_s"]) / (b - a), 3)
+                for a, b in zip(sizes, sizes[1:])}
+    for step, seconds in marginal.items():
+        print(f"per extra model, {step}: {seconds:.2f} s (target: at most 0.3 s)")
+    print(json.dumps({"runs": runs, "per_extra_model_s": marginal}))
 
 
 if __name__ == "__main__":

@@ -36,16 +36,12 @@ from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionE
 from lambdas.shared.lineage import decode_pairs
 from lambdas.shared.run_state import Outcome, RunView  # noqa: F401  (re-exported: a run as the client returns it)
 from pipelines import naming
+from pipelines.naming import runs_api_parameter
 from pipelines.source import current_git_commit
 from pipelines.spec import MODELS_DIR, REPO_ROOT, SpecError, discover_spec_files, find_model_dir, load_spec
 
 LOCAL_ENV = "local"
 STAGES = ("staging", "prod")
-
-
-def runs_api_parameter(model: str, env: str) -> str:
-    """The SSM parameter holding the URL of a model's runs API (the stack writes it)."""
-    return f"/{naming.PROJECT}/{env}/{model}/runs-api-url"
 
 
 class RunInProgress(RuntimeError):

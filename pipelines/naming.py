@@ -92,6 +92,11 @@ def schedule(model: str, env: str, kind: str) -> str:
     return sagemaker_name(PROJECT, env, model, kind)
 
 
+def runs_api_parameter(model: str, env: str) -> str:
+    """The SSM parameter holding the URL of a model's runs API (the stack writes it, clients read it)."""
+    return f"/{PROJECT}/{env}/{model}/runs-api-url"
+
+
 def scheduler_role(env: str) -> str:
     return f"{PROJECT}-{env}-scheduler"
 

@@ -16,12 +16,13 @@ from stacks.constructs.approval import ApprovalHook
 from stacks.constructs.budgets import ModelBudget, grant_price_list_read
 from stacks.constructs.endpoints import EndpointDeployment, ModelDashboard
 from stacks.constructs.failures import AsyncFailures
-from stacks.constructs.schedules import ModelSchedules
 from stacks.constructs.functions import PlatformFunction
 from stacks.constructs.promotion import PromotionImport, PromotionOffer
-from stacks.constructs.runs_api import RunsApi
+from stacks.constructs.registry import grant_read_champion, grant_read_registry
 from stacks.constructs.retraining import (NotificationTopic, RetrainingStateMachine, RetrainingTriggers,
                                           lambda_step, state_machine_arn)
+from stacks.constructs.runs_api import RunsApi
+from stacks.constructs.schedules import ModelSchedules
 from stacks.constructs.training import TrainingJob, resolve_inference_image
 from stacks.registry_stack import RegistryStack
 
@@ -32,23 +33,6 @@ PIPELINE_HANDLERS = {
     "register": ("lambdas.pipeline.handlers.register", "Registers the model package with lineage"),
     "notify": ("lambdas.pipeline.handlers.notify", "Sends the end-of-run notification"),
 }
-
-
-def grant_read_registry(role: iam.IRole, package_arns: list[str]) -> None:
-    """Describe this model's packages; list on '*' because SageMaker List* calls have no resource-level
-    permissions (an ARN-scoped ListModelPackages grant is never honoured)."""
-    role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=package_arns))
-    role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"]))
-
-
-def grant_read_champion(role: iam.IRole, model: str, env_name: str) -> None:
-    """The champion is the package production serves: endpoint -> config -> model -> package."""
-    stack, prod = Stack.of(role), naming.endpoint(model, env_name, "prod")
-    role.add_to_policy(iam.PolicyStatement(
-        actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
-        resources=[stack.format_arn(service="sagemaker", resource="endpoint", resource_name=prod),
-                   stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name=f"{prod}-*"),
-                   stack.format_arn(service="sagemaker", resource="model", resource_name=f"{prod}-*")]))
 
 
 # (timeout minutes, memory MB) of the pipeline tasks that read whole files: the dataset, the trained artifact (register

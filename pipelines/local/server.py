@@ -196,7 +196,7 @@ class KeptEmulation:
         """Data scientist, platform admin and each approver (a session of the model's approver role named after
         their email, as the runs API maps approvers)."""
         from pipelines.local import iam
-        from stacks.constructs.access import approver_role_name
+        from pipelines.naming import approver_role_name
 
         def keys(credentials) -> dict[str, str]:
             return {"access_key_id": credentials.access_key_id, "secret_access_key": credentials.secret_access_key,

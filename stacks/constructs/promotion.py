@@ -24,6 +24,7 @@ from pipelines import naming
 from pipelines import promotion as names
 from pipelines.spec import EnvironmentSpec, ModelSpec
 from stacks.constructs.functions import PlatformFunction
+from stacks.constructs.registry import grant_read_champion
 from stacks.constructs.retraining import lambda_step
 from stacks.nag import acknowledge
 
@@ -119,8 +120,6 @@ class PromotionOffer(Construct):
 
 def grant_read_served(role: iam.IRole, model: str, env_name: str) -> None:
     """What production serves: endpoint -> config -> model -> package (the model stack's champion read)."""
-    from stacks.model_stack import grant_read_champion  # the model stack builds these constructs
-
     grant_read_champion(role, model, env_name)
 
 

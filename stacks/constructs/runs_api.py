@@ -2,7 +2,7 @@
 decide approvals from the CLI. Lambda verifies the SigV4 signature and hands the handler the caller's
 principal ARN; the function's own role starts executions and answers task tokens.
 
-Clients find the URL in an SSM parameter with a derived name (pipelines.client.runs_api_parameter): one
+Clients find the URL in an SSM parameter with a derived name (pipelines.naming.runs_api_parameter): one
 GetParameter a policy can scope to that parameter alone, where DescribeStacks would expose every output.
 """
 
@@ -16,7 +16,7 @@ from constructs import Construct
 from lambdas.shared.dal import TRAINING_LOG_GROUP
 from lambdas.shared.identity import IDENTITY_CENTER_PATH
 from pipelines import naming
-from pipelines.client import runs_api_parameter
+from pipelines.naming import runs_api_parameter
 from pipelines.spec import ModelSpec
 from stacks.constructs.functions import PlatformFunction
 
