@@ -50,8 +50,13 @@ def as_list(value) -> list:
 
 
 def _like(pattern: str, value: str, case: bool = True) -> bool:
-    regex = "^" + ".*".join(re.escape(part).replace(r"\?", ".") for part in pattern.split("*")) + "$"
-    return re.match(regex, value, 0 if case else re.IGNORECASE) is not None
+    return re.fullmatch(_wildcards(pattern), value, re.DOTALL | (0 if case else re.IGNORECASE)) is not None
+
+
+def _lookup(context: dict, name: str) -> tuple[bool, object]:
+    """A request-context value by its key, which AWS compares case-insensitively (condition keys and tag keys)."""
+    wanted = name.lower()
+    return next(((True, value) for key, value in context.items() if key.lower() == wanted), (False, None))
 
 
 def _substituted(expected: str, context: dict) -> str | None:
@@ -67,8 +72,9 @@ def _substituted(expected: str, context: dict) -> str | None:
         defaulted = _DEFAULTED.match(name)
         if defaulted:
             name, default = defaulted.groups()
-        if name in context:
-            return str(context[name])
+        present, found_value = _lookup(context, name)
+        if present:
+            return str(found_value)
         missing = missing or default is None
         return default or ""
 
@@ -77,17 +83,46 @@ def _substituted(expected: str, context: dict) -> str | None:
 
 
 def _principal_key(key: str) -> bool:
-    return key in PRINCIPAL_KEYS or key.startswith("aws:PrincipalTag/")
+    return key.lower() in {k.lower() for k in PRINCIPAL_KEYS} or key.lower().startswith("aws:principaltag/")
+
+
+class UnmodelledCondition(ValueError):
+    """A condition operator the emulation cannot evaluate: refused loudly, never read as holding or not."""
+
+
+def _pattern_regex(pattern: str, context: dict) -> str | None:
+    """An ARN pattern as a regex: `*` and `?` are wildcards, policy variables take the request's values as literal
+    text (`${*}` is a literal asterisk); None when a variable has no value and no default."""
+    parts, position = [], 0
+    for found in _VARIABLE.finditer(pattern):
+        parts.append(_wildcards(pattern[position:found.start()]))
+        value = _substituted(found.group(0), context)
+        if value is None:
+            return None
+        parts.append(re.escape(value))
+        position = found.end()
+    parts.append(_wildcards(pattern[position:]))
+    return "".join(parts)
+
+
+def _wildcards(text: str) -> str:
+    return ".*".join(re.escape(part).replace(r"\?", ".") for part in text.split("*"))
 
 
 def _condition_holds(operator: str, key: str, expected, context: dict) -> bool:
     qualifier, _, operator = operator.rpartition(":")
     if_exists = operator.endswith("IfExists")
     operator = operator.removesuffix("IfExists")
-    negated = operator in ("StringNotEquals", "StringNotLike", "ArnNotEquals", "ArnNotLike")
-    if key not in context:
+    negated = operator in ("StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "ArnNotEquals", "ArnNotLike")
+    present, value = _lookup(context, key)
+    if operator == "Null":  # "true": the key is absent from the request; "false": it is there
+        return (not present) == (str(as_list(expected)[0]).lower() == "true")
+    if operator not in _OPERATORS:
+        raise UnmodelledCondition(f"the local emulation does not evaluate the condition operator {operator} "
+                                  f"(on {key}); evaluate it by hand against the IAM condition operators reference")
+    if not present:
         return if_exists or qualifier == "ForAllValues" or negated
-    actual = [str(v) for v in as_list(context[key])]
+    actual = [str(v) for v in as_list(value)]
     expected = [e for e in (_substituted(str(v), context) for v in as_list(expected)) if e is not None]
     if operator in ("StringEquals", "ArnEquals"):
         match = lambda value: value in expected  # noqa: E731
@@ -99,11 +134,15 @@ def _condition_holds(operator: str, key: str, expected, context: dict) -> bool:
         match = lambda value: value.lower() in [e.lower() for e in expected]  # noqa: E731
     elif operator in ("StringNotEquals", "ArnNotEquals"):
         match = lambda value: value not in expected  # noqa: E731
+    elif operator == "StringNotEqualsIgnoreCase":
+        match = lambda value: value.lower() not in [e.lower() for e in expected]  # noqa: E731
     elif operator in ("StringNotLike", "ArnNotLike"):
         match = lambda value: not any(_like(e, value) for e in expected)  # noqa: E731
-    else:
-        return False  # an operator this emulation does not know never grants
     return all(map(match, actual)) if qualifier == "ForAllValues" else any(map(match, actual))
+
+
+_OPERATORS = {"StringEquals", "StringEqualsIgnoreCase", "StringLike", "ArnEquals", "ArnLike", "Bool", "StringNotEquals",
+              "StringNotEqualsIgnoreCase", "StringNotLike", "ArnNotEquals", "ArnNotLike"}
 
 
 def _principal_matches(principal, caller: dict) -> bool:
@@ -176,7 +215,9 @@ def principal_tags(key) -> dict[str, str]:
             tags = {t["Key"]: t["Value"] for t in backend.list_user_tags(key._owner_user_name)}
     except Exception:  # a principal moto no longer knows has no tags
         tags = {}
-    return tags | _session_tags.get(getattr(key, "_access_key_id", None), {})
+    session = _session_tags.get(getattr(key, "_access_key_id", None), {})
+    overridden = {k.lower() for k in session}
+    return {k: v for k, v in tags.items() if k.lower() not in overridden} | session
 
 
 def _role_arn(account: str, name: str) -> str:
@@ -258,6 +299,10 @@ def trusted(request, role_arn: str) -> bool:
     tags = request_tags(data) | inherited_tags(access_key_id)
     if tags:
         context.update({f"aws:RequestTag/{k}": v for k, v in tags.items()}, **{"aws:TagKeys": sorted(tags)})
+    if request_transitive_keys(data):
+        context["sts:TransitiveTagKeys"] = sorted(request_transitive_keys(data))
+    if request_tags(data):
+        _identity_allows_tagging(request, role_arn)
     asked = _request_value(data, "SourceIdentity")
     if inherited and asked and asked != inherited:
         return False  # a session's source identity cannot be changed, not even by chaining
@@ -270,6 +315,17 @@ def trusted(request, role_arn: str) -> bool:
     if session_tags_refusal(data, access_key_id):
         return False
     return all(evaluate(document, action, role_arn, context, caller) == "allow" for action in actions)
+
+
+def _identity_allows_tagging(request, role_arn: str) -> None:
+    """Passing session tags is also the permissions-only action sts:TagSession in the caller's own policies ("Pass
+    session tags in AWS STS": permissions required); moto checks sts:AssumeRole alone. Raises AccessDenied."""
+    action = request._action
+    request._action = "sts:TagSession"
+    try:
+        request.check_action_permitted(role_arn)
+    finally:
+        request._action = action
 
 
 def denied_by_bucket_policy(request, resource: str) -> bool:
@@ -291,7 +347,8 @@ def denied_by_bucket_policy(request, resource: str) -> bool:
         return False
     document = json.loads(policy) if isinstance(policy, (str, bytes)) else policy
     caller = caller_of(request._access_key.arn)
-    return evaluate(document, request._action, resource, {**caller, "aws:SecureTransport": "true"}, caller) == "deny"
+    context = {**principal_context(request._access_key), "aws:SecureTransport": "true"}
+    return evaluate(document, request._action, resource, context, caller) == "deny"
 
 
 def copy_source(headers: dict) -> tuple[str, bool] | None:
@@ -370,16 +427,19 @@ def _install_abac() -> None:
     evaluated, and a statement whose condition does not hold left out (not read as a Deny)."""
     from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 
+    from pipelines.local.iam import STAR_ONLY
+
     original_match, original_conditions = IAMPolicyStatement._check_element_matches, IAMPolicyStatement._check_conditions
     original_permitted = IAMPolicyStatement.is_action_permitted
 
     def check_element_matches(self, element: str, value: str) -> bool:
         context = _principal.get()
         values = as_list(self._statement.get(element, []))
-        if context is None or element not in ("Resource", "NotResource") or not any("${" in str(v) for v in values):
+        if context is None or element not in ("Resource", "NotResource") or not any("${" in str(v) for v in values) \
+                or value in ("*", STAR_ONLY):
             return original_match(self, element, value)
-        resolved = [r for r in (_substituted(str(v), context) for v in values) if r is not None]
-        return bool(resolved) and original_match(IAMPolicyStatement({**self._statement, element: resolved}), element, value)
+        patterns = [p for p in (_pattern_regex(str(v), context) for v in values) if p is not None]
+        return any(re.fullmatch(pattern, value, re.DOTALL) for pattern in patterns)
 
     def check_conditions(self, incoming) -> bool:
         context, conditions = _principal.get(), self._statement.get("Condition") or {}
@@ -405,6 +465,9 @@ def _install_abac() -> None:
             return PermissionResult.NEUTRAL
         return PermissionResult.PERMITTED if self._statement["Effect"] == "Allow" else PermissionResult.DENIED
 
+    # moto turns `*` into `.*` and leaves every other regex character live (`.` matches anything, `+` nothing):
+    # IAM's globs have two wildcards, `*` and `?`, and every other character is itself.
+    IAMPolicyStatement._match = staticmethod(lambda pattern, string: re.fullmatch(_wildcards(pattern), string, re.DOTALL))
     IAMPolicyStatement._check_element_matches = check_element_matches
     IAMPolicyStatement._check_conditions = check_conditions
     IAMPolicyStatement.is_action_permitted = is_action_permitted

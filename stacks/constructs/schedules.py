@@ -43,17 +43,20 @@ def spread(expression: str, key: str, kind: str) -> Timing:
     rate = _RATE.match(expression)
     if not rate:
         return Timing(expression, CRON_WINDOW_MINUTES[kind])
-    number, unit = int(rate.group(1)), rate.group(2).rstrip("s")
-    period = number * {"minute": 1, "hour": 60, "day": 1_440}[unit]
+    period = int(rate.group(1)) * {"minute": 1, "hour": 60, "day": 1_440}[rate.group(2).rstrip("s")]
     window = min(RATE_WINDOW_MINUTES, period // 3) or None  # then a random moment in a third of the period
     digest = int(hashlib.sha256(f"{key}/{kind}".encode()).hexdigest(), 16)
     minute, hour = digest % 60, (digest // 60) % 24
-    if unit == "minute" and 60 % number == 0 and number > 1:
-        return Timing(f"cron({minute % number}/{number} * * * ? *)", window)
-    if unit == "hour" and 24 % number == 0:
-        hours = "*" if number == 1 else f"{hour % number}/{number}"
-        return Timing(f"cron({minute} {hours} * * ? *)", window)
-    if unit == "day" and number == 1:
+    # By period, not by how it is written: rate(60 minutes) is hourly, rate(24 hours) daily (a cron increment may
+    # not reach its field's range: 0-59 minutes, 0-23 hours).
+    if 1 < period < 60 and 60 % period == 0:
+        return Timing(f"cron({minute % period}/{period} * * * ? *)", window)
+    if period == 60:
+        return Timing(f"cron({minute} * * * ? *)", window)
+    if period % 60 == 0 and period < 1_440 and 24 % (period // 60) == 0:
+        hours = period // 60
+        return Timing(f"cron({minute} {hour % hours}/{hours} * * ? *)", window)
+    if period == 1_440:
         return Timing(f"cron({minute} {hour} * * ? *)", window)
     return Timing(expression, window)
 

@@ -158,3 +158,65 @@ def test_sts_refuses_more_than_fifty_session_tags(aws):
     with iam.enforced():
         with pytest.raises(ClientError, match="AccessDenied"):
             _assume(_admin(), role, {f"k{n}": "v" for n in range(51)})
+
+
+def test_the_caller_needs_tag_session_in_its_own_policy_too(aws):
+    """"Pass session tags in AWS STS", permissions required: sts:TagSession beside sts:AssumeRole."""
+    role = _role(aws, "worker", _read())
+    assume_only = _role(aws, "assume-only", [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}])
+    may_tag = _role(aws, "may-tag", [{"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": "*"}])
+    with iam.enforced():
+        with pytest.raises(ClientError, match="AccessDenied"):
+            _assume(_assume(_admin(), assume_only), role, {"mlops:model": "a"})
+        assert _can_read(_assume(_assume(_admin(), may_tag), role, {"mlops:model": "a"}), "a")
+
+
+def test_tag_keys_compare_regardless_of_case(aws):
+    """A session tag overrides the role's tag of the same key whatever its case; condition keys are not
+    case-sensitive either."""
+    role = _role(aws, "cased", _read(), tags={"MLOPS:Model": "a"})
+    conditioned = _role(aws, "cased-condition", [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*",
+                                                  "Condition": {"StringEquals": {"aws:principaltag/TEAM": "risk"}}}])
+    with iam.enforced():
+        session = _assume(_admin(), role, {"mlops:model": "b"})
+        assert _can_read(session, "b") and not _can_read(session, "a")
+        assert _can_read(_assume(_admin(), conditioned, {"team": "risk"}), "a")
+        assert not _can_read(_assume(_admin(), conditioned, {"team": "growth"}), "a")
+
+
+def test_a_null_condition_denies_a_session_without_the_tag(aws):
+    role = _role(aws, "guarded", [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"},
+                                  {"Effect": "Deny", "Action": "s3:*", "Resource": "*",
+                                   "Condition": {"Null": {"aws:PrincipalTag/mlops:model": "true"}}}])
+    with iam.enforced():
+        assert not _can_read(_assume(_admin(), role), "a")
+        assert _can_read(_assume(_admin(), role, {"mlops:model": "a"}), "a")
+
+
+def test_a_substituted_value_is_literal_text_not_a_pattern(aws):
+    client = boto3.client("s3", region_name=REGION)
+    for key in ("models/a.b/x", "models/aXb/x", "models/*/x", "models/other/x"):
+        client.put_object(Bucket=BUCKET, Key=key, Body=b"x")
+    dotted = _role(aws, "dotted", _read())
+    star = _role(aws, "star", [{"Effect": "Allow", "Action": "s3:GetObject",
+                                "Resource": f"arn:aws:s3:::{BUCKET}/models/${{*}}/*"}])
+
+    def reads(session, key):
+        try:
+            session.client("s3", REGION).get_object(Bucket=BUCKET, Key=key)
+            return True
+        except ClientError:
+            return False
+
+    with iam.enforced():
+        session = _assume(_admin(), dotted, {"mlops:model": "a.b"})
+        assert reads(session, "models/a.b/x") and not reads(session, "models/aXb/x")
+        literal = _assume(_admin(), star)
+        assert reads(literal, "models/*/x") and not reads(literal, "models/other/x")
+
+
+def test_a_condition_operator_the_emulation_cannot_evaluate_is_refused_loudly():
+    from pipelines.local.policy_evaluation import UnmodelledCondition, _condition_holds
+
+    with pytest.raises(UnmodelledCondition, match="NumericLessThan"):
+        _condition_holds("NumericLessThan", "aws:PrincipalTag/size", "3", {"aws:PrincipalTag/size": "2"})

@@ -39,6 +39,14 @@ def test_rates_that_divide_their_period_keep_their_frequency():
     assert re.fullmatch(r"cron\(\d{1,2} \d{1,2} \* \* \? \*\)", spread("rate(1 day)", "dev/m", "drift").expression)
 
 
+@pytest.mark.parametrize(("expression", "same_as"), [("rate(60 minutes)", "rate(1 hour)"),
+                                                     ("rate(24 hours)", "rate(1 day)"),
+                                                     ("rate(120 minutes)", "rate(2 hours)")])
+def test_a_rate_is_spread_by_its_period_whatever_its_unit(expression, same_as):
+    """cron(36/60 ...) or cron(m 20/24 ...) would put an increment beyond its field's range (0-59, 0-23)."""
+    assert spread(expression, "dev/m", "drift") == spread(same_as, "dev/m", "drift")
+
+
 @pytest.mark.parametrize(("expression", "window"), [("rate(7 minutes)", 2), ("rate(5 hours)", 15), ("rate(2 days)", 15)])
 def test_a_rate_that_cannot_become_a_cron_keeps_its_rhythm_within_a_flexible_window(expression, window):
     timing = spread(expression, "dev/m", "drift")
