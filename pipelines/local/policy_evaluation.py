@@ -165,7 +165,9 @@ def evaluate(document: dict, action: str, resource: str, context: dict, caller: 
             continue
         if "NotAction" in statement and any(_like(a, action, case=False) for a in as_list(statement["NotAction"])):
             continue
-        if "Resource" in statement and not any(_like(r, resource) for r in as_list(statement["Resource"])):
+        if "Resource" in statement and not _names(statement["Resource"], resource, context):
+            continue
+        if "NotResource" in statement and _names(statement["NotResource"], resource, context):
             continue
         if caller is not None and not _principal_matches(statement.get("Principal"), caller):
             continue
@@ -177,6 +179,13 @@ def evaluate(document: dict, action: str, resource: str, context: dict, caller: 
             return "deny"
         allowed = True
     return "allow" if allowed else None
+
+
+def _names(patterns, resource: str, context: dict) -> bool:
+    """Whether a Resource (or NotResource) element names `resource`, its policy variables taking the request's
+    values (an entry whose variable has no value names nothing)."""
+    regexes = [r for r in (_pattern_regex(str(p), context) for p in as_list(patterns)) if r is not None]
+    return any(re.fullmatch(regex, resource, re.DOTALL) for regex in regexes)
 
 
 def identity_allows(documents: list[dict], action: str, resource: str, context: dict) -> bool:

@@ -220,3 +220,15 @@ def test_a_condition_operator_the_emulation_cannot_evaluate_is_refused_loudly():
 
     with pytest.raises(UnmodelledCondition, match="NumericLessThan"):
         _condition_holds("NumericLessThan", "aws:PrincipalTag/size", "3", {"aws:PrincipalTag/size": "2"})
+
+
+def test_a_bucket_policy_deny_keyed_on_a_principal_tag_variable_holds_in_the_buckets_account(aws):
+    """Resource policies take policy variables too ("IAM policy elements: Variables and tags"): a Deny on every
+    object outside the caller's own model prefix, written once for all models."""
+    boto3.client("s3", region_name=REGION).put_bucket_policy(Bucket=BUCKET, Policy=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Sid": "OwnModelOnly", "Effect": "Deny", "Principal": "*",
+                                                "Action": "s3:GetObject", "NotResource": PER_MODEL_OBJECTS}]}))
+    role = _role(aws, "broad", [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"}])
+    with iam.enforced():
+        session = _assume(_admin(), role, {"mlops:model": "a"})
+        assert _can_read(session, "a") and not _can_read(session, "b")
