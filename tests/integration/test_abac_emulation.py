@@ -50,8 +50,12 @@ def _assume(caller, role_arn: str, tags: dict | None = None, transitive=()):
 
 
 def _can_read(session, model: str) -> bool:
+    return _can_get(session, f"models/{model}/x")
+
+
+def _can_get(session, key: str) -> bool:
     try:
-        session.client("s3", REGION).get_object(Bucket=BUCKET, Key=f"models/{model}/x")
+        session.client("s3", REGION).get_object(Bucket=BUCKET, Key=key)
         return True
     except ClientError as error:
         assert error.response["Error"]["Code"] == "AccessDenied"
@@ -200,19 +204,11 @@ def test_a_substituted_value_is_literal_text_not_a_pattern(aws):
     dotted = _role(aws, "dotted", _read())
     star = _role(aws, "star", [{"Effect": "Allow", "Action": "s3:GetObject",
                                 "Resource": f"arn:aws:s3:::{BUCKET}/models/${{*}}/*"}])
-
-    def reads(session, key):
-        try:
-            session.client("s3", REGION).get_object(Bucket=BUCKET, Key=key)
-            return True
-        except ClientError:
-            return False
-
     with iam.enforced():
         session = _assume(_admin(), dotted, {"mlops:model": "a.b"})
-        assert reads(session, "models/a.b/x") and not reads(session, "models/aXb/x")
+        assert _can_get(session, "models/a.b/x") and not _can_get(session, "models/aXb/x")
         literal = _assume(_admin(), star)
-        assert reads(literal, "models/*/x") and not reads(literal, "models/other/x")
+        assert _can_get(literal, "models/*/x") and not _can_get(literal, "models/other/x")
 
 
 def test_a_condition_operator_the_emulation_cannot_evaluate_is_refused_loudly():
