@@ -28,7 +28,7 @@ from pipelines import naming
 
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 CRON_WINDOW_MINUTES = {"retraining": 60, "drift": 15, "reconcile": 5}  # a person's cron: start within this window
-RATE_WINDOW_MINUTES = 15  # a rate that cannot become a cron
+RATE_WINDOW_MINUTES = 15  # the most a rate's flexible window takes (a third of its period otherwise)
 RETRY_ATTEMPTS, EVENT_AGE_S = 2, 3_600
 
 
