@@ -105,6 +105,12 @@ class _Index:
     templates: dict[str, dict]
     exports: dict[str, tuple[str, Any]] = field(default_factory=dict)
     _role_statements: dict[Ref, list[dict]] | None = None
+    # Memoized per synthesis: rules ask these for every role of every model, which made synthesis quadratic and
+    # worse in the number of models (benchmarks/fleet_synth.py).
+    _passed: dict[tuple[Ref, str], list[Ref]] = field(default_factory=dict)
+    _passers: dict[tuple[str, str], dict[Ref, list[Ref]]] = field(default_factory=dict)
+    _trusted: dict[str, list[Ref]] = field(default_factory=dict)
+    _cmk_tables: dict[Ref, Any] | None = None
 
     @classmethod
     def from_paths(cls, paths: Iterable[str]) -> "_Index":
@@ -192,8 +198,10 @@ class _Index:
 
     def passed_roles(self, role: Ref, service: str = "sagemaker.amazonaws.com") -> list[Ref]:
         """Roles of the app trusted by `service` that `role` may pass (iam:PassRole)."""
+        if (role, service) in self._passed:
+            return self._passed[(role, service)]
         passed: list[Ref] = []
-        candidates = [ref for ref, _ in self.resources("AWS::IAM::Role") if service in self.trusted_services(ref)]
+        candidates = self._trusted_by(service)
         for statement in _allowing(self.role_statements(role), "iam:PassRole"):
             for resource in _as_list(statement.get("Resource")):
                 if flatten(resource) == "*":
@@ -202,7 +210,24 @@ class _Index:
                 target = self.resolve(role[0], resource)
                 if target in candidates:
                     passed.append(target)
-        return list(dict.fromkeys(passed))
+        self._passed[(role, service)] = list(dict.fromkeys(passed))
+        return self._passed[(role, service)]
+
+    def passers(self, action: str, service: str = "sagemaker.amazonaws.com") -> dict[Ref, list[Ref]]:
+        """Role trusted by `service` -> the roles allowed `action` that may pass it."""
+        if (action, service) not in self._passers:
+            table: dict[Ref, list[Ref]] = {}
+            for other, _ in self.resources("AWS::IAM::Role"):
+                if _allows(self.role_statements(other), action):
+                    for passed in self.passed_roles(other, service):
+                        table.setdefault(passed, []).append(other)
+            self._passers[(action, service)] = table
+        return self._passers[(action, service)]
+
+    def _trusted_by(self, service: str) -> list[Ref]:
+        if service not in self._trusted:
+            self._trusted[service] = [ref for ref, _ in self.resources("AWS::IAM::Role") if service in self.trusted_services(ref)]
+        return self._trusted[service]
 
     def uses_kms_key(self, key: str) -> bool:
         """The stack's resources (state machine definitions included) name a KMS key somewhere."""
@@ -321,8 +346,7 @@ def alarm_rollback_describe_alarms(index: _Index, ref: Ref, resource: dict) -> R
     sagemaker.amazonaws.com that a role allowed sagemaker:UpdateEndpoint may pass (iam:PassRole)."""
     if "sagemaker.amazonaws.com" not in index.trusted_services(ref):
         return NagRuleCompliance.NOT_APPLICABLE
-    updaters = [other for other, _ in index.resources("AWS::IAM::Role")
-                if _allows(index.role_statements(other), "sagemaker:UpdateEndpoint") and ref in index.passed_roles(other)]
+    updaters = index.passers("sagemaker:UpdateEndpoint").get(ref, [])
     if not updaters:
         return NagRuleCompliance.NOT_APPLICABLE
     if _allows(index.role_statements(ref), "cloudwatch:DescribeAlarms"):
@@ -417,12 +441,18 @@ DYNAMODB_DATA_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Updat
 
 def _cmk_tables(index: _Index) -> dict[Ref, Any]:
     """Tables of the app encrypted with a customer-managed key -> that key's reference (as written)."""
-    tables = {}
-    for ref, table in index.resources("AWS::DynamoDB::Table"):
-        sse = (table.get("Properties") or {}).get("SSESpecification") or {}
-        if sse.get("SSEEnabled") and sse.get("KMSMasterKeyId"):
-            tables[ref] = sse["KMSMasterKeyId"]
-    return tables
+    if index._cmk_tables is None:
+        index._cmk_tables = {}
+        for ref, table in index.resources("AWS::DynamoDB::Table"):
+            sse = (table.get("Properties") or {}).get("SSESpecification") or {}
+            if sse.get("SSEEnabled") and sse.get("KMSMasterKeyId"):
+                index._cmk_tables[ref] = sse["KMSMasterKeyId"]
+    return index._cmk_tables
+
+
+def _cmk_tables_by_name(index: _Index) -> dict[str, Ref]:
+    return {name: table for table in _cmk_tables(index)
+            if isinstance(name := ((index.get(table) or {}).get("Properties") or {}).get("TableName"), str)}
 
 
 def dynamodb_cmk_decrypt(index: _Index, ref: Ref, resource: dict) -> RuleResult:
@@ -433,21 +463,19 @@ def dynamodb_cmk_decrypt(index: _Index, ref: Ref, resource: dict) -> RuleResult:
     writing such a table needs kms:Decrypt on its key (kms:ViaService dynamodb.<region>.amazonaws.com is a
     valid scope). Findings: `[<table logical id>]` for each CMK table the role uses without it."""
     statements = index.role_statements(ref)
-    tables = _cmk_tables(index)
-    used = [table for table in tables for statement in statements
-            if statement.get("Effect") == "Allow"
-            and any(_allows([statement], action) for action in DYNAMODB_DATA_ACTIONS)
-            and any(index.resolve(ref[0], r) == table or _names_table(index, table, r) for r in _as_list(statement.get("Resource")))]
+    tables, by_name = _cmk_tables(index), _cmk_tables_by_name(index)
+    used = set()
+    for statement in statements:
+        if statement.get("Effect") != "Allow" or not any(_allows([statement], a) for a in DYNAMODB_DATA_ACTIONS):
+            continue
+        for resource in _as_list(statement.get("Resource")):
+            target = index.resolve(ref[0], resource)
+            named = re.search(r":table/([^/]+)$", flatten(resource))  # a literal ARN naming the table's TableName
+            used |= {t for t in (target if target in tables else None, by_name.get(named.group(1)) if named else None) if t}
     if not used:
         return NagRuleCompliance.NOT_APPLICABLE
     missing = sorted({table[1] for table in used if not _allows(statements, "kms:Decrypt")})
     return missing or NagRuleCompliance.COMPLIANT
-
-
-def _names_table(index: _Index, table: Ref, resource) -> bool:
-    """A literal table ARN naming the table's TableName (constructs name tables, policies use ARNs)."""
-    name = ((index.get(table) or {}).get("Properties") or {}).get("TableName")
-    return isinstance(name, str) and flatten(resource).endswith(f":table/{name}")
 
 
 # Actions AWS authorizes only against "*": a grant scoped to a resource ARN is silently never honoured, so the
