@@ -338,19 +338,23 @@ def test_malformed_form_bodies_get_a_400_page_and_change_nothing(approval, body,
 def test_a_click_while_the_same_link_is_in_progress_gets_a_409_page_not_a_crash(approval, monkeypatch):
     import threading
     links = request(approval)
-    original, started = handlers.apply_decision, threading.Event()
+    original, started, released = handlers.apply_decision, threading.Event(), threading.Event()
 
-    def slow(*args, **kwargs):
+    def held(*args, **kwargs):
+        """The first click stays in progress until the second has been answered: no race with the clock."""
         started.set()
-        time.sleep(1.5)
+        released.wait(60)
         return original(*args, **kwargs)
-    monkeypatch.setattr(handlers, "apply_decision", slow)
+    monkeypatch.setattr(handlers, "apply_decision", held)
     first = {}
     worker = threading.Thread(target=lambda: first.update(http("POST", links[APPROVERS[0]]["approve"])))
     worker.start()
-    started.wait(5)
-    second = http("POST", links[APPROVERS[0]]["approve"])
-    worker.join()
+    assert started.wait(60)
+    try:
+        second = http("POST", links[APPROVERS[0]]["approve"])
+    finally:
+        released.set()
+        worker.join()
     assert second["statusCode"] == 409 and "being processed" in second["body"]
     assert first["statusCode"] == 200 and [name for name, _ in approval["callbacks"]] == ["SendTaskSuccess"]
 

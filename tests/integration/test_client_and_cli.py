@@ -103,7 +103,7 @@ def _platform(monkeypatch, config: dict):
         server.close()
 
 
-def finished(name: str, timeout_s: float = 20) -> dict:
+def finished(name: str, timeout_s: float = 300) -> dict:  # moto's interpreter runs in a thread: wait, never judge speed
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         described = boto3.client("stepfunctions").describe_execution(executionArn=f"{MACHINE.replace(':stateMachine:', ':execution:')}:{name}")

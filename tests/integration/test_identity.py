@@ -120,13 +120,13 @@ def _waiting_approval(people, requested_by: str, monkeypatch, person: str | None
                                                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
                                                "Parameters": {"QueueUrl": queue, "MessageBody.$": "$$.Task.Token"}}}}))
     execution = sfn.start_execution(stateMachineArn=waiter["stateMachineArn"], name="run-7")["executionArn"]
-    token = None
-    for _ in range(50):
+    token, deadline = None, time.monotonic() + 300  # moto's interpreter sends it from a thread: wait, never judge speed
+    while token is None and time.monotonic() < deadline:
         messages = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0).get("Messages", [])
         if messages:
             token = messages[0]["Body"]
-            break
-        time.sleep(0.1)
+        else:
+            time.sleep(0.1)
     assert token, "the waiting machine sent no token"
     registrar = people["provisioned"].function_named("RegisterFunction").credentials  # a release writer
     package = released_package("churn-local", bucket=naming.artifact_bucket("local", LOCAL_ACCOUNT, LOCAL_REGION),

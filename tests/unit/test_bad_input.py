@@ -348,14 +348,14 @@ def test_a_yaml_alias_bomb_is_refused_quickly_and_with_little_memory(tmp_path):
     path.write_text(billion_laughs())
     assert path.stat().st_size < 2048
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         with pytest.raises(SpecError, match="more than 16 aliases"):
             read_spec_document(path)
-        elapsed, (_, peak) = time.perf_counter() - started, tracemalloc.get_traced_memory()
+        _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert elapsed < 0.5 and peak < 20 * 1024 * 1024
+    # Refused before expanding: the peak memory shows it (a clock would judge the machine, not the parser).
+    assert peak < 20 * 1024 * 1024
 
 
 def test_a_few_yaml_anchors_still_work(tmp_path):
