@@ -26,9 +26,12 @@ actions taken with assumed roles" (source identity)):
   and Conditions on principal keys are evaluated (moto ignores every identity-policy condition; keys this emulation
   does not model still are). A statement whose condition does not hold does not apply (moto read it as a Deny), and
   NotResource applies to every resource it does not name (moto read a statement without Resource as applying to all).
-  Passing tags needs sts:TagSession in the role's trust policy (with aws:RequestTag/k and aws:TagKeys as condition
-  keys there), at most 50 tags, keys of 128 and values of 256 characters; a chained session cannot change an
-  inherited transitive tag.
+  Tag keys and condition keys compare regardless of case; Null is evaluated and an operator this emulation does not
+  model raises UnmodelledCondition. A substituted value is literal text, and every pattern an IAM glob (`*`, `?`).
+  Passing tags needs sts:TagSession in the role's trust policy (with aws:RequestTag/k, aws:TagKeys and
+  sts:TransitiveTagKeys as condition keys there) and in the caller's own policies, at most 50 tags, keys of 128 and
+  values of 256 characters; a chained session cannot change an inherited transitive tag. Resource policies take the
+  same variables in Resource and NotResource.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ _VARIABLE = re.compile(r"\$\{([^}]+)\}")
 _DEFAULTED = re.compile(r"^\s*([^,\s]+)\s*,\s*'([^']*)'\s*$")
 _LITERALS = {"*": "*", "?": "?", "$": "$"}  # ${*}, ${?}, ${$}: the character itself
 PRINCIPAL_KEYS = ("aws:PrincipalArn", "aws:PrincipalAccount", "aws:username", "aws:SourceIdentity")
+_PRINCIPAL_KEYS_LOWER = {key.lower() for key in PRINCIPAL_KEYS}
 MAX_SESSION_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE = 50, 128, 256
 
 
@@ -83,7 +87,7 @@ def _substituted(expected: str, context: dict) -> str | None:
 
 
 def _principal_key(key: str) -> bool:
-    return key.lower() in {k.lower() for k in PRINCIPAL_KEYS} or key.lower().startswith("aws:principaltag/")
+    return key.lower() in _PRINCIPAL_KEYS_LOWER or key.lower().startswith("aws:principaltag/")
 
 
 class UnmodelledCondition(ValueError):
@@ -305,12 +309,13 @@ def trusted(request, role_arn: str) -> bool:
     context.pop("aws:SourceIdentity", None)
     access_key_id = getattr(key, "_access_key_id", None)
     inherited = _source_identities.get(access_key_id)
-    tags = request_tags(data) | inherited_tags(access_key_id)
+    asked_tags, transitive = request_tags(data), request_transitive_keys(data)
+    tags = asked_tags | inherited_tags(access_key_id)
     if tags:
         context.update({f"aws:RequestTag/{k}": v for k, v in tags.items()}, **{"aws:TagKeys": sorted(tags)})
-    if request_transitive_keys(data):
-        context["sts:TransitiveTagKeys"] = sorted(request_transitive_keys(data))
-    if request_tags(data):
+    if transitive:
+        context["sts:TransitiveTagKeys"] = sorted(transitive)
+    if asked_tags:
         _identity_allows_tagging(request, role_arn)
     asked = _request_value(data, "SourceIdentity")
     if inherited and asked and asked != inherited:
@@ -447,8 +452,7 @@ def _install_abac() -> None:
         if context is None or element not in ("Resource", "NotResource") or not any("${" in str(v) for v in values) \
                 or value in ("*", STAR_ONLY):
             return original_match(self, element, value)
-        patterns = [p for p in (_pattern_regex(str(v), context) for v in values) if p is not None]
-        return any(re.fullmatch(pattern, value, re.DOTALL) for pattern in patterns)
+        return _names(values, value, context)
 
     def check_conditions(self, incoming) -> bool:
         context, conditions = _principal.get(), self._statement.get("Condition") or {}

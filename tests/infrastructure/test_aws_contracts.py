@@ -10,7 +10,7 @@ from pipelines.local.cfn import state_machine_definitions
 from stacks.constructs.retraining import TRANSIENT_ERRORS
 from stacks.constructs.sagemaker_retries import BROAD_BUDGET_S, BROAD_NAMES, JOB_QUOTA, JOB_REFUSED, SDK_REFUSED, total_wait_s
 from tests.infrastructure.conftest import new_app, template_of
-from tests.infrastructure.test_model_stack import flat, statements
+from tests.infrastructure.test_model_stack import flat, schedules, statements
 
 
 @pytest.fixture(scope="module")
@@ -81,21 +81,15 @@ def test_the_drift_function_keeps_failed_async_invocations_in_an_alarmed_queue(m
                         and r["Properties"]["FunctionName"]["Ref"].startswith("DriftFunction")]
     queue_ref = invoke_config["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
     assert resources[queue_ref]["Type"] == "AWS::SQS::Queue" and "KmsMasterKeyId" in resources[queue_ref]["Properties"]
-    drift = schedule_of(model, "Drift check")
+    drift = schedules(model)["Drift check"]
     assert drift["Target"]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] == queue_ref
     alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
               and queue_ref in json.dumps(r["Properties"].get("Dimensions"))]
     assert alarms and alarms[0]["Threshold"] == 1 and alarms[0]["AlarmActions"]
 
 
-def schedule_of(model, description: str) -> dict:
-    (schedule,) = [r["Properties"] for r in model["Resources"].values() if r["Type"] == "AWS::Scheduler::Schedule"
-                   and r["Properties"]["Description"].startswith(description)]
-    return schedule
-
-
 def test_the_retraining_schedule_target_keeps_its_failures_too(model):
-    schedule = schedule_of(model, "Periodic retraining")
+    schedule = schedules(model)["Periodic retraining"]
     assert schedule["Target"]["Arn"] == {"Ref": next(k for k, r in model["Resources"].items()
                                                      if r["Type"] == "AWS::StepFunctions::StateMachine")}
     assert "DeadLetterConfig" in schedule["Target"] and schedule["Target"]["RetryPolicy"]["MaximumRetryAttempts"] == 2
@@ -105,8 +99,7 @@ def test_the_retraining_schedule_target_keeps_its_failures_too(model):
 def test_schedules_run_as_the_environments_one_scheduler_role_allowed_only_its_models_targets(model, registry):
     """EventBridge Scheduler User Guide, "Set up the execution role" (trust, aws:SourceAccount) and "Configuring a
     dead-letter queue" (the execution role sends to the queue: sqs:SendMessage, and the key of an encrypted one)."""
-    schedules = [r["Properties"] for r in model["Resources"].values() if r["Type"] == "AWS::Scheduler::Schedule"]
-    assert {flat(s["Target"]["RoleArn"]) for s in schedules} == {
+    assert {flat(s["Target"]["RoleArn"]) for s in schedules(model).values()} == {
         "arn:aws:iam::111111111111:role/mlops-dev-scheduler"}
     (role_id, role), = [(k, r) for k, r in registry["Resources"].items() if r["Type"] == "AWS::IAM::Role"
                         and r["Properties"].get("RoleName") == "mlops-dev-scheduler"]
@@ -165,7 +158,7 @@ def test_current_account_comes_from_the_cdk_cli_credentials(monkeypatch):
 
 def test_the_approval_reconciler_runs_on_a_schedule_and_keeps_its_failures(model):
     resources = model["Resources"]
-    schedule = schedule_of(model, "Approval repair")
+    schedule = schedules(model)["Approval repair"]
     assert re.fullmatch(r"cron\(\d{1,2}/15 \* \* \* \? \*\)", schedule["ScheduleExpression"])  # every 15 minutes
     assert "DeadLetterConfig" in schedule["Target"]
     assert [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"
