@@ -110,6 +110,46 @@ def registry_stack(env: str) -> str:
     return f"{PROJECT}-{env}-registry"
 
 
+def control_stack(env: str) -> str:
+    """The environment's control plane: the functions every model of the environment shares (stacks/control_stack.py)."""
+    return f"{PROJECT}-{env}-control"
+
+
+# Model names a stack name of the environment already takes (mlops-<env>-<model> would collide).
+RESERVED_MODEL_NAMES = ("registry", "control")
+
+
+def notification_topic(model: str, env: str) -> str:
+    return f"{model}-{env}-notifications"
+
+
+def model_record_parameter(model: str, env: str) -> str:
+    """The SSM parameter holding a model's record (pipelines/model_record.py): what the model stack deployed, read by
+    the control plane's functions when they act for the model."""
+    return f"{model_records_path(env)}{model}"
+
+
+def model_records_path(env: str) -> str:
+    return f"/{PROJECT}/{env}/models/"
+
+
+def platform_topic(env: str) -> str:
+    """What concerns the platform engineers of an environment rather than one model's owners."""
+    return f"{PROJECT}-{env}-platform-notifications"
+
+
+def cost_anomaly_topic(env: str) -> str:
+    """Where the environment's Cost Anomaly Detection subscription publishes (the control plane routes each anomaly
+    on to its model's topic)."""
+    return f"{PROJECT}-{env}-cost-anomalies"
+
+
+# The session tag a control-plane function's model-scoped session carries (its value: the model's name), and the
+# policy variable the scoped roles' statements name resources with.
+MODEL_TAG = "mlops:model"
+MODEL_VARIABLE = "${aws:PrincipalTag/" + MODEL_TAG + "}"
+
+
 def model_stack(model: str, env: str) -> str:
     return f"{PROJECT}-{env}-{model}"
 

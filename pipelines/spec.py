@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipelines import instances
+from pipelines import instances, naming
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "pipelines"
@@ -609,8 +609,8 @@ class CostSpec(_Strict):
         default=500, gt=0, le=1_000_000,
         description="AWS Budgets monthly cost budget; alerts at 80% and 100% actual, 100% forecast")
     anomaly_threshold_usd: float | None = Field(
-        default=50, gt=0, le=1_000_000,
-        description="Cost Anomaly Detection alerts on anomalies of at least this total impact; null: no monitor")
+        default=50, ge=0.01, le=1_000_000,
+        description="Cost Anomaly Detection alerts on anomalies of at least this total impact; null: no alerts")
 
 
 
@@ -770,6 +770,9 @@ class ModelSpec(_Strict):
             raise ValueError(
                 f"'{value}' is not a usable model name; fix: 3-32 lowercase letters, digits or '-', starting with a letter"
             )
+        if value in naming.RESERVED_MODEL_NAMES:
+            raise ValueError(f"'{value}' is the name of an environment stack (mlops-<env>-{value}); fix: choose another "
+                             "model name")
         return value
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ from pipelines.promotion import CONTEXT_KEY, Delivery, delivery_for_app, stage_s
 from pipelines.source import current_git_commit
 from pipelines.spec import MODELS_DIR, EnvironmentSpec, ModelSpec, SpecError, load_all_specs, parse_environments
 from stacks.constructs.promotion import PromotionSourceGrants
+from stacks.control_stack import ControlPlaneStack
 from stacks.model_stack import ModelStack
 from stacks.nag import acknowledge_scoped_wildcards
 from stacks.nag_rules import MlopsServiceChecks
@@ -87,11 +88,15 @@ def build_environment(scope, environment: EnvironmentSpec, specs: list[ModelSpec
     if downstream:
         PromotionSourceGrants(registry, "PromotionGrants", specs=specs, environment=environment, downstream=downstream,
                               bucket=registry.bucket, key=registry.key, groups=registry.groups)
-    stacks: list[cdk.Stack] = [registry]
+    name = naming.control_stack(environment.name)
+    control = ControlPlaneStack(scope, name, stack_name=name, environment=environment, registry=registry, env=aws_env)
+    cdk.Tags.of(control).add("mlops:environment", environment.name)
+    stacks: list[cdk.Stack] = [registry, control]
     for spec in specs:
         name = naming.model_stack(spec.name, environment.name)
         stack = ModelStack(scope, name, stack_name=name, environment=environment, spec=spec, registry=registry,
                            env=aws_env, source_commit=commit, model_dir=models_dir / spec.name, delivery=delivery)
+        stack.node.add_dependency(control)  # the control plane reads the record format the model stack writes
         cdk.Tags.of(stack).add("mlops:environment", environment.name)
         cdk.Tags.of(stack).add("mlops:model", spec.name)
         stacks.append(stack)

@@ -14,6 +14,7 @@ from stacks.constructs import experiments
 from stacks.constructs.access import AccessPolicies
 from stacks.constructs.approval import ApprovalHook
 from stacks.constructs.budgets import ModelBudget, grant_price_list_read
+from stacks.constructs.control_plane import ModelRecordParameter
 from stacks.constructs.endpoints import EndpointDeployment, ModelDashboard
 from stacks.constructs.failures import AsyncFailures
 from stacks.constructs.functions import PlatformFunction
@@ -54,7 +55,7 @@ class ModelStack(Stack):
         self.node.add_dependency(registry)
         group = naming.model_package_group(model, env_name)
         self.topic = NotificationTopic(self, "Notifications", key=key, emails=spec.approval.approvers,
-                                       name=f"{model}-{env_name}-notifications").topic
+                                       name=naming.notification_topic(model, env_name)).topic
         self.failures = AsyncFailures(self, "AsyncFailures", key=key, topic=self.topic,
                                       name=naming.failure_queue(model, env_name))
         self.budget = ModelBudget(self, "Budget", spec=spec, env_name=env_name, topic=self.topic)
@@ -74,6 +75,8 @@ class ModelStack(Stack):
             "SOURCE_ARCHIVE": self.training.source.s3_object_url if self.training else "",
             "TRACKING_SERVER": naming.tracking_server(env_name) if self.tracked else "",
         }
+        self.record = ModelRecordParameter(self, "Record", spec=spec, env_name=env_name,
+                                           settings=environment_variables)
         self.functions = {
             name: PlatformFunction(self, f"{name.title()}Function", handler=handler, key=key,
                                    environment=environment_variables, description=description,

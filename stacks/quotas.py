@@ -1,7 +1,7 @@
 """How many models an account holds before an AWS quota binds, counted from a synthesized cloud assembly.
 
 Each environment lives in its own account: what its stacks use splits into what the environment has once (the
-registry stack, later the control plane) and what each model adds (its model stack; the most any model stack uses,
+registry and control plane stacks) and what each model adds (its model stack; the most any model stack uses,
 so a richer model is never under-counted). A quota then holds floor((limit - fixed) / per_model) models.
 Quotas are AWS's defaults (docs/architecture.md cites each); IAM roles are also counted at the most AWS grants
 on request. Lambda code storage counts each function's code package as deployed (a function's code counts for it
@@ -110,7 +110,7 @@ def capacity(env: str, templates: Mapping[str, dict], code_bytes: Callable[[dict
     """The environment `env`'s capacity from its stacks' templates (stack name -> template)."""
     fixed, per_model = Counter(), Counter()
     for name, template in templates.items():
-        if name == naming.registry_stack(env):
+        if name in (naming.registry_stack(env), naming.control_stack(env)):
             fixed += usage(template, code_bytes)
         elif name.startswith(naming.model_stack("", env)):
             per_model = per_model | usage(template, code_bytes)  # the most any model uses, quota by quota

@@ -288,6 +288,13 @@ def _secretsmanager(response, scope: str) -> str | None:
     return secretsmanager_backends[response.current_account][response.region].describe_secret(secret)["ARN"]
 
 
+def _ssm(response, scope: str) -> str | None:
+    """A parameter's ARN drops the leading '/' of a hierarchical name (SSM user guide, "Working with parameter
+    hierarchies"; the permissions reference's parameter resource: parameter/${ParameterNameWithoutLeadingSlash})."""
+    name = _param(response, "Name")
+    return f"arn:aws:ssm:{scope}:parameter/{name.lstrip('/')}" if name and not name.startswith("arn:") else name
+
+
 def _states(response, scope: str) -> str | None:
     return _param(response, "executionArn") or _param(response, "stateMachineArn")
 
@@ -317,5 +324,5 @@ def _sagemaker(response, scope: str) -> str | None:
     return None
 
 
-_RESOURCES = {"dynamodb": _dynamodb, "sns": _sns, "kms": _kms, "secretsmanager": _secretsmanager,
+_RESOURCES = {"dynamodb": _dynamodb, "sns": _sns, "ssm": _ssm, "kms": _kms, "secretsmanager": _secretsmanager,
               "states": _states, "sagemaker": _sagemaker}

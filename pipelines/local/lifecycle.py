@@ -74,7 +74,8 @@ def synthesize(model: str, account: str, region: str, models_dir: Path = MODELS_
     assembly = build_app(cdk.App(context=context, outdir=str(Path(os.environ.get("MLOPS_LOCAL_DIR", ".local")) / "cdk.out")),
                          models_dir).synth()
     return {name: assembly.get_stack_by_name(name).template
-            for name in (naming.registry_stack(LOCAL_ENV), naming.model_stack(model, LOCAL_ENV))}
+            for name in (naming.registry_stack(LOCAL_ENV), naming.control_stack(LOCAL_ENV),
+                         naming.model_stack(model, LOCAL_ENV))}
 
 
 class FunctionUrlServer:

@@ -267,6 +267,9 @@ _PROVISIONED_KINDS = {"s3": r"arn:aws:s3:::[^/]+", "dynamodb": r"arn:aws:dynamod
 _BOOTSTRAP = re.compile(r"arn:aws:s3:::cdk-[a-z0-9]+-assets-\d{12}-[a-z0-9-]+(/.*)?")
 
 
+_POLICY_VARIABLE = re.compile(r"\$\{[^}]*\}")
+
+
 def check_policy_arns(document: dict, real_arns: list[str], where: str) -> None:
     """Every policy resource of a kind the local mode creates matches an ARN moto really uses.
 
@@ -293,7 +296,10 @@ def _names_a_real_resource(resource: str, real_arns: list[str]) -> bool:
         base = resource.replace(":model-package/", ":model-package-group/").rsplit("/", 1)[0]
     if kind is None or not re.fullmatch(kind, base) or _BOOTSTRAP.fullmatch(resource):
         return True  # not a kind created here (endpoints, training jobs, other accounts' images)
-    pattern = re.compile("^" + re.escape(base).replace(r"\*", ".*") + "$")
+    # A policy variable (${aws:PrincipalTag/mlops:model}) stands for whatever the session brings: like '*' here,
+    # while pipelines/local/policy_evaluation.py substitutes it request by request.
+    parts = _POLICY_VARIABLE.split(base)
+    pattern = re.compile("^" + ".*".join(re.escape(part).replace(r"\*", ".*") for part in parts) + "$")
     return any(pattern.match(arn) for arn in real_arns)
 
 

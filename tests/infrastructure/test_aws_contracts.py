@@ -133,7 +133,8 @@ def test_account_and_region_come_from_the_command_line_without_editing_cdk_json(
     from pipelines.spec import discover_spec_files
 
     models = [f"mlops-dev-{path.parent.name}" for path in discover_spec_files()]
-    assert [c.node.id for c in app.node.children if hasattr(c, "account")] == ["mlops-dev-registry", *models]
+    assert [c.node.id for c in app.node.children if hasattr(c, "account")] == ["mlops-dev-registry", "mlops-dev-control",
+                                                                            *models]
 
 
 def test_an_account_override_without_an_environment_is_refused():

@@ -53,18 +53,41 @@ def test_the_first_budget_alert_is_the_one_mlops_cost_warns_about(model):
     assert first / 100 == cost.BUDGET_FIRST_ALERT
 
 
-def test_anomaly_monitor_watches_the_model_tag_and_alerts_the_topic_immediately(model):
-    (monitor_id, monitor), = model.find_resources("AWS::CE::AnomalyMonitor").items()
-    assert monitor["Properties"]["MonitorType"] == "CUSTOM"
-    assert json.loads(monitor["Properties"]["MonitorSpecification"]) == {
-        "Tags": {"Key": "mlops:model", "Values": ["churn"], "MatchOptions": ["EQUALS"]}}
-    (subscription,) = model.find_resources("AWS::CE::AnomalySubscription").values()
+@pytest.fixture(scope="module")
+def control(dev_app):
+    return template_of(dev_app, "mlops-dev-control")
+
+
+def _anomaly_topic_ref(control) -> dict:
+    (logical,) = [name for name, resource in control.find_resources("AWS::SNS::Topic").items()
+                  if resource["Properties"].get("TopicName") == "mlops-dev-cost-anomalies"]
+    return {"Ref": logical}
+
+
+def test_one_anomaly_monitor_per_environment_evaluates_each_models_tag_value_on_its_own(control, model):
+    (monitor_id, monitor), = control.find_resources("AWS::CE::AnomalyMonitor").items()
+    assert (monitor["Properties"]["MonitorType"], monitor["Properties"]["MonitorDimension"]) == ("DIMENSIONAL", "TAG")
+    assert json.loads(monitor["Properties"]["MonitorSpecification"]) == {"Tags": {"Key": "mlops:model"}}
+    (subscription,) = control.find_resources("AWS::CE::AnomalySubscription").values()
     properties = subscription["Properties"]
     assert properties["Frequency"] == "IMMEDIATE"  # the only frequency an SNS subscriber may have
     assert properties["MonitorArnList"] == [{"Fn::GetAtt": [monitor_id, "MonitorArn"]}]
-    assert properties["Subscribers"] == [{"Type": "SNS", "Address": _topic_ref(model)}]
+    assert properties["Subscribers"] == [{"Type": "SNS", "Address": _anomaly_topic_ref(control)}]
     assert json.loads(properties["ThresholdExpression"]) == {"Dimensions": {
-        "Key": "ANOMALY_TOTAL_IMPACT_ABSOLUTE", "MatchOptions": ["GREATER_THAN_OR_EQUAL"], "Values": ["50"]}}
+        "Key": "ANOMALY_TOTAL_IMPACT_ABSOLUTE", "MatchOptions": ["GREATER_THAN_OR_EQUAL"], "Values": ["0.01"]}}
+    model.resource_count_is("AWS::CE::AnomalyMonitor", 0)
+    model.resource_count_is("AWS::CE::AnomalySubscription", 0)
+
+
+def test_the_anomaly_topic_feeds_the_router_and_only_cost_anomaly_detection_publishes_to_it(control):
+    topic = _anomaly_topic_ref(control)
+    (subscription,) = [s for s in control.find_resources("AWS::SNS::Subscription").values()
+                       if s["Properties"]["TopicArn"] == topic]
+    assert subscription["Properties"]["Protocol"] == "lambda"
+    assert subscription["Properties"]["Endpoint"]["Fn::GetAtt"][0].startswith("CostAnomaliesRouterHandlerFunction")
+    (policy,) = [p for p in control.find_resources("AWS::SNS::TopicPolicy").values() if p["Properties"]["Topics"] == [topic]]
+    statement = _statement(policy["Properties"]["PolicyDocument"]["Statement"], "costalerts")
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": "111111111111"}
 
 
 def _statement(statements: list[dict], service: str) -> dict:
@@ -72,17 +95,17 @@ def _statement(statements: list[dict], service: str) -> dict:
     return found
 
 
-def test_topic_policy_lets_budgets_and_cost_anomaly_detection_publish_for_this_account_only(model):
+def test_the_model_topic_policy_lets_budgets_publish_for_this_account_only(model):
     (policy,) = [p for p in model.find_resources("AWS::SNS::TopicPolicy").values()
                  if p["Properties"]["Topics"] == [_topic_ref(model)]]
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
-    budgets, anomalies = _statement(statements, "budgets"), _statement(statements, "costalerts")
-    for statement in (budgets, anomalies):
-        assert statement["Effect"] == "Allow" and statement["Action"] == "sns:Publish"
-        assert statement["Resource"] == _topic_ref(model)
-        assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": "111111111111"}
+    budgets = _statement(statements, "budgets")
+    assert budgets["Effect"] == "Allow" and budgets["Action"] == "sns:Publish"
+    assert budgets["Resource"] == _topic_ref(model)
+    assert budgets["Condition"]["StringEquals"] == {"aws:SourceAccount": "111111111111"}
     assert budgets["Condition"]["ArnLike"] == {"aws:SourceArn": {"Fn::Join": ["", [
         "arn:", {"Ref": "AWS::Partition"}, ":budgets::111111111111:*"]]}}
+    assert not [s for s in statements if s.get("Principal") == {"Service": "costalerts.amazonaws.com"}]
 
 
 def test_key_policy_lets_both_services_use_the_topic_key_for_this_account_only(registry):
@@ -134,7 +157,7 @@ def test_cost_model_prices_the_scheduled_functions_as_synthesized(model):
         spread(cost.RECONCILE_SCHEDULE, "dev/churn", "reconcile").expression]
 
 
-def test_a_spec_without_an_anomaly_threshold_gets_a_budget_and_no_monitor():
+def test_a_model_budget_is_the_spec_amount_and_only_budgets_may_publish_to_its_topic():
     import aws_cdk as cdk
     from aws_cdk import aws_sns as sns
 
@@ -148,10 +171,8 @@ def test_a_spec_without_an_anomaly_threshold_gets_a_budget_and_no_monitor():
     ModelBudget(stack, "Budget", spec=spec, env_name="dev", topic=sns.Topic(stack, "Topic"))
     template = cdk.assertions.Template.from_stack(stack)
     template.resource_count_is("AWS::CE::AnomalyMonitor", 0)
-    template.resource_count_is("AWS::CE::AnomalySubscription", 0)
     template.has_resource_properties("AWS::Budgets::Budget", {"Budget": Match.object_like(
         {"BudgetLimit": {"Amount": 120.5, "Unit": "USD"}})})
-    statements = template.find_resources("AWS::SNS::TopicPolicy")
-    (policy,) = statements.values()
+    (policy,) = template.find_resources("AWS::SNS::TopicPolicy").values()
     principals = [s["Principal"]["Service"] for s in policy["Properties"]["PolicyDocument"]["Statement"]]
     assert principals == ["budgets.amazonaws.com"]

@@ -38,4 +38,4 @@ def test_a_models_root_from_the_context_synthesizes_a_scaffolded_fleet(tmp_path)
     (tmp_path / "ignored-no-spec" / "model.yaml").unlink()  # not a model folder: no model.yaml
     app = build_app(new_app(env="dev", **{"mlops:models_dir": str(tmp_path)}))
     stacks = [c.node.id for c in app.node.children if hasattr(c, "account")]
-    assert stacks == ["mlops-dev-registry", "mlops-dev-leads", "mlops-dev-prices"]
+    assert stacks == ["mlops-dev-registry", "mlops-dev-control", "mlops-dev-leads", "mlops-dev-prices"]

@@ -12,7 +12,7 @@ from collections import defaultdict
 from tests.conftest import REPO_ROOT
 
 CONTRACT = {"pipelines", "pipelines.spec", "pipelines.naming", "pipelines.promotion", "pipelines.instances",
-            "pipelines.source", "pipelines.model_folder"}
+            "pipelines.source", "pipelines.model_folder", "pipelines.model_record"}
 ORDER = {"contract": 0, "runtime": 1, "stacks": 2, "tools": 3}
 
 

@@ -1,0 +1,76 @@
+"""A control-plane function: one function an environment's models share, which acts for one model at a time.
+
+Its own role may only assume its model-scoped role, with the session tag mlops:model (and no other tag). The scoped
+role's statements name every resource with `${aws:PrincipalTag/mlops:model}`: acting for model A, the function
+reaches A's record, topic, objects and rows and nothing of model B's (lambdas/shared/tenancy.py). Two roles an
+environment per shared function, whatever the number of models (AWS IAM user guide, "Define permissions based on
+attributes with ABAC authorization", "Passing session tags in AWS STS").
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, Duration, Stack
+from aws_cdk import aws_iam as iam, aws_kms as kms
+from constructs import Construct
+
+from pipelines import naming
+from stacks.constructs.functions import PlatformFunction
+
+
+def model_arn(scope: Construct, service: str, resource: str) -> str:
+    """An ARN of the environment's account and Region whose resource part names the session's model."""
+    stack = Stack.of(scope)
+    return f"arn:{Aws.PARTITION}:{service}:{stack.region}:{stack.account}:{resource}"
+
+
+class ModelScopedFunction(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, handler: str, key: kms.IKey, env_name: str,
+                 environment: dict[str, str], description: str, timeout: Duration = Duration.minutes(1),
+                 memory_mb: int = 512) -> None:
+        super().__init__(scope, construct_id)
+        self.env_name, self.key = env_name, key
+        self.handler = PlatformFunction(self, "Handler", handler=handler, key=key, description=description,
+                                        timeout=timeout, memory_mb=memory_mb,
+                                        environment={"MLOPS_ENVIRONMENT": env_name, **environment})
+        self.function, self.role = self.handler.function, self.handler.role
+        self.scoped_role = iam.Role(
+            self, "ScopedRole", description=f"{construct_id} acting for one model: the model is the session's "
+                                            f"{naming.MODEL_TAG} tag",
+            assumed_by=iam.PrincipalWithConditions(iam.ArnPrincipal(self.role.role_arn), {
+                "StringLike": {f"aws:RequestTag/{naming.MODEL_TAG}": "?*"},
+                "ForAllValues:StringEquals": {"aws:TagKeys": [naming.MODEL_TAG]}}).with_session_tags())
+        self.role.add_to_policy(iam.PolicyStatement(actions=["sts:AssumeRole", "sts:TagSession"],
+                                                    resources=[self.scoped_role.role_arn]))
+        self.function.add_environment("MODEL_SCOPED_ROLE_ARN", self.scoped_role.role_arn)
+        self.grant_for_model(["ssm:GetParameter"], model_arn(
+            self, "ssm", f"parameter{naming.model_records_path(env_name)}{naming.MODEL_VARIABLE}"))
+
+    def grant_for_model(self, actions: list[str], *resources: str) -> None:
+        """actions on resources that name the session's model (naming.MODEL_VARIABLE)."""
+        if any(naming.MODEL_VARIABLE not in resource for resource in resources):
+            raise ValueError(f"{self.node.path}: a model-scoped grant must name the model with {naming.MODEL_VARIABLE}")
+        self.scoped_role.add_to_policy(iam.PolicyStatement(actions=actions, resources=list(resources)))
+
+    def grant_publish_to_model_topic(self) -> None:
+        """The model's notification topic (encrypted with the environment's key)."""
+        self.grant_for_model(["sns:Publish"], model_arn(
+            self, "sns", naming.notification_topic(naming.MODEL_VARIABLE, self.env_name)))
+        self.key.grant(self.scoped_role, "kms:Decrypt", "kms:GenerateDataKey*")
+
+
+class ModelRecordParameter(Construct):
+    """The model's record (pipelines/model_record.py) as the SSM parameter the control plane reads. Intelligent-
+    Tiering: Standard (free, 4 KB) while the record fits, Advanced (8 KB) otherwise, rather than a failed deployment."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, spec, env_name: str, settings: dict[str, str]) -> None:
+        from aws_cdk import aws_ssm as ssm
+
+        from pipelines.model_record import ModelRecord
+
+        super().__init__(scope, construct_id)
+        body = ModelRecord(model=spec.name, env=env_name, spec=spec, settings={}).model_dump(mode="json")
+        body["settings"] = {name: value for name, value in settings.items() if name != "MODEL_SPEC"}
+        self.parameter = ssm.CfnParameter(
+            self, "Parameter", name=naming.model_record_parameter(spec.name, env_name), type="String",
+            tier="Intelligent-Tiering", value=Stack.of(self).to_json_string(body),
+            description=f"What the {spec.name} stack deployed in {env_name}, for the control plane")

@@ -1,0 +1,37 @@
+"""Per environment: the control plane, the functions every model of the environment shares.
+
+Each acts for one model at a time, learning the model from its event and reading the model's record (the SSM
+parameter its model stack writes, pipelines/model_record.py) through a session scoped to that model
+(stacks/constructs/control_plane.py). Deployed after the registry stack and before the model stacks.
+Where it stands (issue 26): the cost-anomaly router is the first tenant; the pipeline tasks, approval, deployment,
+drift and runs API still run as per-model functions in the model stacks.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from pipelines import naming
+from pipelines.spec import EnvironmentSpec
+from stacks.constructs.budgets import CostAnomalyRouting
+from stacks.constructs.failures import AsyncFailures
+from stacks.constructs.retraining import NotificationTopic
+from stacks.registry_stack import RegistryStack
+
+
+class ControlPlaneStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, environment: EnvironmentSpec, registry: RegistryStack,
+                 **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        env_name, key = environment.name, registry.key
+        self.node.add_dependency(registry)
+        # What no single model owns (an anomaly of untagged spend, a failed invocation of a shared function): the
+        # platform engineers subscribe to it (docs/deploy.md).
+        self.platform_topic = NotificationTopic(self, "PlatformNotifications", key=key, emails=[],
+                                                name=naming.platform_topic(env_name)).topic
+        self.failures = AsyncFailures(self, "AsyncFailures", key=key, topic=self.platform_topic,
+                                      name=f"{naming.control_stack(env_name)}-async-failures")
+        self.cost_anomalies = CostAnomalyRouting(self, "CostAnomalies", env_name=env_name, key=key,
+                                                 platform_topic=self.platform_topic, failures=self.failures)
+        CfnOutput(self, "PlatformTopicArn", value=self.platform_topic.topic_arn)

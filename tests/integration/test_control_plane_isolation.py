@@ -1,0 +1,147 @@
+"""The control plane's shared functions act for one model at a time (issue 26), under enforced IAM with the roles
+the CDK synthesizes: acting for churn, a function reaches churn's record and topic and nothing of another model's;
+its own role reaches no model at all; only it may take a model-scoped session, and only with the model tag."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from pipelines import naming
+from pipelines.model_record import ModelRecord
+from pipelines.spec import load_spec
+from tests.conftest import REPO_ROOT
+from tests.integration.conftest import LOCAL_ACCOUNT, LOCAL_REGION
+
+pytestmark = pytest.mark.slow
+
+ROUTER = "CostAnomaliesRouterHandlerFunction"
+TOPIC = f"arn:aws:sns:{LOCAL_REGION}:{LOCAL_ACCOUNT}:" + "{}"
+
+
+def _anomaly(value: str, impact: float = 120.0) -> dict:
+    message = {"anomalyId": f"anomaly-{value}", "dimensionalValue": value, "anomalyStartDate": "2026-12-01T00:00:00Z",
+               "impact": {"totalImpact": impact, "totalActualSpend": impact + 10, "totalExpectedSpend": 10},
+               "rootCauses": [{"service": "Amazon SageMaker", "region": LOCAL_REGION}]}
+    topic = TOPIC.format(naming.cost_anomaly_topic("local"))
+    return {"Records": [{"EventSource": "aws:sns", "EventVersion": "1.0", "EventSubscriptionArn": f"{topic}:sub",
+                         "Sns": {"Type": "Notification", "MessageId": "m-1", "TopicArn": topic, "Subject": None,
+                                 "Message": json.dumps(message), "Timestamp": "2026-12-03T10:00:00.000Z",
+                                 "SignatureVersion": "1", "Signature": "c2ln", "MessageAttributes": {},
+                                 "SigningCertUrl": "https://sns.us-east-1.amazonaws.com/cert.pem",
+                                 "UnsubscribeUrl": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe"}}]}
+
+
+def _inbox(topic_name: str) -> str:
+    """An SQS queue subscribed (as the admin driver) to the topic."""
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName=f"inbox-{topic_name}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(TopicArn=TOPIC.format(topic_name), Protocol="sqs", Endpoint=arn)
+    return queue
+
+
+def _subjects(queue: str) -> list[str]:
+    messages = boto3.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]).get("Subject") for m in messages]
+
+
+def _second_model() -> None:
+    """What deploying a second model, houses, leaves in the environment: its topic and its record."""
+    boto3.client("sns").create_topic(Name=naming.notification_topic("houses", "local"))
+    spec = load_spec(REPO_ROOT / "pipelines/houses/model.yaml")
+    record = ModelRecord(model="houses", env="local", spec=spec,
+                         settings={"NOTIFICATION_TOPIC_ARN": TOPIC.format(naming.notification_topic("houses", "local"))})
+    boto3.client("ssm").put_parameter(Name=naming.model_record_parameter("houses", "local"),
+                                      Value=record.model_dump_json(), Type="String")
+
+
+@pytest.fixture
+def control_plane(enforced_platform):
+    provisioned = enforced_platform(adjust=None)
+    return provisioned, provisioned.function_named(ROUTER)
+
+
+def _scoped_role(function) -> str:
+    return function.environment["MODEL_SCOPED_ROLE_ARN"]
+
+
+def _as_function(function):
+    return function.credentials.session(LOCAL_REGION)
+
+
+def _acting_for(function, model: str, **tags) -> boto3.Session:
+    credentials = _as_function(function).client("sts").assume_role(
+        RoleArn=_scoped_role(function), RoleSessionName=model, DurationSeconds=900,
+        Tags=[{"Key": naming.MODEL_TAG, "Value": model}, *({"Key": k, "Value": v} for k, v in tags.items())])["Credentials"]
+    return boto3.Session(aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
+                         aws_session_token=credentials["SessionToken"], region_name=LOCAL_REGION)
+
+
+def test_an_anomaly_reaches_its_models_topic_from_a_session_acting_for_that_model(control_plane):
+    _, router = control_plane
+    churn, platform = _inbox(naming.notification_topic("churn", "local")), _inbox(naming.platform_topic("local"))
+    assert router.call(_anomaly("churn", impact=120.0), {}) == [
+        {"to": "model", "reason": "impact $120.00 is at least churn's threshold $50.00"}]
+    assert _subjects(churn) == ["[local] cost anomaly: churn $120.00"] and _subjects(platform) == []
+
+
+def test_an_anomaly_below_the_models_threshold_is_told_to_nobody(control_plane):
+    _, router = control_plane
+    churn = _inbox(naming.notification_topic("churn", "local"))
+    assert router.call(_anomaly("mlops:model$churn", impact=49.99), {})[0]["to"] == "none"
+    assert _subjects(churn) == []
+
+
+def test_spend_of_a_model_not_deployed_here_goes_to_the_platform_topic(control_plane):
+    _, router = control_plane
+    platform = _inbox(naming.platform_topic("local"))
+    assert router.call(_anomaly("ghost"), {})[0]["to"] == "platform"
+    assert router.call(_anomaly("mlops:model$"), {})[0]["to"] == "platform"
+    assert _subjects(platform) == ["[local] cost anomaly: ghost $120.00", "[local] cost anomaly: mlops:model$ $120.00"]
+
+
+def test_acting_for_churn_the_router_reaches_churns_record_and_topic_and_not_another_models(control_plane):
+    _, router = control_plane
+    _second_model()
+    churn = _acting_for(router, "churn")
+    assert json.loads(churn.client("ssm").get_parameter(
+        Name=naming.model_record_parameter("churn", "local"))["Parameter"]["Value"])["model"] == "churn"
+    churn.client("sns").publish(TopicArn=TOPIC.format(naming.notification_topic("churn", "local")), Message="m")
+    with pytest.raises(ClientError, match="AccessDenied.*ssm:GetParameter"):
+        churn.client("ssm").get_parameter(Name=naming.model_record_parameter("houses", "local"))
+    with pytest.raises(ClientError, match="AuthorizationError|AccessDenied"):
+        churn.client("sns").publish(TopicArn=TOPIC.format(naming.notification_topic("houses", "local")), Message="m")
+    houses = _acting_for(router, "houses")  # the same function acting for houses: houses' own, and only those
+    houses.client("sns").publish(TopicArn=TOPIC.format(naming.notification_topic("houses", "local")), Message="m")
+    with pytest.raises(ClientError, match="AuthorizationError|AccessDenied"):
+        houses.client("sns").publish(TopicArn=TOPIC.format(naming.notification_topic("churn", "local")), Message="m")
+
+
+def test_the_routers_own_role_reaches_no_model(control_plane):
+    _, router = control_plane
+    with pytest.raises(ClientError, match="AuthorizationError|AccessDenied"):
+        _as_function(router).client("sns").publish(TopicArn=TOPIC.format(naming.notification_topic("churn", "local")),
+                                                   Message="m")
+    with pytest.raises(ClientError, match="AccessDenied"):
+        _as_function(router).client("ssm").get_parameter(Name=naming.model_record_parameter("churn", "local"))
+
+
+def test_a_scoped_session_needs_the_model_tag_and_no_other(control_plane):
+    _, router = control_plane
+    sts = _as_function(router).client("sts")
+    with pytest.raises(ClientError, match="AccessDenied"):
+        sts.assume_role(RoleArn=_scoped_role(router), RoleSessionName="untagged")
+    with pytest.raises(ClientError, match="AccessDenied"):
+        _acting_for(router, "churn", team="risk")
+
+
+def test_no_other_role_may_take_the_routers_scoped_session(control_plane):
+    provisioned, router = control_plane
+    validate = provisioned.function_named("ValidateFunction")
+    with pytest.raises(ClientError, match="AccessDenied"):
+        validate.credentials.client("sts", LOCAL_REGION).assume_role(
+            RoleArn=_scoped_role(router), RoleSessionName="churn", Tags=[{"Key": naming.MODEL_TAG, "Value": "churn"}])
