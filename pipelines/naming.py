@@ -115,6 +115,11 @@ def control_stack(env: str) -> str:
     return f"{PROJECT}-{env}-control"
 
 
+def control_function(env: str, purpose: str) -> str:
+    """A control-plane function other stacks invoke by name (a model's schedules): mlops-<env>-control-<purpose>."""
+    return f"{control_stack(env)}-{purpose}"
+
+
 # Model names a stack name of the environment already takes (mlops-<env>-<model> would collide).
 RESERVED_MODEL_NAMES = ("registry", "control")
 

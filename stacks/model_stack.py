@@ -15,6 +15,7 @@ from stacks.constructs.access import AccessPolicies
 from stacks.constructs.approval import ApprovalHook
 from stacks.constructs.budgets import ModelBudget, grant_price_list_read
 from stacks.constructs.control_plane import ModelRecordParameter
+from stacks.constructs.drift import DriftChecks
 from stacks.constructs.endpoints import EndpointDeployment, ModelDashboard
 from stacks.constructs.failures import AsyncFailures
 from stacks.constructs.functions import PlatformFunction
@@ -74,6 +75,7 @@ class ModelStack(Stack):
             "PROD_ENDPOINT": naming.endpoint(model, env_name, "prod"),
             "SOURCE_ARCHIVE": self.training.source.s3_object_url if self.training else "",
             "TRACKING_SERVER": naming.tracking_server(env_name) if self.tracked else "",
+            "CAPTURE_PREFIX": f"data-capture/{naming.endpoint(model, env_name, 'prod')}/AllTraffic",
         }
         self.record = ModelRecordParameter(self, "Record", spec=spec, env_name=env_name,
                                            settings=environment_variables)
@@ -121,7 +123,7 @@ class ModelStack(Stack):
                                            schedules=self.schedules)
         approval.schedule_reconciler(self.schedules, self.failures)
         if spec.drift.enabled:
-            self.drift = self._drift_hook(spec, env_name, environment_variables, key, bucket, registry, machine_arn)
+            self._schedule_drift_checks(spec, env_name)
         self.runs_api = RunsApi(self, "RunsApi", spec=spec, env_name=env_name, key=key,
                                 environment=environment_variables, audit_table_arn=registry.audit_table.table_arn,
                                 machine_arn=machine_arn, package_arns=self.package_arns)
@@ -137,33 +139,13 @@ class ModelStack(Stack):
         """Runs are logged to MLflow where the environment has a tracking server and the model has not opted out."""
         return environment.experiments.enabled and spec.experiments.enabled
 
-    def _drift_hook(self, spec, env_name, environment_variables, key, bucket, registry, machine_arn):
-        """Scheduled drift check of the production endpoint's captured traffic; may start a retraining run."""
-        capture_prefix = f"data-capture/{naming.endpoint(spec.name, env_name, 'prod')}/AllTraffic"
-        drift = PlatformFunction(self, "DriftFunction", handler="lambdas.drift.handler.handler", key=key,
-                                 environment={**environment_variables, "AUDIT_TABLE": naming.audit_table(env_name),
-                                              "CAPTURE_PREFIX": capture_prefix},
-                                 description="Compares captured traffic with the champion's baseline",
-                                 timeout=Duration.minutes(10), memory_mb=1769)
-        bucket.grant_read(drift.role, f"{capture_prefix}/*")
-        bucket.grant_read(drift.role, f"runs/{spec.name}/*")
-        bucket.grant_write(drift.role, f"drift/{spec.name}/*")
-        drift.role.add_to_policy(iam.PolicyStatement(actions=["states:StartExecution", "states:ListExecutions"],
-                                                     resources=[machine_arn]))
-        grant_read_registry(drift.role, self.package_arns)
-        grant_read_champion(drift.role, spec.name, env_name)
-        # Only the cooldown marker: this model's partition, and no attribute but the marker's (IAM cannot name a
-        # sort key, but dynamodb:Attributes keeps the drift role away from approval records' fields).
-        drift.role.add_to_policy(iam.PolicyStatement(
-            actions=["dynamodb:UpdateItem"], resources=[registry.audit_table.table_arn],
-            conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{spec.name}"],
-                                                      "dynamodb:Attributes": ["pk", "sk", "last_triggered"]},
-                        "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"}}))
-        key.grant_encrypt_decrypt(drift.role)
-        self.failures.keep_failures_of(drift.function)
-        self.schedules.add("drift", spec.drift.schedule, target_arn=drift.function.function_arn, payload={},
+    def _schedule_drift_checks(self, spec, env_name: str) -> None:
+        """The environment's drift check (the control plane's), for this model, on the spec's schedule; the
+        Scheduler context attributes give the check its time and an id for its logs."""
+        self.schedules.add("drift", spec.drift.schedule, target_arn=DriftChecks.function_arn(self, env_name),
+                           payload={"model": spec.name, "scheduled_time": "<aws.scheduler.scheduled-time>",
+                                    "execution_id": "<aws.scheduler.execution-id>"},
                            description=f"Drift check of {spec.name}")
-        return drift
 
     def _grant(self, model: str, env_name: str, machine_arn: str, bucket, key, audit_table_arn: str) -> None:
         f = {name: construct.role for name, construct in self.functions.items()}

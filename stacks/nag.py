@@ -137,8 +137,16 @@ def wildcard_findings(document: dict) -> dict[str, str | None]:
     return {k: (v or None) for k, v in findings.items()}
 
 
+# A control-plane grant names the model by the session's tag (stacks/constructs/control_plane.py): reviewed as the same
+# grant written for one model.
+_SESSION_MODEL = "<aws:PrincipalTag/mlops:model>"
+
+
 def _reason(finding: str) -> str | None:
-    return next((reason for pattern, reason in SCOPED_WILDCARDS if re.match(pattern, finding)), None)
+    scoped = _SESSION_MODEL in finding
+    finding = finding.replace(_SESSION_MODEL, "session-model")
+    reason = next((reason for pattern, reason in SCOPED_WILDCARDS if re.match(pattern, finding)), None)
+    return f"{reason} (the model is the session's mlops:model tag)" if reason and scoped else reason
 
 
 def acknowledge_scoped_wildcards(app: cdk.App) -> None:

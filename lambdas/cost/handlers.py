@@ -18,24 +18,21 @@ PLATFORM_TOPIC_SETTING = "PLATFORM_TOPIC_ARN"
 
 
 def route_anomaly(anomaly: Anomaly) -> logic.Routing:
-    env = setting(tenancy.ENVIRONMENT_SETTING)
+    env = tenancy.environment_name()
     model = logic.model_of(anomaly.dimension_value)
-    if model is None:
-        return _to_platform(anomaly, None, env, logic.route(anomaly, None, None, env))
-    bind(model, anomaly.anomaly_id)
-    with tenancy.acting_for(model):
-        record = tenancy.model_record(model)
-        routing = logic.route(anomaly, model, record, env)
-        if routing.to == "model":
-            dal.publish(record.settings["NOTIFICATION_TOPIC_ARN"], *logic.message(anomaly, model, env, routing))
+    routing = logic.route(anomaly, None, None, env)  # no model: the platform's
+    if model is not None:
+        bind(model, anomaly.anomaly_id)
+        try:
+            with tenancy.acting_for(model) as record:
+                routing = logic.route(anomaly, model, record, env)
+                if routing.to == "model":
+                    dal.publish(setting("NOTIFICATION_TOPIC_ARN"), *logic.message(anomaly, model, env, routing))
+        except tenancy.ModelNotDeployed:
+            routing = logic.route(anomaly, model, None, env)
     if routing.to == "platform":
-        _to_platform(anomaly, model, env, routing)
+        dal.publish(setting(PLATFORM_TOPIC_SETTING), *logic.message(anomaly, model, env, routing))
     logger.info("cost anomaly routed", extra={"anomaly_id": anomaly.anomaly_id, "to": routing.to, "reason": routing.reason})
-    return routing
-
-
-def _to_platform(anomaly: Anomaly, model: str | None, env: str, routing: logic.Routing) -> logic.Routing:
-    dal.publish(setting(PLATFORM_TOPIC_SETTING), *logic.message(anomaly, model, env, routing))
     return routing
 
 

@@ -1,4 +1,7 @@
-"""Scheduled drift hook: captured window vs the champion's baseline; reports, metrics, maybe a retrain."""
+"""Scheduled drift hook: captured window vs the champion's baseline; reports, metrics, maybe a retrain.
+
+One function per environment, in the control plane: each model's drift schedule (EventBridge Scheduler, in the model
+stack) invokes it with the model's name, and it checks that model acting for it (lambdas/shared/tenancy.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +11,12 @@ from datetime import datetime, timedelta, timezone
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.drift import engine, logic, report
 from lambdas.drift.capture import hourly_prefixes, line_batches, read_chunks
-from lambdas.shared import dal
+from lambdas.shared import dal, tenancy
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.observability import bind, logger, metrics, tracer
 
@@ -110,10 +113,23 @@ def start_retraining(model: str, result: engine.DriftResult, html_uri: str) -> s
     return dal.start_execution(arn, f"drift-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", document)
 
 
+class ScheduledCheck(BaseModel):
+    """A drift schedule's input (stacks/constructs/schedules.py): the model, and Scheduler's context attributes
+    <aws.scheduler.scheduled-time> and <aws.scheduler.execution-id> (EventBridge Scheduler user guide, "Adding
+    context attributes")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(pattern=r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+    scheduled_time: datetime
+    execution_id: str = Field(default="-", max_length=128)
+
+
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-@event_parser(model=EventBridgeModel)
-def handler(event: EventBridgeModel, context: LambdaContext) -> dict:
-    bind(model_spec().name, event.id)
-    return run_check(event.time.astimezone(timezone.utc))
+@event_parser(model=ScheduledCheck)
+def handler(event: ScheduledCheck, context: LambdaContext) -> dict:
+    bind(event.model, event.execution_id)
+    with tenancy.acting_for(event.model):
+        return run_check(event.scheduled_time.astimezone(timezone.utc))

@@ -2,9 +2,10 @@
 
 The function's own role may do one thing: assume its model-scoped role (MODEL_SCOPED_ROLE_ARN) with the session tag
 mlops:model set to the model it acts for. Every statement of the scoped role names its resources with
-`${aws:PrincipalTag/mlops:model}`, so the session reaches that model's parameter, topic, objects and rows and no
-other model's (AWS IAM user guide, "Passing session tags in AWS STS" and "IAM policy elements: Variables and tags").
-Inside `acting_for(model)` every client of the data-access layer signs with that session.
+`${aws:PrincipalTag/mlops:model}`, so the session reaches that model's record, topic, objects and rows and no other
+model's (AWS IAM user guide, "Passing session tags in AWS STS" and "IAM policy elements: Variables and tags").
+Inside `acting_for(model)` every client of the data-access layer signs with that session, and the handler's settings
+and spec are the model's record (lambdas/shared/config.py), as a per-model function has them in its environment.
 
 A session is taken per invocation, not cached: an invocation acts for one model, and a cached session would outlive a
 change of the role's policies by up to its duration.
@@ -18,8 +19,7 @@ from typing import Iterator
 import boto3
 from botocore.exceptions import ClientError
 
-from lambdas.shared import dal
-from lambdas.shared.config import setting
+from lambdas.shared import config, dal
 from pipelines import naming
 from pipelines.model_record import ModelRecord, parse_record
 
@@ -28,10 +28,18 @@ ENVIRONMENT_SETTING = "MLOPS_ENVIRONMENT"
 SESSION_SECONDS = 900  # STS's minimum: an invocation's work, not a day's
 
 
+class ModelNotDeployed(LookupError):
+    """No model of that name has a record in this environment (never deployed, or its stack was deleted)."""
+
+
+def environment_name() -> str:
+    return config.setting(ENVIRONMENT_SETTING)
+
+
 def scoped_session(model: str) -> boto3.Session:
     """A session of the scoped role tagged with `model` (the session name is the model too, for CloudTrail)."""
     credentials = dal.client("sts").assume_role(
-        RoleArn=setting(SCOPED_ROLE_SETTING), RoleSessionName=model, DurationSeconds=SESSION_SECONDS,
+        RoleArn=config.setting(SCOPED_ROLE_SETTING), RoleSessionName=model, DurationSeconds=SESSION_SECONDS,
         Tags=[{"Key": naming.MODEL_TAG, "Value": model}])["Credentials"]
     return boto3.Session(aws_access_key_id=credentials["AccessKeyId"],
                          aws_secret_access_key=credentials["SecretAccessKey"],
@@ -39,15 +47,20 @@ def scoped_session(model: str) -> boto3.Session:
 
 
 @contextmanager
-def acting_for(model: str) -> Iterator[None]:
+def acting_for(model: str) -> Iterator[ModelRecord]:
+    """The model's record, with every client signing as the model's scoped session and the record's settings in
+    place; raises ModelNotDeployed when the environment has no such model."""
     with dal.bound_to(scoped_session(model)):
-        yield
+        record = model_record(model)
+        if record is None:
+            raise ModelNotDeployed(f"no model named {model} is deployed in {environment_name()}")
+        with config.model_settings(record.environment()):
+            yield record
 
 
 def model_record(model: str) -> ModelRecord | None:
-    """The model's record, read with the current session (inside acting_for: the model's own); None when no stack
-    of that name is deployed in the environment."""
-    env = setting(ENVIRONMENT_SETTING)
+    """The model's record, read with the current session; None when no stack of that name is deployed."""
+    env = environment_name()
     try:
         text = dal.client("ssm").get_parameter(Name=naming.model_record_parameter(model, env))["Parameter"]["Value"]
     except ClientError as error:

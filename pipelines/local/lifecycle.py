@@ -447,10 +447,11 @@ class LocalLifecycle:
                  f"({self.spec.deployment.data_capture_percent}% sampling)")
 
     def _drift_hook(self) -> None:
-        drift_function = self.provisioned.function_named("DriftFunction")
-        event = {"version": "0", "id": "local-drift-check", "detail-type": "Scheduled Event", "source": "aws.events",
-                 "account": self.account, "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                 "region": self.region, "resources": [], "detail": {}}
+        # What the model's drift schedule sends the control plane's drift check (Scheduler fills in the context
+        # attributes): stacks/model_stack.py.
+        drift_function = self.provisioned.function_named("DriftChecks")
+        event = {"model": self.model, "scheduled_time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                 "execution_id": "local-drift-check"}
         self.result.drift = self.dispatch.invoke(drift_function.name, event)
         key = self.result.drift["html_report_uri"].split(f"{self.bucket}/", 1)[1]
         report = self.workdir / "reports" / "drift-report.html"

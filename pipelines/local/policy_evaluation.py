@@ -32,6 +32,10 @@ actions taken with assumed roles" (source identity)):
   sts:TransitiveTagKeys as condition keys there) and in the caller's own policies, at most 50 tags, keys of 128 and
   values of 256 characters; a chained session cannot change an inherited transitive tag. Resource policies take the
   same variables in Resource and NotResource.
+- Request keys in identity policies (`request_context`): dynamodb:LeadingKeys of item requests and s3:prefix of
+  ListBucket are evaluated, with policy variables in the condition values (the control plane's model-scoped grants
+  name a model's partition and prefix so); other request keys (dynamodb:Attributes, dynamodb:ReturnValues, ...)
+  are still not evaluated.
 """
 
 from __future__ import annotations
@@ -88,6 +92,37 @@ def _substituted(expected: str, context: dict) -> str | None:
 
 def _principal_key(key: str) -> bool:
     return key.lower() in _PRINCIPAL_KEYS_LOWER or key.lower().startswith("aws:principaltag/")
+
+
+# Request keys evaluated in identity policies (moto evaluates none): what the control plane's model-scoped grants name.
+REQUEST_KEYS = ("dynamodb:LeadingKeys", "s3:prefix")
+_REQUEST_KEYS_LOWER = {key.lower() for key in REQUEST_KEYS}
+_ITEM_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+
+
+def _modelled_key(key: str) -> bool:
+    return _principal_key(key) or key.lower() in _REQUEST_KEYS_LOWER
+
+
+def request_context(action: str, data, body: bytes | None, hash_key_of) -> dict:
+    """The modelled request keys of one request. dynamodb:LeadingKeys: the partition key value of an item request's
+    Key (or Item) ("Using IAM policy conditions for fine-grained access control", DynamoDB developer guide; Query,
+    Scan and batch requests are not modelled: the key is absent, so a ForAllValues condition holds, as it does in
+    AWS for a request without partition keys). s3:prefix: a ListBucket's prefix parameter, absent when it has none
+    (Amazon S3 user guide, "Condition keys": "s3:prefix")."""
+    if action.lower() == "s3:listbucket":
+        prefix = (data or {}).get("prefix")
+        prefix = prefix[0] if isinstance(prefix, list) and prefix else prefix
+        return {"s3:prefix": prefix} if isinstance(prefix, str) else {}
+    if action.lower() in (a.lower() for a in _ITEM_ACTIONS):
+        try:
+            request = json.loads(body or b"{}")
+            item, hash_key = request.get("Key") or request.get("Item") or {}, hash_key_of(request.get("TableName"))
+            value = next(iter(item[hash_key].values()))
+        except Exception:  # a malformed request fails in the service itself, as in AWS
+            return {}
+        return {"dynamodb:LeadingKeys": [str(value)]}
+    return {}
 
 
 class UnmodelledCondition(ValueError):
@@ -231,6 +266,12 @@ def principal_tags(key) -> dict[str, str]:
     session = _session_tags.get(getattr(key, "_access_key_id", None), {})
     overridden = {k.lower() for k in session}
     return {k: v for k, v in tags.items() if k.lower() not in overridden} | session
+
+
+def _hash_key(account: str, region: str, table: str) -> str:
+    from moto.dynamodb.models import dynamodb_backends
+
+    return dynamodb_backends[account][region].get_table(table).hash_key_attr
 
 
 def _role_arn(account: str, name: str) -> str:
@@ -401,7 +442,8 @@ def install() -> None:
     _install_abac()
 
     def check_action_permitted(self, resource: str) -> None:
-        token = _principal.set(principal_context(self._access_key))
+        token = _principal.set(principal_context(self._access_key) | request_context(
+            self._action, self._data, self._body, lambda table: _hash_key(self.account_id, self._region, table)))
         try:
             original_check(self, resource)
         finally:
@@ -459,8 +501,8 @@ def _install_abac() -> None:
         if context is None or incoming is not None:
             return original_conditions(self, incoming)
         modelled = all(_condition_holds(operator, key, expected, context) for operator, pairs in conditions.items()
-                       for key, expected in pairs.items() if _principal_key(key))
-        rest = {operator: {k: v for k, v in pairs.items() if not _principal_key(k)} for operator, pairs in conditions.items()}
+                       for key, expected in pairs.items() if _modelled_key(key))
+        rest = {operator: {k: v for k, v in pairs.items() if not _modelled_key(k)} for operator, pairs in conditions.items()}
         return modelled and original_conditions(IAMPolicyStatement({**self._statement, "Condition": rest}), incoming)
 
     def is_action_permitted(self, action, resource="*", principal=None, incoming_condition_values=None):

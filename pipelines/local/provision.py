@@ -239,7 +239,7 @@ class Provisioner:
                 for value in values.values() if isinstance(value, str) and value.startswith("arn:")]
 
     def _function(self, stack: str, logical: str, properties: dict) -> dict[str, str]:
-        name = cloudformation_name(stack, logical)
+        name = properties.get("FunctionName") or cloudformation_name(stack, logical)
         role_arn = self._resolve(stack, properties["Role"])
         created = self.client("lambda").create_function(
             FunctionName=name, Runtime="python3.12", Role=role_arn,

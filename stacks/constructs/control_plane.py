@@ -26,11 +26,11 @@ def model_arn(scope: Construct, service: str, resource: str) -> str:
 class ModelScopedFunction(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, handler: str, key: kms.IKey, env_name: str,
                  environment: dict[str, str], description: str, timeout: Duration = Duration.minutes(1),
-                 memory_mb: int = 512) -> None:
+                 memory_mb: int = 512, function_name: str | None = None) -> None:
         super().__init__(scope, construct_id)
         self.env_name, self.key = env_name, key
         self.handler = PlatformFunction(self, "Handler", handler=handler, key=key, description=description,
-                                        timeout=timeout, memory_mb=memory_mb,
+                                        timeout=timeout, memory_mb=memory_mb, function_name=function_name,
                                         environment={"MLOPS_ENVIRONMENT": env_name, **environment})
         self.function, self.role = self.handler.function, self.handler.role
         self.scoped_role = iam.Role(
@@ -45,11 +45,14 @@ class ModelScopedFunction(Construct):
         self.grant_for_model(["ssm:GetParameter"], model_arn(
             self, "ssm", f"parameter{naming.model_records_path(env_name)}{naming.MODEL_VARIABLE}"))
 
-    def grant_for_model(self, actions: list[str], *resources: str) -> None:
-        """actions on resources that name the session's model (naming.MODEL_VARIABLE)."""
-        if any(naming.MODEL_VARIABLE not in resource for resource in resources):
+    def grant_for_model(self, actions: list[str], *resources: str, conditions: dict | None = None) -> None:
+        """actions on resources that name the session's model (naming.MODEL_VARIABLE), or on a resource several
+        models share where a condition names the model (a table's partition, a bucket listing's prefix)."""
+        named = all(naming.MODEL_VARIABLE in resource for resource in resources)
+        if not named and naming.MODEL_VARIABLE not in str(conditions or {}):
             raise ValueError(f"{self.node.path}: a model-scoped grant must name the model with {naming.MODEL_VARIABLE}")
-        self.scoped_role.add_to_policy(iam.PolicyStatement(actions=actions, resources=list(resources)))
+        self.scoped_role.add_to_policy(iam.PolicyStatement(actions=actions, resources=list(resources),
+                                                           conditions=conditions))
 
     def grant_publish_to_model_topic(self) -> None:
         """The model's notification topic (encrypted with the environment's key)."""

@@ -315,9 +315,9 @@ class PlatformFunction(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, handler: str, key: kms.IKey,
                  environment: dict[str, str], timeout: Duration = Duration.minutes(1), memory_mb: int = 512,
-                 description: str = "", role_path: str | None = None) -> None:
+                 description: str = "", role_path: str | None = None, function_name: str | None = None) -> None:
         """role_path: the role's IAM path (naming.RELEASE_WRITER_PATH marks the roles a bucket policy lets write
-        releases)."""
+        releases). function_name: only for the control plane's functions, which other stacks invoke by name."""
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(self, "Logs", encryption_key=key, retention=logs.RetentionDays.ONE_YEAR,
                                        removal_policy=RemovalPolicy.RETAIN)
@@ -328,7 +328,7 @@ class PlatformFunction(Construct):
             memory_size=memory_mb, architecture=ARCHITECTURE, environment={
                 "POWERTOOLS_SERVICE_NAME": construct_id, "POWERTOOLS_METRICS_NAMESPACE": "MLOps", **environment},
             environment_encryption=key, tracing=lambda_.Tracing.ACTIVE, log_group=self.log_group,
-            description=description[:256],
+            description=description[:256], function_name=function_name,
         )
         self.log_group.grant_write(self.role)
         acknowledge(self.function, {"AwsSolutions-L1": f"{RUNTIME.name}, one version behind the newest, so the bundle "

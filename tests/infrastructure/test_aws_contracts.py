@@ -75,17 +75,33 @@ def test_the_endpoint_execution_role_may_describe_exactly_the_rollback_alarms(mo
     assert not [s for s in statements(model, "Function") if "cloudwatch:DescribeAlarms" in s["Action"]]
 
 
-def test_the_drift_function_keeps_failed_async_invocations_in_an_alarmed_queue(model):
-    resources = model["Resources"]
-    (invoke_config,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"
-                        and r["Properties"]["FunctionName"]["Ref"].startswith("DriftFunction")]
+def test_the_drift_check_keeps_failed_async_invocations_in_an_alarmed_queue(model, dev_app):
+    control = template_of(dev_app, "mlops-dev-control").to_json()["Resources"]
+    (invoke_config,) = [r["Properties"] for r in control.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"
+                        and r["Properties"]["FunctionName"]["Ref"].startswith("DriftChecks")]
     queue_ref = invoke_config["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
-    assert resources[queue_ref]["Type"] == "AWS::SQS::Queue" and "KmsMasterKeyId" in resources[queue_ref]["Properties"]
-    drift = schedules(model)["Drift check"]
-    assert drift["Target"]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0] == queue_ref
-    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
+    assert control[queue_ref]["Type"] == "AWS::SQS::Queue" and "KmsMasterKeyId" in control[queue_ref]["Properties"]
+    alarms = [r["Properties"] for r in control.values() if r["Type"] == "AWS::CloudWatch::Alarm"
               and queue_ref in json.dumps(r["Properties"].get("Dimensions"))]
     assert alarms and alarms[0]["Threshold"] == 1 and alarms[0]["AlarmActions"]
+    # what Scheduler cannot deliver goes to the model's own queue
+    resources = model["Resources"]
+    drift = schedules(model)["Drift check"]
+    model_queue = drift["Target"]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+    assert resources[model_queue]["Type"] == "AWS::SQS::Queue"
+
+
+def test_a_drift_schedule_sends_what_the_drift_check_parses(model):
+    """Scheduler puts its context attributes in the input it sends (EventBridge Scheduler user guide, "Adding context
+    attributes"); the check's event model must accept the result (a payload of {} failed every check in AWS)."""
+    from lambdas.drift.handler import ScheduledCheck
+
+    drift = schedules(model)["Drift check"]
+    assert drift["Target"]["Arn"].endswith(":function:mlops-dev-control-drift")
+    sent = drift["Target"]["Input"].replace("<aws.scheduler.scheduled-time>", "2026-12-07T10:15:00Z").replace(
+        "<aws.scheduler.execution-id>", "d1f7c9e2-5b7a-4c3e-9a1b-2f3e4d5c6b7a")
+    check = ScheduledCheck.model_validate_json(sent)
+    assert (check.model, check.scheduled_time.isoformat()) == ("churn", "2026-12-07T10:15:00+00:00")
 
 
 def test_the_retraining_schedule_target_keeps_its_failures_too(model):

@@ -51,7 +51,7 @@ def _scoped_roles(template: dict) -> dict[str, dict]:
     return {k: r for k, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role" and "ScopedRole" in k}
 
 
-def test_every_model_scoped_grant_names_its_resources_by_the_sessions_model_tag(control):
+def test_every_model_scoped_grant_names_its_resources_or_their_partition_by_the_sessions_model_tag(control):
     roles = _scoped_roles(control)
     assert roles, "the control plane has no model-scoped role"
     for logical, policy in control["Resources"].items():
@@ -61,7 +61,8 @@ def test_every_model_scoped_grant_names_its_resources_by_the_sessions_model_tag(
             if statement["Action"] in (["kms:Decrypt", "kms:GenerateDataKey*"],):
                 continue  # the environment's one key: what it decrypts is the model's by the grants above
             resource = json.dumps(statement["Resource"])
-            assert naming.MODEL_VARIABLE in resource, f"{logical}: {statement['Action']} on {resource} names no model"
+            named_by = resource if naming.MODEL_VARIABLE in resource else json.dumps(statement.get("Condition"))
+            assert naming.MODEL_VARIABLE in named_by, f"{logical}: {statement['Action']} on {resource} names no model"
 
 
 def test_only_its_function_may_take_a_scoped_session_and_only_tagged_with_a_model(control):

@@ -145,9 +145,10 @@ def test_cost_model_stores_captures_as_long_as_the_bucket_lifecycle_keeps_them(r
     assert rules["expire-old-versions"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == cost.NONCURRENT_DAYS
 
 
-def test_cost_model_prices_the_scheduled_functions_as_synthesized(model):
+def test_cost_model_prices_the_scheduled_functions_as_synthesized(model, control):
     functions = model.find_resources("AWS::Lambda::Function")
-    drift = [f for logical, f in functions.items() if logical.startswith("DriftFunction")]
+    drift = [f for logical, f in control.find_resources("AWS::Lambda::Function").items()
+             if logical.startswith("DriftChecks")]
     reconciler = [f for logical, f in functions.items() if logical.startswith("ApprovalReconcileFunction")]
     assert [f["Properties"]["MemorySize"] for f in drift] == [cost.DRIFT_FUNCTION_MB]
     assert [f["Properties"].get("MemorySize", 128) for f in reconciler] == [cost.RECONCILER_MB]

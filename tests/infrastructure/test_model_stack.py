@@ -70,24 +70,35 @@ def test_the_retraining_schedule_starts_the_state_machine_with_a_schedule_trigge
     assert json.loads(schedule["Target"]["Input"])["trigger"] == "schedule"
 
 
-def test_drift_hook_runs_on_the_spec_schedule_with_a_lambda_sized_budget(template):
+def test_the_drift_check_runs_on_the_spec_schedule_in_the_control_plane_with_a_lambda_sized_budget(template, dev_app):
     schedule = schedules(template)["Drift check"]
     assert re.fullmatch(r"cron\(\d{1,2} \* \* \* \? \*\)", schedule["ScheduleExpression"])  # hourly, at its minute
-    assert schedule["Target"]["Arn"]["Fn::GetAtt"][0].startswith("DriftFunction")
-    (drift,) = [r["Properties"] for k, r in template["Resources"].items()
-                if r["Type"] == "AWS::Lambda::Function" and k.startswith("DriftFunction")]
-    assert drift["MemorySize"] == 1769 and drift["Timeout"] == 600
-    assert drift["Environment"]["Variables"]["CAPTURE_PREFIX"] == "data-capture/churn-dev-prod/AllTraffic"
+    assert json.loads(schedule["Target"]["Input"])["model"] == "churn"
+    assert not [k for k, r in template["Resources"].items() if r["Type"] == "AWS::Lambda::Function" and "Drift" in k]
+    control = template_of(dev_app, "mlops-dev-control").to_json()
+    (drift,) = [r["Properties"] for k, r in control["Resources"].items()
+                if r["Type"] == "AWS::Lambda::Function" and k.startswith("DriftChecks")]
+    assert drift["FunctionName"] == "mlops-dev-control-drift" and drift["MemorySize"] == 1769 and drift["Timeout"] == 600
+    record = json.loads(template_record(template))
+    assert record["settings"]["CAPTURE_PREFIX"] == "data-capture/churn-dev-prod/AllTraffic"
 
 
-def test_drift_hook_may_only_touch_its_models_cooldown_item_and_state_machine(template):
-    drift = statements(template, "DriftFunction")
+def template_record(template) -> str:
+    (value,) = [r["Properties"]["Value"] for r in template["Resources"].values() if r["Type"] == "AWS::SSM::Parameter"
+                and r["Properties"]["Name"] == "/mlops/dev/models/churn"]
+    return "".join(part if isinstance(part, str) else "token" for part in value["Fn::Join"][1])
+
+
+def test_the_drift_check_may_only_touch_the_sessions_models_cooldown_item_and_state_machine(dev_app):
+    control = template_of(dev_app, "mlops-dev-control").to_json()
+    drift = statements(control, "DriftChecksScopedRole")
     (dynamo,) = [s for s in drift if "dynamodb:" in json.dumps(s["Action"])]
     assert dynamo["Action"] == "dynamodb:UpdateItem"  # no DeleteItem, no PutItem
     assert dynamo["Condition"]["ForAllValues:StringEquals"] == {
-        "dynamodb:LeadingKeys": ["model#churn"], "dynamodb:Attributes": ["pk", "sk", "last_triggered"]}
+        "dynamodb:LeadingKeys": ["model#${aws:PrincipalTag/mlops:model}"],
+        "dynamodb:Attributes": ["pk", "sk", "last_triggered"]}
     (start,) = [s for s in drift if "states:StartExecution" in s["Action"]]
-    assert flat(start["Resource"]).endswith(":stateMachine:churn-dev-retraining")
+    assert flat(start["Resource"]).endswith(":stateMachine:<aws:PrincipalTag/mlops:model>-dev-retraining")
 
 
 def test_state_machine_is_traced_logged_and_kms_encrypted(template):
@@ -136,8 +147,9 @@ def test_state_machine_role_invokes_only_its_own_functions(template):
 
 def test_functions_use_their_own_encrypted_log_groups_and_tracing(template):
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
-    # 5 pipeline steps, 3 deployment, 4 approval (request, decide, reconcile, rotate), drift, runs API, promotion offer
-    assert len(functions) == 15
+    # 5 pipeline steps, 3 deployment, 4 approval (request, decide, reconcile, rotate), runs API, promotion offer (the
+    # drift check is the control plane's)
+    assert len(functions) == 14
     for function in functions:
         properties = function["Properties"]
         assert properties["TracingConfig"] == {"Mode": "Active"}

@@ -81,6 +81,34 @@ def platform(monkeypatch):
         yield {"bucket": BUCKET, "topic": topic, "state_machine": machine, **env}
 
 
+# What a model stack writes into its record (stacks/model_stack.py): the per-model settings a function has.
+RECORD_SETTINGS = ("ARTIFACT_BUCKET", "MODEL_PACKAGE_GROUP", "STATE_MACHINE_ARN", "NOTIFICATION_TOPIC_ARN",
+                   "TRAINING_HYPERPARAMETERS", "INFERENCE_IMAGE", "AUDIT_TABLE", "SOURCE_GIT_COMMIT", "PROD_ENDPOINT",
+                   "SOURCE_ARCHIVE", "TRACKING_SERVER", "CAPTURE_PREFIX")
+
+
+def act_as_control_plane(monkeypatch, model: str = "churn", env: str = "dev") -> None:
+    """A control-plane function's environment for this platform: a model-scoped role to take sessions of, and the
+    model's record written from the settings in the environment now (as its stack would deploy them)."""
+    import os
+
+    from pipelines import naming
+    from pipelines.model_record import ModelRecord
+    from pipelines.spec import ModelSpec
+
+    iam, name = boto3.client("iam"), f"control-scoped-{model}"
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"],
+                                                     "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}]}))
+    monkeypatch.setenv("MODEL_SCOPED_ROLE_ARN", iam.get_role(RoleName=name)["Role"]["Arn"])
+    monkeypatch.setenv("MLOPS_ENVIRONMENT", env)
+    record = ModelRecord(model=model, env=env, spec=ModelSpec.model_validate_json(os.environ["MODEL_SPEC"]),
+                         settings={k: os.environ[k] for k in RECORD_SETTINGS if k in os.environ})
+    boto3.client("ssm").put_parameter(Name=naming.model_record_parameter(model, env), Value=record.model_dump_json(),
+                                      Type="String", Overwrite=True)
+
+
 def released_package(group: str = "churn-dev", body: bytes = b"model bytes", *, bucket: str = BUCKET,
                      model: str | None = None, image: str = "x", status: str = "PendingManualApproval",
                      lineage: dict | None = None, session=None, **arguments) -> str:

@@ -228,3 +228,32 @@ def test_a_bucket_policy_deny_keyed_on_a_principal_tag_variable_holds_in_the_buc
     with iam.enforced():
         session = _assume(_admin(), role, {"mlops:model": "a"})
         assert _can_read(session, "a") and not _can_read(session, "b")
+
+
+def test_an_item_requests_partition_key_and_a_listings_prefix_are_request_keys():
+    """dynamodb:LeadingKeys of item requests, s3:prefix of ListBucket (absent when the listing names none); any other
+    request carries neither."""
+    from pipelines.local.policy_evaluation import request_context
+
+    update = json.dumps({"TableName": "audit", "Key": {"pk": {"S": "model#a"}, "sk": {"S": "x"}}}).encode()
+    assert request_context("dynamodb:UpdateItem", {}, update, lambda table: "pk") == {"dynamodb:LeadingKeys": ["model#a"]}
+    put = json.dumps({"TableName": "audit", "Item": {"pk": {"S": "model#b"}, "v": {"N": "1"}}}).encode()
+    assert request_context("dynamodb:PutItem", {}, put, lambda table: "pk") == {"dynamodb:LeadingKeys": ["model#b"]}
+    assert request_context("dynamodb:Query", {}, update, lambda table: "pk") == {}
+    assert request_context("s3:ListBucket", {"prefix": ["runs/a/"]}, None, None) == {"s3:prefix": "runs/a/"}
+    assert request_context("s3:ListBucket", {"list-type": ["2"]}, None, None) == {}
+
+
+def test_a_partition_named_by_a_principal_tag_variable_is_the_sessions_only(aws):
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName="audit", BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    role = _role(aws, "rows", [{"Effect": "Allow", "Action": "dynamodb:PutItem",
+                                "Resource": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/audit",
+                                "Condition": {"ForAllValues:StringEquals": {
+                                    "dynamodb:LeadingKeys": ["model#${aws:PrincipalTag/mlops:model}"]}}}])
+    with iam.enforced():
+        client = _assume(_admin(), role, {"mlops:model": "a"}).client("dynamodb", REGION)
+        client.put_item(TableName="audit", Item={"pk": {"S": "model#a"}})
+        with pytest.raises(ClientError, match="not authorized to perform: dynamodb:PutItem"):
+            client.put_item(TableName="audit", Item={"pk": {"S": "model#b"}})

@@ -145,3 +145,58 @@ def test_no_other_role_may_take_the_routers_scoped_session(control_plane):
     with pytest.raises(ClientError, match="AccessDenied"):
         validate.credentials.client("sts", LOCAL_REGION).assume_role(
             RoleArn=_scoped_role(router), RoleSessionName="churn", Tags=[{"Key": naming.MODEL_TAG, "Value": "churn"}])
+
+
+# ------------------------------------------------------------------ the drift check
+DRIFT = "DriftChecks"
+BUCKET = naming.artifact_bucket("local", LOCAL_ACCOUNT, LOCAL_REGION)
+AUDIT = naming.audit_table("local")
+
+
+def _capture_key(model: str) -> str:
+    return f"data-capture/{naming.endpoint(model, 'local', 'prod')}/AllTraffic/2026/12/07/10/part.jsonl"
+
+
+def _denied(call) -> str:
+    with pytest.raises(ClientError) as refused:
+        call()
+    # moto answers DynamoDB's denial in the query protocol's XML (code "403"); the message is AWS's
+    assert refused.value.response["Error"]["Code"] in ("AccessDenied", "AccessDeniedException") \
+        or "is not authorized to perform" in str(refused.value), refused.value
+    return str(refused.value)
+
+
+def test_acting_for_churn_the_drift_check_reads_writes_and_starts_only_churns(enforced_platform):
+    provisioned = enforced_platform()
+    drift = provisioned.function_named(DRIFT)
+    for model in ("churn", "houses"):
+        boto3.client("s3").put_object(Bucket=BUCKET, Key=_capture_key(model), Body=b"{}")
+    churn = _acting_for(drift, "churn")
+    s3, dynamodb, sagemaker = churn.client("s3"), churn.client("dynamodb"), churn.client("sagemaker")
+    assert s3.get_object(Bucket=BUCKET, Key=_capture_key("churn"))["Body"].read() == b"{}"
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=_capture_key("churn").rsplit("/", 4)[0] + "/")["KeyCount"] == 1
+    s3.put_object(Bucket=BUCKET, Key="drift/churn/r/report.json", Body=b"{}")
+    dynamodb.update_item(TableName=AUDIT, Key={"pk": {"S": "model#churn"}, "sk": {"S": "drift#cooldown"}},
+                         UpdateExpression="SET last_triggered = :t", ExpressionAttributeValues={":t": {"N": "1"}})
+    assert "s3:GetObject" in _denied(lambda: s3.get_object(Bucket=BUCKET, Key=_capture_key("houses")))
+    _denied(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix=_capture_key("houses").rsplit("/", 4)[0] + "/"))
+    _denied(lambda: s3.list_objects_v2(Bucket=BUCKET))  # no prefix: not a listing of churn's captures
+    _denied(lambda: s3.put_object(Bucket=BUCKET, Key="drift/houses/r/report.json", Body=b"{}"))
+    _denied(lambda: dynamodb.update_item(
+        TableName=AUDIT, Key={"pk": {"S": "model#houses"}, "sk": {"S": "drift#cooldown"}},
+        UpdateExpression="SET last_triggered = :t", ExpressionAttributeValues={":t": {"N": "1"}}))
+    _denied(lambda: sagemaker.describe_endpoint(EndpointName=naming.endpoint("houses", "local", "prod")))
+    _denied(lambda: churn.client("stepfunctions").start_execution(
+        stateMachineArn=f"arn:aws:states:{LOCAL_REGION}:{LOCAL_ACCOUNT}:stateMachine:houses-local-retraining"))
+
+
+def test_the_drift_checks_own_role_reaches_no_models_captures(enforced_platform):
+    drift = enforced_platform().function_named(DRIFT)
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=_capture_key("churn"), Body=b"{}")
+    _denied(lambda: _as_function(drift).client("s3").get_object(Bucket=BUCKET, Key=_capture_key("churn")))
+
+
+def test_a_drift_schedule_for_a_model_not_deployed_here_fails_naming_it(enforced_platform):
+    drift = enforced_platform().function_named(DRIFT)
+    with pytest.raises(LookupError, match="no model named ghost is deployed in local"):
+        drift.call({"model": "ghost", "scheduled_time": "2026-12-07T10:00:00Z", "execution_id": "e"}, {})

@@ -6,7 +6,7 @@ import pytest
 
 from lambdas.drift import baseline, handler
 from lambdas.drift.capture import capture_record
-from tests.integration.conftest import BUCKET, SPEC, FakeContext, serve_in_production
+from tests.integration.conftest import BUCKET, SPEC, FakeContext, act_as_control_plane, serve_in_production
 from tests.support.sagemaker_layout import make_dataset
 
 NOW = datetime(2026, 11, 22, 12, 30, tzinfo=timezone.utc)
@@ -55,10 +55,11 @@ def drift_platform(platform, monkeypatch):
 
 
 def invoke(when: datetime = NOW) -> dict:
-    event = {"version": "0", "id": "evt-1", "detail-type": "Scheduled Event", "source": "aws.events",
-             "account": "123456789012", "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": "us-east-1",
-             "resources": [], "detail": {}}
-    return handler.handler(event, FakeContext())
+    """The drift schedule's input, as Scheduler sends it (stacks/model_stack.py), to the control plane's check."""
+    with pytest.MonkeyPatch.context() as patch:
+        act_as_control_plane(patch)
+        event = {"model": "churn", "scheduled_time": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "execution_id": "exec-1"}
+        return handler.handler(event, FakeContext())
 
 
 def executions(platform) -> list[dict]:

@@ -1,0 +1,60 @@
+"""The environment's drift check (lambdas/drift/handler.py), in the control plane: every model's drift schedule
+invokes it with the model's name, and it reads that model's captured traffic and champion baseline, writes the
+model's reports, claims the model's cooldown and starts the model's retraining, acting for the model. Each grant
+names the model with the session's tag (stacks/constructs/control_plane.py)."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from pipelines import naming
+from stacks.constructs.control_plane import ModelScopedFunction, model_arn
+
+MODEL = naming.MODEL_VARIABLE
+MEMORY_MB, TIMEOUT_MINUTES = 1769, 10  # one full vCPU (Lambda: 1,769 MB); lambdas/shared/cost.py prices these
+
+
+class DriftChecks(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, env_name: str, key: kms.IKey, failures) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.checks = ModelScopedFunction(
+            self, "Checks", handler="lambdas.drift.handler.handler", key=key, env_name=env_name, environment={},
+            description="Compares a model's captured traffic with its champion's baseline",
+            timeout=Duration.minutes(TIMEOUT_MINUTES), memory_mb=MEMORY_MB,
+            function_name=naming.control_function(env_name, "drift"))
+        self.function = self.checks.function
+        grant = self.checks.grant_for_model
+        bucket = naming.artifact_bucket(env_name, stack.account, stack.region)
+        prod = naming.endpoint(MODEL, env_name, "prod")
+        objects = lambda prefix: f"arn:{stack.partition}:s3:::{bucket}/{prefix}"  # noqa: E731
+        capture = f"data-capture/{prod}/AllTraffic/"
+        grant(["s3:GetObject"], objects(f"{capture}*"), objects(f"runs/{MODEL}/*"))
+        grant(["s3:PutObject"], objects(f"drift/{MODEL}/*"))
+        grant(["s3:ListBucket"], f"arn:{stack.partition}:s3:::{bucket}",
+              conditions={"StringLike": {"s3:prefix": [f"{capture}*"]}})
+        key.grant(self.checks.scoped_role, "kms:Decrypt", "kms:GenerateDataKey*")  # the bucket's objects
+        # The champion is the package production serves: endpoint -> config -> model -> package.
+        grant(["sagemaker:DescribeEndpoint"], model_arn(self, "sagemaker", f"endpoint/{prod}"))
+        grant(["sagemaker:DescribeEndpointConfig"], model_arn(self, "sagemaker", f"endpoint-config/{prod}-*"))
+        grant(["sagemaker:DescribeModel"], model_arn(self, "sagemaker", f"model/{prod}-*"))
+        grant(["sagemaker:DescribeModelPackage"], model_arn(
+            self, "sagemaker", f"model-package/{naming.model_package_group(MODEL, env_name)}/*"))
+        machine = model_arn(self, "states", f"stateMachine:{naming.state_machine(MODEL, env_name)}")
+        grant(["states:StartExecution", "states:ListExecutions"], machine)
+        # Only the cooldown marker: the model's partition, and no attribute but the marker's (IAM cannot name a sort
+        # key, but dynamodb:Attributes keeps the check away from approval records' fields).
+        grant(["dynamodb:UpdateItem"], model_arn(self, "dynamodb", f"table/{naming.audit_table(env_name)}"),
+              conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{MODEL}"],
+                                                        "dynamodb:Attributes": ["pk", "sk", "last_triggered"]},
+                          "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"}})
+        failures.keep_failures_of(self.function)
+
+    @staticmethod
+    def function_arn(scope: Construct, env_name: str) -> str:
+        """What a model stack's drift schedule targets (by name: the control plane is another stack)."""
+        stack = Stack.of(scope)
+        return f"arn:{stack.partition}:lambda:{stack.region}:{stack.account}:function:" \
+               f"{naming.control_function(env_name, 'drift')}"
