@@ -7,7 +7,7 @@ with its environment.
 
 Why SSM Parameter Store: a native CloudFormation resource (no custom resource, so no function per model stack),
 versioned by SSM on every deployment (GetParameterHistory shows what a model ran with and when), readable by one
-IAM path per model (`parameter/mlops/<env>/models/<model>`, named with the session tag's policy variable), free in
+IAM path per model (`parameter/mlops/<env>/_models/<model>`, named with the session tag's policy variable), free in
 the Standard tier up to 4 KB (Intelligent-Tiering moves a larger record to Advanced, 8 KB, instead of failing the
 deployment). S3 would need a deployment custom resource; DynamoDB one too, and has no history of its own.
 """

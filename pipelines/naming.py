@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 
 PROJECT = "mlops"
+# A model's name (pipelines/spec.py): it goes into stack, bucket prefix, role and session-tag values.
+MODEL_NAME_PATTERN = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
 SAGEMAKER_NAME_LIMIT = 63
 
 
@@ -135,7 +137,8 @@ def model_record_parameter(model: str, env: str) -> str:
 
 
 def model_records_path(env: str) -> str:
-    return f"/{PROJECT}/{env}/models/"
+    """'_' is outside model names: no model's own parameters (/mlops/<env>/<model>/...) can share this path."""
+    return f"/{PROJECT}/{env}/_models/"
 
 
 def platform_topic(env: str) -> str:

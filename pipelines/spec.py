@@ -23,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "pipelines"
 SPEC_FILENAME = "model.yaml"
 
-_MODEL_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+_MODEL_NAME = re.compile(naming.MODEL_NAME_PATTERN)
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _CRON = re.compile(r"^cron\((.*)\)$")
 # EventBridge cron fields: (name, allowed characters, lowest, highest number)
@@ -1054,6 +1054,17 @@ def load_all_specs(models_dir: Path = MODELS_DIR, overrides: dict[str, Any] | No
     if not specs:
         raise SpecError(f"{models_dir}: no */{SPEC_FILENAME} found; fix: add a model folder (see docs/architecture.md)")
     return specs
+
+
+def check_names_across_models(specs: list[ModelSpec], env_names: list[str]) -> None:
+    """A model's SageMaker resources are named <model>-<env>-<stage>-<run> and granted as <model>-<env>-<stage>-*: a
+    model named fraud-dev-prod-eu would have its endpoint configs fall under fraud's grants in dev. Refused here."""
+    for spec in specs:
+        for env in env_names:
+            for stage in ("prod", "staging"):
+                if f"-{env}-{stage}" in spec.name:
+                    raise SpecError(f"{spec.name}: a model name may not hold '-{env}-{stage}' (its resources would be "
+                                    f"named like another model's {stage} endpoint in {env}); fix: rename the model")
 
 
 def find_model_dir(name: str, models_dir: Path = MODELS_DIR) -> Path:

@@ -11,7 +11,8 @@ from cdk_nag import AwsSolutionsChecks
 from pipelines import naming
 from pipelines.promotion import CONTEXT_KEY, Delivery, delivery_for_app, stage_spec
 from pipelines.source import current_git_commit
-from pipelines.spec import MODELS_DIR, EnvironmentSpec, ModelSpec, SpecError, load_all_specs, parse_environments
+from pipelines.spec import (MODELS_DIR, EnvironmentSpec, ModelSpec, SpecError, check_names_across_models, load_all_specs,
+                            parse_environments)
 from stacks.constructs.promotion import PromotionSourceGrants
 from stacks.control_stack import ControlPlaneStack
 from stacks.model_stack import ModelStack
@@ -52,7 +53,10 @@ def validated_inputs(app: cdk.App, models_dir: Path = MODELS_DIR) -> list[tuple[
     """Every environment with its models' specs (overrides applied); raises SpecError before any construct."""
     bodies = [resolve_current_account(body) for body in selected_environments(app)]
     environments = parse_environments({"mlops:environments": {b.pop("name"): b for b in bodies}})
-    return [(env, load_all_specs(models_dir, env.overrides)) for env in environments]
+    inputs = [(env, load_all_specs(models_dir, env.overrides)) for env in environments]
+    for _, specs in inputs:
+        check_names_across_models(specs, [env.name for env in environments])
+    return inputs
 
 
 def source_commit(app: cdk.App) -> str:

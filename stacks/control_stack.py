@@ -3,8 +3,9 @@
 Each acts for one model at a time, learning the model from its event and reading the model's record (the SSM
 parameter its model stack writes, pipelines/model_record.py) through a session scoped to that model
 (stacks/constructs/control_plane.py). Deployed after the registry stack and before the model stacks.
-Where it stands (issue 26): the cost-anomaly router and the drift check run here; the pipeline tasks, approval,
-deployment, promotion and runs API still run as per-model functions in the model stacks.
+Where it stands (issue 26): the cost-anomaly router, the drift check and the approval repair run here; the pipeline
+tasks, approval request and links, deployment, promotion and runs API still run as per-model functions in the model
+stacks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from constructs import Construct
 
 from pipelines import naming
 from pipelines.spec import EnvironmentSpec
+from stacks.constructs.approval_repair import ApprovalRepair
 from stacks.constructs.budgets import CostAnomalyRouting
 from stacks.constructs.drift import DriftChecks
 from stacks.constructs.failures import AsyncFailures
@@ -36,4 +38,5 @@ class ControlPlaneStack(Stack):
         self.cost_anomalies = CostAnomalyRouting(self, "CostAnomalies", env_name=env_name, key=key,
                                                  platform_topic=self.platform_topic, failures=self.failures)
         self.drift = DriftChecks(self, "Drift", env_name=env_name, key=key, failures=self.failures)
+        self.approval_repair = ApprovalRepair(self, "ApprovalRepair", env_name=env_name, key=key, failures=self.failures)
         CfnOutput(self, "PlatformTopicArn", value=self.platform_topic.topic_arn)

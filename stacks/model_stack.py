@@ -121,7 +121,7 @@ class ModelStack(Stack):
                                         dead_letter_queue=self.failures.queue)
         self.triggers = RetrainingTriggers(self, "Triggers", spec=spec, machine=self.pipeline.machine,
                                            schedules=self.schedules)
-        approval.schedule_reconciler(self.schedules, self.failures)
+        approval.schedule_repair(self.schedules)
         if spec.drift.enabled:
             self._schedule_drift_checks(spec, env_name)
         self.runs_api = RunsApi(self, "RunsApi", spec=spec, env_name=env_name, key=key,

@@ -10,14 +10,16 @@ from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Respo
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.approval import logic, tokens
 from lambdas.shared.lineage import champion_metrics
-from lambdas.shared import dal, release
+from lambdas.shared import dal, release, tenancy
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.events import TaskEvent, pipeline_task
 from lambdas.shared.observability import bind, logger, metrics, tracer
 from lambdas.shared.run_state import RunState
+from pipelines import naming
 
 
 class ApprovalRequestEvent(TaskEvent):
@@ -273,16 +275,27 @@ def within_rate_limit(event: dict) -> bool:
         key, model_spec().approval.max_link_requests_per_minute, expires_at)
 
 
+class RepairRequest(BaseModel):
+    """A repair schedule's input (stacks/constructs/approval.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(pattern=naming.MODEL_NAME_PATTERN)
+
+
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def reconcile_handler(event: dict, context: LambdaContext) -> dict:
-    """Scheduled: completes decisions left unapplied and closes requests of runs that ended."""
-    model = model_spec().name
+    """Scheduled (the control plane's, for the model of the schedule's input): completes decisions left unapplied and
+    closes requests of runs that ended, acting for that model."""
+    model = RepairRequest.model_validate(event).model
     bind(model)
-    repaired = reconcile(model, setting("AUDIT_TABLE"), setting("MODEL_PACKAGE_GROUP"), setting("STATE_MACHINE_ARN"))
+    with tenancy.acting_for(model):
+        repaired = reconcile(model, setting("AUDIT_TABLE"), setting("MODEL_PACKAGE_GROUP"), setting("STATE_MACHINE_ARN"))
     metrics.add_metric(name="ApprovalsRepaired", unit="Count", value=len(repaired))
     return {"repaired": repaired}
+
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -6,9 +6,10 @@ import re
 from dataclasses import dataclass
 
 from lambdas.cost.models import Anomaly
+from pipelines import naming
 from pipelines.model_record import ModelRecord
 
-_MODEL_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")  # pipelines/spec.py's model names
+_MODEL_NAME = re.compile(naming.MODEL_NAME_PATTERN)
 MAX_CAUSES = 3
 
 

@@ -19,6 +19,7 @@ from lambdas.drift.capture import hourly_prefixes, line_batches, read_chunks
 from lambdas.shared import dal, tenancy
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.observability import bind, logger, metrics, tracer
+from pipelines import naming
 
 
 def champion_baseline(registry: dal.ModelRegistry) -> tuple[dict | None, str | None, dict | None]:
@@ -120,7 +121,7 @@ class ScheduledCheck(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(pattern=r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+    model: str = Field(pattern=naming.MODEL_NAME_PATTERN)
     scheduled_time: datetime
     execution_id: str = Field(default="-", max_length=128)
 
@@ -132,4 +133,11 @@ class ScheduledCheck(BaseModel):
 def handler(event: ScheduledCheck, context: LambdaContext) -> dict:
     bind(event.model, event.execution_id)
     with tenancy.acting_for(event.model):
-        return run_check(event.scheduled_time.astimezone(timezone.utc))
+        try:
+            return run_check(event.scheduled_time.astimezone(timezone.utc))
+        except Exception as error:  # the owners hear of it; the failure queue keeps the event (platform engineers)
+            dal.publish(setting("NOTIFICATION_TOPIC_ARN"), f"[{tenancy.environment_name()}] drift check of {event.model} "
+                        "failed", f"The drift check of {event.model} scheduled for {event.scheduled_time:%Y-%m-%d %H:%M} "
+                        f"UTC failed: {type(error).__name__}: {str(error)[:2000]}\nThe platform engineers have the event "
+                        "in the control plane's async-failures queue.")
+            raise

@@ -32,10 +32,10 @@ actions taken with assumed roles" (source identity)):
   sts:TransitiveTagKeys as condition keys there) and in the caller's own policies, at most 50 tags, keys of 128 and
   values of 256 characters; a chained session cannot change an inherited transitive tag. Resource policies take the
   same variables in Resource and NotResource.
-- Request keys in identity policies (`request_context`): dynamodb:LeadingKeys of item requests and s3:prefix of
-  ListBucket are evaluated, with policy variables in the condition values (the control plane's model-scoped grants
-  name a model's partition and prefix so); other request keys (dynamodb:Attributes, dynamodb:ReturnValues, ...)
-  are still not evaluated.
+- Request keys in identity policies (`request_context`): dynamodb:LeadingKeys of item requests and queries and
+  s3:prefix of ListBucket are evaluated, with policy variables in the condition values (the control plane's
+  model-scoped grants name a model's partition and prefix so); other request keys (dynamodb:Attributes,
+  dynamodb:ReturnValues, kms:EncryptionContext:*, ...) are still not evaluated.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ def _principal_key(key: str) -> bool:
 # Request keys evaluated in identity policies (moto evaluates none): what the control plane's model-scoped grants name.
 REQUEST_KEYS = ("dynamodb:LeadingKeys", "s3:prefix")
 _REQUEST_KEYS_LOWER = {key.lower() for key in REQUEST_KEYS}
+UNREAD_PARTITION = "<a partition key the local emulation could not read>"
 _ITEM_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 
 
@@ -106,23 +107,34 @@ def _modelled_key(key: str) -> bool:
 
 def request_context(action: str, data, body: bytes | None, hash_key_of) -> dict:
     """The modelled request keys of one request. dynamodb:LeadingKeys: the partition key value of an item request's
-    Key (or Item) ("Using IAM policy conditions for fine-grained access control", DynamoDB developer guide; Query,
-    Scan and batch requests are not modelled: the key is absent, so a ForAllValues condition holds, as it does in
-    AWS for a request without partition keys). s3:prefix: a ListBucket's prefix parameter, absent when it has none
+    Key (or Item), or of a Query's key condition ("Using IAM policy conditions for fine-grained access control",
+    DynamoDB developer guide; Scan and batch requests are not modelled: the key is absent, so a ForAllValues
+    condition holds, as it does in AWS for a request without partition keys). s3:prefix: a ListBucket's prefix parameter, absent when it has none
     (Amazon S3 user guide, "Condition keys": "s3:prefix")."""
     if action.lower() == "s3:listbucket":
         prefix = (data or {}).get("prefix")
         prefix = prefix[0] if isinstance(prefix, list) and prefix else prefix
         return {"s3:prefix": prefix} if isinstance(prefix, str) else {}
-    if action.lower() in (a.lower() for a in _ITEM_ACTIONS):
+    if action.lower() in (a.lower() for a in (*_ITEM_ACTIONS, "dynamodb:Query")):
         try:
             request = json.loads(body or b"{}")
-            item, hash_key = request.get("Key") or request.get("Item") or {}, hash_key_of(request.get("TableName"))
-            value = next(iter(item[hash_key].values()))
-        except Exception:  # a malformed request fails in the service itself, as in AWS
-            return {}
+            hash_key = hash_key_of(request.get("TableName"))
+            value = _queried_partition(request, hash_key) if action.lower() == "dynamodb:query" else \
+                (request.get("Key") or request.get("Item") or {})[hash_key]
+            value = next(iter(value.values()))
+        except Exception:  # a form this emulation does not read (KeyConditions, a table ARN): fail closed
+            return {"dynamodb:LeadingKeys": [UNREAD_PARTITION]}
         return {"dynamodb:LeadingKeys": [str(value)]}
     return {}
+
+
+def _queried_partition(request: dict, hash_key: str) -> dict:
+    """The partition key value a Query's KeyConditionExpression names (`#n0 = :v0 AND begins_with(#n1, :v1)`)."""
+    names, values = request.get("ExpressionAttributeNames") or {}, request.get("ExpressionAttributeValues") or {}
+    for name, placeholder in re.findall(r"(#?[\w]+)\s*=\s*(:[\w]+)", request["KeyConditionExpression"]):
+        if names.get(name, name) == hash_key:
+            return values[placeholder]
+    raise KeyError(hash_key)
 
 
 class UnmodelledCondition(ValueError):

@@ -30,7 +30,7 @@ class ApprovalHook(Construct):
                  bucket: s3.IBucket | None = None) -> None:
         """bucket: the artifact bucket, whose released artifact the request binds (its current version and digest)."""
         super().__init__(scope, construct_id)
-        model = self.model = spec.name
+        model, self.model, self.env_name = spec.name, spec.name, env_name
         self.topic = sns.Topic(self, "Topic", topic_name=f"{model}-{env_name}-approvals", master_key=key, enforce_ssl=True)
         for approver in spec.approval.approvers:
             self.topic.add_subscription(subscriptions.EmailSubscription(approver, filter_policy={
@@ -63,10 +63,6 @@ class ApprovalHook(Construct):
                                         key=key, description="Stores the task token and mails signed links",
                                         environment={**shared, "APPROVAL_TOPIC_ARN": self.topic.topic_arn,
                                                      "APPROVAL_URL": self.url.url})
-        self.reconciler = PlatformFunction(
-            self, "ReconcileFunction", handler="lambdas.approval.handlers.reconcile_handler", key=key,
-            environment=shared, timeout=Duration.minutes(5),
-            description="Completes approval decisions left unapplied; closes requests of runs that ended")
         self._grant(model, key, audit_table, machine_arn, package_arns)
         if bucket is not None:
             bucket.grant_read(self.request.role, f"{naming.RELEASES}/{model}/*")
@@ -80,12 +76,13 @@ class ApprovalHook(Construct):
         self.state.add_retry(errors=TRANSIENT_ERRORS, interval=Duration.seconds(2), max_attempts=6, backoff_rate=2)
         self.state.add_catch(on_rejected, errors=["States.Timeout", "ModelRejected"], result_path="$.error")
 
-    def schedule_reconciler(self, schedules, failures) -> None:
-        """Every 15 minutes (at the model's own minutes of the quarter hour)."""
-        function = self.reconciler.function
-        schedules.add("reconcile", RECONCILE_SCHEDULE, target_arn=function.function_arn, payload={},
-                      description=f"Approval repair of {self.model}")
-        failures.keep_failures_of(function)
+    def schedule_repair(self, schedules) -> None:
+        """Every 15 minutes (at the model's own minutes of the quarter hour), the control plane's approval repair for
+        this model (stacks/constructs/approval_repair.py)."""
+        from stacks.constructs.approval_repair import ApprovalRepair
+
+        schedules.add("reconcile", RECONCILE_SCHEDULE, target_arn=ApprovalRepair.function_arn(self, self.env_name),
+                      payload={"model": self.model}, description=f"Approval repair of {self.model}")
 
     def _rotate_signing_key(self, key: kms.IKey) -> None:
         """Rotation keeps the previous key verifying (links carry a key id), so links in flight survive one rotation;
@@ -117,21 +114,9 @@ class ApprovalHook(Construct):
 
     def _grant(self, model, key, audit_table, machine_arn, package_arns) -> None:
         own_items = {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{model}"]}}
-        request, decide, reconciler = self.request.role, self.decide.role, self.reconciler.role
+        request, decide = self.request.role, self.decide.role
         executions = machine_arn.replace(":stateMachine:", ":execution:") + ":*"
-        for role in (decide, reconciler):  # both apply decisions: registry, run, record
-            role.add_to_policy(iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions]))
-        reconciler.add_to_policy(iam.PolicyStatement(
-            actions=["kms:Decrypt"], resources=[key.key_arn],
-            conditions={"StringEquals": {"kms:EncryptionContext:purpose": "approval-task-token"}}))
-        reconciler.add_to_policy(iam.PolicyStatement(  # the audit table is encrypted with the registry key
-            actions=["kms:Decrypt"], resources=[key.key_arn],
-            conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Stack.of(self).region}.amazonaws.com"}}))
-        reconciler.add_to_policy(iam.PolicyStatement(actions=["dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem"],
-                                                     resources=[audit_table.table_arn], conditions=own_items))
-        reconciler.add_to_policy(iam.PolicyStatement(actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
-                                                     resources=[machine_arn]))
-        reconciler.add_to_policy(iam.PolicyStatement(actions=["sagemaker:UpdateModelPackage"], resources=package_arns))
+        decide.add_to_policy(iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions]))
         # Identity-policy statements, not key grants: the key lives in the registry stack (no cross-stack cycle).
         request.add_to_policy(iam.PolicyStatement(actions=["kms:Encrypt"], resources=[key.key_arn]))
         decide.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]))

@@ -17,6 +17,10 @@ from pipelines import naming
 from stacks.constructs.functions import PlatformFunction
 
 
+# The characters an STS tag value may hold and a model name (naming.MODEL_NAME_PATTERN) may not, as IAM globs.
+NOT_IN_MODEL_NAMES = [f"*{character}*" for character in "/:._=+@ "]
+
+
 def model_arn(scope: Construct, service: str, resource: str) -> str:
     """An ARN of the environment's account and Region whose resource part names the session's model."""
     stack = Stack.of(scope)
@@ -38,6 +42,9 @@ class ModelScopedFunction(Construct):
                                             f"{naming.MODEL_TAG} tag",
             assumed_by=iam.PrincipalWithConditions(iam.ArnPrincipal(self.role.role_arn), {
                 "StringLike": {f"aws:RequestTag/{naming.MODEL_TAG}": "?*"},
+                # A tag value may hold characters a model name may not ('/' would reach into another model's prefix
+                # as runs/${tag}/*): none of them is let through.
+                "StringNotLike": {f"aws:RequestTag/{naming.MODEL_TAG}": NOT_IN_MODEL_NAMES},
                 "ForAllValues:StringEquals": {"aws:TagKeys": [naming.MODEL_TAG]}}).with_session_tags())
         self.role.add_to_policy(iam.PolicyStatement(actions=["sts:AssumeRole", "sts:TagSession"],
                                                     resources=[self.scoped_role.role_arn]))
@@ -53,6 +60,14 @@ class ModelScopedFunction(Construct):
             raise ValueError(f"{self.node.path}: a model-scoped grant must name the model with {naming.MODEL_VARIABLE}")
         self.scoped_role.add_to_policy(iam.PolicyStatement(actions=actions, resources=list(resources),
                                                            conditions=conditions))
+
+    def grant_model_state_machine_key(self) -> None:
+        """Step Functions encrypts a state machine's data with the environment's key: describing its executions,
+        starting one or answering its task tokens uses the key for that machine only (Step Functions developer guide,
+        "Data at rest encryption": the encryption context aws:states:stateMachineArn)."""
+        self.grant_for_model(["kms:Decrypt", "kms:GenerateDataKey"], self.key.key_arn, conditions={"StringEquals": {
+            "kms:EncryptionContext:aws:states:stateMachineArn": model_arn(
+                self, "states", f"stateMachine:{naming.state_machine(naming.MODEL_VARIABLE, self.env_name)}")}})
 
     def grant_publish_to_model_topic(self) -> None:
         """The model's notification topic (encrypted with the environment's key)."""

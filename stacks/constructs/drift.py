@@ -50,6 +50,8 @@ class DriftChecks(Construct):
               conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{MODEL}"],
                                                         "dynamodb:Attributes": ["pk", "sk", "last_triggered"]},
                           "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"}})
+        self.checks.grant_model_state_machine_key()
+        self.checks.grant_publish_to_model_topic()  # a failed check is the model owners' to hear of
         failures.keep_failures_of(self.function)
 
     @staticmethod

@@ -173,13 +173,17 @@ def test_current_account_comes_from_the_cdk_cli_credentials(monkeypatch):
 
 
 
-def test_the_approval_reconciler_runs_on_a_schedule_and_keeps_its_failures(model):
-    resources = model["Resources"]
+def test_the_approval_repair_runs_on_a_schedule_and_keeps_its_failures(model, dev_app):
+    from lambdas.approval.handlers import RepairRequest
+
     schedule = schedules(model)["Approval repair"]
     assert re.fullmatch(r"cron\(\d{1,2}/15 \* \* \* \? \*\)", schedule["ScheduleExpression"])  # every 15 minutes
     assert "DeadLetterConfig" in schedule["Target"]
-    assert [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"
-            and r["Properties"]["FunctionName"]["Ref"].startswith("ApprovalReconcileFunction")]
+    assert schedule["Target"]["Arn"].endswith(":function:mlops-dev-control-approval-repair")
+    assert RepairRequest.model_validate_json(schedule["Target"]["Input"]).model == "churn"
+    control = template_of(dev_app, "mlops-dev-control").to_json()["Resources"]
+    assert [r for r in control.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"
+            and r["Properties"]["FunctionName"]["Ref"].startswith("ApprovalRepair")]
 
 
 def test_a_model_adds_no_rule_to_the_default_bus_for_its_schedules(model):

@@ -8,6 +8,7 @@ import pytest
 
 from pipelines import naming
 from pipelines.model_record import STANDARD_TIER_BYTES, parse_record
+from stacks.constructs.control_plane import NOT_IN_MODEL_NAMES
 from tests.infrastructure.conftest import template_of
 
 # Longer than any ARN or name a Ref/GetAtt/ImportValue of a record resolves to here.
@@ -47,6 +48,10 @@ def test_model_stacks_deploy_after_the_control_plane_which_deploys_after_the_reg
     assert control in dev_app.node.find_child("mlops-dev-churn").dependencies
 
 
+def _actions(statement: dict) -> list[str]:
+    return statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+
+
 def _scoped_roles(template: dict) -> dict[str, dict]:
     return {k: r for k, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role" and "ScopedRole" in k}
 
@@ -58,7 +63,8 @@ def test_every_model_scoped_grant_names_its_resources_or_their_partition_by_the_
         if policy["Type"] != "AWS::IAM::Policy" or policy["Properties"]["Roles"][0]["Ref"] not in roles:
             continue
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-            if statement["Action"] in (["kms:Decrypt", "kms:GenerateDataKey*"],):
+            if all(action.startswith("kms:") for action in _actions(statement)) and "kms:EncryptionContext:model" \
+                    not in json.dumps(statement.get("Condition")):
                 continue  # the environment's one key: what it decrypts is the model's by the grants above
             resource = json.dumps(statement["Resource"])
             named_by = resource if naming.MODEL_VARIABLE in resource else json.dumps(statement.get("Condition"))
@@ -74,4 +80,5 @@ def test_only_its_function_may_take_a_scoped_session_and_only_tagged_with_a_mode
         assert statement["Principal"] == {"AWS": {"Fn::GetAtt": [function_role, "Arn"]}}
         assert sorted(statement["Action"]) == ["sts:AssumeRole", "sts:TagSession"]
         assert statement["Condition"] == {"StringLike": {f"aws:RequestTag/{naming.MODEL_TAG}": "?*"},
+                                          "StringNotLike": {f"aws:RequestTag/{naming.MODEL_TAG}": NOT_IN_MODEL_NAMES},
                                           "ForAllValues:StringEquals": {"aws:TagKeys": [naming.MODEL_TAG]}}

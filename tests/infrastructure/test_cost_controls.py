@@ -149,7 +149,8 @@ def test_cost_model_prices_the_scheduled_functions_as_synthesized(model, control
     functions = model.find_resources("AWS::Lambda::Function")
     drift = [f for logical, f in control.find_resources("AWS::Lambda::Function").items()
              if logical.startswith("DriftChecks")]
-    reconciler = [f for logical, f in functions.items() if logical.startswith("ApprovalReconcileFunction")]
+    reconciler = [f for logical, f in control.find_resources("AWS::Lambda::Function").items()
+                  if logical.startswith("ApprovalRepair")]
     assert [f["Properties"]["MemorySize"] for f in drift] == [cost.DRIFT_FUNCTION_MB]
     assert [f["Properties"].get("MemorySize", 128) for f in reconciler] == [cost.RECONCILER_MB]
     schedules = model.find_resources("AWS::Scheduler::Schedule", {"Properties": {"Description": "Approval repair of churn"}})

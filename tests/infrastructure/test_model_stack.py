@@ -85,7 +85,7 @@ def test_the_drift_check_runs_on_the_spec_schedule_in_the_control_plane_with_a_l
 
 def template_record(template) -> str:
     (value,) = [r["Properties"]["Value"] for r in template["Resources"].values() if r["Type"] == "AWS::SSM::Parameter"
-                and r["Properties"]["Name"] == "/mlops/dev/models/churn"]
+                and r["Properties"]["Name"] == "/mlops/dev/_models/churn"]
     return "".join(part if isinstance(part, str) else "token" for part in value["Fn::Join"][1])
 
 
@@ -147,9 +147,9 @@ def test_state_machine_role_invokes_only_its_own_functions(template):
 
 def test_functions_use_their_own_encrypted_log_groups_and_tracing(template):
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
-    # 5 pipeline steps, 3 deployment, 4 approval (request, decide, reconcile, rotate), runs API, promotion offer (the
-    # drift check is the control plane's)
-    assert len(functions) == 14
+    # 5 pipeline steps, 3 deployment, 3 approval (request, decide, rotate), runs API, promotion offer (the drift check
+    # and the approval repair are the control plane's)
+    assert len(functions) == 13
     for function in functions:
         properties = function["Properties"]
         assert properties["TracingConfig"] == {"Mode": "Active"}

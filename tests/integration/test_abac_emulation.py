@@ -231,15 +231,23 @@ def test_a_bucket_policy_deny_keyed_on_a_principal_tag_variable_holds_in_the_buc
 
 
 def test_an_item_requests_partition_key_and_a_listings_prefix_are_request_keys():
-    """dynamodb:LeadingKeys of item requests, s3:prefix of ListBucket (absent when the listing names none); any other
-    request carries neither."""
+    """dynamodb:LeadingKeys of item requests and queries, s3:prefix of ListBucket (absent when the listing names
+    none); any other request carries neither."""
     from pipelines.local.policy_evaluation import request_context
 
     update = json.dumps({"TableName": "audit", "Key": {"pk": {"S": "model#a"}, "sk": {"S": "x"}}}).encode()
     assert request_context("dynamodb:UpdateItem", {}, update, lambda table: "pk") == {"dynamodb:LeadingKeys": ["model#a"]}
     put = json.dumps({"TableName": "audit", "Item": {"pk": {"S": "model#b"}, "v": {"N": "1"}}}).encode()
     assert request_context("dynamodb:PutItem", {}, put, lambda table: "pk") == {"dynamodb:LeadingKeys": ["model#b"]}
-    assert request_context("dynamodb:Query", {}, update, lambda table: "pk") == {}
+    query = json.dumps({"TableName": "audit", "KeyConditionExpression": "(#n0 = :v0 AND begins_with(#n1, :v1))",
+                        "ExpressionAttributeNames": {"#n0": "pk", "#n1": "sk"},
+                        "ExpressionAttributeValues": {":v0": {"S": "model#c"}, ":v1": {"S": "approval#"}}}).encode()
+    assert request_context("dynamodb:Query", {}, query, lambda table: "pk") == {"dynamodb:LeadingKeys": ["model#c"]}
+    assert request_context("dynamodb:Scan", {}, update, lambda table: "pk") == {}
+    legacy = json.dumps({"TableName": "audit", "KeyConditions": {"pk": {"AttributeValueList": [{"S": "model#c"}],
+                                                                       "ComparisonOperator": "EQ"}}}).encode()
+    assert request_context("dynamodb:Query", {}, legacy, lambda table: "pk") == {
+        "dynamodb:LeadingKeys": ["<a partition key the local emulation could not read>"]}  # refused, not let through
     assert request_context("s3:ListBucket", {"prefix": ["runs/a/"]}, None, None) == {"s3:prefix": "runs/a/"}
     assert request_context("s3:ListBucket", {"list-type": ["2"]}, None, None) == {}
 

@@ -14,7 +14,7 @@ from pipelines import naming
 from pipelines.model_record import ModelRecord
 from pipelines.spec import load_spec
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import LOCAL_ACCOUNT, LOCAL_REGION
+from tests.integration.conftest import LOCAL_ACCOUNT, LOCAL_REGION, without_role_action
 
 pytestmark = pytest.mark.slow
 
@@ -137,6 +137,10 @@ def test_a_scoped_session_needs_the_model_tag_and_no_other(control_plane):
         sts.assume_role(RoleArn=_scoped_role(router), RoleSessionName="untagged")
     with pytest.raises(ClientError, match="AccessDenied"):
         _acting_for(router, "churn", team="risk")
+    for value in ("houses/x", "churn.x", "a:b"):  # characters of tag values no model name has ('/' reaches prefixes)
+        with pytest.raises(ClientError, match="AccessDenied"):
+            sts.assume_role(RoleArn=_scoped_role(router), RoleSessionName="sneaky",
+                            Tags=[{"Key": naming.MODEL_TAG, "Value": value}])
 
 
 def test_no_other_role_may_take_the_routers_scoped_session(control_plane):
@@ -200,3 +204,39 @@ def test_a_drift_schedule_for_a_model_not_deployed_here_fails_naming_it(enforced
     drift = enforced_platform().function_named(DRIFT)
     with pytest.raises(LookupError, match="no model named ghost is deployed in local"):
         drift.call({"model": "ghost", "scheduled_time": "2026-12-07T10:00:00Z", "execution_id": "e"}, {})
+
+
+# ------------------------------------------------------------------ the approval repair
+def test_acting_for_churn_the_approval_repair_reads_and_applies_only_churns_decisions(enforced_platform):
+    repair = enforced_platform().function_named("ApprovalRepair")
+    churn = _acting_for(repair, "churn")
+    dynamodb, sagemaker = churn.client("dynamodb"), churn.client("sagemaker")
+    query = lambda model: dynamodb.query(  # noqa: E731  (what dal.ApprovalStore.records sends)
+        TableName=AUDIT, KeyConditionExpression="(#n0 = :v0 AND begins_with(#n1, :v1))",
+        ExpressionAttributeNames={"#n0": "pk", "#n1": "sk"},
+        ExpressionAttributeValues={":v0": {"S": f"model#{model}"}, ":v1": {"S": "approval#"}})
+    assert query("churn")["Items"] == []
+    assert "dynamodb:Query" in _denied(lambda: query("houses"))
+    _denied(lambda: dynamodb.update_item(
+        TableName=AUDIT, Key={"pk": {"S": "model#houses"}, "sk": {"S": "approval#r"}},
+        UpdateExpression="SET applied = :t", ExpressionAttributeValues={":t": {"BOOL": True}}))
+    houses_package = f"arn:aws:sagemaker:{LOCAL_REGION}:{LOCAL_ACCOUNT}:model-package/houses-local/1"
+    _denied(lambda: sagemaker.update_model_package(ModelPackageArn=houses_package, ModelApprovalStatus="Approved"))
+    _denied(lambda: churn.client("stepfunctions").describe_execution(
+        executionArn=f"arn:aws:states:{LOCAL_REGION}:{LOCAL_ACCOUNT}:execution:houses-local-retraining:r"))
+
+
+def test_a_repair_schedule_naming_no_model_is_refused_before_any_session(enforced_platform):
+    from pydantic import ValidationError
+
+    repair = enforced_platform().function_named("ApprovalRepair")
+    with pytest.raises(ValidationError, match="model"):
+        repair.call({}, {})
+
+
+def test_a_failed_drift_check_tells_the_models_owners_and_keeps_failing_for_the_failure_queue(enforced_platform):
+    drift = enforced_platform(without_role_action("DriftChecksScoped", "sagemaker:DescribeEndpoint")).function_named(DRIFT)
+    churn = _inbox(naming.notification_topic("churn", "local"))
+    with pytest.raises(ClientError, match="sagemaker:DescribeEndpoint"):
+        drift.call({"model": "churn", "scheduled_time": "2026-12-07T10:00:00Z", "execution_id": "e"}, {})
+    assert _subjects(churn) == ["[local] drift check of churn failed"]

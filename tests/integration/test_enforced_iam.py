@@ -104,12 +104,12 @@ def test_the_reconciler_repairs_under_its_synthesized_role(enforced_platform):
     """Query + UpdateItem on the audit table, kms:Decrypt of the task token, SendTaskSuccess, DescribeExecution,
     UpdateModelPackage: an unapplied approval of a run that ended is closed, an abandoned request too."""
     provisioned = enforced_platform()
-    reconciler = provisioned.function_named("ApprovalReconcileFunction")
+    reconciler = provisioned.function_named("ApprovalRepair")
     unapplied, abandoned = _pending_package(), _pending_package()
     _approval_record(reconciler, "run-unapplied", unapplied, status="APPROVED", applied=False,
                      decided_by="ml-lead@example.com", decided_at="2020-01-01T00:00:00+00:00", reason="ok")
     _approval_record(reconciler, "run-abandoned", abandoned, status="PENDING")
-    repaired = reconciler.call({}, {})["repaired"]
+    repaired = reconciler.call({"model": "churn"}, {})["repaired"]
     # moto 5.2.5 accepts SendTaskSuccess for a token no run holds (AWS answers InvalidToken / TaskDoesNotExist, then
     # the reconciler closes the request): here the unapplied decision is applied, which still exercises every grant.
     assert sorted(repaired, key=lambda r: r["execution"]) == [
@@ -121,12 +121,12 @@ def test_the_reconciler_repairs_under_its_synthesized_role(enforced_platform):
 
 
 def test_the_reconciler_without_decrypt_is_denied_naming_the_action(enforced_platform):
-    provisioned = enforced_platform(without_role_action("ApprovalReconcileFunction", "kms:Decrypt"))
-    reconciler = provisioned.function_named("ApprovalReconcileFunction")
+    provisioned = enforced_platform(without_role_action("ApprovalRepairScoped", "kms:Decrypt"))
+    reconciler = provisioned.function_named("ApprovalRepair")
     _approval_record(reconciler, "run-unapplied", _pending_package(), status="APPROVED", applied=False,
                      decided_by="ml-lead@example.com", decided_at="2020-01-01T00:00:00+00:00")
     with pytest.raises(ClientError, match="not authorized to perform: kms:Decrypt"):
-        reconciler.call({}, {})
+        reconciler.call({"model": "churn"}, {})
 
 
 def _start_rotation(secret_id: str) -> str:

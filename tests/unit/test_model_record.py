@@ -56,3 +56,12 @@ def test_a_model_may_not_take_an_environment_stacks_name(name, tmp_path):
     (folder / "model.yaml").write_text(raw)
     with pytest.raises(SpecError, match="name of an environment stack"):
         load_spec(folder / "model.yaml")
+
+
+def test_a_model_named_like_another_models_endpoint_is_refused():
+    from pipelines.spec import SpecError, check_names_across_models
+
+    fraud = load_spec(REPO_ROOT / "pipelines/churn/model.yaml").model_copy(update={"name": "fraud"})
+    check_names_across_models([fraud, fraud.model_copy(update={"name": "fraud-eu"})], ["dev", "prod"])
+    with pytest.raises(SpecError, match="fraud-dev-prod-eu: a model name may not hold '-dev-prod'"):
+        check_names_across_models([fraud, fraud.model_copy(update={"name": "fraud-dev-prod-eu"})], ["dev", "prod"])
