@@ -297,7 +297,6 @@ def reconcile_handler(event: dict, context: LambdaContext) -> dict:
     return {"repaired": repaired}
 
 
-
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
 @metrics.log_metrics

@@ -136,8 +136,17 @@ def handler(event: ScheduledCheck, context: LambdaContext) -> dict:
         try:
             return run_check(event.scheduled_time.astimezone(timezone.utc))
         except Exception as error:  # the owners hear of it; the failure queue keeps the event (platform engineers)
-            dal.publish(setting("NOTIFICATION_TOPIC_ARN"), f"[{tenancy.environment_name()}] drift check of {event.model} "
-                        "failed", f"The drift check of {event.model} scheduled for {event.scheduled_time:%Y-%m-%d %H:%M} "
-                        f"UTC failed: {type(error).__name__}: {str(error)[:2000]}\nThe platform engineers have the event "
-                        "in the control plane's async-failures queue.")
+            tell_owners_of_failure(event, error)
             raise
+
+
+def tell_owners_of_failure(event: ScheduledCheck, error: Exception) -> None:
+    """One message a failed check (the function is not retried: the next scheduled check is the retry); a failure
+    to send it is logged and never hides the check's own error."""
+    try:
+        dal.publish(setting("NOTIFICATION_TOPIC_ARN"), f"[{tenancy.environment_name()}] drift check of {event.model} failed",
+                    f"The drift check of {event.model} scheduled for {event.scheduled_time:%Y-%m-%d %H:%M} UTC failed: "
+                    f"{type(error).__name__}: {str(error)[:2000]}\nThe event is kept in the control plane's "
+                    "async-failures queue, whose alarm tells the platform engineers.")
+    except Exception:
+        logger.exception("could not tell the model's owners that the drift check failed")

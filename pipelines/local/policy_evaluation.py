@@ -34,8 +34,9 @@ actions taken with assumed roles" (source identity)):
   same variables in Resource and NotResource.
 - Request keys in identity policies (`request_context`): dynamodb:LeadingKeys of item requests and queries and
   s3:prefix of ListBucket are evaluated, with policy variables in the condition values (the control plane's
-  model-scoped grants name a model's partition and prefix so); other request keys (dynamodb:Attributes,
-  dynamodb:ReturnValues, kms:EncryptionContext:*, ...) are still not evaluated.
+  model-scoped grants name a model's partition and prefix so), and a KMS request's kms:EncryptionContext:<k> (with
+  kms:ViaService absent: a direct call); other request keys (dynamodb:Attributes, dynamodb:ReturnValues, ...) are
+  still not evaluated.
 """
 
 from __future__ import annotations
@@ -95,14 +96,16 @@ def _principal_key(key: str) -> bool:
 
 
 # Request keys evaluated in identity policies (moto evaluates none): what the control plane's model-scoped grants name.
-REQUEST_KEYS = ("dynamodb:LeadingKeys", "s3:prefix")
+REQUEST_KEYS = ("dynamodb:LeadingKeys", "s3:prefix", "kms:ViaService")
 _REQUEST_KEYS_LOWER = {key.lower() for key in REQUEST_KEYS}
+_KMS_CONTEXT_ACTIONS = ("kms:encrypt", "kms:decrypt", "kms:generatedatakey", "kms:generatedatakeywithoutplaintext",
+                        "kms:reencryptfrom", "kms:reencryptto")
 UNREAD_PARTITION = "<a partition key the local emulation could not read>"
 _ITEM_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 
 
 def _modelled_key(key: str) -> bool:
-    return _principal_key(key) or key.lower() in _REQUEST_KEYS_LOWER
+    return _principal_key(key) or key.lower() in _REQUEST_KEYS_LOWER or key.lower().startswith("kms:encryptioncontext:")
 
 
 def request_context(action: str, data, body: bytes | None, hash_key_of) -> dict:
@@ -111,6 +114,15 @@ def request_context(action: str, data, body: bytes | None, hash_key_of) -> dict:
     DynamoDB developer guide; Scan and batch requests are not modelled: the key is absent, so a ForAllValues
     condition holds, as it does in AWS for a request without partition keys). s3:prefix: a ListBucket's prefix parameter, absent when it has none
     (Amazon S3 user guide, "Condition keys": "s3:prefix")."""
+    if action.lower() in _KMS_CONTEXT_ACTIONS:
+        # kms:EncryptionContext:<k>: the request's context, pair by pair; kms:ViaService is absent from a direct
+        # call (AWS KMS developer guide, "Condition keys for AWS KMS"): calls a service makes on the caller's behalf
+        # are not made here.
+        try:
+            context = json.loads(body or b"{}").get("EncryptionContext") or {}
+        except ValueError:
+            return {}
+        return {f"kms:EncryptionContext:{key}": str(value) for key, value in context.items()}
     if action.lower() == "s3:listbucket":
         prefix = (data or {}).get("prefix")
         prefix = prefix[0] if isinstance(prefix, list) and prefix else prefix

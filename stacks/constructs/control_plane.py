@@ -27,6 +27,13 @@ def model_arn(scope: Construct, service: str, resource: str) -> str:
     return f"arn:{Aws.PARTITION}:{service}:{stack.region}:{stack.account}:{resource}"
 
 
+def control_function_arn(scope: Construct, env_name: str, purpose: str) -> str:
+    """A control-plane function as another stack's schedules target it: by name (naming.control_function)."""
+    stack = Stack.of(scope)
+    return f"arn:{stack.partition}:lambda:{stack.region}:{stack.account}:function:" \
+           f"{naming.control_function(env_name, purpose)}"
+
+
 class ModelScopedFunction(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, handler: str, key: kms.IKey, env_name: str,
                  environment: dict[str, str], description: str, timeout: Duration = Duration.minutes(1),
@@ -73,7 +80,14 @@ class ModelScopedFunction(Construct):
         """The model's notification topic (encrypted with the environment's key)."""
         self.grant_for_model(["sns:Publish"], model_arn(
             self, "sns", naming.notification_topic(naming.MODEL_VARIABLE, self.env_name)))
-        self.key.grant(self.scoped_role, "kms:Decrypt", "kms:GenerateDataKey*")
+        self.grant_key_through("sns")
+
+    def grant_key_through(self, service: str, actions: list[str] | None = None) -> None:
+        """The environment's key as `service` uses it for the session's requests (kms:ViaService): what the
+        session reaches of the data is what its other grants name."""
+        self.scoped_role.add_to_policy(iam.PolicyStatement(
+            actions=actions or ["kms:Decrypt", "kms:GenerateDataKey*"], resources=[self.key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"{service}.{Stack.of(self).region}.amazonaws.com"}}))
 
 
 class ModelRecordParameter(Construct):

@@ -10,7 +10,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from pipelines import naming
-from stacks.constructs.control_plane import ModelScopedFunction, model_arn
+from stacks.constructs.control_plane import ModelScopedFunction, control_function_arn, model_arn
 
 MODEL = naming.MODEL_VARIABLE
 MEMORY_MB, TIMEOUT_MINUTES = 1769, 10  # one full vCPU (Lambda: 1,769 MB); lambdas/shared/cost.py prices these
@@ -35,7 +35,7 @@ class DriftChecks(Construct):
         grant(["s3:PutObject"], objects(f"drift/{MODEL}/*"))
         grant(["s3:ListBucket"], f"arn:{stack.partition}:s3:::{bucket}",
               conditions={"StringLike": {"s3:prefix": [f"{capture}*"]}})
-        key.grant(self.checks.scoped_role, "kms:Decrypt", "kms:GenerateDataKey*")  # the bucket's objects
+        self.checks.grant_key_through("s3")  # the bucket's objects
         # The champion is the package production serves: endpoint -> config -> model -> package.
         grant(["sagemaker:DescribeEndpoint"], model_arn(self, "sagemaker", f"endpoint/{prod}"))
         grant(["sagemaker:DescribeEndpointConfig"], model_arn(self, "sagemaker", f"endpoint-config/{prod}-*"))
@@ -52,11 +52,9 @@ class DriftChecks(Construct):
                           "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"}})
         self.checks.grant_model_state_machine_key()
         self.checks.grant_publish_to_model_topic()  # a failed check is the model owners' to hear of
-        failures.keep_failures_of(self.function)
+        # Not retried by Lambda: the next scheduled check is the retry, and the owners get one message a failure.
+        failures.keep_failures_of(self.function, retry_attempts=0)
 
     @staticmethod
     def function_arn(scope: Construct, env_name: str) -> str:
-        """What a model stack's drift schedule targets (by name: the control plane is another stack)."""
-        stack = Stack.of(scope)
-        return f"arn:{stack.partition}:lambda:{stack.region}:{stack.account}:function:" \
-               f"{naming.control_function(env_name, 'drift')}"
+        return control_function_arn(scope, env_name, "drift")

@@ -81,6 +81,7 @@ def test_the_drift_check_keeps_failed_async_invocations_in_an_alarmed_queue(mode
                         and r["Properties"]["FunctionName"]["Ref"].startswith("DriftChecks")]
     queue_ref = invoke_config["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
     assert control[queue_ref]["Type"] == "AWS::SQS::Queue" and "KmsMasterKeyId" in control[queue_ref]["Properties"]
+    assert invoke_config["MaximumRetryAttempts"] == 0  # the next scheduled check is the retry: one message a failure
     alarms = [r["Properties"] for r in control.values() if r["Type"] == "AWS::CloudWatch::Alarm"
               and queue_ref in json.dumps(r["Properties"].get("Dimensions"))]
     assert alarms and alarms[0]["Threshold"] == 1 and alarms[0]["AlarmActions"]

@@ -63,9 +63,13 @@ def test_every_model_scoped_grant_names_its_resources_or_their_partition_by_the_
         if policy["Type"] != "AWS::IAM::Policy" or policy["Properties"]["Roles"][0]["Ref"] not in roles:
             continue
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-            if all(action.startswith("kms:") for action in _actions(statement)) and "kms:EncryptionContext:model" \
-                    not in json.dumps(statement.get("Condition")):
-                continue  # the environment's one key: what it decrypts is the model's by the grants above
+            if all(action.startswith("kms:") for action in _actions(statement)):
+                # the environment's one key, only as a service uses it for the session's own requests or for data
+                # whose encryption context names the model's resources
+                assert set(statement["Condition"]["StringEquals"]) & {
+                    "kms:ViaService", "kms:EncryptionContext:model", "kms:EncryptionContext:aws:states:stateMachineArn"
+                }, f"{logical}: {statement['Action']} on the key with no condition"
+                continue
             resource = json.dumps(statement["Resource"])
             named_by = resource if naming.MODEL_VARIABLE in resource else json.dumps(statement.get("Condition"))
             assert naming.MODEL_VARIABLE in named_by, f"{logical}: {statement['Action']} on {resource} names no model"

@@ -240,3 +240,19 @@ def test_a_failed_drift_check_tells_the_models_owners_and_keeps_failing_for_the_
     with pytest.raises(ClientError, match="sagemaker:DescribeEndpoint"):
         drift.call({"model": "churn", "scheduled_time": "2026-12-07T10:00:00Z", "execution_id": "e"}, {})
     assert _subjects(churn) == ["[local] drift check of churn failed"]
+
+
+def test_acting_for_churn_the_repair_decrypts_churns_task_tokens_only(enforced_platform):
+    """The request function encrypts each task token with the model in its encryption context."""
+    repair = enforced_platform().function_named("ApprovalRepair")
+    key = repair.environment["KMS_KEY_ARN"]
+
+    def token_of(model: str) -> bytes:
+        return boto3.client("kms").encrypt(KeyId=key, Plaintext=b"task-token", EncryptionContext={
+            "model": model, "execution": "r", "purpose": "approval-task-token"})["CiphertextBlob"]
+
+    kms = _acting_for(repair, "churn").client("kms")
+    context = {"model": "churn", "execution": "r", "purpose": "approval-task-token"}
+    assert kms.decrypt(CiphertextBlob=token_of("churn"), EncryptionContext=context)["Plaintext"] == b"task-token"
+    assert "kms:Decrypt" in _denied(lambda: kms.decrypt(CiphertextBlob=token_of("houses"),
+                                                        EncryptionContext={**context, "model": "houses"}))
