@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Callable, Iterable
@@ -111,6 +112,8 @@ class _Index:
     _passers: dict[tuple[str, str], dict[Ref, list[Ref]]] = field(default_factory=dict)
     _trusted: dict[str, list[Ref]] = field(default_factory=dict)
     _cmk_tables: dict[Ref, Any] | None = None
+    _async_sources: dict[Ref, list[tuple[str, bool]]] | None = None
+    _functions_by_name: dict[str, Ref] | None = None
 
     @classmethod
     def from_paths(cls, paths: Iterable[str]) -> "_Index":
@@ -160,12 +163,23 @@ class _Index:
         return None
 
     def resolve_function(self, key: str, value) -> Ref | None:
-        """Like resolve, following an alias or version to its function."""
+        """Like resolve, following an alias or version to its function; a literal function ARN (another stack's
+        function named by its FunctionName, as the model stacks' schedules name the control plane's) too."""
+        if isinstance(value, str) and ":function:" in value:
+            return self.function_named(value.split(":function:", 1)[1].split(":", 1)[0])
         ref = self.resolve(key, value)
         resource = self.get(ref)
         if resource and resource.get("Type") in ("AWS::Lambda::Alias", "AWS::Lambda::Version"):
             return self.resolve(ref[0], (resource.get("Properties") or {}).get("FunctionName"))
         return ref
+
+    def function_named(self, name: str) -> Ref | None:
+        if self._functions_by_name is None:
+            self._functions_by_name = {
+                properties["FunctionName"]: ref for ref, function in self.resources("AWS::Lambda::Function")
+                if isinstance(properties := function.get("Properties") or {}, dict)
+                and isinstance(properties.get("FunctionName"), str)}
+        return self._functions_by_name.get(name)
 
     # -- IAM --------------------------------------------------------------------------------------------
     def role_statements(self, role: Ref) -> list[dict]:
@@ -359,24 +373,35 @@ ASYNC_PERMISSION_PRINCIPALS = {"s3.amazonaws.com": "s3", "sns.amazonaws.com": "s
 
 
 def _async_sources(index: _Index, function: Ref) -> list[tuple[str, bool]]:
-    """(source kind, covered by the source's own dead-letter queue) for each asynchronous invoker."""
-    sources: list[tuple[str, bool]] = []
+    """(source kind, covered by the source's own dead-letter queue) for each asynchronous invoker. All functions'
+    sources are found in one pass over the app and memoized (one pass a function made synthesis quadratic)."""
+    if index._async_sources is None:
+        index._async_sources = _all_async_sources(index)
+    return index._async_sources.get(function, [])
+
+
+def _all_async_sources(index: _Index) -> dict[Ref, list[tuple[str, bool]]]:
+    sources: dict[Ref, list[tuple[str, bool]]] = defaultdict(list)
+
+    def add(key: str, value, kind: str, covered: bool = False) -> None:
+        function = index.resolve_function(key, value)
+        if function is not None:
+            sources[function].append((kind, covered))
+
     for (key, _), rule in index.resources("AWS::Events::Rule"):
         for target in _as_list((rule.get("Properties") or {}).get("Targets")):
-            if index.resolve_function(key, (target or {}).get("Arn")) == function:
-                sources.append(("events", bool(((target or {}).get("DeadLetterConfig") or {}).get("Arn"))))
+            add(key, (target or {}).get("Arn"), "events", bool(((target or {}).get("DeadLetterConfig") or {}).get("Arn")))
     for (key, _), schedule in index.resources("AWS::Scheduler::Schedule"):
         target = (schedule.get("Properties") or {}).get("Target") or {}
-        if index.resolve_function(key, target.get("Arn")) == function:
-            sources.append(("events", bool((target.get("DeadLetterConfig") or {}).get("Arn"))))
+        add(key, target.get("Arn"), "events", bool((target.get("DeadLetterConfig") or {}).get("Arn")))
     for (key, _), subscription in index.resources("AWS::SNS::Subscription"):
         properties = subscription.get("Properties") or {}
-        if properties.get("Protocol") == "lambda" and index.resolve_function(key, properties.get("Endpoint")) == function:
-            sources.append(("sns", False))
+        if properties.get("Protocol") == "lambda":
+            add(key, properties.get("Endpoint"), "sns")
     for (key, _), topic in index.resources("AWS::SNS::Topic"):
         for subscription in _as_list((topic.get("Properties") or {}).get("Subscription")):
-            if (subscription or {}).get("Protocol") == "lambda" and index.resolve_function(key, subscription.get("Endpoint")) == function:
-                sources.append(("sns", False))
+            if (subscription or {}).get("Protocol") == "lambda":
+                add(key, subscription.get("Endpoint"), "sns")
     for (key, _), bucket in index.resources():
         properties = bucket.get("Properties") or {}
         if bucket.get("Type") == "AWS::S3::Bucket":
@@ -386,15 +411,20 @@ def _async_sources(index: _Index, function: Ref) -> list[tuple[str, bool]]:
         else:
             continue
         for configuration in _as_list(configurations[0]):
-            if index.resolve_function(key, (configuration or {}).get(configurations[1])) == function:
-                sources.append(("s3", False))
-    seen = {kind for kind, _ in sources}
+            add(key, (configuration or {}).get(configurations[1]), "s3")
+    outside: dict[Ref, list[str]] = defaultdict(list)
     for (key, _), permission in index.resources("AWS::Lambda::Permission"):
         properties = permission.get("Properties") or {}
         kind = ASYNC_PERMISSION_PRINCIPALS.get(flatten(properties.get("Principal")))
-        if kind and kind not in seen and index.resolve_function(key, properties.get("FunctionName")) == function:
-            sources.append((kind, False))  # an invoker outside the app
-    return sources
+        function = index.resolve_function(key, properties.get("FunctionName")) if kind else None
+        if function is not None:
+            outside[function].append(kind)
+    for function, kinds in outside.items():
+        seen = {kind for kind, _ in sources.get(function, [])}
+        for kind in dict.fromkeys(kinds):
+            if kind not in seen:
+                sources[function].append((kind, False))  # an invoker outside the app
+    return dict(sources)
 
 
 def async_function_failure_destination(index: _Index, ref: Ref, resource: dict) -> RuleResult:
