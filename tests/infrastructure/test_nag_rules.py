@@ -181,6 +181,21 @@ def test_async_function_without_failure_destination_fails(source):
     assert_fails(app, "AsyncFunctionFailureDestination")
 
 
+def test_a_schedule_naming_a_function_by_its_arn_makes_it_asynchronous_too():
+    """The model stacks' schedules name the control plane's functions by ARN (another stack's): the rule resolves
+    the ARN through the function's name."""
+    from aws_cdk import aws_scheduler as scheduler
+
+    app, stack = tiny_app()
+    function(stack, "Drift", function_name="mlops-dev-control-drift")
+    scheduler.CfnSchedule(stack, "DriftOfChurn", schedule_expression="rate(1 hour)",
+                          flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+                          target=scheduler.CfnSchedule.TargetProperty(
+                              arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:mlops-dev-control-drift",
+                              role_arn=f"arn:aws:iam::{ACCOUNT}:role/mlops-dev-scheduler"))
+    assert_fails(app, "AsyncFunctionFailureDestination")
+
+
 def test_async_function_with_on_failure_destination_passes():
     app, stack = tiny_app()
     failures = sqs.Queue(stack, "Failures", enforce_ssl=True)
