@@ -4,7 +4,7 @@ left unapplied and closes requests of runs that ended, acting for the model (sta
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
