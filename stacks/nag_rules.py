@@ -175,10 +175,11 @@ class _Index:
 
     def function_named(self, name: str) -> Ref | None:
         if self._functions_by_name is None:
-            self._functions_by_name = {
-                properties["FunctionName"]: ref for ref, function in self.resources("AWS::Lambda::Function")
-                if isinstance(properties := function.get("Properties") or {}, dict)
-                and isinstance(properties.get("FunctionName"), str)}
+            self._functions_by_name = {}
+            for ref, function in self.resources("AWS::Lambda::Function"):
+                named = (function.get("Properties") or {}).get("FunctionName")
+                if isinstance(named, str):
+                    self._functions_by_name[named] = ref
         return self._functions_by_name.get(name)
 
     # -- IAM --------------------------------------------------------------------------------------------

@@ -63,10 +63,7 @@ class ModelBudget(Construct):
                     notification_type=kind, comparison_operator="GREATER_THAN", threshold=percent,
                     threshold_type="PERCENTAGE"),
                 subscribers=[subscriber]) for kind, percent in ALERTS])
-        self._allow_publish(topic, "budgets", {"ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:budgets::{Stack.of(self).account}:*"}})
-
-    def _allow_publish(self, topic: sns.ITopic, service: str, conditions: dict) -> None:
-        allow_publish(self, topic, service, conditions)
+        allow_publish(self, topic, "budgets", {"ArnLike": {"aws:SourceArn": f"arn:{Aws.PARTITION}:budgets::{Stack.of(self).account}:*"}})
 
 
 def allow_publish(scope: Construct, topic: sns.ITopic, service: str, conditions: dict) -> None:

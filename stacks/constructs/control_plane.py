@@ -100,8 +100,8 @@ class ModelRecordParameter(Construct):
         from pipelines.model_record import ModelRecord
 
         super().__init__(scope, construct_id)
-        body = ModelRecord(model=spec.name, env=env_name, spec=spec, settings={}).model_dump(mode="json")
-        body["settings"] = {name: value for name, value in settings.items() if name != "MODEL_SPEC"}
+        body = ModelRecord(model=spec.name, env=env_name, spec=spec, settings={
+            name: value for name, value in settings.items() if name != "MODEL_SPEC"}).model_dump(mode="json")
         self.parameter = ssm.CfnParameter(
             self, "Parameter", name=naming.model_record_parameter(spec.name, env_name), type="String",
             tier="Intelligent-Tiering", value=Stack.of(self).to_json_string(body),
