@@ -13,6 +13,8 @@ change of the role's policies by up to its duration.
 
 from __future__ import annotations
 
+import os
+import re
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -32,8 +34,31 @@ class ModelNotDeployed(LookupError):
     """No model of that name has a record in this environment (never deployed, or its stack was deleted)."""
 
 
+class NotAModelExecution(ValueError):
+    """A task event whose execution ARN is not an execution of one of this environment's retraining machines."""
+
+
 def environment_name() -> str:
     return config.setting(ENVIRONMENT_SETTING)
+
+
+def in_control_plane() -> bool:
+    """A function of the control plane (it has a model-scoped role to act through), not a model's own function."""
+    return SCOPED_ROLE_SETTING in os.environ
+
+
+def model_of_execution(execution_arn: str) -> str:
+    """The model a state machine task acts for: the one whose retraining machine runs the execution
+    (arn:<partition>:states:<region>:<account>:execution:<model>-<env>-retraining:<name>, naming.state_machine).
+    Step Functions fills the ARN in ($$.Execution.Id); only the models' machines may invoke the task functions."""
+    parts = execution_arn.split(":")
+    suffix = naming.state_machine("", environment_name())
+    machine = parts[6] if len(parts) == 8 and parts[2] == "states" and parts[5] == "execution" else ""
+    model = machine[:-len(suffix)] if machine.endswith(suffix) else ""
+    if not re.fullmatch(naming.MODEL_NAME_PATTERN, model):
+        raise NotAModelExecution(f"{execution_arn[:300]!r} is not an execution of a retraining state machine of "
+                                 f"{environment_name()} (<model>{suffix})")
+    return model
 
 
 def scoped_session(model: str) -> boto3.Session:
