@@ -51,6 +51,7 @@ def artifact_bucket(env: str, account: str, region: str) -> str:
 # Released model artifacts: content-addressed and immutable (the artifact bucket's policy lets only the platform's
 # release writers put them and nobody delete them; stacks/constructs/storage.py).
 RELEASES = "releases"
+DATASETS = "datasets"  # datasets/<model>/: a model's training data (pipelines.spec refuses a prefix outside it)
 # The IAM path of the roles that may write releases (the register and promotion-import functions): the bucket
 # policy names the path, so the roles need no names known to the registry stack.
 RELEASE_WRITER_PATH = f"/{PROJECT}-release-writer/"
@@ -74,6 +75,12 @@ def model_role(model: str, env: str, purpose: str) -> str:
 def data_scientist_role_name(model: str, env: str) -> str:
     """The role a data scientist assumes: its trust makes the session name and the source identity the IAM user."""
     return model_role(model, env, "data-scientist")
+
+
+def sagemaker_role_name(model: str, env: str) -> str:
+    """The model's one SageMaker execution role (its training jobs and endpoints): the control plane's deploy task may
+    pass it to SageMaker by this name (iam:PassRole on the session's model)."""
+    return model_role(model, env, "sagemaker")
 
 
 def approver_role_name(model: str, env: str) -> str:

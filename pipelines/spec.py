@@ -776,6 +776,16 @@ class ModelSpec(_Strict):
         return value
 
     @model_validator(mode="after")
+    def _datasets_under_the_models_prefix(self) -> ModelSpec:
+        """The shared pipeline functions read a model's data under datasets/<model>/ only (the session acting for a
+        model is granted that prefix, stacks/constructs/pipeline_tasks.py)."""
+        own = f"{naming.DATASETS}/{self.name}/"
+        if not self.dataset.s3_prefix.startswith(own):
+            raise ValueError(f"dataset.s3_prefix '{self.dataset.s3_prefix}' is outside {own}, the only prefix the "
+                             f"platform reads {self.name}'s data from; fix: put the data under {own}")
+        return self
+
+    @model_validator(mode="after")
     def _drift_features_known(self) -> ModelSpec:
         unknown = sorted(set(self.drift.features or []) - set(self.dataset.features))
         if unknown:
@@ -1057,14 +1067,14 @@ def load_all_specs(models_dir: Path = MODELS_DIR, overrides: dict[str, Any] | No
 
 
 def check_names_across_models(specs: list[ModelSpec], env_names: list[str]) -> None:
-    """A model's SageMaker resources are named <model>-<env>-<stage>-<run> and granted as <model>-<env>-<stage>-*: a
-    model named fraud-dev-prod-eu would have its endpoint configs fall under fraud's grants in dev. Refused here."""
+    """A model's SageMaker resources are named <model>-<env>-<stage>-<run> and granted as <model>-<env>-*: a model
+    named fraud-dev-prod-eu (or fraud-dev, whose endpoints are fraud-dev-dev-*) would have its resources fall under
+    fraud's grants in dev. Refused here."""
     for spec in specs:
         for env in env_names:
-            for stage in ("prod", "staging"):
-                if f"-{env}-{stage}" in spec.name:
-                    raise SpecError(f"{spec.name}: a model name may not hold '-{env}-{stage}' (its resources would be "
-                                    f"named like another model's {stage} endpoint in {env}); fix: rename the model")
+            if f"-{env}-" in spec.name or spec.name.endswith(f"-{env}"):
+                raise SpecError(f"{spec.name}: a model name may not hold '-{env}-' or end with '-{env}' (its resources "
+                                f"would be named like another model's in {env}); fix: rename the model")
 
 
 def find_model_dir(name: str, models_dir: Path = MODELS_DIR) -> Path:

@@ -3,9 +3,9 @@
 Each acts for one model at a time, learning the model from its event and reading the model's record (the SSM
 parameter its model stack writes, pipelines/model_record.py) through a session scoped to that model
 (stacks/constructs/control_plane.py). Deployed after the registry stack and before the model stacks.
-Where it stands (issue 26): the cost-anomaly router, the drift check and the approval repair run here; the pipeline
-tasks, approval request and links, deployment, promotion and runs API still run as per-model functions in the model
-stacks.
+Where it stands (issue 26): the cost-anomaly router, the drift check, the approval repair and the retraining tasks
+(prepare to notify) run here; the approval request and links, deployment, promotion and runs API still run as
+per-model functions in the model stacks.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from pipelines.spec import EnvironmentSpec
 from stacks.constructs.approval_repair import ApprovalRepair
 from stacks.constructs.budgets import CostAnomalyRouting
 from stacks.constructs.drift import DriftChecks
+from stacks.constructs import experiments
 from stacks.constructs.failures import AsyncFailures
+from stacks.constructs.pipeline_tasks import PipelineTasks
 from stacks.constructs.retraining import NotificationTopic
 from stacks.registry_stack import RegistryStack
 
@@ -38,5 +40,7 @@ class ControlPlaneStack(Stack):
         self.cost_anomalies = CostAnomalyRouting(self, "CostAnomalies", env_name=env_name, key=key,
                                                  platform_topic=self.platform_topic, failures=self.failures)
         self.drift = DriftChecks(self, "Drift", env_name=env_name, key=key, failures=self.failures)
+        self.pipeline_tasks = PipelineTasks(self, "PipelineTasks", env_name=env_name, key=key, tracking_server_arn=(
+            experiments.server_arn(self, env_name) if environment.experiments.enabled else None))
         self.approval_repair = ApprovalRepair(self, "ApprovalRepair", env_name=env_name, key=key, failures=self.failures)
         CfnOutput(self, "PlatformTopicArn", value=self.platform_topic.topic_arn)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import time
 from datetime import datetime, timezone
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.pipeline import experiments, logic, tracking
 from lambdas.shared import dal
-from lambdas.shared.config import model_spec, setting
+from lambdas.shared.config import model_spec, optional_setting, setting
 from lambdas.shared.errors import failure_reason
 from lambdas.shared.hashing import HashingReader
 from lambdas.shared.events import TaskEvent, pipeline_task
@@ -44,12 +43,13 @@ def prepare_run(event: TaskEvent, context: LambdaContext) -> dict:
     hyperparameters = experiments.reproduced_hyperparameters(reproduction, defaults) if reproduction else \
         logic.merge_hyperparameters(defaults, run_input.hyperparameters, spec.training)
     config = logic.run_config(run_input, event.execution_arn, event.execution_name, hyperparameters, spec.dataset,
-                              os.environ.get("SOURCE_GIT_COMMIT", ""), bucket=store.bucket, reproduction=reproduction)
+                              optional_setting("SOURCE_GIT_COMMIT"), bucket=store.bucket, reproduction=reproduction)
     config.update(experiments.tuning_fields(spec.tuning, hyperparameters, run_input.hyperparameters, spec.name,
                                             event.execution_name, reproduction is not None))
-    # The code this run trains with, kept with the run: the deployed archive, or the reproduced version's own.
-    source = reproduction.source_uri if reproduction else setting("SOURCE_ARCHIVE")
-    store.copy_in(source, dal.parse_s3_uri(config["source_uri"])[1])
+    # The code this run trains with, kept with the run: the deployed archive, or the reproduced version's own. The
+    # state machine copies it (SnapshotSource): the deployed archive is a CDK asset only the model's own machine reads.
+    config["source_copy"] = logic.source_copy(reproduction.source_uri if reproduction else setting("SOURCE_ARCHIVE"),
+                                              config["source_uri"])
     logger.info("run prepared", extra={"trigger": config["trigger"], "requested_by": config["requested_by"],
                                        "tune": config["tune"], "reproduces": config.get("reproduces")})
     metrics.add_metric(name="RunsStarted", unit="Count", value=1)
@@ -180,7 +180,7 @@ def register(event: TaskEvent, context: LambdaContext) -> dict:
 
 
 def _tracking_server() -> str:
-    return os.environ.get("TRACKING_SERVER", "")
+    return optional_setting("TRACKING_SERVER")
 
 
 def track_run(spec, state: dict, report: dict, decision: dict) -> dict:

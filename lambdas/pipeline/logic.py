@@ -8,6 +8,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from typing import IO, Iterable, Iterator, Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -164,7 +165,7 @@ def run_config(run_input: RunInput, execution_arn: str, execution_name: str, hyp
     (but a reproduction, which trains the reproduced version's own snapshot) really trains with, so it is the commit
     recorded. A commit the caller sends is kept apart as `claimed_git_commit`, shown as claimed, never as lineage.
     source_uri: the run's own snapshot of the source archive
-    (PrepareRun copies it there; the training job's code channel). reproduction (lambdas.pipeline.experiments
+    (the state machine copies it there, source_copy; the training job's code channel). reproduction (lambdas.pipeline.experiments
     .Reproduction): the registered version this run trains again, with its commit, dataset version and code."""
     check_execution_name(run_input.model, execution_name)
     dataset_key = check_dataset_key(run_input.dataset_key, dataset) if run_input.dataset_key \
@@ -187,6 +188,21 @@ def run_config(run_input: RunInput, execution_arn: str, execution_name: str, hyp
                        "reproduces_version": reproduction.version, "reproduced_source_uri": reproduction.source_uri,
                        "reason": run_input.reason or f"reproduction of version {reproduction.version}"})
     return config
+
+
+def source_copy(source_uri: str, snapshot_uri: str) -> dict[str, str]:
+    """S3 CopyObject's parameters that snapshot the source archive into the run's folder (the state machine's
+    SnapshotSource step: CopySource is bucket/key, URL-encoded as S3's CopyObject reference asks)."""
+    source_bucket, source_key = _s3_parts(source_uri)
+    bucket, key = _s3_parts(snapshot_uri)
+    return {"Bucket": bucket, "Key": key, "CopySource": f"{source_bucket}/{quote(source_key, safe='/')}"}
+
+
+def _s3_parts(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise InvalidRunInput(f"{one_line(uri, 300)} is not an s3://bucket/key URI")
+    bucket, key = uri[5:].split("/", 1)
+    return bucket, key
 
 
 def decoded_lines(stream: IO[bytes]) -> Iterator[str]:

@@ -41,10 +41,14 @@ model_spec.cache_clear = _parsed_spec.cache_clear  # the callers that reset it (
 
 
 def setting(name: str) -> str:
+    value = optional_setting(name, None)
+    if value is None:
+        raise RuntimeError(f"environment variable {name} is not set; the stack passes it to every function")
+    return value
+
+
+def optional_setting(name: str, default: str | None = "") -> str | None:
     acting = _MODEL_SETTINGS.get()
     if acting is not None and name in acting:
         return acting[name]
-    try:
-        return os.environ[name]
-    except KeyError:
-        raise RuntimeError(f"environment variable {name} is not set; the stack passes it to every function") from None
+    return os.environ.get(name, default)

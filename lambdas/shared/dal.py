@@ -166,6 +166,12 @@ def current_object(bucket: str, key: str) -> dict | None:
         raise
 
 
+def listed(bucket: str, key: str) -> bool:
+    """Whether the bucket holds an object at exactly this key (a listing of the key as prefix)."""
+    found = client("s3").list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents") or []
+    return bool(found) and found[0]["Key"] == key
+
+
 def copy_version(source_uri: str, source_version_id: str | None, bucket: str, key: str) -> Release:
     """A server-side copy of one object version (from any bucket the caller may read, another account's too), S3
     computing the copy's SHA-256: the bytes never pass through the caller. Up to COPY_OBJECT_LIMIT one CopyObject,
@@ -189,7 +195,9 @@ def seal_release(source_uri: str, source_version_id: str | None, bucket: str, ke
                                       **version_argument(source_version_id))
     digest = stored_sha256(source_bucket, source_key, source)
     key = key_for(digest)
-    stored = current_object(bucket, key)
+    # Listed first: without s3:ListBucket on the whole bucket (a writer may list its model's releases only), S3
+    # answers HeadObject of a missing key with 403, not 404 (S3 API reference, HeadObject "Permissions").
+    stored = current_object(bucket, key) if listed(bucket, key) else None
     released = copy_version(source_uri, source_version_id, bucket, key) if stored is None else \
         Release(f"s3://{bucket}/{key}", stored.get("VersionId") or "null", stored_sha256(bucket, key, stored))
     if released.sha256 != digest:

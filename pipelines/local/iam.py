@@ -18,6 +18,7 @@ import base64
 import copy
 import json
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -313,6 +314,9 @@ def _sagemaker(response, scope: str) -> str | None:
 
     if STAR_ONLY_ACTIONS.match(f"sagemaker:{response.headers.get('X-Amz-Target', '').rpartition('.')[2]}"):
         return STAR_ONLY
+    invoked = re.search(r"/endpoints/([^/]+)/invocations", response.path or "")  # SageMaker Runtime's InvokeEndpoint
+    if invoked:
+        return f"arn:aws:sagemaker:{scope}:endpoint/{invoked.group(1).lower()}"
     for parameter in ("ModelPackageArn", "ResourceArn", "ModelPackageName"):
         value = _param(response, parameter)
         if value and str(value).startswith("arn:"):
@@ -324,5 +328,23 @@ def _sagemaker(response, scope: str) -> str | None:
     return None
 
 
+def _lambda(response, scope: str) -> str | None:
+    """The function a request names in its path (/2015-03-31/functions/<name, ARN or partial ARN>/...), as the
+    function ARN Lambda authorizes (Lambda developer guide, "Resources and conditions for Lambda actions"); moto
+    authorizes Lambda requests against "*", so a grant on one function would open every function."""
+    from urllib.parse import unquote
+
+    found = re.search(r"/functions/([^/]+)", unquote(response.path or ""))
+    if not found:
+        return None
+    name = found.group(1)
+    if name.startswith("arn:"):
+        return name
+    qualifier = (response.querystring.get("Qualifier") or [None])[0]
+    account_scope = f"{scope.split(':')[0]}:{name.split(':function:')[0]}" if ":function:" in name else scope
+    name = name.split(":function:")[-1]
+    return f"arn:aws:lambda:{account_scope}:function:{name}" + (f":{qualifier}" if qualifier else "")
+
+
 _RESOURCES = {"dynamodb": _dynamodb, "sns": _sns, "ssm": _ssm, "kms": _kms, "secretsmanager": _secretsmanager,
-              "states": _states, "sagemaker": _sagemaker}
+              "states": _states, "sagemaker": _sagemaker, "lambda": _lambda}

@@ -96,7 +96,7 @@ def _principal_key(key: str) -> bool:
 
 
 # Request keys evaluated in identity policies (moto evaluates none): what the control plane's model-scoped grants name.
-REQUEST_KEYS = ("dynamodb:LeadingKeys", "s3:prefix", "kms:ViaService")
+REQUEST_KEYS = ("dynamodb:LeadingKeys", "s3:prefix", "kms:ViaService", "iam:PassedToService")
 _REQUEST_KEYS_LOWER = {key.lower() for key in REQUEST_KEYS}
 _KMS_CONTEXT_ACTIONS = ("kms:encrypt", "kms:decrypt", "kms:generatedatakey", "kms:generatedatakeywithoutplaintext",
                         "kms:reencryptfrom", "kms:reencryptto")
@@ -451,6 +451,44 @@ def check_copy_source(request, source: str, versioned: bool) -> None:
         request._action, request._checking_copy_source = action, False
 
 
+# Requests that hand a role to SageMaker (the role SageMaker assumes for the job or the model): AWS authorizes
+# iam:PassRole on that role for the caller, with iam:PassedToService (IAM user guide, "Grant a user permissions to
+# pass a role to an AWS service"; SageMaker developer guide, "SageMaker Roles": "the caller needs iam:PassRole").
+# moto authorizes only the SageMaker action. action -> where the request names the role.
+PASSED_ROLES = {"sagemaker:CreateModel": ("ExecutionRoleArn",), "sagemaker:CreateTrainingJob": ("RoleArn",),
+                "sagemaker:CreateHyperParameterTuningJob": ("TrainingJobDefinition", "RoleArn")}
+
+
+def passed_role(action: str, body: bytes | None) -> str | None:
+    """The role a request passes to SageMaker, if it is one that does."""
+    path = PASSED_ROLES.get(action)
+    if not path:
+        return None
+    try:
+        value = json.loads(body or b"{}")
+        for name in path:
+            value = value[name]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def check_pass_role(request, role_arn: str, service: str, check) -> None:
+    """iam:PassRole of role_arn to `service`, through the caller's policies as `check(request, resource)` does."""
+    action = request._action
+    request._action = "iam:PassRole"
+    token = _principal.set(principal_context(request._access_key) | {"iam:PassedToService": service})
+    try:
+        check(request, role_arn)
+    finally:
+        request._action = action
+        _principal.reset(token)
+
+
+# Actions moto authorizes under another name than AWS does (the Service Authorization Reference): Lambda's Invoke
+# API is the lambda:InvokeFunction action, which is what every policy grants.
+MOTO_ACTION_NAMES = {"lambda:Invoke": "lambda:InvokeFunction"}
+
 _installed = False
 
 
@@ -466,12 +504,16 @@ def install() -> None:
     _install_abac()
 
     def check_action_permitted(self, resource: str) -> None:
+        self._action = MOTO_ACTION_NAMES.get(self._action, self._action)
         token = _principal.set(principal_context(self._access_key) | request_context(
             self._action, self._data, self._body, lambda table: _hash_key(self.account_id, self._region, table)))
         try:
             original_check(self, resource)
         finally:
             _principal.reset(token)
+        role = passed_role(self._action, self._body)
+        if role:
+            check_pass_role(self, role, "sagemaker.amazonaws.com", original_check)
         if not isinstance(self, S3IAMRequest):
             return
         if denied_by_bucket_policy(self, resource):

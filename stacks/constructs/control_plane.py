@@ -37,7 +37,9 @@ def control_function_arn(scope: Construct, env_name: str, purpose: str) -> str:
 class ModelScopedFunction(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, handler: str, key: kms.IKey, env_name: str,
                  environment: dict[str, str], description: str, timeout: Duration = Duration.minutes(1),
-                 memory_mb: int = 512, function_name: str | None = None) -> None:
+                 memory_mb: int = 512, function_name: str | None = None, scoped_role_path: str | None = None) -> None:
+        """scoped_role_path: the scoped role's IAM path (naming.RELEASE_WRITER_PATH: a bucket policy lets the roles
+        under it write releases)."""
         super().__init__(scope, construct_id)
         self.env_name, self.key = env_name, key
         self.handler = PlatformFunction(self, "Handler", handler=handler, key=key, description=description,
@@ -45,7 +47,7 @@ class ModelScopedFunction(Construct):
                                         environment={"MLOPS_ENVIRONMENT": env_name, **environment})
         self.function, self.role = self.handler.function, self.handler.role
         self.scoped_role = iam.Role(
-            self, "ScopedRole", description=f"{construct_id} acting for one model: the model is the session's "
+            self, "ScopedRole", path=scoped_role_path, description=f"{construct_id} acting for one model: the model is the session's "
                                             f"{naming.MODEL_TAG} tag",
             assumed_by=iam.PrincipalWithConditions(iam.ArnPrincipal(self.role.role_arn), {
                 "StringLike": {f"aws:RequestTag/{naming.MODEL_TAG}": "?*"},
@@ -67,6 +69,13 @@ class ModelScopedFunction(Construct):
             raise ValueError(f"{self.node.path}: a model-scoped grant must name the model with {naming.MODEL_VARIABLE}")
         self.scoped_role.add_to_policy(iam.PolicyStatement(actions=actions, resources=list(resources),
                                                            conditions=conditions))
+
+    def grant_shared(self, actions: list[str], resources: list[str], reason: str, conditions: dict | None = None) -> None:
+        """actions on a resource every model shares and no policy can divide by model (a SageMaker List call, the
+        environment's tracking server): `reason` says why it is safe, for the reviewer."""
+        if not reason:
+            raise ValueError(f"{self.node.path}: a grant not scoped to the session's model needs a reason")
+        self.scoped_role.add_to_policy(iam.PolicyStatement(actions=actions, resources=resources, conditions=conditions))
 
     def grant_model_state_machine_key(self) -> None:
         """Step Functions encrypts a state machine's data with the environment's key: describing its executions,

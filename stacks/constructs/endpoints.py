@@ -10,7 +10,6 @@ from constructs import Construct
 from lambdas.endpoint.logic import VARIANT, alarm_names
 from pipelines import instances, naming
 from pipelines.spec import ModelSpec
-from stacks.constructs.functions import PlatformFunction
 from stacks.constructs.sagemaker_access import grant_container_basics
 from stacks.constructs.retraining import lambda_step
 from stacks.constructs.sagemaker_retries import retry_sdk_read
@@ -20,28 +19,23 @@ STAGES = ("staging", "prod")
 POLL_SECONDS = 30
 
 
-class EndpointRole(Construct):
-    """What a hosted model may touch: its artifacts, its data capture prefix, the key, the image, its logs."""
-
-    def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str, bucket: s3.IBucket,
-                 key: kms.IKey, image_uri: str) -> None:
-        super().__init__(scope, construct_id)
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-                             description=f"SageMaker endpoints of {spec.name} ({env_name})")
-        bucket.grant_read(self.role, f"{naming.RELEASES}/{spec.name}/*")
-        bucket.grant_read(self.role, f"batch/{spec.name}/input/*")
-        bucket.grant_put(self.role, f"batch/{spec.name}/output/*")
-        for stage in STAGES:
-            bucket.grant_put(self.role, f"data-capture/{naming.endpoint(spec.name, env_name, stage)}/*")
-        self.role.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]))
-        grant_container_basics(self.role, image_uri, "Endpoints")
-        # Deployment guardrails ("Auto-Rollback Configuration and Monitoring"): the execution role must be allowed
-        # cloudwatch:DescribeAlarms on the rollback alarms. SageMaker watches them for the whole bake, long after
-        # the UpdateEndpoint caller has returned, so it is the role SageMaker assumes, not the caller.
-        stack = Stack.of(self)
-        self.role.add_to_policy(iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"], resources=[
-            stack.format_arn(service="cloudwatch", resource="alarm", resource_name=name, arn_format=ArnFormat.COLON_RESOURCE_NAME)
-            for stage in STAGES for name in alarm_names(naming.endpoint(spec.name, env_name, stage))]))
+def grant_hosting(role: iam.Role, *, spec: ModelSpec, env_name: str, bucket: s3.IBucket, key: kms.IKey,
+                  image_uri: str) -> None:
+    """What a hosted model may touch: its releases, its batch and data capture prefixes, the key, the image, its logs."""
+    bucket.grant_read(role, f"{naming.RELEASES}/{spec.name}/*")
+    bucket.grant_read(role, f"batch/{spec.name}/input/*")
+    bucket.grant_put(role, f"batch/{spec.name}/output/*")
+    for stage in STAGES:
+        bucket.grant_put(role, f"data-capture/{naming.endpoint(spec.name, env_name, stage)}/*")
+    role.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]))
+    grant_container_basics(role, image_uri, "Endpoints")
+    # Deployment guardrails ("Auto-Rollback Configuration and Monitoring"): the execution role must be allowed
+    # cloudwatch:DescribeAlarms on the rollback alarms. SageMaker watches them for the whole bake, long after
+    # the UpdateEndpoint caller has returned, so it is the role SageMaker assumes, not the caller.
+    stack = Stack.of(role)
+    role.add_to_policy(iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"], resources=[
+        stack.format_arn(service="cloudwatch", resource="alarm", resource_name=name, arn_format=ArnFormat.COLON_RESOURCE_NAME)
+        for stage in STAGES for name in alarm_names(naming.endpoint(spec.name, env_name, stage))]))
 
 
 class EndpointAlarms(Construct):
@@ -83,71 +77,30 @@ class EndpointDeployment(Construct):
     """States after approval: deploy staging, wait, smoke test (roll back on failure), deploy prod, wait, autoscale."""
 
     def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str, key: kms.IKey,
-                 bucket: s3.IBucket, environment: dict[str, str], image_uri: str,
-                 package_arns: list[str], topic: sns.ITopic, audit_table_arn: str) -> None:
+                 bucket: s3.IBucket, role: iam.Role, image_uri: str, topic: sns.ITopic, functions: dict) -> None:
+        """role: the model's SageMaker execution role; functions: the control plane's deploy, smoke and rollback
+        tasks (stacks/constructs/pipeline_tasks.py)."""
         super().__init__(scope, construct_id)
-        self.spec, self.env_name, self.bucket, self.key = spec, env_name, bucket, key
-        stack = Stack.of(self)
+        self.spec, self.env_name, self.bucket, self.key, self.role = spec, env_name, bucket, key, role
+        self.functions = functions
         self.endpoints = {stage: naming.endpoint(spec.name, env_name, stage) for stage in STAGES}
-        self.role = EndpointRole(self, "Hosting", spec=spec, env_name=env_name, bucket=bucket, key=key, image_uri=image_uri).role
-        shared = {**environment, "ENDPOINT_ROLE_ARN": self.role.role_arn, "KMS_KEY_ARN": key.key_arn, "ENVIRONMENT": env_name}
-        self.functions = {
-            name: PlatformFunction(self, f"{name.title()}Function", handler=f"lambdas.endpoint.handlers.{handler}", key=key,
-                                   environment=shared, description=description, timeout=Duration.minutes(2))
-            for name, handler, description in (
-                ("deploy", "deploy", "Creates the model and endpoint config; creates or blue/green-updates the endpoint"),
-                ("smoke", "smoke_test", "Invokes the staging endpoint with sample rows"),
-                ("rollback", "restore_after_failure",
-                 "After a failed release: restores every stage the run touched and rejects the package"))
-        }
+        grant_hosting(role, spec=spec, env_name=env_name, bucket=bucket, key=key, image_uri=image_uri)
         self.alarms = {stage: EndpointAlarms(self, f"Alarms{stage.title()}", spec=spec, endpoint=endpoint, topic=topic)
                        for stage, endpoint in self.endpoints.items()}
-        self._grant(stack, bucket, key, package_arns)
-        self._grant_audit_read(audit_table_arn, key)
 
     def _endpoint_arns(self, stack: Stack, kind: str) -> list[str]:
         return [stack.format_arn(service="sagemaker", resource=kind, resource_name=f"{self.spec.name}-{self.env_name}-*")]
 
-    def _grant(self, stack: Stack, bucket: s3.IBucket, key: kms.IKey, package_arns: list[str]) -> None:
-        deploy, smoke, rollback = (self.functions[n].role for n in ("deploy", "smoke", "rollback"))
-        deploy.add_to_policy(iam.PolicyStatement(
-            actions=["sagemaker:CreateModel", "sagemaker:CreateEndpointConfig", "sagemaker:CreateEndpoint",
-                     "sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:AddTags"],
-            resources=self._endpoint_arns(stack, "model") + self._endpoint_arns(stack, "endpoint-config")
-            + self._endpoint_arns(stack, "endpoint")))
-        deploy.add_to_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=package_arns))
-        self.role.grant_pass_role(deploy)
-        for caller in (deploy, rollback):
-            grant_sagemaker_key_use(caller, key)
-        rollback.add_to_policy(iam.PolicyStatement(
-            actions=["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint", "sagemaker:DeleteEndpoint"],
-            resources=self._endpoint_arns(stack, "endpoint") + self._endpoint_arns(stack, "endpoint-config")))
-        rollback.add_to_policy(iam.PolicyStatement(actions=["sagemaker:UpdateModelPackage"], resources=package_arns))
-        smoke.add_to_policy(iam.PolicyStatement(actions=["sagemaker:InvokeEndpoint"], resources=self._endpoint_arns(stack, "endpoint")))
-        bucket.grant_read(deploy, f"{naming.RELEASES}/{self.spec.name}/*")  # the gate re-reads the approved bytes' digest
-        bucket.grant_read(smoke, f"runs/{self.spec.name}/*")
-        smoke.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]))
-
-    def _grant_audit_read(self, audit_table_arn: str, key: kms.IKey) -> None:
-        """The deploy step re-checks the approval in the audit trail: this model's items only."""
-        deploy = self.functions["deploy"].role
-        deploy.add_to_policy(iam.PolicyStatement(
-            actions=["dynamodb:GetItem"], resources=[audit_table_arn],
-            conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{self.spec.name}"]}}))
-        deploy.add_to_policy(iam.PolicyStatement(
-            actions=["kms:Decrypt"], resources=[key.key_arn],
-            conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Stack.of(self).region}.amazonaws.com"}}))
-
     def chain(self, on_failure: sfn.IChainable, then: sfn.IChainable) -> sfn.IChainable:
         """Every failure after approval goes through RestoreAfterFailedRelease (stages back, package rejected)
         before the failure notification; a failing restore still ends in that notification."""
-        restore = lambda_step(self, "RestoreAfterFailedRelease", self.functions["rollback"].function, "$.restore")
+        restore = lambda_step(self, "RestoreAfterFailedRelease", self.functions["rollback"], "$.restore")
         restore.add_retry(errors=["ClientError"], interval=Duration.seconds(30), max_attempts=5, backoff_rate=2)
         restore.add_catch(on_failure, errors=["States.ALL"], result_path="$.restore_error")
         restore.next(on_failure)
         on_failure = restore
         steps = {stage: self._stage(stage, on_failure) for stage in STAGES}
-        smoke = lambda_step(self, "SmokeTestStaging", self.functions["smoke"].function, "$.smoke_test", stage="staging")
+        smoke = lambda_step(self, "SmokeTestStaging", self.functions["smoke"], "$.smoke_test", stage="staging")
         smoke.add_catch(on_failure, errors=["States.ALL"], result_path="$.error")
         staging_first, staging_ready = steps["staging"]
         prod_first, prod_ready = steps["prod"]
@@ -188,7 +141,7 @@ class EndpointDeployment(Construct):
 
     def _stage(self, stage: str, on_failure: sfn.IChainable) -> tuple[sfn.State, sfn.Pass]:
         """Deploy -> describe -> (in service with the new config? | failed | rolled back | wait and describe again)."""
-        deploy = lambda_step(self, f"Deploy{stage.title()}", self.functions["deploy"].function, f"$.deployment.{stage}", stage=stage)
+        deploy = lambda_step(self, f"Deploy{stage.title()}", self.functions["deploy"], f"$.deployment.{stage}", stage=stage)
         deploy.add_catch(on_failure, errors=["States.ALL"], result_path="$.error")
         describe = tasks.CallAwsService(
             self, f"Describe{stage.title()}Endpoint", service="sagemaker", action="describeEndpoint",

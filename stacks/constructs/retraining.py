@@ -91,7 +91,8 @@ class RetrainingStateMachine(Construct):
         for step in (prepare, validate, *training.steps, evaluate, register):
             step.add_catch(failed, errors=["States.ALL"], result_path="$.error")
         not_promoted = notify_step("NotifyNotPromoted", "not promoted").next(sfn.Succeed(self, "KeptChampion"))
-        return (sfn.Chain.start(prepare).next(validate).next(self._train_or_tune(training)).next(evaluate)
+        return (sfn.Chain.start(prepare).next(training.snapshot_state).next(validate)
+                .next(self._train_or_tune(training)).next(evaluate)
                 .next(sfn.Choice(self, "ChallengerWins?")
                       .when(sfn.Condition.boolean_equals("$.evaluation.promote", True), register.next(approval))
                       .otherwise(not_promoted)))

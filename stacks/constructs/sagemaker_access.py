@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from aws_cdk import ArnFormat, Aws, Stack, aws_iam as iam
+from constructs import Construct
+
+from pipelines import naming
 
 
 def grant_container_basics(role: iam.Role, image_uri: str, log_family: str) -> None:
@@ -19,3 +22,15 @@ def grant_container_basics(role: iam.Role, image_uri: str, log_family: str) -> N
                                     arn_format=ArnFormat.COLON_RESOURCE_NAME)]))
     role.add_to_policy(iam.PolicyStatement(actions=["cloudwatch:PutMetricData"], resources=["*"],
                                            conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}))
+
+
+class ModelExecutionRole(Construct):
+    """The model's one SageMaker execution role: its training jobs and its endpoints assume it (stacks/constructs/
+    training.py and endpoints.py add what each needs). Named, so the control plane's deploy task can pass it for the
+    session's model only."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, model: str, env_name: str) -> None:
+        super().__init__(scope, construct_id)
+        self.role = iam.Role(self, "Role", role_name=naming.sagemaker_role_name(model, env_name),
+                             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+                             description=f"SageMaker training jobs and endpoints of {model} ({env_name})")

@@ -20,7 +20,7 @@ from pathlib import Path
 import jsii
 from aws_cdk import AssetHashType, Aws, BundlingOptions, BundlingOutput, DockerImage, Duration, ILocalBundling, Stack
 from aws_cdk import aws_iam as iam, aws_kms as kms, aws_s3 as s3, aws_s3_assets as s3_assets
-from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions as sfn, aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from pipelines import instances, naming
@@ -104,48 +104,45 @@ def training_hyperparameters(spec: ModelSpec, source_key: str = CODE_ARCHIVE) ->
     return values
 
 
-class TrainingRole(Construct):
-    """What a training job of one model may touch: its data, its artifact prefixes, the key, the image, its logs."""
-
-    def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, bucket: s3.IBucket, key: kms.IKey,
-                 image_uri: str) -> None:
-        """The code comes from the run's snapshot under runs/<model>/ (PrepareRun copies it), not the CDK asset."""
-        super().__init__(scope, construct_id)
-        model = spec.name
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-                             description=f"SageMaker training jobs of {model}")
-        bucket.grant_read(self.role, f"runs/{model}/*")
-        bucket.grant_read(self.role, f"{spec.dataset.s3_prefix}*")
-        # Jobs write their output and checkpoints and delete nothing: the platform pins the S3 version of the output it
-        # evaluated and releases that version under releases/, which the job may read (the champion) but not write.
-        bucket.grant_put(self.role, f"models/{model}/*")
-        bucket.grant_read(self.role, f"checkpoints/{model}/*")
-        bucket.grant_put(self.role, f"checkpoints/{model}/*")
-        bucket.grant_read(self.role, f"{naming.RELEASES}/{model}/*")
-        key.grant_encrypt_decrypt(self.role)
-        grant_container_basics(self.role, image_uri, "TrainingJobs")
-        if spec.training.subnet_ids:
-            self.role.add_to_policy(iam.PolicyStatement(
-                actions=["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
-                         "ec2:DeleteNetworkInterfacePermission", "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs",
-                         "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
-                resources=["*"]))
-
+def grant_training(role: iam.Role, *, spec: ModelSpec, bucket: s3.IBucket, key: kms.IKey, image_uri: str) -> None:
+    """What a training job of one model may touch: its data, its artifact prefixes, the key, the image, its logs.
+    The code comes from the run's snapshot under runs/<model>/ (SnapshotSource copies it), not the CDK asset."""
+    model = spec.name
+    bucket.grant_read(role, f"runs/{model}/*")
+    bucket.grant_read(role, f"{spec.dataset.s3_prefix}*")
+    # Jobs write their output and checkpoints and delete nothing: the platform pins the S3 version of the output it
+    # evaluated and releases that version under releases/, which the job may read (the champion) but not write.
+    bucket.grant_put(role, f"models/{model}/*")
+    bucket.grant_read(role, f"checkpoints/{model}/*")
+    bucket.grant_put(role, f"checkpoints/{model}/*")
+    bucket.grant_read(role, f"{naming.RELEASES}/{model}/*")
+    key.grant_encrypt_decrypt(role)
+    grant_container_basics(role, image_uri, "TrainingJobs")
+    if spec.training.subnet_ids:
+        role.add_to_policy(iam.PolicyStatement(
+            actions=["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
+                     "ec2:DeleteNetworkInterfacePermission", "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs",
+                     "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
+            resources=["*"]))
 
 
 class TrainingJob(Construct):
     """The .sync training task: spot with checkpoints, KMS volumes, isolation, metrics from the spec."""
 
     def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, bucket: s3.IBucket, key: kms.IKey,
-                 model_dir: Path) -> None:
+                 model_dir: Path, role: iam.Role) -> None:
+        """role: the model's SageMaker execution role (sagemaker_access.ModelExecutionRole)."""
         super().__init__(scope, construct_id)
         training = spec.training
         self.model, self.key = spec.name, key
         self.image_uri = resolve_training_image(training, Stack.of(self).region)
         self.source = source_asset(self, "Source", model_dir, spec)
-        self.role = TrainingRole(self, "Execution", spec=spec, bucket=bucket, key=key, image_uri=self.image_uri).role
+        self.role = role
+        grant_training(role, spec=spec, bucket=bucket, key=key, image_uri=self.image_uri)
         self.hyperparameters = training_hyperparameters(spec)
         self.tuning = spec.tuning
+        self.bucket = bucket
+        self.snapshot_state = self._snapshot_source_state()
         self.state = sfn.CustomState(self, "Train", state_json=self._state_json(spec, bucket, key))
         self.tune_state = sfn.CustomState(self, "TuneHyperparameters", state_json=self._tuning_state_json(
             spec, bucket, key)) if spec.tuning else None
@@ -157,10 +154,23 @@ class TrainingJob(Construct):
         if self.best_trial_state is not None:
             retry_sdk_read(self.best_trial_state)
 
+    def _snapshot_source_state(self) -> tasks.CallAwsService:
+        """The run keeps the code it trains with (PrepareRun's source_copy): the deployed archive, a CDK asset only
+        this machine is granted (grant_start), or a reproduced version's own snapshot. A server-side copy."""
+        state = tasks.CallAwsService(
+            self, "SnapshotSource", service="s3", action="copyObject", iam_action="s3:PutObject",
+            iam_resources=[self.bucket.arn_for_objects(f"runs/{self.model}/*")], result_path=sfn.JsonPath.DISCARD,
+            parameters={name: sfn.JsonPath.string_at(f"$.run.source_copy.{name}")
+                        for name in ("Bucket", "Key", "CopySource")})
+        state.add_retry(errors=["S3.SdkClientException", "S3.S3Exception"], interval=Duration.seconds(2),
+                        max_attempts=4, backoff_rate=2)
+        return state
+
     @property
-    def steps(self) -> list[sfn.CustomState]:
+    def steps(self) -> list[sfn.TaskStateBase | sfn.CustomState]:
         """Every task state of training (the tuning ones too), for the retraining machine's Catch."""
-        return [state for state in (self.state, self.tune_state, self.best_trial_state) if state is not None]
+        return [state for state in (self.snapshot_state, self.state, self.tune_state, self.best_trial_state)
+                if state is not None]
 
     def _job_definition(self, spec: ModelSpec, bucket: s3.IBucket, key: kms.IKey) -> dict:
         """What CreateTrainingJob and a tuning job's TrainingJobDefinition share: image, role, channels, output,
@@ -258,8 +268,13 @@ class TrainingJob(Construct):
         }
 
     def grant_start(self, principal: iam.IGrantable) -> None:
-        """What the state machine needs to run this task synchronously."""
+        """What the state machine needs to snapshot the source and run this task synchronously."""
         stack = Stack.of(self)
+        self.source.grant_read(principal)
+        self.bucket.grant_read(principal, f"runs/{self.model}/*")  # a reproduced version's snapshot
+        principal.grant_principal.add_to_principal_policy(iam.PolicyStatement(  # the snapshot, under the bucket's key
+            actions=["kms:GenerateDataKey"], resources=[self.key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}}))
         # Step Functions' IAM policy for SageMaker's .sync training and tuning tasks includes sagemaker:ListTags
         # (Step Functions developer guide, "IAM policies for Amazon SageMaker AI"; CDK's SageMakerCreateTrainingJob
         # grants it too): scoped here to this model's jobs, which ListTags supports (SageMaker's API permissions).
@@ -292,11 +307,6 @@ class TrainingJob(Construct):
         """The evaluation step lists a tuning job's trials (to log them as child runs of the pipeline run)."""
         if self.tuning:
             grant_list_trials(role)
-
-    def grant_source_snapshot(self, role: iam.IGrantable) -> None:
-        """PrepareRun copies the deployed source archive into the run's folder (what the job trains with)."""
-        self.source.grant_read(role)
-
 
 def grant_list_trials(principal: iam.IGrantable) -> None:
     """ListTrainingJobsForHyperParameterTuningJob: a SageMaker List call, authorized only on '*' (SageMaker's API

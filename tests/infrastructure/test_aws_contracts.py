@@ -52,9 +52,10 @@ def test_every_other_service_grant_is_bound_to_this_account_and_its_own_resource
     assert ":111111111111:" in flat(statement["Condition"]["ArnLike"]["aws:SourceArn"])
 
 
-@pytest.mark.parametrize("function", ["DeploymentDeployFunction", "DeploymentRollbackFunction"])
-def test_functions_creating_kms_encrypted_endpoint_configs_may_create_grants_for_sagemaker(model, function):
-    grants = [s for s in statements(model, function) if "kms:CreateGrant" in s["Action"]]
+@pytest.mark.parametrize("task", ["PipelineTasksDeployScopedRole", "PipelineTasksRollbackScopedRole"])
+def test_tasks_creating_kms_encrypted_endpoint_configs_may_create_grants_for_sagemaker(dev_app, task):
+    control = template_of(dev_app, "mlops-dev-control").to_json()
+    grants = [s for s in statements(control, task) if "kms:CreateGrant" in s["Action"]]
     assert grants and all(s["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}} for s in grants)
     assert all("Fn::ImportValue" in json.dumps(s["Resource"]) for s in grants)  # the registry's key, not '*'
 
@@ -65,7 +66,7 @@ def test_the_state_machine_creating_kms_encrypted_training_jobs_may_create_grant
 
 
 def test_the_endpoint_execution_role_may_describe_exactly_the_rollback_alarms(model):
-    (describe,) = [s for s in statements(model, "DeploymentHosting") if "cloudwatch:DescribeAlarms" in s["Action"]]
+    (describe,) = [s for s in statements(model, "SageMakerExecution") if "cloudwatch:DescribeAlarms" in s["Action"]]
     alarms = sorted(flat(r).rsplit(":", 1)[1] for r in describe["Resource"])
     assert alarms == sorted(["churn-dev-staging-5xx-rate", "churn-dev-staging-p99-latency",
                              "churn-dev-prod-5xx-rate", "churn-dev-prod-p99-latency"])

@@ -56,6 +56,16 @@ def _scoped_roles(template: dict) -> dict[str, dict]:
     return {k: r for k, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role" and "ScopedRole" in k}
 
 
+# What a scoped session may do on something every model shares, each with its reason in the construct (grant_shared):
+# SageMaker List calls (no resource-level permissions) and the environment's one MLflow tracking server.
+SHARED_ACTIONS = {"sagemaker:ListModelPackages", "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+                  "sagemaker:DescribeMlflowTrackingServer"}
+
+
+def _shared(action: str) -> bool:
+    return action in SHARED_ACTIONS or action.startswith("sagemaker-mlflow:")
+
+
 def test_every_model_scoped_grant_names_its_resources_or_their_partition_by_the_sessions_model_tag(control):
     roles = _scoped_roles(control)
     assert roles, "the control plane has no model-scoped role"
@@ -63,6 +73,11 @@ def test_every_model_scoped_grant_names_its_resources_or_their_partition_by_the_
         if policy["Type"] != "AWS::IAM::Policy" or policy["Properties"]["Roles"][0]["Ref"] not in roles:
             continue
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if set(_actions(statement)) <= {"kms:CreateGrant", "kms:DescribeKey"}:  # SageMaker's grants, for resources
+                assert statement["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}, logical
+                continue
+            if all(_shared(action) for action in _actions(statement)):
+                continue
             if all(action.startswith("kms:") for action in _actions(statement)):
                 # the environment's one key, only as a service uses it for the session's own requests or for data
                 # whose encryption context names the model's resources

@@ -20,7 +20,9 @@ def states(template):
 
 
 def test_the_flow_runs_validate_train_evaluate_champion_register_approval_notify(states):
-    assert states["PrepareRun"]["Next"] == "ValidateData"
+    assert states["PrepareRun"]["Next"] == "SnapshotSource"
+    assert states["SnapshotSource"]["Resource"].endswith(":aws-sdk:s3:copyObject")
+    assert states["SnapshotSource"]["Next"] == "ValidateData"
     assert states["ValidateData"]["Next"] == "Train"
     assert states["Train"]["Next"] == "EvaluateAgainstChampion"
     assert states["EvaluateAgainstChampion"]["Next"] == "ChallengerWins?"
@@ -138,18 +140,20 @@ def test_function_roles_touch_only_this_models_resources(template):
             assert set(statement["Action"]) <= set(RESOURCE_STAR_ACTIONS), statement["Action"]
 
 
-def test_state_machine_role_invokes_only_its_own_functions(template):
+def test_state_machine_role_invokes_only_the_control_planes_tasks_and_its_own_functions(template):
     invoke = [s for s in statements(template, "StateMachine") if "lambda:InvokeFunction" in s["Action"]]
     targets = {flat(r).split(".")[0] for s in invoke for r in s["Resource"]}
-    assert all(target.startswith(("<Prepare", "<Validate", "<Evaluate", "<Register", "<Notify", "<ApprovalRequest", "<Deployment"))
-               for target in targets), targets
+    tasks = {re.sub(r":\*$", "", t).rpartition(":function:")[2] for t in targets if ":function:" in t}
+    assert tasks == {f"mlops-dev-control-pipeline-{task}" for task in
+                     ("prepare", "validate", "evaluate", "register", "notify", "deploy", "smoke", "rollback")}
+    assert all(t.startswith("<ApprovalRequest") for t in targets if ":function:" not in t), targets
 
 
 def test_functions_use_their_own_encrypted_log_groups_and_tracing(template):
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
-    # 5 pipeline steps, 3 deployment, 3 approval (request, decide, rotate), runs API, promotion offer (the drift check
-    # and the approval repair are the control plane's)
-    assert len(functions) == 13
+    # 3 approval (request, decide, rotate), runs API, promotion offer (the retraining and deployment tasks, the drift
+    # check and the approval repair are the control plane's)
+    assert len(functions) == 5
     for function in functions:
         properties = function["Properties"]
         assert properties["TracingConfig"] == {"Mode": "Active"}
@@ -260,24 +264,30 @@ def test_each_endpoint_has_5xx_and_latency_alarms_that_page_the_topic(template):
     assert all(a["AlarmActions"] for a in alarms.values())
 
 
-def test_deploy_function_carries_the_hosting_role_and_a_dashboard_exists(template):
-    (deploy,) = [r["Properties"] for k, r in template["Resources"].items()
-                 if r["Type"] == "AWS::Lambda::Function" and k.startswith("DeploymentDeployFunction")]
-    assert "ENDPOINT_ROLE_ARN" in deploy["Environment"]["Variables"]
+def _record(template) -> str:
+    (record,) = [r["Properties"] for r in template["Resources"].values()
+                 if r["Type"] == "AWS::SSM::Parameter" and r["Properties"].get("Name") == "/mlops/dev/_models/churn"]
+    return flat(record["Value"])
+
+
+def test_the_record_carries_the_execution_role_the_deploy_task_passes_and_a_dashboard_exists(template):
+    (role,) = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role"
+               and r["Properties"].get("RoleName") == "mlops-dev-churn-sagemaker"]  # the name the deploy task may pass
+    assert f'"ENDPOINT_ROLE_ARN":"<{role}.Arn>"' in _record(template)
     (dashboard,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
     assert dashboard["DashboardName"] == "mlops-dev-churn"
 
 
-def test_hosting_role_writes_only_its_own_endpoints_data_capture(template):
-    hosting = statements(template, "DeploymentHosting")
-    puts = [flat(s["Resource"]) for s in hosting if any(a.startswith("s3:PutObject") for a in s["Action"])]
-    assert puts and all("/data-capture/churn-dev-" in p for p in puts)
+def test_the_execution_role_captures_data_of_its_own_endpoints_only(template):
+    role = statements(template, "SageMakerExecution")
+    puts = [flat(r) for s in role if any(a.startswith("s3:PutObject") for a in s["Action"])
+            for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])]
+    captures = [p for p in puts if "/data-capture/" in p]
+    assert captures and all(re.search(r"/data-capture/churn-dev-(staging|prod)/\*$", p) for p in captures), captures
 
 
-def test_functions_know_the_commit_their_code_was_synthesized_from(template):
-    prepare = next(r["Properties"] for k, r in template["Resources"].items()
-                   if r["Type"] == "AWS::Lambda::Function" and k.startswith("PrepareFunction"))
-    assert prepare["Environment"]["Variables"]["SOURCE_GIT_COMMIT"] == "0123abc"
+def test_the_record_knows_the_commit_the_training_code_was_synthesized_from(template):
+    assert '"SOURCE_GIT_COMMIT":"0123abc"' in _record(template)
 
 
 def test_optional_batch_transform_scores_with_the_new_model_after_production():

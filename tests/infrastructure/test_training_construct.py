@@ -10,6 +10,7 @@ from pipelines.local.cfn import state_machine_definitions
 from pipelines.spec import load_spec
 from pipelines.model_folder import source_fingerprint
 from pipelines.spec import SpecError
+from stacks.constructs.sagemaker_access import ModelExecutionRole
 from stacks.constructs.training import TrainingJob, resolve_inference_image, resolve_training_image, write_source_archive
 from tests.conftest import REPO_ROOT
 
@@ -22,7 +23,8 @@ def synth_training(overrides: dict | None = None, model_dir=MODEL_DIR) -> tuple[
     stack = cdk.Stack(app, "T", env=cdk.Environment(account="111111111111", region="eu-west-1"))
     key = kms.Key(stack, "K", enable_key_rotation=True)
     bucket = s3.Bucket(stack, "B", encryption_key=key)
-    job = TrainingJob(stack, "Training", spec=spec, bucket=bucket, key=key, model_dir=model_dir)
+    role = ModelExecutionRole(stack, "Execution", model=spec.name, env_name="dev").role
+    job = TrainingJob(stack, "Training", spec=spec, bucket=bucket, key=key, model_dir=model_dir, role=role)
     machine = sfn.StateMachine(stack, "M", definition_body=sfn.DefinitionBody.from_chainable(job.state))
     job.grant_start(machine)
     template = Template.from_stack(stack).to_json()
@@ -175,19 +177,21 @@ def test_a_framework_version_the_catalogue_lacks_names_the_versions_it_has():
         resolve_training_image(spec.training, "us-east-1")
 
 
-def test_training_writes_its_output_and_checkpoints_deletes_nothing_and_only_reads_releases(dev_app):
+def test_the_execution_role_writes_outputs_checkpoints_and_captures_deletes_nothing_and_only_reads_releases(dev_app):
     import json as _json
 
     from tests.infrastructure.conftest import template_of
 
     template = template_of(dev_app, "mlops-dev-churn").to_json()
-    roles = [n for n, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role" and n.startswith("TrainingExecutionRole")]
+    roles = [n for n, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role" and n.startswith("SageMakerExecutionRole")]
     statements = [s for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Policy"
                   and any(ref.get("Ref") in roles for ref in r["Properties"]["Roles"])
                   for s in r["Properties"]["PolicyDocument"]["Statement"]]
     s3 = [s for s in statements if any(a.startswith("s3:") for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))]
     assert s3 and not any("Delete" in _json.dumps(s["Action"]) for s in s3)
     writes = [_json.dumps(s["Resource"]) for s in s3 if "s3:PutObject" in s["Action"]]
-    assert writes and all("/models/churn/*" in w or "/checkpoints/churn/*" in w for w in writes)
+    # the one execution role also hosts: data capture and batch output (stacks/constructs/endpoints.py)
+    assert writes and all(any(prefix in w for prefix in ("/models/churn/*", "/checkpoints/churn/*", "/batch/churn/output/*",
+                                                         "/data-capture/churn-dev-")) for w in writes), writes
     assert not any("/releases/" in w for w in writes)
     assert any("/releases/churn/*" in _json.dumps(s["Resource"]) for s in s3 if "s3:GetObject*" in s["Action"])

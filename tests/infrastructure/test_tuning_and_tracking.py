@@ -125,10 +125,17 @@ def test_the_machine_may_run_this_models_tuning_jobs_only(houses):
     assert lists and all(s["Resource"] == "*" for s in lists)  # a List call: authorized on '*' only
 
 
-def test_only_the_evaluate_and_register_functions_and_data_scientists_reach_the_tracking_server(houses):
-    users = {logical for logical, statements in _statements(houses).items()
+def test_only_the_evaluate_and_register_tasks_and_data_scientists_reach_the_tracking_server(houses, dev_app):
+    assert not [logical for logical, statements in _statements(houses).items()
+                if any(a.startswith("sagemaker-mlflow:") for s in statements for a in _actions(s))]
+    control = template_of(dev_app, "mlops-dev-control").to_json()
+    users = {logical for logical, statements in _statements(control).items()
              if any(a.startswith("sagemaker-mlflow:") for s in statements for a in _actions(s))}
-    assert len(users) == 2 and all(u.startswith(("EvaluateFunction", "RegisterFunction")) for u in users)
+    assert len(users) == 2 and all(u.startswith(("PipelineTasksEvaluateScoped", "PipelineTasksRegisterScoped")) for u in users)
+    for statements in _statements(control).values():
+        for statement in statements:
+            if any(a.startswith("sagemaker-mlflow:") for a in _actions(statement)):
+                assert "mlflow-tracking-server/mlops-dev" in str(statement["Resource"])
     people = {logical for logical, statements in _statements(houses, "AWS::IAM::ManagedPolicy").items()
               if any(a.startswith("sagemaker-mlflow:") for s in statements for a in _actions(s))}
     assert len(people) == 1 and next(iter(people)).startswith("AccessDataScientist")

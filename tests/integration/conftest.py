@@ -216,3 +216,15 @@ def serve_in_production(package_arn: str, execution: str = "r1", endpoint: str =
         sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName=name)
     else:
         sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=name)
+
+
+def scoped_session(function, model: str, **tags) -> boto3.Session:
+    """A control-plane function's model-scoped session (stacks/constructs/control_plane.py), as lambdas/shared/tenancy
+    takes it: its own role assumes its scoped role with the model tag (and any extra tags, to show they are refused)."""
+    from pipelines import naming
+
+    credentials = function.credentials.client("sts", LOCAL_REGION).assume_role(
+        RoleArn=function.environment["MODEL_SCOPED_ROLE_ARN"], RoleSessionName=model, DurationSeconds=900,
+        Tags=[{"Key": naming.MODEL_TAG, "Value": model}, *({"Key": k, "Value": v} for k, v in tags.items())])["Credentials"]
+    return boto3.Session(aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
+                         aws_session_token=credentials["SessionToken"], region_name=LOCAL_REGION)

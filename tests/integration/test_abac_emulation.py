@@ -265,3 +265,44 @@ def test_a_partition_named_by_a_principal_tag_variable_is_the_sessions_only(aws)
         client.put_item(TableName="audit", Item={"pk": {"S": "model#a"}})
         with pytest.raises(ClientError, match="not authorized to perform: dynamodb:PutItem"):
             client.put_item(TableName="audit", Item={"pk": {"S": "model#b"}})
+
+
+def _create_model(session, role_arn: str):
+    return session.client("sagemaker", REGION).create_model(
+        ModelName="m-staging-1", ExecutionRoleArn=role_arn, PrimaryContainer={"Image": "x", "ModelDataUrl": "s3://b/k"})
+
+
+def test_handing_sagemaker_a_role_needs_pass_role_on_it_for_sagemaker(aws):
+    """IAM user guide, "Grant a user permissions to pass a role to an AWS service": CreateModel's ExecutionRoleArn is
+    authorized as iam:PassRole on that role, with iam:PassedToService; moto checks only sagemaker:CreateModel."""
+    execution = {name: _role(aws, name, _read()) for name in ("exec-a", "exec-b")}
+    create = {"Effect": "Allow", "Action": "sagemaker:CreateModel", "Resource": "*"}
+    passes = {"Effect": "Allow", "Action": "iam:PassRole", "Resource": execution["exec-a"],
+              "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}}
+    deployer = _role(aws, "deployer", [create, passes])
+    to_lambda_only = _role(aws, "lambda-passer", [create, {**passes, "Condition": {
+        "StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}}])
+    with iam.enforced():
+        session = _assume(_admin(), deployer)
+        _create_model(session, execution["exec-a"])
+        with pytest.raises(ClientError, match="iam:PassRole"):
+            _create_model(session, execution["exec-b"])
+        with pytest.raises(ClientError, match="iam:PassRole"):
+            _create_model(_assume(_admin(), to_lambda_only), execution["exec-a"])
+
+
+def test_invoking_a_function_is_authorized_as_lambda_invoke_function(aws):
+    """Lambda's Invoke API is the action lambda:InvokeFunction (Service Authorization Reference); moto names it
+    lambda:Invoke, which no policy grants."""
+    lambda_ = boto3.client("lambda", region_name=REGION)
+    target = _role(aws, "fn-role", _read())
+    aws.update_assume_role_policy(RoleName="fn-role", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    arn, _ = (lambda_.create_function(FunctionName=name, Runtime="python3.12", Role=target, Handler="h.h",
+                                      Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18})["FunctionArn"]
+              for name in ("f", "other"))
+    caller = _role(aws, "caller", [{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": arn}])
+    with iam.enforced():
+        lambda_as_caller = _assume(_admin(), caller).client("lambda", REGION)
+        with pytest.raises(ClientError, match="not authorized to perform: lambda:InvokeFunction"):
+            lambda_as_caller.invoke(FunctionName="other", Payload=b"{}")

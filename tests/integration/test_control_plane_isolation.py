@@ -14,7 +14,7 @@ from pipelines import naming
 from pipelines.model_record import ModelRecord
 from pipelines.spec import load_spec
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import LOCAL_ACCOUNT, LOCAL_REGION, without_role_action
+from tests.integration.conftest import LOCAL_ACCOUNT, LOCAL_REGION, scoped_session, without_role_action
 
 pytestmark = pytest.mark.slow
 
@@ -74,11 +74,7 @@ def _as_function(function):
 
 
 def _acting_for(function, model: str, **tags) -> boto3.Session:
-    credentials = _as_function(function).client("sts").assume_role(
-        RoleArn=_scoped_role(function), RoleSessionName=model, DurationSeconds=900,
-        Tags=[{"Key": naming.MODEL_TAG, "Value": model}, *({"Key": k, "Value": v} for k, v in tags.items())])["Credentials"]
-    return boto3.Session(aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
-                         aws_session_token=credentials["SessionToken"], region_name=LOCAL_REGION)
+    return scoped_session(function, model, **tags)
 
 
 def test_an_anomaly_reaches_its_models_topic_from_a_session_acting_for_that_model(control_plane):
@@ -145,7 +141,7 @@ def test_a_scoped_session_needs_the_model_tag_and_no_other(control_plane):
 
 def test_no_other_role_may_take_the_routers_scoped_session(control_plane):
     provisioned, router = control_plane
-    validate = provisioned.function_named("ValidateFunction")
+    validate = provisioned.function_named("PipelineTasksValidate")  # another control-plane function
     with pytest.raises(ClientError, match="AccessDenied"):
         validate.credentials.client("sts", LOCAL_REGION).assume_role(
             RoleArn=_scoped_role(router), RoleSessionName="churn", Tags=[{"Key": naming.MODEL_TAG, "Value": "churn"}])
@@ -256,3 +252,147 @@ def test_acting_for_churn_the_repair_decrypts_churns_task_tokens_only(enforced_p
     assert kms.decrypt(CiphertextBlob=token_of("churn"), EncryptionContext=context)["Plaintext"] == b"task-token"
     assert "kms:Decrypt" in _denied(lambda: kms.decrypt(CiphertextBlob=token_of("houses"),
                                                         EncryptionContext={**context, "model": "houses"}))
+
+
+# ------------------------------------------------------------------ the retraining tasks
+def _task(provisioned, name: str):
+    return provisioned.function_named(f"PipelineTasks{name.title()}")
+
+
+def _put(key: str, body: bytes = b"{}") -> None:
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=body)
+
+
+def _package_arn(model: str) -> str:
+    return f"arn:aws:sagemaker:{LOCAL_REGION}:{LOCAL_ACCOUNT}:model-package/{naming.model_package_group(model, 'local')}/1"
+
+
+def _machine_arn(model: str) -> str:
+    return f"arn:aws:states:{LOCAL_REGION}:{LOCAL_ACCOUNT}:stateMachine:{naming.state_machine(model, 'local')}"
+
+
+def test_acting_for_churn_prepare_reads_only_churns_runs_executions_and_packages(enforced_platform):
+    prepare = _task(enforced_platform(), "prepare")
+    for model in ("churn", "houses"):
+        _put(f"runs/{model}/r1/code/sourcedir.tar.gz")
+    churn = _acting_for(prepare, "churn")
+    s3, sfn, sagemaker = churn.client("s3"), churn.client("stepfunctions"), churn.client("sagemaker")
+    s3.get_object(Bucket=BUCKET, Key="runs/churn/r1/code/sourcedir.tar.gz")
+    sfn.list_executions(stateMachineArn=_machine_arn("churn"))
+    assert "s3:GetObject" in _denied(lambda: s3.get_object(Bucket=BUCKET, Key="runs/houses/r1/code/sourcedir.tar.gz"))
+    assert "states:ListExecutions" in _denied(lambda: sfn.list_executions(stateMachineArn=_machine_arn("houses")))
+    assert "sagemaker:DescribeModelPackage" in _denied(
+        lambda: sagemaker.describe_model_package(ModelPackageName=_package_arn("houses")))
+
+
+def test_acting_for_churn_validate_reads_churns_data_and_champion_and_not_another_models(enforced_platform):
+    validate = _task(enforced_platform(), "validate")
+    for model in ("churn", "houses"):
+        _put(f"datasets/{model}/train.csv", b"a,b\n")
+    s3, sagemaker = (lambda session: (session.client("s3"), session.client("sagemaker")))(_acting_for(validate, "churn"))
+    assert s3.get_object(Bucket=BUCKET, Key="datasets/churn/train.csv")["Body"].read() == b"a,b\n"
+    s3.put_object(Bucket=BUCKET, Key="runs/churn/r1/data/train.csv", Body=b"a,b\n")
+    assert "s3:GetObject" in _denied(lambda: s3.get_object(Bucket=BUCKET, Key="datasets/houses/train.csv"))
+    assert "s3:PutObject" in _denied(lambda: s3.put_object(Bucket=BUCKET, Key="runs/houses/r1/data/x", Body=b""))
+    assert "sagemaker:DescribeEndpoint" in _denied(
+        lambda: sagemaker.describe_endpoint(EndpointName=naming.endpoint("houses", "local", "prod")))
+
+
+def test_acting_for_churn_evaluate_reads_churns_trained_models_only(enforced_platform):
+    evaluate = _task(enforced_platform(), "evaluate")
+    for model in ("churn", "houses"):
+        _put(f"models/{model}/job/output/output.tar.gz")
+    s3 = _acting_for(evaluate, "churn").client("s3")
+    s3.get_object(Bucket=BUCKET, Key="models/churn/job/output/output.tar.gz")
+    s3.put_object(Bucket=BUCKET, Key="runs/churn/r1/evaluation.json", Body=b"{}")
+    assert "s3:GetObject" in _denied(lambda: s3.get_object(Bucket=BUCKET, Key="models/houses/job/output/output.tar.gz"))
+    assert "s3:PutObject" in _denied(lambda: s3.put_object(Bucket=BUCKET, Key="runs/houses/r1/evaluation.json", Body=b""))
+
+
+def test_acting_for_churn_register_releases_and_registers_churns_only(enforced_platform):
+    register = _task(enforced_platform(), "register")
+    churn = _acting_for(register, "churn")
+    s3, sagemaker = churn.client("s3"), churn.client("sagemaker")
+    s3.put_object(Bucket=BUCKET, Key="releases/churn/abc/model.tar.gz", Body=b"m")  # a release writer (its path)
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="releases/churn/abc/model.tar.gz")["KeyCount"] == 1
+    _denied(lambda: s3.put_object(Bucket=BUCKET, Key="releases/houses/abc/model.tar.gz", Body=b"m"))
+    _denied(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix="releases/houses/"))
+    _denied(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/churn/"))  # listing is for releases only
+    assert "sagemaker:CreateModelPackage" in _denied(lambda: sagemaker.create_model_package(
+        ModelPackageGroupName=naming.model_package_group("houses", "local"), ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={"Containers": [{"Image": "x", "ModelDataUrl": f"s3://{BUCKET}/releases/houses/m"}],
+                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]}))
+
+
+def test_acting_for_churn_notify_tells_and_closes_churns_runs_only(enforced_platform):
+    notify = _task(enforced_platform(), "notify")
+    _second_model()
+    churn = _acting_for(notify, "churn")
+    sns, dynamodb, sagemaker = churn.client("sns"), churn.client("dynamodb"), churn.client("sagemaker")
+    sns.publish(TopicArn=TOPIC.format(naming.notification_topic("churn", "local")), Message="m")
+    dynamodb.get_item(TableName=AUDIT, Key={"pk": {"S": "model#churn"}, "sk": {"S": "approval#r"}})
+    _denied(lambda: sns.publish(TopicArn=TOPIC.format(naming.notification_topic("houses", "local")), Message="m"))
+    _denied(lambda: dynamodb.get_item(TableName=AUDIT, Key={"pk": {"S": "model#houses"}, "sk": {"S": "approval#r"}}))
+    assert "sagemaker:UpdateModelPackage" in _denied(lambda: sagemaker.update_model_package(
+        ModelPackageArn=_package_arn("houses"), ModelApprovalStatus="Rejected"))
+
+
+@pytest.mark.parametrize("task", ["prepare", "validate", "evaluate", "register", "notify"])
+def test_a_retraining_tasks_own_role_reaches_no_models_objects(enforced_platform, task):
+    function = _task(enforced_platform(), task)
+    _put("runs/churn/r1/code/sourcedir.tar.gz")
+    assert "s3:GetObject" in _denied(lambda: _as_function(function).client("s3").get_object(
+        Bucket=BUCKET, Key="runs/churn/r1/code/sourcedir.tar.gz"))
+
+
+def test_a_task_event_from_no_retraining_machine_of_this_environment_is_refused_before_any_session(enforced_platform):
+    from lambdas.shared.tenancy import NotAModelExecution
+
+    prepare = _task(enforced_platform(), "prepare")
+    for machine in ("churn-prod-retraining", "churn-local-other"):
+        with pytest.raises(NotAModelExecution, match="is not an execution of a retraining state machine of local"):
+            prepare.call({"execution_arn": f"arn:aws:states:{LOCAL_REGION}:{LOCAL_ACCOUNT}:execution:{machine}:r",
+                          "execution_name": "r", "state": {"model": "churn"}}, {})
+
+
+def test_only_a_models_state_machine_role_may_invoke_the_retraining_tasks(enforced_platform):
+    """moto authorizes Invoke as lambda:Invoke; the emulation checks AWS's action, lambda:InvokeFunction."""
+    provisioned = enforced_platform()
+    prepare = _task(provisioned, "prepare")
+    machine_role = next(arn for arn in provisioned.role_credentials if "RetrainingStateMachineRole" in arn)
+    as_machine = provisioned.role_credentials.of(machine_role).client("lambda", LOCAL_REGION)
+    answer = as_machine.invoke(FunctionName=prepare.name, Payload=b"{}")  # allowed: the handler refuses the event
+    assert answer["StatusCode"] == 200 and answer.get("FunctionError")
+    as_drift = _as_function(provisioned.function_named(DRIFT)).client("lambda")  # another control-plane function
+    assert "lambda:InvokeFunction" in _denied(lambda: as_drift.invoke(FunctionName=prepare.name, Payload=b"{}"))
+
+
+def test_acting_for_churn_deploy_creates_and_passes_churns_only(enforced_platform):
+    deploy = _task(enforced_platform(), "deploy")
+    churn = _acting_for(deploy, "churn")
+    sagemaker = churn.client("sagemaker")
+    role = lambda model: f"arn:aws:iam::{LOCAL_ACCOUNT}:role/{naming.sagemaker_role_name(model, 'local')}"  # noqa: E731
+    container = {"Image": "x", "ModelDataUrl": f"s3://{BUCKET}/releases/churn/abc/model.tar.gz"}
+    sagemaker.create_model(ModelName="churn-local-staging-r1", ExecutionRoleArn=role("churn"), PrimaryContainer=container)
+    assert "sagemaker:CreateModel" in _denied(lambda: sagemaker.create_model(
+        ModelName="houses-local-staging-r1", ExecutionRoleArn=role("churn"), PrimaryContainer=container))
+    assert "sagemaker:UpdateEndpoint" in _denied(lambda: sagemaker.update_endpoint(
+        EndpointName=naming.endpoint("houses", "local", "prod"), EndpointConfigName="houses-local-prod-r1"))
+    assert "dynamodb:GetItem" in _denied(lambda: churn.client("dynamodb").get_item(
+        TableName=AUDIT, Key={"pk": {"S": "model#houses"}, "sk": {"S": "approval#r"}}))
+    _denied(lambda: churn.client("s3").get_object(Bucket=BUCKET, Key="releases/houses/abc/model.tar.gz"))
+    # CreateModel naming houses' execution role: the session may not pass it (the emulation checks iam:PassRole)
+    assert "iam:PassRole" in _denied(lambda: sagemaker.create_model(
+        ModelName="churn-local-staging-r2", ExecutionRoleArn=role("houses"), PrimaryContainer=container))
+
+
+def test_acting_for_churn_smoke_and_rollback_reach_churns_endpoints_only(enforced_platform):
+    provisioned = enforced_platform()
+    smoke = _acting_for(_task(provisioned, "smoke"), "churn").client("sagemaker-runtime")
+    assert "sagemaker:InvokeEndpoint" in _denied(lambda: smoke.invoke_endpoint(
+        EndpointName=naming.endpoint("houses", "local", "staging"), Body=b"{}", ContentType="application/json"))
+    rollback = _acting_for(_task(provisioned, "rollback"), "churn").client("sagemaker")
+    assert "sagemaker:DeleteEndpoint" in _denied(lambda: rollback.delete_endpoint(
+        EndpointName=naming.endpoint("houses", "local", "staging")))
+    assert "sagemaker:UpdateModelPackage" in _denied(lambda: rollback.update_model_package(
+        ModelPackageArn=_package_arn("houses"), ModelApprovalStatus="Rejected"))

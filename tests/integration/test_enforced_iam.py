@@ -21,8 +21,8 @@ def _event(state: dict) -> dict:
 def _prepare_and_validate(provisioned) -> dict:
     boto3.client("s3").put_object(Bucket=BUCKET, Key="datasets/churn/train.csv", Body=dataset_bytes(rows=1000))
     state = {"input": {"model": "churn", "requested_by": "ds@example.com", "git_commit": "a1b2c3d"}}
-    state["run"] = provisioned.function_named("PrepareFunction").call(_event(state["input"]), {})
-    return provisioned.function_named("ValidateFunction").call(_event(state), {})
+    state["run"] = provisioned.function_named("PipelineTasksPrepare").call(_event(state["input"]), {})
+    return provisioned.function_named("PipelineTasksValidate").call(_event(state), {})
 
 
 def test_validate_succeeds_under_its_synthesized_role(enforced_platform):
@@ -32,15 +32,15 @@ def test_validate_succeeds_under_its_synthesized_role(enforced_platform):
 
 
 def test_validate_without_get_object_is_denied_naming_the_action(enforced_platform):
-    provisioned = enforced_platform(without_role_action("ValidateFunction", "s3:GetObject*"))
+    provisioned = enforced_platform(without_role_action("PipelineTasksValidateScoped", "s3:GetObject"))
     with pytest.raises(DataValidationFailed, match="AccessDenied") as denied:
         _prepare_and_validate(provisioned)
     assert "not authorized to perform: s3:GetObject" in str(denied.value)
-    assert "assumed-role/mlops-local-churn-ValidateFunctionRole" in str(denied.value)
+    assert "assumed-role/mlops-local-control-PipelineTasksValidateScopedRole" in str(denied.value)  # acting for churn
 
 
 def test_the_admin_driver_is_not_bound_by_the_function_roles(enforced_platform):
-    enforced_platform(without_role_action("ValidateFunction", "s3:GetObject*"))
+    enforced_platform(without_role_action("PipelineTasksValidateScoped", "s3:GetObject"))
     boto3.client("s3").put_object(Bucket=BUCKET, Key="datasets/churn/train.csv", Body=b"a,b\n")
     assert boto3.client("s3").get_object(Bucket=BUCKET, Key="datasets/churn/train.csv")["Body"].read() == b"a,b\n"
 
@@ -196,7 +196,7 @@ def test_the_restore_step_restores_both_stages_under_its_synthesized_role(enforc
     state = {"registration": {"model_package_arn": package}, "error": {"Error": "States.TaskFailed", "Cause": "smoke"},
              "deployment": {"staging": {"endpoint": staging, "previous_config": f"{staging}-run-0"},
                             "prod": {"endpoint": prod, "previous_config": None}}}
-    result = provisioned.function_named("DeploymentRollbackFunction").call(_event(state), {})
+    result = provisioned.function_named("PipelineTasksRollback").call(_event(state), {})
     assert result["restored"] == {"staging": f"restored {staging}-run-0",
                                   "prod": "deleted (it served nothing before this run)"}
     sagemaker = boto3.client("sagemaker")

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from pipelines import naming
 from pipelines.client import ApiError, Pipelines, RunsApi, decide, runs_api_parameter
-from tests.integration.conftest import LOCAL_ACCOUNT, LOCAL_REGION, released_package
+from tests.integration.conftest import LOCAL_ACCOUNT, LOCAL_REGION, released_package, scoped_session
 
 pytestmark = pytest.mark.slow
 
@@ -128,9 +128,9 @@ def _waiting_approval(people, requested_by: str, monkeypatch, person: str | None
         else:
             time.sleep(0.1)
     assert token, "the waiting machine sent no token"
-    registrar = people["provisioned"].function_named("RegisterFunction").credentials  # a release writer
+    registrar = scoped_session(people["provisioned"].function_named("PipelineTasksRegister"), "churn")  # a release writer
     package = released_package("churn-local", bucket=naming.artifact_bucket("local", LOCAL_ACCOUNT, LOCAL_REGION),
-                               session=registrar.session(LOCAL_REGION))
+                               session=registrar)
     state = {"run": {"model": "churn", "requested_by": requested_by, "requested_by_person": person,
                      "git_commit": "abcdef1", "hyperparameters": {}, "trigger": "manual", "execution_arn": execution},
              "validation": {"dataset_uri": "s3://b/d.csv", "version_id": "1", "sha256": "f" * 64},
@@ -279,9 +279,11 @@ def test_an_identity_center_session_is_a_person_only_under_identity_centers_rese
 def test_the_recorded_commit_is_the_deployed_one_and_the_callers_is_only_claimed(people):
     """A data scientist sends any hex commit; PrepareRun, as its own role, records the deployed source's commit."""
     run = _pipelines(people["scientist"]).start("churn", git_commit="deadbee")
-    prepare = people["provisioned"].function_named("PrepareFunction")
+    prepare = people["provisioned"].function_named("PipelineTasksPrepare")
     config = prepare.call({"execution_arn": run.arn, "execution_name": run.name, "state": _execution_input(run.arn)}, {})
-    assert config["git_commit"] == prepare.environment["SOURCE_GIT_COMMIT"] != "deadbee"
+    deployed = json.loads(boto3.client("ssm").get_parameter(  # the commit the model stack was synthesized from
+        Name=naming.model_record_parameter("churn", "local"))["Parameter"]["Value"])["settings"]["SOURCE_GIT_COMMIT"]
+    assert config["git_commit"] == deployed != "deadbee"
     assert config["claimed_git_commit"] == "deadbee"
 
 

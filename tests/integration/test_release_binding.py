@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pipelines import naming
-from tests.integration.conftest import LOCAL_ACCOUNT, LOCAL_REGION
+from tests.integration.conftest import LOCAL_ACCOUNT, LOCAL_REGION, scoped_session
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def approved(enforced_platform):
     """A run's trained artifact (written by the training role), registered by the register function (as its role),
     its approval requested by the request function (which binds the artifact), then approved."""
     provisioned = enforced_platform()
-    training = _role_session(provisioned, "TrainingExecutionRole")
+    training = _role_session(provisioned, "SageMakerExecutionRole")
     trained = _tarball(b"the trained weights")
     version = training.client("s3", LOCAL_REGION).put_object(Bucket=BUCKET, Key=OUTPUT_KEY, Body=trained)["VersionId"]
     state = {"run": {"model": "churn", "trigger": "manual", "requested_by": "ds@example.com", "git_commit": "0d3b10e",
@@ -56,7 +56,7 @@ def approved(enforced_platform):
                             "baseline_constraints_uri": f"s3://{BUCKET}/runs/churn/run-1/c.json",
                             "artifact_version_id": version}}
     event = {"execution_arn": EXECUTION, "execution_name": "run-1", "state": state}
-    state["registration"] = provisioned.function_named("RegisterFunction").call(event, {})
+    state["registration"] = provisioned.function_named("PipelineTasksRegister").call(event, {})
     provisioned.function_named("ApprovalRequestFunction").call({**event, "task_token": "token"}, {})
     package = state["registration"]["model_package_arn"]
     boto3.client("sagemaker").update_model_package(ModelPackageArn=package, ModelApprovalStatus="Approved")
@@ -68,7 +68,7 @@ def approved(enforced_platform):
 
 def _deploy(approved, stage: str) -> dict:
     event = {"execution_arn": EXECUTION, "execution_name": "run-1", "state": approved["state"], "stage": stage}
-    return approved["provisioned"].function_named("DeploymentDeployFunction").call(event, {})
+    return approved["provisioned"].function_named("PipelineTasksDeploy").call(event, {})
 
 
 def _served_bytes(package_arn: str) -> bytes:
@@ -144,8 +144,9 @@ def test_a_package_repointed_to_other_bytes_after_approval_is_never_deployed(app
 
 def test_a_copy_needs_read_on_its_source_as_aws_authorizes_it(approved):
     """CopyObject is authorized as s3:PutObject on the target and s3:GetObject(Version) on the source (S3 API
-    reference); the emulation checks both. The register role may write releases but not read other runs' files."""
-    registrar = _role_session(approved["provisioned"], "RegisterFunctionRole").client("s3", LOCAL_REGION)
+    reference); the emulation checks both. The register task acting for churn may write churn's releases but not read
+    churn's run files."""
+    registrar = scoped_session(approved["provisioned"].function_named("PipelineTasksRegister"), "churn").client("s3")
     boto3.client("s3").put_object(Bucket=BUCKET, Key="runs/churn/run-9/secret.csv", Body=b"not the registrar's")
     with pytest.raises(ClientError, match="AccessDenied.*s3:GetObject"):
         registrar.copy_object(Bucket=BUCKET, Key="releases/churn/" + "1" * 64 + "/model.tar.gz",

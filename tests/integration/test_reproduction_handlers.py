@@ -40,8 +40,10 @@ def test_a_reproduction_trains_the_versions_code_data_version_and_hyperparameter
     assert run["dataset_version_id"] == first and run["git_commit"] == "a1b2c3d" and run["tune"] is False
     assert json.loads(run["hyperparameters"]["seed"]) == 11 and json.loads(run["hyperparameters"]["validation_share"]) == 0.25
     assert run["reproduces"].endswith("model-package/churn-dev/1") and run["reproduces_version"] == 1
-    snapshot = boto3.client("s3").get_object(Bucket=BUCKET, Key="runs/churn/run-1/code/sourcedir.tar.gz")["Body"].read()
-    assert snapshot == b"the code version 1 ran" and run["source_uri"].endswith("runs/churn/run-1/code/sourcedir.tar.gz")
+    # the state machine's SnapshotSource copies the reproduced version's own code into the run's folder
+    assert run["source_copy"] == {"Bucket": BUCKET, "Key": "runs/churn/run-1/code/sourcedir.tar.gz",
+                                  "CopySource": f"{BUCKET}/runs/churn/first-run/code/sourcedir.tar.gz"}
+    assert run["source_uri"] == f"s3://{BUCKET}/runs/churn/run-1/code/sourcedir.tar.gz"
 
     validation = handlers.validate_data(task_event({"run": run}), CONTEXT)
     assert validation["version_id"] == first and validation["sha256"] == hashlib.sha256(original).hexdigest()

@@ -63,5 +63,6 @@ def test_a_model_named_like_another_models_endpoint_is_refused():
 
     fraud = load_spec(REPO_ROOT / "pipelines/churn/model.yaml").model_copy(update={"name": "fraud"})
     check_names_across_models([fraud, fraud.model_copy(update={"name": "fraud-eu"})], ["dev", "prod"])
-    with pytest.raises(SpecError, match="fraud-dev-prod-eu: a model name may not hold '-dev-prod'"):
-        check_names_across_models([fraud, fraud.model_copy(update={"name": "fraud-dev-prod-eu"})], ["dev", "prod"])
+    for name in ("fraud-dev-prod-eu", "fraud-dev-x", "fraud-dev"):  # fraud-dev's endpoints: fraud-dev-dev-*
+        with pytest.raises(SpecError, match=f"{name}: a model name may not hold '-dev-' or end with '-dev'"):
+            check_names_across_models([fraud, fraud.model_copy(update={"name": name})], ["dev", "prod"])
