@@ -31,10 +31,11 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-import boto3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ClientError
+
+from lambdas.shared import dal
 
 SERVICE = "sagemaker-mlflow"
 ARN_HEADER = "x-mlflow-sm-tracking-server-arn"
@@ -98,8 +99,9 @@ class TrackingClient:
     @classmethod
     def for_server(cls, name: str, session=None, sagemaker=None) -> TrackingClient:
         """The client of the tracking server called name (sagemaker: the SageMaker client to describe it with;
-        session's by default)."""
-        session = session or boto3.Session()
+        session's by default). session: the data-access layer's current one by default (acting for a model, the
+        scoped session)."""
+        session = session or dal.current_session()
         described = describe_server(name, sagemaker or session.client("sagemaker"))
         arn = described.get("TrackingServerArn", "")
         region = arn.split(":")[3] if arn.count(":") >= 5 else session.region_name

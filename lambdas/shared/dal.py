@@ -36,6 +36,12 @@ def bound_to(session: boto3.Session, endpoint_url: str | None = None) -> Iterato
         _BOUND.reset(token)
 
 
+def current_session() -> boto3.Session:
+    """The session clients are made from now (a control-plane function's scoped session while it acts for a model)."""
+    session, _ = _BOUND.get()
+    return boto3.Session() if session is boto3 else session
+
+
 def client(service: str, endpoint_url: str | None = None):
     session, bound_url = _BOUND.get()
     return session.client(service, config=_CONFIG, endpoint_url=endpoint_url or bound_url)

@@ -22,7 +22,6 @@ import os
 import tempfile
 import threading
 import traceback
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -86,16 +85,12 @@ class _Context:
         return 300_000
 
 
-_DISPATCHES: "weakref.WeakSet[LambdaDispatch]" = weakref.WeakSet()  # every live dispatch: the provisioned functions
-
-
 class LambdaDispatch:
     """Function name -> LocalFunction; installed into moto's Lambda invoke."""
 
     def __init__(self, extra_environment: dict[str, str] | None = None) -> None:
         self.functions: dict[str, LocalFunction] = {}
         self.extra_environment = extra_environment or {}
-        _DISPATCHES.add(self)
 
     def register(self, function: LocalFunction) -> None:
         self.functions[function.name] = function
@@ -309,10 +304,7 @@ def stage_source_archives(model: str | Path) -> list[str]:
 
     model_dir = Path(model) if isinstance(model, Path) else MODELS_DIR / model
     spec = load_spec(model_dir)
-    targets = {function.environment["SOURCE_ARCHIVE"] for dispatch in list(_DISPATCHES)
-               for function in dispatch.functions.values()
-               if function.environment.get("SOURCE_ARCHIVE", "").startswith("s3://")
-               and json.loads(function.environment.get("MODEL_SPEC") or "{}").get("name") == spec.name}
+    targets = {uri for uri in deployed_source_archives(spec.name) if uri.startswith("s3://")}
     if not targets:
         return []
     with tempfile.TemporaryDirectory(prefix="source-") as directory:
@@ -325,6 +317,22 @@ def stage_source_archives(model: str | Path) -> list[str]:
             backend.create_bucket(bucket, bucket.split("-assets-")[1].split("-", 1)[1] if account else "us-east-1")
         backend.put_object(bucket, key, body)
     return sorted(targets)
+
+
+def deployed_source_archives(model: str) -> set[str]:
+    """The SOURCE_ARCHIVE of every record of `model` provisioned in the emulation (any account, Region, environment:
+    /mlops/<env>/_models/<model>), read from moto's backend (the deployer's view, not a platform role's)."""
+    from moto.ssm.models import ssm_backends
+
+    found = set()
+    for account in list(ssm_backends):
+        for region in list(ssm_backends[account]):
+            parameters = ssm_backends[account][region]._parameters
+            for name in list(parameters):
+                if name.startswith("/mlops/") and name.endswith(f"/_models/{model}"):
+                    settings = json.loads(parameters[name][-1].value).get("settings") or {}
+                    found.add(settings.get("SOURCE_ARCHIVE", ""))
+    return found
 
 
 def _default_account() -> str:

@@ -4,7 +4,8 @@ The CDK app is synthesized for a `local` environment and provisioned into moto; 
 Functions interpreter runs the synthesized definition; Lambda tasks run the real handlers
 in-process; the training task runs train.py as a subprocess; the approval link is served on
 127.0.0.1; the approved model is served by inference.py on 127.0.0.1; shifted traffic is captured;
-the drift hook finds it and starts the second run.
+the drift hook finds it and starts the second run. Models named `alongside` run their own whole lifecycle at the
+same time, on the same emulated environment and its one control plane (each in a lane of its own).
 
 IAM is enforced (unless enforce_iam=False): each handler runs with its own synthesized role's session,
 train.py with the training role's; the driver itself (seeding data, starting runs, the approver's
@@ -13,6 +14,7 @@ mailbox) signs as an admin user. docs/local-emulation-iam.md says what moto chec
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -20,12 +22,13 @@ import shutil
 import time
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from threading import Thread
-from typing import Callable
+from threading import Lock, Thread
+from typing import Callable, Sequence
 
 import boto3
 
@@ -35,6 +38,7 @@ from pipelines.spec import MODELS_DIR, REPO_ROOT, find_model_dir, load_spec
 LOCAL_ENV = "local"
 DEMO_REQUESTER = "data-scientist@example.com"
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+_CLIENTS = Lock()
 
 
 class LifecycleError(RuntimeError):
@@ -53,6 +57,7 @@ class LifecycleResult:
     timings: dict[str, float] = field(default_factory=dict)
     captured_rows: int = 0
     metric_columns: list[str] = field(default_factory=list)  # the model's metric columns, objective first
+    alongside: dict[str, "LifecycleResult"] = field(default_factory=dict)  # model -> its lifecycle, run at the same time
 
 
 def local_environment(account: str, region: str) -> dict:
@@ -60,9 +65,10 @@ def local_environment(account: str, region: str) -> dict:
     return {LOCAL_ENV: {"account": account, "region": region, "experiments": {"enabled": True}, "overrides": {}}}
 
 
-def synthesize(model: str, account: str, region: str, models_dir: Path = MODELS_DIR) -> dict[str, dict]:
-    """The registry and model stacks of the `local` environment, as the CDK app synthesizes them from the model
-    folders under models_dir."""
+def synthesize(model: str, account: str, region: str, models_dir: Path = MODELS_DIR,
+               alongside: Sequence[str] = ()) -> dict[str, dict]:
+    """The registry, control plane and model stacks (model's, and alongside's) of the `local` environment, as the
+    CDK app synthesizes them from the model folders under models_dir."""
     import aws_cdk as cdk
 
     from stacks.app_builder import build_app
@@ -75,7 +81,7 @@ def synthesize(model: str, account: str, region: str, models_dir: Path = MODELS_
                          models_dir).synth()
     return {name: assembly.get_stack_by_name(name).template
             for name in (naming.registry_stack(LOCAL_ENV), naming.control_stack(LOCAL_ENV),
-                         naming.model_stack(model, LOCAL_ENV))}
+                         *(naming.model_stack(m, LOCAL_ENV) for m in (model, *alongside)))}
 
 
 class FunctionUrlServer:
@@ -147,7 +153,9 @@ class LocalLifecycle:
                  rows: int = 5000, traffic_requests: int = 150, say: Callable[[str], None] = print,
                  verbose: bool = False, enforce_iam: bool = True,
                  adjust_templates: Callable[[dict[str, dict]], None] | None = None, models_dir: Path = MODELS_DIR,
-                 data: Path | str | None = None, show_links: Callable[[str], None] = print) -> None:
+                 data: Path | str | None = None, show_links: Callable[[str], None] = print,
+                 alongside: Sequence[str] = ()) -> None:
+        """alongside: other models whose whole lifecycle runs at the same time, on the same control plane."""
         from pipelines.model_folder import load_dataset_module
 
         self.model, self.workdir, self.interactive = model, Path(workdir).resolve(), interactive
@@ -163,6 +171,10 @@ class LocalLifecycle:
         self.spec = load_spec(self.model_dir)
         self.dataset = load_dataset_module(self.model_dir, self.spec)  # a missing maker or function: a SpecError
         self.result = LifecycleResult(metric_columns=self.spec.metric_columns())
+        self.alongside = [m for m in dict.fromkeys(alongside) if m != model]
+        for other in self.alongside:  # a missing folder or a bad spec is refused before anything starts
+            load_dataset_module(find_model_dir(other, self.models_dir), load_spec(find_model_dir(other, self.models_dir)))
+        self.lanes: list[LocalLifecycle] = []
 
     # ------------------------------------------------------------------ the lifecycle
     def run(self, then: Callable[[LocalLifecycle], None] | None = None, setup_only: bool = False) -> LifecycleResult:
@@ -212,6 +224,34 @@ class LocalLifecycle:
 
     def _lifecycle(self) -> None:
         self._setup()
+        for lane in self.lanes:
+            lane._step("seed the training data", lambda lane=lane: lane._seed(shift=0.0))
+        with ThreadPoolExecutor(max_workers=len(self.lanes) or 1, thread_name_prefix="lane") as pool:
+            others = {lane.model: pool.submit(lane._model_lifecycle) for lane in self.lanes}
+            self._model_lifecycle()
+            for lane in self.lanes:
+                others[lane.model].result()
+                self.result.alongside[lane.model] = lane.result
+
+    def _lane(self, model: str) -> LocalLifecycle:
+        """Another model's lifecycle on this one's emulation (its stacks, roles, servers and hosting shared): its own
+        spec, data, working folder, approvers' mailbox, data scientist and result."""
+        from pipelines.model_folder import load_dataset_module
+
+        lane = copy.copy(self)
+        lane.model, lane.model_dir = model, find_model_dir(model, self.models_dir)
+        lane.spec = load_spec(lane.model_dir)
+        lane.dataset = load_dataset_module(lane.model_dir, lane.spec)
+        lane.result, lane.data, lane.lanes = LifecycleResult(metric_columns=lane.spec.metric_columns()), None, []
+        lane.workdir = self.workdir / "alongside" / model
+        lane.workdir.mkdir(parents=True, exist_ok=True)
+        lane.say = lambda line, say=self.say: say(f"[{model}] {line}")
+        lane._subscribe_inbox()
+        lane.data_scientist = lane._data_scientist(DEMO_REQUESTER)
+        return lane
+
+    def _model_lifecycle(self) -> None:
+        """Run 1 (approved through the link), serving, shifted traffic, new data, the drift check, run 2."""
         first = self._step("run 1: retraining pipeline", lambda: self._run_pipeline(trigger_approval=True))
         if first["status"] != "SUCCEEDED":
             raise LifecycleError(f"run 1 ended {first['status']}: {first.get('error')} {first.get('cause')}; "
@@ -232,7 +272,7 @@ class LocalLifecycle:
 
     # ------------------------------------------------------------------ set-up
     def _synthesize(self) -> None:
-        self.templates = synthesize(self.model, self.account, self.region, self.models_dir)
+        self.templates = synthesize(self.model, self.account, self.region, self.models_dir, self.alongside)
         if self.adjust_templates:  # tests take a grant away to prove enforcement notices
             self.adjust_templates(self.templates)
 
@@ -243,8 +283,10 @@ class LocalLifecycle:
         return boto3.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=self.region)
 
     def _aws(self, service: str):
-        """A client for the driver's own calls: the admin's, never a handler's from the environment."""
-        return self.admin.client(service, self.region) if self.admin else boto3.client(service, region_name=self.region)
+        """A client for the driver's own calls: the admin's, never a handler's from the environment. Made under a
+        lock: lanes run in threads, and boto3's default session is not safe to make clients from concurrently."""
+        with _CLIENTS:
+            return self.admin.client(service, self.region) if self.admin else boto3.client(service, region_name=self.region)
 
     @staticmethod
     def _as_driver():
@@ -277,10 +319,13 @@ class LocalLifecycle:
         self.bucket = naming.artifact_bucket(LOCAL_ENV, self.account, self.region)
         self._subscribe_inbox()
         self.data_scientist = self._data_scientist(DEMO_REQUESTER)
+        self.lanes = [self._lane(model) for model in self.alongside]  # their people sign in before enforcement
         if self.enforce_iam:
             self._enforce_iam(provisioner)
         glue.install_sagemaker_sync(self.model_dir, self.workdir / "training", self._training_log,
                                     self.provisioned.role_credentials.of if self.enforce_iam else None, self.admin)
+        for lane in self.lanes:  # what `cdk deploy` publishes for their training steps too
+            glue.stage_source_archives(lane.model_dir)
         self.say(f"    provisioned {sum(len(v) for v in self.provisioned.values.values())} resources, "
                  f"{len(self.provisioned.functions)} functions; endpoints served at {self.hosting.url}, "
                  f"approval links at {self.approval_server.url}, runs API (AWS_IAM) at {self.runs_server.url}")
@@ -309,7 +354,7 @@ class LocalLifecycle:
     def _subscribe_inbox(self) -> None:
         """The approvers' mailbox: an SQS queue on the approval topic (SNS email cannot leave this machine)."""
         sqs, sns = boto3.client("sqs"), boto3.client("sns")
-        self.inbox = sqs.create_queue(QueueName="approver-inbox")["QueueUrl"]
+        self.inbox = sqs.create_queue(QueueName=f"approver-inbox-{self.model}")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         topic = next(t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(f"{self.model}-{LOCAL_ENV}-approvals"))
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
@@ -370,7 +415,8 @@ class LocalLifecycle:
         run = {"name": described["name"], "status": described["status"], "arn": execution_arn,
                "error": described.get("error"), "cause": described.get("cause"), "waiting_at": stopped_at,
                "input": json.loads(described["input"]), "failed_step": _first_failure(history),
-               "outcome": self._outcome(described, history).model_dump()}
+               "outcome": self._outcome(described, history).model_dump(),
+               "started": str(described["startDate"]), "stopped": str(described.get("stopDate") or "")}
         self.result.runs.append(run)
         return run
 

@@ -6,14 +6,17 @@ import pytest
 from lambdas.shared.lineage import decode_pairs
 
 from pipelines.local.lifecycle import LocalLifecycle
+from pipelines.spec import load_spec
+from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def lifecycle(tmp_path_factory):
+    """churn's lifecycle, with houses' whole lifecycle running at the same time on the same control plane."""
     return LocalLifecycle("churn", tmp_path_factory.mktemp("local"), rows=3000, traffic_requests=120,
-                          say=lambda line: None).run()
+                          say=lambda line: None, alongside=["houses"]).run()
 
 
 def test_first_run_succeeds_through_every_stage(lifecycle):
@@ -68,9 +71,26 @@ def test_the_drift_hook_started_a_second_run_on_the_new_data(lifecycle):
 
 # ------------------------------------------------------------------ a second model: XGBoost regression, beside churn
 @pytest.fixture(scope="module")
-def houses(tmp_path_factory):
-    return LocalLifecycle("houses", tmp_path_factory.mktemp("houses"), rows=1500, traffic_requests=100,
-                          say=lambda line: None).run()
+def houses(lifecycle):
+    return lifecycle.alongside["houses"]
+
+
+def test_two_models_ran_their_lifecycles_at_the_same_time_on_one_control_plane(lifecycle, houses):
+    churn_first, houses_first = lifecycle.runs[0], houses.runs[0]
+    assert houses_first["started"] < churn_first["stopped"] and churn_first["started"] < houses_first["stopped"]
+    assert all(":execution:churn-local-retraining:" in run["arn"] for run in lifecycle.runs)
+    assert all(":execution:houses-local-retraining:" in run["arn"] for run in houses.runs)
+
+
+def test_the_drift_of_one_model_never_touched_the_other(lifecycle, houses):
+    for result, model in ((lifecycle, "churn"), (houses, "houses")):
+        assert f"/drift/{model}/" in result.drift["html_report_uri"]
+        assert result.second_run["input"]["model"] == model and result.second_run["input"]["trigger"] == "drift"
+        assert f":execution:{model}-local-retraining:" in result.drift["execution_arn"]
+    # each check read its own model's captures: the features it found drifting are its own model's
+    for result, model in ((lifecycle, "churn"), (houses, "houses")):
+        features = set(load_spec(REPO_ROOT / "pipelines" / model / "model.yaml").dataset.features)
+        assert result.drift["drifted_features"] and set(result.drift["drifted_features"]) <= features
 
 
 def test_the_regression_model_runs_the_whole_lifecycle_on_its_own_metric(houses):

@@ -85,6 +85,18 @@ def test_drift_features_must_be_dataset_features(tmp_path):
         load_spec(write_model(tmp_path, document))
 
 
+@pytest.mark.parametrize("prefix", ["datasets/", "datasets/houses/", "data/churn/", "datasets/churn2/"])
+def test_a_models_data_must_lie_under_its_own_datasets_prefix(tmp_path, prefix):
+    """The shared validate task, acting for churn, reads datasets/churn/ only (stacks/constructs/pipeline_tasks.py)."""
+    document = churn_document()
+    document["dataset"]["s3_prefix"] = prefix
+    with pytest.raises(SpecError, match=f"dataset.s3_prefix '{prefix}' is outside datasets/churn/"):
+        load_spec(write_model(tmp_path, document))
+    document["dataset"]["s3_prefix"] = "datasets/churn/2026/"
+    (tmp_path / "ok").mkdir()
+    assert load_spec(write_model(tmp_path / "ok", document)).dataset.s3_prefix == "datasets/churn/2026/"
+
+
 def test_folder_and_name_must_agree(tmp_path):
     with pytest.raises(SpecError, match="differs from its folder 'fraud'"):
         load_spec(write_model(tmp_path, churn_document(), name="fraud"))
