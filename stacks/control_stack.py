@@ -3,9 +3,9 @@
 Each acts for one model at a time, learning the model from its event and reading the model's record (the SSM
 parameter its model stack writes, pipelines/model_record.py) through a session scoped to that model
 (stacks/constructs/control_plane.py). Deployed after the registry stack and before the model stacks.
-Where it stands (issue 26): the cost-anomaly router, the drift check and the approval repair run here; the pipeline
-tasks, approval request and links, deployment, promotion and runs API still run as per-model functions in the model
-stacks.
+Where it stands (issue 26): the cost-anomaly router, the drift check, the approval repair and promotion (offer, receive,
+import) run here; the pipeline tasks, approval request and links, deployment and runs API still run as per-model
+functions in the model stacks.
 """
 
 from __future__ import annotations
@@ -19,13 +19,16 @@ from stacks.constructs.approval_repair import ApprovalRepair
 from stacks.constructs.budgets import CostAnomalyRouting
 from stacks.constructs.drift import DriftChecks
 from stacks.constructs.failures import AsyncFailures
+from stacks.constructs.promotion import PromotionOffers, PromotionReceiver
 from stacks.constructs.retraining import NotificationTopic
 from stacks.registry_stack import RegistryStack
 
 
 class ControlPlaneStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, environment: EnvironmentSpec, registry: RegistryStack,
-                 **kwargs) -> None:
+                 delivery=None, **kwargs) -> None:
+        """delivery: cdk.json's promotion roles (pipelines.promotion.Delivery): offers to the next stage, imports from
+        the previous one (docs/promotion.md)."""
         super().__init__(scope, construct_id, **kwargs)
         env_name, key = environment.name, registry.key
         self.node.add_dependency(registry)
@@ -39,4 +42,10 @@ class ControlPlaneStack(Stack):
                                                  platform_topic=self.platform_topic, failures=self.failures)
         self.drift = DriftChecks(self, "Drift", env_name=env_name, key=key, failures=self.failures)
         self.approval_repair = ApprovalRepair(self, "ApprovalRepair", env_name=env_name, key=key, failures=self.failures)
+        upstream = delivery.upstream(env_name) if delivery else None
+        downstream = delivery.downstream(env_name) if delivery else None
+        self.offers = PromotionOffers(self, "PromotionOffers", environment=environment, downstream=downstream, key=key,
+                                      failures=self.failures) if downstream else None
+        self.receiver = PromotionReceiver(self, "Promotions", environment=environment, upstream=upstream, key=key,
+                                          failures=self.failures) if upstream else None
         CfnOutput(self, "PlatformTopicArn", value=self.platform_topic.topic_arn)

@@ -7,17 +7,13 @@ import base64
 import hashlib
 from dataclasses import dataclass
 
-import boto3
-from botocore.config import Config
-
 from lambdas.shared.dal import client, conditional_write, parse_s3_uri
-
-_RETRIES = Config(retries={"max_attempts": 8, "mode": "adaptive"})  # as lambdas.shared.dal's clients
 
 
 def describe_package(arn: str) -> dict:
-    """A package of this or another account (by ARN: the other account's group policy decides), in its own region."""
-    return boto3.client("sagemaker", region_name=arn.split(":")[3], config=_RETRIES).describe_model_package(ModelPackageName=arn)
+    """A package of this or another account (by ARN: the other account's group policy decides), in its own region,
+    with the session the handler acts with."""
+    return client("sagemaker", region_name=arn.split(":")[3]).describe_model_package(ModelPackageName=arn)
 
 
 def head_bytes(uri: str, version_id: str | None, limit: int) -> bytes:
@@ -67,6 +63,17 @@ class PromotionClaims:
 def record_metadata(package_arn: str, properties: dict[str, str]) -> None:
     """Adds keys to a package's CustomerMetadataProperties (UpdateModelPackage merges them)."""
     client("sagemaker").update_model_package(ModelPackageArn=package_arn, CustomerMetadataProperties=properties)
+
+
+def start_execution(machine_arn: str, name: str, document: dict) -> str:
+    """A run of the machine; an execution of that name already started (a delivery repeated) is that run."""
+    import json
+
+    sfn = client("stepfunctions")
+    try:
+        return sfn.start_execution(stateMachineArn=machine_arn, name=name, input=json.dumps(document))["executionArn"]
+    except sfn.exceptions.ExecutionAlreadyExists:
+        return f"{machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
 
 
 def put_event(entry: dict) -> None:

@@ -36,9 +36,10 @@ def bound_to(session: boto3.Session, endpoint_url: str | None = None) -> Iterato
         _BOUND.reset(token)
 
 
-def client(service: str, endpoint_url: str | None = None):
+def client(service: str, endpoint_url: str | None = None, region_name: str | None = None):
+    """region_name: another Region's endpoint (a resource named by ARN there), with the same session."""
     session, bound_url = _BOUND.get()
-    return session.client(service, config=_CONFIG, endpoint_url=endpoint_url or bound_url)
+    return session.client(service, config=_CONFIG, endpoint_url=endpoint_url or bound_url, region_name=region_name)
 
 
 def resource(service: str):
