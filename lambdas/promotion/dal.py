@@ -6,8 +6,27 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
+from typing import Iterator
+
+from botocore.exceptions import ClientError
 
 from lambdas.shared.dal import client, conditional_write, parse_s3_uri
+
+
+def versions_after(package: dict) -> Iterator[dict]:
+    """The packages registered in the package's group after it, version by version, until a version that does not
+    exist: DescribeModelPackage on the group's own versions, since ListModelPackages has no resource-level permissions
+    and a session acting for one model may not list another's packages."""
+    group = package["ModelPackageArn"].rsplit("/", 1)[0]
+    version = package["ModelPackageVersion"]
+    while True:
+        version += 1
+        try:
+            yield client("sagemaker").describe_model_package(ModelPackageName=f"{group}/{version}")
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ValidationException":  # "... does not exist"
+                return
+            raise
 
 
 def describe_package(arn: str) -> dict:

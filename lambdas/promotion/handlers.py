@@ -149,9 +149,10 @@ def _offer(event: ExecutionSucceeded) -> dict:
     if event.detail.state_machine_arn != setting("STATE_MACHINE_ARN"):
         return {"offered": False, "reason": f"{event.detail.state_machine_arn} is not this model's state machine"}
     spec, downstream = model_spec(), setting("DOWNSTREAM_ENV")
-    registry = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP"))
-    newest = registry.newest("Approved")  # ListModelPackages SortBy=CreationTime, SortOrder=Descending
-    package, reason = logic.what_to_offer(newest, dal.Endpoints().served_package(setting("PROD_ENDPOINT")), downstream)
+    served_arn = dal.Endpoints().served_package(setting("PROD_ENDPOINT"))
+    served = promotion_dal.describe_package(served_arn) if served_arn else None
+    newest = logic.newest_approved(served, promotion_dal.versions_after(served) if served else [])
+    package, reason = logic.what_to_offer(newest, served_arn, downstream)
     if package is None:
         logger.info("nothing offered", extra={"reason": reason})
         return {"offered": False, "reason": reason}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timezone
+from typing import Iterable
 
 from pydantic import BaseModel, Field
 
@@ -215,9 +216,19 @@ def offer_marker(downstream: str, now: datetime | None = None) -> dict[str, str]
     return {f"{OFFERED_TO}{downstream}": (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
+def newest_approved(served: dict | None, later: Iterable[dict]) -> dict | None:
+    """The newest Approved package among the one production serves and those registered after it (a package
+    registered before the served one is older: versions grow with registration)."""
+    newest = served if served and served.get("ModelApprovalStatus") == "Approved" else None
+    for package in later:
+        if package.get("ModelApprovalStatus") == "Approved":
+            newest = package
+    return newest
+
+
 def what_to_offer(newest_approved: dict | None, served_arn: str | None, downstream: str) -> tuple[dict | None, str]:
-    """The package to offer after a successful run: the newest Approved one (ListModelPackages sorted by
-    CreationTime, Descending), only when this stage's production endpoint serves it, and once per next stage."""
+    """The package to offer after a successful run: the newest Approved one (newest_approved), only when this
+    stage's production endpoint serves it, and once per next stage."""
     if newest_approved is None:
         return None, "no Approved package"
     arn = newest_approved["ModelPackageArn"]

@@ -126,9 +126,8 @@ class PromotionOffers(Construct):
     def _grant(self, env_name: str, stack: Stack, bus: str) -> None:
         grant = self.offers.grant_for_model
         grant(["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage"], *_packages(self.offers, env_name))
-        # ListModelPackages authorizes against "*" only (nag.RESOURCE_STAR_ACTIONS): it lists package ARNs and
-        # statuses; reading or changing a package is the grant above, for the session's model only.
-        self.offers.scoped_role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"]))
+        # No ListModelPackages: it authorizes against "*" only and would list every model's packages; the offer
+        # describes the served package's later versions instead (lambdas/promotion/dal.py versions_after).
         grant_read_served(self.offers, env_name)
         grant(["s3:GetObject", "s3:GetObjectVersion"], _objects(env_name, stack, f"{naming.RELEASES}/{MODEL}/*"))
         self.offers.grant_key_through("s3", ["kms:Decrypt"])

@@ -158,3 +158,14 @@ def test_no_offer_when_the_registry_digest_is_not_the_approved_one():
     """The approval record's digest is what was approved; lineage someone rewrote (UpdateModelPackage) offers nothing."""
     with pytest.raises(logic.PromotionRefused, match="changed after approval"):
         logic.offer_of(package(), "churn", "dev", approved_sha256="cd" * 32)
+
+
+def test_the_newest_approved_package_is_the_served_one_unless_a_later_version_is_approved():
+    served = package()
+    later = [package(ModelPackageArn=f"{ARN[:-1]}4", ModelApprovalStatus="Rejected"),
+             package(ModelPackageArn=f"{ARN[:-1]}5", ModelApprovalStatus="PendingManualApproval")]
+    assert logic.newest_approved(served, later) is served
+    approved_later = package(ModelPackageArn=f"{ARN[:-1]}6")
+    assert logic.newest_approved(served, [*later, approved_later]) is approved_later
+    assert logic.newest_approved(package(ModelApprovalStatus="Rejected"), later) is None
+    assert logic.newest_approved(None, []) is None
