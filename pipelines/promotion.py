@@ -190,27 +190,47 @@ def stage_spec(spec: ModelSpec, env: str, delivery: Delivery | None) -> ModelSpe
 
 # ------------------------------------------------------------------ names shared by both sides of a promotion
 
-def import_role_name(model: str, env: str) -> str:
-    """The role that copies and re-registers promoted packages in `env` (at most 62 characters)."""
-    return naming.model_role(model, env, "import")
+# The control-plane functions of promotion (naming.control_function) and their model-scoped roles, which the other
+# account's policies name: the offering stage's offer role puts offers on the next stage's bus, the receiving stage's
+# import role reads the previous stage's registry and files. Both act for one model at a time (session tag mlops:model).
+OFFER, RECEIVE, IMPORT = "promotion-offer", "promotion-receive", "promotion-import"
 
 
-def forwarder_role_name(model: str, env: str) -> str:
-    """The role EventBridge uses in `env` to forward offers of `model` to the next stage's bus."""
-    return naming.model_role(model, env, "offer")
+def scoped_role_name(env: str, purpose: str) -> str:
+    """The model-scoped role of a promotion function in `env` (at most 64 characters: env names are short)."""
+    return f"{naming.PROJECT}-{env}-{purpose}-scoped"
 
 
-def promotion_bus(model: str, env: str) -> str:
-    return f"{naming.PROJECT}-{env}-{model}-promotions"
+def offer_source(model: str) -> str:
+    """The offer event's source names its model: the next stage's bus policy admits an offer only from the offer
+    role's session tagged with that model (events:source = mlops.promotion.${aws:PrincipalTag/mlops:model})."""
+    return f"{EVENT_SOURCE}.{model}"
+
+
+def model_of_source(source: str) -> str | None:
+    """The model an offer's source names, or None when it is no offer source."""
+    model = source.removeprefix(f"{EVENT_SOURCE}.") if source.startswith(f"{EVENT_SOURCE}.") else ""
+    return model if re.fullmatch(naming.MODEL_NAME_PATTERN, model) else None
+
+
+def promotion_bus(env: str) -> str:
+    """The receiving environment's one promotion bus (EventBridge allows 100 buses an account: one per model would cap
+    the fleet)."""
+    return f"{naming.PROJECT}-{env}-promotions"
 
 
 def role_arn(environment: EnvironmentSpec, name: str, path: str = "/") -> str:
     return f"arn:aws:iam::{environment.account}:role{path}{name}"
 
 
-def import_role_arn(environment: EnvironmentSpec, model: str) -> str:
-    """The import role writes the stage's releases, so it lies under the release writers' path."""
-    return role_arn(environment, import_role_name(model, environment.name), naming.RELEASE_WRITER_PATH)
+def import_role_arn(environment: EnvironmentSpec) -> str:
+    """The import function's model-scoped role: it writes the stage's releases, so it lies under the release writers'
+    path."""
+    return role_arn(environment, scoped_role_name(environment.name, IMPORT), naming.RELEASE_WRITER_PATH)
+
+
+def offer_role_arn(environment: EnvironmentSpec) -> str:
+    return role_arn(environment, scoped_role_name(environment.name, OFFER))
 
 
 def bus_arn(environment: EnvironmentSpec, name: str) -> str:
@@ -219,6 +239,10 @@ def bus_arn(environment: EnvironmentSpec, name: str) -> str:
 
 def bucket_of(environment: EnvironmentSpec) -> str:
     return naming.artifact_bucket(environment.name, environment.account, environment.region)
+
+
+def promotion_bus_arn(environment: EnvironmentSpec) -> str:
+    return bus_arn(environment, promotion_bus(environment.name))
 
 
 def package_arn_prefix(model: str, environment: EnvironmentSpec) -> str:

@@ -21,13 +21,16 @@ from stacks.constructs.drift import DriftChecks
 from stacks.constructs import experiments
 from stacks.constructs.failures import AsyncFailures
 from stacks.constructs.pipeline_tasks import PipelineTasks
+from stacks.constructs.promotion import PromotionOffers, PromotionReceiver
 from stacks.constructs.retraining import NotificationTopic
 from stacks.registry_stack import RegistryStack
 
 
 class ControlPlaneStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, environment: EnvironmentSpec, registry: RegistryStack,
-                 **kwargs) -> None:
+                 delivery=None, **kwargs) -> None:
+        """delivery: cdk.json's promotion roles (pipelines.promotion.Delivery): offers to the next stage, imports from
+        the previous one (docs/promotion.md)."""
         super().__init__(scope, construct_id, **kwargs)
         env_name, key = environment.name, registry.key
         self.node.add_dependency(registry)
@@ -43,4 +46,10 @@ class ControlPlaneStack(Stack):
         self.pipeline_tasks = PipelineTasks(self, "PipelineTasks", env_name=env_name, key=key, tracking_server_arn=(
             experiments.server_arn(self, env_name) if environment.experiments.enabled else None))
         self.approval_repair = ApprovalRepair(self, "ApprovalRepair", env_name=env_name, key=key, failures=self.failures)
+        upstream = delivery.upstream(env_name) if delivery else None
+        downstream = delivery.downstream(env_name) if delivery else None
+        self.offers = PromotionOffers(self, "PromotionOffers", environment=environment, downstream=downstream, key=key,
+                                      failures=self.failures) if downstream else None
+        self.receiver = PromotionReceiver(self, "Promotions", environment=environment, upstream=upstream, key=key,
+                                          failures=self.failures) if upstream else None
         CfnOutput(self, "PlatformTopicArn", value=self.platform_topic.topic_arn)

@@ -20,7 +20,7 @@ from stacks.constructs.endpoints import EndpointDeployment, ModelDashboard
 from stacks.constructs.failures import AsyncFailures
 from stacks.constructs.pipeline_tasks import DEPLOYMENT, TASKS, PipelineTasks
 from stacks.constructs.sagemaker_access import ModelExecutionRole
-from stacks.constructs.promotion import PromotionImport, PromotionOffer
+from stacks.constructs.promotion import import_step
 from stacks.constructs.retraining import (NotificationTopic, RetrainingStateMachine, RetrainingTriggers,
                                           lambda_step, state_machine_arn)
 from stacks.constructs.runs_api import RunsApi
@@ -48,7 +48,6 @@ class ModelStack(Stack):
                                       name=naming.failure_queue(model, env_name))
         self.budget = ModelBudget(self, "Budget", spec=spec, env_name=env_name, topic=self.topic)
         upstream = delivery.upstream(env_name) if delivery else None
-        downstream = delivery.downstream(env_name) if delivery else None
         self.execution_role = ModelExecutionRole(self, "SageMakerExecution", model=model, env_name=env_name).role
         self.training = None if upstream else TrainingJob(self, "Training", spec=spec, bucket=bucket, key=key,
                                                           model_dir=model_dir or MODELS_DIR / model,
@@ -87,17 +86,11 @@ class ModelStack(Stack):
         self.deployment = EndpointDeployment(self, "Deployment", spec=spec, env_name=env_name, key=key, bucket=bucket,
                                              role=self.execution_role, image_uri=environment_variables["INFERENCE_IMAGE"],
                                              topic=self.topic, functions={name: functions[name] for name in DEPLOYMENT})
-        self.promotion = PromotionImport(
-            self, "Promotion", spec=spec, environment=environment, upstream=upstream, key=key, bucket=bucket,
-            machine_arn=machine_arn, package_arns=self.package_arns, audit_table_arn=registry.audit_table.table_arn,
-            environment_variables=environment_variables, failures=self.failures) if upstream else None
+        # A promotion stage's runs start with the control plane's import (offers too are the control plane's).
         self.pipeline = RetrainingStateMachine(self, "Retraining", spec=spec, env_name=env_name, key=key,
                                                functions=functions, training=self.training, approval_step=approval.state,
-                                               deployment=self.deployment, head=self.promotion and self.promotion.step)
-        self.offer = PromotionOffer(
-            self, "Offer", spec=spec, environment=environment, downstream=downstream, key=key, bucket=bucket,
-            machine_arn=machine_arn, package_arns=self.package_arns, environment_variables=environment_variables,
-            failures=self.failures, audit_table_arn=registry.audit_table.table_arn) if downstream else None
+                                               deployment=self.deployment,
+                                               head=import_step(self, env_name) if upstream else None)
         self.dashboard = ModelDashboard(self, "Dashboard", spec=spec, env_name=env_name, machine=self.pipeline.machine,
                                         alarms=self.deployment.alarms["prod"])
         self.schedules = ModelSchedules(self, "Schedules", model=model, env_name=env_name,

@@ -6,18 +6,33 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
+from typing import Iterator
 
-import boto3
-from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from lambdas.shared.dal import client, conditional_write, parse_s3_uri
 
-_RETRIES = Config(retries={"max_attempts": 8, "mode": "adaptive"})  # as lambdas.shared.dal's clients
+
+def versions_after(package: dict) -> Iterator[dict]:
+    """The packages registered in the package's group after it, version by version, until a version that does not
+    exist: DescribeModelPackage on the group's own versions, since ListModelPackages has no resource-level permissions
+    and a session acting for one model may not list another's packages."""
+    group = package["ModelPackageArn"].rsplit("/", 1)[0]
+    version = package["ModelPackageVersion"]
+    while True:
+        version += 1
+        try:
+            yield client("sagemaker").describe_model_package(ModelPackageName=f"{group}/{version}")
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ValidationException":  # "... does not exist"
+                return
+            raise
 
 
 def describe_package(arn: str) -> dict:
-    """A package of this or another account (by ARN: the other account's group policy decides), in its own region."""
-    return boto3.client("sagemaker", region_name=arn.split(":")[3], config=_RETRIES).describe_model_package(ModelPackageName=arn)
+    """A package of this or another account (by ARN: the other account's group policy decides), in its own region,
+    with the session the handler acts with."""
+    return client("sagemaker", region_name=arn.split(":")[3]).describe_model_package(ModelPackageName=arn)
 
 
 def head_bytes(uri: str, version_id: str | None, limit: int) -> bytes:
@@ -67,6 +82,17 @@ class PromotionClaims:
 def record_metadata(package_arn: str, properties: dict[str, str]) -> None:
     """Adds keys to a package's CustomerMetadataProperties (UpdateModelPackage merges them)."""
     client("sagemaker").update_model_package(ModelPackageArn=package_arn, CustomerMetadataProperties=properties)
+
+
+def start_execution(machine_arn: str, name: str, document: dict) -> str:
+    """A run of the machine; an execution of that name already started (a delivery repeated) is that run."""
+    import json
+
+    sfn = client("stepfunctions")
+    try:
+        return sfn.start_execution(stateMachineArn=machine_arn, name=name, input=json.dumps(document))["executionArn"]
+    except sfn.exceptions.ExecutionAlreadyExists:
+        return f"{machine_arn.replace(':stateMachine:', ':execution:')}:{name}"
 
 
 def put_event(entry: dict) -> None:

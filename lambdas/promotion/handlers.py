@@ -1,8 +1,13 @@
 """Promotion across accounts (docs/promotion.md), thin handlers:
 
-- `offer` (every stage that has a next one): after a successful run of this stage's state machine, offers the
-  package its production serves, the newest Approved one, to the next stage: its artifact's sha256 recorded on the
-  package first (once), then a `Model Package Offered` event, which a rule forwards to the next account's bus.
+Control-plane functions (issue 26), each acting for one model at a time (lambdas/shared/tenancy.py):
+
+- `offer` (every stage that has a next one): after a successful run of one of this stage's state machines, acting for
+  that machine's model, offers the package its production serves, the newest Approved one, to the next stage: a
+  `Model Package Offered` event put on the next account's promotion bus, its source naming the model (the bus
+  admits it only from the offer role's session tagged with that model), then the offer recorded on the package.
+- `receive` (every promotion stage): an offer on this stage's promotion bus starts the offered model's run, acting for
+  that model (its scoped role may start that model's machine only).
 - `import_package` (every promotion stage): the first step of the stage's promotion run. Checks the offer against
   the upstream registry, copies the artifact and run files into this account's bucket with a digest check, and
   registers the package in this account's registry (PendingManualApproval), lineage kept; the stage's own
@@ -21,12 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from lambdas.endpoint.logic import SMOKE_ROWS
 from lambdas.promotion import dal as promotion_dal
 from lambdas.promotion import logic
-from lambdas.shared import dal, release
+from lambdas.shared import dal, release, tenancy
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.events import TaskEvent, pipeline_task
 from lambdas.shared.observability import logger, metrics, task_handler
 from pipelines import naming
-from pipelines.promotion import SHA256_KEY, VERSION_KEY
+from pipelines.promotion import SHA256_KEY, VERSION_KEY, model_of_source, offer_source
 
 
 def _now() -> str:
@@ -41,7 +46,8 @@ def import_package(event: TaskEvent, context: LambdaContext) -> dict:
                                      "its runs start from its promotion bus, not from `mlops run start`")
     offer = logic.check_offer(logic.ImportInput.model_validate(event.state), model=spec.name,
                               upstream_env=setting("UPSTREAM_ENV"), upstream_account=setting("UPSTREAM_ACCOUNT"),
-                              region=setting("UPSTREAM_REGION"), group=setting("UPSTREAM_GROUP"))
+                              region=setting("UPSTREAM_REGION"),
+                              group=naming.model_package_group(spec.name, setting("UPSTREAM_ENV")))
     claims = promotion_dal.PromotionClaims(setting("AUDIT_TABLE"))
     if not claims.claim(spec.name, offer.package_arn, event.execution_arn, _now()):
         raise logic.AlreadyPromoted(f"{offer.package_arn} was already promoted into this stage (or is being)")
@@ -128,23 +134,60 @@ class ExecutionSucceeded(EventBridgeModel):
     detail: ExecutionDetail
 
 
-@task_handler(ExecutionSucceeded, lambda event: (model_spec().name, event.detail.name))
+def _offered_model(event: ExecutionSucceeded) -> str:
+    """The model whose retraining machine ran the execution (the rule matches every machine of the environment)."""
+    return tenancy.model_of_execution(event.detail.execution_arn)
+
+
+@task_handler(ExecutionSucceeded, lambda event: (_offered_model(event), event.detail.name))
 def offer(event: ExecutionSucceeded, context: LambdaContext) -> dict:
+    with tenancy.acting_for(_offered_model(event)):
+        return _offer(event)
+
+
+def _offer(event: ExecutionSucceeded) -> dict:
     if event.detail.state_machine_arn != setting("STATE_MACHINE_ARN"):
         return {"offered": False, "reason": f"{event.detail.state_machine_arn} is not this model's state machine"}
     spec, downstream = model_spec(), setting("DOWNSTREAM_ENV")
-    registry = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP"))
-    newest = registry.newest("Approved")  # ListModelPackages SortBy=CreationTime, SortOrder=Descending
-    package, reason = logic.what_to_offer(newest, dal.Endpoints().served_package(setting("PROD_ENDPOINT")), downstream)
+    served_arn = dal.Endpoints().served_package(setting("PROD_ENDPOINT"))
+    served = promotion_dal.describe_package(served_arn) if served_arn else None
+    newest = logic.newest_approved(served, promotion_dal.versions_after(served) if served else [])
+    package, reason = logic.what_to_offer(newest, served_arn, downstream)
     if package is None:
         logger.info("nothing offered", extra={"reason": reason})
         return {"offered": False, "reason": reason}
     offered = logic.offer_of(package, spec.name, setting("PROMOTION_ENV"), _approved_digest(spec, package))
-    promotion_dal.put_event(logic.offer_event(offered))
+    promotion_dal.put_event(logic.offer_event(offered, setting("DOWNSTREAM_BUS_ARN")))
     promotion_dal.record_metadata(offered.package_arn, logic.offer_marker(downstream))
     metrics.add_metric(name="PackagesOffered", unit="Count", value=1)
     logger.info("package offered", extra={"package": offered.package_arn, "to": downstream, SHA256_KEY: offered.sha256})
     return {"offered": True, "reason": reason, **offered.model_dump()}
+
+
+class OfferReceived(EventBridgeModel):
+    """An offer on this stage's promotion bus; EventBridge sets `account`, and the bus policy bound `source` to the
+    sender's model."""
+
+    detail: logic.Offer
+
+
+def _received_model(event: OfferReceived) -> str:
+    model = model_of_source(event.source)
+    if model is None or event.detail.model != model:
+        raise logic.PromotionRefused(f"an offer of {event.detail.model!r} came with the source {event.source!r}, "
+                                     f"which names another model (or none): not started")
+    return model
+
+
+@task_handler(OfferReceived, lambda event: (_received_model(event), event.id))
+def receive(event: OfferReceived, context: LambdaContext) -> dict:
+    model = _received_model(event)
+    with tenancy.acting_for(model):
+        arn = promotion_dal.start_execution(setting("STATE_MACHINE_ARN"), f"promotion-{event.id}"[:80], {
+            "offer": event.detail.model_dump(), "offered_by_account": event.account,
+            "offer_source": offer_source(model)})
+    logger.info("promotion run started", extra={"execution": arn, "from": event.detail.package_arn})
+    return {"execution_arn": arn}
 
 
 def _approved_digest(spec, package: dict) -> str:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timezone
+from typing import Iterable
 
 from pydantic import BaseModel, Field
 
 from lambdas.shared.lineage import checked, decode_pairs, encode_pairs
-from pipelines.promotion import EVENT_SOURCE, OFFERED, SHA256_KEY, VERSION_KEY, promoted_prefixes
+from pipelines.promotion import OFFERED, SHA256_KEY, VERSION_KEY, offer_source, promoted_prefixes
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 SMOKE_SAMPLE_BYTES = 64 * 1024  # header and rows for the smoke test: SMOKE_ROWS lines fit with room to spare
@@ -43,11 +44,13 @@ class Offer(BaseModel):
 
 
 class ImportInput(BaseModel):
-    """The promotion run's input, as the promotion bus's rule builds it: the offer and the account that sent it
-    (EventBridge's own `account` field, which a sender cannot set)."""
+    """The promotion run's input, as the receive function builds it: the offer, the account that sent it
+    (EventBridge's own `account` field, which a sender cannot set) and the source the bus policy bound to the
+    sender's model."""
 
     offer: Offer
     offered_by_account: str
+    offer_source: str = ""
 
 
 def check_offer(received: ImportInput, *, model: str, upstream_env: str, upstream_account: str, region: str,
@@ -56,7 +59,7 @@ def check_offer(received: ImportInput, *, model: str, upstream_env: str, upstrea
     if received.offered_by_account != upstream_account:
         raise PromotionRefused(f"offered by account {received.offered_by_account}, not by {upstream_env} "
                                f"({upstream_account}): only the previous stage promotes into this one")
-    if offer.model != model or offer.env != upstream_env:
+    if offer.model != model or offer.env != upstream_env or received.offer_source != offer_source(model):
         raise PromotionRefused(f"an offer of {offer.model} from {offer.env} reached the {model} promotion from {upstream_env}")
     expected = f"arn:aws:sagemaker:{region}:{upstream_account}:model-package/{group}/{offer.version}"
     if offer.package_arn.lower() != expected.lower():
@@ -203,18 +206,29 @@ def offer_of(package: dict, model: str, env: str, approved_sha256: str) -> Offer
                  source_version=int(lineage.get("source_version", version)))
 
 
-def offer_event(offer: Offer) -> dict:
-    """PutEvents entry on the offering account's default bus; a rule there forwards it to the next stage's bus."""
-    return {"Source": EVENT_SOURCE, "DetailType": OFFERED, "Detail": offer.model_dump_json(), "EventBusName": "default"}
+def offer_event(offer: Offer, bus_arn: str) -> dict:
+    """PutEvents entry on the next stage's promotion bus (by ARN: another account's), its source naming the model."""
+    return {"Source": offer_source(offer.model), "DetailType": OFFERED, "Detail": offer.model_dump_json(),
+            "EventBusName": bus_arn}
 
 
 def offer_marker(downstream: str, now: datetime | None = None) -> dict[str, str]:
     return {f"{OFFERED_TO}{downstream}": (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
+def newest_approved(served: dict | None, later: Iterable[dict]) -> dict | None:
+    """The newest Approved package among the one production serves and those registered after it (a package
+    registered before the served one is older: versions grow with registration)."""
+    newest = served if served and served.get("ModelApprovalStatus") == "Approved" else None
+    for package in later:
+        if package.get("ModelApprovalStatus") == "Approved":
+            newest = package
+    return newest
+
+
 def what_to_offer(newest_approved: dict | None, served_arn: str | None, downstream: str) -> tuple[dict | None, str]:
-    """The package to offer after a successful run: the newest Approved one (ListModelPackages sorted by
-    CreationTime, Descending), only when this stage's production endpoint serves it, and once per next stage."""
+    """The package to offer after a successful run: the newest Approved one (newest_approved), only when this
+    stage's production endpoint serves it, and once per next stage."""
     if newest_approved is None:
         return None, "no Approved package"
     arn = newest_approved["ModelPackageArn"]

@@ -42,9 +42,10 @@ def current_session() -> boto3.Session:
     return boto3.Session() if session is boto3 else session
 
 
-def client(service: str, endpoint_url: str | None = None):
+def client(service: str, endpoint_url: str | None = None, region_name: str | None = None):
+    """region_name: another Region's endpoint (a resource named by ARN there), with the same session."""
     session, bound_url = _BOUND.get()
-    return session.client(service, config=_CONFIG, endpoint_url=endpoint_url or bound_url)
+    return session.client(service, config=_CONFIG, endpoint_url=endpoint_url or bound_url, region_name=region_name)
 
 
 def resource(service: str):

@@ -13,8 +13,9 @@ and hosting. What moto does not do across accounts is done here:
 - Routing. A SageMaker request naming another account's package by ARN reaches that account's registry.
 - EventBridge. Rules come from the templates and are matched with moto's pattern matcher; the targets (a function,
   another account's bus through the rule's role, a state machine through the rule's role) are delivered here, the
-  role's identity policy and the target bus's policy checked. AWS service events (a run's status change) are
-  emitted by the driver when it sees them happen.
+  role's identity policy and the target bus's policy checked. PutEvents onto another account's bus by ARN (the
+  promotion offer) is checked the same way, with the entry's events:source and the caller's session tags. AWS
+  service events (a run's status change) are emitted by the driver when it sees them happen.
 - Step Functions. moto's interpreter signs every call with one fixed key; each execution signs with its own
   account's admin here (as the existing local mode, the interpreter acts with an admin's rights).
 
@@ -24,6 +25,7 @@ Not evaluated: Lambda resource policies (rule -> function), same-account key pol
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import re
 import threading
@@ -39,7 +41,7 @@ import boto3
 from pipelines import naming
 from pipelines.local import iam
 from pipelines.local.glue import LambdaDispatch
-from pipelines.local.policy_evaluation import as_list, caller_of, evaluate, identity_allows
+from pipelines.local.policy_evaluation import as_list, caller_of, evaluate, identity_allows, principal_context
 from pipelines.local.provision import Provisioned, Provisioner
 
 ADMIN_ROLE = "local-admin"
@@ -129,7 +131,10 @@ class EventRouter:
         for rule in [r for r in self.rules if r.account == account and r.bus == bus]:
             if rule.pattern.matches_event(event):
                 for target in rule.targets:
-                    self.deliveries.append(Delivered(rule.name, target["Arn"], self._deliver(rule, target, event)))
+                    # EventBridge delivers asynchronously; here the sender's call is still on the stack, so the target
+                    # runs in a fresh context (not the sender's bound session or model settings, lambdas/shared).
+                    outcome = contextvars.Context().run(self._deliver, rule, target, event)
+                    self.deliveries.append(Delivered(rule.name, target["Arn"], outcome))
 
     def failures(self) -> list[Delivered]:
         return [d for d in self.deliveries if d.outcome != "delivered"]
@@ -438,10 +443,12 @@ def _install_cross_account_checks() -> None:
 
     def check_action_permitted(self, resource: str) -> None:
         original(self, resource)  # the caller's identity policies (moto)
+        if _world and self._action.lower() == "events:putevents":
+            return _check_put_events(self)
         owner = owner_of(resource) if _world else None
         if owner is None or owner == self.account_id:
             return
-        caller = caller_of(self._access_key.arn)
+        caller = principal_context(self._access_key)  # its session tags too (aws:PrincipalTag/...)
         context = {**caller, "aws:SecureTransport": "true"}
         governing = _world.policies.resource_of(resource)
         if evaluate(_world.policies.documents.get(governing, {}), self._action, resource, context, caller) != "allow":
@@ -458,6 +465,35 @@ def _install_cross_account_checks() -> None:
                 self._raise_access_denied()
 
     IAMRequestBase.check_action_permitted = check_action_permitted
+
+
+def _entries(request) -> list[dict]:
+    try:
+        return json.loads(request._body or b"{}").get("Entries") or []
+    except (TypeError, ValueError):
+        return []
+
+
+def _foreign_bus(name: str | None, account: str) -> bool:
+    return bool(name) and name.startswith("arn:") and name.split(":")[4] != account
+
+
+def _check_put_events(request) -> None:
+    """PutEvents onto another account's bus (by ARN): the caller's identity policy and the bus's policy, each entry with
+    its events:source and events:detail-type (EventBridge user guide, "Permissions for event buses")."""
+    from moto.iam.access_control import IAMPolicy
+
+    caller = principal_context(request._access_key)
+    identity = [IAMPolicy(p)._policy_json for p in request._access_key.collect_policies()]
+    for entry in _entries(request):
+        bus = entry.get("EventBusName")
+        if not _foreign_bus(bus, request.account_id):
+            continue
+        context = {**caller, "aws:SecureTransport": "true", "events:source": entry.get("Source", ""),
+                   "events:detail-type": entry.get("DetailType", "")}
+        if not identity_allows(identity, "events:PutEvents", bus, context) or \
+                evaluate(_world.policies.documents.get(bus, {}), "events:PutEvents", bus, context, caller) != "allow":
+            request._raise_access_denied()
 
 
 def _install_sagemaker_routing() -> None:
@@ -537,13 +573,18 @@ def _install_event_capture() -> None:
     original = EventsBackend.put_events
 
     def put_events(self, events: list[dict]) -> list[dict]:
-        result = original(self, events)
+        """Entries for another account's bus (checked by _check_put_events) go to that account's bus, whose rules the
+        router holds; moto knows no bus of another account."""
+        foreign = [_foreign_bus(entry.get("EventBusName"), self.account_id) for entry in events]
+        local = iter(original(self, [e for e, away in zip(events, foreign) if not away]) if not all(foreign) else [])
+        result = [{"EventId": str(uuid.uuid4())} if away else next(local) for away in foreign]
         if _world is not None and self.account_id in _world.accounts_by_id:
-            for entry, outcome in zip(events, result):
+            for entry, outcome, away in zip(events, result, foreign):
                 if "EventId" not in outcome:
                     continue
                 bus = (entry.get("EventBusName") or "default").rsplit("/", 1)[-1]
-                _world.router.emit(self.account_id, {
+                owner = entry["EventBusName"].split(":")[4] if away else self.account_id
+                _world.router.emit(owner, {
                     "version": "0", "id": outcome["EventId"], "source": entry["Source"],
                     "detail-type": entry["DetailType"], "account": self.account_id, "region": self.region_name,
                     "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "resources": entry.get("Resources", []),
@@ -630,8 +671,8 @@ class CrossAccountPromotion:
 
     # ------------------------------------------------------------ set-up
     def synthesize(self) -> dict[str, dict[str, dict]]:
-        """Every environment's registry and model stack, as the CDK app synthesizes them with these accounts and
-        mlops:delivery (training: the first environment, promotion: the others, in order)."""
+        """Every environment's registry, control-plane and model stack, as the CDK app synthesizes them with these
+        accounts and mlops:delivery (training: the first environment, promotion: the others, in order)."""
         import aws_cdk as cdk
 
         from pipelines.spec import REPO_ROOT
@@ -649,8 +690,8 @@ class CrossAccountPromotion:
                         "mlops:delivery": {"training": names[0], "promotion": names[1:]},
                         "aws:cdk:bundling-stacks": [], "mlops:models_dir": str(only)})
         assembly = build_app(cdk.App(context=context, outdir=str(self.workdir / "cdk.out"))).synth()
-        return {env: {name: assembly.get_stack_by_name(name).template
-                      for name in (naming.registry_stack(env), naming.model_stack(self.model, env))}
+        return {env: {name: assembly.get_stack_by_name(name).template for name in (
+                    naming.registry_stack(env), naming.control_stack(env), naming.model_stack(self.model, env))}
                 for env in names}
 
     def _function_urls(self, account: EmulatedAccount) -> dict[str, str]:

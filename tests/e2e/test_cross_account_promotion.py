@@ -16,7 +16,7 @@ from pipelines.client import DecisionRefused
 from pipelines.local import iam
 from pipelines.local.accounts import CrossAccountPromotion
 from pipelines.promote_cli import promote, stage_overview
-from pipelines.promotion import SHA256_KEY, VERSION_KEY
+from pipelines.promotion import SHA256_KEY, VERSION_KEY, offer_source
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +25,11 @@ DEV_APPROVER, PROD_APPROVER, TRAINER = "ml-lead@example.com", "prod-approver@exa
 # The person who trains is also one of prod's approvers: the stage must still refuse them (no self-approval).
 OVERRIDES = {"dev": {"objective": {"minimum": 0.5}, "training": {"hyperparameters": {"epochs": 4}}},  # a short run
              "prod": {"approval": {"stages": {"prod": {"approvers": [PROD_APPROVER, TRAINER]}}}}}
-IMPORTER = f"arn:aws:iam::{PROD}:role/mlops-release-writer/mlops-prod-churn-import"  # a release writer in prod
-FORWARDER = f"arn:aws:iam::{DEV}:role/mlops-dev-churn-offer"
+# The control planes' model-scoped roles the other account's policies name (a release writer in prod).
+IMPORTER = f"arn:aws:iam::{PROD}:role/mlops-release-writer/mlops-prod-promotion-import-scoped"
+OFFERER = f"arn:aws:iam::{DEV}:role/mlops-dev-promotion-offer-scoped"
+PROD_BUS = f"arn:aws:events:us-east-1:{PROD}:event-bus/mlops-prod-promotions"
+MODEL = "${aws:PrincipalTag/mlops:model}"
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +114,7 @@ def test_a_package_is_offered_once(world):
     before = len(world.executions("prod"))
     world.world.execution_status_changed("dev", world.trained["executionArn"])
     assert len(world.executions("prod")) == before
-    assert any(d.target.endswith(":function:" + world.world.function("dev", "OfferOfferFunction").name)
+    assert any(d.target.endswith(":function:" + world.world.function("dev", "PromotionOffersOfferHandler").name)
                for d in world.world.router.deliveries[-1:])
 
 
@@ -126,10 +129,10 @@ def import_again(world, execution: str, sha256: str | None = None):
     offer = {"model": "churn", "env": "dev", "package_arn": dev["ModelPackageArn"], "version": 1,
              "sha256": sha256 or dev["CustomerMetadataProperties"][SHA256_KEY],
              "source_package_arn": dev["ModelPackageArn"], "source_version": 1}
-    function = world.world.function("prod", "PromotionImportFunction")
+    function = world.world.function("prod", "PromotionsImportHandler")
     arn = f"arn:aws:states:us-east-1:{PROD}:execution:churn-prod-retraining:{execution}"
-    return prod.dispatch.invoke(function.name, {"execution_arn": arn, "execution_name": execution,
-                                                "state": {"offer": offer, "offered_by_account": DEV}})
+    return prod.dispatch.invoke(function.name, {"execution_arn": arn, "execution_name": execution, "state": {
+        "offer": offer, "offered_by_account": DEV, "offer_source": offer_source("churn")}})
 
 
 def statement_names(part: str):
@@ -142,16 +145,16 @@ def test_with_every_grant_in_place_the_import_succeeds(world):
 
 
 RESOURCE_GRANTS = {  # the dev account's resource policies, set by its registry stack
-    "dev bucket policy": (lambda w: f"arn:aws:s3:::{naming.artifact_bucket('dev', DEV, 'us-east-1')}", "PromoteChurnToProd"),
+    "dev bucket policy": (lambda w: f"arn:aws:s3:::{naming.artifact_bucket('dev', DEV, 'us-east-1')}", "PromoteToProd"),
     "dev key policy": (lambda w: w.world.policies.bucket_keys[naming.artifact_bucket("dev", DEV, "us-east-1")],
-                       "PromoteChurnToProd"),
+                       "PromoteToProd"),
     "dev model package group policy": (lambda w: f"arn:aws:sagemaker:us-east-1:{DEV}:model-package-group/churn-dev",
-                                       "PromoteChurnToProd"),
+                                       "PromoteToProd"),
 }
 IDENTITY_GRANTS = {  # the prod import role's own statements naming dev's resources
-    "prod import role: read dev objects": statement_names(f"mlops-dev-artifacts-{DEV}-us-east-1/releases/churn/*"),
+    "prod import role: read dev objects": statement_names(f"mlops-dev-artifacts-{DEV}-us-east-1/releases/{MODEL}/*"),
     "prod import role: decrypt with dev's key": statement_names("alias/mlops-dev"),
-    "prod import role: describe dev packages": statement_names(f"{DEV}:model-package/churn-dev/*"),
+    "prod import role: describe dev packages": statement_names(f"{DEV}:model-package/{MODEL}-dev/*"),
 }
 
 
@@ -170,25 +173,51 @@ def test_without_the_import_roles_own_statement_the_import_is_denied(world, gran
             import_again(world, f"without-identity-{len(grant)}")
 
 
-def offer_again(world) -> str:
-    """The offer event on dev's default bus again; the outcome of its forwarding to prod's bus."""
-    detail = {"model": "churn", "env": "dev", "package_arn": package(world, "dev")["ModelPackageArn"], "version": 1,
+def offer_again(world, model: str = "churn") -> str:
+    """An offer put on prod's promotion bus by dev's offer role acting for churn, as the offer function puts one; the
+    outcome of its delivery to prod's receive function, or the error of the PutEvents."""
+    offerer = world.world.function("dev", "PromotionOffersOfferHandler")
+    credentials = offerer.credentials.client("sts", "us-east-1").assume_role(
+        RoleArn=OFFERER, RoleSessionName="churn", DurationSeconds=900,
+        Tags=[{"Key": naming.MODEL_TAG, "Value": "churn"}])["Credentials"]
+    events = iam.Credentials(credentials["AccessKeyId"], credentials["SecretAccessKey"],
+                             credentials["SessionToken"]).client("events", "us-east-1")
+    detail = {"model": model, "env": "dev", "package_arn": package(world, "dev")["ModelPackageArn"], "version": 1,
               "sha256": "ff" * 32, "source_package_arn": "-", "source_version": 1}
-    world.world.router.emit(DEV, {"version": "0", "id": "again", "source": "mlops.promotion", "detail-type": OFFERED,
-                                  "account": DEV, "region": "us-east-1", "time": "2026-01-01T00:00:00Z",
-                                  "resources": [], "detail": detail})
-    return next(d.outcome for d in reversed(world.world.router.deliveries) if d.target.endswith("-promotions"))
+    before = len(world.world.router.deliveries)
+    try:
+        events.put_events(Entries=[{"Source": offer_source(model), "DetailType": OFFERED, "Detail": json.dumps(detail),
+                                    "EventBusName": PROD_BUS}])
+    except Exception as error:
+        return str(error)
+    (delivered,) = world.world.router.deliveries[before:]
+    return delivered.outcome
 
 
-def test_the_offer_reaches_prod_only_with_the_forwarder_grant_and_prods_bus_policy(world):
+def test_the_offer_reaches_prod_only_with_the_offer_roles_grant_and_prods_bus_policy(world):
     assert offer_again(world) == "delivered"
-    with world.world.role_without(FORWARDER, statement_names("mlops-prod-churn-promotions")):
+    with world.world.role_without(OFFERER, statement_names("mlops-prod-promotions")):
         assert "not authorized to perform: events:PutEvents" in offer_again(world)
-    bus = f"arn:aws:events:us-east-1:{PROD}:event-bus/mlops-prod-churn-promotions"
-    sid = next(s["Sid"] for s in world.world.policies.documents[bus]["Statement"] if "OffersFromDev" in s["Sid"])
-    with world.world.policies.without_statement(bus, sid):
-        assert "does not allow" in offer_again(world)
+    sid = next(s["Sid"] for s in world.world.policies.documents[PROD_BUS]["Statement"] if "OffersFromDev" in s["Sid"])
+    with world.world.policies.without_statement(PROD_BUS, sid):
+        assert "not authorized to perform: events:PutEvents" in offer_again(world)
     for run in world.executions("prod"):  # the delivered offer's run ends (its digest is no recorded one)
+        world.world.wait_for("prod", run["executionArn"], lambda d: d["status"] != "RUNNING")
+
+
+def test_an_offer_acting_for_churn_cannot_claim_to_be_another_models(world):
+    assert "not authorized to perform: events:PutEvents" in offer_again(world, model="houses")  # its own role's
+    # And prod's bus policy on its own: with an unconditioned PutEvents in the offer role, houses is still refused.
+    iam_client, role = world.world.accounts["dev"].client("iam"), OFFERER.rsplit("/", 1)[1]
+    with world.world.role_without(OFFERER, statement_names("events:source")):
+        iam_client.put_role_policy(RoleName=role, PolicyName="unconditioned", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": PROD_BUS}]}))
+        try:
+            assert "not authorized to perform: events:PutEvents" in offer_again(world, model="houses")
+            assert offer_again(world) == "delivered"
+        finally:
+            iam_client.delete_role_policy(RoleName=role, PolicyName="unconditioned")
+    for run in world.executions("prod"):
         world.world.wait_for("prod", run["executionArn"], lambda d: d["status"] != "RUNNING")
 
 

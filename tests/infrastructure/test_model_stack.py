@@ -151,9 +151,9 @@ def test_state_machine_role_invokes_only_the_control_planes_tasks_and_its_own_fu
 
 def test_functions_use_their_own_encrypted_log_groups_and_tracing(template):
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
-    # 3 approval (request, decide, rotate), runs API, promotion offer (the retraining and deployment tasks, the drift
-    # check and the approval repair are the control plane's)
-    assert len(functions) == 5
+    # 3 approval (request, decide, rotate), runs API (the retraining and deployment tasks, the drift check, the
+    # approval repair and promotion are the control plane's)
+    assert len(functions) == 4
     for function in functions:
         properties = function["Properties"]
         assert properties["TracingConfig"] == {"Mode": "Active"}

@@ -1,5 +1,7 @@
-"""The promotion handlers against moto, one account playing both sides (the cross-account grants are the e2e test's):
-the offer attests and announces once, the import copies with a digest check and registers with lineage."""
+"""The promotion handlers against moto, one account playing both sides (the cross-account grants are the e2e test's,
+the model isolation test_control_plane_promotion_isolation.py's): control-plane functions acting for the model their
+event names; the offer attests and announces once, the receive starts the model's run, the import copies with a
+digest check and registers with lineage."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from lambdas.promotion import handlers
 from lambdas.promotion.logic import AlreadyPromoted, PromotionRefused
 from lambdas.shared.release import ReleaseRefused
 from pipelines.promotion import SHA256_KEY, VERSION_KEY
-from tests.integration.conftest import (BUCKET, FakeContext, approval_binding, released_package, serve_in_production,
-                                       task_event)
+from pipelines.promotion import offer_source
+from tests.integration.conftest import (BUCKET, FakeContext, act_as_control_plane, approval_binding, released_package,
+                                       serve_in_production, task_event)
 
 MODEL_BYTES = b"\x1f\x8b model bytes " * 1000
 ARTIFACT = f"releases/churn/{hashlib.sha256(MODEL_BYTES).hexdigest()}/model.tar.gz"
@@ -31,7 +34,8 @@ def _audit_table(name: str) -> None:
 @pytest.fixture
 def upstream(platform, monkeypatch):
     """dev's side: an Approved package whose released artifact and run files are in the bucket, its approval (with the
-    artifact it bound) in dev's audit table, served by production; the offer's event captured by a rule into a queue."""
+    artifact it bound) in dev's audit table, served by production; the offer's event captured by a rule of the
+    promotion bus into a queue; the offer function in dev's control plane."""
     s3 = boto3.client("s3")
     for name in ("evaluation.json", "baseline/statistics.json", "baseline/constraints.json"):
         s3.put_object(Bucket=BUCKET, Key=f"{RUN}{name}", Body=json.dumps({"file": name}).encode())
@@ -55,23 +59,31 @@ def upstream(platform, monkeypatch):
     queue = boto3.client("sqs").create_queue(QueueName="offers")["QueueUrl"]
     queue_arn = boto3.client("sqs").get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events = boto3.client("events")
-    events.put_rule(Name="offers", EventPattern=json.dumps({"source": ["mlops.promotion"]}))
-    events.put_targets(Rule="offers", Targets=[{"Id": "queue", "Arn": queue_arn}])
-    monkeypatch.setenv("DOWNSTREAM_ENV", "prod")
-    monkeypatch.setenv("PROMOTION_ENV", "dev")
+    bus = events.create_event_bus(Name="mlops-prod-promotions")["EventBusArn"]
+    events.put_rule(Name="offers", EventBusName="mlops-prod-promotions",
+                    EventPattern=json.dumps({"source": [{"prefix": "mlops.promotion."}]}))
+    events.put_targets(Rule="offers", EventBusName="mlops-prod-promotions", Targets=[{"Id": "queue", "Arn": queue_arn}])
+    for name, value in {"DOWNSTREAM_ENV": "prod", "PROMOTION_ENV": "dev", "DOWNSTREAM_BUS_ARN": bus}.items():
+        monkeypatch.setenv(name, value)
+    act_as_control_plane(monkeypatch, "churn", "dev")
     return {"arn": arn, "queue": queue}
 
 
 def run_succeeded(platform) -> dict:
     return {"version": "0", "id": "e", "source": "aws.states", "detail-type": "Step Functions Execution Status Change",
             "account": "123456789012", "time": "2026-11-23T00:00:00Z", "region": "us-east-1", "resources": [],
-            "detail": {"executionArn": "arn:x", "stateMachineArn": platform["state_machine"], "status": "SUCCEEDED",
+            "detail": {"executionArn": f"{platform['state_machine'].replace(':stateMachine:', ':execution:')}:run-1",
+                       "stateMachineArn": platform["state_machine"], "status": "SUCCEEDED",
                        "name": "run-1"}}
 
 
-def offers(upstream) -> list[dict]:
+def offer_events(upstream) -> list[dict]:
     messages = boto3.client("sqs").receive_message(QueueUrl=upstream["queue"], MaxNumberOfMessages=10).get("Messages", [])
-    return [json.loads(m["Body"])["detail"] for m in messages]
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def offers(upstream) -> list[dict]:
+    return [event["detail"] for event in offer_events(upstream)]
 
 
 def test_the_offer_carries_the_approved_digest_and_announces_the_served_package_once(platform, upstream):
@@ -81,8 +93,10 @@ def test_the_offer_carries_the_approved_digest_and_announces_the_served_package_
     assert lineage[SHA256_KEY] == hashlib.sha256(MODEL_BYTES).hexdigest()
     assert lineage[VERSION_KEY] == boto3.client("s3").head_object(Bucket=BUCKET, Key=ARTIFACT)["VersionId"]
     assert "offered_to_prod" in lineage and lineage["git_commit"] == "0123abc"  # the lineage is kept
-    (detail,) = offers(upstream)
+    (event,) = offer_events(upstream)
+    detail = event["detail"]
     assert detail["package_arn"] == upstream["arn"] and detail["sha256"] == lineage[SHA256_KEY] and detail["env"] == "dev"
+    assert event["source"] == offer_source("churn")  # what the next stage's bus policy binds to the sender's tag
     again = handlers.offer(run_succeeded(platform), FakeContext())
     assert again == {"offered": False, "reason": f"{upstream['arn']} was already offered to prod"}
     assert offers(upstream) == []
@@ -123,13 +137,21 @@ def stage(platform, upstream, monkeypatch):
     _audit_table("mlops-prod-audit")
     for name, value in {"MODEL_PACKAGE_GROUP": "churn-prod", "AUDIT_TABLE": "mlops-prod-audit", "UPSTREAM_ENV": "dev",
                         "UPSTREAM_ACCOUNT": "123456789012", "UPSTREAM_REGION": "us-east-1", "UPSTREAM_BUCKET": BUCKET,
-                        "UPSTREAM_GROUP": "churn-dev", "PROD_ENDPOINT": "churn-prod-prod"}.items():
+                        "PROD_ENDPOINT": "churn-prod-prod",
+                        "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:churn-prod-retraining"}.items():
         monkeypatch.setenv(name, value)
-    return {"offer": detail, "offered_by_account": "123456789012"}
+    act_as_control_plane(monkeypatch, "churn", "prod")
+    return {"offer": detail, "offered_by_account": "123456789012", "offer_source": offer_source("churn")}
+
+
+def prod_task(state: dict, execution_name: str) -> dict:
+    """What prod's churn state machine hands its import step."""
+    event = task_event(state, execution_name)
+    return {**event, "execution_arn": event["execution_arn"].replace("churn-dev-retraining", "churn-prod-retraining")}
 
 
 def test_the_import_copies_the_same_bytes_and_registers_them_with_the_lineage_waiting_for_approval(stage):
-    state = handlers.import_package(task_event(stage, "promo-1"), FakeContext())
+    state = handlers.import_package(prod_task(stage, "promo-1"), FakeContext())
     package = boto3.client("sagemaker").describe_model_package(ModelPackageName=state["registration"]["model_package_arn"])
     assert package["ModelPackageGroupName"] == "churn-prod" and package["ModelApprovalStatus"] == "PendingManualApproval"
     url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
@@ -147,9 +169,9 @@ def test_the_import_copies_the_same_bytes_and_registers_them_with_the_lineage_wa
 
 
 def test_the_same_offer_is_imported_once(stage):
-    handlers.import_package(task_event(stage, "promo-1"), FakeContext())
+    handlers.import_package(prod_task(stage, "promo-1"), FakeContext())
     with pytest.raises(AlreadyPromoted):
-        handlers.import_package(task_event(stage, "promo-2"), FakeContext())
+        handlers.import_package(prod_task(stage, "promo-2"), FakeContext())
 
 
 def test_bytes_that_changed_since_the_digest_was_recorded_are_refused_and_a_later_offer_may_retry(stage):
@@ -162,29 +184,41 @@ def test_bytes_that_changed_since_the_digest_was_recorded_are_refused_and_a_late
         ModelPackageArn=stage["offer"]["package_arn"],
         CustomerMetadataProperties={VERSION_KEY: s3.head_object(Bucket=BUCKET, Key=ARTIFACT)["VersionId"]})
     with pytest.raises(PromotionRefused, match="changed since approval"):
-        handlers.import_package(task_event(stage, "promo-1"), FakeContext())
+        handlers.import_package(prod_task(stage, "promo-1"), FakeContext())
     listed = s3.list_object_versions(Bucket=BUCKET, Prefix="runs/churn/promo-1/promoted/").get("Versions", [])
     assert listed == []  # the checked copy is gone; nothing was released
     assert boto3.client("sagemaker").list_model_packages(ModelPackageGroupName="churn-prod")["ModelPackageSummaryList"] == []
     with pytest.raises(PromotionRefused):  # the claim was released: a retry runs (and is refused on its merits)
-        handlers.import_package(task_event(stage, "promo-2"), FakeContext())
+        handlers.import_package(prod_task(stage, "promo-2"), FakeContext())
 
 
 def test_a_run_started_by_hand_in_a_promotion_stage_is_refused_with_the_reason(stage):
     with pytest.raises(PromotionRefused, match="trains nothing"):
-        handlers.import_package(task_event({"model": "churn", "trigger": "manual"}, "manual-1"), FakeContext())
+        handlers.import_package(prod_task({"model": "churn", "trigger": "manual"}, "manual-1"), FakeContext())
 
 
-def test_the_import_copies_the_model_server_side_without_reading_its_bytes(stage):
+def watch(monkeypatch, event: str, handler) -> None:
+    """`handler` on botocore's `event` in the sessions the import acts with (the model's scoped sessions)."""
+    from lambdas.shared import tenancy
+
+    taken = tenancy.scoped_session
+
+    def scoped_session(model: str):
+        session = taken(model)
+        session.events.register(event, handler)
+        return session
+
+    monkeypatch.setattr(tenancy, "scoped_session", scoped_session)
+
+
+def test_the_import_copies_the_model_server_side_without_reading_its_bytes(stage, monkeypatch):
     """Issue 25: promotion streamed the artifact through the function and read it back. Up to 5 GB the copy is one
     CopyObject whose S3-computed SHA-256 is the proof; no GetObject of the model reaches S3."""
     reads = []
-    boto3.setup_default_session()
-    boto3.DEFAULT_SESSION.events.register(
-        "provide-client-params.s3.GetObject", lambda params, **kw: reads.append(params["Key"]))
-    state = handlers.import_package(task_event(stage, "promo-1"), FakeContext())
+    watch(monkeypatch, "provide-client-params.s3.GetObject", lambda params, **kw: reads.append(params["Key"]))
+    state = handlers.import_package(prod_task(stage, "promo-1"), FakeContext())
     assert state["registration"]["artifact_sha256"] == hashlib.sha256(MODEL_BYTES).hexdigest()
-    assert not [key for key in reads if key.endswith("model.tar.gz")], reads
+    assert reads and not [key for key in reads if key.endswith("model.tar.gz")], reads
 
 
 def test_above_the_copy_object_limit_the_copy_is_multipart_and_its_bytes_are_hashed(stage, monkeypatch):
@@ -194,10 +228,39 @@ def test_above_the_copy_object_limit_the_copy_is_multipart_and_its_bytes_are_has
 
     monkeypatch.setattr(dal, "COPY_OBJECT_LIMIT", 1024)  # the model is 16 kB
     parts = []
-    boto3.setup_default_session()
-    boto3.DEFAULT_SESSION.events.register("provide-client-params.s3.UploadPartCopy", lambda params, **kw: parts.append(1))
-    state = handlers.import_package(task_event(stage, "promo-1"), FakeContext())
+    watch(monkeypatch, "provide-client-params.s3.UploadPartCopy", lambda params, **kw: parts.append(1))
+    state = handlers.import_package(prod_task(stage, "promo-1"), FakeContext())
     assert parts  # the copy was multipart
     url = state["registration"]["artifact_uri"]
     body = boto3.client("s3").get_object(Bucket=BUCKET, Key=url.split(f"{BUCKET}/")[1])["Body"].read()
     assert hashlib.sha256(body).hexdigest() == state["registration"]["artifact_sha256"] == hashlib.sha256(MODEL_BYTES).hexdigest()
+
+
+def offer_on_the_bus(stage, source: str) -> dict:
+    """The offer as prod's promotion bus hands it to the receive function (EventBridge sets account and id)."""
+    return {"version": "0", "id": "offer-1", "source": source, "detail-type": "Model Package Offered",
+            "account": "123456789012", "time": "2026-11-23T00:00:00Z", "region": "us-east-1", "resources": [],
+            "detail": stage["offer"]}
+
+
+def test_an_offer_starts_the_run_of_the_model_its_source_names_with_the_offer_and_its_sender(stage):
+    sfn = boto3.client("stepfunctions")
+    sfn.create_state_machine(name="churn-prod-retraining", roleArn="arn:aws:iam::123456789012:role/sfn",
+                             definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}))
+    started = handlers.receive(offer_on_the_bus(stage, offer_source("churn")), FakeContext())
+    execution = sfn.describe_execution(executionArn=started["execution_arn"])
+    assert execution["stateMachineArn"].endswith(":stateMachine:churn-prod-retraining")
+    assert json.loads(execution["input"]) == stage
+    again = handlers.receive(offer_on_the_bus(stage, offer_source("churn")), FakeContext())  # EventBridge delivers twice
+    assert again == started and len(sfn.list_executions(stateMachineArn=execution["stateMachineArn"])["executions"]) == 1
+
+
+@pytest.mark.parametrize("source", [offer_source("houses"), "mlops.promotion", "mlops.promotion.Churn"])
+def test_an_offer_whose_source_names_another_model_or_none_starts_nothing(stage, source):
+    with pytest.raises(PromotionRefused, match="names another model"):
+        handlers.receive(offer_on_the_bus(stage, source), FakeContext())
+
+
+def test_the_import_refuses_an_offer_without_the_source_its_sender_was_bound_to(stage):
+    with pytest.raises(PromotionRefused, match="reached the churn promotion"):
+        handlers.import_package(prod_task({**stage, "offer_source": offer_source("houses")}, "promo-1"), FakeContext())

@@ -9,7 +9,8 @@ import pytest
 
 from pipelines.local.accounts import caller_of, evaluate, target_input
 from pipelines.promote_cli import delivery_stage, find_version
-from pipelines.promotion import (applies_to, import_role_name, load_delivery, parse_delivery, promotion_bus, stage_spec)
+from pipelines.promotion import (IMPORT, OFFER, RECEIVE, applies_to, load_delivery, model_of_source, offer_source,
+                                 parse_delivery, promotion_bus, scoped_role_name, stage_spec)
 from pipelines.spec import EnvironmentSpec, SpecError, load_spec
 
 ENVIRONMENTS = [EnvironmentSpec(name=name, account=account, region="us-east-1")
@@ -78,8 +79,14 @@ def test_stage_approvers_follow_the_approver_rules():
 
 
 def test_names_shared_across_accounts_fit_their_limits():
-    assert len(import_role_name("a" * 32, "b" * 16)) <= 64
-    assert promotion_bus("churn", "prod") == "mlops-prod-churn-promotions"
+    assert max(len(scoped_role_name("b" * 16, purpose)) for purpose in (OFFER, RECEIVE, IMPORT)) <= 64
+    assert promotion_bus("prod") == "mlops-prod-promotions"  # one bus an environment, whatever the number of models
+
+
+def test_an_offer_source_names_one_model_and_nothing_else():
+    assert model_of_source(offer_source("churn")) == "churn"
+    for source in ("mlops.promotion", "mlops.promotion.", "mlops.promotion.Churn", "mlops.promotion.a.b", "other.churn"):
+        assert model_of_source(source) is None
 
 
 # ------------------------------------------------------------------ the emulation's policy evaluation

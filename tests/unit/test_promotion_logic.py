@@ -18,7 +18,8 @@ BUCKET = f"mlops-dev-artifacts-{DEV}-us-east-1"
 def offer(**changes) -> logic.ImportInput:
     detail = {"model": "churn", "env": "dev", "package_arn": ARN, "version": 3, "sha256": DIGEST,
               "source_package_arn": ARN, "source_version": 3, **changes.pop("detail", {})}
-    return logic.ImportInput.model_validate({"offer": detail, "offered_by_account": DEV, **changes})
+    return logic.ImportInput.model_validate({"offer": detail, "offered_by_account": DEV,
+                                             "offer_source": "mlops.promotion.churn", **changes})
 
 
 def check(received: logic.ImportInput) -> logic.Offer:
@@ -50,6 +51,8 @@ def test_an_offer_from_the_previous_stage_naming_its_own_package_is_accepted():
     (offer(offered_by_account=PROD), "not by dev"),
     (offer(detail={"model": "houses"}), "reached the churn promotion"),
     (offer(detail={"env": "staging"}), "reached the churn promotion"),
+    (offer(offer_source="mlops.promotion.houses"), "reached the churn promotion"),  # the sender was bound to houses
+    (offer(offer_source=""), "reached the churn promotion"),
     (offer(detail={"package_arn": ARN.replace(DEV, "999999999999")}), "is not version 3"),
     (offer(detail={"package_arn": ARN.replace("churn-dev", "houses-dev")}), "is not version 3"),
     (offer(detail={"version": 4}), "is not version 4"),
@@ -143,10 +146,11 @@ def test_only_the_newest_approved_package_that_production_serves_is_offered_once
     assert logic.what_to_offer(offered, ARN, "staging")[0] is offered
 
 
-def test_the_offer_event_goes_to_the_default_bus_with_the_recorded_digest():
-    entry = logic.offer_event(logic.offer_of(package(), "churn", "dev", approved_sha256=DIGEST))
+def test_the_offer_event_goes_to_the_next_stages_bus_its_source_naming_the_model_with_the_recorded_digest():
+    bus = f"arn:aws:events:us-east-1:{PROD}:event-bus/mlops-prod-promotions"
+    entry = logic.offer_event(logic.offer_of(package(), "churn", "dev", approved_sha256=DIGEST), bus)
     detail = json.loads(entry["Detail"])
-    assert (entry["Source"], entry["DetailType"], entry["EventBusName"]) == ("mlops.promotion", "Model Package Offered", "default")
+    assert (entry["Source"], entry["DetailType"], entry["EventBusName"]) == ("mlops.promotion.churn", "Model Package Offered", bus)
     assert detail["sha256"] == DIGEST and detail["source_version"] == 3
 
 
@@ -154,3 +158,14 @@ def test_no_offer_when_the_registry_digest_is_not_the_approved_one():
     """The approval record's digest is what was approved; lineage someone rewrote (UpdateModelPackage) offers nothing."""
     with pytest.raises(logic.PromotionRefused, match="changed after approval"):
         logic.offer_of(package(), "churn", "dev", approved_sha256="cd" * 32)
+
+
+def test_the_newest_approved_package_is_the_served_one_unless_a_later_version_is_approved():
+    served = package()
+    later = [package(ModelPackageArn=f"{ARN[:-1]}4", ModelApprovalStatus="Rejected"),
+             package(ModelPackageArn=f"{ARN[:-1]}5", ModelApprovalStatus="PendingManualApproval")]
+    assert logic.newest_approved(served, later) is served
+    approved_later = package(ModelPackageArn=f"{ARN[:-1]}6")
+    assert logic.newest_approved(served, [*later, approved_later]) is approved_later
+    assert logic.newest_approved(package(ModelApprovalStatus="Rejected"), later) is None
+    assert logic.newest_approved(None, []) is None
