@@ -3,9 +3,9 @@
 Each acts for one model at a time, learning the model from its event and reading the model's record (the SSM
 parameter its model stack writes, pipelines/model_record.py) through a session scoped to that model
 (stacks/constructs/control_plane.py). Deployed after the registry stack and before the model stacks.
-Where it stands (issue 26): the cost-anomaly router, the drift check and the approval repair run here; the pipeline
-tasks, approval request and links, deployment, promotion and runs API still run as per-model functions in the model
-stacks.
+Where it stands (issue 26): the cost-anomaly router, the drift check, the approval request, links (one approval URL
+and signing key an environment) and repair run here; the pipeline tasks, deployment, promotion and runs API still run
+as per-model functions in the model stacks.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from constructs import Construct
 
 from pipelines import naming
 from pipelines.spec import EnvironmentSpec
+from stacks.constructs.approval import ApprovalLinks
 from stacks.constructs.approval_repair import ApprovalRepair
 from stacks.constructs.budgets import CostAnomalyRouting
 from stacks.constructs.drift import DriftChecks
@@ -39,4 +40,7 @@ class ControlPlaneStack(Stack):
                                                  platform_topic=self.platform_topic, failures=self.failures)
         self.drift = DriftChecks(self, "Drift", env_name=env_name, key=key, failures=self.failures)
         self.approval_repair = ApprovalRepair(self, "ApprovalRepair", env_name=env_name, key=key, failures=self.failures)
+        self.approval = ApprovalLinks(self, "Approval", env_name=env_name, key=key, bucket_name=naming.artifact_bucket(
+            env_name, environment.account, environment.region))
         CfnOutput(self, "PlatformTopicArn", value=self.platform_topic.topic_arn)
+        CfnOutput(self, "ApprovalUrl", value=self.approval.url.url)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import ArnFormat, CfnOutput, Duration, Stack
 from aws_cdk import aws_iam as iam, aws_s3 as s3, aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -13,7 +13,7 @@ from pipelines.spec import MODELS_DIR, EnvironmentSpec, ModelSpec
 from stacks.constructs import experiments
 from stacks.constructs.access import AccessPolicies
 from stacks.constructs.approval import ApprovalHook
-from stacks.constructs.budgets import ModelBudget, grant_price_list_read
+from stacks.constructs.budgets import ModelBudget
 from stacks.constructs.control_plane import ModelRecordParameter
 from stacks.constructs.drift import DriftChecks
 from stacks.constructs.endpoints import EndpointDeployment, ModelDashboard
@@ -77,8 +77,9 @@ class ModelStack(Stack):
             "TRACKING_SERVER": naming.tracking_server(env_name) if self.tracked else "",
             "CAPTURE_PREFIX": f"data-capture/{naming.endpoint(model, env_name, 'prod')}/AllTraffic",
         }
-        self.record = ModelRecordParameter(self, "Record", spec=spec, env_name=env_name,
-                                           settings=environment_variables)
+        self.record = ModelRecordParameter(self, "Record", spec=spec, env_name=env_name, settings={
+            **environment_variables, "APPROVAL_TOPIC_ARN": self.format_arn(
+                service="sns", resource=naming.approval_topic(model, env_name), arn_format=ArnFormat.NO_RESOURCE_NAME)})
         self.functions = {
             name: PlatformFunction(self, f"{name.title()}Function", handler=handler, key=key,
                                    environment=environment_variables, description=description,
@@ -94,12 +95,8 @@ class ModelStack(Stack):
         functions = {name: construct.function for name, construct in self.functions.items()}
         rejected = lambda_step(self, "NotifyRejected", functions["notify"], None, outcome="rejected").next(
             sfn.Fail(self, "ModelRejectedEnd", error="ModelRejected", cause="an approver rejected the model or nobody answered in time"))
-        approval = ApprovalHook(self, "Approval", spec=spec, env_name=env_name, key=key,
-                                environment=environment_variables, audit_table=registry.audit_table,
-                                machine_arn=machine_arn, package_arns=self.package_arns, on_rejected=rejected,
-                                bucket=bucket)
+        approval = ApprovalHook(self, "Approval", spec=spec, env_name=env_name, key=key, on_rejected=rejected)
         self.approval = approval
-        grant_price_list_read(approval.request.role)  # the cost table of the approval email
         self.deployment = EndpointDeployment(self, "Deployment", spec=spec, env_name=env_name, key=key, bucket=bucket,
                                              environment=environment_variables, package_arns=self.package_arns,
                                              image_uri=environment_variables["INFERENCE_IMAGE"], topic=self.topic,
@@ -132,7 +129,6 @@ class ModelStack(Stack):
                                      tracking_server_arn=experiments.server_arn(self, env_name) if self.tracked else None)
         CfnOutput(self, "StateMachineArn", value=self.pipeline.machine.state_machine_arn)
         CfnOutput(self, "NotificationTopicArn", value=self.topic.topic_arn)
-        CfnOutput(self, "ApprovalUrl", value=approval.url.url)
 
     @staticmethod
     def _tracked(environment: EnvironmentSpec, spec: ModelSpec) -> bool:

@@ -46,6 +46,7 @@ class LinkClaims:
     action: Literal["approve", "reject"]
     expires: int
     nonce: str
+    model: str = ""  # the model whose run waits: the control plane's decide function acts for it (empty: no link)
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ def verify(token: str, key: bytes | str | SigningKeys, now: int) -> LinkClaims:
         claims = LinkClaims(**fields)
     except TypeError:
         raise LinkError(400, "Malformed link", "The link's contents are not an approval request.") from None
-    if not all(isinstance(v, str) for v in (claims.execution, claims.package, claims.approver, claims.nonce)) \
+    if not all(isinstance(v, str) for v in (claims.execution, claims.package, claims.approver, claims.nonce, claims.model)) \
             or not isinstance(claims.expires, int) or isinstance(claims.expires, bool):
         raise LinkError(400, "Malformed link", "The link's contents are not an approval request.")
     if claims.action not in ("approve", "reject"):
