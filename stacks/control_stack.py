@@ -15,7 +15,7 @@ from constructs import Construct
 
 from pipelines import naming
 from pipelines.spec import EnvironmentSpec
-from stacks.constructs.approval import ApprovalLinks
+from stacks.constructs.approval import ApprovalLinks, reserved_concurrency
 from stacks.constructs.approval_repair import ApprovalRepair
 from stacks.constructs.budgets import CostAnomalyRouting
 from stacks.constructs.drift import DriftChecks
@@ -41,6 +41,6 @@ class ControlPlaneStack(Stack):
         self.drift = DriftChecks(self, "Drift", env_name=env_name, key=key, failures=self.failures)
         self.approval_repair = ApprovalRepair(self, "ApprovalRepair", env_name=env_name, key=key, failures=self.failures)
         self.approval = ApprovalLinks(self, "Approval", env_name=env_name, key=key, bucket_name=naming.artifact_bucket(
-            env_name, environment.account, environment.region))
+            env_name, environment.account, environment.region), reserved_concurrency=reserved_concurrency(environment.overrides))
         CfnOutput(self, "PlatformTopicArn", value=self.platform_topic.topic_arn)
         CfnOutput(self, "ApprovalUrl", value=self.approval.url.url)

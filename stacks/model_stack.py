@@ -12,7 +12,7 @@ from pipelines import naming
 from pipelines.spec import MODELS_DIR, EnvironmentSpec, ModelSpec
 from stacks.constructs import experiments
 from stacks.constructs.access import AccessPolicies
-from stacks.constructs.approval import ApprovalHook
+from stacks.constructs.approval import ApprovalHook, reserved_concurrency
 from stacks.constructs.budgets import ModelBudget
 from stacks.constructs.control_plane import ModelRecordParameter
 from stacks.constructs.drift import DriftChecks
@@ -95,7 +95,8 @@ class ModelStack(Stack):
         functions = {name: construct.function for name, construct in self.functions.items()}
         rejected = lambda_step(self, "NotifyRejected", functions["notify"], None, outcome="rejected").next(
             sfn.Fail(self, "ModelRejectedEnd", error="ModelRejected", cause="an approver rejected the model or nobody answered in time"))
-        approval = ApprovalHook(self, "Approval", spec=spec, env_name=env_name, key=key, on_rejected=rejected)
+        approval = ApprovalHook(self, "Approval", spec=spec, env_name=env_name, key=key, on_rejected=rejected,
+                                environment_reserved_concurrency=reserved_concurrency(environment.overrides))
         self.approval = approval
         self.deployment = EndpointDeployment(self, "Deployment", spec=spec, env_name=env_name, key=key, bucket=bucket,
                                              environment=environment_variables, package_arns=self.package_arns,

@@ -28,16 +28,25 @@ from stacks.constructs.budgets import grant_price_list_read
 from stacks.constructs.control_plane import ModelScopedFunction, control_function_arn, model_arn
 from stacks.constructs.functions import PlatformFunction
 from stacks.constructs.retraining import TASK_PAYLOAD, TRANSIENT_ERRORS
+from stacks.nag import acknowledge
 
 MODEL = naming.MODEL_VARIABLE
 REQUEST, DECIDE = "approval-request", "approval-decide"
 TASK_TOKEN_CONTEXT = "approval-task-token"  # the encryption context's purpose (lambdas/approval/handlers.py)
 
 
+def reserved_concurrency(overrides: dict) -> int | None:
+    """The environment's approval.reserved_concurrency (cdk.json's mlops:environments.<env>.overrides): the approval
+    URL is the environment's, so its reservation is too; a model's spec cannot set it alone (ApprovalHook)."""
+    return (overrides.get("approval") or {}).get("reserved_concurrency")
+
+
 class ApprovalLinks(Construct):
     """The environment's approval functions, secret and table (the control stack's)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, env_name: str, key: kms.IKey, bucket_name: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, env_name: str, key: kms.IKey, bucket_name: str,
+                 reserved_concurrency: int | None = None) -> None:
+        """reserved_concurrency: the environment's approval.reserved_concurrency (reserved_concurrency())."""
         super().__init__(scope, construct_id)
         self.env_name, self.key = env_name, key
         self.secret = secretsmanager.Secret(
@@ -59,6 +68,12 @@ class ApprovalLinks(Construct):
             environment={**shared, "IDEMPOTENCY_TABLE": self.idempotency.table_name},
             description="Approve/reject links: verifies, then records and answers the run of the model the link names",
             function_name=naming.control_function(env_name, DECIDE))
+        if reserved_concurrency:  # opt-in: needs an account concurrency quota above 10
+            self.decide.function.node.default_child.add_property_override("ReservedConcurrentExecutions",
+                                                                          reserved_concurrency)
+            acknowledge(self.decide.function, {"Mlops-NoReservedConcurrency": (
+                "approval.reserved_concurrency was set in the environment's overrides for an account whose "
+                "concurrency quota leaves 10 unreserved executions beside it")})
         self.url = self.decide.function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
         self.request = ModelScopedFunction(
             self, "Request", handler="lambdas.approval.handlers.request_approval", key=key, env_name=env_name,
@@ -152,8 +167,12 @@ class ApprovalHook(Construct):
     """A model's part: its approvers' topic and the task step that waits for the decision."""
 
     def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str, key: kms.IKey,
-                 on_rejected: sfn.IChainable) -> None:
+                 on_rejected: sfn.IChainable, environment_reserved_concurrency: int | None = None) -> None:
         super().__init__(scope, construct_id)
+        if spec.approval.reserved_concurrency != environment_reserved_concurrency:
+            raise ValueError(f"{spec.name}: approval.reserved_concurrency applies to the approval URL every model of "
+                             f"{env_name} shares; fix: set it in cdk.json's mlops:environments.{env_name}.overrides, "
+                             "not in one model's spec")
         model, self.model, self.env_name = spec.name, spec.name, env_name
         self.topic = sns.Topic(self, "Topic", topic_name=naming.approval_topic(model, env_name), master_key=key,
                                enforce_ssl=True)
