@@ -84,7 +84,7 @@ def platform(monkeypatch):
 # What a model stack writes into its record (stacks/model_stack.py): the per-model settings a function has.
 RECORD_SETTINGS = ("ARTIFACT_BUCKET", "MODEL_PACKAGE_GROUP", "STATE_MACHINE_ARN", "NOTIFICATION_TOPIC_ARN",
                    "TRAINING_HYPERPARAMETERS", "INFERENCE_IMAGE", "AUDIT_TABLE", "SOURCE_GIT_COMMIT", "PROD_ENDPOINT",
-                   "SOURCE_ARCHIVE", "TRACKING_SERVER", "CAPTURE_PREFIX")
+                   "SOURCE_ARCHIVE", "TRACKING_SERVER", "CAPTURE_PREFIX", "APPROVAL_TOPIC_ARN")
 
 
 def act_as_control_plane(monkeypatch, model: str = "churn", env: str = "dev") -> None:
