@@ -630,7 +630,7 @@ class CrossAccountPromotion:
 
     # ------------------------------------------------------------ set-up
     def synthesize(self) -> dict[str, dict[str, dict]]:
-        """Every environment's registry and model stack, as the CDK app synthesizes them with these accounts and
+        """Every environment's registry, control plane and model stack, as the CDK app synthesizes them with these accounts and
         mlops:delivery (training: the first environment, promotion: the others, in order)."""
         import aws_cdk as cdk
 
@@ -650,17 +650,18 @@ class CrossAccountPromotion:
                         "aws:cdk:bundling-stacks": [], "mlops:models_dir": str(only)})
         assembly = build_app(cdk.App(context=context, outdir=str(self.workdir / "cdk.out"))).synth()
         return {env: {name: assembly.get_stack_by_name(name).template
-                      for name in (naming.registry_stack(env), naming.model_stack(self.model, env))}
+                      for name in (naming.registry_stack(env), naming.control_stack(env), naming.model_stack(self.model, env))}
                 for env in names}
 
     def _function_urls(self, account: EmulatedAccount) -> dict[str, str]:
-        from pipelines.local.lifecycle import FunctionUrlServer, function_logical_id, runs_api_server
+        from pipelines.local.lifecycle import APPROVAL_DECIDE, FunctionUrlServer, function_logical_id, runs_api_server
         from pipelines.local.provision import cloudformation_name
 
         stack_name = naming.model_stack(self.model, account.env)
-        decide, runs = (function_logical_id(account.templates[stack_name], prefix)
-                        for prefix in ("ApprovalDecideFunction", "RunsApiRunsFunction"))
-        decide_name, runs_name = cloudformation_name(stack_name, decide), cloudformation_name(stack_name, runs)
+        decide = function_logical_id(account.templates[naming.control_stack(account.env)], APPROVAL_DECIDE)
+        runs = function_logical_id(account.templates[stack_name], "RunsApiRunsFunction")
+        decide_name = naming.control_function(account.env, "approval-decide")  # the environment's approval URL
+        runs_name = cloudformation_name(stack_name, runs)
         approval = FunctionUrlServer(lambda event, a=account: a.dispatch.invoke(decide_name, event))
         api = runs_api_server(lambda event, a=account: a.dispatch.invoke(runs_name, event), runs_name, account.id, self.region)
         account.servers += [approval, api]

@@ -22,7 +22,7 @@ def approval(platform, monkeypatch):
                               KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in keys],
                               AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k, _ in keys])
     key = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]
-    secret = boto3.client("secretsmanager").create_secret(Name="mlops/dev/churn/approval-signing-key",
+    secret = boto3.client("secretsmanager").create_secret(Name="mlops/dev/approval-signing-key",
                                                           SecretString="k" * 64)["ARN"]
     topic = boto3.client("sns").create_topic(Name="churn-dev-approvals")["TopicArn"]
     sqs = boto3.client("sqs")

@@ -137,7 +137,7 @@ def _waiting_approval(people, requested_by: str, monkeypatch, person: str | None
              "evaluation": {"metrics": {"validation:auc": 0.8}, "reason": "first model", "champion_arn": None,
                             "objective": "validation:auc", "value": 0.8, "promote": True},
              "registration": {"model_package_arn": package}}
-    people["provisioned"].function_named("ApprovalRequestFunction").call(
+    people["provisioned"].function_named("ApprovalRequestHandler").call(
         {"execution_arn": execution, "execution_name": "run-7", "state": state, "task_token": token}, {})
     return execution
 
