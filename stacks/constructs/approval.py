@@ -93,7 +93,14 @@ class ApprovalLinks(Construct):
             role.add_to_policy(iam.PolicyStatement(
                 actions=["kms:Decrypt"], resources=[key.key_arn],
                 conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{Stack.of(self).region}.amazonaws.com"}}))
-        self.idempotency.grant_read_write_data(self.decide.role)
+        # Not grant_read_write_data: that grants the key for any use, and the key also encrypts every model's task
+        # tokens; the table's items are the function's own (answered links, counters), the key only through DynamoDB.
+        self.decide.role.add_to_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+            resources=[self.idempotency.table_arn]))
+        self.decide.role.add_to_policy(iam.PolicyStatement(
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=[key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{Stack.of(self).region}.amazonaws.com"}}))
 
     def _grant_request(self, bucket_name: str) -> None:
         request, env_name = self.request, self.env_name

@@ -127,6 +127,9 @@ def test_the_approval_functions_own_roles_reach_the_key_and_table_and_no_model(c
         assert {"secretsmanager:GetSecretValue", "sts:AssumeRole"} <= actions
         assert not {a for a in actions if a.split(":")[0] in ("states", "sagemaker", "sns", "s3", "ssm")}, actions
         assert not [s for s in granted if "Audit" in json.dumps(s["Resource"]) or "audit" in json.dumps(s["Resource"])]
+        # the key also encrypts every model's task tokens: the own roles use it only as a service does for them
+        assert all(set(s["Condition"]["StringEquals"]) == {"kms:ViaService"}
+                   for s in granted if any(a.startswith("kms:") for a in _actions(s)))
     decide_own = {a for s in _policy_statements(control, "ApprovalDecideHandlerRole") for a in _actions(s)}
     request_own = {a for s in _policy_statements(control, "ApprovalRequestHandlerRole") for a in _actions(s)}
     assert "dynamodb:UpdateItem" in decide_own and not {a for a in request_own if a.startswith("dynamodb:")}
