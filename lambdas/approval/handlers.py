@@ -10,6 +10,7 @@ import re
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from typing import Iterator
 from urllib.parse import parse_qs
 
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
@@ -17,7 +18,6 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
-from typing import Iterator
 
 from lambdas.approval import logic, tokens
 from lambdas.shared.lineage import champion_metrics
