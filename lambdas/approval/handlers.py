@@ -246,24 +246,24 @@ def for_link(token: str) -> Iterator[tokens.LinkClaims]:
     The counters are the environment's (the function's own role keeps them), one per model and address: one model's
     approvers cannot spend another model's budget, nor can requests whose link does not verify (counted apart)."""
     limiter = dal.RateLimiter(setting("IDEMPOTENCY_TABLE"))  # made here: with the function's own credentials
-    source_ip, now = _source()["ip"] or "unknown", int(time.time())
     try:
         claims = verify_link(token)
         model = link_model(claims)
     except tokens.LinkError:
-        _count(limiter, logic.rate_limit_key(source_ip, now), UNVERIFIED_REQUESTS_PER_MINUTE)
+        _count(limiter, None, UNVERIFIED_REQUESTS_PER_MINUTE)
         raise
     try:
         with tenancy.acting_for(model):
             bind(model)
-            _count(limiter, logic.rate_limit_key(source_ip, now, model), model_spec().approval.max_link_requests_per_minute)
+            _count(limiter, model, model_spec().approval.max_link_requests_per_minute)
             yield claims
     except tenancy.ModelNotDeployed:
         raise UNKNOWN_REQUEST from None
 
 
-def _count(limiter: dal.RateLimiter, key_and_expiry: tuple[str, int], limit: int) -> None:
-    key, expires_at = key_and_expiry
+def _count(limiter: dal.RateLimiter, model: str | None, limit: int) -> None:
+    """This request against the client address's budget of this minute (of the model, or of unverified requests)."""
+    key, expires_at = logic.rate_limit_key(_source()["ip"] or "unknown", int(time.time()), model)
     if not limiter.allow(key, limit, expires_at):
         metrics.add_metric(name="ApprovalLinkThrottled", unit="Count", value=1)
         raise logic.TOO_MANY_REQUESTS
@@ -314,7 +314,11 @@ def read_form() -> dict[str, str]:
 @app.post("/")
 def decide() -> Response:
     try:
-        form = read_form()
+        try:
+            form = read_form()
+        except tokens.LinkError:  # not the page's form: counted as a request whose link does not verify
+            _count(dal.RateLimiter(setting("IDEMPOTENCY_TABLE")), None, UNVERIFIED_REQUESTS_PER_MINUTE)
+            raise
         with for_link(form["t"]):
             outcome = decide_once({"token": form["t"], "reason": form.get("reason", ""), "source": _source()},
                                   app.lambda_context)

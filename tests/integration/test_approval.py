@@ -346,6 +346,19 @@ def test_malformed_form_bodies_get_a_400_page_and_change_nothing(approval, body,
     assert record()["status"] == "PENDING" and approval["callbacks"] == []
 
 
+def test_requests_whose_link_does_not_verify_spend_their_own_budget_not_the_models(approval):
+    from lambdas.approval import logic
+    links = request(approval)
+    budget = boto3.resource("dynamodb").Table("mlops-dev-idempotency")
+    unverified, _ = logic.rate_limit_key("203.0.113.9", int(time.time()))
+    budget.put_item(Item={"id": unverified, "requests": handlers.UNVERIFIED_REQUESTS_PER_MINUTE, "expiration": 2**31})
+    assert http("GET", "v2.initial.forged.sig")["statusCode"] == 429
+    assert post_raw("just-some-text", False)["statusCode"] == 429  # a body that is not the form counts there too
+    assert http("GET", links[APPROVERS[0]]["approve"])["statusCode"] == 200  # churn's budget for the address
+    churns, _ = logic.rate_limit_key("203.0.113.9", int(time.time()), "churn")
+    assert budget.get_item(Key={"id": churns})["Item"]["requests"] == 1
+
+
 def test_a_click_while_the_same_link_is_in_progress_gets_a_409_page_not_a_crash(approval, monkeypatch):
     import threading
     links = request(approval)
