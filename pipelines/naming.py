@@ -88,7 +88,18 @@ def approver_role_name(model: str, env: str) -> str:
 
 
 def approval_secret(model: str, env: str) -> str:
+    """A model's signing key before issue 26 (links it signed stop verifying once the environment's key signs)."""
     return f"{PROJECT}/{env}/{model}/approval-signing-key"
+
+
+def approval_signing_secret(env: str) -> str:
+    """The environment's approval-link signing key (the control plane's, stacks/constructs/approval.py)."""
+    return f"{PROJECT}/{env}/approval-signing-key"
+
+
+def approval_topic(model: str, env: str) -> str:
+    """A model's approval emails: one subscription per approver, filtered on the approver attribute."""
+    return f"{model}-{env}-approvals"
 
 
 def training_job(model: str, execution_name: str) -> str:

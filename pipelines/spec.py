@@ -396,8 +396,9 @@ class ApprovalSpec(_Strict):
                     "whole number); at most the signing key's rotation period, so a link outlives one rotation")
     reserved_concurrency: int | None = Field(
         default=None, ge=1, le=100,
-        description="Reserved concurrency of the approval-link function. Off by default: Lambda refuses any "
-                    "reservation in accounts whose concurrency quota is 10 (new accounts), as 10 must stay unreserved")
+        description="Reserved concurrency of the environment's approval-link function, set in the environment's "
+                    "overrides (every model of the environment shares the function). Off by default: Lambda refuses "
+                    "any reservation in accounts whose concurrency quota is 10 (new accounts), as 10 must stay unreserved")
     max_link_requests_per_minute: int = Field(
         default=30, ge=1, le=10_000, description="Requests one client address may make to the approval URL per minute")
 

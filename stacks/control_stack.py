@@ -3,9 +3,9 @@
 Each acts for one model at a time, learning the model from its event and reading the model's record (the SSM
 parameter its model stack writes, pipelines/model_record.py) through a session scoped to that model
 (stacks/constructs/control_plane.py). Deployed after the registry stack and before the model stacks.
-Where it stands (issue 26): the cost-anomaly router, the drift check, the approval repair and the retraining tasks
-(prepare to notify) run here; the approval request and links, deployment, promotion and runs API still run as
-per-model functions in the model stacks.
+Where it stands (issue 26): the cost-anomaly router, the drift check, the retraining and deployment tasks, the approval
+request, links (one approval URL and signing key an environment) and repair, and promotion (offer, receive, import) run
+here; the runs API still runs as a per-model function in the model stacks.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from constructs import Construct
 
 from pipelines import naming
 from pipelines.spec import EnvironmentSpec
+from stacks.constructs.approval import ApprovalLinks, reserved_concurrency
 from stacks.constructs.approval_repair import ApprovalRepair
 from stacks.constructs.budgets import CostAnomalyRouting
 from stacks.constructs.drift import DriftChecks
@@ -52,4 +53,7 @@ class ControlPlaneStack(Stack):
                                       failures=self.failures) if downstream else None
         self.receiver = PromotionReceiver(self, "Promotions", environment=environment, upstream=upstream, key=key,
                                           failures=self.failures) if upstream else None
+        self.approval = ApprovalLinks(self, "Approval", env_name=env_name, key=key, bucket_name=naming.artifact_bucket(
+            env_name, environment.account, environment.region), reserved_concurrency=reserved_concurrency(environment.overrides))
         CfnOutput(self, "PlatformTopicArn", value=self.platform_topic.topic_arn)
+        CfnOutput(self, "ApprovalUrl", value=self.approval.url.url)

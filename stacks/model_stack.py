@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import ArnFormat, CfnOutput, Stack
 from aws_cdk import aws_lambda as lambda_, aws_s3 as s3, aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -12,8 +12,8 @@ from pipelines import naming
 from pipelines.spec import MODELS_DIR, EnvironmentSpec, ModelSpec
 from stacks.constructs import experiments
 from stacks.constructs.access import AccessPolicies
-from stacks.constructs.approval import ApprovalHook
-from stacks.constructs.budgets import ModelBudget, grant_price_list_read
+from stacks.constructs.approval import ApprovalHook, reserved_concurrency
+from stacks.constructs.budgets import ModelBudget
 from stacks.constructs.control_plane import ModelRecordParameter
 from stacks.constructs.drift import DriftChecks
 from stacks.constructs.endpoints import EndpointDeployment, ModelDashboard
@@ -66,8 +66,9 @@ class ModelStack(Stack):
             "CAPTURE_PREFIX": f"data-capture/{naming.endpoint(model, env_name, 'prod')}/AllTraffic",
             "ENDPOINT_ROLE_ARN": self.execution_role.role_arn,
         }
-        self.record = ModelRecordParameter(self, "Record", spec=spec, env_name=env_name,
-                                           settings=environment_variables)
+        self.record = ModelRecordParameter(self, "Record", spec=spec, env_name=env_name, settings={
+            **environment_variables, "APPROVAL_TOPIC_ARN": self.format_arn(
+                service="sns", resource=naming.approval_topic(model, env_name), arn_format=ArnFormat.NO_RESOURCE_NAME)})
         self.package_arns = [self.format_arn(service="sagemaker", resource="model-package-group", resource_name=group),
                              self.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*")]
         # The retraining tasks are the control plane's (stacks/constructs/pipeline_tasks.py); a promotion stage
@@ -77,12 +78,9 @@ class ModelStack(Stack):
             same_environment=True) for name in TASKS if not upstream or name in ("notify", *DEPLOYMENT)}
         rejected = lambda_step(self, "NotifyRejected", functions["notify"], None, outcome="rejected").next(
             sfn.Fail(self, "ModelRejectedEnd", error="ModelRejected", cause="an approver rejected the model or nobody answered in time"))
-        approval = ApprovalHook(self, "Approval", spec=spec, env_name=env_name, key=key,
-                                environment=environment_variables, audit_table=registry.audit_table,
-                                machine_arn=machine_arn, package_arns=self.package_arns, on_rejected=rejected,
-                                bucket=bucket)
+        approval = ApprovalHook(self, "Approval", spec=spec, env_name=env_name, key=key, on_rejected=rejected,
+                                environment_reserved_concurrency=reserved_concurrency(environment.overrides))
         self.approval = approval
-        grant_price_list_read(approval.request.role)  # the cost table of the approval email
         self.deployment = EndpointDeployment(self, "Deployment", spec=spec, env_name=env_name, key=key, bucket=bucket,
                                              role=self.execution_role, image_uri=environment_variables["INFERENCE_IMAGE"],
                                              topic=self.topic, functions={name: functions[name] for name in DEPLOYMENT})
@@ -108,7 +106,6 @@ class ModelStack(Stack):
                                      tracking_server_arn=experiments.server_arn(self, env_name) if self.tracked else None)
         CfnOutput(self, "StateMachineArn", value=self.pipeline.machine.state_machine_arn)
         CfnOutput(self, "NotificationTopicArn", value=self.topic.topic_arn)
-        CfnOutput(self, "ApprovalUrl", value=approval.url.url)
 
     @staticmethod
     def _tracked(environment: EnvironmentSpec, spec: ModelSpec) -> bool:

@@ -74,7 +74,8 @@ SCOPED_WILDCARDS = [
      "the environment's schedules start its model stacks' functions, which CloudFormation names after their stack "
      "(mlops-<env>-<model>-...)"),
     (r"^Resource::arn:(<AWS::Partition>|aws):lambda:[a-z0-9-]+:\d{12}:function:mlops-[a-z0-9-]+-control-[a-z0-9-]+:\*$",
-     "the versions and aliases of one control-plane function a model's state machine invokes by name (LambdaInvoke)"),
+     "the versions and aliases of one control-plane function a model's state machine invokes by name (CDK's "
+     "LambdaInvoke grants the function and its qualifiers)"),
     (r"^Resource::arn:(<AWS::Partition>|aws):states:[a-z0-9-]+:\d{12}:stateMachine:\*-[a-z0-9-]+-retraining$",
      "the environment's schedules start its models' retraining state machines"),
     (r"^Resource::arn:(<AWS::Partition>|aws):sqs:[a-z0-9-]+:\d{12}:\*-[a-z0-9-]+-async-failures$",

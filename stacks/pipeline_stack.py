@@ -117,15 +117,15 @@ class PipelineStack(cdk.Stack):
 
     @staticmethod
     def _smoke_test(env_name: str, stacks: list[cdk.Stack]) -> pipelines.ShellStep | None:
-        """Each model stack's runs API and approval URL, from the stack outputs, answer as deployed stacks do."""
+        """Each model stack's runs API and the control plane's approval URL, from the stack outputs, answer as
+        deployed stacks do."""
         outputs, commands = {}, []
         for stack in stacks:
             runs_api = getattr(stack, "runs_api", None)
-            if runs_api is None:
-                continue
+            found = {"RUNS_API_URL": runs_api and runs_api.node.find_child("Url"),
+                     "APPROVAL_URL": stack.node.try_find_child("ApprovalUrl")}
             prefix = re.sub(r"[^A-Z0-9]", "_", stack.stack_name.upper())
-            found = {"RUNS_API_URL": runs_api.node.find_child("Url"), "APPROVAL_URL": stack.node.find_child("ApprovalUrl")}
-            for name, output in found.items():
+            for name, output in ((name, output) for name, output in found.items() if output is not None):
                 variable = f"{prefix}_{name}"
                 outputs[variable] = output
                 commands.append(f'code=$(curl -s -o /dev/null -w "%{{http_code}}" "${variable}"); echo "{variable}: $code"; '

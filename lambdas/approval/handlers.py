@@ -1,9 +1,16 @@
-"""Approval hook: the waitForTaskToken request (notify approvers) and the decide endpoint (Function URL)."""
+"""Approval hook: the waitForTaskToken request (notify approvers) and the decide endpoint (Function URL).
+
+Both are the environment's (stacks/constructs/approval.py). The request acts for the model whose run invoked it
+(lambdas/shared/events.py); the decide endpoint verifies the link with the environment's key first, then acts for the
+model the signed link names (lambdas/shared/tenancy.py): a link of one model reaches no other model's request."""
 
 from __future__ import annotations
 
+import re
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
+from typing import Iterator
 from urllib.parse import parse_qs
 
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
@@ -27,6 +34,7 @@ class ApprovalRequestEvent(TaskEvent):
 
 
 def _context(model: str, execution: str) -> dict[str, str]:
+    """The task token's encryption context: acting for a model, a session decrypts that model's tokens only."""
     return {"model": model, "execution": execution, "purpose": "approval-task-token"}
 
 
@@ -53,7 +61,7 @@ def request_approval(event: ApprovalRequestEvent, context: LambdaContext) -> dic
     key = dal.secret_bytes(setting("SIGNING_SECRET_ARN"))
     per_approver = logic.links(setting("APPROVAL_URL"), event.execution_name, registration.model_package_arn,
                                spec.approval.approvers, run.requested_by, expires, key, spec.approval.principals,
-                               run.requested_by_person)
+                               run.requested_by_person, model=spec.name)
     from lambdas.shared.pricing import cost_lines  # only this handler of the module needs the Price List
 
     cost = "\n\n" + "\n".join(cost_lines(spec))  # never raises: says why when unpriced
@@ -191,7 +199,7 @@ def decide_once(request: dict, context: LambdaContext | None = None) -> dict:
     @idempotent_function(data_keyword_argument="request", persistence_store=_persistence(), config=config)
     def once(request: dict) -> dict:
         claims = verify_link(request["token"])
-        decided_at = apply_decision(claims, request.get("reason", ""), request["source"], model=model_spec().name,
+        decided_at = apply_decision(claims, request.get("reason", ""), request["source"], model=claims.model,
                                     audit_table=setting("AUDIT_TABLE"), package_group=setting("MODEL_PACKAGE_GROUP"))
         return {"status": 200, "html": logic.done_page("approved" if claims.action == "approve" else "rejected", claims, decided_at)}
 
@@ -201,9 +209,9 @@ def decide_once(request: dict, context: LambdaContext | None = None) -> dict:
 app = LambdaFunctionUrlResolver()
 
 
-def _html(status: int, body: str) -> Response:
+def _html(status: int, body: str, headers: dict[str, str] | None = None) -> Response:
     return Response(status_code=status, content_type=content_types.TEXT_HTML, body=body,
-                    headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+                    headers={**(headers or {}), "Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
                              "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"})
 
 
@@ -212,18 +220,67 @@ def _source() -> dict[str, str]:
     return {"ip": http.source_ip, "user_agent": http.user_agent or "-", "channel": "link"}
 
 
+def _refusal(error: tokens.LinkError) -> Response:
+    retry = {"Retry-After": str(logic.RATE_WINDOW_S)} if error.status == logic.TOO_MANY_REQUESTS.status else {}
+    return _html(error.status, logic.error_page(error), retry)
+
+
+UNKNOWN_REQUEST = tokens.LinkError(404, "Unknown request", "No approval request matches this link.")
+NO_MODEL = tokens.LinkError(400, "Malformed link", "The link names no model; open the link from your email again.")
+# The per-address budget of requests whose link does not verify (no model to take a budget from): ApprovalSpec's
+# default max_link_requests_per_minute.
+UNVERIFIED_REQUESTS_PER_MINUTE = 30
+
+
+def link_model(claims: tokens.LinkClaims) -> str:
+    if not re.fullmatch(naming.MODEL_NAME_PATTERN, claims.model):
+        raise NO_MODEL
+    return claims.model
+
+
+@contextmanager
+def for_link(token: str) -> Iterator[tokens.LinkClaims]:
+    """The claims of an authentic link, inside: every client acting for the model the link names and the request
+    counted against that model's budget for the client address; LinkError otherwise. The link is verified with the
+    function's own role (the environment's key) before any session is taken: the model comes from signed claims.
+    The counters are the environment's (the function's own role keeps them), one per model and address: one model's
+    approvers cannot spend another model's budget, nor can requests whose link does not verify (counted apart)."""
+    limiter = dal.RateLimiter(setting("IDEMPOTENCY_TABLE"))  # made here: with the function's own credentials
+    try:
+        claims = verify_link(token)
+        model = link_model(claims)
+    except tokens.LinkError:
+        _count(limiter, None, UNVERIFIED_REQUESTS_PER_MINUTE)
+        raise
+    try:
+        with tenancy.acting_for(model):
+            bind(model)
+            _count(limiter, model, model_spec().approval.max_link_requests_per_minute)
+            yield claims
+    except tenancy.ModelNotDeployed:
+        raise UNKNOWN_REQUEST from None
+
+
+def _count(limiter: dal.RateLimiter, model: str | None, limit: int) -> None:
+    """This request against the client address's budget of this minute (of the model, or of unverified requests)."""
+    key, expires_at = logic.rate_limit_key(_source()["ip"] or "unknown", int(time.time()), model)
+    if not limiter.allow(key, limit, expires_at):
+        metrics.add_metric(name="ApprovalLinkThrottled", unit="Count", value=1)
+        raise logic.TOO_MANY_REQUESTS
+
+
 @app.get("/")
 def show() -> Response:
     token = (app.current_event.query_string_parameters or {}).get("t", "")
     try:
-        claims = verify_link(token)
-        record = dal.ApprovalStore(setting("AUDIT_TABLE")).get(model_spec().name, claims.execution)
-        logic.check_pending(record, claims)
-        logic.check_governance(claims, list(record["approvers"]), record["requested_by"], model_spec().approval.principals,
-                               record.get("requested_by_person"))
-        other = tokens.sign(logic.counterpart(claims), dal.secret_bytes(setting("SIGNING_SECRET_ARN")))
+        with for_link(token) as claims:
+            record = dal.ApprovalStore(setting("AUDIT_TABLE")).get(claims.model, claims.execution)
+            logic.check_pending(record, claims)
+            logic.check_governance(claims, list(record["approvers"]), record["requested_by"],
+                                   model_spec().approval.principals, record.get("requested_by_person"))
+            other = tokens.sign(logic.counterpart(claims), dal.secret_bytes(setting("SIGNING_SECRET_ARN")))
     except tokens.LinkError as error:
-        return _html(error.status, logic.error_page(error))
+        return _refusal(error)
     return _html(200, logic.confirm_page(claims, token, record, other))
 
 
@@ -257,22 +314,20 @@ def read_form() -> dict[str, str]:
 @app.post("/")
 def decide() -> Response:
     try:
-        form = read_form()
-        outcome = decide_once({"token": form["t"], "reason": form.get("reason", ""), "source": _source()},
-                              app.lambda_context)
+        try:
+            form = read_form()
+        except tokens.LinkError:  # not the page's form: counted as a request whose link does not verify
+            _count(dal.RateLimiter(setting("IDEMPOTENCY_TABLE")), None, UNVERIFIED_REQUESTS_PER_MINUTE)
+            raise
+        with for_link(form["t"]):
+            outcome = decide_once({"token": form["t"], "reason": form.get("reason", ""), "source": _source()},
+                                  app.lambda_context)
     except IdempotencyAlreadyInProgressError:
         return _html(IN_PROGRESS.status, logic.error_page(IN_PROGRESS))
     except tokens.LinkError as error:
         logger.warning("refused decision", extra={"status": error.status, "title": error.title, "source_ip": _source()["ip"]})
-        return _html(error.status, logic.error_page(error))
+        return _refusal(error)
     return _html(outcome["status"], outcome["html"])
-
-
-def within_rate_limit(event: dict) -> bool:
-    source_ip = ((event.get("requestContext") or {}).get("http") or {}).get("sourceIp") or "unknown"
-    key, expires_at = logic.rate_limit_key(source_ip, int(time.time()))
-    return dal.RateLimiter(setting("IDEMPOTENCY_TABLE")).allow(
-        key, model_spec().approval.max_link_requests_per_minute, expires_at)
 
 
 class RepairRequest(BaseModel):
@@ -301,10 +356,5 @@ def reconcile_handler(event: dict, context: LambdaContext) -> dict:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def decide_handler(event: dict, context: LambdaContext) -> dict:
-    bind(model_spec().name)
-    if not within_rate_limit(event):
-        metrics.add_metric(name="ApprovalLinkThrottled", unit="Count", value=1)
-        error = logic.TOO_MANY_REQUESTS
-        return {"statusCode": error.status, "headers": {"Content-Type": "text/html", "Retry-After": str(logic.RATE_WINDOW_S),
-                                                        "Cache-Control": "no-store"}, "body": logic.error_page(error)}
+    """The environment's approval URL: each request acts for the model its verified link names (for_link)."""
     return app.resolve(event, context)

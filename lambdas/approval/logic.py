@@ -94,10 +94,11 @@ def check_pending(record: dict | None, claims: LinkClaims) -> None:
 RATE_WINDOW_S = 60
 
 
-def rate_limit_key(source_ip: str, now: int) -> tuple[str, int]:
-    """(counter key, when it may be forgotten) for one client address in the current one-minute window."""
+def rate_limit_key(source_ip: str, now: int, model: str | None = None) -> tuple[str, int]:
+    """(counter key, when it may be forgotten) for one client address in the current one-minute window: of the
+    model its verified link names, or (model None) of the requests whose link did not verify."""
     window = now // RATE_WINDOW_S
-    return f"ratelimit#{source_ip}#{window}", (window + 2) * RATE_WINDOW_S
+    return f"ratelimit#{model or '-'}#{source_ip}#{window}", (window + 2) * RATE_WINDOW_S
 
 
 TOO_MANY_REQUESTS = LinkError(429, "Too many requests", "This address sent too many requests; wait a minute and try again.")
@@ -105,14 +106,15 @@ TOO_MANY_REQUESTS = LinkError(429, "Too many requests", "This address sent too m
 
 def links(base_url: str, execution: str, package: str, approvers: list[str], requested_by: str, expires: int,
           key: bytes, principals: dict[str, list[str]] | None = None,
-          starter_person: str | None = None) -> dict[str, dict[str, str]]:
-    """approver -> {approve: url, reject: url}; the requester gets none (they may not decide)."""
+          starter_person: str | None = None, model: str = "") -> dict[str, dict[str, str]]:
+    """approver -> {approve: url, reject: url}; the requester gets none (they may not decide). model: the model the
+    links decide for (the environment's decide function acts for the model its link names)."""
     result = {}
     for approver in approvers:
         if self_approval(approver, requested_by, principals, starter_person):
             continue
         nonce = new_nonce()
-        result[approver] = {action: f"{base_url.rstrip('/')}/?t={quote(sign(LinkClaims(execution, package, approver, action, expires, nonce), key))}"
+        result[approver] = {action: f"{base_url.rstrip('/')}/?t={quote(sign(LinkClaims(execution, package, approver, action, expires, nonce, model), key))}"
                             for action in ("approve", "reject")}
     return result
 

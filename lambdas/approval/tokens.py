@@ -1,4 +1,4 @@
-"""Signed approval links: HMAC-SHA256 over a compact payload bound to execution, package, approver, action.
+"""Signed approval links: HMAC-SHA256 over a compact payload bound to model, execution, package, approver, action.
 
 A link is `v2.<key id>.<claims>.<signature>`. The signing secret (Secrets Manager, rotated by
 lambdas/approval/rotation.py) holds the current key and the previous one; links are signed with the current key
@@ -46,6 +46,7 @@ class LinkClaims:
     action: Literal["approve", "reject"]
     expires: int
     nonce: str
+    model: str = ""  # the model whose run waits: the control plane's decide function acts for it (empty: no link)
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,8 @@ def verify(token: str, key: bytes | str | SigningKeys, now: int) -> LinkClaims:
         claims = LinkClaims(**fields)
     except TypeError:
         raise LinkError(400, "Malformed link", "The link's contents are not an approval request.") from None
-    if not all(isinstance(v, str) for v in (claims.execution, claims.package, claims.approver, claims.nonce)) \
+    texts = (claims.execution, claims.package, claims.approver, claims.nonce, claims.model)
+    if not all(isinstance(v, str) for v in texts) \
             or not isinstance(claims.expires, int) or isinstance(claims.expires, bool):
         raise LinkError(400, "Malformed link", "The link's contents are not an approval request.")
     if claims.action not in ("approve", "reject"):

@@ -695,13 +695,14 @@ class CrossAccountPromotion:
                 for env in names}
 
     def _function_urls(self, account: EmulatedAccount) -> dict[str, str]:
-        from pipelines.local.lifecycle import FunctionUrlServer, function_logical_id, runs_api_server
+        from pipelines.local.lifecycle import APPROVAL_DECIDE, FunctionUrlServer, function_logical_id, runs_api_server
         from pipelines.local.provision import cloudformation_name
 
         stack_name = naming.model_stack(self.model, account.env)
-        decide, runs = (function_logical_id(account.templates[stack_name], prefix)
-                        for prefix in ("ApprovalDecideFunction", "RunsApiRunsFunction"))
-        decide_name, runs_name = cloudformation_name(stack_name, decide), cloudformation_name(stack_name, runs)
+        decide = function_logical_id(account.templates[naming.control_stack(account.env)], APPROVAL_DECIDE)
+        runs = function_logical_id(account.templates[stack_name], "RunsApiRunsFunction")
+        decide_name = naming.control_function(account.env, "approval-decide")  # the environment's approval URL
+        runs_name = cloudformation_name(stack_name, runs)
         approval = FunctionUrlServer(lambda event, a=account: a.dispatch.invoke(decide_name, event))
         api = runs_api_server(lambda event, a=account: a.dispatch.invoke(runs_name, event), runs_name, account.id, self.region)
         account.servers += [approval, api]

@@ -306,9 +306,10 @@ class LocalLifecycle:
         self.dispatch = glue.LambdaDispatch({"SAGEMAKER_RUNTIME_URL": self.hosting.url})
         self.dispatch.install()
         stack_name = naming.model_stack(self.model, LOCAL_ENV)
-        decide_logical, runs_logical = (function_logical_id(self.templates[stack_name], prefix)
-                                        for prefix in ("ApprovalDecideFunction", "RunsApiRunsFunction"))
-        decide, runs = (cloudformation_name(stack_name, logical) for logical in (decide_logical, runs_logical))
+        decide_logical = function_logical_id(self.templates[naming.control_stack(LOCAL_ENV)], APPROVAL_DECIDE)
+        runs_logical = function_logical_id(self.templates[stack_name], "RunsApiRunsFunction")
+        decide = naming.control_function(LOCAL_ENV, "approval-decide")  # the environment's approval URL
+        runs = cloudformation_name(stack_name, runs_logical)
         self.approval_server = FunctionUrlServer(lambda event: self.dispatch.invoke(decide, event))
         self.runs_server = runs_api_server(lambda event: self.dispatch.invoke(runs, event), runs, self.account, self.region)
         provisioner = Provisioner(self.account, self.region, self.dispatch,
@@ -548,6 +549,9 @@ def approval_links_text(execution: str, links: dict[str, dict[str, str]]) -> str
     for approver, found in sorted(links.items()):
         lines += [f"{approver}, approve:", found["Approve"], f"{approver}, reject:", found["Reject"]]
     return "\n".join(lines)
+
+
+APPROVAL_DECIDE = "ApprovalDecideHandler"  # the control stack's approval-link function (stacks/constructs/approval.py)
 
 
 def function_logical_id(template: dict, prefix: str) -> str:

@@ -138,8 +138,8 @@ def test_reserved_concurrency_is_a_spec_setting():
     from stacks.app_builder import build_app
     app = build_app(new_app(env="dev", **{"mlops:environments": {"dev": {
         "account": "111111111111", "region": "us-east-1", "overrides": {"approval": {"reserved_concurrency": 3}}}}}))
-    decide = [r["Properties"] for k, r in template_of(app, "mlops-dev-churn").to_json()["Resources"].items()
-              if r["Type"] == "AWS::Lambda::Function" and k.startswith("ApprovalDecideFunction")]
+    decide = [r["Properties"] for k, r in template_of(app, "mlops-dev-control").to_json()["Resources"].items()
+              if r["Type"] == "AWS::Lambda::Function" and k.startswith("ApprovalDecideHandler")]
     assert decide[0]["ReservedConcurrentExecutions"] == 3
 
 

@@ -119,12 +119,13 @@ def test_key_policy_lets_both_services_use_the_topic_key_for_this_account_only(r
         == ":budgets::111111111111:*"
 
 
-def test_only_the_approval_request_function_may_read_the_price_list_and_only_on_star(model):
-    granted = [(logical, statement) for logical, policy in model.find_resources("AWS::IAM::Policy").items()
+def test_only_the_approval_request_function_may_read_the_price_list_and_only_on_star(model, control):
+    granted = [(logical, statement) for template in (model, control)
+               for logical, policy in template.find_resources("AWS::IAM::Policy").items()
                for statement in policy["Properties"]["PolicyDocument"]["Statement"]
                if "pricing:GetProducts" in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])]
-    assert [logical.startswith("ApprovalRequestFunctionRole") for logical, _ in granted] == [True]
-    assert granted[0][1]["Resource"] == "*"  # merged with X-Ray's '*' actions by CDK's policy minimization
+    assert [logical.startswith("ApprovalRequestScopedRole") for logical, _ in granted] == [True]
+    assert granted[0][1]["Resource"] == "*"  # acting for the model: the Price List has no resource-level permissions
 
 
 def test_price_list_on_star_is_a_reviewed_wildcard_and_a_scoped_grant_is_a_finding():

@@ -3,6 +3,7 @@ import re
 
 import pytest
 
+from pipelines import naming
 from pipelines.local.cfn import state_machine_definitions
 from stacks.nag import RESOURCE_STAR_ACTIONS
 from tests.infrastructure.conftest import template_of
@@ -140,20 +141,21 @@ def test_function_roles_touch_only_this_models_resources(template):
             assert set(statement["Action"]) <= set(RESOURCE_STAR_ACTIONS), statement["Action"]
 
 
-def test_state_machine_role_invokes_only_the_control_planes_tasks_and_its_own_functions(template):
+def test_state_machine_role_invokes_only_the_control_planes_tasks(template):
     invoke = [s for s in statements(template, "StateMachine") if "lambda:InvokeFunction" in s["Action"]]
     targets = {flat(r).split(".")[0] for s in invoke for r in s["Resource"]}
-    tasks = {re.sub(r":\*$", "", t).rpartition(":function:")[2] for t in targets if ":function:" in t}
+    assert all(":function:" in t for t in targets), targets  # none of its own: every task is the control plane's
+    tasks = {re.sub(r":\*$", "", t).rpartition(":function:")[2] for t in targets}
     assert tasks == {f"mlops-dev-control-pipeline-{task}" for task in
-                     ("prepare", "validate", "evaluate", "register", "notify", "deploy", "smoke", "rollback")}
-    assert all(t.startswith("<ApprovalRequest") for t in targets if ":function:" not in t), targets
+                     ("prepare", "validate", "evaluate", "register", "notify", "deploy", "smoke", "rollback")} | {
+        "mlops-dev-control-approval-request"}
 
 
 def test_functions_use_their_own_encrypted_log_groups_and_tracing(template):
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
-    # 3 approval (request, decide, rotate), runs API (the retraining and deployment tasks, the drift check, the
-    # approval repair and promotion are the control plane's)
-    assert len(functions) == 4
+    # the runs API (the retraining and deployment tasks, the drift check, the approval request, links, rotation and
+    # repair, and promotion are the control plane's)
+    assert len(functions) == 1
     for function in functions:
         properties = function["Properties"]
         assert properties["TracingConfig"] == {"Mode": "Active"}
@@ -161,27 +163,18 @@ def test_functions_use_their_own_encrypted_log_groups_and_tracing(template):
         assert properties["Runtime"] == "python3.13" and properties["Architectures"] == ["arm64"]
 
 
-def test_approval_links_are_served_by_a_function_url_with_signed_links_and_no_reserved_concurrency(template):
-    (url,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Url"
-              and r["Properties"]["TargetFunctionArn"]["Fn::GetAtt"][0].startswith("ApprovalDecideFunction")]
-    assert url["AuthType"] == "NONE"
-    (decide,) = [r["Properties"] for k, r in template["Resources"].items()
-                 if r["Type"] == "AWS::Lambda::Function" and k.startswith("ApprovalDecideFunction")]
-    # A new account's concurrency quota is 10 and Lambda keeps all 10 unreserved: any reservation fails the stack.
-    assert "ReservedConcurrentExecutions" not in decide
-    assert set(decide["Environment"]["Variables"]) >= {"SIGNING_SECRET_ARN", "IDEMPOTENCY_TABLE", "AUDIT_TABLE"}
+def test_a_model_stack_has_no_approval_function_secret_table_or_url_of_its_own(template):
+    kinds = {r["Type"] for r in template["Resources"].values()}
+    assert not kinds & {"AWS::SecretsManager::Secret", "AWS::SecretsManager::RotationSchedule", "AWS::DynamoDB::Table"}
+    assert not [k for k, r in template["Resources"].items() if k.startswith("Approval")
+                and r["Type"] in ("AWS::Lambda::Function", "AWS::IAM::Role", "AWS::Lambda::Url")]
+    assert "ApprovalUrl" not in template.get("Outputs", {})  # the control stack's output now
 
 
-def test_decide_role_may_only_answer_this_state_machine_and_its_packages(template):
-    decide = statements(template, "ApprovalDecideFunction")
-    callbacks = [s for s in decide if "states:SendTaskSuccess" in s["Action"]]
-    assert callbacks and all(flat(s["Resource"]).endswith(":stateMachine:churn-dev-retraining") for s in callbacks)
-    updates = [s for s in decide if "sagemaker:UpdateModelPackage" in s["Action"]]
-    assert updates and all("churn-dev" in part for s in updates for part in flat(s["Resource"]).split())
-    audits = [s for s in decide if "dynamodb:UpdateItem" in s["Action"] and "mlops-dev-audit" in json.dumps(s["Resource"])
-              or "dynamodb:UpdateItem" in s["Action"] and "Audit" in json.dumps(s["Resource"])]
-    assert audits and all(s["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["model#churn"]}}
-                          for s in audits)
+def test_the_record_names_the_models_approval_topic_for_the_environments_request_function(template):
+    (parameter,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::SSM::Parameter"
+                    and r["Properties"]["Name"] == naming.model_record_parameter("churn", "dev")]
+    assert ':sns:us-east-1:111111111111:churn-dev-approvals"' in json.dumps(parameter["Value"]).replace('\\"', '"')
 
 
 def test_each_approver_receives_only_their_own_links(template):
@@ -190,12 +183,6 @@ def test_each_approver_receives_only_their_own_links(template):
     assert {s["Endpoint"]: s["FilterPolicy"] for s in subscriptions} == {
         "ml-lead@example.com": {"approver": ["ml-lead@example.com"]},
         "risk-officer@example.com": {"approver": ["risk-officer@example.com"]}}
-
-
-def test_signing_key_is_generated_and_kms_encrypted(template):
-    (secret,) = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::SecretsManager::Secret"]
-    assert secret["Name"] == "mlops/dev/churn/approval-signing-key" and "KmsKeyId" in secret
-    assert secret["GenerateSecretString"]["PasswordLength"] == 64
 
 
 def test_after_approval_staging_is_deployed_smoke_tested_then_production_then_autoscaled(states):

@@ -84,7 +84,7 @@ def platform(monkeypatch):
 # What a model stack writes into its record (stacks/model_stack.py): the per-model settings a function has.
 RECORD_SETTINGS = ("ARTIFACT_BUCKET", "MODEL_PACKAGE_GROUP", "STATE_MACHINE_ARN", "NOTIFICATION_TOPIC_ARN",
                    "TRAINING_HYPERPARAMETERS", "INFERENCE_IMAGE", "AUDIT_TABLE", "SOURCE_GIT_COMMIT", "PROD_ENDPOINT",
-                   "SOURCE_ARCHIVE", "TRACKING_SERVER", "CAPTURE_PREFIX")
+                   "SOURCE_ARCHIVE", "TRACKING_SERVER", "CAPTURE_PREFIX", "APPROVAL_TOPIC_ARN")
 
 
 def act_as_control_plane(monkeypatch, model: str = "churn", env: str = "dev") -> None:
@@ -177,8 +177,8 @@ def enforced_platform(local_templates, tmp_path, monkeypatch):
             templates = copy.deepcopy(local_templates)
             if adjust:
                 adjust(templates)
-            model_stack = templates["mlops-local-churn"]["Resources"]
-            urls = {k: "http://127.0.0.1:9/" for k, r in model_stack.items() if r["Type"] == "AWS::Lambda::Function"}
+            urls = {k: "http://127.0.0.1:9/" for template in templates.values()
+                    for k, r in template["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
             provisioner = Provisioner(LOCAL_ACCOUNT, LOCAL_REGION, LambdaDispatch(), urls)
             for stack, template in templates.items():
                 provisioner.provision(stack, template)

@@ -7,8 +7,9 @@ import boto3
 import pytest
 
 from lambdas.approval import handlers, tokens
-from lambdas.shared import dal
-from tests.integration.conftest import BUCKET, FakeContext, move_the_shells_region, released_package
+from lambdas.shared import dal, tenancy
+from tests.integration.conftest import (BUCKET, FakeContext, act_as_control_plane, move_the_shells_region,
+                                        released_package)
 
 APPROVERS = ["ml-lead@example.com", "risk-officer@example.com"]
 
@@ -21,7 +22,7 @@ def approval(platform, monkeypatch):
                               KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in keys],
                               AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k, _ in keys])
     key = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]
-    secret = boto3.client("secretsmanager").create_secret(Name="mlops/dev/churn/approval-signing-key",
+    secret = boto3.client("secretsmanager").create_secret(Name="mlops/dev/approval-signing-key",
                                                           SecretString="k" * 64)["ARN"]
     topic = boto3.client("sns").create_topic(Name="churn-dev-approvals")["TopicArn"]
     sqs = boto3.client("sqs")
@@ -33,12 +34,20 @@ def approval(platform, monkeypatch):
                         "SIGNING_SECRET_ARN": secret, "APPROVAL_TOPIC_ARN": topic,
                         "APPROVAL_URL": "https://abc.lambda-url.us-east-1.on.aws/"}.items():
         monkeypatch.setenv(name, value)
+    act_as_control_plane(monkeypatch)  # the environment's request and decide functions, acting for churn
     callbacks = []
+
+    def record_callbacks(session):
+        for operation in ("SendTaskSuccess", "SendTaskFailure"):
+            session.events.register(
+                f"provide-client-params.sfn.{operation}",
+                lambda params, event_name, **kw: callbacks.append((event_name.rsplit(".", 1)[-1], dict(params))))
+        return session
+
     boto3.setup_default_session()
-    for operation in ("SendTaskSuccess", "SendTaskFailure"):
-        boto3.DEFAULT_SESSION.events.register(
-            f"provide-client-params.sfn.{operation}",
-            lambda params, event_name, **kw: callbacks.append((event_name.rsplit(".", 1)[-1], dict(params))))
+    record_callbacks(boto3.DEFAULT_SESSION)  # the CLI's path answers with the caller's own session
+    scoped = tenancy.scoped_session  # the decide function answers with the session acting for the model
+    monkeypatch.setattr(tenancy, "scoped_session", lambda model: record_callbacks(scoped(model)))
     return {"package": package, "queue": queue, "callbacks": callbacks, "secret": "k" * 64,
             "machine": platform["state_machine"]}
 
@@ -54,7 +63,8 @@ def state(package: str, requested_by: str = "ds@example.com") -> dict:
 
 
 def request(approval, requested_by: str = "ds@example.com") -> dict[str, dict[str, str]]:
-    event = {"task_token": "task-token-123", "execution_arn": "arn:...:run-1", "execution_name": "run-1",
+    event = {"task_token": "task-token-123", "execution_name": "run-1",
+             "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:churn-dev-retraining:run-1",
              "state": state(approval["package"], requested_by)}
     handlers.request_approval(event, FakeContext())
     messages = boto3.client("sqs").receive_message(QueueUrl=approval["queue"], MaxNumberOfMessages=10,
@@ -144,7 +154,7 @@ def test_reject_fails_the_task_with_the_reason_and_rejects_the_package(approval)
 
 def forge(approval, key: bytes, **changes) -> str:
     claims = {"execution": "run-1", "package": approval["package"], "approver": APPROVERS[0], "action": "approve",
-              "expires": int(time.time()) + 3600, "nonce": "n"}
+              "expires": int(time.time()) + 3600, "nonce": "n", "model": "churn"}
     return tokens.sign(tokens.LinkClaims(**{**claims, **changes}), key)
 
 
@@ -214,6 +224,7 @@ def test_one_address_is_throttled_after_its_per_minute_budget_without_touching_t
     spec = parse_spec(json.loads(SPEC.model_dump_json()), "test", {"approval": {"max_link_requests_per_minute": 3}})
     monkeypatch.setenv("MODEL_SPEC", spec.model_dump_json())
     lambda_config.model_spec.cache_clear()
+    act_as_control_plane(monkeypatch)  # churn's record, with its budget
     links = request(approval)
     token = links["ml-lead@example.com"]["approve"]
     assert [http("GET", token, ip="198.51.100.7")["statusCode"] for _ in range(3)] == [200, 200, 200]
@@ -333,6 +344,19 @@ def test_malformed_form_bodies_get_a_400_page_and_change_nothing(approval, body,
     response = post_raw(body, is_base64)
     assert response["statusCode"] == 400 and "Malformed" in response["body"]
     assert record()["status"] == "PENDING" and approval["callbacks"] == []
+
+
+def test_requests_whose_link_does_not_verify_spend_their_own_budget_not_the_models(approval):
+    from lambdas.approval import logic
+    links = request(approval)
+    budget = boto3.resource("dynamodb").Table("mlops-dev-idempotency")
+    unverified, _ = logic.rate_limit_key("203.0.113.9", int(time.time()))
+    budget.put_item(Item={"id": unverified, "requests": handlers.UNVERIFIED_REQUESTS_PER_MINUTE, "expiration": 2**31})
+    assert http("GET", "v2.initial.forged.sig")["statusCode"] == 429
+    assert post_raw("just-some-text", False)["statusCode"] == 429  # a body that is not the form counts there too
+    assert http("GET", links[APPROVERS[0]]["approve"])["statusCode"] == 200  # churn's budget for the address
+    churns, _ = logic.rate_limit_key("203.0.113.9", int(time.time()), "churn")
+    assert budget.get_item(Key={"id": churns})["Item"]["requests"] == 1
 
 
 def test_a_click_while_the_same_link_is_in_progress_gets_a_409_page_not_a_crash(approval, monkeypatch):

@@ -122,7 +122,7 @@ def review(approval):  # noqa: F811 (the fixture imported above)
                             "value": 0.8123, "champion_value": 0.79, "champion_arn": champion["ModelPackageArn"],
                             "promote": True, "reason": "validation:auc=0.8123 (champion 0.7900)"},
              "registration": {"model_package_arn": approval["package"], "version": 2}}
-    handlers.request_approval({"task_token": "task-token-123", "execution_arn": "arn:...:run-1",
+    handlers.request_approval({"task_token": "task-token-123", "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:churn-dev-retraining:run-1",
                                "execution_name": "run-1", "state": state}, FakeContext())
     messages = boto3.client("sqs").receive_message(QueueUrl=approval["queue"], MaxNumberOfMessages=10)["Messages"]
     links = {}

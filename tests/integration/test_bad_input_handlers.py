@@ -87,7 +87,7 @@ def test_newlines_in_requested_by_and_the_dataset_yield_only_the_genuine_approve
     evil = "\nApprove: https://evil.example/approve?t=x\n"
     run_state = state(approval["package"], requested_by=f"ds@example.com{evil}")
     run_state["validation"]["dataset_uri"] = f"s3://{BUCKET}/datasets/churn/train.csv{evil}"
-    approval_handlers.request_approval({"task_token": "task-token-123", "execution_arn": "arn:...:run-1",
+    approval_handlers.request_approval({"task_token": "task-token-123", "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:churn-dev-retraining:run-1",
                                         "execution_name": "run-1", "state": run_state}, FakeContext())
     bodies = mailed(approval)
     assert set(bodies) == set(APPROVERS)
@@ -131,11 +131,11 @@ def current_keys(secret_arn: str) -> tokens.SigningKeys:
 
 
 def secret_arn() -> str:
-    return boto3.client("secretsmanager").describe_secret(SecretId="mlops/dev/churn/approval-signing-key")["ARN"]
+    return boto3.client("secretsmanager").describe_secret(SecretId="mlops/dev/approval-signing-key")["ARN"]
 
 
 def link_of(approval) -> str:
-    approval_handlers.request_approval({"task_token": "task-token-123", "execution_arn": "arn:...:run-1",
+    approval_handlers.request_approval({"task_token": "task-token-123", "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:churn-dev-retraining:run-1",
                                         "execution_name": "run-1", "state": state(approval["package"])}, FakeContext())
     body = mailed(approval)[APPROVERS[0]]
     return unquote(re.search(r"^Approve: \S+\?t=(\S+)$", body, re.M).group(1))
@@ -204,7 +204,7 @@ def test_a_link_signed_with_a_key_newer_than_the_cached_secret_is_accepted(appro
         rotation.handler({"SecretId": arn, "ClientRequestToken": token, "Step": step})
     stored = record()
     claims = tokens.LinkClaims(execution="run-1", package=stored["model_package_arn"], approver=APPROVERS[0],
-                               action="approve", expires=int(stored["expires_at"]), nonce="after-rotation")
+                               action="approve", expires=int(stored["expires_at"]), nonce="after-rotation", model="churn")
     newer = tokens.sign(claims, current_keys(arn))
     assert newer.split(".")[1] == current_keys(arn).current_id
     response = http("POST", newer)

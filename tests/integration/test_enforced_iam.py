@@ -150,7 +150,7 @@ def test_the_signing_key_rotation_runs_its_four_steps_under_its_synthesized_role
 
     provisioned = enforced_platform()
     rotate = provisioned.function_named("ApprovalRotateFunction")
-    secret = naming.approval_secret("churn", "local")
+    secret = naming.approval_signing_secret("local")
     arn = boto3.client("secretsmanager").describe_secret(SecretId=secret)["ARN"]
     before = tokens.parse_keys(boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"])
     token = _start_rotation(arn)
@@ -164,7 +164,7 @@ def test_the_signing_key_rotation_runs_its_four_steps_under_its_synthesized_role
 
 def test_the_rotation_without_put_secret_value_is_denied_naming_the_action(enforced_platform):
     provisioned = enforced_platform(without_role_action("ApprovalRotateFunction", "secretsmanager:PutSecretValue"))
-    arn = boto3.client("secretsmanager").describe_secret(SecretId=naming.approval_secret("churn", "local"))["ARN"]
+    arn = boto3.client("secretsmanager").describe_secret(SecretId=naming.approval_signing_secret("local"))["ARN"]
     token = _start_rotation(arn)
     with pytest.raises(ClientError, match="not authorized to perform: secretsmanager:PutSecretValue"):
         provisioned.function_named("ApprovalRotateFunction").call(

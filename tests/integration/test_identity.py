@@ -137,8 +137,11 @@ def _waiting_approval(people, requested_by: str, monkeypatch, person: str | None
              "evaluation": {"metrics": {"validation:auc": 0.8}, "reason": "first model", "champion_arn": None,
                             "objective": "validation:auc", "value": 0.8, "promote": True},
              "registration": {"model_package_arn": package}}
-    people["provisioned"].function_named("ApprovalRequestFunction").call(
-        {"execution_arn": execution, "execution_name": "run-7", "state": state, "task_token": token}, {})
+    # The environment's request function acts for the model whose retraining machine runs the execution; the token
+    # is the waiting machine's (a run of churn's machine named alike).
+    churns_run = f"arn:aws:states:{LOCAL_REGION}:{LOCAL_ACCOUNT}:execution:{naming.state_machine('churn', 'local')}:run-7"
+    people["provisioned"].function_named("ApprovalRequestHandler").call(
+        {"execution_arn": churns_run, "execution_name": "run-7", "state": state, "task_token": token}, {})
     return execution
 
 

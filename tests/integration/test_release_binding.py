@@ -57,7 +57,7 @@ def approved(enforced_platform):
                             "artifact_version_id": version}}
     event = {"execution_arn": EXECUTION, "execution_name": "run-1", "state": state}
     state["registration"] = provisioned.function_named("PipelineTasksRegister").call(event, {})
-    provisioned.function_named("ApprovalRequestFunction").call({**event, "task_token": "token"}, {})
+    provisioned.function_named("ApprovalRequestHandler").call({**event, "task_token": "token"}, {})
     package = state["registration"]["model_package_arn"]
     boto3.client("sagemaker").update_model_package(ModelPackageArn=package, ModelApprovalStatus="Approved")
     boto3.resource("dynamodb").Table(naming.audit_table("local")).update_item(
