@@ -18,7 +18,7 @@ from pipelines import naming
 from pipelines.model_record import ModelRecord
 from pipelines.spec import load_spec
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import LOCAL_ACCOUNT, LOCAL_REGION, released_package
+from tests.integration.conftest import LOCAL_ACCOUNT, LOCAL_REGION, released_package, scoped_session
 
 pytestmark = pytest.mark.slow
 
@@ -75,11 +75,9 @@ def _houses() -> str:
 
 
 def _release_writer(provisioned, model: str = "churn") -> boto3.Session:
-    """The session of the role that releases the model's artifacts (the bucket policy lets no other role write
-    releases/, the admin driver included)."""
-    (arn,) = [values["Arn"] for stack in provisioned.values.values() for logical, values in stack.items()
-              if "RoleId" in values and naming.RELEASE_WRITER_PATH in values["Arn"] and logical.startswith("Register")]
-    return provisioned.role_credentials.of(arn).session(LOCAL_REGION)
+    """The session that releases the model's artifacts: the register task acting for the model (the bucket policy lets
+    no other role write releases/, the admin driver included)."""
+    return scoped_session(provisioned.function_named("PipelineTasksRegister"), model)
 
 
 def _pending(model: str, execution: str, package: str) -> None:
