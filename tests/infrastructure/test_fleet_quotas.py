@@ -1,7 +1,7 @@
 """How many models each environment's account holds before an AWS quota binds, counted from the synthesized
 assembly (stacks/quotas.py; issue 26). Target: 1,000 models per account with IAM roles at 5,000 and every other
-quota at its default, 450 at the 1,000-role default. Until the shared control plane lands, the floors below are
-today's figures: a change that makes a model cost more of any quota fails here."""
+quota at its default, 450 at the 1,000-role default; a model adds at most 2 IAM roles (its SageMaker execution role
+and its state machine's), no Lambda function, no rule on the default bus and no managed policy."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ from stacks.quotas import QUOTAS, Capacity, capacity, templates_of, usage
 from tests.conftest import REPO_ROOT
 
 ROLE_LIMITS = (None, QUOTAS["iam_roles"].maximum)  # the default, and the most AWS grants on request
-# (environment, role limit) -> models the account holds today; raise these as the fleet work lands.
-FLOORS = {("dev", None): 52, ("dev", 5_000): 150, ("staging", None): 62, ("staging", 5_000): 150,
-          ("prod", None): 70, ("prod", 5_000): 356}
+# (environment, role limit) -> the models an account must hold (issue 26's targets).
+FLOORS = {(env, limit): 1_000 if limit else 450 for env in ("dev", "staging", "prod") for limit in ROLE_LIMITS}
 
 
 def deployed_code_bytes(resource: dict) -> int:
@@ -31,12 +30,21 @@ def templates(whole_app_templates) -> dict[str, dict]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
-def test_each_environments_account_holds_no_fewer_models_than_before(templates, env):
+def test_each_environments_account_holds_a_thousand_models_with_roles_raised_and_450_without(templates, env):
     for limit in ROLE_LIMITS:
         held = capacity(env, templates, deployed_code_bytes, role_limit=limit)
         assert held.models >= FLOORS[(env, limit)], (
             f"{env} (IAM roles at {held.limits['iam_roles']}): {held.models} models, bound by {held.binding}; "
             f"a model adds {dict(held.per_model)}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_a_model_adds_two_roles_and_no_function_default_bus_rule_or_managed_policy(templates, env):
+    per_model = capacity(env, templates, deployed_code_bytes).per_model
+    assert per_model["iam_roles"] <= 2, dict(per_model)
+    assert per_model["lambda_code_bytes"] == 0 and per_model["default_bus_rules"] == 0, dict(per_model)
+    assert per_model["managed_policies"] == 0, dict(per_model)
 
 
 def test_a_stack_uses_a_quota_unit_per_counted_resource_and_default_bus_rules_only():
