@@ -177,8 +177,8 @@ def enforced_platform(local_templates, tmp_path, monkeypatch):
             templates = copy.deepcopy(local_templates)
             if adjust:
                 adjust(templates)
-            model_stack = templates["mlops-local-churn"]["Resources"]
-            urls = {k: "http://127.0.0.1:9/" for k, r in model_stack.items() if r["Type"] == "AWS::Lambda::Function"}
+            urls = {k: "http://127.0.0.1:9/" for template in templates.values()
+                    for k, r in template["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
             provisioner = Provisioner(LOCAL_ACCOUNT, LOCAL_REGION, LambdaDispatch(), urls)
             for stack, template in templates.items():
                 provisioner.provision(stack, template)
