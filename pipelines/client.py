@@ -151,8 +151,10 @@ class RunsApi:
     """Signed calls to the environment's runs API about one model, with the caller's own AWS credentials.
     prove: (model) -> the header value proving the session is tagged with the model, or None (no such tag)."""
 
-    def __init__(self, url: str, session: boto3.Session, region: str, model: str | None = None, prove=None) -> None:
+    def __init__(self, url: str, session: boto3.Session, region: str, model: str | None = None, prove=None,
+                 env: str | None = None) -> None:
         self.url, self.session, self.region, self.model, self.prove = url.rstrip("/"), session, region, model, prove
+        self.env = env
         self.http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=10, read=60), retries=False)
         self._proof: tuple[float, str | None] | None = None
 
@@ -169,7 +171,7 @@ class RunsApi:
 
     def call(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
         query = {**({"model": self.model} if self.model else {}), **(query or {})}
-        url = self.url + path + (f"?{urlencode(query)}" if query else "")
+        url = self.url + path + (("&" if "?" in path else "?") + urlencode(query) if query else "")
         headers = {**({"Content-Type": "application/json"} if body is not None else {}), **self._proof_header()}
         request = AWSRequest(method=method, url=url, data=json.dumps(body).encode() if body is not None else None,
                              headers=headers)
@@ -185,6 +187,9 @@ class RunsApi:
             document = {"message": response.data.decode(errors="replace")[:300]}
         if response.status >= 300:
             message = document.get("message") or document.get("Message") or "refused"
+            if response.status == 404 and document.get("code") == "ModelNotDeployed":
+                stack = naming.model_stack(self.model, self.env or "<env>")
+                raise EnvironmentProblem(f"{message}: is {stack} deployed? fix: `make synth` and `cdk deploy {stack}`")
             if response.status == 403 and not document.get("message"):
                 raise NotAllowed(f"the runs API refused your signed request ({message}); fix: use credentials that "
                                  "hold the environment's data-scientist or approver policy (docs/identity.md)")
@@ -323,7 +328,7 @@ class Pipelines:
                     control = naming.control_stack(self.env)
                     raise EnvironmentProblem(f"{self.env} has no runs API ({self.region}): is {control} deployed? "
                                              f"fix: `make synth` and `cdk deploy {control}`") from None
-            self._apis[model] = RunsApi(self._api_url, self.session, self.region, model, self._model_proof)
+            self._apis[model] = RunsApi(self._api_url, self.session, self.region, model, self._model_proof, self.env)
         return self._apis[model]
 
     def _model_proof(self, model: str) -> str | None:

@@ -248,10 +248,10 @@ def handler(event: dict, context: LambdaContext) -> dict:
     except logic.ApiError as refused:
         return _refusal(refused.status, refused.message)
     except tenancy.ModelNotDeployed as missing:
-        return _refusal(404, str(missing))
+        return _refusal(404, str(missing), code="ModelNotDeployed")
 
 
-def _refusal(status: int, message: str) -> dict:
+def _refusal(status: int, message: str, **extra) -> dict:
     logger.warning("request refused", extra={"status": status, "reason": message})
     return {"statusCode": status, "headers": {"Content-Type": content_types.APPLICATION_JSON, "Cache-Control": "no-store"},
-            "body": json.dumps({"message": message})}
+            "body": json.dumps({"message": message, **extra})}

@@ -280,7 +280,12 @@ def _kms(response, scope: str) -> str | None:
     key = _param(response, "KeyId")
     if key is None and _param(response, "CiphertextBlob"):
         key = _key_of_ciphertext(_param(response, "CiphertextBlob"))
-    if not key or key.startswith("alias/"):
+    if key and (key.startswith("alias/") or ":alias/" in key):  # KMS authorizes a request by alias on its key
+        from moto.kms.models import kms_backends
+
+        region, account = scope.split(":")
+        key = kms_backends[account][region].get_key_id_from_alias(key[key.index("alias/"):])
+    if not key:
         return None
     return key if key.startswith("arn:") else f"arn:aws:kms:{scope}:key/{key}"
 
