@@ -342,5 +342,18 @@ def _sagemaker(response, scope: str) -> str | None:
     return None
 
 
+def _logs(response, scope: str) -> str | None:
+    """CloudWatch Logs authorizes a stream's events on the stream (GetLogEvents, PutLogEvents: resource type
+    log-stream, log-group:<group>:log-stream:<stream>) and the rest on its group, in the `log-group:<group>:*` form
+    the platform's grants name (Service Authorization Reference, Amazon CloudWatch Logs)."""
+    group, stream = _param(response, "logGroupName"), _param(response, "logStreamName")
+    if not group:
+        return None
+    action = response.headers.get("X-Amz-Target", "").rpartition(".")[2]
+    if stream and action in ("GetLogEvents", "PutLogEvents"):
+        return f"arn:aws:logs:{scope}:log-group:{group}:log-stream:{stream}"
+    return f"arn:aws:logs:{scope}:log-group:{group}:*"
+
+
 _RESOURCES = {"dynamodb": _dynamodb, "sns": _sns, "ssm": _ssm, "kms": _kms, "secretsmanager": _secretsmanager,
-              "states": _states, "sagemaker": _sagemaker}
+              "states": _states, "sagemaker": _sagemaker, "logs": _logs}
