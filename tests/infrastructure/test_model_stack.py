@@ -147,9 +147,9 @@ def test_state_machine_role_invokes_only_its_own_functions(template):
 
 def test_functions_use_their_own_encrypted_log_groups_and_tracing(template):
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
-    # 5 pipeline steps, 3 deployment, 3 approval (request, decide, rotate), runs API, promotion offer (the drift check
-    # and the approval repair are the control plane's)
-    assert len(functions) == 13
+    # 5 pipeline steps, 3 deployment, 3 approval (request, decide, rotate), promotion offer (the drift check, the
+    # approval repair and the runs API are the control plane's)
+    assert len(functions) == 12
     for function in functions:
         properties = function["Properties"]
         assert properties["TracingConfig"] == {"Mode": "Active"}
