@@ -38,7 +38,7 @@ from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionE
 from lambdas.shared.lineage import decode_pairs
 from lambdas.shared.run_state import Outcome, RunView  # noqa: F401  (re-exported: a run as the client returns it)
 from pipelines import naming
-from pipelines.naming import env_runs_api_parameter, runs_api_parameter  # noqa: F401  (the latter: per-model, retired)
+from pipelines.naming import env_runs_api_parameter
 from pipelines.source import current_git_commit
 from pipelines.spec import MODELS_DIR, REPO_ROOT, SpecError, discover_spec_files, find_model_dir, load_spec
 

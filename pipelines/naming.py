@@ -95,7 +95,7 @@ def schedule(model: str, env: str, kind: str) -> str:
 
 
 def runs_api_parameter(model: str, env: str) -> str:
-    """The SSM parameter holding the URL of a model's runs API (the stack writes it, clients read it)."""
+    """Where a model stack deployed before the environment's runs API kept its URL (env_runs_api_parameter now)."""
     return f"/{PROJECT}/{env}/{model}/runs-api-url"
 
 
