@@ -120,6 +120,10 @@ def person(role_arn: str, user_name: str, region: str, model: str | None = None)
     granted = user.client("sts", region).assume_role(RoleArn=role_arn, RoleSessionName=user_name,
                                                      SourceIdentity=user_name, **({"Tags": tags} if tags else {}))
     granted = granted["Credentials"]
+    if tags:  # what STS keeps with the session even when it was taken before IAM is enforced here
+        from pipelines.local.policy_evaluation import _session_tags
+
+        _session_tags[granted["AccessKeyId"]] = {tag["Key"]: tag["Value"] for tag in tags}
     return Credentials(granted["AccessKeyId"], granted["SecretAccessKey"], granted["SessionToken"])
 
 
