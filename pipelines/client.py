@@ -7,9 +7,11 @@
     pipelines.models("churn")                 # versions, metrics, lineage, the stages each serves
     pipelines.metrics("churn", run.name)      # per-epoch training metrics
 
-Runs start, and CLI approvals are decided, through the model's runs API (a Lambda Function URL with AWS_IAM
-auth): requests are signed with SigV4 (service `lambda`) using the session's credentials, and the API takes
-who you are from that signature. Its URL is in the SSM parameter `runs_api_parameter(model, env)`.
+Runs start, and CLI approvals are decided, through the environment's runs API (a Lambda Function URL with AWS_IAM
+auth), each request naming its model: requests are signed with SigV4 (service `lambda`) using the session's
+credentials, and the API takes who you are from that signature and which model your session works on from a proof
+only a session tagged with that model can make (lambdas/shared/model_proof.py). Its URL is in the SSM parameter
+`env_runs_api_parameter(env)`.
 
 The environment's account and region come from cdk.json (`context.mlops:environments`); a session for another
 account, no credentials or no region is an `EnvironmentProblem` whose message is one line saying what to set.
@@ -36,7 +38,7 @@ from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionE
 from lambdas.shared.lineage import decode_pairs
 from lambdas.shared.run_state import Outcome, RunView  # noqa: F401  (re-exported: a run as the client returns it)
 from pipelines import naming
-from pipelines.naming import runs_api_parameter
+from pipelines.naming import env_runs_api_parameter
 from pipelines.source import current_git_commit
 from pipelines.spec import MODELS_DIR, REPO_ROOT, SpecError, discover_spec_files, find_model_dir, load_spec
 
@@ -146,16 +148,33 @@ def _translated(method):
 
 
 class RunsApi:
-    """Signed calls to one model's runs API with the caller's own AWS credentials."""
+    """Signed calls to the environment's runs API about one model, with the caller's own AWS credentials.
+    prove: (model) -> the header value proving the session is tagged with the model, or None (no such tag)."""
 
-    def __init__(self, url: str, session: boto3.Session, region: str) -> None:
-        self.url, self.session, self.region = url.rstrip("/"), session, region
+    def __init__(self, url: str, session: boto3.Session, region: str, model: str | None = None, prove=None,
+                 env: str | None = None) -> None:
+        self.url, self.session, self.region, self.model, self.prove = url.rstrip("/"), session, region, model, prove
+        self.env = env
         self.http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=10, read=60), retries=False)
+        self._proof: tuple[float, str | None] | None = None
+
+    def _proof_header(self) -> dict[str, str]:
+        import time
+
+        from lambdas.shared import model_proof
+
+        if self.prove is None or self.model is None:
+            return {}
+        if self._proof is None or time.time() - self._proof[0] > model_proof.PROOF_SECONDS / 3:
+            self._proof = (time.time(), self.prove(self.model))
+        return {model_proof.HEADER: self._proof[1]} if self._proof[1] else {}
 
     def call(self, method: str, path: str, body: dict | None = None, query: dict | None = None) -> dict:
-        url = self.url + path + (f"?{urlencode(query)}" if query else "")
+        query = {**({"model": self.model} if self.model else {}), **(query or {})}
+        url = self.url + path + (("&" if "?" in path else "?") + urlencode(query) if query else "")
+        headers = {**({"Content-Type": "application/json"} if body is not None else {}), **self._proof_header()}
         request = AWSRequest(method=method, url=url, data=json.dumps(body).encode() if body is not None else None,
-                             headers={"Content-Type": "application/json"} if body is not None else {})
+                             headers=headers)
         credentials = self.session.get_credentials()
         if credentials is None:
             raise NoCredentialsError()
@@ -168,9 +187,12 @@ class RunsApi:
             document = {"message": response.data.decode(errors="replace")[:300]}
         if response.status >= 300:
             message = document.get("message") or document.get("Message") or "refused"
+            if response.status == 404 and document.get("code") == "ModelNotDeployed":
+                stack = naming.model_stack(self.model, self.env or "<env>")
+                raise EnvironmentProblem(f"{message}: is {stack} deployed? fix: `make synth` and `cdk deploy {stack}`")
             if response.status == 403 and not document.get("message"):
                 raise NotAllowed(f"the runs API refused your signed request ({message}); fix: use credentials that "
-                                 "hold the model's data-scientist or approver policy (docs/identity.md)")
+                                 "hold the environment's data-scientist or approver policy (docs/identity.md)")
             raise ApiError(response.status, message)
         return document
 
@@ -225,6 +247,7 @@ class Pipelines:
         self.region = session.region_name
         self._clients: dict[str, object] = {}
         self._apis: dict[str, RunsApi] = {}
+        self._api_url: str | None = None
         self._account: str | None = None
 
     def handler_calls(self):
@@ -293,19 +316,33 @@ class Pipelines:
     # ------------------------------------------------------------ runs
     @_translated
     def api(self, model: str) -> RunsApi:
-        """The model's runs API, its URL read once from SSM."""
+        """The environment's runs API about `model`, its URL read once from SSM."""
         model_dir(model, self.models_dir)
         if model not in self._apis:
             self.check_account()
-            ssm = self.client("ssm")
-            try:
-                url = ssm.get_parameter(Name=runs_api_parameter(model, self.env))["Parameter"]["Value"]
-            except ssm.exceptions.ParameterNotFound:
-                raise EnvironmentProblem(f"{model} has no runs API in {self.env} ({self.region}): is "
-                                         f"{naming.model_stack(model, self.env)} deployed? fix: `make synth` and "
-                                         f"`cdk deploy {naming.model_stack(model, self.env)}`") from None
-            self._apis[model] = RunsApi(url, self.session, self.region)
+            if self._api_url is None:
+                ssm = self.client("ssm")
+                try:
+                    self._api_url = ssm.get_parameter(Name=env_runs_api_parameter(self.env))["Parameter"]["Value"]
+                except ssm.exceptions.ParameterNotFound:
+                    control = naming.control_stack(self.env)
+                    raise EnvironmentProblem(f"{self.env} has no runs API ({self.region}): is {control} deployed? "
+                                             f"fix: `make synth` and `cdk deploy {control}`") from None
+            self._apis[model] = RunsApi(self._api_url, self.session, self.region, model, self._model_proof, self.env)
         return self._apis[model]
+
+    def _model_proof(self, model: str) -> str | None:
+        """The proof that this session is tagged with `model` (lambdas/shared/model_proof.py); None when KMS refuses
+        it (the session works on another model, or is an approver's: the API then says what is missing)."""
+        from lambdas.shared import model_proof
+
+        try:
+            caller = self.client("sts").get_caller_identity()["UserId"]
+            return model_proof.make(self.client("kms"), caller, naming.environment_key_alias(self.env), model)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in _DENIED_CODES or "not authorized" in str(error):
+                return None
+            raise
 
     @_translated
     def state_machine_arn(self, model: str) -> str:

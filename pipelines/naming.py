@@ -113,7 +113,7 @@ def schedule(model: str, env: str, kind: str) -> str:
 
 
 def runs_api_parameter(model: str, env: str) -> str:
-    """The SSM parameter holding the URL of a model's runs API (the stack writes it, clients read it)."""
+    """Where a model stack deployed before the environment's runs API kept its URL (env_runs_api_parameter now)."""
     return f"/{PROJECT}/{env}/{model}/runs-api-url"
 
 
@@ -197,3 +197,27 @@ def tuning_job(model: str, execution_name: str) -> str:
 def tracking_server(env: str) -> str:
     """The environment's MLflow tracking server (one per environment, shared by its models)."""
     return f"{PROJECT}-{env}"
+
+
+# People (docs/identity.md): per environment, a role and a managed policy of each kind, shared by every model; the
+# model a person's session acts on is its MODEL_TAG session tag, which the role's trust takes only from one of the
+# IAM user's own tags below (a person working on several models holds several).
+PERSON_KINDS = ("data-scientist", "approver", "platform-admin")
+PERSON_MODEL_TAGS = (MODEL_TAG, f"{MODEL_TAG}-2", f"{MODEL_TAG}-3")
+# The encryption context purpose of a runs API caller's proof of their model (lambdas/runs/proof.py).
+RUNS_API_PROOF = "runs-api-caller"
+
+
+def person_role(env: str, kind: str) -> str:
+    """An environment's role for people of one kind (PERSON_KINDS): mlops-<env>-<kind>; its managed policy too."""
+    return f"{PROJECT}-{env}-{kind}"
+
+
+def env_runs_api_parameter(env: str) -> str:
+    """The SSM parameter holding the URL of the environment's runs API ('_' is outside model names)."""
+    return f"/{PROJECT}/{env}/_control/runs-api-url"
+
+
+def environment_key_alias(env: str) -> str:
+    """The environment's KMS key (stacks/registry_stack.py)."""
+    return f"alias/{PROJECT}-{env}"

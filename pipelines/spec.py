@@ -417,7 +417,7 @@ class ApprovalSpec(_Strict):
     principals: dict[str, list[str]] = Field(
         default_factory=dict,
         description="approver email -> IAM principal ARN patterns ('*' wildcards) that act as them for CLI approvals; "
-                    "approvers not listed here: the session name is their email and the role is this model's approver role")
+                    "approvers not listed here: the session name is their email and the role is the environment's approver role")
 
     @field_validator("principals")
     @classmethod

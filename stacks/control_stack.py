@@ -3,27 +3,29 @@
 Each acts for one model at a time, learning the model from its event and reading the model's record (the SSM
 parameter its model stack writes, pipelines/model_record.py) through a session scoped to that model
 (stacks/constructs/control_plane.py). Deployed after the registry stack and before the model stacks.
-Where it stands (issue 26): the cost-anomaly router, the drift check, the retraining and deployment tasks, the approval
-request, links (one approval URL and signing key an environment) and repair, and promotion (offer, receive, import) run
-here; the runs API still runs as a per-model function in the model stacks.
+Here (issue 26): the retraining and deployment tasks, the approval request, links (one approval URL and signing key an
+environment) and repair, the drift check, the runs API with the people's roles and policies, promotion (offer,
+receive, import) and the cost-anomaly router. A model stack keeps what must be per model (stacks/model_stack.py).
 """
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Stack, aws_s3 as s3
 from constructs import Construct
 
 from pipelines import naming
 from pipelines.spec import EnvironmentSpec
+from stacks.constructs import experiments
+from stacks.constructs.access import AccessPolicies
 from stacks.constructs.approval import ApprovalLinks, reserved_concurrency
 from stacks.constructs.approval_repair import ApprovalRepair
 from stacks.constructs.budgets import CostAnomalyRouting
 from stacks.constructs.drift import DriftChecks
-from stacks.constructs import experiments
 from stacks.constructs.failures import AsyncFailures
 from stacks.constructs.pipeline_tasks import PipelineTasks
 from stacks.constructs.promotion import PromotionOffers, PromotionReceiver
 from stacks.constructs.retraining import NotificationTopic
+from stacks.constructs.runs_api import RunsApi
 from stacks.registry_stack import RegistryStack
 
 
@@ -55,5 +57,11 @@ class ControlPlaneStack(Stack):
                                           failures=self.failures) if upstream else None
         self.approval = ApprovalLinks(self, "Approval", env_name=env_name, key=key, bucket_name=naming.artifact_bucket(
             env_name, environment.account, environment.region), reserved_concurrency=reserved_concurrency(environment.overrides))
+        self.runs_api = RunsApi(self, "RunsApi", env_name=env_name, key=key)
+        bucket = s3.Bucket.from_bucket_attributes(self, "ArtifactBucket", encryption_key=key, bucket_name=naming.artifact_bucket(
+            env_name, environment.account, environment.region))
+        self.access = AccessPolicies(self, "Access", env_name=env_name, runs_api=self.runs_api, bucket=bucket, key=key,
+                                     tracking_server_arn=experiments.server_arn(self, env_name)
+                                     if environment.experiments.enabled else None)
         CfnOutput(self, "PlatformTopicArn", value=self.platform_topic.topic_arn)
         CfnOutput(self, "ApprovalUrl", value=self.approval.url.url)

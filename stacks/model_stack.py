@@ -11,7 +11,6 @@ from constructs import Construct
 from pipelines import naming
 from pipelines.spec import MODELS_DIR, EnvironmentSpec, ModelSpec
 from stacks.constructs import experiments
-from stacks.constructs.access import AccessPolicies
 from stacks.constructs.approval import ApprovalHook, reserved_concurrency
 from stacks.constructs.budgets import ModelBudget
 from stacks.constructs.control_plane import ModelRecordParameter
@@ -23,7 +22,6 @@ from stacks.constructs.sagemaker_access import ModelExecutionRole
 from stacks.constructs.promotion import import_step
 from stacks.constructs.retraining import (NotificationTopic, RetrainingStateMachine, RetrainingTriggers,
                                           lambda_step, state_machine_arn)
-from stacks.constructs.runs_api import RunsApi
 from stacks.constructs.schedules import ModelSchedules
 from stacks.constructs.training import TrainingJob, resolve_inference_image
 from stacks.registry_stack import RegistryStack
@@ -98,12 +96,6 @@ class ModelStack(Stack):
         approval.schedule_repair(self.schedules)
         if spec.drift.enabled:
             self._schedule_drift_checks(spec, env_name)
-        self.runs_api = RunsApi(self, "RunsApi", spec=spec, env_name=env_name, key=key,
-                                environment=environment_variables, audit_table_arn=registry.audit_table.table_arn,
-                                machine_arn=machine_arn, package_arns=self.package_arns)
-        self.access = AccessPolicies(self, "Access", spec=spec, env_name=env_name, runs_api=self.runs_api,
-                                     machine_arn=machine_arn, package_arns=self.package_arns, bucket=bucket, key=key,
-                                     tracking_server_arn=experiments.server_arn(self, env_name) if self.tracked else None)
         CfnOutput(self, "StateMachineArn", value=self.pipeline.machine.state_machine_arn)
         CfnOutput(self, "NotificationTopicArn", value=self.topic.topic_arn)
 

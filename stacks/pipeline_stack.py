@@ -117,15 +117,14 @@ class PipelineStack(cdk.Stack):
 
     @staticmethod
     def _smoke_test(env_name: str, stacks: list[cdk.Stack]) -> pipelines.ShellStep | None:
-        """Each model stack's runs API and the control plane's approval URL, from the stack outputs, answer as
-        deployed stacks do."""
+        """The control plane's runs API and approval URL, from the stack outputs, answer as deployed stacks do."""
         outputs, commands = {}, []
         for stack in stacks:
-            runs_api = getattr(stack, "runs_api", None)
-            found = {"RUNS_API_URL": runs_api and runs_api.node.find_child("Url"),
-                     "APPROVAL_URL": stack.node.try_find_child("ApprovalUrl")}
+            runs_api, approval = getattr(stack, "runs_api", None), stack.node.try_find_child("ApprovalUrl")
+            found = {**({"RUNS_API_URL": runs_api.node.find_child("Url")} if runs_api is not None else {}),
+                     **({"APPROVAL_URL": approval} if approval is not None else {})}
             prefix = re.sub(r"[^A-Z0-9]", "_", stack.stack_name.upper())
-            for name, output in ((name, output) for name, output in found.items() if output is not None):
+            for name, output in found.items():
                 variable = f"{prefix}_{name}"
                 outputs[variable] = output
                 commands.append(f'code=$(curl -s -o /dev/null -w "%{{http_code}}" "${variable}"); echo "{variable}: $code"; '

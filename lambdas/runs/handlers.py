@@ -1,14 +1,23 @@
-"""The runs API (a Function URL with AWS_IAM auth): start runs, read them, decide approvals.
+"""The environment's runs API (a Function URL with AWS_IAM auth): start runs, read them, decide approvals, for the
+model the request names (query parameter `model`), acting for that model (lambdas/shared/tenancy.py).
 
-Who calls is the principal Lambda verified from the SigV4 signature (requestContext.authorizer.iam.userArn),
-never a field of the request. The function's own role starts executions and answers task tokens, so data
-scientists and approvers need no StartExecution or SendTask* rights of their own.
+Who calls is the principal Lambda verified from the SigV4 signature (requestContext.authorizer.iam), never a field of
+the request. Who may act on the model:
+- start a run: a person (lambdas/shared/identity.py) whose session is tagged with the model, shown by its proof
+  (lambdas/shared/model_proof.py);
+- read runs, pending approvals, serving: a session tagged with the model (its proof), or an approver of the model;
+- decide: a person the model's spec names as an approver (approval.approvers, approval.principals).
+The identity checks run as the function's own role before it acts for the model; the function's scoped session then
+starts executions and answers task tokens, so people need no StartExecution or SendTask* rights of their own.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -16,7 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from lambdas.approval.handlers import apply_decision
 from lambdas.approval.tokens import LinkClaims, LinkError
 from lambdas.runs import logic
-from lambdas.shared import dal, identity
+from lambdas.shared import dal, identity, model_proof, tenancy
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.observability import bind, logger, metrics, tracer
 from lambdas.shared.run_state import Objective
@@ -30,21 +39,61 @@ def _json(status: int, document) -> Response:
                     headers={"Cache-Control": "no-store"})
 
 
-def _caller() -> str:
-    iam = ((app.current_event.raw_event.get("requestContext") or {}).get("authorizer") or {}).get("iam") or {}
-    if not iam.get("userArn"):  # only reachable if the URL's auth type were changed to NONE
+@dataclass(frozen=True)
+class Caller:
+    """What AWS says of the caller, established as the function's own role before it acts for the model."""
+    principal: str
+    person: str | None  # None: a principal whose holder picks its name (lambdas.shared.identity)
+    tagged_with_model: bool  # their proof showed a session tagged with the model asked about
+    refusal: str = ""  # why it did not
+
+
+_CALLER: ContextVar[Caller] = ContextVar("runs_api_caller")
+
+
+def identify(event: dict, model: str) -> Caller:
+    iam = ((event.get("requestContext") or {}).get("authorizer") or {}).get("iam") or {}
+    if not iam.get("userArn") or not iam.get("callerId"):  # only reachable if the URL's auth type were changed to NONE
         raise logic.ApiError(403, "the request carries no verified AWS identity")
-    return iam["userArn"]
+    principal = identity.parse(iam["userArn"])
+    verified = principal is not None and principal.identity_center and dal.identity_center_role(principal.role)
+    person = identity.person(principal, json.loads(setting("PERSON_ROLES")), verified)
+    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+    try:
+        model_proof.verify(dal.client("kms"), headers.get(model_proof.HEADER), setting("KMS_KEY_ARN"), model,
+                           iam["callerId"])
+    except model_proof.ProofRefused as refused:
+        return Caller(iam["userArn"], person, False, str(refused))
+    return Caller(iam["userArn"], person, True)
+
+
+def _caller() -> str:
+    return _CALLER.get().principal
 
 
 def _person(principal: str) -> str:
     """The person AWS fixes behind the caller, or 403 with the fix: nobody starts or decides under a name they chose."""
-    caller = identity.parse(principal)
-    verified = caller is not None and caller.identity_center and dal.identity_center_role(caller.role)
-    person = identity.person(caller, json.loads(setting("PERSON_ROLES")), verified)
+    person = _CALLER.get().person
     if person is None:
         raise logic.ApiError(403, identity.unverified(principal, setting("DATA_SCIENTIST_ROLE_ARN")))
     return person
+
+
+def _of_the_model(model: str) -> None:
+    """403 unless the caller's session is tagged with the model (what a data scientist or operator of it holds)."""
+    caller = _CALLER.get()
+    if not caller.tagged_with_model:
+        raise logic.ApiError(403, f"{caller.refusal}: your session is not shown to work on {model}; fix: take the "
+                                  f"data-scientist role with the session tag {naming.MODEL_TAG}={model} (one of your "
+                                  "IAM user's model tags; docs/identity.md)")
+
+
+def _reader(model: str) -> None:
+    """Runs and approvals are read by the model's people and by its approvers."""
+    spec = model_spec()
+    if not _CALLER.get().tagged_with_model and logic.approver_for(
+            _caller(), spec.approval.approvers, spec.approval.principals, setting("APPROVER_ROLE_NAME")) is None:
+        _of_the_model(model)
 
 
 def _body() -> dict:
@@ -69,6 +118,7 @@ def start_run() -> Response:
     spec, principal = model_spec(), _caller()
     request = logic.parse_run_request(_body(), spec.training.hyperparameters)
     person = _person(principal)
+    _of_the_model(spec.name)
     document = logic.execution_input_json(logic.execution_input(request, spec.name, principal, person))
     machine = setting("STATE_MACHINE_ARN")
     logic.refuse_second_run(dal.running_executions(machine), spec.name)
@@ -81,6 +131,7 @@ def start_run() -> Response:
 
 @app.get("/runs")
 def list_runs() -> Response:
+    _reader(model_spec().name)
     query = app.current_event.query_string_parameters or {}
     try:
         limit = min(max(int(query.get("limit", 20)), 1), 100)
@@ -95,6 +146,7 @@ def list_runs() -> Response:
 
 @app.get("/runs/<name>")
 def describe_run(name: str) -> Response:
+    _reader(model_spec().name)
     return _json(200, _view(_execution_arn(name), with_steps=True).model_dump())
 
 
@@ -102,9 +154,11 @@ def describe_run(name: str) -> Response:
 def run_metrics(name: str) -> Response:
     """Per-epoch metrics of the run's training job, parsed from its log (CloudWatch Logs, as SageMaker writes it)."""
     spec = model_spec()
+    _reader(spec.name)
     _describe(_execution_arn(name))  # 404 for a run that is not this model's
     job = naming.training_job(spec.name, name)
-    history = logic.metric_history(dal.training_log_lines(job), spec.objective.metric, spec.objective.regex)
+    lines = dal.training_log_lines(job, streams_client=dal.own_client("logs"))  # stream names: as the function itself
+    history = logic.metric_history(lines, spec.objective.metric, spec.objective.regex)
     return _json(200, {"run": name, "training_job": job, "objective": spec.objective.metric,
                        "direction": spec.objective.direction, **history})
 
@@ -112,6 +166,7 @@ def run_metrics(name: str) -> Response:
 @app.get("/serving")
 def serving() -> Response:
     """The model package each stage's endpoint serves (null: no endpoint yet)."""
+    _reader(model_spec().name)
     prod = setting("PROD_ENDPOINT")  # naming.endpoint(model, env, "prod"); staging is its sibling
     names = {"staging": prod.removesuffix("-prod") + "-staging", "prod": prod}
     endpoints = dal.Endpoints()
@@ -146,6 +201,7 @@ def _view(arn: str, with_steps: bool = False) -> logic.RunView:
 # ------------------------------------------------------------------ approvals
 @app.get("/approvals")
 def pending_approvals() -> Response:
+    _reader(model_spec().name)
     pending = dal.ApprovalStore(setting("AUDIT_TABLE")).pending(model_spec().name)
     return _json(200, {"pending": [logic.pending_view(record) for record in pending]})
 
@@ -177,5 +233,25 @@ def decide(execution: str) -> Response:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
-    bind(model_spec().name)
-    return app.resolve(event, context)
+    model = (event.get("queryStringParameters") or {}).get("model") or ""
+    if not re.fullmatch(naming.MODEL_NAME_PATTERN, model):
+        return _refusal(400, f"model: {model[:40]!r} is not a model name; name the model with ?model=<name>")
+    bind(model)
+    try:
+        caller = identify(event, model)
+        with tenancy.acting_for(model):
+            token = _CALLER.set(caller)
+            try:
+                return app.resolve(event, context)
+            finally:
+                _CALLER.reset(token)
+    except logic.ApiError as refused:
+        return _refusal(refused.status, refused.message)
+    except tenancy.ModelNotDeployed as missing:
+        return _refusal(404, str(missing), code="ModelNotDeployed")
+
+
+def _refusal(status: int, message: str, **extra) -> dict:
+    logger.warning("request refused", extra={"status": status, "reason": message})
+    return {"statusCode": status, "headers": {"Content-Type": content_types.APPLICATION_JSON, "Cache-Control": "no-store"},
+            "body": json.dumps({"message": message, **extra})}

@@ -48,6 +48,12 @@ def client(service: str, endpoint_url: str | None = None, region_name: str | Non
     return session.client(service, config=_CONFIG, endpoint_url=endpoint_url or bound_url, region_name=region_name)
 
 
+def own_client(service: str):
+    """A client of the function's own credentials even while bound to a model's session: for the calls a control-plane
+    function makes as itself (listing a log group's streams has no per-model resource to scope a grant to)."""
+    return boto3.client(service, config=_CONFIG)
+
+
 def resource(service: str):
     session, bound_url = _BOUND.get()
     return session.resource(service, config=_CONFIG, endpoint_url=bound_url)
@@ -313,12 +319,13 @@ def execution_history(execution_arn: str, limit: int = 10000) -> list[dict]:
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 
-def training_log_lines(job_name: str, limit: int = 20000) -> Iterator[str]:
+def training_log_lines(job_name: str, limit: int = 20000, streams_client=None) -> Iterator[str]:
     """The lines a training job printed (CloudWatch Logs, /aws/sagemaker/TrainingJobs, streams named
-    `<job>/algo-<n>-<epoch>`), oldest first; nothing when the job has not logged yet."""
+    `<job>/algo-<n>-<epoch>`), oldest first; nothing when the job has not logged yet. streams_client: the client that
+    lists the streams (the current session's by default)."""
     logs = client("logs")
     try:
-        streams = logs.describe_log_streams(logGroupName=TRAINING_LOG_GROUP, logStreamNamePrefix=f"{job_name}/")
+        streams = (streams_client or logs).describe_log_streams(logGroupName=TRAINING_LOG_GROUP, logStreamNamePrefix=f"{job_name}/")
     except ClientError as error:
         if error.response["Error"]["Code"] == "ResourceNotFoundException":
             return

@@ -2,7 +2,7 @@
 
 An assumed-role ARN ends in a session name that whoever calls sts:AssumeRole chooses, so a session name is a person
 only on roles that fix it:
-- the platform's data-scientist and approver roles, whose trust requires the session name and the source identity
+- the environment's data-scientist and approver roles (mlops-<env>-data-scientist, -approver), whose trust requires the session name and the source identity
   to be the caller's IAM user name (`sts:RoleSessionName` = `sts:SourceIdentity` = `${aws:username}`); a source
   identity cannot be changed for the rest of the session or any role it chains to;
 - IAM Identity Center's permission-set roles (`AWSReservedSSO_*` under the IAM path /aws-reserved/sso.amazonaws.com/,
@@ -60,7 +60,8 @@ def unverified(arn: str, data_scientist_role_arn: str) -> str:
     """The one-line refusal, with the fix."""
     return (f"{arn} does not identify a person (a role session whose name its holder picks); fix: sign in through "
             f"IAM Identity Center, or run `aws sts assume-role --role-arn {data_scientist_role_arn} "
-            "--role-session-name <your IAM user name> --source-identity <your IAM user name>` (the approver role alike)")
+            "--role-session-name <your IAM user name> --source-identity <your IAM user name> "
+            "--tags Key=mlops:model,Value=<model>` (the approver role alike)")
 
 
 def pattern_person(pattern: str) -> str | None:

@@ -696,13 +696,12 @@ class CrossAccountPromotion:
 
     def _function_urls(self, account: EmulatedAccount) -> dict[str, str]:
         from pipelines.local.lifecycle import APPROVAL_DECIDE, FunctionUrlServer, function_logical_id, runs_api_server
-        from pipelines.local.provision import cloudformation_name
 
-        stack_name = naming.model_stack(self.model, account.env)
-        decide = function_logical_id(account.templates[naming.control_stack(account.env)], APPROVAL_DECIDE)
-        runs = function_logical_id(account.templates[stack_name], "RunsApiRunsFunction")
+        control = naming.control_stack(account.env)
+        decide = function_logical_id(account.templates[control], APPROVAL_DECIDE)
+        runs = function_logical_id(account.templates[control], "RunsApiFunction")
         decide_name = naming.control_function(account.env, "approval-decide")  # the environment's approval URL
-        runs_name = cloudformation_name(stack_name, runs)
+        runs_name = naming.control_function(account.env, "runs-api")  # the environment's runs API
         approval = FunctionUrlServer(lambda event, a=account: a.dispatch.invoke(decide_name, event))
         api = runs_api_server(lambda event, a=account: a.dispatch.invoke(runs_name, event), runs_name, account.id, self.region)
         account.servers += [approval, api]
@@ -718,16 +717,14 @@ class CrossAccountPromotion:
     def _people(self) -> dict[tuple[str, str], iam.Credentials]:
         """(env, email) -> a signed-in session: the data scientist on the training account's policy; every approver
         of every stage on that stage's approver role, their email as the session name (as IAM Identity Center)."""
-        from stacks.constructs.access import approver_role_name
-
         training = self.world.accounts[self.training]
-        scientist = f"arn:aws:iam::{training.id}:role/{naming.data_scientist_role_name(self.model, self.training)}"
+        scientist = f"arn:aws:iam::{training.id}:role/{naming.person_role(self.training, 'data-scientist')}"
         people = {(self.training, "data-scientist@example.com"): iam.person(scientist, "data-scientist@example.com",
-                                                                           self.region)}
+                                                                           self.region, model=self.model)}
         for env, account in self.world.accounts.items():
-            role = f"arn:aws:iam::{account.id}:role/{approver_role_name(self.model, env)}"
+            role = f"arn:aws:iam::{account.id}:role/{naming.person_role(env, 'approver')}"
             for email in self.approvers(env):
-                people[(env, email)] = iam.sign_in(role, email, account.id)
+                people[(env, email)] = iam.sign_in(role, email, account.id, tags={naming.MODEL_TAG: self.model})
         return people
 
     def approvers(self, env: str) -> list[str]:

@@ -96,33 +96,50 @@ def require_trust(role_arn: str, service: str, iam_client) -> None:
     raise PermissionError(f"{role_arn} does not trust {service} to assume it")
 
 
-def person(role_arn: str, user_name: str, region: str) -> Credentials:
+def person(role_arn: str, user_name: str, region: str, model: str | None = None) -> Credentials:
     """A person's session on one of the platform's person roles (the data-scientist or approver role): an IAM user
     named `user_name` (their email) assumes the role with their user name as the session name and the source
-    identity, the only call the role's trust policy allows (policy_evaluation checks it once IAM is enforced)."""
+    identity, the only call the role's trust policy allows (policy_evaluation checks it once IAM is enforced).
+    model: the user's own IAM tag mlops:model (what platform engineers set), which the session is then tagged with."""
+    from pipelines import naming
+
     iam = boto3.client("iam", region_name=region)
     try:
         iam.create_user(UserName=user_name)
     except iam.exceptions.EntityAlreadyExistsException:
         pass
     may_assume = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"], "Resource": role_arn}]}
+        {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"], "Resource": role_arn}]}
     iam.put_user_policy(UserName=user_name, PolicyName=f"assume-{role_arn.rsplit('/', 1)[1]}"[:128],
                         PolicyDocument=json.dumps(may_assume))
+    tags = []
+    if model:
+        iam.tag_user(UserName=user_name, Tags=[{"Key": naming.MODEL_TAG, "Value": model}])
+        tags = [{"Key": naming.MODEL_TAG, "Value": model}]
     key = iam.create_access_key(UserName=user_name)["AccessKey"]
     user = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
     granted = user.client("sts", region).assume_role(RoleArn=role_arn, RoleSessionName=user_name,
-                                                     SourceIdentity=user_name)["Credentials"]
+                                                     SourceIdentity=user_name, **({"Tags": tags} if tags else {}))
+    granted = granted["Credentials"]
+    if tags:  # what STS keeps with the session even when it was taken before IAM is enforced here
+        from pipelines.local.policy_evaluation import _session_tags
+
+        _session_tags[granted["AccessKeyId"]] = {tag["Key"]: tag["Value"] for tag in tags}
     return Credentials(granted["AccessKeyId"], granted["SecretAccessKey"], granted["SessionToken"])
 
 
-def sign_in(role_arn: str, session_name: str, account: str) -> Credentials:
+def sign_in(role_arn: str, session_name: str, account: str, tags: dict[str, str] | None = None) -> Credentials:
     """A session of `role_arn` named `session_name`, issued the way an identity provider (IAM Identity Center)
-    issues it: not an sts:AssumeRole call by some local principal, so no trust policy is evaluated."""
+    issues it: not an sts:AssumeRole call by some local principal, so no trust policy is evaluated. tags: its
+    session tags (Identity Center's attributes for access control)."""
     from moto.sts.models import sts_backends
+
+    from pipelines.local.policy_evaluation import _session_tags
 
     session = sts_backends[account]["aws"].assume_role(region_name="us-east-1", role_session_name=session_name,
                                                        role_arn=role_arn, policy="", duration=3600, external_id="")
+    if tags:
+        _session_tags[session.access_key_id] = dict(tags)
     return Credentials(session.access_key_id, session.secret_access_key, session.session_token)
 
 
@@ -268,7 +285,12 @@ def _kms(response, scope: str) -> str | None:
     key = _param(response, "KeyId")
     if key is None and _param(response, "CiphertextBlob"):
         key = _key_of_ciphertext(_param(response, "CiphertextBlob"))
-    if not key or key.startswith("alias/"):
+    if key and (key.startswith("alias/") or ":alias/" in key):  # KMS authorizes a request by alias on its key
+        from moto.kms.models import kms_backends
+
+        region, account = scope.split(":")
+        key = kms_backends[account][region].get_key_id_from_alias(key[key.index("alias/"):])
+    if not key:
         return None
     return key if key.startswith("arn:") else f"arn:aws:kms:{scope}:key/{key}"
 
@@ -346,5 +368,18 @@ def _lambda(response, scope: str) -> str | None:
     return f"arn:aws:lambda:{account_scope}:function:{name}" + (f":{qualifier}" if qualifier else "")
 
 
+def _logs(response, scope: str) -> str | None:
+    """CloudWatch Logs authorizes a stream's events on the stream (GetLogEvents, PutLogEvents: resource type
+    log-stream, log-group:<group>:log-stream:<stream>) and the rest on its group, in the `log-group:<group>:*` form
+    the platform's grants name (Service Authorization Reference, Amazon CloudWatch Logs)."""
+    group, stream = _param(response, "logGroupName"), _param(response, "logStreamName")
+    if not group:
+        return None
+    action = response.headers.get("X-Amz-Target", "").rpartition(".")[2]
+    if stream and action in ("GetLogEvents", "PutLogEvents"):
+        return f"arn:aws:logs:{scope}:log-group:{group}:log-stream:{stream}"
+    return f"arn:aws:logs:{scope}:log-group:{group}:*"
+
+
 _RESOURCES = {"dynamodb": _dynamodb, "sns": _sns, "ssm": _ssm, "kms": _kms, "secretsmanager": _secretsmanager,
-              "states": _states, "sagemaker": _sagemaker, "lambda": _lambda}
+              "states": _states, "sagemaker": _sagemaker, "lambda": _lambda, "logs": _logs}

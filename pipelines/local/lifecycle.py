@@ -247,7 +247,7 @@ class LocalLifecycle:
         lane.workdir.mkdir(parents=True, exist_ok=True)
         lane.say = lambda line, say=self.say: say(f"[{model}] {line}")
         lane._subscribe_inbox()
-        lane.data_scientist = lane._data_scientist(DEMO_REQUESTER)
+        lane.data_scientist = lane._data_scientist(DEMO_REQUESTER.replace("@", f"+{model}@"))  # a person of its own
         return lane
 
     def _model_lifecycle(self) -> None:
@@ -297,7 +297,7 @@ class LocalLifecycle:
 
     def _provision(self) -> None:
         from pipelines.local import glue, moto_extensions
-        from pipelines.local.provision import Provisioner, cloudformation_name
+        from pipelines.local.provision import Provisioner
         from pipelines.local.serving import Hosting, LocalHostingServer
 
         moto_extensions.install()
@@ -305,11 +305,11 @@ class LocalLifecycle:
         self.hosting = LocalHostingServer(Hosting(self.workdir / "hosting")).__enter__()
         self.dispatch = glue.LambdaDispatch({"SAGEMAKER_RUNTIME_URL": self.hosting.url})
         self.dispatch.install()
-        stack_name = naming.model_stack(self.model, LOCAL_ENV)
-        decide_logical = function_logical_id(self.templates[naming.control_stack(LOCAL_ENV)], APPROVAL_DECIDE)
-        runs_logical = function_logical_id(self.templates[stack_name], "RunsApiRunsFunction")
+        control = naming.control_stack(LOCAL_ENV)
+        decide_logical = function_logical_id(self.templates[control], APPROVAL_DECIDE)
+        runs_logical = function_logical_id(self.templates[control], "RunsApiFunction")
         decide = naming.control_function(LOCAL_ENV, "approval-decide")  # the environment's approval URL
-        runs = cloudformation_name(stack_name, runs_logical)
+        runs = naming.control_function(LOCAL_ENV, "runs-api")  # the environment's runs API
         self.approval_server = FunctionUrlServer(lambda event: self.dispatch.invoke(decide, event))
         self.runs_server = runs_api_server(lambda event: self.dispatch.invoke(runs, event), runs, self.account, self.region)
         provisioner = Provisioner(self.account, self.region, self.dispatch,
@@ -332,12 +332,13 @@ class LocalLifecycle:
                  f"approval links at {self.approval_server.url}, runs API (AWS_IAM) at {self.runs_server.url}")
 
     def _data_scientist(self, email: str):
-        """The data scientist: an IAM user named after their email on the model's data-scientist role (its trust
-        makes the session name and source identity their user name); signed in before IAM is enforced."""
+        """The data scientist: an IAM user named after their email, tagged with the model, on the environment's
+        data-scientist role (its trust makes the session name and source identity their user name, and the session's
+        model tag the user's); signed in before IAM is enforced."""
         from pipelines.local import iam
 
-        role = f"arn:aws:iam::{self.account}:role/{naming.data_scientist_role_name(self.model, LOCAL_ENV)}"
-        return iam.person(role, email, self.region)
+        role = f"arn:aws:iam::{self.account}:role/{naming.person_role(LOCAL_ENV, 'data-scientist')}"
+        return iam.person(role, email, self.region, model=self.model)
 
     def _enforce_iam(self, provisioner) -> None:
         from pipelines.local import iam

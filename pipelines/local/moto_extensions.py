@@ -20,6 +20,10 @@ AWS validations moto lacks (moto accepts these; SageMaker refuses them), each wi
 moto reads a bucket policy statement whose conditions it cannot verify as a Deny on object requests: its own
 bucket-policy check is left to the enforced-IAM evaluation (pipelines/local/policy_evaluation.py).
 
+sts:GetCallerIdentity finds the caller's access key only when its id is 20 characters long (AWS's), and answers any
+other with a default user `moto`; the local mode's administrator signs with the key id `local`, and the runs API's
+model proof (lambdas/shared/model_proof.py) names the caller's UserId, so the key is read from the signature.
+
 Registered on moto's SageMaker backend and response classes (moto dispatches actions by method
 name), so boto3 calls reach it in-process and through moto's server alike.
 """
@@ -109,6 +113,7 @@ def install() -> None:
                                        merged or None, *args, **kwargs)
 
     _install_validations()
+    _install_caller_identity_of_any_key()
     _install_stop_of_waiting_tasks()
     _leave_bucket_policies_to_the_iam_check()
     _install_inference_specification_updates()
@@ -116,6 +121,23 @@ def install() -> None:
     models.SageMakerModelBackend.update_model_package = update_model_package
     responses.SageMakerResponse.update_endpoint = update_endpoint_response
     _installed = True
+
+
+def _install_caller_identity_of_any_key() -> None:
+    import re
+
+    from moto.sts.responses import TokenResponse
+
+    original = TokenResponse.get_caller_identity
+
+    def get_caller_identity(self) -> ActionResult:
+        signed = re.search(r"Credential=([^/,\s]+)/", self.headers.get("Authorization", ""))
+        if signed is None:
+            return original(self)
+        user_id, arn, account = self.backend.get_caller_identity(signed.group(1), self.region)
+        return ActionResult({"UserId": user_id, "Account": account, "Arn": arn})
+
+    TokenResponse.get_caller_identity = get_caller_identity
 
 
 def _install_stop_of_waiting_tasks() -> None:

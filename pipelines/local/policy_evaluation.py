@@ -8,7 +8,7 @@ actions taken with assumed roles" (source identity)):
 - Trust policies on sts:AssumeRole. moto compares the caller's ARN with the trust policy's principal literally (an
   account-root principal never matches a user of that account) and evaluates only sts:ExternalId. Here: the account
   root, an account id or an exact ARN matches; `sts:RoleSessionName`, `sts:SourceIdentity`, `sts:ExternalId`,
-  `aws:username`, `aws:PrincipalArn` and `aws:PrincipalAccount` are condition keys; policy variables such as
+  `aws:username`, `aws:userid`, `aws:PrincipalArn` and `aws:PrincipalAccount` are condition keys; policy variables such as
   `${aws:username}` take the request's value, and a variable whose key the request lacks (aws:username of a role
   session) matches nothing; setting a source identity needs `sts:SetSourceIdentity` in the trust policy too, and a
   session that has a source identity cannot pass another one when it chains to a role.
@@ -49,7 +49,7 @@ from contextvars import ContextVar
 _VARIABLE = re.compile(r"\$\{([^}]+)\}")
 _DEFAULTED = re.compile(r"^\s*([^,\s]+)\s*,\s*'([^']*)'\s*$")
 _LITERALS = {"*": "*", "?": "?", "$": "$"}  # ${*}, ${?}, ${$}: the character itself
-PRINCIPAL_KEYS = ("aws:PrincipalArn", "aws:PrincipalAccount", "aws:username", "aws:SourceIdentity")
+PRINCIPAL_KEYS = ("aws:PrincipalArn", "aws:PrincipalAccount", "aws:username", "aws:SourceIdentity", "aws:userid")
 _PRINCIPAL_KEYS_LOWER = {key.lower() for key in PRINCIPAL_KEYS}
 MAX_SESSION_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE = 50, 128, 256
 
@@ -269,12 +269,28 @@ def principal_context(key) -> dict:
     context = caller_of(key.arn)
     if hasattr(key, "_owner_user_name"):
         context["aws:username"] = key._owner_user_name
+    user_id = principal_user_id(key)
+    if user_id:
+        context["aws:userid"] = user_id
     access_key_id = getattr(key, "_access_key_id", None)
     if access_key_id in _source_identities:
         context["aws:SourceIdentity"] = _source_identities[access_key_id]
     for name, value in principal_tags(key).items():
         context[f"aws:PrincipalTag/{name}"] = value
     return context
+
+
+def principal_user_id(key) -> str | None:
+    """aws:userid: an IAM user's unique id, or a role session's '<role unique id>:<session name>' (IAM User Guide,
+    "AWS global condition context keys", aws:userid); what Lambda reports as requestContext.authorizer.iam.callerId."""
+    try:
+        if hasattr(key, "_session_name"):
+            return f"{key.backend.get_role(key._owner_role_name).id}:{key._session_name}"
+        if hasattr(key, "_owner_user_name"):
+            return key.backend.get_user(key._owner_user_name).id
+    except Exception:  # a principal moto no longer knows
+        return None
+    return None
 
 
 def principal_tags(key) -> dict[str, str]:

@@ -66,7 +66,7 @@ class Provisioner:
     def provision(self, stack: str, template: dict) -> None:
         resources = template.get("Resources", {})
         values = self.result.values.setdefault(stack, {})
-        later = ("AWS::Lambda::Function", "AWS::Lambda::Url", "AWS::SSM::Parameter", "AWS::StepFunctions::StateMachine",
+        later = ("AWS::KMS::Alias", "AWS::Lambda::Function", "AWS::Lambda::Url", "AWS::SSM::Parameter", "AWS::StepFunctions::StateMachine",
                  "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::S3::BucketPolicy")
         for logical, resource in resources.items():
             if resource["Type"] not in later:
@@ -120,6 +120,10 @@ class Provisioner:
         if kind == "AWS::KMS::Key":
             key = self.client("kms").create_key(Description=f"{stack}/{logical}")["KeyMetadata"]
             return {"Ref": key["KeyId"], "Arn": key["Arn"]}
+        if kind == "AWS::KMS::Alias":
+            name = properties["AliasName"]
+            self.client("kms").create_alias(AliasName=name, TargetKeyId=self._resolve(stack, properties["TargetKeyId"]))
+            return {"Ref": name}
         if kind == "AWS::S3::Bucket":
             name = properties.get("BucketName") or f"{stack}-{logical}".lower()[:63]
             self.client("s3").create_bucket(Bucket=name)

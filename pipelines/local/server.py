@@ -193,10 +193,10 @@ class KeptEmulation:
 
     @staticmethod
     def _identities(lifecycle) -> dict[str, dict[str, str]]:
-        """Data scientist, platform admin and each approver (a session of the model's approver role named after
-        their email, as the runs API maps approvers)."""
+        """Data scientist, platform admin and each approver (a session of the environment's approver role named
+        after their email, as the runs API maps approvers)."""
         from pipelines.local import iam
-        from pipelines.naming import approver_role_name
+        from pipelines.naming import MODEL_TAG, person_role
 
         def keys(credentials) -> dict[str, str]:
             return {"access_key_id": credentials.access_key_id, "secret_access_key": credentials.secret_access_key,
@@ -204,9 +204,9 @@ class KeptEmulation:
 
         admin = lifecycle.admin or iam.Credentials("local", "local")
         identities = {DEFAULT_IDENTITY: keys(lifecycle.data_scientist), "admin": keys(admin)}
-        role = f"arn:aws:iam::{lifecycle.account}:role/{approver_role_name(lifecycle.model, 'local')}"
+        role = f"arn:aws:iam::{lifecycle.account}:role/{person_role('local', 'approver')}"
         for approver in lifecycle.spec.approval.approvers:
-            identities[approver] = keys(iam.sign_in(role, approver, lifecycle.account))
+            identities[approver] = keys(iam.sign_in(role, approver, lifecycle.account, tags={MODEL_TAG: lifecycle.model}))
         return identities
 
     def _serve_inbox(self, lifecycle) -> None:

@@ -85,8 +85,8 @@ def test_dev_approval_offers_the_package_to_prod_which_imports_the_same_bytes_an
 def test_in_prod_neither_the_trainer_nor_a_dev_approver_can_approve_it(world):
     with pytest.raises(DecisionRefused, match="Self-approval refused"):
         promote(world.pipelines("prod", TRAINER), world.delivery(), "churn", "1", "prod", "my own model")
-    role = f"arn:aws:iam::{PROD}:role/{naming.PROJECT}-prod-churn-approver"
-    world.people[("prod", DEV_APPROVER)] = iam.sign_in(role, DEV_APPROVER, PROD)
+    role = f"arn:aws:iam::{PROD}:role/{naming.person_role('prod', 'approver')}"
+    world.people[("prod", DEV_APPROVER)] = iam.sign_in(role, DEV_APPROVER, PROD, tags={naming.MODEL_TAG: "churn"})
     with pytest.raises(DecisionRefused, match="is not mapped to an approver of churn"):
         promote(world.pipelines("prod", DEV_APPROVER), world.delivery(), "churn", "1", "prod", "approved in dev already")
     assert world.pending("prod", world.prod_run["name"]) is not None

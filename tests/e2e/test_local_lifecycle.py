@@ -44,7 +44,7 @@ def test_the_approval_was_decided_by_an_approver_through_the_link_and_audited(li
 
 def test_run_one_was_started_through_the_runs_api_as_the_signed_data_scientist(lifecycle):
     requested_by = lifecycle.runs[0]["input"]["requested_by"]
-    assert requested_by == "arn:aws:sts::123456789012:assumed-role/mlops-local-churn-data-scientist/data-scientist@example.com"
+    assert requested_by == "arn:aws:sts::123456789012:assumed-role/mlops-local-data-scientist/data-scientist@example.com"
     assert next(a for a in lifecycle.approvals if a["status"] == "APPROVED")["requested_by"] == requested_by
 
 

@@ -153,9 +153,9 @@ def test_state_machine_role_invokes_only_the_control_planes_tasks(template):
 
 def test_functions_use_their_own_encrypted_log_groups_and_tracing(template):
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
-    # the runs API (the retraining and deployment tasks, the drift check, the approval request, links, rotation and
-    # repair, and promotion are the control plane's)
-    assert len(functions) == 1
+    # none: the retraining and deployment tasks, the drift check, the approval request, links, rotation and repair,
+    # promotion and the runs API are the control plane's
+    assert len(functions) == 0
     for function in functions:
         properties = function["Properties"]
         assert properties["TracingConfig"] == {"Mode": "Active"}

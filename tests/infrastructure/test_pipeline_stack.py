@@ -77,14 +77,14 @@ def test_each_stage_deploys_its_environment_into_its_own_account_then_smoke_test
         variables = json.loads(last["Configuration"]["EnvironmentVariables"])
         names = {variable["name"] for variable in variables}
         prefix = f"MLOPS_{stage['Name'].upper()}"
-        assert {f"{prefix}_CHURN_RUNS_API_URL", f"{prefix}_CONTROL_APPROVAL_URL"} <= names  # one approval URL an env
+        assert {f"{prefix}_CONTROL_RUNS_API_URL", f"{prefix}_CONTROL_APPROVAL_URL"} <= names  # one of each an env
         assert all(variable["value"].startswith("#{") for variable in variables)  # the deployed stack's outputs
 
 
 @whole_pipeline
 def test_the_smoke_test_expects_iam_auth_on_the_runs_api_and_a_refused_empty_link(pipeline):
     commands = buildspec(pipeline["template"], "PipelineStagingSmokeTestStaging")["phases"]["build"]["commands"]
-    runs_api = next(c for c in commands if "MLOPS_STAGING_CHURN_RUNS_API_URL\"" in c)
+    runs_api = next(c for c in commands if "MLOPS_STAGING_CONTROL_RUNS_API_URL\"" in c)
     approval = next(c for c in commands if "MLOPS_STAGING_CONTROL_APPROVAL_URL\"" in c)
     assert runs_api.endswith('test "$code" = "403"') and approval.endswith('test "$code" = "400"')
 

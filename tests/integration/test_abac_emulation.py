@@ -306,3 +306,55 @@ def test_invoking_a_function_is_authorized_as_lambda_invoke_function(aws):
         lambda_as_caller = _assume(_admin(), caller).client("lambda", REGION)
         with pytest.raises(ClientError, match="not authorized to perform: lambda:InvokeFunction"):
             lambda_as_caller.invoke(FunctionName="other", Payload=b"{}")
+def test_aws_userid_is_the_users_id_or_the_roles_id_and_session_name(aws):
+    """IAM User Guide, "AWS global condition context keys", aws:userid: an IAM user's unique id; for a role session
+    '<role unique id>:<session name>' (what sts:GetCallerIdentity answers as UserId)."""
+    role = _role(aws, "person", [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*",
+                                  "Condition": {"StringLike": {"aws:userid": "*:pat@example.com"}}}])
+    role_id = aws.get_role(RoleName="person")["Role"]["RoleId"]
+    with iam.enforced():
+        pat = _admin().client("sts", REGION).assume_role(RoleArn=role, RoleSessionName="pat@example.com")["Credentials"]
+        pat = iam.Credentials(pat["AccessKeyId"], pat["SecretAccessKey"], pat["SessionToken"])
+        assert pat.client("sts", REGION).get_caller_identity()["UserId"] == f"{role_id}:pat@example.com"
+        assert _can_read(pat, "a")
+        assert not _can_read(_assume(_admin(), role), "a")  # session name "session"
+
+
+def test_a_trust_policy_takes_a_session_tag_only_equal_to_the_callers_own_principal_tag(aws):
+    """The ABAC tutorial's pattern ("IAM tutorial: Define permissions to access AWS resources based on tags"):
+    aws:RequestTag/k must equal ${aws:PrincipalTag/k} of the IAM user calling sts:AssumeRole; a user without that
+    tag leaves the variable unresolved, and the statement matches nothing."""
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"},
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:TagSession",
+         "Condition": {"StringEquals": {"aws:RequestTag/mlops:model": "${aws:PrincipalTag/mlops:model}"}}}]}
+    role = aws.create_role(RoleName="people", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    users = {}
+    for name, tags in (("tagged", [{"Key": "mlops:model", "Value": "a"}]), ("untagged", [])):
+        aws.create_user(UserName=name, Tags=tags)
+        aws.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"], "Resource": role}]}))
+        key = aws.create_access_key(UserName=name)["AccessKey"]
+        users[name] = iam.Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    with iam.enforced():
+        assert _assume(users["tagged"], role, {"mlops:model": "a"})
+        for caller, tags in ((users["tagged"], {"mlops:model": "b"}), (users["untagged"], {"mlops:model": "a"})):
+            with pytest.raises(ClientError, match="AccessDenied"):
+                _assume(caller, role, tags)
+        assert _assume(users["untagged"], role)  # no tag asked: the AssumeRole statement alone
+
+
+def test_a_log_streams_events_are_authorized_on_the_stream(aws):
+    """Service Authorization Reference, CloudWatch Logs: GetLogEvents acts on the log-stream resource
+    (log-group:<group>:log-stream:<stream>), so a grant on one stream prefix opens no other."""
+    logs = boto3.client("logs", region_name=REGION)
+    logs.create_log_group(logGroupName="/g")
+    for stream in ("a-1/algo-1", "b-1/algo-1"):
+        logs.create_log_stream(logGroupName="/g", logStreamName=stream)
+    role = _role(aws, "reader", [{"Effect": "Allow", "Action": "logs:GetLogEvents",
+                                  "Resource": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/g:log-stream:a-*"}])
+    with iam.enforced():
+        reader = _assume(_admin(), role).client("logs", REGION)
+        assert reader.get_log_events(logGroupName="/g", logStreamName="a-1/algo-1")["events"] == []
+        with pytest.raises(ClientError, match="AccessDenied"):
+            reader.get_log_events(logGroupName="/g", logStreamName="b-1/algo-1")

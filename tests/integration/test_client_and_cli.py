@@ -76,10 +76,10 @@ def executing(monkeypatch):
 
 def _platform(monkeypatch, config: dict):
     from lambdas.runs.handlers import handler
-    from pipelines.client import runs_api_parameter
+    from pipelines.client import env_runs_api_parameter
     from pipelines.local.iam import create_admin
     from pipelines.local.lifecycle import runs_api_server
-    from tests.integration.conftest import SPEC, FakeContext
+    from tests.integration.conftest import SPEC, FakeContext, act_as_control_plane
 
     from pipelines import client as client_module
 
@@ -90,15 +90,21 @@ def _platform(monkeypatch, config: dict):
             name="churn-dev-retraining", roleArn="arn:aws:iam::123456789012:role/sfn",
             definition=json.dumps(WAITS))["stateMachineArn"]
         boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName="churn-dev")
+        key = boto3.client("kms").create_key()["KeyMetadata"]["Arn"]  # the environment's key (the model proofs')
+        boto3.client("kms").create_alias(AliasName="alias/mlops-dev", TargetKeyId=key)
         for name, value in {"MODEL_SPEC": SPEC.model_dump_json(), "STATE_MACHINE_ARN": machine, "AUDIT_TABLE": "mlops-dev-audit",
-                            "MODEL_PACKAGE_GROUP": "churn-dev", "APPROVER_ROLE_NAME": "mlops-dev-churn-approver",
-                            "PROD_ENDPOINT": "churn-dev-prod",
-                            "PERSON_ROLES": json.dumps(["mlops-dev-churn-data-scientist", "mlops-dev-churn-approver"]),
-                            "DATA_SCIENTIST_ROLE_ARN": "arn:aws:iam::123456789012:role/mlops-dev-churn-data-scientist"}.items():
+                            "MODEL_PACKAGE_GROUP": "churn-dev", "APPROVER_ROLE_NAME": "mlops-dev-approver",
+                            "PROD_ENDPOINT": "churn-dev-prod", "KMS_KEY_ARN": key,
+                            "PERSON_ROLES": json.dumps(["mlops-dev-data-scientist", "mlops-dev-approver"]),
+                            "DATA_SCIENTIST_ROLE_ARN": "arn:aws:iam::123456789012:role/mlops-dev-data-scientist"}.items():
             monkeypatch.setenv(name, value)
+        act_as_control_plane(monkeypatch, "churn", "dev")  # the environment's runs API, acting for the model asked
+        # An access key id of AWS's length: moto reads the caller of sts:GetCallerIdentity (what the client binds its
+        # model proof to) only from one, and answers a shorter one with a default user.
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIALOCALADMIN000001")
         create_admin("123456789012", "us-east-1")
         server = runs_api_server(lambda event: handler(event, FakeContext()), "runs", "123456789012", "us-east-1")
-        boto3.client("ssm").put_parameter(Name=runs_api_parameter("churn", "dev"), Value=server.url, Type="String")
+        boto3.client("ssm").put_parameter(Name=env_runs_api_parameter("dev"), Value=server.url, Type="String")
         yield
         server.close()
 
@@ -261,15 +267,21 @@ def test_credentials_of_another_account_are_one_line_saying_what_to_set(aws, mon
     result = runner.invoke(app, ["run", "list", "churn"])
     assert result.exit_code == 4
     assert result.output.strip().splitlines() == [
-        "error: your AWS credentials are for account 123456789012 (arn:aws:sts::123456789012:user/moto), but dev "
+        "error: your AWS credentials are for account 123456789012 (arn:aws:iam::123456789012:user/local-admin), but dev "
         "is account 999999999999 (cdk.json); fix: AWS_PROFILE=<a profile of 999999999999>, or --env for the environment "
         "you meant"]
 
 
 def test_a_model_not_deployed_is_one_line(aws):
-    boto3.client("ssm").delete_parameter(Name="/mlops/dev/churn/runs-api-url")
+    boto3.client("ssm").delete_parameter(Name="/mlops/dev/_models/churn")  # its record: what its stack deploys
     result = runner.invoke(app, ["run", "list", "churn", "--output", "json"])
     assert result.exit_code == 4 and "is mlops-dev-churn deployed?" in json.loads(result.stdout)["message"]
+
+
+def test_an_environment_without_its_control_plane_is_one_line(aws):
+    boto3.client("ssm").delete_parameter(Name="/mlops/dev/_control/runs-api-url")
+    result = runner.invoke(app, ["run", "list", "churn", "--output", "json"])
+    assert result.exit_code == 4 and "is mlops-dev-control deployed?" in json.loads(result.stdout)["message"]
 
 
 def test_region_and_account_come_from_cdk_json():

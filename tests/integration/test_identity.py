@@ -1,5 +1,6 @@
 """Identity comes from AWS: under enforced IAM, people hold only the synthesized managed policies of their
-role and reach runs and approvals through the runs API, whose Function URL checks their SigV4 signature."""
+role and reach runs and approvals through the environment's runs API, whose Function URL checks their SigV4 signature,
+for the model their session is tagged with."""
 
 import json
 import time
@@ -10,15 +11,15 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pipelines import naming
-from pipelines.client import ApiError, Pipelines, RunsApi, decide, runs_api_parameter
+from pipelines.client import ApiError, Pipelines, RunsApi, decide, env_runs_api_parameter
 from tests.integration.conftest import LOCAL_ACCOUNT, LOCAL_REGION, released_package, scoped_session
 
 pytestmark = pytest.mark.slow
 
 MACHINE = f"arn:aws:states:{LOCAL_REGION}:{LOCAL_ACCOUNT}:stateMachine:churn-local-retraining"
 DATA_SCIENTIST, APPROVER = "ds@example.com", "ml-lead@example.com"
-SCIENTIST_ROLE = f"arn:aws:iam::{LOCAL_ACCOUNT}:role/mlops-local-churn-data-scientist"
-APPROVER_ROLE = f"arn:aws:iam::{LOCAL_ACCOUNT}:role/mlops-local-churn-approver"
+SCIENTIST_ROLE = f"arn:aws:iam::{LOCAL_ACCOUNT}:role/mlops-local-data-scientist"
+APPROVER_ROLE = f"arn:aws:iam::{LOCAL_ACCOUNT}:role/mlops-local-approver"
 
 
 @pytest.fixture
@@ -28,12 +29,12 @@ def people(enforced_platform):
     from pipelines.local.lifecycle import runs_api_server
 
     provisioned = enforced_platform()
-    runs = provisioned.function_named("RunsApiRunsFunction")
+    runs = provisioned.function_named("RunsApiFunction")
     server = runs_api_server(lambda event: runs.call(event, {}), runs.name, LOCAL_ACCOUNT, LOCAL_REGION)
-    boto3.client("ssm").put_parameter(Name=runs_api_parameter("churn", "local"), Value=server.url, Type="String",
+    boto3.client("ssm").put_parameter(Name=env_runs_api_parameter("local"), Value=server.url, Type="String",
                                       Overwrite=True)
-    scientist = iam.person(SCIENTIST_ROLE, DATA_SCIENTIST, LOCAL_REGION)
-    approver = iam.person(APPROVER_ROLE, APPROVER, LOCAL_REGION)
+    scientist = iam.person(SCIENTIST_ROLE, DATA_SCIENTIST, LOCAL_REGION, model="churn")
+    approver = iam.person(APPROVER_ROLE, APPROVER, LOCAL_REGION, model="churn")
     yield {"provisioned": provisioned, "server": server, "scientist": scientist, "approver": approver}
     server.close()
 
@@ -51,7 +52,7 @@ def test_a_data_scientist_starts_a_run_through_the_api_recorded_as_their_princip
     assert _execution_input(run.arn) == {
         "model": "churn", "trigger": "manual", "hyperparameters": {"epochs": 3}, "git_commit": "abcdef1",
         "reason": "identity", "requested_by_person": DATA_SCIENTIST,
-        "requested_by": f"arn:aws:sts::{LOCAL_ACCOUNT}:assumed-role/mlops-local-churn-data-scientist/{DATA_SCIENTIST}"}
+        "requested_by": f"arn:aws:sts::{LOCAL_ACCOUNT}:assumed-role/mlops-local-data-scientist/{DATA_SCIENTIST}"}
     assert [r.name for r in _pipelines(people["scientist"]).runs("churn")] == [run.name]
 
 
@@ -89,8 +90,8 @@ def test_an_unsigned_or_badly_signed_request_gets_403(people):
 def test_a_caller_without_invoke_function_url_gets_403(people):
     from pipelines.local import iam
 
-    nobody = iam.sign_in(f"arn:aws:iam::{LOCAL_ACCOUNT}:role/mlops-local-churn-approver", "x@example.com", LOCAL_ACCOUNT)
-    boto3.client("iam").detach_role_policy(RoleName="mlops-local-churn-approver",
+    nobody = iam.sign_in(APPROVER_ROLE, "x@example.com", LOCAL_ACCOUNT)
+    boto3.client("iam").detach_role_policy(RoleName="mlops-local-approver",
                                            PolicyArn=people["provisioned"].managed_policy("AccessApprover"))
     with pytest.raises(ApiError) as refused:
         RunsApi(people["server"].url, nobody.session(LOCAL_REGION), LOCAL_REGION).call("GET", "/runs")
@@ -146,7 +147,7 @@ def _waiting_approval(people, requested_by: str, monkeypatch, person: str | None
 
 
 def test_an_approver_approves_through_the_api_as_their_mapped_identity(people, monkeypatch):
-    execution = _waiting_approval(people, f"arn:aws:sts::{LOCAL_ACCOUNT}:assumed-role/mlops-local-churn-data-scientist/{DATA_SCIENTIST}",
+    execution = _waiting_approval(people, f"arn:aws:sts::{LOCAL_ACCOUNT}:assumed-role/mlops-local-data-scientist/{DATA_SCIENTIST}",
                                   monkeypatch)
     decide(_pipelines(people["approver"]), "churn", True, "metrics reviewed")
     record = boto3.resource("dynamodb").Table(naming.audit_table("local")).get_item(
@@ -156,7 +157,7 @@ def test_an_approver_approves_through_the_api_as_their_mapped_identity(people, m
 
 
 def test_an_approver_cannot_approve_their_own_run(people, monkeypatch):
-    own = f"arn:aws:sts::{LOCAL_ACCOUNT}:assumed-role/mlops-local-churn-approver/{APPROVER}"
+    own = f"arn:aws:sts::{LOCAL_ACCOUNT}:assumed-role/mlops-local-approver/{APPROVER}"
     _waiting_approval(people, own, monkeypatch)
     from pipelines.client import DecisionRefused
 
@@ -251,7 +252,7 @@ def test_no_person_approves_a_run_they_started_whatever_role_they_decide_with(pe
     approver role: refused, the same person."""
     from pipelines.client import DecisionRefused
 
-    starter = iam_person(SCIENTIST_ROLE, APPROVER)
+    starter = iam_person(SCIENTIST_ROLE, APPROVER, model="churn")
     run = _pipelines(starter).start("churn")
     started = _execution_input(run.arn)
     assert started["requested_by_person"] == APPROVER
@@ -261,10 +262,10 @@ def test_no_person_approves_a_run_they_started_whatever_role_they_decide_with(pe
         decide(_pipelines(people["approver"]), "churn", True, "mine", execution="run-7")
 
 
-def iam_person(role_arn: str, name: str):
+def iam_person(role_arn: str, name: str, model: str | None = None):
     from pipelines.local import iam
 
-    return iam.person(role_arn, name, LOCAL_REGION)
+    return iam.person(role_arn, name, LOCAL_REGION, model=model)
 
 
 def test_an_identity_center_session_is_a_person_only_under_identity_centers_reserved_path(people):
@@ -275,8 +276,13 @@ def test_an_identity_center_session_is_a_person_only_under_identity_centers_rese
         _pipelines(iam.sign_in(look_alike, "pat@example.com", LOCAL_ACCOUNT)).start("churn")
     assert refused.value.status == 403
     genuine = _team_role(people, "AWSReservedSSO_DataScience_4567cdef", path="/aws-reserved/sso.amazonaws.com/")
-    run = _pipelines(iam.sign_in(genuine, "pat@example.com", LOCAL_ACCOUNT)).start("churn")
+    # Identity Center passes the user's attributes for access control as session tags: here mlops:model
+    run = _pipelines(iam.sign_in(genuine, "pat@example.com", LOCAL_ACCOUNT, tags={naming.MODEL_TAG: "churn"})).start("churn")
     assert _execution_input(run.arn)["requested_by_person"] == "pat@example.com"
+    boto3.client("stepfunctions").stop_execution(executionArn=run.arn)
+    with pytest.raises(ApiError) as untagged:  # a person, but not shown to work on churn
+        _pipelines(iam.sign_in(genuine, "sam@example.com", LOCAL_ACCOUNT, tags={naming.MODEL_TAG: "houses"})).start("churn")
+    assert untagged.value.status == 403 and "not shown to work on churn" in untagged.value.message
 
 
 def test_the_recorded_commit_is_the_deployed_one_and_the_callers_is_only_claimed(people):
