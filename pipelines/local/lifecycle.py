@@ -323,6 +323,8 @@ class LocalLifecycle:
         self.lanes = [self._lane(model) for model in self.alongside]  # their people sign in before enforcement
         if self.enforce_iam:
             self._enforce_iam(provisioner)
+        for lane in self.lanes:  # the driver's own credentials, made after the lanes were
+            lane.admin = self.admin
         glue.install_sagemaker_sync(self.model_dir, self.workdir / "training", self._training_log,
                                     self.provisioned.role_credentials.of if self.enforce_iam else None, self.admin)
         for lane in self.lanes:  # what `cdk deploy` publishes for their training steps too
@@ -532,7 +534,8 @@ class LocalLifecycle:
             items = ApprovalStore(naming.audit_table(LOCAL_ENV)).dynamodb.scan()["Items"]
         self.result.approvals = [{k: item.get(k) for k in ("sk", "status", "decided_by", "decided_at", "reason", "channel",
                                                            "source_ip", "requested_by")}
-                                 for item in items if item["sk"].startswith("approval#")]
+                                 for item in items if item["sk"].startswith("approval#")
+                                 and item["pk"] == f"model#{self.model}"]  # this model's, of the environment's table
 
     def _close(self) -> None:
         if getattr(self, "_enforcement", None) is not None:
