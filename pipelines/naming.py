@@ -72,24 +72,10 @@ def model_role(model: str, env: str, purpose: str) -> str:
     return f"{PROJECT}-{env}-{model}-{purpose}"
 
 
-def data_scientist_role_name(model: str, env: str) -> str:
-    """The role a data scientist assumes: its trust makes the session name and the source identity the IAM user."""
-    return model_role(model, env, "data-scientist")
-
-
 def sagemaker_role_name(model: str, env: str) -> str:
     """The model's one SageMaker execution role (its training jobs and endpoints): the control plane's deploy task may
     pass it to SageMaker by this name (iam:PassRole on the session's model)."""
     return model_role(model, env, "sagemaker")
-
-
-def approver_role_name(model: str, env: str) -> str:
-    return model_role(model, env, "approver")
-
-
-def approval_secret(model: str, env: str) -> str:
-    """A model's signing key before issue 26 (links it signed stop verifying once the environment's key signs)."""
-    return f"{PROJECT}/{env}/{model}/approval-signing-key"
 
 
 def approval_signing_secret(env: str) -> str:
@@ -110,11 +96,6 @@ def training_job(model: str, execution_name: str) -> str:
 def schedule(model: str, env: str, kind: str) -> str:
     """An EventBridge Scheduler schedule of a model (64 characters at most, unique in the account's default group)."""
     return sagemaker_name(PROJECT, env, model, kind)
-
-
-def runs_api_parameter(model: str, env: str) -> str:
-    """Where a model stack deployed before the environment's runs API kept its URL (env_runs_api_parameter now)."""
-    return f"/{PROJECT}/{env}/{model}/runs-api-url"
 
 
 def scheduler_role(env: str) -> str:

@@ -36,6 +36,8 @@ QUOTAS = {q.key: q for q in [
           "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html"),
     Quota("default_bus_rules", "EventBridge rules per event bus (the default bus)", 300, None,
           "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-quota.html"),
+    Quota("event_buses", "EventBridge event buses per account and Region", 100, None,
+          "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-quota.html"),
     Quota("lambda_code_bytes", "Lambda function and layer storage per Region", 75 * GB, None,
           "https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html"),
     Quota("stacks", "CloudFormation stacks per account and Region (Service Quotas L-0485CB21)", 2_000, None,
@@ -62,6 +64,7 @@ QUOTAS = {q.key: q for q in [
 
 # CloudFormation resource type -> the quota one such resource uses one unit of.
 COUNTED_TYPES = {"AWS::IAM::Role": "iam_roles", "AWS::IAM::ManagedPolicy": "managed_policies",
+                 "AWS::Events::EventBus": "event_buses",
                  "AWS::DynamoDB::Table": "dynamodb_tables", "AWS::CE::AnomalyMonitor": "anomaly_monitors",
                  "AWS::Budgets::Budget": "budgets", "AWS::StepFunctions::StateMachine": "state_machines",
                  "AWS::Scheduler::ScheduleGroup": "schedule_groups", "AWS::Scheduler::Schedule": "schedules",

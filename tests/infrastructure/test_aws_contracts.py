@@ -129,9 +129,12 @@ def test_schedules_run_as_the_environments_one_scheduler_role_allowed_only_its_m
     assert granted["lambda:InvokeFunction"].endswith(":function:mlops-dev-*")
     assert granted["states:StartExecution"].endswith(":stateMachine:*-dev-retraining")
     assert granted["sqs:SendMessage"].endswith(":*-dev-async-failures")
-    # CloudFormation names each model-stack function after its stack, which the invoke grant relies on.
-    functions = [k for k, r in model["Resources"].items() if r["Type"] == "AWS::Lambda::Function"]
-    assert functions and not [k for k in functions if "FunctionName" in model["Resources"][k]["Properties"]]
+    # A model stack has no function of its own: the schedules invoke the control plane's, which are named
+    # mlops-<env>-control-<purpose> (inside the invoke grant's mlops-<env>-*).
+    assert not [k for k, r in model["Resources"].items() if r["Type"] == "AWS::Lambda::Function"]
+    targets = {flat(s["Target"]["Arn"]) for s in schedules(model).values()}
+    assert {t.rpartition(":function:")[2] for t in targets if ":function:" in t} == {
+        "mlops-dev-control-drift", "mlops-dev-control-approval-repair"}
 
 
 def test_reserved_concurrency_is_a_spec_setting():

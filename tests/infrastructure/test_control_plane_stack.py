@@ -113,8 +113,9 @@ def _policy_statements(template: dict, role_prefix: str) -> list[dict]:
 
 
 def test_the_environment_has_one_approval_url_without_iam_auth_and_no_reserved_concurrency(control):
-    (url,) = [r["Properties"] for r in control["Resources"].values() if r["Type"] == "AWS::Lambda::Url"]
-    assert url["AuthType"] == "NONE" and url["TargetFunctionArn"]["Fn::GetAtt"][0].startswith("ApprovalDecideHandler")
+    (url,) = [r["Properties"] for r in control["Resources"].values() if r["Type"] == "AWS::Lambda::Url"
+              and r["Properties"]["TargetFunctionArn"]["Fn::GetAtt"][0].startswith("ApprovalDecideHandler")]
+    assert url["AuthType"] == "NONE"  # the runs API's URL is the other one, AWS_IAM (test_runs_api_access.py)
     (decide,) = [r["Properties"] for k, r in control["Resources"].items()
                  if r["Type"] == "AWS::Lambda::Function" and k.startswith("ApprovalDecideHandler")]
     # A new account's concurrency quota is 10 and Lambda keeps all 10 unreserved: any reservation fails the stack.

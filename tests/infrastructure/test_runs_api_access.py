@@ -75,7 +75,9 @@ def test_the_runs_api_itself_may_read_only_identity_centers_reserved_role_path_a
 
 
 def test_one_url_and_one_parameter_for_the_environment(control, dev_app):
-    assert [r for r in control.values() if r["Type"] == "AWS::Lambda::Url"][0]["Properties"]["AuthType"] == "AWS_IAM"
+    (runs_url,) = [r["Properties"] for r in control.values() if r["Type"] == "AWS::Lambda::Url"
+                   and r["Properties"]["TargetFunctionArn"]["Fn::GetAtt"][0].startswith("RunsApi")]
+    assert runs_url["AuthType"] == "AWS_IAM"  # the approval page's is the other one (NONE: signed links)
     names = [r["Properties"]["Name"] for r in control.values() if r["Type"] == "AWS::SSM::Parameter"]
     assert naming.env_runs_api_parameter("dev") in names
     model = template_of(dev_app, "mlops-dev-churn").to_json()["Resources"]

@@ -25,27 +25,29 @@ def test_make_synth_leaves_a_deployable_assembly_with_bundled_assets(tmp_path):
     assert result.returncode == 0, f"make synth failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
 
     stacks = synthesized_templates(out)
-    assert {"mlops-dev-registry", "mlops-dev-churn"} <= set(stacks)
+    assert {"mlops-dev-registry", "mlops-dev-control", "mlops-dev-churn"} <= set(stacks)
     listed = set(result.stdout.split())
     assert set(stacks) <= listed, f"make synth did not list the assembly's stacks: {result.stdout[-2000:]}"
 
     model_stacks = [name for name in stacks if not name.endswith(("-registry", "-control"))]
     assert model_stacks
+    # Every function is the control plane's: its code assets are bundled folders with their dependencies.
+    control = json.loads(stacks["mlops-dev-control"].read_text())
+    code_paths = {(resource["Metadata"]["aws:asset:path"], resource["Properties"]["Handler"])
+                  for resource in control["Resources"].values()
+                  if resource["Type"] == "AWS::Lambda::Function" and "aws:asset:path" in resource.get("Metadata", {})}
+    assert code_paths, "mlops-dev-control: no Lambda function with an asset"
+    for path, handler in code_paths:
+        code = out / path
+        assert code.is_dir(), f"mlops-dev-control: Lambda asset {path} is not a staged folder"
+        module = code / (handler.rsplit(".", 1)[0].replace(".", "/") + ".py")
+        assert module.is_file(), f"mlops-dev-control: {path}: the handler module of {handler} is missing"
+        assert (code / "aws_lambda_powertools").is_dir(), (
+            f"mlops-dev-control: Lambda asset {path} has no pip-installed dependencies: the assembly was synthesized "
+            f"without bundling (was it overwritten by a second synthesis?)")
     for stack in model_stacks:
         template = json.loads(stacks[stack].read_text())
-        code_paths = {(resource["Metadata"]["aws:asset:path"], resource["Properties"]["Handler"])
-                      for resource in template["Resources"].values()
-                      if resource["Type"] == "AWS::Lambda::Function" and "aws:asset:path" in resource.get("Metadata", {})}
-        assert code_paths, f"{stack}: no Lambda function with an asset"
-        for path, handler in code_paths:
-            code = out / path
-            assert code.is_dir(), f"{stack}: Lambda asset {path} is not a staged folder"
-            module = code / (handler.rsplit(".", 1)[0].replace(".", "/") + ".py")
-            assert module.is_file(), f"{stack}: {path}: the handler module of {handler} is missing"
-            assert (code / "aws_lambda_powertools").is_dir(), (
-                f"{stack}: Lambda asset {path} has no pip-installed dependencies: the assembly was synthesized "
-                f"without bundling (was it overwritten by a second synthesis?)")
-
+        assert not [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"], stack
         assets = json.loads((out / f"{stack}.assets.json").read_text())["files"]
         archives = [asset["source"] for asset in assets.values()
                     if asset["source"]["packaging"] == "file" and not asset["source"]["path"].endswith(".template.json")]

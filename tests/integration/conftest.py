@@ -228,3 +228,17 @@ def scoped_session(function, model: str, **tags) -> boto3.Session:
         Tags=[{"Key": naming.MODEL_TAG, "Value": model}, *({"Key": k, "Value": v} for k, v in tags.items())])["Credentials"]
     return boto3.Session(aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
                          aws_session_token=credentials["SessionToken"], region_name=LOCAL_REGION)
+
+
+def denied(call) -> str:
+    """Runs call, which AWS must refuse: AccessDenied (or SNS's AuthorizationError); the refusal's text, which names
+    the action. moto answers DynamoDB's and SageMaker's denials in the query protocol's XML (code "403"); the
+    message is AWS's."""
+    import pytest
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as refused:
+        call()
+    assert refused.value.response["Error"]["Code"] in ("AccessDenied", "AccessDeniedException", "AuthorizationError") \
+        or "is not authorized to perform" in str(refused.value), refused.value
+    return str(refused.value)

@@ -11,14 +11,13 @@ from urllib.parse import unquote, urlencode
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 
 from lambdas.approval import tokens
 from pipelines import naming
 from pipelines.model_record import ModelRecord
 from pipelines.spec import load_spec
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import LOCAL_ACCOUNT, LOCAL_REGION, released_package, scoped_session
+from tests.integration.conftest import LOCAL_ACCOUNT, LOCAL_REGION, denied, released_package, scoped_session
 
 pytestmark = pytest.mark.slow
 
@@ -45,13 +44,6 @@ def _own(function) -> boto3.Session:
     return function.credentials.session(LOCAL_REGION)
 
 
-def _denied(call) -> str:
-    with pytest.raises(ClientError) as refused:
-        call()
-    # moto answers DynamoDB's denial in the query protocol's XML (code "403"); the message is AWS's
-    assert refused.value.response["Error"]["Code"] in ("AccessDenied", "AccessDeniedException", "AuthorizationError") \
-        or "is not authorized to perform" in str(refused.value), refused.value
-    return str(refused.value)
 
 
 def _houses() -> str:
@@ -167,22 +159,22 @@ def test_acting_for_churn_the_request_reaches_churns_rows_packages_release_token
     dynamodb, sagemaker, kms, s3, sns = (churn.client(s) for s in ("dynamodb", "sagemaker", "kms", "s3", "sns"))
     item = lambda model: {"pk": {"S": f"model#{model}"}, "sk": {"S": "approval#r"}}  # noqa: E731
     dynamodb.put_item(TableName=AUDIT, Item=item("churn"))
-    assert "dynamodb:PutItem" in _denied(lambda: dynamodb.put_item(TableName=AUDIT, Item=item("houses")))
+    assert "dynamodb:PutItem" in denied(lambda: dynamodb.put_item(TableName=AUDIT, Item=item("houses")))
     sagemaker.describe_model_package(ModelPackageName=gate["churn_package"])
-    _denied(lambda: sagemaker.describe_model_package(ModelPackageName=gate["houses_package"]))
+    denied(lambda: sagemaker.describe_model_package(ModelPackageName=gate["houses_package"]))
     churn_release = sagemaker.describe_model_package(ModelPackageName=gate["churn_package"])[
         "InferenceSpecification"]["Containers"][0]["ModelDataUrl"].split(f"{BUCKET}/", 1)[1]
     s3.head_object(Bucket=BUCKET, Key=churn_release)
     houses_release = boto3.client("sagemaker").describe_model_package(ModelPackageName=gate["houses_package"])[
         "InferenceSpecification"]["Containers"][0]["ModelDataUrl"].split(f"{BUCKET}/", 1)[1]
-    _denied(lambda: s3.get_object(Bucket=BUCKET, Key=houses_release))
+    denied(lambda: s3.get_object(Bucket=BUCKET, Key=houses_release))
     key = gate["request"].environment["KMS_KEY_ARN"]
     context = {"model": "churn", "execution": "r", "purpose": "approval-task-token"}
     kms.encrypt(KeyId=key, Plaintext=b"t", EncryptionContext=context)
-    assert "kms:Encrypt" in _denied(lambda: kms.encrypt(KeyId=key, Plaintext=b"t",
+    assert "kms:Encrypt" in denied(lambda: kms.encrypt(KeyId=key, Plaintext=b"t",
                                                         EncryptionContext={**context, "model": "houses"}))
     sns.publish(TopicArn=ARN.format("sns", naming.approval_topic("churn", "local")), Message="m")
-    _denied(lambda: sns.publish(TopicArn=ARN.format("sns", naming.approval_topic("houses", "local")), Message="m"))
+    denied(lambda: sns.publish(TopicArn=ARN.format("sns", naming.approval_topic("houses", "local")), Message="m"))
 
 
 def test_acting_for_churn_the_page_reads_decides_and_answers_only_churns(gate):
@@ -192,16 +184,16 @@ def test_acting_for_churn_the_page_reads_decides_and_answers_only_churns(gate):
     _pending("houses", "run-h", gate["houses_package"])
     key = lambda model, run: {"pk": {"S": f"model#{model}"}, "sk": {"S": f"approval#{run}"}}  # noqa: E731
     assert dynamodb.get_item(TableName=AUDIT, Key=key("churn", "run-1"))["Item"]["status"]["S"] == "PENDING"
-    assert "dynamodb:GetItem" in _denied(lambda: dynamodb.get_item(TableName=AUDIT, Key=key("houses", "run-h")))
-    _denied(lambda: dynamodb.update_item(TableName=AUDIT, Key=key("houses", "run-h"), UpdateExpression="SET #s = :s",
+    assert "dynamodb:GetItem" in denied(lambda: dynamodb.get_item(TableName=AUDIT, Key=key("houses", "run-h")))
+    denied(lambda: dynamodb.update_item(TableName=AUDIT, Key=key("houses", "run-h"), UpdateExpression="SET #s = :s",
                                          ExpressionAttributeNames={"#s": "status"},
                                          ExpressionAttributeValues={":s": {"S": "APPROVED"}}))
-    _denied(lambda: sagemaker.update_model_package(ModelPackageArn=gate["houses_package"], ModelApprovalStatus="Approved"))
-    _denied(lambda: churn.client("stepfunctions").describe_execution(executionArn=_execution("houses")))
+    denied(lambda: sagemaker.update_model_package(ModelPackageArn=gate["houses_package"], ModelApprovalStatus="Approved"))
+    denied(lambda: churn.client("stepfunctions").describe_execution(executionArn=_execution("houses")))
     context = {"model": "houses", "execution": "run-h", "purpose": "approval-task-token"}
     houses_token = boto3.client("kms").encrypt(KeyId=gate["decide"].environment["KMS_KEY_ARN"], Plaintext=b"t",
                                                EncryptionContext=context)["CiphertextBlob"]
-    assert "kms:Decrypt" in _denied(lambda: kms.decrypt(CiphertextBlob=houses_token, EncryptionContext=context))
+    assert "kms:Decrypt" in denied(lambda: kms.decrypt(CiphertextBlob=houses_token, EncryptionContext=context))
 
 
 def test_a_link_signed_for_churn_cannot_decide_or_show_a_houses_run(gate):
@@ -258,14 +250,14 @@ def test_the_functions_own_roles_read_the_environments_key_and_reach_no_model(ga
         own = _own(function)
         assert own.client("secretsmanager").get_secret_value(SecretId=naming.approval_signing_secret("local"))
         dynamodb = own.client("dynamodb")
-        _denied(lambda: dynamodb.get_item(TableName=AUDIT, Key={"pk": {"S": "model#churn"}, "sk": {"S": "approval#r"}}))
-        _denied(lambda: dynamodb.put_item(TableName=AUDIT, Item={"pk": {"S": "model#churn"}, "sk": {"S": "approval#r"}}))
-        _denied(lambda: own.client("sagemaker").describe_model_package(ModelPackageName=gate["churn_package"]))
-        _denied(lambda: own.client("sagemaker").update_model_package(ModelPackageArn=gate["churn_package"],
+        denied(lambda: dynamodb.get_item(TableName=AUDIT, Key={"pk": {"S": "model#churn"}, "sk": {"S": "approval#r"}}))
+        denied(lambda: dynamodb.put_item(TableName=AUDIT, Item={"pk": {"S": "model#churn"}, "sk": {"S": "approval#r"}}))
+        denied(lambda: own.client("sagemaker").describe_model_package(ModelPackageName=gate["churn_package"]))
+        denied(lambda: own.client("sagemaker").update_model_package(ModelPackageArn=gate["churn_package"],
                                                                      ModelApprovalStatus="Approved"))
-        _denied(lambda: own.client("sns").publish(TopicArn=ARN.format("sns", naming.approval_topic("churn", "local")),
+        denied(lambda: own.client("sns").publish(TopicArn=ARN.format("sns", naming.approval_topic("churn", "local")),
                                                   Message="m"))
-        _denied(lambda: own.client("kms").encrypt(KeyId=function.environment["KMS_KEY_ARN"], Plaintext=b"t",
+        denied(lambda: own.client("kms").encrypt(KeyId=function.environment["KMS_KEY_ARN"], Plaintext=b"t",
                                                   EncryptionContext={"model": "churn", "execution": "r",
                                                                      "purpose": "approval-task-token"}))
-        _denied(lambda: own.client("stepfunctions").describe_execution(executionArn=_execution("churn")))
+        denied(lambda: own.client("stepfunctions").describe_execution(executionArn=_execution("churn")))

@@ -14,7 +14,7 @@ from pipelines import naming
 from pipelines.model_record import ModelRecord
 from pipelines.spec import load_spec
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import LOCAL_ACCOUNT, LOCAL_REGION, scoped_session, without_role_action
+from tests.integration.conftest import LOCAL_ACCOUNT, LOCAL_REGION, denied, scoped_session, without_role_action
 
 pytestmark = pytest.mark.slow
 
@@ -157,13 +157,6 @@ def _capture_key(model: str) -> str:
     return f"data-capture/{naming.endpoint(model, 'local', 'prod')}/AllTraffic/2026/12/07/10/part.jsonl"
 
 
-def _denied(call) -> str:
-    with pytest.raises(ClientError) as refused:
-        call()
-    # moto answers DynamoDB's denial in the query protocol's XML (code "403"); the message is AWS's
-    assert refused.value.response["Error"]["Code"] in ("AccessDenied", "AccessDeniedException") \
-        or "is not authorized to perform" in str(refused.value), refused.value
-    return str(refused.value)
 
 
 def test_acting_for_churn_the_drift_check_reads_writes_and_starts_only_churns(enforced_platform):
@@ -178,22 +171,22 @@ def test_acting_for_churn_the_drift_check_reads_writes_and_starts_only_churns(en
     s3.put_object(Bucket=BUCKET, Key="drift/churn/r/report.json", Body=b"{}")
     dynamodb.update_item(TableName=AUDIT, Key={"pk": {"S": "model#churn"}, "sk": {"S": "drift#cooldown"}},
                          UpdateExpression="SET last_triggered = :t", ExpressionAttributeValues={":t": {"N": "1"}})
-    assert "s3:GetObject" in _denied(lambda: s3.get_object(Bucket=BUCKET, Key=_capture_key("houses")))
-    _denied(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix=_capture_key("houses").rsplit("/", 4)[0] + "/"))
-    _denied(lambda: s3.list_objects_v2(Bucket=BUCKET))  # no prefix: not a listing of churn's captures
-    _denied(lambda: s3.put_object(Bucket=BUCKET, Key="drift/houses/r/report.json", Body=b"{}"))
-    _denied(lambda: dynamodb.update_item(
+    assert "s3:GetObject" in denied(lambda: s3.get_object(Bucket=BUCKET, Key=_capture_key("houses")))
+    denied(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix=_capture_key("houses").rsplit("/", 4)[0] + "/"))
+    denied(lambda: s3.list_objects_v2(Bucket=BUCKET))  # no prefix: not a listing of churn's captures
+    denied(lambda: s3.put_object(Bucket=BUCKET, Key="drift/houses/r/report.json", Body=b"{}"))
+    denied(lambda: dynamodb.update_item(
         TableName=AUDIT, Key={"pk": {"S": "model#houses"}, "sk": {"S": "drift#cooldown"}},
         UpdateExpression="SET last_triggered = :t", ExpressionAttributeValues={":t": {"N": "1"}}))
-    _denied(lambda: sagemaker.describe_endpoint(EndpointName=naming.endpoint("houses", "local", "prod")))
-    _denied(lambda: churn.client("stepfunctions").start_execution(
+    denied(lambda: sagemaker.describe_endpoint(EndpointName=naming.endpoint("houses", "local", "prod")))
+    denied(lambda: churn.client("stepfunctions").start_execution(
         stateMachineArn=f"arn:aws:states:{LOCAL_REGION}:{LOCAL_ACCOUNT}:stateMachine:houses-local-retraining"))
 
 
 def test_the_drift_checks_own_role_reaches_no_models_captures(enforced_platform):
     drift = enforced_platform().function_named(DRIFT)
     boto3.client("s3").put_object(Bucket=BUCKET, Key=_capture_key("churn"), Body=b"{}")
-    _denied(lambda: _as_function(drift).client("s3").get_object(Bucket=BUCKET, Key=_capture_key("churn")))
+    denied(lambda: _as_function(drift).client("s3").get_object(Bucket=BUCKET, Key=_capture_key("churn")))
 
 
 def test_a_drift_schedule_for_a_model_not_deployed_here_fails_naming_it(enforced_platform):
@@ -212,13 +205,13 @@ def test_acting_for_churn_the_approval_repair_reads_and_applies_only_churns_deci
         ExpressionAttributeNames={"#n0": "pk", "#n1": "sk"},
         ExpressionAttributeValues={":v0": {"S": f"model#{model}"}, ":v1": {"S": "approval#"}})
     assert query("churn")["Items"] == []
-    assert "dynamodb:Query" in _denied(lambda: query("houses"))
-    _denied(lambda: dynamodb.update_item(
+    assert "dynamodb:Query" in denied(lambda: query("houses"))
+    denied(lambda: dynamodb.update_item(
         TableName=AUDIT, Key={"pk": {"S": "model#houses"}, "sk": {"S": "approval#r"}},
         UpdateExpression="SET applied = :t", ExpressionAttributeValues={":t": {"BOOL": True}}))
     houses_package = f"arn:aws:sagemaker:{LOCAL_REGION}:{LOCAL_ACCOUNT}:model-package/houses-local/1"
-    _denied(lambda: sagemaker.update_model_package(ModelPackageArn=houses_package, ModelApprovalStatus="Approved"))
-    _denied(lambda: churn.client("stepfunctions").describe_execution(
+    denied(lambda: sagemaker.update_model_package(ModelPackageArn=houses_package, ModelApprovalStatus="Approved"))
+    denied(lambda: churn.client("stepfunctions").describe_execution(
         executionArn=f"arn:aws:states:{LOCAL_REGION}:{LOCAL_ACCOUNT}:execution:houses-local-retraining:r"))
 
 
@@ -250,7 +243,7 @@ def test_acting_for_churn_the_repair_decrypts_churns_task_tokens_only(enforced_p
     kms = _acting_for(repair, "churn").client("kms")
     context = {"model": "churn", "execution": "r", "purpose": "approval-task-token"}
     assert kms.decrypt(CiphertextBlob=token_of("churn"), EncryptionContext=context)["Plaintext"] == b"task-token"
-    assert "kms:Decrypt" in _denied(lambda: kms.decrypt(CiphertextBlob=token_of("houses"),
+    assert "kms:Decrypt" in denied(lambda: kms.decrypt(CiphertextBlob=token_of("houses"),
                                                         EncryptionContext={**context, "model": "houses"}))
 
 
@@ -279,9 +272,9 @@ def test_acting_for_churn_prepare_reads_only_churns_runs_executions_and_packages
     s3, sfn, sagemaker = churn.client("s3"), churn.client("stepfunctions"), churn.client("sagemaker")
     s3.get_object(Bucket=BUCKET, Key="runs/churn/r1/code/sourcedir.tar.gz")
     sfn.list_executions(stateMachineArn=_machine_arn("churn"))
-    assert "s3:GetObject" in _denied(lambda: s3.get_object(Bucket=BUCKET, Key="runs/houses/r1/code/sourcedir.tar.gz"))
-    assert "states:ListExecutions" in _denied(lambda: sfn.list_executions(stateMachineArn=_machine_arn("houses")))
-    assert "sagemaker:DescribeModelPackage" in _denied(
+    assert "s3:GetObject" in denied(lambda: s3.get_object(Bucket=BUCKET, Key="runs/houses/r1/code/sourcedir.tar.gz"))
+    assert "states:ListExecutions" in denied(lambda: sfn.list_executions(stateMachineArn=_machine_arn("houses")))
+    assert "sagemaker:DescribeModelPackage" in denied(
         lambda: sagemaker.describe_model_package(ModelPackageName=_package_arn("houses")))
 
 
@@ -292,9 +285,9 @@ def test_acting_for_churn_validate_reads_churns_data_and_champion_and_not_anothe
     s3, sagemaker = (lambda session: (session.client("s3"), session.client("sagemaker")))(_acting_for(validate, "churn"))
     assert s3.get_object(Bucket=BUCKET, Key="datasets/churn/train.csv")["Body"].read() == b"a,b\n"
     s3.put_object(Bucket=BUCKET, Key="runs/churn/r1/data/train.csv", Body=b"a,b\n")
-    assert "s3:GetObject" in _denied(lambda: s3.get_object(Bucket=BUCKET, Key="datasets/houses/train.csv"))
-    assert "s3:PutObject" in _denied(lambda: s3.put_object(Bucket=BUCKET, Key="runs/houses/r1/data/x", Body=b""))
-    assert "sagemaker:DescribeEndpoint" in _denied(
+    assert "s3:GetObject" in denied(lambda: s3.get_object(Bucket=BUCKET, Key="datasets/houses/train.csv"))
+    assert "s3:PutObject" in denied(lambda: s3.put_object(Bucket=BUCKET, Key="runs/houses/r1/data/x", Body=b""))
+    assert "sagemaker:DescribeEndpoint" in denied(
         lambda: sagemaker.describe_endpoint(EndpointName=naming.endpoint("houses", "local", "prod")))
 
 
@@ -305,8 +298,8 @@ def test_acting_for_churn_evaluate_reads_churns_trained_models_only(enforced_pla
     s3 = _acting_for(evaluate, "churn").client("s3")
     s3.get_object(Bucket=BUCKET, Key="models/churn/job/output/output.tar.gz")
     s3.put_object(Bucket=BUCKET, Key="runs/churn/r1/evaluation.json", Body=b"{}")
-    assert "s3:GetObject" in _denied(lambda: s3.get_object(Bucket=BUCKET, Key="models/houses/job/output/output.tar.gz"))
-    assert "s3:PutObject" in _denied(lambda: s3.put_object(Bucket=BUCKET, Key="runs/houses/r1/evaluation.json", Body=b""))
+    assert "s3:GetObject" in denied(lambda: s3.get_object(Bucket=BUCKET, Key="models/houses/job/output/output.tar.gz"))
+    assert "s3:PutObject" in denied(lambda: s3.put_object(Bucket=BUCKET, Key="runs/houses/r1/evaluation.json", Body=b""))
 
 
 def test_acting_for_churn_register_releases_and_registers_churns_only(enforced_platform):
@@ -315,10 +308,10 @@ def test_acting_for_churn_register_releases_and_registers_churns_only(enforced_p
     s3, sagemaker = churn.client("s3"), churn.client("sagemaker")
     s3.put_object(Bucket=BUCKET, Key="releases/churn/abc/model.tar.gz", Body=b"m")  # a release writer (its path)
     assert s3.list_objects_v2(Bucket=BUCKET, Prefix="releases/churn/abc/model.tar.gz")["KeyCount"] == 1
-    _denied(lambda: s3.put_object(Bucket=BUCKET, Key="releases/houses/abc/model.tar.gz", Body=b"m"))
-    _denied(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix="releases/houses/"))
-    _denied(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/churn/"))  # listing is for releases only
-    assert "sagemaker:CreateModelPackage" in _denied(lambda: sagemaker.create_model_package(
+    denied(lambda: s3.put_object(Bucket=BUCKET, Key="releases/houses/abc/model.tar.gz", Body=b"m"))
+    denied(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix="releases/houses/"))
+    denied(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/churn/"))  # listing is for releases only
+    assert "sagemaker:CreateModelPackage" in denied(lambda: sagemaker.create_model_package(
         ModelPackageGroupName=naming.model_package_group("houses", "local"), ModelApprovalStatus="PendingManualApproval",
         InferenceSpecification={"Containers": [{"Image": "x", "ModelDataUrl": f"s3://{BUCKET}/releases/houses/m"}],
                                 "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]}))
@@ -331,9 +324,9 @@ def test_acting_for_churn_notify_tells_and_closes_churns_runs_only(enforced_plat
     sns, dynamodb, sagemaker = churn.client("sns"), churn.client("dynamodb"), churn.client("sagemaker")
     sns.publish(TopicArn=TOPIC.format(naming.notification_topic("churn", "local")), Message="m")
     dynamodb.get_item(TableName=AUDIT, Key={"pk": {"S": "model#churn"}, "sk": {"S": "approval#r"}})
-    _denied(lambda: sns.publish(TopicArn=TOPIC.format(naming.notification_topic("houses", "local")), Message="m"))
-    _denied(lambda: dynamodb.get_item(TableName=AUDIT, Key={"pk": {"S": "model#houses"}, "sk": {"S": "approval#r"}}))
-    assert "sagemaker:UpdateModelPackage" in _denied(lambda: sagemaker.update_model_package(
+    denied(lambda: sns.publish(TopicArn=TOPIC.format(naming.notification_topic("houses", "local")), Message="m"))
+    denied(lambda: dynamodb.get_item(TableName=AUDIT, Key={"pk": {"S": "model#houses"}, "sk": {"S": "approval#r"}}))
+    assert "sagemaker:UpdateModelPackage" in denied(lambda: sagemaker.update_model_package(
         ModelPackageArn=_package_arn("houses"), ModelApprovalStatus="Rejected"))
 
 
@@ -341,7 +334,7 @@ def test_acting_for_churn_notify_tells_and_closes_churns_runs_only(enforced_plat
 def test_a_retraining_tasks_own_role_reaches_no_models_objects(enforced_platform, task):
     function = _task(enforced_platform(), task)
     _put("runs/churn/r1/code/sourcedir.tar.gz")
-    assert "s3:GetObject" in _denied(lambda: _as_function(function).client("s3").get_object(
+    assert "s3:GetObject" in denied(lambda: _as_function(function).client("s3").get_object(
         Bucket=BUCKET, Key="runs/churn/r1/code/sourcedir.tar.gz"))
 
 
@@ -364,7 +357,7 @@ def test_only_a_models_state_machine_role_may_invoke_the_retraining_tasks(enforc
     answer = as_machine.invoke(FunctionName=prepare.name, Payload=b"{}")  # allowed: the handler refuses the event
     assert answer["StatusCode"] == 200 and answer.get("FunctionError")
     as_drift = _as_function(provisioned.function_named(DRIFT)).client("lambda")  # another control-plane function
-    assert "lambda:InvokeFunction" in _denied(lambda: as_drift.invoke(FunctionName=prepare.name, Payload=b"{}"))
+    assert "lambda:InvokeFunction" in denied(lambda: as_drift.invoke(FunctionName=prepare.name, Payload=b"{}"))
 
 
 def test_acting_for_churn_deploy_creates_and_passes_churns_only(enforced_platform):
@@ -374,25 +367,25 @@ def test_acting_for_churn_deploy_creates_and_passes_churns_only(enforced_platfor
     role = lambda model: f"arn:aws:iam::{LOCAL_ACCOUNT}:role/{naming.sagemaker_role_name(model, 'local')}"  # noqa: E731
     container = {"Image": "x", "ModelDataUrl": f"s3://{BUCKET}/releases/churn/abc/model.tar.gz"}
     sagemaker.create_model(ModelName="churn-local-staging-r1", ExecutionRoleArn=role("churn"), PrimaryContainer=container)
-    assert "sagemaker:CreateModel" in _denied(lambda: sagemaker.create_model(
+    assert "sagemaker:CreateModel" in denied(lambda: sagemaker.create_model(
         ModelName="houses-local-staging-r1", ExecutionRoleArn=role("churn"), PrimaryContainer=container))
-    assert "sagemaker:UpdateEndpoint" in _denied(lambda: sagemaker.update_endpoint(
+    assert "sagemaker:UpdateEndpoint" in denied(lambda: sagemaker.update_endpoint(
         EndpointName=naming.endpoint("houses", "local", "prod"), EndpointConfigName="houses-local-prod-r1"))
-    assert "dynamodb:GetItem" in _denied(lambda: churn.client("dynamodb").get_item(
+    assert "dynamodb:GetItem" in denied(lambda: churn.client("dynamodb").get_item(
         TableName=AUDIT, Key={"pk": {"S": "model#houses"}, "sk": {"S": "approval#r"}}))
-    _denied(lambda: churn.client("s3").get_object(Bucket=BUCKET, Key="releases/houses/abc/model.tar.gz"))
+    denied(lambda: churn.client("s3").get_object(Bucket=BUCKET, Key="releases/houses/abc/model.tar.gz"))
     # CreateModel naming houses' execution role: the session may not pass it (the emulation checks iam:PassRole)
-    assert "iam:PassRole" in _denied(lambda: sagemaker.create_model(
+    assert "iam:PassRole" in denied(lambda: sagemaker.create_model(
         ModelName="churn-local-staging-r2", ExecutionRoleArn=role("houses"), PrimaryContainer=container))
 
 
 def test_acting_for_churn_smoke_and_rollback_reach_churns_endpoints_only(enforced_platform):
     provisioned = enforced_platform()
     smoke = _acting_for(_task(provisioned, "smoke"), "churn").client("sagemaker-runtime")
-    assert "sagemaker:InvokeEndpoint" in _denied(lambda: smoke.invoke_endpoint(
+    assert "sagemaker:InvokeEndpoint" in denied(lambda: smoke.invoke_endpoint(
         EndpointName=naming.endpoint("houses", "local", "staging"), Body=b"{}", ContentType="application/json"))
     rollback = _acting_for(_task(provisioned, "rollback"), "churn").client("sagemaker")
-    assert "sagemaker:DeleteEndpoint" in _denied(lambda: rollback.delete_endpoint(
+    assert "sagemaker:DeleteEndpoint" in denied(lambda: rollback.delete_endpoint(
         EndpointName=naming.endpoint("houses", "local", "staging")))
-    assert "sagemaker:UpdateModelPackage" in _denied(lambda: rollback.update_model_package(
+    assert "sagemaker:UpdateModelPackage" in denied(lambda: rollback.update_model_package(
         ModelPackageArn=_package_arn("houses"), ModelApprovalStatus="Rejected"))

@@ -18,7 +18,7 @@ from pipelines.client import ApiError, Pipelines, RunsApi, env_runs_api_paramete
 from pipelines.model_record import ModelRecord
 from pipelines.spec import load_spec
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import LOCAL_ACCOUNT, LOCAL_REGION, released_package
+from tests.integration.conftest import LOCAL_ACCOUNT, LOCAL_REGION, denied, released_package, scoped_session
 
 pytestmark = pytest.mark.slow
 
@@ -62,19 +62,9 @@ def platform(enforced_platform):
 
 
 def _acting_for(function, model: str) -> boto3.Session:
-    credentials = function.credentials.client("sts", LOCAL_REGION).assume_role(
-        RoleArn=function.environment["MODEL_SCOPED_ROLE_ARN"], RoleSessionName=model, DurationSeconds=900,
-        Tags=[{"Key": naming.MODEL_TAG, "Value": model}])["Credentials"]
-    return boto3.Session(aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
-                         aws_session_token=credentials["SessionToken"], region_name=LOCAL_REGION)
+    return scoped_session(function, model)
 
 
-def _denied(call) -> str:
-    with pytest.raises(ClientError) as refused:
-        call()
-    assert refused.value.response["Error"]["Code"] in ("AccessDenied", "AccessDeniedException") \
-        or "is not authorized to perform" in str(refused.value), refused.value
-    return str(refused.value)
 
 
 def _query(dynamodb, model: str):
@@ -104,22 +94,22 @@ def test_acting_for_churn_the_runs_api_reaches_churns_executions_rows_packages_a
     assert sfn.describe_execution(executionArn=started)["name"] == "manual-1"
     assert _query(dynamodb, "churn")["Items"] == []
     package = released_package("churn-local", bucket=BUCKET,
-                               session=platform["provisioned"].function_named("RegisterFunction").credentials.session(LOCAL_REGION))
+                               session=scoped_session(platform["provisioned"].function_named("PipelineTasksRegister"), "churn"))
     sagemaker.update_model_package(ModelPackageArn=package, ModelApprovalStatus="Rejected")
     assert logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=streams["churn"], startFromHead=True)["events"]
 
     houses_run = MACHINE["houses"].replace(":stateMachine:", ":execution:") + ":r"
-    assert "states:StartExecution" in _denied(lambda: sfn.start_execution(stateMachineArn=MACHINE["houses"], input="{}"))
-    _denied(lambda: sfn.list_executions(stateMachineArn=MACHINE["houses"]))
-    _denied(lambda: sfn.describe_execution(executionArn=houses_run))
-    _denied(lambda: sfn.get_execution_history(executionArn=houses_run))
-    assert "dynamodb:Query" in _denied(lambda: _query(dynamodb, "houses"))
-    _denied(lambda: dynamodb.update_item(TableName=AUDIT, Key={"pk": {"S": "model#houses"}, "sk": {"S": "approval#r"}},
+    assert "states:StartExecution" in denied(lambda: sfn.start_execution(stateMachineArn=MACHINE["houses"], input="{}"))
+    denied(lambda: sfn.list_executions(stateMachineArn=MACHINE["houses"]))
+    denied(lambda: sfn.describe_execution(executionArn=houses_run))
+    denied(lambda: sfn.get_execution_history(executionArn=houses_run))
+    assert "dynamodb:Query" in denied(lambda: _query(dynamodb, "houses"))
+    denied(lambda: dynamodb.update_item(TableName=AUDIT, Key={"pk": {"S": "model#houses"}, "sk": {"S": "approval#r"}},
                                          UpdateExpression="SET applied = :t", ExpressionAttributeValues={":t": {"BOOL": True}}))
-    _denied(lambda: sagemaker.update_model_package(ModelPackageArn=ARN.format("sagemaker", "model-package/houses-local/1"),
+    denied(lambda: sagemaker.update_model_package(ModelPackageArn=ARN.format("sagemaker", "model-package/houses-local/1"),
                                                    ModelApprovalStatus="Approved"))
-    _denied(lambda: sagemaker.describe_endpoint(EndpointName=naming.endpoint("houses", "local", "prod")))
-    assert "logs:GetLogEvents" in _denied(lambda: logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=streams["houses"]))
+    denied(lambda: sagemaker.describe_endpoint(EndpointName=naming.endpoint("houses", "local", "prod")))
+    assert "logs:GetLogEvents" in denied(lambda: logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=streams["houses"]))
 
 
 def test_acting_for_churn_the_runs_api_decrypts_churns_task_tokens_only(platform):
@@ -129,13 +119,13 @@ def test_acting_for_churn_the_runs_api_decrypts_churns_task_tokens_only(platform
               ["CiphertextBlob"] for model in ("churn", "houses")}
     kms = _acting_for(platform["runs"], "churn").client("kms")
     assert kms.decrypt(CiphertextBlob=tokens["churn"], EncryptionContext=context)["Plaintext"] == b"token"
-    _denied(lambda: kms.decrypt(CiphertextBlob=tokens["houses"], EncryptionContext={**context, "model": "houses"}))
+    denied(lambda: kms.decrypt(CiphertextBlob=tokens["houses"], EncryptionContext={**context, "model": "houses"}))
 
 
 def test_the_runs_apis_own_role_reaches_no_models_runs_or_rows(platform):
     own = platform["runs"].credentials.session(LOCAL_REGION)
-    _denied(lambda: own.client("stepfunctions").start_execution(stateMachineArn=MACHINE["churn"], input="{}"))
-    _denied(lambda: _query(own.client("dynamodb"), "churn"))
+    denied(lambda: own.client("stepfunctions").start_execution(stateMachineArn=MACHINE["churn"], input="{}"))
+    denied(lambda: _query(own.client("dynamodb"), "churn"))
 
 
 # ------------------------------------------------------------------ through the API: the caller's model
@@ -173,8 +163,8 @@ def test_a_session_may_make_a_proof_only_for_its_own_model_and_itself(platform):
     kms, caller = scientist.client("kms"), scientist.client("sts").get_caller_identity()["UserId"]
     alias = naming.environment_key_alias("local")
     assert model_proof.make(kms, caller, alias, "churn")
-    assert "kms:Encrypt" in _denied(lambda: model_proof.make(kms, caller, alias, "houses"))
-    _denied(lambda: model_proof.make(kms, "AROAOTHERROLEID00000:someone@example.com", alias, "churn"))
+    assert "kms:Encrypt" in denied(lambda: model_proof.make(kms, caller, alias, "houses"))
+    denied(lambda: model_proof.make(kms, "AROAOTHERROLEID00000:someone@example.com", alias, "churn"))
 
 
 # ------------------------------------------------------------------ the people's policies and trust
@@ -190,10 +180,10 @@ def test_a_churn_tagged_session_reads_churns_run_reports_runs_and_packages_and_n
     churn, houses = _report("churn"), _report("houses")
     assert s3.get_object(Bucket=BUCKET, Key=churn)["Body"].read() == b"{}"
     assert sfn.list_executions(stateMachineArn=MACHINE["churn"])["executions"] == []
-    assert "s3:GetObject" in _denied(lambda: s3.get_object(Bucket=BUCKET, Key=houses))
-    _denied(lambda: sfn.list_executions(stateMachineArn=MACHINE["houses"]))
-    _denied(lambda: sfn.describe_execution(executionArn=MACHINE["houses"].replace(":stateMachine:", ":execution:") + ":r"))
-    _denied(lambda: sagemaker.describe_model_package(ModelPackageName=ARN.format("sagemaker", "model-package/houses-local/1")))
+    assert "s3:GetObject" in denied(lambda: s3.get_object(Bucket=BUCKET, Key=houses))
+    denied(lambda: sfn.list_executions(stateMachineArn=MACHINE["houses"]))
+    denied(lambda: sfn.describe_execution(executionArn=MACHINE["houses"].replace(":stateMachine:", ":execution:") + ":r"))
+    denied(lambda: sagemaker.describe_model_package(ModelPackageName=ARN.format("sagemaker", "model-package/houses-local/1")))
 
 
 def _user(name: str, **tags: str):
@@ -232,14 +222,14 @@ def test_a_person_on_several_models_holds_a_tag_for_each_and_takes_one_session_p
     houses = _as(sam, "sam@example.com", (naming.MODEL_TAG, "houses"))
     houses_report, churn_report = _report("houses"), _report("churn")
     assert houses.client("s3").get_object(Bucket=BUCKET, Key=houses_report)["Body"].read() == b"{}"
-    _denied(lambda: houses.client("s3").get_object(Bucket=BUCKET, Key=churn_report))  # one model per session
+    denied(lambda: houses.client("s3").get_object(Bucket=BUCKET, Key=churn_report))  # one model per session
     churn = _as(sam, "sam@example.com", (naming.MODEL_TAG, "churn"))
     assert churn.client("s3").get_object(Bucket=BUCKET, Key=churn_report)["Body"].read() == b"{}"
 
 
 def test_an_untagged_session_is_a_person_of_no_model(platform):
     lee = _as(_user("lee@example.com"), "lee@example.com")
-    _denied(lambda: lee.client("s3").get_object(Bucket=BUCKET, Key=_report("churn")))
+    denied(lambda: lee.client("s3").get_object(Bucket=BUCKET, Key=_report("churn")))
     with pytest.raises(ApiError) as refused:
         Pipelines(env="local", session=lee).start("churn")
     assert refused.value.status == 403 and "not shown to work on churn" in refused.value.message
