@@ -11,6 +11,7 @@ Which of the two runs is the run's choice (`$.run.tune`: PrepareRun sets it; a r
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -40,18 +41,26 @@ SDK_FRAMEWORKS = {"pytorch": "pytorch", "xgboost": "xgboost", "sklearn": "sklear
 def _retrieve_image(training: TrainingSpec, region: str, instance_type: str, scope: str) -> str:
     """The framework container from the SageMaker SDK's bundled catalogue (offline: no AWS call); a version the
     catalogue lacks is a SpecError naming the versions it has."""
+    return _catalogue_image(SDK_FRAMEWORKS[training.framework], training.framework_version, training.py_version,
+                            region, instance_type, scope)
+
+
+@functools.lru_cache(maxsize=256)
+def _catalogue_image(framework: str, version: str, py_version: str | None, region: str, instance_type: str,
+                     scope: str) -> str:
+    """One catalogue lookup (the SDK reads and parses its JSON files on every call, about 0.1 s: a fleet of models
+    of a few frameworks asks the same questions again and again)."""
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     logging.getLogger("sagemaker.config").setLevel(logging.WARNING)  # "not applying SDK defaults" on every import
     from sagemaker import image_uris
 
-    framework = SDK_FRAMEWORKS[training.framework]
     try:
-        return image_uris.retrieve(framework=framework, region=region, version=training.framework_version,
-                                   py_version=training.py_version, instance_type=instance_type, image_scope=scope)
+        return image_uris.retrieve(framework=framework, region=region, version=version, py_version=py_version,
+                                   instance_type=instance_type, image_scope=scope)
     except ValueError as error:
         known = sorted(image_uris.config_for_framework(framework).get(scope, {}).get("versions", {}))
         raise SpecError(f"training.framework_version: no SageMaker {framework} {scope} image for version "
-                        f"{training.framework_version!r}, {training.py_version}, {instance_type} ({error}); "
+                        f"{version!r}, {py_version}, {instance_type} ({error}); "
                         f"fix: one of {', '.join(known[-6:])}, or set image_uri") from None
 
 
