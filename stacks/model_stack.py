@@ -35,8 +35,10 @@ class ModelStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         env_name, model = environment.name, spec.name
         key = registry.key
-        # By its derived name, not a cross-stack reference: literal ARNs keep IAM statements reviewable.
-        bucket = s3.Bucket.from_bucket_attributes(self, "ArtifactBucket", encryption_key=key, bucket_name=naming.artifact_bucket(
+        # By its derived name, not a cross-stack reference: literal ARNs keep IAM statements reviewable. Without its
+        # key: CDK would add a direct use of the key (Encrypt included) to every grant on it, and the model's execution
+        # role runs the owner's code; each role here uses the key through S3 only (sagemaker_access.grant_key_through_s3).
+        bucket = s3.Bucket.from_bucket_attributes(self, "ArtifactBucket", bucket_name=naming.artifact_bucket(
             env_name, environment.account, environment.region))
         self.node.add_dependency(registry)
         group = naming.model_package_group(model, env_name)

@@ -10,7 +10,7 @@ from constructs import Construct
 from lambdas.endpoint.logic import VARIANT, alarm_names
 from pipelines import instances, naming
 from pipelines.spec import ModelSpec
-from stacks.constructs.sagemaker_access import grant_container_basics
+from stacks.constructs.sagemaker_access import grant_container_basics, grant_key_through_s3
 from stacks.constructs.retraining import lambda_step
 from stacks.constructs.sagemaker_retries import retry_sdk_read
 from stacks.constructs.training import grant_sagemaker_key_use
@@ -27,7 +27,7 @@ def grant_hosting(role: iam.Role, *, spec: ModelSpec, env_name: str, bucket: s3.
     bucket.grant_put(role, f"batch/{spec.name}/output/*")
     for stage in STAGES:
         bucket.grant_put(role, f"data-capture/{naming.endpoint(spec.name, env_name, stage)}/*")
-    role.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]))
+    grant_key_through_s3(role, key.key_arn)  # its model data and captures
     grant_container_basics(role, image_uri, "Endpoints")
     # Deployment guardrails ("Auto-Rollback Configuration and Monitoring"): the execution role must be allowed
     # cloudwatch:DescribeAlarms on the rollback alarms. SageMaker watches them for the whole bake, long after

@@ -34,3 +34,14 @@ class ModelExecutionRole(Construct):
         self.role = iam.Role(self, "Role", role_name=naming.sagemaker_role_name(model, env_name),
                              assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
                              description=f"SageMaker training jobs and endpoints of {model} ({env_name})")
+
+
+def grant_key_through_s3(role: iam.Role, key_arn: str) -> None:
+    """The environment's key as S3 uses it for the role's own objects (kms:ViaService): what a job or endpoint reads
+    and writes is what its S3 grants name. Never a direct Encrypt: the role runs the model owner's code, and a direct
+    Encrypt under an encryption context of its choosing could forge what the key vouches for (the runs API's caller
+    proof, lambdas/shared/model_proof.py). Volume encryption is SageMaker's, through grants its callers create."""
+    stack = Stack.of(role)
+    role.add_to_policy(iam.PolicyStatement(
+        actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key_arn],
+        conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}}))

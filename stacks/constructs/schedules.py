@@ -27,6 +27,8 @@ from constructs import Construct
 from pipelines import naming
 
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+# The control plane's functions a model's schedules invoke (stacks/constructs/drift.py, approval_repair.py).
+SCHEDULED_FUNCTIONS = ("drift", "approval-repair")
 CRON_WINDOW_MINUTES = {"retraining": 60, "drift": 15, "reconcile": 5}  # a person's cron: start within this window
 RATE_WINDOW_MINUTES = 15  # the most a rate's flexible window takes (a third of its period otherwise)
 RETRY_ATTEMPTS, EVENT_AGE_S = 2, 3_600
@@ -78,15 +80,19 @@ class SchedulerRole(Construct):
                                  {"StringEquals": {"aws:SourceAccount": stack.account}}))
         arn = lambda service, kind, name, sep=ArnFormat.COLON_RESOURCE_NAME: stack.format_arn(  # noqa: E731
             service=service, resource=kind, resource_name=name, arn_format=sep)
+        # The control plane's functions a model's schedules invoke, and no other (the retraining tasks trust the
+        # execution their event names: only the models' state machines may invoke those).
         self.role.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[
-            arn("lambda", "function", f"{naming.model_stack('', env_name)}*")]))
+            arn("lambda", "function", naming.control_function(env_name, purpose)) for purpose in SCHEDULED_FUNCTIONS]))
         self.role.add_to_policy(iam.PolicyStatement(actions=["states:StartExecution"], resources=[
             arn("states", "stateMachine", naming.state_machine("*", env_name))]))
         # Scheduler User Guide, "Configuring a dead-letter queue": the execution role sends to it, and the queues are
         # encrypted with the environment's key.
         self.role.add_to_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[
             stack.format_arn(service="sqs", resource=naming.failure_queue("*", env_name), arn_format=ArnFormat.NO_RESOURCE_NAME)]))
-        key.grant(self.role, "kms:GenerateDataKey", "kms:Decrypt")
+        self.role.add_to_policy(iam.PolicyStatement(  # the failure queues' messages, through SQS only
+            actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"sqs.{stack.region}.amazonaws.com"}}))
 
 
 class ModelSchedules(Construct):

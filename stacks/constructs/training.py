@@ -27,7 +27,7 @@ from constructs import Construct
 from pipelines import instances, naming
 from pipelines.model_folder import EXCLUDED, SHARED_TRAINING_MODULES, source_fingerprint, write_source_archive  # noqa: F401
 from pipelines.spec import TUNING_SCALING, ModelSpec, SpecError, TrainingSpec, tuning_kind
-from stacks.constructs.sagemaker_access import grant_container_basics
+from stacks.constructs.sagemaker_access import grant_container_basics, grant_key_through_s3
 from stacks.constructs.sagemaker_retries import retry_job_start, retry_sdk_read
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -125,7 +125,7 @@ def grant_training(role: iam.Role, *, spec: ModelSpec, bucket: s3.IBucket, key: 
     bucket.grant_read(role, f"checkpoints/{model}/*")
     bucket.grant_put(role, f"checkpoints/{model}/*")
     bucket.grant_read(role, f"{naming.RELEASES}/{model}/*")
-    key.grant_encrypt_decrypt(role)
+    grant_key_through_s3(role, key.key_arn)
     grant_container_basics(role, image_uri, "TrainingJobs")
     if spec.training.subnet_ids:
         role.add_to_policy(iam.PolicyStatement(
@@ -282,7 +282,7 @@ class TrainingJob(Construct):
         self.source.grant_read(principal)
         self.bucket.grant_read(principal, f"runs/{self.model}/*")  # a reproduced version's snapshot
         principal.grant_principal.add_to_principal_policy(iam.PolicyStatement(  # the snapshot, under the bucket's key
-            actions=["kms:GenerateDataKey"], resources=[self.key.key_arn],
+            actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.key.key_arn],
             conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}}))
         # Step Functions' IAM policy for SageMaker's .sync training and tuning tasks includes sagemaker:ListTags
         # (Step Functions developer guide, "IAM policies for Amazon SageMaker AI"; CDK's SageMakerCreateTrainingJob

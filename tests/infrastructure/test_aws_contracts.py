@@ -126,7 +126,11 @@ def test_schedules_run_as_the_environments_one_scheduler_role_allowed_only_its_m
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "111111111111"}}
     granted = {s["Action"] if isinstance(s["Action"], str) else tuple(s["Action"]): flat(s["Resource"])
                for s in statements(registry, "SchedulerRole")}
-    assert granted["lambda:InvokeFunction"].endswith(":function:mlops-dev-*")
+    # the two control-plane functions schedules invoke, and none of the tasks that trust their event's execution
+    assert {r.rpartition(":function:")[2] for r in granted["lambda:InvokeFunction"].split()} == {
+        "mlops-dev-control-drift", "mlops-dev-control-approval-repair"}
+    (key,) = [s for s in statements(registry, "SchedulerRole") if "kms:Decrypt" in s["Action"]]
+    assert key["Condition"] == {"StringEquals": {"kms:ViaService": "sqs.us-east-1.amazonaws.com"}}
     assert granted["states:StartExecution"].endswith(":stateMachine:*-dev-retraining")
     assert granted["sqs:SendMessage"].endswith(":*-dev-async-failures")
     # A model stack has no function of its own: the schedules invoke the control plane's, which are named

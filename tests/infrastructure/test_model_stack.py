@@ -294,3 +294,13 @@ def test_optional_batch_transform_scores_with_the_new_model_after_production():
 
 def test_without_batch_transform_production_goes_straight_to_the_notification(states):
     assert "BatchTransform" not in states and states["PutTargetTrackingPolicy"]["Next"] == "NotifySucceeded"
+
+
+def test_the_execution_role_uses_the_key_only_through_s3(template):
+    """It runs the model owner's code: a direct kms:Encrypt under a context of its choosing could forge what the key
+    vouches for (the runs API's caller proof names a model in its encryption context)."""
+    uses = [s for s in statements(template, "SageMakerExecution")
+            if any(a.startswith("kms:") for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))]
+    assert uses and all(s.get("Condition", {}).get("StringEquals", {}).get("kms:ViaService", "").startswith("s3.")
+                        for s in uses), uses
+    assert not [s for s in uses if "kms:Encrypt" in json.dumps(s["Action"])]
