@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import time
+from unittest import mock
 
 import boto3
 import pytest
@@ -100,13 +101,15 @@ def _platform(monkeypatch, config: dict):
             monkeypatch.setenv(name, value)
         act_as_control_plane(monkeypatch, "churn", "dev")  # the environment's runs API, acting for the model asked
         # An access key id of AWS's length: moto reads the caller of sts:GetCallerIdentity (what the client binds its
-        # model proof to) only from one, and answers a shorter one with a default user.
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIALOCALADMIN000001")
-        create_admin("123456789012", "us-east-1")
-        server = runs_api_server(lambda event: handler(event, FakeContext()), "runs", "123456789012", "us-east-1")
-        boto3.client("ssm").put_parameter(Name=env_runs_api_parameter("dev"), Value=server.url, Type="String")
-        yield
-        server.close()
+        # model proof to) only from one, and answers a shorter one with a default user. Patched inside the mock and
+        # undone before it ends (monkeypatch would restore the mock's own key after the mock has restored the
+        # session's, and every later test would sign with it).
+        with mock.patch.dict(os.environ, {"AWS_ACCESS_KEY_ID": "AKIALOCALADMIN000001"}):
+            create_admin("123456789012", "us-east-1")
+            server = runs_api_server(lambda event: handler(event, FakeContext()), "runs", "123456789012", "us-east-1")
+            boto3.client("ssm").put_parameter(Name=env_runs_api_parameter("dev"), Value=server.url, Type="String")
+            yield
+            server.close()
 
 
 def finished(name: str, timeout_s: float = 300) -> dict:  # moto's interpreter runs in a thread: wait, never judge speed
