@@ -77,6 +77,13 @@ class ModelScopedFunction(Construct):
             raise ValueError(f"{self.node.path}: a grant not scoped to the session's model needs a reason")
         self.scoped_role.add_to_policy(iam.PolicyStatement(actions=actions, resources=resources, conditions=conditions))
 
+    def grant_read_served(self) -> None:
+        """What production serves for the session's model (its champion): endpoint -> config -> model."""
+        prod = naming.endpoint(naming.MODEL_VARIABLE, self.env_name, "prod")
+        self.grant_for_model(["sagemaker:DescribeEndpoint"], model_arn(self, "sagemaker", f"endpoint/{prod}"))
+        self.grant_for_model(["sagemaker:DescribeEndpointConfig"], model_arn(self, "sagemaker", f"endpoint-config/{prod}-*"))
+        self.grant_for_model(["sagemaker:DescribeModel"], model_arn(self, "sagemaker", f"model/{prod}-*"))
+
     def grant_model_state_machine_key(self) -> None:
         """Step Functions encrypts a state machine's data with the environment's key: describing its executions,
         starting one or answering its task tokens uses the key for that machine only (Step Functions developer guide,

@@ -36,10 +36,7 @@ class DriftChecks(Construct):
         grant(["s3:ListBucket"], f"arn:{stack.partition}:s3:::{bucket}",
               conditions={"StringLike": {"s3:prefix": [f"{capture}*"]}})
         self.checks.grant_key_through("s3")  # the bucket's objects
-        # The champion is the package production serves: endpoint -> config -> model -> package.
-        grant(["sagemaker:DescribeEndpoint"], model_arn(self, "sagemaker", f"endpoint/{prod}"))
-        grant(["sagemaker:DescribeEndpointConfig"], model_arn(self, "sagemaker", f"endpoint-config/{prod}-*"))
-        grant(["sagemaker:DescribeModel"], model_arn(self, "sagemaker", f"model/{prod}-*"))
+        self.checks.grant_read_served()  # the champion: the package production serves
         grant(["sagemaker:DescribeModelPackage"], model_arn(
             self, "sagemaker", f"model-package/{naming.model_package_group(MODEL, env_name)}/*"))
         machine = model_arn(self, "states", f"stateMachine:{naming.state_machine(MODEL, env_name)}")

@@ -91,15 +91,13 @@ class PipelineTasks(Construct):
         task.grant_for_model(["sagemaker:DescribeModelPackage"], *self._packages())  # the version a run reproduces
 
     def _grant_validate(self) -> None:
-        task, prod = self.tasks["validate"], naming.endpoint(MODEL, self.env_name, "prod")
+        task = self.tasks["validate"]
         task.grant_for_model(["s3:GetObject", "s3:GetObjectVersion"],
                              self._objects(f"{naming.DATASETS}/{MODEL}/*"), self._objects(f"runs/{MODEL}/*"))
         task.grant_for_model(["s3:PutObject"], self._objects(f"runs/{MODEL}/*"))
         # The champion the job re-scores: the package production serves (endpoint -> config -> model -> package).
         task.grant_for_model(["sagemaker:DescribeModelPackage"], *self._packages())
-        task.grant_for_model(["sagemaker:DescribeEndpoint"], model_arn(self, "sagemaker", f"endpoint/{prod}"))
-        task.grant_for_model(["sagemaker:DescribeEndpointConfig"], model_arn(self, "sagemaker", f"endpoint-config/{prod}-*"))
-        task.grant_for_model(["sagemaker:DescribeModel"], model_arn(self, "sagemaker", f"model/{prod}-*"))
+        task.grant_read_served()
         task.grant_shared(["sagemaker:ListModelPackages"], ["*"], reason="SageMaker List calls have no resource-level "
                           "permissions; it lists names, and describing a package is scoped to the model")
 

@@ -75,14 +75,6 @@ class PromotionSourceGrants(Construct):
                 "Resource": f"{names.package_arn_prefix(spec.name, environment)}*"}]}
 
 
-def grant_read_served(function: ModelScopedFunction, env_name: str) -> None:
-    """What production serves for the session's model: endpoint -> config -> model -> package."""
-    prod = naming.endpoint(MODEL, env_name, "prod")
-    function.grant_for_model(["sagemaker:DescribeEndpoint"], model_arn(function, "sagemaker", f"endpoint/{prod}"))
-    function.grant_for_model(["sagemaker:DescribeEndpointConfig"], model_arn(function, "sagemaker", f"endpoint-config/{prod}-*"))
-    function.grant_for_model(["sagemaker:DescribeModel"], model_arn(function, "sagemaker", f"model/{prod}-*"))
-
-
 def _packages(function: ModelScopedFunction, env_name: str) -> list[str]:
     group = naming.model_package_group(MODEL, env_name)
     return [model_arn(function, "sagemaker", f"model-package-group/{group}"),
@@ -128,7 +120,7 @@ class PromotionOffers(Construct):
         grant(["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage"], *_packages(self.offers, env_name))
         # No ListModelPackages: it authorizes against "*" only and would list every model's packages; the offer
         # describes the served package's later versions instead (lambdas/promotion/dal.py versions_after).
-        grant_read_served(self.offers, env_name)
+        self.offers.grant_read_served()
         grant(["s3:GetObject", "s3:GetObjectVersion"], _objects(env_name, stack, f"{naming.RELEASES}/{MODEL}/*"))
         self.offers.grant_key_through("s3", ["kms:Decrypt"])
         _audit_rows(self.offers, env_name, ["dynamodb:GetItem"])  # the approval record: the digest approved
@@ -212,7 +204,7 @@ class PromotionReceiver(Construct):
         self.importer.grant_key_through("s3")
         grant(["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:AddTags"],
               *_packages(self.importer, env_name))
-        grant_read_served(self.importer, env_name)
+        self.importer.grant_read_served()
         _audit_rows(self.importer, env_name, ["dynamodb:PutItem", "dynamodb:DeleteItem"])
 
 

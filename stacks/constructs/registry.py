@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, Stack, aws_ecr as ecr, aws_iam as iam, aws_kms as kms, aws_sagemaker as sagemaker
+from aws_cdk import RemovalPolicy, aws_ecr as ecr, aws_kms as kms, aws_sagemaker as sagemaker
 from constructs import Construct
 
 from pipelines import naming
@@ -33,19 +33,3 @@ class ContainerRepository(Construct):
             lifecycle_rules=[ecr.LifecycleRule(description="keep the last 50 images", max_image_count=50)],
         )
 
-
-def grant_read_registry(role: iam.IRole, package_arns: list[str]) -> None:
-    """Describe this model's packages; list on '*' because SageMaker List* calls have no resource-level
-    permissions (an ARN-scoped ListModelPackages grant is never honoured)."""
-    role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=package_arns))
-    role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"]))
-
-
-def grant_read_champion(role: iam.IRole, model: str, env_name: str) -> None:
-    """The champion is the package production serves: endpoint -> config -> model -> package."""
-    stack, prod = Stack.of(role), naming.endpoint(model, env_name, "prod")
-    role.add_to_policy(iam.PolicyStatement(
-        actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
-        resources=[stack.format_arn(service="sagemaker", resource="endpoint", resource_name=prod),
-                   stack.format_arn(service="sagemaker", resource="endpoint-config", resource_name=f"{prod}-*"),
-                   stack.format_arn(service="sagemaker", resource="model", resource_name=f"{prod}-*")]))
