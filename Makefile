@@ -17,7 +17,12 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
 .PHONY: setup demo synth test test-fast bench clean
 
+# `mlops` lives in the project venv: the line that puts it on your PATH is printed after every setup (to stderr,
+# so `make ... | tee` logs stay clean), as the tools that install into a venv of their own do.
+ACTIVATE_HINT := mlops is installed in $(VENV)/bin: run `source $(VENV)/bin/activate` once per shell (or call $(VENV)/bin/mlops)
+
 setup: $(VENV)/.installed $(TOOLS)/.installed $(CHECKOV_VENV)/.installed
+	@echo '$(ACTIVATE_HINT)' >&2
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
