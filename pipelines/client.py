@@ -142,7 +142,8 @@ def _translated(method):
         except BotoCoreError as error:  # SSO token expired, credential process failed, ...
             name = type(error).__name__
             fix = "aws sso login" if "SSO" in name or "Token" in name else "check your AWS configuration"
-            raise EnvironmentProblem(f"AWS credentials could not be loaded ({error}); fix: {fix}") from None
+            raise EnvironmentProblem(f"AWS credentials could not be loaded ({error}); fix: {fix}"
+                                     + ("" if self.env == LOCAL_ENV else local_mode_hint())) from None
 
     return wrapper
 
@@ -277,7 +278,7 @@ class Pipelines:
             return "the local server's credentials are missing; fix: restart it with `mlops local serve`"
         return (f"no AWS credentials for {self.env} (account {self.expected_account or '?'}, {self.region}); fix: "
                 "`aws sso login --profile <profile>` and AWS_PROFILE=<profile>, or AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY")
+                "AWS_SECRET_ACCESS_KEY" + local_mode_hint())
 
     def _unreachable(self, detail: str) -> str:
         if self.endpoint_url:
@@ -551,3 +552,22 @@ def local_workdir() -> Path:
         return Path(os.environ["MLOPS_LOCAL_DIR"])
     here = Path.cwd() / ".local"
     return here if here.exists() else REPO_ROOT / ".local"
+
+
+def running_local_server() -> dict | None:
+    """server.json of the local server when one answers (`mlops local serve`), else None."""
+    from pipelines.local.server import alive, read_state
+
+    state = read_state()
+    return state if state is not None and alive(state, timeout=1.0) else None
+
+
+def local_mode_hint() -> str:
+    """The tail of a no-credentials error: the local mode, named as the way to work without AWS. The environment is
+    never switched silently: a command meant for dev that quietly ran against the emulation would report work that
+    never happened in AWS."""
+    state = running_local_server()
+    if state is not None:
+        return (f"; or use the local server running at {state['url']}: add `--env local` "
+                "(or export MLOPS_ENV=local)")
+    return "; or work offline: `mlops local serve`, then `--env local` (or export MLOPS_ENV=local)"

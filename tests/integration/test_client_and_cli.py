@@ -339,7 +339,45 @@ def test_with_no_aws_configured_every_command_says_in_one_line_what_to_set(tmp_p
     assert "Traceback" not in result.stderr + result.stdout
     assert result.stderr.strip().splitlines() == [
         "error: no AWS credentials for dev (account 111111111111, us-east-1); fix: `aws sso login --profile <profile>` "
-        "and AWS_PROFILE=<profile>, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"]
+        "and AWS_PROFILE=<profile>, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; or work offline: "
+        "`mlops local serve`, then `--env local` (or export MLOPS_ENV=local)"]
+
+
+def answering_local_server(folder) -> dict:
+    """A server.json whose control port answers ready, as `mlops local serve` leaves it (nothing else served)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Ready(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = b'{"ready": true}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ready)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {"url": "http://127.0.0.1:1", "control_url": f"http://127.0.0.1:{server.server_address[1]}/",
+             "account": "000000000000", "region": "us-east-1", "model": "churn", "identities": {}}
+    (folder / "server.json").write_text(json.dumps(state))
+    return {"server": server, "state": state}
+
+
+def test_with_no_aws_credentials_and_a_local_server_running_the_error_names_env_local(tmp_path):
+    environment = no_aws_environment(tmp_path)
+    local = answering_local_server(tmp_path / "no-server")
+    try:
+        result = mlops(["run", "start", "churn"], environment)
+    finally:
+        local["server"].shutdown()
+    assert result.returncode == 4, result.stderr
+    assert result.stderr.strip().endswith("or use the local server running at http://127.0.0.1:1: add `--env local` "
+                                          "(or export MLOPS_ENV=local)")
 
 
 def test_with_no_aws_configured_json_output_and_the_local_env_are_one_line_too(tmp_path):
