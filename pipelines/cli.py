@@ -430,6 +430,7 @@ def drift_check(model: str,
     result = outcome["result"]
     if output == Output.json:
         return emit({"drift": result.drift, "rows": result.rows, "reason": outcome["reason"], "retrain": outcome["retrain"],
+                     "verdict": outcome["verdict"], "run_started": False,
                      "drifted_features": result.drifted_features, "problems": result.problems,
                      "report": str(outcome["html"])})
     table = Table(title=f"{model}: {'DRIFT' if result.drift else 'no drift'} over {result.rows:,} rows")
@@ -441,7 +442,7 @@ def drift_check(model: str,
     console.print(table)
     for problem in result.problems:
         console.print(f"[yellow]note:[/] {problem}")
-    console.print(f"decision: {outcome['reason']}\nreport: {outcome['html']}")
+    console.print(f"decision: {outcome['verdict']}: {outcome['why']}\nreport: {outcome['html']}", soft_wrap=True)
     if open_report:
         import webbrowser
         webbrowser.open(outcome["html"].resolve().as_uri())

@@ -59,8 +59,11 @@ def check(spec: ModelSpec, baseline: str, capture: str, out: Path, progress: Cal
     scan, result, blocking = assessment.scan, assessment.result, assessment.blocking
     retrain, reason = assessment.retrain, assessment.reason
     context = {"model": spec.name, "baseline": baseline, "constraints": constraints, "capture": capture, "capture_lines": scan.lines,
-               "malformed_lines": scan.malformed, "blocking": blocking}
+               "malformed_lines": scan.malformed, "blocking": blocking, "offline": True}
+    verdict, why = report.decision(result, context, spec.drift)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps({**report.json_report(result, context), "decision": reason}, indent=2))
+    (out / "report.json").write_text(json.dumps({**report.json_report(result, context), "decision": reason,
+                                                 "verdict": verdict, "run_started": False}, indent=2))
     (out / "report.html").write_text(report.html_report(result, context))
-    return {"result": result, "retrain": retrain, "reason": reason, "html": out / "report.html"}
+    return {"result": result, "retrain": retrain, "reason": reason, "verdict": verdict, "why": why,
+            "html": out / "report.html"}

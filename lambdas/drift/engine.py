@@ -435,10 +435,18 @@ def evaluate(accumulator: Accumulator, thresholds: Thresholds, problems: list[st
     drifted = [r.name for r in results if r.drifted]
     violations = constraint_violations(accumulator, results, thresholds) if accumulator.constraints else []
     if violations:
-        problems.append(f"{len(violations)} constraints.json violation(s): "
-                        + "; ".join(f"{v['feature_name']}: {v['constraint_check_type']}" for v in violations[:10]))
+        problems.append(violations_note(violations))
     return DriftResult(accumulator.rows, results, drifted, len(drifted) >= thresholds.min_drifted_features, problems,
                        violations)
+
+
+def violations_note(violations: list[dict], shown: int = 10) -> str:
+    """One line naming the violations; when there are more than it lists, it says how many it shows."""
+    listed = "; ".join(f"{v['feature_name']}: {v['constraint_check_type']}" for v in violations[:shown])
+    count = f"{len(violations)} constraints.json violation(s)"
+    if len(violations) > shown:
+        count += f", {shown} shown (all in the report's violations table and report.json)"
+    return f"{count}: {listed}"
 
 
 def constraint_violations(accumulator: Accumulator, results: list[FeatureResult], thresholds: Thresholds) -> list[dict]:

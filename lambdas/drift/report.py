@@ -139,6 +139,12 @@ def decision(result: DriftResult, context: dict, drift) -> tuple[str, str]:
     from lambdas.drift.logic import should_retrain
 
     retrain, reason = should_retrain(result, blocking, drift)
+    if retrain and context.get("offline"):
+        model = context.get("model") or "MODEL"
+        return "DRIFT: retraining warranted, no run started", (
+            f"{count}: {', '.join(result.drifted_features)}; an offline check starts nothing (the scheduled drift hook "
+            f"would start a run unless one started in the last {drift.cooldown_hours:g} h); to retrain now: "
+            f"`mlops run start {model} --reason drift`")
     if retrain:
         return "DRIFT: retraining requested", (f"{count}: {', '.join(result.drifted_features)}; a run starts unless "
                                                f"one started in the last {drift.cooldown_hours:g} h (cooldown)")
@@ -183,7 +189,7 @@ def html_report(result: DriftResult, context: dict) -> str:
                       f"{drift.window_hours:g} h window</td></tr>"
                       f"<tr><th>retraining</th><td>{'on' if drift.retrain else 'off'}, at most one run per "
                       f"{drift.cooldown_hours:g} h</td></tr></table>")
-    skipped = ("blocking", "capture_lines", "malformed_lines", "thresholds")
+    skipped = ("blocking", "capture_lines", "malformed_lines", "thresholds", "offline")
     facts = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in context.items() if k not in skipped)
     tone = "drift" if result.drift else "calm"
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Drift report: {_e(model)}</title>

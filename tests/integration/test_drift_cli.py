@@ -50,3 +50,12 @@ def test_cli_drift_check_applies_a_constraints_file_given_explicitly(tmp_path):
     assert given.exit_code == 0, given.output
     assert "constraints.json violation" in given.output
     assert json.loads((tmp_path / "report/report.json").read_text())["violations"]
+
+
+def test_cli_drift_check_says_an_offline_check_started_no_run_and_how_to_start_one(tmp_path):
+    arguments, _ = shifted_csv_capture(tmp_path)
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    assert "decision: DRIFT: retraining warranted, no run started" in result.output
+    assert "mlops run start churn" in result.output and "retraining requested" not in result.output
+    assert json.loads((tmp_path / "report/report.json").read_text())["run_started"] is False

@@ -98,3 +98,20 @@ def test_numeric_bins_are_labelled_with_the_baselines_value_edges():
     assert feature.edges == sorted(feature.edges) and abs(feature.edges[5] - 50) < 3  # the median of uniform(0, 100)
     labels, title = report.bin_labels(feature)
     assert title.startswith("value bins") and labels[0].startswith("< ") and labels[-1].startswith("≥ ")
+
+
+def test_an_offline_check_says_it_started_nothing_and_how_to_start_a_run():
+    page = report.html_report(drifted_result(), {**CONTEXT, "offline": True})
+    assert "retraining requested" not in page
+    assert "Decision: <strong>DRIFT: retraining warranted, no run started</strong>" in page
+    assert "an offline check starts nothing" in page and "`mlops run start churn --reason drift`" in page
+
+
+def test_more_violations_than_listed_says_how_many_are_shown():
+    from lambdas.drift.engine import violations_note
+
+    violations = [{"feature_name": f"f{i}", "constraint_check_type": "data_type_check"} for i in range(13)]
+    note = violations_note(violations)
+    assert note.startswith("13 constraints.json violation(s), 10 shown (all in the report's violations table")
+    assert note.count("data_type_check") == 10
+    assert violations_note(violations[:3]).startswith("3 constraints.json violation(s): f0")
