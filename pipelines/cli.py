@@ -211,6 +211,7 @@ def _watch(model: str, execution: str | None, env: str, timeout: float, poll: fl
             shown[index] = step.status
         if run.outcome and run.outcome.kind == "waiting_for_approval" and not waiting_said and text:
             console.print(f"  [cyan]⏸ {run.outcome.summary}[/]", soft_wrap=True)
+            _say_how_to_approve(pipelines, model, env, run.outcome.approvers)
             waiting_said = True
         if run.status != "RUNNING":
             break
@@ -228,6 +229,15 @@ def _watch(model: str, execution: str | None, env: str, timeout: float, poll: fl
         emit(run.model_dump())
     if not (run.outcome and run.outcome.succeeded):
         raise typer.Exit(code=EXIT_FAILED)
+
+
+def _say_how_to_approve(pipelines, model: str, env: str, approvers: list[str]) -> None:
+    """Where the links are and the command each approver may run (whole lines: commands and paths to copy)."""
+    from pipelines.client import how_to_approve
+
+    local = getattr(pipelines, "local", None)
+    for line in how_to_approve(model, env, approvers, local.workdir / "inbox" if local else None):
+        console.print(f"    {escape(line)}", soft_wrap=True, highlight=False)
 
 
 @command(run_app, "status")

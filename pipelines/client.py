@@ -236,10 +236,11 @@ class Pipelines:
                  endpoint_url: str | None = None) -> None:
         self.env, self.models_dir, self.endpoint_url = env, models_dir, endpoint_url
         self.expected_account = None
+        self.local = None  # the local server's Connection (server.json) with env="local"
         if env == LOCAL_ENV and session is None:
             from pipelines.local.server import connect
 
-            local = connect()
+            self.local = local = connect()
             session, self.endpoint_url, self.expected_account = local.session(), local.url, local.account
         elif session is None:
             target = target_environment(env)
@@ -471,6 +472,20 @@ class Pipelines:
                                          approval_description=package.get("ApprovalDescription", ""),
                                          serves=[s for s in STAGES if serving.get(s) == package["ModelPackageArn"]]))
         return versions
+
+
+def how_to_approve(model: str, env: str, approvers: list[str], inbox: Path | None = None) -> list[str]:
+    """Where a waiting run's approval links are and the command that approves as each approver. In the local mode the
+    links cannot be mailed: the server prints them and keeps each email in <work folder>/inbox/, and each approver is
+    a local identity (MLOPS_LOCAL_AS=<their email>, server.json)."""
+    if env != LOCAL_ENV:
+        return [f"each approver has their approve and reject links by email; an approver mapped in the spec may "
+                f"instead run: mlops approve {model} --env {env} --reason \"...\""]
+    where = f"{inbox} (one file per email)" if inbox else "the local work folder's inbox/"
+    lines = [f"approval links: printed in the shell running `mlops local serve`, and saved in {where}"]
+    lines += [f"approve as {who}: MLOPS_LOCAL_AS={who} mlops approve {model} --env local --reason \"...\""
+              for who in approvers]
+    return lines
 
 
 class DecisionRefused(RuntimeError):
