@@ -418,25 +418,31 @@ def drift_check(model: str,
                     None, help="constraints.json (Model Monitor shape); default: the one beside a local baseline."),
                 out: str = typer.Option("drift-report", help="Folder for report.html and report.json."),
                 open_report: bool = typer.Option(False, "--open", help="Open the HTML report in a browser."),
-                output: Output = OutputOption) -> None:
-    """Compare captured traffic with a baseline, exactly as the scheduled drift hook does."""
+                env: str = EnvOption, output: Output = OutputOption) -> None:
+    """Compare captured traffic with a baseline, exactly as the scheduled drift hook does (an offline check: it
+    starts no run). s3:// locations are read as you, in --env's account (local: the running local server)."""
     from pathlib import Path
 
+    from botocore.exceptions import BotoCoreError
     from rich.progress import Progress
 
     from pipelines.client import model_dir
-    from pipelines.drift_check import capture_sources, check
+    from pipelines.drift_check import capture_sources, check, reads_s3
     from pipelines.spec import load_spec
 
+    spec = load_spec(model_dir(model))
+    pipelines = client(env) if reads_s3(capture, baseline, constraints) else None
+    s3 = pipelines.client("s3") if pipelines else None
     try:
-        spec = load_spec(model_dir(model))
         with Progress(console=errors, transient=True, disable=output == Output.json) as progress:
-            task = progress.add_task("reading capture files", total=len(capture_sources(capture)))
-            outcome = check(spec, baseline, capture, Path(out), lambda name: progress.advance(task), constraints)
+            task = progress.add_task("reading capture files", total=len(capture_sources(capture, s3)))
+            outcome = check(spec, baseline, capture, Path(out), lambda name: progress.advance(task), constraints, s3)
     except (FileNotFoundError, ValueError, KeyError) as error:
         if isinstance(error, SpecError):
             raise
         fail(str(error), EXIT_FAILED, output.value)
+    except (ClientError, BotoCoreError) as error:
+        raise pipelines.explain(error) if pipelines else error
     result = outcome["result"]
     if output == Output.json:
         return emit({"drift": result.drift, "rows": result.rows, "reason": outcome["reason"], "retrain": outcome["retrain"],

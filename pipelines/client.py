@@ -125,25 +125,8 @@ def _translated(method):
     def wrapper(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
-        except ClientError as error:
-            raise self._explain_client_error(error) from None
-        except (NoCredentialsError, PartialCredentialsError) as error:
-            raise EnvironmentProblem(self._no_credentials(str(error))) from None
-        except ProfileNotFound as error:
-            raise EnvironmentProblem(f"{error}; fix: set AWS_PROFILE to a profile in ~/.aws/config "
-                                     "(aws configure list-profiles), or unset it") from None
-        except NoRegionError:
-            raise EnvironmentProblem(f"no AWS region for {self.env}; fix: set its region in cdk.json "
-                                     "(context.mlops:environments) or AWS_REGION") from None
-        except EndpointConnectionError as error:
-            raise EnvironmentProblem(self._unreachable(str(error))) from None
-        except urllib3.exceptions.HTTPError as error:
-            raise EnvironmentProblem(self._unreachable(str(error))) from None
-        except BotoCoreError as error:  # SSO token expired, credential process failed, ...
-            name = type(error).__name__
-            fix = "aws sso login" if "SSO" in name or "Token" in name else "check your AWS configuration"
-            raise EnvironmentProblem(f"AWS credentials could not be loaded ({error}); fix: {fix}"
-                                     + ("" if self.env == LOCAL_ENV else local_mode_hint())) from None
+        except (ClientError, BotoCoreError, urllib3.exceptions.HTTPError) as error:
+            raise self.explain(error) from None
 
     return wrapper
 
@@ -274,6 +257,28 @@ class Pipelines:
         return self.client("sagemaker")
 
     # ------------------------------------------------------------ environment
+    def explain(self, error: Exception) -> Exception:
+        """An AWS error as the one line that says what to do (EnvironmentProblem, NotAllowed), or the error itself
+        when it is not environmental. For callers that read lazily (the drift check's S3 objects) as for methods."""
+        if isinstance(error, ClientError):
+            return self._explain_client_error(error)
+        if isinstance(error, (NoCredentialsError, PartialCredentialsError)):
+            return EnvironmentProblem(self._no_credentials(str(error)))
+        if isinstance(error, ProfileNotFound):
+            return EnvironmentProblem(f"{error}; fix: set AWS_PROFILE to a profile in ~/.aws/config "
+                                      "(aws configure list-profiles), or unset it")
+        if isinstance(error, NoRegionError):
+            return EnvironmentProblem(f"no AWS region for {self.env}; fix: set its region in cdk.json "
+                                      "(context.mlops:environments) or AWS_REGION")
+        if isinstance(error, (EndpointConnectionError, urllib3.exceptions.HTTPError)):
+            return EnvironmentProblem(self._unreachable(str(error)))
+        if isinstance(error, BotoCoreError):  # SSO token expired, credential process failed, ...
+            name = type(error).__name__
+            fix = "aws sso login" if "SSO" in name or "Token" in name else "check your AWS configuration"
+            return EnvironmentProblem(f"AWS credentials could not be loaded ({error}); fix: {fix}"
+                                      + ("" if self.env == LOCAL_ENV else local_mode_hint()))
+        return error
+
     def _no_credentials(self, detail: str) -> str:
         if self.env == LOCAL_ENV:
             return "the local server's credentials are missing; fix: restart it with `mlops local serve`"

@@ -1,4 +1,7 @@
-"""`mlops drift check`: the drift hook's engine on local capture files or an S3 prefix, with progress."""
+"""`mlops drift check`: the drift hook's engine on local capture files or an S3 prefix, with progress.
+
+S3 locations are read with the client given (the CLI's: the environment's session, or the local server's with
+`--env local`); boto3's default client otherwise."""
 
 from __future__ import annotations
 
@@ -13,18 +16,22 @@ from lambdas.drift.capture import line_batches, read_chunks
 from pipelines.spec import ModelSpec
 
 
-def read_text(location: str) -> str:
+def reads_s3(*locations: str | None) -> bool:
+    return any(location and location.startswith("s3://") for location in locations)
+
+
+def read_text(location: str, s3=None) -> str:
     if location.startswith("s3://"):
         bucket, _, key = location[5:].partition("/")
-        return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+        return (s3 or boto3.client("s3")).get_object(Bucket=bucket, Key=key)["Body"].read().decode()
     return Path(location).read_text()
 
 
-def capture_sources(location: str) -> list[tuple[str, Callable[[], Iterable[str]]]]:
+def capture_sources(location: str, s3=None) -> list[tuple[str, Callable[[], Iterable[str]]]]:
     """(name, byte lines) for a JSONL file, a folder of them, or an s3:// prefix."""
     if location.startswith("s3://"):
         bucket, _, prefix = location[5:].partition("/")
-        s3 = boto3.client("s3")
+        s3 = s3 or boto3.client("s3")
         keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
                 for o in page.get("Contents", []) if o["Key"].endswith((".jsonl", ".json"))]
         return [(f"s3://{bucket}/{k}", lambda k=k: line_batches(read_chunks(s3.get_object(Bucket=bucket, Key=k)["Body"])))
@@ -50,12 +57,13 @@ def sibling_constraints(baseline: str) -> str | None:
 
 
 def check(spec: ModelSpec, baseline: str, capture: str, out: Path, progress: Callable[[str], None] = lambda name: None,
-          constraints: str | None = None) -> dict:
-    """`constraints`: Model Monitor's constraints.json (path or s3:// URI); by default the one beside a local baseline."""
-    sources = ((name, lines()) for name, lines in capture_sources(capture))
+          constraints: str | None = None, s3=None) -> dict:
+    """`constraints`: Model Monitor's constraints.json (path or s3:// URI); by default the one beside a local baseline.
+    s3: the client that reads s3:// locations."""
+    sources = ((name, lines()) for name, lines in capture_sources(capture, s3))
     constraints = constraints or sibling_constraints(baseline)
-    assessment = logic.assess(json.loads(read_text(baseline)), spec, sources, progress,
-                              constraints=json.loads(read_text(constraints)) if constraints else None)
+    assessment = logic.assess(json.loads(read_text(baseline, s3)), spec, sources, progress,
+                              constraints=json.loads(read_text(constraints, s3)) if constraints else None)
     scan, result, blocking = assessment.scan, assessment.result, assessment.blocking
     retrain, reason = assessment.retrain, assessment.reason
     context = {"model": spec.name, "baseline": baseline, "constraints": constraints, "capture": capture, "capture_lines": scan.lines,

@@ -9,7 +9,8 @@ person roles' trust takes it only equal to one of the IAM user's own tags mlops:
 access control. A session without the tag reaches no model's resources.
 
 - DataScientist: call the runs API (start runs, read them), prove the session's model to it, read the model's
-  executions, packages and run reports. No StartExecution (runs start through the API, which records the signed
+  executions, packages and run reports, and list and read the requests its own endpoints captured (what
+  `mlops drift check --capture s3://...` reads as the person). No StartExecution (runs start through the API, which records the signed
   caller), no SendTask* (decisions go through the API's approver check), no GetExecutionHistory (history events
   carry task tokens).
 - Approver: call the runs API (decisions: the API maps the caller to an approver of the model's spec) and review the
@@ -62,6 +63,7 @@ class AccessPolicies(Construct):
             *use_api(), self._prove_model(key), *review(), list_runs(), decrypt_via_s3(), decrypt_runs(),
             iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions_arn]),
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"runs/{MODEL}/*")]),
+            *self._read_captures(env_name, bucket),
             *(data_scientist_statements(tracking_server_arn, (bucket, key, env_name)) if tracking_server_arn else [])])
         self.approver = self._policy("Approver", naming.person_role(env_name, "approver"),
                                      f"Approvers ({env_name}): decide through the runs API, review the session's "
@@ -109,6 +111,16 @@ class AccessPolicies(Construct):
                     "StringNotLike": {f"aws:RequestTag/{naming.MODEL_TAG}": NOT_IN_MODEL_NAMES},
                     "ForAllValues:StringEquals": {"aws:TagKeys": [naming.MODEL_TAG]}}))
         return role
+
+    @staticmethod
+    def _read_captures(env_name: str, bucket: s3.IBucket) -> list[iam.PolicyStatement]:
+        """The session's model's captured requests, of its staging and production endpoints only (the prefixes the
+        endpoints write: data-capture/<model>-<env>-<stage>/AllTraffic/); no other model's, no other prefix."""
+        prefixes = [f"data-capture/{naming.endpoint(MODEL, env_name, stage)}/" for stage in ("staging", "prod")]
+        return [iam.PolicyStatement(actions=["s3:GetObject"],
+                                    resources=[bucket.arn_for_objects(f"{p}AllTraffic/*") for p in prefixes]),
+                iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn], conditions={
+                    "StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}})]
 
     @staticmethod
     def _prove_model(key: kms.IKey) -> iam.PolicyStatement:

@@ -233,3 +233,21 @@ def test_an_untagged_session_is_a_person_of_no_model(platform):
     with pytest.raises(ApiError) as refused:
         Pipelines(env="local", session=lee).start("churn")
     assert refused.value.status == 403 and "not shown to work on churn" in refused.value.message
+
+
+def _capture(model: str) -> str:
+    key = f"data-capture/{naming.endpoint(model, 'local', 'prod')}/AllTraffic/2026/12/07/10/part.jsonl"
+    boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=b"{}\n")
+    return key
+
+
+def test_a_churn_tagged_session_lists_and_reads_churns_captured_requests_and_none_of_houses(platform):
+    s3 = platform["scientist"].session(LOCAL_REGION).client("s3")
+    churn, houses = _capture("churn"), _capture("houses")
+    churn_prefix, houses_prefix = churn.rsplit("AllTraffic/", 1)[0], houses.rsplit("AllTraffic/", 1)[0]
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=churn_prefix)
+    assert [o["Key"] for o in listed["Contents"]] == [churn]
+    assert s3.get_object(Bucket=BUCKET, Key=churn)["Body"].read() == b"{}\n"
+    assert "s3:ListBucket" in denied(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix=houses_prefix))
+    assert "s3:ListBucket" in denied(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix="data-capture/"))
+    assert "s3:GetObject" in denied(lambda: s3.get_object(Bucket=BUCKET, Key=houses))

@@ -59,3 +59,79 @@ def test_cli_drift_check_says_an_offline_check_started_no_run_and_how_to_start_o
     assert "decision: DRIFT: retraining warranted, no run started" in result.output
     assert "mlops run start churn" in result.output and "retraining requested" not in result.output
     assert json.loads((tmp_path / "report/report.json").read_text())["run_started"] is False
+
+
+def _no_aws_credentials(monkeypatch, tmp_path) -> None:
+    empty = tmp_path / "empty-aws-config"
+    empty.write_text("")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("MLOPS_LOCAL_DIR", str(tmp_path / "no-server"))
+
+
+def test_cli_drift_check_of_s3_captures_without_aws_credentials_is_one_line_and_exit_4(tmp_path, monkeypatch):
+    arguments, _ = shifted_csv_capture(tmp_path)
+    _no_aws_credentials(monkeypatch, tmp_path)
+    capture = "s3://mlops-dev-artifacts/data-capture/churn-dev-prod/AllTraffic/"
+    result = CliRunner().invoke(app, [*arguments[:3], "--capture", capture, *arguments[5:], "--env", "dev"])
+    assert result.exit_code == 4, result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    assert "error: no AWS credentials for dev" in result.output and "--env local" in result.output
+
+
+def test_cli_drift_check_with_env_local_and_no_local_server_says_how_to_start_one(tmp_path, monkeypatch):
+    arguments, _ = shifted_csv_capture(tmp_path)
+    monkeypatch.setenv("MLOPS_LOCAL_DIR", str(tmp_path / "no-server"))
+    result = CliRunner().invoke(app, [*arguments[:3], "--capture", "s3://b/data-capture/", *arguments[5:],
+                                      "--env", "local"])
+    assert result.exit_code == 4 and "no local server is running" in result.output
+
+
+def test_cli_drift_check_of_captures_the_role_may_not_read_is_not_allowed_exit_6(tmp_path, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from pipelines import cli
+
+    class Refusing:
+        def list_objects_v2(self, **kwargs):
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "User: arn:aws:sts::1:assumed-role/"
+                               "mlops-dev-data-scientist/ana is not authorized to perform: s3:ListBucket"}},
+                              "ListObjectsV2")
+
+        def get_paginator(self, name):
+            return type("Pages", (), {"paginate": lambda _, **kwargs: [self.list_objects_v2(**kwargs)]})()
+
+    from pipelines.client import Pipelines
+
+    pipelines = Pipelines(env="dev", session=__import__("boto3").Session(region_name="us-east-1"))
+    pipelines._clients["s3"] = Refusing()
+    monkeypatch.setattr(cli, "client", lambda env: pipelines)
+    arguments, _ = shifted_csv_capture(tmp_path)
+    result = CliRunner().invoke(app, [*arguments[:3], "--capture", "s3://b/data-capture/houses-dev-prod/",
+                                      *arguments[5:]])
+    assert result.exit_code == 6, result.output
+    assert ("error: not allowed: arn:aws:sts::1:assumed-role/mlops-dev-data-scientist/ana is not authorized to "
+            "perform: s3:ListBucket") in result.output
+
+
+def test_cli_drift_check_reads_s3_captures_with_the_environments_client(tmp_path, monkeypatch):
+    import boto3
+    from moto import mock_aws
+
+    from pipelines import client as client_module
+
+    arguments, _ = shifted_csv_capture(tmp_path)
+    monkeypatch.setattr(client_module, "target_environment",
+                        lambda env: client_module.Target(env, "123456789012", "us-east-1"))
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="artifacts")
+        s3.put_object(Bucket="artifacts", Key="data-capture/churn-dev-prod/AllTraffic/part.jsonl",
+                      Body=(tmp_path / "capture/part.jsonl").read_bytes())
+        result = CliRunner().invoke(app, [*arguments[:3], "--capture", "s3://artifacts/data-capture/churn-dev-prod/",
+                                          *arguments[5:], "--env", "dev"])
+    assert result.exit_code == 0, result.output
+    assert "DRIFT over 600 rows" in result.output
