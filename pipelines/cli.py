@@ -330,19 +330,26 @@ def _metric_columns(model: str) -> list[str]:
 @command(models_app, "list")
 def models_list(model: str, env: str = EnvOption, lineage: bool = typer.Option(True, help="Show lineage columns."),
                 output: Output = OutputOption) -> None:
-    """Versions with metrics, approval status, the stage each serves, and lineage."""
-    versions = client(env).models(model)
+    """Versions with metrics, approval status, the stage each serves (with its endpoint and URL), and lineage."""
+    pipelines = client(env)
+    versions = pipelines.models(model)
+    endpoints = {stage.value: pipelines.endpoint(model, stage.value) for stage in Stage}
     if output == Output.json:
         return emit([vars(v) | {"hyperparameters": v.hyperparameters, "approved_by": v.approved[0],
-                                "approved_at": v.approved[1]} for v in versions])
+                                "approved_at": v.approved[1], "endpoints": [endpoints[s] for s in v.serves]}
+                     for v in versions])
     metric_columns = _metric_columns(model)
-    table = Table(title=f"{model} model versions ({env})")
+    serving = [endpoints[stage] for version in versions for stage in version.serves]
+    caption = "\n".join([f"{e['stage']}: endpoint {e['endpoint']} ({e['url']})" for e in serving] + (
+        [f"call it: mlops predict {model} --stage {serving[0]['stage']} --env {env} --data '<JSON request>' "
+         "(or --data @request.json)"] if serving else []))
+    table = Table(title=f"{model} model versions ({env})", caption=caption or None, caption_justify="left")
     columns = ["version", "status", "serves", "approved by", *metric_columns, "created"] + (
         ["git commit", "dataset sha256", "hyperparameters"] if lineage else [])
     for column in columns:
         table.add_column(column, overflow="fold")
     for version in versions:
-        serves = ", ".join(f"[bold green]{stage}[/]" for stage in version.serves)
+        serves = ", ".join(f"[bold green]{stage}[/] ({endpoints[stage]['endpoint']})" for stage in version.serves)
         metrics = [f"{version.metrics[m]:.4f}" if isinstance(version.metrics.get(m), (int, float)) else "-"
                    for m in metric_columns]
         who, when = version.approved
@@ -353,6 +360,45 @@ def models_list(model: str, env: str = EnvOption, lineage: bool = typer.Option(T
                     json.dumps(version.hyperparameters, sort_keys=True)]
         table.add_row(*row)
     console.print(table)
+
+
+# ------------------------------------------------------------------ serving
+def request_body(data: str) -> tuple[bytes, str]:
+    """(body, content type) from --data: a JSON document, @file (.csv: text/csv, else JSON), or - (stdin, JSON)."""
+    from pathlib import Path
+
+    if data.startswith("@"):
+        path = Path(data[1:])
+        if not path.is_file():
+            raise typer.BadParameter(f"no file {path}")
+        text, content_type = path.read_text(), "text/csv" if path.suffix.lower() == ".csv" else "application/json"
+    else:
+        text, content_type = (sys.stdin.read() if data == "-" else data), "application/json"
+    if content_type == "application/json":
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as error:
+            raise typer.BadParameter(f"--data is not JSON ({error}); e.g. --data '{{\"instances\": [{{...}}]}}' "
+                                     "or --data @request.json") from None
+    return text.encode(), content_type
+
+
+@command(app, "predict")
+def predict(model: str, data: str = typer.Option(..., "--data", "-d", help="The request: JSON (e.g. "
+                                                 "'{\"instances\": [{...}]}'), @file (.json, or .csv rows), or - for stdin."),
+            stage: Stage = typer.Option(Stage.prod, help="Which endpoint: prod or staging."),
+            env: str = EnvOption, output: Output = OutputOption) -> None:
+    """Call the served model (SageMaker InvokeEndpoint with your credentials; --env local: the local server)."""
+    body, content_type = request_body(data)
+    pipelines = client(env)
+    answer = pipelines.predict(model, body, stage.value, content_type)
+    try:
+        document = json.loads(answer)
+    except ValueError:
+        document = answer.decode(errors="replace")
+    if output == Output.json:
+        return emit({**pipelines.endpoint(model, stage.value), "response": document})
+    print(json.dumps(document, indent=1) if not isinstance(document, str) else document)
 
 
 # ------------------------------------------------------------------ approvals

@@ -452,6 +452,53 @@ class Pipelines:
                 return {}
             raise
 
+    # ------------------------------------------------------------ serving
+    def endpoint(self, model: str, stage: str) -> dict[str, str]:
+        """The endpoint that serves `model` at `stage` in this environment: its name and its invocation URL (the
+        local server's hosting with env="local", SageMaker runtime's otherwise)."""
+        if stage not in STAGES:
+            raise SpecError(f"no stage '{stage}': models are served at {' and '.join(STAGES)}")
+        name = naming.endpoint(model, self.env, stage)
+        hosting = self._hosting_url()
+        base = hosting or f"https://runtime.sagemaker.{self.region}.amazonaws.com"
+        return {"stage": stage, "endpoint": name, "url": f"{base}/endpoints/{name}/invocations"}
+
+    def _hosting_url(self) -> str | None:
+        return (self.local.urls.get("hosting") if self.local else None) or None
+
+    @property
+    def runtime(self):
+        """SageMaker runtime (InvokeEndpoint): AWS's, or the local server's model hosting."""
+        if "sagemaker-runtime" not in self._clients:
+            hosting = self._hosting_url()
+            self._clients["sagemaker-runtime"] = self.session.client("sagemaker-runtime", endpoint_url=hosting) \
+                if hosting else self.client("sagemaker-runtime")
+        return self._clients["sagemaker-runtime"]
+
+    @_translated
+    def predict(self, model: str, body: bytes, stage: str = "prod", content_type: str = "application/json") -> bytes:
+        """The served model's answer to one request (InvokeEndpoint, signed with your session, as any caller of the
+        endpoint). No such endpoint: LookupError; the model refusing the request: ApiError with its message."""
+        model_dir(model, self.models_dir)
+        name = self.endpoint(model, stage)["endpoint"]
+        try:
+            response = self.runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType=content_type,
+                                                    Accept="application/json")
+        except ClientError as error:
+            raise self._prediction_refused(error, model, stage, name) from None
+        return response["Body"].read()
+
+    def _prediction_refused(self, error: ClientError, model: str, stage: str, name: str) -> Exception:
+        code = error.response.get("Error", {}).get("Code", "")
+        message = error.response.get("Error", {}).get("Message", str(error))
+        if code == "ModelError" or "ModelError" in str(error):
+            return ApiError(424, f"{name} refused the request: {message}")
+        if code in ("ValidationError", "ValidationException") and ("not found" in message or "does not exist" in
+                                                                   message or "Could not find" in message):
+            return LookupError(f"no endpoint {name} in {self.env}: nothing serves {model} at {stage} yet "
+                               f"(`mlops models list {model} --env {self.env}` shows what serves each stage)")
+        return self._explain_client_error(error)
+
     @_translated
     def models(self, model: str, with_serving: bool = True) -> list[ModelVersion]:
         model_dir(model, self.models_dir)

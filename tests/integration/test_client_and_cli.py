@@ -179,6 +179,18 @@ def test_models_list_marks_the_version_each_stage_serves_with_metrics_and_typed_
     assert [(v["version"], v["serves"]) for v in listed] == [(2, ["prod"]), (1, [])]
 
 
+def test_models_list_names_the_endpoint_and_url_serving_each_stage_and_how_to_call_it(aws):
+    serve(register_package(0.8123))
+    result = runner.invoke(app, ["models", "list", "churn"], terminal_width=220)
+    assert result.exit_code == 0, result.output
+    assert "prod (churn-dev-prod)" in result.output
+    assert ("prod: endpoint churn-dev-prod (https://runtime.sagemaker.us-east-1.amazonaws.com/endpoints/churn-dev-prod/"
+            "invocations)") in result.output
+    assert "call it: mlops predict churn --stage prod --env dev --data" in result.output
+    (listed,) = json.loads(runner.invoke(app, ["models", "list", "churn", "--output", "json"]).stdout)
+    assert [e["endpoint"] for e in listed["endpoints"]] == ["churn-dev-prod"]
+
+
 def test_run_start_follow_shows_each_step_and_the_kept_champion_outcome(executing):
     executing(kept_champion_machine())
     result = runner.invoke(app, ["run", "start", "churn", "--param", "epochs=20", "--follow", "--poll", "0.05"],
