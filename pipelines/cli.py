@@ -16,11 +16,10 @@ from typing import Optional
 
 import typer
 from botocore.exceptions import ClientError
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from pipelines import cost_cli, experiments_cli, naming, promote_cli
+from pipelines.console import Table, output_console
 from pipelines.scaffold import register as register_scaffold
 from pipelines.spec import SpecError
 
@@ -50,8 +49,8 @@ local_app = typer.Typer(help="The whole lifecycle offline: embedded AWS emulatio
                         no_args_is_help=True, epilog=EPILOG)
 app.add_typer(local_app, name="local")
 register_scaffold(app)  # `mlops new MODEL --task ... --framework ...` (pipelines/scaffold.py)
-console = Console()
-errors = Console(stderr=True)
+console = output_console()
+errors = output_console(stderr=True)
 EnvOption = typer.Option("dev", "--env", "-e", envvar="MLOPS_ENV",
                          help="Environment from cdk.json (dev, staging, prod; its account and region are used), or "
                               "local: the running `mlops local serve`.")

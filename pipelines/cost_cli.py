@@ -11,13 +11,12 @@ from typing import Optional
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
 
 from lambdas.shared import cost as model
+from pipelines.console import Table, output_console
 from pipelines.spec import SpecError, find_model_dir, load_environments, load_spec
 
-console = Console()
+console = output_console()
 
 
 def _fail(message: str) -> None:

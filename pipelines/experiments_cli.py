@@ -18,15 +18,14 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from lambdas.pipeline import tracking
 from lambdas.pipeline.experiments import PACKAGE_TAG, RUN_TAG, experiment_name
 from pipelines import naming
+from pipelines.console import Table, output_console
 from pipelines.spec import load_spec
 
-console = Console()
+console = output_console()
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 EnvOption = typer.Option("dev", "--env", "-e", envvar="MLOPS_ENV", help="Environment from cdk.json, or local.")
 OutputOption = typer.Option("text", "--output", "-o", help="text, or json: one JSON document on stdout.")

@@ -16,7 +16,8 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MLOp
 def bind(model: str, execution_id: str | None = None) -> None:
     """Every following log line of this invocation carries the model and the execution id."""
     logger.append_keys(model=model, execution_id=execution_id or "-")
-    metrics.add_dimension(name="model", value=model)
+    metrics.dimension_set.pop("model", None)  # an earlier invocation's model, left when it flushed no metrics
+    metrics.add_dimension(name="model", value=model)  # (powertools warns about overwriting a dimension otherwise)
 
 
 def task_handler(model, bind_to):

@@ -60,7 +60,7 @@ def serve(root: Path) -> str:
     with _lock:
         if _server.get("root") != root:
             root.mkdir(parents=True, exist_ok=True)
-            logging.getLogger("alembic").setLevel(logging.WARNING)  # schema migrations of a new store, every time
+            quiet_store_setup()
             handlers._tracking_store = None
             handlers._model_registry_store = None
             handlers._get_tracking_store(f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri())
@@ -71,6 +71,14 @@ def serve(root: Path) -> str:
             thread.start()
             _server.update(url=f"http://127.0.0.1:{http.server_port}", http=http, thread=thread)
         return _server["url"]
+
+
+def quiet_store_setup() -> None:
+    """A new store's setup is not the user's business: alembic's schema migrations and MLflow's own INFO lines
+    ("Creating initial MLflow database tables...", through the handler MLflow installs on stderr) stay out of the
+    lifecycle's output; MLflow's warnings still show."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 def _quiet_handler():

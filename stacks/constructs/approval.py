@@ -162,7 +162,7 @@ class ApprovalLinks(Construct):
             self, "Rotation", secret_id=self.secret.secret_arn, rotation_lambda_arn=function.function_arn,
             rotation_rules=secretsmanager.CfnRotationSchedule.RotationRulesProperty(
                 schedule_expression=f"rate({SIGNING_KEY_ROTATION_DAYS} days)"))
-        schedule.add_dependency(permission)
+        schedule.add_resource_dependency(permission)  # (CfnResource.add_dependency: deprecated, warns at every synth)
         schedule.node.add_dependency(role)
 
     @staticmethod
