@@ -673,6 +673,9 @@ class CrossAccountPromotion:
     def synthesize(self) -> dict[str, dict[str, dict]]:
         """Every environment's registry, control-plane and model stack, as the CDK app synthesizes them with these
         accounts and mlops:delivery (training: the first environment, promotion: the others, in order)."""
+        from pipelines.local.lifecycle import use_project_node
+
+        use_project_node()
         import aws_cdk as cdk
 
         from pipelines.spec import REPO_ROOT

@@ -65,10 +65,21 @@ def local_environment(account: str, region: str) -> dict:
     return {LOCAL_ENV: {"account": account, "region": region, "experiments": {"enabled": True}, "overrides": {}}}
 
 
+def use_project_node(environ=os.environ) -> None:
+    """jsii (the CDK, started by the first `import aws_cdk`) on the project's Node 22 in .tools/ when it is there, as
+    the Makefile runs it, not the machine's end-of-life Node; and without jsii's banner about an old Node either way:
+    `mlops local up` from an activated venv printed a dozen lines of it before the lifecycle's first step."""
+    environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+    project_node = REPO_ROOT / ".tools" / "node_modules" / ".bin"
+    if project_node.is_dir() and str(project_node) not in environ.get("PATH", "").split(os.pathsep):
+        environ["PATH"] = f"{project_node}{os.pathsep}{environ.get('PATH', '')}"
+
+
 def synthesize(model: str, account: str, region: str, models_dir: Path = MODELS_DIR,
                alongside: Sequence[str] = ()) -> dict[str, dict]:
     """The registry, control plane and model stacks (model's, and alongside's) of the `local` environment, as the
     CDK app synthesizes them from the model folders under models_dir."""
+    use_project_node()
     import aws_cdk as cdk
 
     from stacks.app_builder import build_app

@@ -74,3 +74,15 @@ def test_rebinding_another_model_in_one_process_does_not_warn(recwarn):
     observability.bind("houses", "b")  # the local mode runs many invocations in one process
     assert not [w for w in recwarn if "already been added" in str(w.message)]
     observability.metrics.dimension_set.pop("model", None)
+
+
+def test_the_local_mode_synthesizes_on_the_projects_node_without_jsiis_old_node_banner():
+    from pipelines.local.lifecycle import use_project_node
+
+    environ = {"PATH": "/usr/bin"}
+    use_project_node(environ)
+    assert environ["JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION"] == "1"
+    if (REPO_ROOT / ".tools/node_modules/.bin").is_dir():
+        assert environ["PATH"].split(":")[0] == str(REPO_ROOT / ".tools/node_modules/.bin")
+        use_project_node(environ)
+        assert environ["PATH"].count(".tools") == 1
