@@ -335,12 +335,18 @@ class TaskSpec(_Strict):
         return self
 
 
+# Differences this small are float noise (the same predictions scored twice), never an improvement.
+TIE_TOLERANCE = 1e-9
+
+
 class ObjectiveSpec(_Strict):
     metric: str
     regex: str
     direction: Literal["maximize", "minimize"] = "maximize"
     minimum: float | None = Field(default=None, description="Worst acceptable value (a maximum when minimizing)")
-    champion_margin: float = Field(default=0.0, ge=0, description="How much a challenger must beat the champion by")
+    champion_margin: float = Field(default=0.0, ge=0, description="How much a challenger must beat the champion by: "
+                                   "strictly more than this (a tie, or an improvement of exactly the margin, keeps "
+                                   "the champion)")
 
     @field_validator("regex")
     @classmethod
@@ -359,11 +365,15 @@ class ObjectiveSpec(_Strict):
         return value >= self.minimum if self.direction == "maximize" else value <= self.minimum
 
     def beats(self, challenger: float, champion: float | None) -> bool:
+        """Strictly better than the champion by more than champion_margin: a model that is no better (a tie, or
+        float noise around one) is never put before an approver."""
         if champion is None:
             return True
-        if self.direction == "maximize":
-            return challenger >= champion + self.champion_margin
-        return challenger <= champion - self.champion_margin
+        return self.improvement(challenger, champion) > self.champion_margin + TIE_TOLERANCE
+
+    def improvement(self, challenger: float, champion: float) -> float:
+        """How much better the challenger is (positive: better), whichever the direction."""
+        return challenger - champion if self.direction == "maximize" else champion - challenger
 
 
 class StageApprovalSpec(_Strict):
