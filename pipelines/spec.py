@@ -8,6 +8,7 @@ the fix.
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import json
 import math
@@ -855,8 +856,11 @@ class ModelSpec(_Strict):
             if own[short] != self.objective.direction:
                 raise ValueError(f"objective.direction: {short} is better when {'higher' if own[short] == 'maximize' else 'lower'}; "
                                  f"fix: direction: {own[short]}")
-        elif task != "custom" and any(short in TASK_METRICS[other] for other in TASK_METRICS if other != task):
-            raise ValueError(f"objective.metric '{metric}' is not a {task} metric; fix: one of "
+        elif task != "custom":  # another task's metric, or a name the model kit never writes (a typo)
+            close = difflib.get_close_matches(short, list(own), n=1)
+            hint = f"did you mean '{self.metric_prefix}{close[0]}'? " if close else ""
+            raise ValueError(f"objective.metric '{metric}' is not a metric the model kit writes for {task} models "
+                             f"(evaluation would fail after training); fix: {hint}one of "
                              f"{', '.join(self.metric_prefix + name for name in own)}")
         return self
 
@@ -931,7 +935,7 @@ class EnvironmentSpec(_Strict):
     def _region(cls, value: str) -> str:
         if not _REGION.match(value):
             raise ValueError(f"'{value}' is not an AWS region; fix: use a name like 'us-east-1'")
-        return value
+        return instances.check_region(value)
 
 
 def _check_instance_type(value: str, use: str) -> str:
