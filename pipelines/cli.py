@@ -59,7 +59,7 @@ OutputOption = typer.Option("text", "--output", "-o", help="text, or json: one J
 app.command("cost")(cost_cli.cost)
 
 OUTCOME_COLOURS = {"promoted": "green", "kept_champion": "yellow", "below_threshold": "yellow", "running": "blue",
-                   "waiting_for_approval": "cyan"}
+                   "waiting_for_approval": "cyan", "reproduced": "green", "not_reproduced": "yellow"}
 
 
 class Output(str, Enum):

@@ -21,6 +21,9 @@ from pipelines.spec import (MAX_CLASSES, DatasetSpec, ObjectiveSpec, TaskSpec, T
                             refuse_control_characters)
 
 MISSING = {"", "nan", "NaN", "null", "None", "NULL"}
+# A reproduction reproduced when every metric is within this of the version's own (same code, data and seed: equal
+# up to float summation order on another instance).
+DEFAULT_REPRODUCTION_TOLERANCE = 1e-6
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 _SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 _one_line_text = one_line
@@ -50,11 +53,18 @@ class RunRequest(BaseModel):
         default=None, ge=1, description="Train again exactly as this registered version was trained: its source "
                                         "snapshot, dataset version and hyperparameters (docs/experiments.md)")
 
+    reproduce_tolerance: float | None = Field(
+        default=None, ge=0, le=1, description="A reproduction's verdict: the largest absolute difference of any "
+                                              "metric from the version's own that still counts as reproduced "
+                                              "(default 1e-6)")
+
     @model_validator(mode="after")
     def _reproduction_is_exact(self):
         if self.reproduce_version is not None and (self.hyperparameters or self.dataset_key):
             raise ValueError("a reproduction trains with the version's own hyperparameters and dataset version; "
                              "fix: drop hyperparameters and dataset_key, or start an ordinary run")
+        if self.reproduce_tolerance is not None and self.reproduce_version is None:
+            raise ValueError("reproduce_tolerance applies to a reproduction; fix: add reproduce_version or drop it")
         return self
 
     @field_validator("git_commit", "dataset_key", "reason", "model", "requested_by", "requested_by_person", mode="before",
@@ -186,6 +196,9 @@ def run_config(run_input: RunInput, execution_arn: str, execution_name: str, hyp
                        "dataset_version_id": reproduction.dataset_version_id,
                        "expected_sha256": reproduction.dataset_sha256, "reproduces": reproduction.model_package_arn,
                        "reproduces_version": reproduction.version, "reproduced_source_uri": reproduction.source_uri,
+                       "reproduces_metrics": reproduction.metrics,
+                       "reproduce_tolerance": run_input.reproduce_tolerance if run_input.reproduce_tolerance is not None
+                       else DEFAULT_REPRODUCTION_TOLERANCE,
                        "reason": run_input.reason or f"reproduction of version {reproduction.version}"})
     return config
 
