@@ -98,6 +98,11 @@ class DatasetSpec(_Strict):
     min_rows: int = Field(default=1000, ge=1)
     max_null_fraction: float = Field(default=0.01, ge=0, le=1)
     min_minority_share: float = Field(default=0.05, ge=0, le=0.5)
+    max_validation_overlap: float = Field(
+        default=0.05, ge=0, le=1,
+        description="The largest share of validation rows whose features exactly equal a training row's (duplicates "
+                    "in both splits: resampled or repeated data) that still lets a run be promoted; any overlap is "
+                    "a warning in the run's outcome and email")
 
     @model_validator(mode="after")
     def _categorical_are_features(self) -> DatasetSpec:

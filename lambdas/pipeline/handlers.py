@@ -127,7 +127,8 @@ def evaluate(event: TaskEvent, context: LambdaContext) -> dict:
         training["model_artifacts"], name, artifact_version), "application/json")
                 for name in ("statistics.json", "constraints.json")}
     pinned = state["validation"].get("champion")  # pinned by ValidateData, re-scored by the training job
-    decision = logic.evaluate_challenger(report, spec.objective, pinned)
+    decision = logic.judge_leakage(logic.evaluate_challenger(report, spec.objective, pinned),
+                                   report.get("validation_overlap"), spec.dataset.max_validation_overlap)
     reproduction = _reproduction_verdict(store, state, report)
     if reproduction is not None:  # a reproduction verifies the version; it is never a challenger
         decision = logic.PromotionDecision(False, decision.value, decision.champion_value, reproduction["summary"])
@@ -142,7 +143,8 @@ def evaluate(event: TaskEvent, context: LambdaContext) -> dict:
                       champion_recorded_metrics=(pinned or {}).get("recorded_metrics"),
                       report_uri=report_uri, baseline_statistics_uri=baseline["statistics.json"],
                       baseline_constraints_uri=baseline["constraints.json"],
-                      artifact_version_id=artifact_version, reproduction=reproduction).model_dump()
+                      artifact_version_id=artifact_version, reproduction=reproduction,
+                      validation_overlap=report.get("validation_overlap")).model_dump()
 
 
 def _reproduction_verdict(store: dal.ObjectStore, state: dict, report: dict) -> dict | None:

@@ -539,6 +539,32 @@ def evaluate_challenger(report: dict, objective: ObjectiveSpec, pinned: dict | N
                              f"{decision.reason}, both on the same {rows or ''} validation rows".replace("  ", " "))
 
 
+def leakage_warning(overlap: dict | None) -> str:
+    """The run's warning about validation rows that are also training rows (the training job's count,
+    evaluation.json's validation_overlap); '' when there are none."""
+    shared, rows = (overlap or {}).get("shared_with_training") or 0, (overlap or {}).get("validation_rows") or 0
+    if not shared or not rows:
+        return ""
+    return (f"data leakage: {shared} of {rows} validation rows ({shared / rows:.1%}) have exactly the features of a "
+            "training row, so the validation metrics overstate the model; fix: remove duplicate rows (never resample "
+            "before the split)")
+
+
+def judge_leakage(decision: PromotionDecision, overlap: dict | None, max_share: float) -> PromotionDecision:
+    """Any overlap is a warning in the reason; more than dataset.max_validation_overlap keeps the champion: a
+    score measured on memorized rows is no evidence."""
+    warning = leakage_warning(overlap)
+    if not warning:
+        return decision
+    share = overlap["shared_with_training"] / overlap["validation_rows"]
+    if decision.promote and share > max_share:
+        return PromotionDecision(False, decision.value, decision.champion_value,
+                                 f"{warning}; that is more than dataset.max_validation_overlap {max_share:.1%} "
+                                 f"allows, so the champion is kept (without it: {decision.reason})")
+    return PromotionDecision(decision.promote, decision.value, decision.champion_value,
+                             f"{decision.reason}; WARNING: {warning}")
+
+
 def lineage(state: dict, release=None) -> dict[str, str]:
     """CustomerMetadataProperties for the model package: every value a string in SageMaker's alphabet (checked).
     release (lambdas.shared.dal.Release): the released artifact's sha256 and S3 version."""
@@ -603,6 +629,8 @@ def notification(state: dict, outcome: str) -> tuple[str, str]:
         if state["evaluation"].get("tracking_error"):  # the run went on; its experiment is not in MLflow
             lines.append(f"Experiment tracking: FAILED: {one_line(state['evaluation']['tracking_error'], 1000)} "
                          "(the version's lineage says mlflow_run_id none)")
+        if leakage_warning(state["evaluation"].get("validation_overlap")):
+            lines.append(f"Data: WARNING: {leakage_warning(state['evaluation']['validation_overlap'])}")
     if "registration" in state:
         lines.append(f"Model package: {one_line(state['registration'].get('model_package_arn'))}")
     return f"[{model}] retraining {one_line(outcome)}", "\n".join(lines)

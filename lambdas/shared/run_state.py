@@ -105,6 +105,9 @@ class Evaluation(_Section):
     artifact_version_id: str | None = Field(default=None, description="The S3 version of the trained model.tar.gz "
                                             "that was evaluated: the one registration releases")
     tracking_error: str | None = Field(default=None, description="Why the run is not in MLflow (the run went on)")
+    validation_overlap: dict[str, Any] | None = Field(
+        default=None, description="Validation rows whose features equal a training row's (the training job's "
+                                  "count): train/validation leakage")
     reproduction: dict[str, Any] | None = Field(
         default=None, description="A reproduction's verdict: the version's recorded metrics, the reproduced ones, "
                                   "the tolerance and whether it reproduced (lambdas.pipeline.experiments)")
@@ -354,6 +357,10 @@ def _succeeded(state: RunState, objective: Objective | None) -> Outcome:
     judged = _judged(state, objective)
     if judged.tracking_error:
         judged.summary += " [not in MLflow: experiment tracking failed]"
+    overlap = (state.evaluation.validation_overlap or {}) if state.evaluation else {}
+    if overlap.get("shared_with_training") and overlap.get("validation_rows"):
+        judged.summary += (f" [WARNING: data leakage: {overlap['shared_with_training']} of {overlap['validation_rows']} "
+                           "validation rows are also training rows]")
     return judged
 
 
