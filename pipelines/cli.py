@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipelines import cost_cli, experiments_cli, naming, promote_cli
+from pipelines import cost_cli, experiments_cli, naming, promote_cli, validate_cli
 from pipelines.scaffold import register as register_scaffold
 from pipelines.spec import SpecError
 
@@ -50,6 +50,7 @@ local_app = typer.Typer(help="The whole lifecycle offline: embedded AWS emulatio
                         no_args_is_help=True, epilog=EPILOG)
 app.add_typer(local_app, name="local")
 register_scaffold(app)  # `mlops new MODEL --task ... --framework ...` (pipelines/scaffold.py)
+validate_cli.register(app)  # `mlops validate MODEL|PATH`: a model folder checked offline (docs/bad-input.md)
 console = Console()
 errors = Console(stderr=True)
 EnvOption = typer.Option("dev", "--env", "-e", envvar="MLOPS_ENV",
