@@ -18,7 +18,7 @@ import typer
 from botocore.exceptions import ClientError
 from rich.markup import escape
 
-from pipelines import cost_cli, experiments_cli, naming, promote_cli
+from pipelines import cost_cli, experiments_cli, naming, promote_cli, validate_cli
 from pipelines.console import Table, output_console
 from pipelines.scaffold import register as register_scaffold
 from pipelines.spec import SpecError
@@ -49,6 +49,7 @@ local_app = typer.Typer(help="The whole lifecycle offline: embedded AWS emulatio
                         no_args_is_help=True, epilog=EPILOG)
 app.add_typer(local_app, name="local")
 register_scaffold(app)  # `mlops new MODEL --task ... --framework ...` (pipelines/scaffold.py)
+validate_cli.register(app)  # `mlops validate MODEL|PATH`: a model folder checked offline (docs/bad-input.md)
 console = output_console()
 errors = output_console(stderr=True)
 EnvOption = typer.Option("dev", "--env", "-e", envvar="MLOPS_ENV",
@@ -58,7 +59,7 @@ OutputOption = typer.Option("text", "--output", "-o", help="text, or json: one J
 app.command("cost")(cost_cli.cost)
 
 OUTCOME_COLOURS = {"promoted": "green", "kept_champion": "yellow", "below_threshold": "yellow", "running": "blue",
-                   "waiting_for_approval": "cyan"}
+                   "waiting_for_approval": "cyan", "reproduced": "green", "not_reproduced": "yellow"}
 
 
 class Output(str, Enum):

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from lambdas.shared import cost as model
 from pipelines.console import Table, output_console
+from pipelines.instances import check_region
 from pipelines.spec import SpecError, find_model_dir, load_environments, load_spec
 
 console = output_console()
@@ -26,6 +27,8 @@ def _fail(message: str) -> None:
 
 def cost(model_name: str = typer.Argument(..., metavar="MODEL", help="Model folder under pipelines/."),
          env: str = typer.Option("dev", "--env", "-e", help="Environment from cdk.json (its region and overrides)."),
+         region: Optional[str] = typer.Option(None, "--region", help="Price in this region instead of the "
+                                                                     "environment's (e.g. eu-west-1)."),
          output: str = typer.Option("table", "--output", "-o", help="table or json."),
          prices: Optional[Path] = typer.Option(None, "--prices", help="A recorded GetProducts response to price from "
                                                                        "(offline; no credentials needed)."),
@@ -54,20 +57,31 @@ def cost(model_name: str = typer.Argument(..., metavar="MODEL", help="Model fold
             raise SpecError(f"--env {env}: no such environment in cdk.json; fix: use one of {', '.join(environments)}")
         environment = environments[env]
         spec = load_spec(find_model_dir(model_name), environment.overrides)
+        priced_in = _region(region, environment.region)
     except SpecError as error:
         _fail(str(error))
     try:
         items = (pricing.load_recorded(prices) if prices
-                 else pricing.fetch(spec, environment.region, assumptions))
+                 else pricing.fetch(spec, priced_in, assumptions))
         if save_prices:
             pricing.save_recorded(save_prices, items)
-        result = model.estimate(spec, environment.region, items, assumptions, environment=env)
+        result = model.estimate(spec, priced_in, items, assumptions, environment=env)
     except (pricing.PricingUnavailable, model.PriceNotFound, ValueError) as error:
         _fail(str(error))
     if output == "json":
         print(json.dumps(result.as_dict(), indent=2))
     else:
         show(result, source=str(prices) if prices else "AWS Price List API")
+
+
+def _region(option: str | None, environment_region: str) -> str:
+    """--region, checked (a SageMaker region), or the environment's."""
+    if option is None:
+        return environment_region
+    try:
+        return check_region(option)
+    except ValueError as error:
+        raise SpecError(f"--region {option}: {error}") from None
 
 
 def _section(result: model.Estimate, name: str) -> Table:

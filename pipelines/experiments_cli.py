@@ -209,8 +209,10 @@ def reproduce(pipelines, model: str, version: int, reason: str | None = None, ti
               poll: float = 5.0, say=lambda text: None) -> dict:
     """Starts a run that trains version `version` again exactly (its source snapshot, dataset version, complete
     hyperparameters; PrepareRun reads them from the registry), follows it to its evaluation, and compares every
-    metric with the version's own: {"version", "run", "status", "outcome", "original", "reproduced",
-    "difference", "identical"}."""
+    metric with the version's own: {"version", "run", "status", "outcome", "verdict", "verified", "original",
+    "reproduced", "difference", "identical"}. The run itself judges (EvaluateAgainstChampion, within the run's
+    tolerance: verdict reproduced / not_reproduced) and ends there: it registers no version and asks nobody to
+    approve, so it never blocks the next run."""
     from pipelines.client import ApiError, RunInProgress
 
     target = next((v for v in pipelines.models(model, with_serving=False) if v.version == version), None)
@@ -235,7 +237,9 @@ def reproduce(pipelines, model: str, version: int, reason: str | None = None, ti
     metrics_a, metrics_b = original.get("metrics") or {}, reproduced.get("metrics") or {}
     difference = {name: metrics_b[name] - metrics_a[name] for name in sorted(set(metrics_a) & set(metrics_b))}
     return {"version": version, "model_package_arn": target.arn, "run": run.name, "status": run.status,
-            "outcome": run.outcome.summary if run.outcome else None, "original": metrics_a, "reproduced": metrics_b,
+            "outcome": run.outcome.summary if run.outcome else None,
+            "verdict": run.outcome.kind if run.outcome else None,
+            "verified": bool(run.outcome and run.outcome.kind == "reproduced"), "original": metrics_a, "reproduced": metrics_b,
             "difference": difference, "identical": bool(difference) and all(d == 0 for d in difference.values())
             and set(metrics_a) == set(metrics_b)}
 
@@ -276,6 +280,9 @@ def reproduce_command(model: str, version: int = typer.Argument(..., min=1, help
     console.print(table)
     console.print("[green]identical: the reproduction matches the version exactly[/]" if result["identical"] else
                   f"[yellow]not identical[/] ({result['outcome'] or result['status']})")
+    if result["verdict"] in ("reproduced", "not_reproduced"):
+        console.print(f"verdict: [{'green' if result['verified'] else 'yellow'}]{result['outcome']}[/] "
+                      "(nothing registered, nobody asked to approve)", soft_wrap=True)
     if not result["reproduced"]:
         raise typer.Exit(code=1)
 

@@ -72,3 +72,24 @@ def check_instance_type(instance_type: str, use: str) -> str:
         raise ValueError(f"'{instance_type}' is not a SageMaker {use} instance type; fix: {hint}")
     has_local_storage(instance_type)
     return instance_type
+
+
+@lru_cache(maxsize=None)
+def known_regions() -> frozenset[str]:
+    """The regions SageMaker runs in, every partition, per botocore's bundled endpoints data (offline)."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    return frozenset(region for partition in session.get_available_partitions()
+                     for region in session.get_available_regions("sagemaker", partition))
+
+
+def check_region(region: str) -> str:
+    """The region itself when SageMaker runs there; else a clear error, before anything is synthesized or priced
+    (an unknown region used to surface later as 'no framework image')."""
+    if region in known_regions():
+        return region
+    close = difflib.get_close_matches(region, sorted(known_regions()), n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}?" if close else "use a region name like 'us-east-1' or 'eu-west-1'"
+    raise ValueError(f"'{region}' is not a region SageMaker runs in (botocore's endpoints data knows "
+                     f"{len(known_regions())}); fix: {hint}")

@@ -21,6 +21,9 @@ FRAMEWORKS = ("xgboost", "sklearn", "pytorch", "byo")
 CODE_OF = {"xgboost": "xgboost", "sklearn": "sklearn", "pytorch": "pytorch", "byo": "sklearn"}
 OBJECTIVES = {"binary": ("validation:auc", "maximize", 0.6), "multiclass": ("validation:accuracy", "maximize", 0.5),
               "regression": ("validation:rmse", "minimize", None)}
+# How much a challenger must beat the champion by (strictly more). Half a point of a 0-1 score for classification;
+# rmse is in the label's own units, unknown here: any strict improvement, until the owner sets a margin that matters.
+CHAMPION_MARGINS = {"binary": 0.005, "multiclass": 0.005, "regression": 0.0}
 HYPERPARAMETERS = {
     "xgboost": {"num_round": 100, "max_depth": 5, "eta": 0.1, "seed": 7},
     "sklearn": {"max_iter": 150, "learning_rate": 0.1, "seed": 7},
@@ -35,6 +38,7 @@ def render(task: str, framework: str, name: str, approver: str) -> dict[str, str
     values = {
         "name": name, "task": task, "framework": framework, "label": "target", "metric": metric,
         "direction": direction, "minimum": f"\n  minimum: {minimum}" if minimum is not None else "",
+        "champion_margin": CHAMPION_MARGINS[task],
         "description": f"{DESCRIPTIONS[task].capitalize()} ({framework}), scaffolded by mlops new",
         "task_extra": "\n  classes: [low, mid, high]" if task == "multiclass" else "",
         "instance_type": "ml.g5.xlarge" if framework == "pytorch" else "ml.m5.xlarge",

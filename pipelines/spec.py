@@ -8,6 +8,7 @@ the fix.
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import json
 import math
@@ -97,6 +98,11 @@ class DatasetSpec(_Strict):
     min_rows: int = Field(default=1000, ge=1)
     max_null_fraction: float = Field(default=0.01, ge=0, le=1)
     min_minority_share: float = Field(default=0.05, ge=0, le=0.5)
+    max_validation_overlap: float = Field(
+        default=0.05, ge=0, le=1,
+        description="The largest share of validation rows whose features exactly equal a training row's (duplicates "
+                    "in both splits: resampled or repeated data) that still lets a run be promoted; any overlap is "
+                    "a warning in the run's outcome and email")
 
     @model_validator(mode="after")
     def _categorical_are_features(self) -> DatasetSpec:
@@ -335,12 +341,18 @@ class TaskSpec(_Strict):
         return self
 
 
+# Differences this small are float noise (the same predictions scored twice), never an improvement.
+TIE_TOLERANCE = 1e-9
+
+
 class ObjectiveSpec(_Strict):
     metric: str
     regex: str
     direction: Literal["maximize", "minimize"] = "maximize"
     minimum: float | None = Field(default=None, description="Worst acceptable value (a maximum when minimizing)")
-    champion_margin: float = Field(default=0.0, ge=0, description="How much a challenger must beat the champion by")
+    champion_margin: float = Field(default=0.0, ge=0, description="How much a challenger must beat the champion by: "
+                                   "strictly more than this (a tie, or an improvement of exactly the margin, keeps "
+                                   "the champion)")
 
     @field_validator("regex")
     @classmethod
@@ -359,11 +371,15 @@ class ObjectiveSpec(_Strict):
         return value >= self.minimum if self.direction == "maximize" else value <= self.minimum
 
     def beats(self, challenger: float, champion: float | None) -> bool:
+        """Strictly better than the champion by more than champion_margin: a model that is no better (a tie, or
+        float noise around one) is never put before an approver."""
         if champion is None:
             return True
-        if self.direction == "maximize":
-            return challenger >= champion + self.champion_margin
-        return challenger <= champion - self.champion_margin
+        return self.improvement(challenger, champion) > self.champion_margin + TIE_TOLERANCE
+
+    def improvement(self, challenger: float, champion: float) -> float:
+        """How much better the challenger is (positive: better), whichever the direction."""
+        return challenger - champion if self.direction == "maximize" else champion - challenger
 
 
 class StageApprovalSpec(_Strict):
@@ -845,8 +861,11 @@ class ModelSpec(_Strict):
             if own[short] != self.objective.direction:
                 raise ValueError(f"objective.direction: {short} is better when {'higher' if own[short] == 'maximize' else 'lower'}; "
                                  f"fix: direction: {own[short]}")
-        elif task != "custom" and any(short in TASK_METRICS[other] for other in TASK_METRICS if other != task):
-            raise ValueError(f"objective.metric '{metric}' is not a {task} metric; fix: one of "
+        elif task != "custom":  # another task's metric, or a name the model kit never writes (a typo)
+            close = difflib.get_close_matches(short, list(own), n=1)
+            hint = f"did you mean '{self.metric_prefix}{close[0]}'? " if close else ""
+            raise ValueError(f"objective.metric '{metric}' is not a metric the model kit writes for {task} models "
+                             f"(evaluation would fail after training); fix: {hint}one of "
                              f"{', '.join(self.metric_prefix + name for name in own)}")
         return self
 
@@ -921,7 +940,7 @@ class EnvironmentSpec(_Strict):
     def _region(cls, value: str) -> str:
         if not _REGION.match(value):
             raise ValueError(f"'{value}' is not an AWS region; fix: use a name like 'us-east-1'")
-        return value
+        return instances.check_region(value)
 
 
 def _check_instance_type(value: str, use: str) -> str:

@@ -208,3 +208,43 @@ def trial_records(summaries: list[dict], spec: ModelSpec, parent_run_id: str, be
 def package_tags(model_package_arn: str, version) -> dict[str, str]:
     """Tags that lead from an MLflow run to the registered version (the lineage leads back by mlflow_run_id)."""
     return {PACKAGE_TAG: model_package_arn, "mlops.model_package_version": str(version)}
+
+
+def reproduction_verdict(run: dict, reproduced_metrics: dict) -> dict:
+    """Whether a reproduction run (run: its $.run, with reproduces_metrics and reproduce_tolerance) got the reproduced
+    version's metrics back: every metric the version recorded, within the tolerance. A reproduction verifies; it never
+    registers a version, so nothing waits for approval and nobody is asked to approve."""
+    recorded, tolerance = run.get("reproduces_metrics") or {}, float(run.get("reproduce_tolerance", 0.0))
+    differences = {name: {"recorded": _float(recorded[name]), "reproduced": _float(reproduced_metrics.get(name)),
+                          "difference": _difference(recorded[name], reproduced_metrics.get(name))}
+                   for name in sorted(recorded)}
+    off = sorted(name for name, row in differences.items()
+                 if row["difference"] is None or abs(row["difference"]) > tolerance)
+    reproduced = bool(differences) and not off
+    version = run.get("reproduces_version")
+    summary = (f"reproduced version {version}: {len(differences)} metric(s) within {tolerance:g} of the recorded ones"
+               if reproduced else
+               f"did not reproduce version {version}: " + (", ".join(_off(name, differences[name]) for name in off[:6])
+                                                          if off else "the version recorded no metrics to compare")
+               + f" (tolerance {tolerance:g})")
+    return {"reproduces": run.get("reproduces"), "version": version, "reproduced": reproduced, "tolerance": tolerance,
+            "metrics": differences, "summary": summary}
+
+
+def _float(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _difference(recorded, reproduced) -> float | None:
+    a, b = _float(recorded), _float(reproduced)
+    return None if a is None or b is None else b - a
+
+
+def _off(name: str, row: dict) -> str:
+    if row["difference"] is None:
+        return f"{name} missing or not a number (recorded {row['recorded']})"
+    return f"{name} {row['reproduced']:.6g} vs {row['recorded']:.6g} ({row['difference']:+.3g})"

@@ -127,7 +127,11 @@ def evaluate(event: TaskEvent, context: LambdaContext) -> dict:
         training["model_artifacts"], name, artifact_version), "application/json")
                 for name in ("statistics.json", "constraints.json")}
     pinned = state["validation"].get("champion")  # pinned by ValidateData, re-scored by the training job
-    decision = logic.evaluate_challenger(report, spec.objective, pinned)
+    decision = logic.judge_leakage(logic.evaluate_challenger(report, spec.objective, pinned),
+                                   report.get("validation_overlap"), spec.dataset.max_validation_overlap)
+    reproduction = _reproduction_verdict(store, state, report)
+    if reproduction is not None:  # a reproduction verifies the version; it is never a challenger
+        decision = logic.PromotionDecision(False, decision.value, decision.champion_value, reproduction["summary"])
     metrics.add_metric(name="ObjectiveValue", unit="None", value=decision.value)
     logger.info("evaluated", extra={"promote": decision.promote, "reason": decision.reason})
     tracked = track_run(spec, state, report, {"promote": decision.promote, "reason": decision.reason,
@@ -139,12 +143,28 @@ def evaluate(event: TaskEvent, context: LambdaContext) -> dict:
                       champion_recorded_metrics=(pinned or {}).get("recorded_metrics"),
                       report_uri=report_uri, baseline_statistics_uri=baseline["statistics.json"],
                       baseline_constraints_uri=baseline["constraints.json"],
-                      artifact_version_id=artifact_version).model_dump()
+                      artifact_version_id=artifact_version, reproduction=reproduction,
+                      validation_overlap=report.get("validation_overlap")).model_dump()
+
+
+def _reproduction_verdict(store: dal.ObjectStore, state: dict, report: dict) -> dict | None:
+    """A reproduction run's verdict (None for any other run), kept beside its evaluation report as
+    runs/<model>/<run>/reproduction.json."""
+    if not state["run"].get("reproduces"):
+        return None
+    verdict = experiments.reproduction_verdict(state["run"], report.get("metrics") or {})
+    store.put_json(f"{_run_prefix(state)}reproduction.json", verdict)
+    metrics.add_metric(name="ReproductionsVerified" if verdict["reproduced"] else "ReproductionsDiffered",
+                       unit="Count", value=1)
+    logger.info("reproduction checked", extra={"reproduced": verdict["reproduced"], "summary": verdict["summary"]})
+    return verdict
 
 
 @pipeline_task()
 def register(event: TaskEvent, context: LambdaContext) -> dict:
     spec, state = model_spec(), RunState.parse(event.state)
+    if (event.state.get("run") or {}).get("reproduces"):  # the state machine never routes one here (belt and braces)
+        raise logic.InvalidRunInput("a reproduction verifies a version; it registers none and asks nobody to approve")
     run, training, evaluation = state.run, state.training, state.evaluation
     registry, image = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")), setting("INFERENCE_IMAGE")
     # The platform, not the training role, releases the evaluated version to a key named by its sha256, which only

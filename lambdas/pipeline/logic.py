@@ -21,6 +21,9 @@ from pipelines.spec import (MAX_CLASSES, DatasetSpec, ObjectiveSpec, TaskSpec, T
                             refuse_control_characters)
 
 MISSING = {"", "nan", "NaN", "null", "None", "NULL"}
+# A reproduction reproduced when every metric is within this of the version's own (same code, data and seed: equal
+# up to float summation order on another instance).
+DEFAULT_REPRODUCTION_TOLERANCE = 1e-6
 _GIT_COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 _SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 _one_line_text = one_line
@@ -50,11 +53,18 @@ class RunRequest(BaseModel):
         default=None, ge=1, description="Train again exactly as this registered version was trained: its source "
                                         "snapshot, dataset version and hyperparameters (docs/experiments.md)")
 
+    reproduce_tolerance: float | None = Field(
+        default=None, ge=0, le=1, description="A reproduction's verdict: the largest absolute difference of any "
+                                              "metric from the version's own that still counts as reproduced "
+                                              "(default 1e-6)")
+
     @model_validator(mode="after")
     def _reproduction_is_exact(self):
         if self.reproduce_version is not None and (self.hyperparameters or self.dataset_key):
             raise ValueError("a reproduction trains with the version's own hyperparameters and dataset version; "
                              "fix: drop hyperparameters and dataset_key, or start an ordinary run")
+        if self.reproduce_tolerance is not None and self.reproduce_version is None:
+            raise ValueError("reproduce_tolerance applies to a reproduction; fix: add reproduce_version or drop it")
         return self
 
     @field_validator("git_commit", "dataset_key", "reason", "model", "requested_by", "requested_by_person", mode="before",
@@ -186,6 +196,9 @@ def run_config(run_input: RunInput, execution_arn: str, execution_name: str, hyp
                        "dataset_version_id": reproduction.dataset_version_id,
                        "expected_sha256": reproduction.dataset_sha256, "reproduces": reproduction.model_package_arn,
                        "reproduces_version": reproduction.version, "reproduced_source_uri": reproduction.source_uri,
+                       "reproduces_metrics": reproduction.metrics,
+                       "reproduce_tolerance": run_input.reproduce_tolerance if run_input.reproduce_tolerance is not None
+                       else DEFAULT_REPRODUCTION_TOLERANCE,
                        "reason": run_input.reason or f"reproduction of version {reproduction.version}"})
     return config
 
@@ -526,6 +539,32 @@ def evaluate_challenger(report: dict, objective: ObjectiveSpec, pinned: dict | N
                              f"{decision.reason}, both on the same {rows or ''} validation rows".replace("  ", " "))
 
 
+def leakage_warning(overlap: dict | None) -> str:
+    """The run's warning about validation rows that are also training rows (the training job's count,
+    evaluation.json's validation_overlap); '' when there are none."""
+    shared, rows = (overlap or {}).get("shared_with_training") or 0, (overlap or {}).get("validation_rows") or 0
+    if not shared or not rows:
+        return ""
+    return (f"data leakage: {shared} of {rows} validation rows ({shared / rows:.1%}) have exactly the features of a "
+            "training row, so the validation metrics overstate the model; fix: remove duplicate rows (never resample "
+            "before the split)")
+
+
+def judge_leakage(decision: PromotionDecision, overlap: dict | None, max_share: float) -> PromotionDecision:
+    """Any overlap is a warning in the reason; more than dataset.max_validation_overlap keeps the champion: a
+    score measured on memorized rows is no evidence."""
+    warning = leakage_warning(overlap)
+    if not warning:
+        return decision
+    share = overlap["shared_with_training"] / overlap["validation_rows"]
+    if decision.promote and share > max_share:
+        return PromotionDecision(False, decision.value, decision.champion_value,
+                                 f"{warning}; that is more than dataset.max_validation_overlap {max_share:.1%} "
+                                 f"allows, so the champion is kept (without it: {decision.reason})")
+    return PromotionDecision(decision.promote, decision.value, decision.champion_value,
+                             f"{decision.reason}; WARNING: {warning}")
+
+
 def lineage(state: dict, release=None) -> dict[str, str]:
     """CustomerMetadataProperties for the model package: every value a string in SageMaker's alphabet (checked).
     release (lambdas.shared.dal.Release): the released artifact's sha256 and S3 version."""
@@ -590,6 +629,8 @@ def notification(state: dict, outcome: str) -> tuple[str, str]:
         if state["evaluation"].get("tracking_error"):  # the run went on; its experiment is not in MLflow
             lines.append(f"Experiment tracking: FAILED: {one_line(state['evaluation']['tracking_error'], 1000)} "
                          "(the version's lineage says mlflow_run_id none)")
+        if leakage_warning(state["evaluation"].get("validation_overlap")):
+            lines.append(f"Data: WARNING: {leakage_warning(state['evaluation']['validation_overlap'])}")
     if "registration" in state:
         lines.append(f"Model package: {one_line(state['registration'].get('model_package_arn'))}")
     return f"[{model}] retraining {one_line(outcome)}", "\n".join(lines)

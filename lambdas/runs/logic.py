@@ -99,9 +99,9 @@ def execution_input(request: RunRequest, model: str, principal: str, person: str
     """person: who AWS says the principal is (lambdas.shared.identity), compared with the approver's at decisions."""
     document = {"model": model, "trigger": "manual", "requested_by": principal, "requested_by_person": person,
                 "hyperparameters": request.hyperparameters}
-    for name in ("git_commit", "reason", "dataset_key", "reproduce_version"):
+    for name in ("git_commit", "reason", "dataset_key", "reproduce_version", "reproduce_tolerance"):
         value = getattr(request, name)
-        if value:
+        if value or (name == "reproduce_tolerance" and value == 0):
             document[name] = value
     return document
 

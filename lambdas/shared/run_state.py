@@ -105,6 +105,12 @@ class Evaluation(_Section):
     artifact_version_id: str | None = Field(default=None, description="The S3 version of the trained model.tar.gz "
                                             "that was evaluated: the one registration releases")
     tracking_error: str | None = Field(default=None, description="Why the run is not in MLflow (the run went on)")
+    validation_overlap: dict[str, Any] | None = Field(
+        default=None, description="Validation rows whose features equal a training row's (the training job's "
+                                  "count): train/validation leakage")
+    reproduction: dict[str, Any] | None = Field(
+        default=None, description="A reproduction's verdict: the version's recorded metrics, the reproduced ones, "
+                                  "the tolerance and whether it reproduced (lambdas.pipeline.experiments)")
 
 
 class Registration(_Section):
@@ -163,7 +169,7 @@ class RunState(_Section):
 
 # ------------------------------------------------------------------ outcomes
 OutcomeKind = Literal["running", "waiting_for_approval", "promoted", "kept_champion", "below_threshold", "rejected",
-                      "approval_expired", "failed", "stopped", "refused", "timed_out"]
+                      "approval_expired", "failed", "stopped", "refused", "timed_out", "reproduced", "not_reproduced"]
 
 
 class Objective(BaseModel):
@@ -212,7 +218,7 @@ class Outcome(BaseModel):
 
     @property
     def succeeded(self) -> bool:
-        return self.kind in ("promoted", "kept_champion", "below_threshold")
+        return self.kind in ("promoted", "kept_champion", "below_threshold", "reproduced", "not_reproduced")
 
 
 class StepView(BaseModel):
@@ -351,6 +357,10 @@ def _succeeded(state: RunState, objective: Objective | None) -> Outcome:
     judged = _judged(state, objective)
     if judged.tracking_error:
         judged.summary += " [not in MLflow: experiment tracking failed]"
+    overlap = (state.evaluation.validation_overlap or {}) if state.evaluation else {}
+    if overlap.get("shared_with_training") and overlap.get("validation_rows"):
+        judged.summary += (f" [WARNING: data leakage: {overlap['shared_with_training']} of {overlap['validation_rows']} "
+                           "validation rows are also training rows]")
     return judged
 
 
@@ -364,6 +374,11 @@ def _judged(state: RunState, objective: Objective | None) -> Outcome:
     delta = evaluation.value - evaluation.champion_value if evaluation.champion_value is not None else None
     facts = dict(metric=metric, direction=direction, value=evaluation.value, champion_value=evaluation.champion_value,
                  threshold=threshold, delta=delta, tracking_error=evaluation.tracking_error)
+    if evaluation.reproduction is not None:  # a reproduction verifies a version: no champion, no approval
+        verdict = evaluation.reproduction
+        return Outcome(kind="reproduced" if verdict.get("reproduced") else "not_reproduced", **facts,
+                       version=verdict.get("version"), model_package_arn=verdict.get("reproduces"),
+                       summary=str(verdict.get("summary") or "reproduction checked"))
     if evaluation.promote:
         registration, approval = state.registration, state.approval
         version = registration.version if registration else None

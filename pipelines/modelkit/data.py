@@ -8,7 +8,7 @@ values unseen in training.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -125,10 +125,29 @@ def split_indices(rows: int, share: float, seed: int) -> tuple:
     return order[:cut], order[cut:]
 
 
+def validation_overlap(train_columns: dict, validation_columns: dict, features: list) -> dict:
+    """How many validation rows have exactly the features of some training row: duplicates in both splits (a
+    small dataset resampled to a large one, repeated exports) let the model be scored on rows it memorized."""
+    seen = set(zip(*(train_columns[name] for name in features)))
+    rows = list(zip(*(validation_columns[name] for name in features)))
+    shared = sum(1 for row in rows if row in seen)
+    return {"validation_rows": len(rows), "shared_with_training": shared,
+            "share": round(shared / len(rows), 6) if rows else 0.0}
+
+
+def overlap_warning(overlap: dict) -> str:
+    """The training log's line about train/validation leakage; '' when no validation row is a training row."""
+    if not overlap.get("shared_with_training"):
+        return ""
+    return (f"WARNING: data leakage: {overlap['shared_with_training']} of {overlap['validation_rows']} validation rows "
+            f"({overlap['share']:.1%}) have exactly the features of a training row; the validation metrics overstate "
+            "the model. fix: remove duplicate rows (do not resample before the split)")
+
+
 @dataclass
 class Split:
     """The encoded training and validation parts of a channel, and the raw validation rows (what the challenger's
-    and the champion's serving code both score)."""
+    and the champion's serving code both score). overlap: validation_overlap's counts."""
 
     state: dict
     train_columns: dict
@@ -137,6 +156,7 @@ class Split:
     y_train: np.ndarray
     x_valid: np.ndarray
     y_valid: np.ndarray
+    overlap: dict = field(default_factory=dict)
 
     def validation_rows(self) -> list:
         names = self.state["features"]
@@ -160,5 +180,8 @@ def load_split(channel: Path, task, share: float, seed: int) -> Split:
                                if task.type == "multiclass" else None)  # a rare class may fall in validation only
     state = fit(train_columns, task.features, [c for c in task.categorical if c in columns], task.label, task.type,
                 classes)
+    overlap = validation_overlap(train_columns, validation_columns, task.features)
+    if overlap_warning(overlap):
+        print(overlap_warning(overlap), flush=True)
     return Split(state, train_columns, validation_columns, transform(train_columns, state), labels(train_columns, state),
-                 transform(validation_columns, state), labels(validation_columns, state))
+                 transform(validation_columns, state), labels(validation_columns, state), overlap)

@@ -24,7 +24,7 @@ from typing import Callable
 from . import metrics as metric_kit
 from . import tracking
 from .contract import Paths, Task
-from .data import Split
+from .data import Split, overlap_warning
 from .loader import ServingCode
 
 KIT_DIR = Path(__file__).resolve().parent
@@ -127,6 +127,7 @@ def model_card(report: dict, task: Task) -> str:
         "## Training",
         f"- task: {task.type}; label: {task.label}; features: {', '.join(task.features)}",
         f"- rows: {report.get('train_rows')} train / {report.get('validation_rows')} validation",
+        *([f"- {data_warning(report)}"] if data_warning(report) else []),
         *[f"- {key}: {report[key]}" for key in ("framework", "device", "precision", "world_size") if key in report],
         f"- hyperparameters: `{json.dumps(report.get('hyperparameters', {}), sort_keys=True)}`",
         "", "## Validation metrics (through the artifact's own serving code)",
@@ -135,6 +136,10 @@ def model_card(report: dict, task: Task) -> str:
         "Scores rows of the population described by the training data; the drift hook watches captured traffic",
         "for a shifted population before scores can be trusted there.", "",
     ])
+
+
+def data_warning(report: dict) -> str:
+    return overlap_warning(report.get("validation_overlap") or {})
 
 
 def finish(paths: Paths, task: Task, here: Path, split: Split, details: dict, serving_files: tuple = ("inference.py",),
@@ -153,6 +158,7 @@ def finish(paths: Paths, task: Task, here: Path, split: Split, details: dict, se
     metric_kit.print_metrics(challenger)
     report = {"metrics": challenger, "champion": champion, "model": task.model, "task": task.type,
               "train_rows": len(split.y_train), "validation_rows": len(split.y_valid),
+              "validation_overlap": split.overlap,
               "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "scoring_seconds": round(time.perf_counter() - started, 3),
               "history": history.as_list() if history else [],

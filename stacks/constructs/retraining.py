@@ -91,9 +91,14 @@ class RetrainingStateMachine(Construct):
         for step in (prepare, validate, *training.steps, evaluate, register):
             step.add_catch(failed, errors=["States.ALL"], result_path="$.error")
         not_promoted = notify_step("NotifyNotPromoted", "not promoted").next(sfn.Succeed(self, "KeptChampion"))
+        # A reproduction (`mlops run reproduce`) verifies a version: its verdict is $.evaluation.reproduction in the
+        # run's output; it registers nothing, emails nobody and leaves no approval pending.
+        reproduced = sfn.Succeed(self, "ReproductionChecked",
+                                 comment="The verdict is $.evaluation.reproduction; nothing registered or approved")
         return (sfn.Chain.start(prepare).next(training.snapshot_state).next(validate)
                 .next(self._train_or_tune(training)).next(evaluate)
                 .next(sfn.Choice(self, "ChallengerWins?")
+                      .when(sfn.Condition.is_present("$.run.reproduces"), reproduced)
                       .when(sfn.Condition.boolean_equals("$.evaluation.promote", True), register.next(approval))
                       .otherwise(not_promoted)))
 

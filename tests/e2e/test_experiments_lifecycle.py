@@ -27,6 +27,7 @@ def world(tmp_path_factory):
                               models_dir=lifecycle.models_dir)
         found["versions"] = pipelines.models("houses", with_serving=False)
         found["reproduction"] = experiments_cli.reproduce(pipelines, "houses", 1, poll=0.5)
+        found["versions_after_reproduction"] = [v.version for v in pipelines.models("houses", with_serving=False)]
         client, experiment = experiments_cli.tracking_client(pipelines, "houses")
         found.update(pipelines=pipelines, client=client, experiment=experiment,
                      runs=experiments_cli.experiments(pipelines, "houses", trials=True))
@@ -96,6 +97,8 @@ def test_the_run_logs_every_round_its_system_and_its_trials_as_child_runs(world)
 def test_reproducing_the_version_on_cpu_gives_the_identical_metric(world):
     reproduction = world["reproduction"]
     assert reproduction["status"] == "SUCCEEDED" and reproduction["identical"], reproduction
+    assert reproduction["verdict"] == "reproduced" and reproduction["verified"]  # judged by the run, registered nowhere
+    assert world["versions_after_reproduction"] == [1]  # no version registered, none awaiting approval
     assert reproduction["reproduced"]["validation:rmse"] == reproduction["original"]["validation:rmse"]
     assert set(reproduction["difference"].values()) == {0.0}
     (run,) = [r for r in world["runs"] if r.name == reproduction["run"]]

@@ -28,12 +28,18 @@ def test_the_flow_runs_validate_train_evaluate_champion_register_approval_notify
     assert states["Train"]["Next"] == "EvaluateAgainstChampion"
     assert states["EvaluateAgainstChampion"]["Next"] == "ChallengerWins?"
     choice = states["ChallengerWins?"]
-    assert choice["Choices"][0]["Variable"] == "$.evaluation.promote" and choice["Choices"][0]["Next"] == "RegisterModelPackage"
+    assert choice["Choices"][1]["Variable"] == "$.evaluation.promote" and choice["Choices"][1]["Next"] == "RegisterModelPackage"
     assert choice["Default"] == "NotifyNotPromoted"
     assert states["RegisterModelPackage"]["Next"] == "WaitForApproval"
     assert states["WaitForApproval"]["Resource"].endswith(":lambda:invoke.waitForTaskToken")
     assert states["WaitForApproval"]["Parameters"]["Payload"]["task_token.$"] == "$$.Task.Token"
     assert states["WaitForApproval"]["TimeoutSeconds"] == 24 * 3600
+
+
+def test_a_reproduction_ends_after_evaluation_without_registering_notifying_or_waiting_for_approval(states):
+    first = states["ChallengerWins?"]["Choices"][0]
+    assert first == {"Variable": "$.run.reproduces", "IsPresent": True, "Next": "ReproductionChecked"}
+    assert states["ReproductionChecked"]["Type"] == "Succeed"
 
 
 @pytest.mark.parametrize("name", ["PrepareRun", "ValidateData", "Train", "EvaluateAgainstChampion", "RegisterModelPackage"])

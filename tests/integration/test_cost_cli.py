@@ -127,3 +127,16 @@ def test_a_price_list_failure_never_blocks_the_approval_request(approval):
     for message in messages:
         assert "Cost estimate unavailable: the Price List API refused GetProducts (404" in message
         assert "Approve: " in message
+
+
+def test_region_prices_another_region_than_the_environments_and_says_which():
+    here = cost("churn", "--prices", str(RECORDED), "--region", "us-east-1")
+    assert here.exit_code == 0 and "churn in dev (us-east-1)" in here.output
+    elsewhere = cost("churn", "--prices", str(RECORDED), "--region", "eu-west-1")
+    assert elsewhere.exit_code == 1 and "in eu-west-1: no on-demand price in the price list" in elsewhere.output
+
+
+def test_an_unknown_region_is_one_clear_line_before_any_price_is_asked_for():
+    result = cost("churn", "--prices", str(RECORDED), "--region", "us-east-9")
+    assert result.exit_code == 1 and "--region us-east-9: 'us-east-9' is not a region SageMaker runs in" in result.output
+    assert "Traceback" not in result.output

@@ -453,3 +453,26 @@ def test_the_recorded_commit_is_the_deployed_one_and_a_callers_commit_is_kept_ap
     assert config["git_commit"] == "0d3b10e" and config["claimed_git_commit"] == "abcdef1"
     assert "claimed_git_commit" not in logic.run_config(logic.parse_run_input({"model": "churn"}), EXECUTION_ARN, "run-1",
                                                         {}, SPEC.dataset, deployed_commit="0d3b10e")
+
+
+# ------------------------------------------------------------------ mistakes caught before money is spent
+
+@pytest.mark.parametrize(("task", "metric", "message"), [
+    ("multiclass", "validation:acuracy", "did you mean 'validation:accuracy'"),
+    ("binary", "validation:roc_auc", "one of validation:auc, validation:accuracy"),
+    ("regression", "validation:rmsle", "not a metric the model kit writes for regression models"),
+])
+def test_an_objective_metric_the_model_kit_never_writes_is_refused_listing_the_valid_names(task, metric, message):
+    changes = {"task__type": task, "objective__metric": metric, "objective__regex": f"{metric}=([0-9.]+)",
+               "objective__direction": "minimize" if task == "regression" else "maximize"}
+    if task == "multiclass":
+        changes["task__classes"] = ["0", "1", "2"]
+    with pytest.raises(SpecError, match=message):
+        parse_spec(spec_with(**changes), "model.yaml")
+
+
+@pytest.mark.parametrize(("region", "message"), [("us-east-9", "not a region SageMaker runs in"),
+                                                 ("eu-wset-1", "did you mean eu-west-1")])
+def test_an_unknown_region_is_refused_early_not_reported_as_a_missing_framework_image(region, message):
+    with pytest.raises(SpecError, match=message):
+        parse_environments({"mlops:environments": {"dev": {"account": "111111111111", "region": region}}})

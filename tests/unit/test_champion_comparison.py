@@ -3,7 +3,7 @@ champion scored on its own (older) data."""
 
 import json
 
-from lambdas.pipeline.logic import champion_manifest, evaluate_challenger, lineage, pin_champion
+from lambdas.pipeline.logic import champion_manifest, decide_promotion, evaluate_challenger, lineage, pin_champion
 from pipelines.spec import ObjectiveSpec
 
 RMSE = ObjectiveSpec(metric="validation:rmse", regex="validation:rmse=([0-9.]+)", direction="minimize",
@@ -30,7 +30,7 @@ def test_the_issue_case_a_challenger_better_on_the_same_data_wins_though_the_old
 def test_lower_is_better_with_the_margin():
     pinned = pin_champion(PACKAGE, BUCKET, "houses")
     assert not evaluate_challenger(report(30.9, champion=31.2), RMSE, pinned).promote  # 0.3 better, margin 0.5
-    assert evaluate_challenger(report(30.7, champion=31.2), RMSE, pinned).promote
+    assert evaluate_challenger(report(30.6, champion=31.2), RMSE, pinned).promote
 
 
 def test_a_champion_that_could_not_be_rescored_is_not_replaced_by_its_old_number():
@@ -80,3 +80,40 @@ def test_lineage_records_both_numbers_of_the_comparison():
         "validation:rmse", "27.7412", "31.2")
     assert recorded["champion_package_arn"] == ARN
     assert all(0 < len(value) <= 256 for value in recorded.values())  # CustomerMetadataProperties' limit
+
+
+ACCURACY = ObjectiveSpec(metric="validation:accuracy", regex="validation:accuracy=([0-9.]+)", direction="maximize",
+                         champion_margin=0.0)
+
+
+def test_a_tie_with_the_champion_keeps_the_champion_and_asks_no_approver():
+    decision = decide_promotion({"validation:accuracy": 0.9722}, ACCURACY, {"validation:accuracy": 0.9722})
+    assert not decision.promote and "does not beat the champion's 0.9722" in decision.reason
+
+
+def test_float_noise_around_a_tie_is_not_an_improvement():
+    assert not decide_promotion({"validation:accuracy": 0.9 + 1e-12}, ACCURACY, {"validation:accuracy": 0.9}).promote
+    assert not decide_promotion({"validation:rmse": 31.2 - 1e-12}, RMSE.model_copy(update={"champion_margin": 0.0}),
+                                {"validation:rmse": 31.2}).promote
+
+
+def test_an_improvement_of_exactly_the_margin_keeps_the_champion():
+    pinned = pin_champion(PACKAGE, BUCKET, "houses")
+    assert not evaluate_challenger(report(30.7, champion=31.2), RMSE, pinned).promote  # 0.5 better, margin 0.5
+    assert evaluate_challenger(report(30.69, champion=31.2), RMSE, pinned).promote
+
+
+def test_any_strict_improvement_wins_with_a_zero_margin_and_the_first_run_needs_no_champion():
+    assert decide_promotion({"validation:accuracy": 0.95}, ACCURACY, {"validation:accuracy": 0.94}).promote
+    assert decide_promotion({"validation:accuracy": 0.95}, ACCURACY, None).promote
+
+
+def test_the_scaffold_asks_a_classifier_for_a_real_improvement_over_the_champion():
+    from pipelines.scaffold import render
+    from pipelines.spec import parse_spec
+    import yaml
+
+    spec = parse_spec(yaml.safe_load(render("multiclass", "sklearn", "wine", "ml-lead@example.com")["model.yaml"]), "wine")
+    assert spec.objective.champion_margin == 0.005
+    assert not spec.objective.beats(0.9722, 0.9722) and not spec.objective.beats(0.975, 0.9722)
+    assert spec.objective.beats(1.0, 0.9722)  # one more of 36 validation rows right

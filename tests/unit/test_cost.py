@@ -255,3 +255,17 @@ def test_the_email_text_has_each_section_total_and_the_assumptions(busy):
     assert any(entry.endswith("$0.34  (max $1.02)") for entry in text)
     assert text[-2].startswith("  per month with 1.00 runs: $292.68 (budget $500.00)")
     assert all(entry.isprintable() for entry in text)
+
+
+@pytest.mark.parametrize("framework", ["xgboost", "sklearn", "pytorch", "byo"])
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_the_recorded_prices_price_every_scaffolds_default_instance_types(task, framework):
+    import yaml
+
+    from pipelines.scaffold import render
+    from tests.support.pricing import recorded_items
+
+    spec = parse_spec(yaml.safe_load(render(task, framework, "wine", "ml-lead@example.com")["model.yaml"]), "wine")
+    estimate = cost.estimate(spec, "us-east-1", recorded_items(), cost.Assumptions(), environment="dev")
+    training = next(price for price in estimate.prices if price.usagetype.startswith("USE1-Train:"))
+    assert training.usd == {"ml.m5.xlarge": 0.23, "ml.g5.xlarge": 1.408}[spec.training.instance_type]

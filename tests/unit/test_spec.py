@@ -142,7 +142,8 @@ def test_environments_require_account_and_region():
 
 def test_objective_comparisons_respect_direction_and_margin():
     spec = parse_spec(churn_document(), "churn", {"objective": {"champion_margin": 0.01}})
-    assert spec.objective.beats(0.86, 0.85)
+    assert spec.objective.beats(0.861, 0.85)
+    assert not spec.objective.beats(0.86, 0.85)  # exactly the margin: not strictly better
     assert not spec.objective.beats(0.855, 0.85)
     assert spec.objective.beats(0.5, None)
     low = parse_spec(churn_document(), "churn", {"objective": {"metric": "validation:logloss", "direction": "minimize",
