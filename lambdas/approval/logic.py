@@ -184,12 +184,16 @@ class ReviewFacts(BaseModel):
         return change_of(self.delta, self.direction)
 
     @property
-    def change_line(self) -> str:
+    def change_words(self) -> str:
         if self.delta is None:
             return "no champion to compare with"
         words = {"better": "better than the champion", "worse": "worse than the champion",
                  "same": "no change from the champion (within rounding)"}
-        return f"{self.delta:+.4f}: {words[self.change]} ({self.better})"
+        return f"{self.delta:+.4f}: {words[self.change]}"
+
+    @property
+    def change_line(self) -> str:
+        return self.change_words if self.delta is None else f"{self.change_words} ({self.better})"
 
     @property
     def consequence(self) -> str:
@@ -381,7 +385,7 @@ def _delta_html(facts: ReviewFacts) -> str:
 
 def _summary_html(facts: ReviewFacts) -> str:
     """The decision at a glance, above the buttons: the deciding metric against the champion, and what Approve does."""
-    versus = (f"<span class='{facts.change}'>{_e(facts.change_line)}</span>" if facts.delta is not None
+    versus = (f"<span class='{facts.change}'>{_e(facts.change_words)}</span>" if facts.delta is not None
               else "no approved champion yet")
     return (f"<p class='verdict'><strong>{_e(facts.metric)}</strong> = <strong>{facts.value:.4f}</strong> "
             f"<small>({_e(facts.better)})</small>; {versus}; {_e(facts.threshold_line)}.</p>"
