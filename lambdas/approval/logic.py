@@ -336,7 +336,7 @@ _STYLE = ("*{box-sizing:border-box}body{font-family:system-ui,sans-serif;max-wid
           ".approve{background:#2e7d32;color:#fff}.reject{background:#c62828;color:#fff}"
           ".primary{outline:3px solid #222;outline-offset:2px}.pass,.better{color:#2e7d32}.miss,.worse{color:#c62828}"
           ".same{color:#555}.verdict{font-size:1.15rem;margin:.4rem 0}textarea{width:100%;height:3rem}"
-          ".expiry{background:#fff6d6;padding:.5rem}.summary{border:1px solid #ccc;padding:.5rem 1rem;margin:.5rem 0}"
+          ".expiry{background:#fff6d6;padding:0 .2rem}.summary{border:1px solid #ccc;padding:.5rem 1rem;margin:.5rem 0}"
           ".consequence{margin:.4rem 0}")
 
 
