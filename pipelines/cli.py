@@ -18,7 +18,7 @@ import typer
 from botocore.exceptions import ClientError
 from rich.markup import escape
 
-from pipelines import cost_cli, experiments_cli, naming, promote_cli, validate_cli
+from pipelines import approvals_cli, cost_cli, experiments_cli, naming, promote_cli, validate_cli
 from pipelines.console import Table, output_console
 from pipelines.scaffold import register as register_scaffold
 from pipelines.spec import SpecError
@@ -402,29 +402,7 @@ def predict(model: str, data: str = typer.Option(..., "--data", "-d", help="The 
 
 
 # ------------------------------------------------------------------ approvals
-def _decide(model: str, approve: bool, reason: str, execution: str | None, env: str, output: Output) -> None:
-    from pipelines.client import decide
-
-    decided_at = decide(client(env), model, approve, reason, execution)
-    if output == Output.json:
-        return emit({"model": model, "decision": "approved" if approve else "rejected", "decided_at": decided_at})
-    console.print(f"{model}: {'approved' if approve else 'rejected'} at {decided_at}")
-
-
-@command(app, "approve")
-def approve(model: str, execution: Optional[str] = typer.Option(None, help="Run name when several wait."),
-            reason: str = typer.Option("", help="Kept in the audit log."), env: str = EnvOption,
-            output: Output = OutputOption) -> None:
-    """Approve the model waiting for a decision (your signed AWS principal must map to an approver)."""
-    _decide(model, True, reason, execution, env, output)
-
-
-@command(app, "reject")
-def reject(model: str, reason: str = typer.Option(..., help="Why; sent with the rejection."),
-           execution: Optional[str] = typer.Option(None, help="Run name when several wait."), env: str = EnvOption,
-           output: Output = OutputOption) -> None:
-    """Reject the model waiting for a decision."""
-    _decide(model, False, reason, execution, env, output)
+approvals_cli.register(app, approvals_app, command)  # `mlops approve|reject`, `mlops approvals list`
 
 
 @command(approvals_app, "repair")

@@ -167,6 +167,8 @@ class ReviewFacts(BaseModel):
     artifact_sha256: str = ""
     artifact_version_id: str = ""
     image: str = ""
+    champion_version: int | None = None
+    rollout: str = ""
 
     @property
     def better(self) -> str:
@@ -175,6 +177,28 @@ class ReviewFacts(BaseModel):
     @property
     def delta(self) -> float | None:
         return None if self.champion_value is None else self.value - self.champion_value
+
+    @property
+    def change(self) -> str:
+        """'better', 'worse' or 'same' (a delta that shows as +0.0000 or -0.0000 is no change)."""
+        return change_of(self.delta, self.direction)
+
+    @property
+    def change_words(self) -> str:
+        if self.delta is None:
+            return "no champion to compare with"
+        words = {"better": "better than the champion", "worse": "worse than the champion",
+                 "same": "no change from the champion (within rounding)"}
+        return f"{self.delta:+.4f}: {words[self.change]}"
+
+    @property
+    def change_line(self) -> str:
+        return self.change_words if self.delta is None else f"{self.change_words} ({self.better})"
+
+    @property
+    def consequence(self) -> str:
+        return approval_consequence(self.model, self.version, self.champion_version, self.champion_value is not None,
+                                    self.rollout)
 
     @property
     def threshold_line(self) -> str:
@@ -196,10 +220,55 @@ class ReviewFacts(BaseModel):
         return datetime.fromtimestamp(self.expires_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+ROUNDING = 0.00005  # half the last digit shown (4 decimals)
+
+
+def change_of(delta: float | None, direction: str) -> str:
+    """How a candidate compares with the champion on a metric: 'better', 'worse', or 'same' within rounding."""
+    if delta is None or abs(delta) < ROUNDING:
+        return "same"
+    return "better" if (delta > 0) == (direction == "maximize") else "worse"
+
+
+def package_version(arn: str | None) -> int | None:
+    """The version of a model package ARN (…/model-package/<group>/<version>)."""
+    tail = (arn or "").rsplit("/", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def rollout_text(deployment) -> str:
+    """How production traffic moves to an approved version, from the spec's DeploymentSpec."""
+    if deployment.strategy == "canary":
+        shift = (f"canary: {deployment.canary_percent}% of the traffic first, the rest after "
+                 f"{deployment.wait_minutes} min")
+    elif deployment.strategy == "linear":
+        shift = f"linear: {deployment.linear_step_percent}% more traffic every {deployment.wait_minutes} min"
+    else:
+        shift = "all at once"
+    alarms = deployment.alarms
+    return (f"{shift}; alarms on 5xx rate above {alarms.max_5xx_rate:.0%} or p99 latency above "
+            f"{alarms.max_p99_latency_ms:g} ms roll back automatically, the old fleet is kept {deployment.bake_minutes} min")
+
+
+def approval_consequence(model: str, version: int | None, champion_version: int | None, has_champion: bool,
+                         rollout: str = "") -> str:
+    """What pressing Approve sets in motion, in one paragraph."""
+    this = f"version {version}" if version is not None else "this version"
+    how = f" ({rollout})" if rollout else ""
+    if has_champion or champion_version is not None:
+        champion = f"version {champion_version}" if champion_version is not None else "the current version"
+        production = (f"then shifts production traffic blue/green from {champion} (the champion) to it{how}. "
+                      f"You can go back later with `mlops rollback {model}`.")
+    else:
+        production = (f"then puts it into production (first version, nothing replaced){how}.")
+    return (f"Approving deploys {this} to the staging endpoint, runs the smoke test there (a failure rolls back and "
+            f"rejects it), {production} Rejecting ends the run; production keeps serving what it serves now.")
+
+
 def review_facts(model: str, state: RunState, objective, champion_metrics: dict | None, expires_at: int,
-                 artifact: dict[str, str] | None = None) -> ReviewFacts:
+                 artifact: dict[str, str] | None = None, deployment=None) -> ReviewFacts:
     """objective: the spec's ObjectiveSpec (metric, direction, minimum, champion_margin); artifact: what the approval
-    binds (lambdas.shared.release.FIELDS)."""
+    binds (lambdas.shared.release.FIELDS); deployment: the spec's DeploymentSpec (what approving sets in motion)."""
     run, validation, evaluation, registration = state.run, state.validation, state.evaluation, state.registration
     return ReviewFacts(
         model=model, model_package_arn=registration.model_package_arn, version=registration.version,
@@ -210,7 +279,8 @@ def review_facts(model: str, state: RunState, objective, champion_metrics: dict 
         dataset_version=validation.version_id or "unversioned", dataset_sha256=validation.sha256,
         dataset_rows=validation.rows, hyperparameters=run.typed_hyperparameters(), requested_by=run.requested_by,
         trigger=run.trigger, execution_arn=run.execution_arn, run_reason=run.reason or "", expires_at=expires_at,
-        **(artifact or {}))
+        champion_version=package_version(evaluation.champion_arn),
+        rollout=rollout_text(deployment) if deployment is not None else "", **(artifact or {}))
 
 
 def request_email(facts: ReviewFacts, approver_links: dict[str, str] | None, timeout_hours: float,
@@ -226,6 +296,7 @@ def request_email(facts: ReviewFacts, approver_links: dict[str, str] | None, tim
              f"Deciding metric: {one_line(facts.metric, 80)} = {facts.value:.4f} ({facts.better})",
              f"  {facts.threshold_line}; {facts.champion_line}",
              f"Why it is proposed: {one_line(facts.reason, 1000)}", "",
+             f"What approving does: {one_line(facts.consequence, 2000)}", "",
              metrics_table(facts.metrics, facts.champion_metrics), "",
              "Lineage:",
              f"  git commit:       {one_line(facts.git_commit, 64)} (the deployed source that trained)",
@@ -254,18 +325,24 @@ def request_email(facts: ReviewFacts, approver_links: dict[str, str] | None, tim
     return "\n".join(lines)
 
 
-_STYLE = ("body{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;color:#222}"
-          "pre{background:#f5f5f5;padding:1rem;overflow:auto}table{border-collapse:collapse;margin:.5rem 0 1rem}"
-          "th,td{text-align:left;padding:.25rem .7rem;border-bottom:1px solid #ddd;vertical-align:top}"
-          "td.num{text-align:right;font-variant-numeric:tabular-nums}code{word-break:break-all}"
-          ".decide{display:flex;gap:1rem;margin:1rem 0}button{font-size:1rem;padding:.6rem 1.4rem;border:0;cursor:pointer}"
+_STYLE = ("*{box-sizing:border-box}body{font-family:system-ui,sans-serif;max-width:52rem;margin:1rem auto;"
+          "padding:0 1rem;color:#222}h1{font-size:1.5rem;margin:.5rem 0}h2{font-size:1.2rem}"
+          "pre{background:#f5f5f5;padding:1rem;overflow:auto}.scroll{overflow-x:auto;max-width:100%}"
+          "table{border-collapse:collapse;margin:.5rem 0 1rem}"
+          "th,td{text-align:left;padding:.25rem .7rem;border-bottom:1px solid #ddd;vertical-align:top;"
+          "overflow-wrap:anywhere}td.num{text-align:right;font-variant-numeric:tabular-nums}code{word-break:break-all}"
+          ".decide{display:flex;flex-wrap:wrap;gap:1rem;margin:.75rem 0}"
+          "button{font-size:1rem;padding:.6rem 1.4rem;border:0;cursor:pointer}"
           ".approve{background:#2e7d32;color:#fff}.reject{background:#c62828;color:#fff}"
-          ".primary{outline:3px solid #222;outline-offset:2px}.pass{color:#2e7d32}.miss{color:#c62828}"
-          ".verdict{font-size:1.15rem}textarea{width:100%;height:5rem}.expiry{background:#fff6d6;padding:.5rem}")
+          ".primary{outline:3px solid #222;outline-offset:2px}.pass,.better{color:#2e7d32}.miss,.worse{color:#c62828}"
+          ".same{color:#555}.verdict{font-size:1.15rem;margin:.4rem 0}textarea{width:100%;height:3rem}"
+          ".expiry{background:#fff6d6;padding:0 .2rem}.summary{border:1px solid #ccc;padding:.5rem 1rem;margin:.5rem 0}"
+          ".consequence{margin:.4rem 0}")
 
 
 def page(title: str, body_html: str) -> str:
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<meta name='robots' content='noindex'><title>{_e(title)}</title><style>{_STYLE}</style></head>"
             f"<body><h1>{_e(title)}</h1>{body_html}</body></html>")
 
@@ -297,15 +374,33 @@ def _cell(value) -> str:
         else f"<td>{_e(value)}</td>"
 
 
+def _table(rows_html: str) -> str:
+    """A table that scrolls inside its own box on a narrow screen (the page itself never scrolls sideways)."""
+    return f"<div class='scroll'><table>{rows_html}</table></div>"
+
+
+def _delta_html(facts: ReviewFacts) -> str:
+    return "" if facts.delta is None else f" (<span class='{facts.change}'>{facts.delta:+.4f}</span>)"
+
+
+def _summary_html(facts: ReviewFacts) -> str:
+    """The decision at a glance, above the buttons: the deciding metric against the champion, and what Approve does."""
+    versus = (f"<span class='{facts.change}'>{_e(facts.change_words)}</span>" if facts.delta is not None
+              else "no approved champion yet")
+    return (f"<p class='verdict'><strong>{_e(facts.metric)}</strong> = <strong>{facts.value:.4f}</strong> "
+            f"<small>({_e(facts.better)})</small>; {versus}; {_e(facts.threshold_line)}.</p>"
+            f"<p class='consequence'>{_e(facts.consequence)}</p>")
+
+
 def _review_html(facts: ReviewFacts) -> str:
     passes = facts.threshold_line.endswith("passes") or facts.threshold is None
-    delta = "" if facts.delta is None else f" (<span class='{'pass' if (facts.delta >= 0) == (facts.direction == 'maximize') else 'miss'}'>{facts.delta:+.4f}</span>)"
     decision = (f"<section><h2>Deciding metric</h2><p class='verdict'><strong>{_e(facts.metric)}</strong> = "
-                f"<strong>{facts.value:.4f}</strong> <small>({_e(facts.better)})</small></p><table>"
+                f"<strong>{facts.value:.4f}</strong> <small>({_e(facts.better)})</small></p>" + _table(
                 f"<tr><th>threshold</th><td class='{'pass' if passes else 'miss'}'>{_e(facts.threshold_line)}</td></tr>"
                 f"<tr><th>champion</th><td>{'none approved yet' if facts.champion_value is None else f'{facts.champion_value:.4f}'}"
-                f"{delta}{f' (required margin {facts.champion_margin:g})' if facts.champion_margin else ''}</td></tr>"
-                f"<tr><th>why proposed</th><td>{_e(facts.reason)}</td></tr></table></section>")
+                f"{_delta_html(facts)}{f' (required margin {facts.champion_margin:g})' if facts.champion_margin else ''}</td></tr>"
+                f"<tr><th>versus champion</th><td class='{facts.change}'>{_e(facts.change_line)}</td></tr>"
+                f"<tr><th>why proposed</th><td>{_e(facts.reason)}</td></tr>") + "</section>")
     names = sorted(set(facts.metrics) | set(facts.champion_metrics or {}), key=str)
     metrics = "".join(f"<tr><th>{_e(n)}</th>{_cell(facts.metrics.get(n, '-'))}"
                       f"{_cell((facts.champion_metrics or {}).get(n, '-'))}</tr>" for n in names)
@@ -325,11 +420,12 @@ def _review_html(facts: ReviewFacts) -> str:
                    ("model artifact", f"<code>{_e(facts.artifact_uri)}</code>"),
                    ("serving image", f"<code>{_e(facts.image)}</code>")] if facts.artifact_sha256 else []) + (
         [("reason given", _e(facts.run_reason))] if facts.run_reason else [])
-    return (decision + "<section><h2>Metrics</h2><table><tr><th>metric</th><th>candidate</th><th>champion</th></tr>"
-            f"{metrics}</table></section><section><h2>Lineage</h2><table>"
-            + "".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in lineage)
-            + "</table><h3>Hyperparameters</h3><table><tr><th>name</th><th>value</th><th>type</th></tr>"
-            f"{hyper}</table></section>")
+    return (decision + "<section><h2>Metrics</h2>"
+            + _table(f"<tr><th>metric</th><th>candidate</th><th>champion</th></tr>{metrics}")
+            + "</section><section><h2>Lineage</h2>"
+            + _table("".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in lineage))
+            + "<h3>Hyperparameters</h3>"
+            + _table(f"<tr><th>name</th><th>value</th><th>type</th></tr>{hyper}") + "</section>")
 
 
 def confirm_page(claims: LinkClaims, token: str, record: dict, other_token: str | None = None) -> str:
@@ -345,15 +441,18 @@ def confirm_page(claims: LinkClaims, token: str, record: dict, other_token: str 
     rendered = "".join(
         f"<button class='{action}{' primary' if action == claims.action else ''}' type='submit' name='t' "
         f"value='{_e(buttons[action])}'>{action.title()}</button>" for action in order)
+    summary = _summary_html(facts) if facts else ""
     return page(f"Review {model}{version}", (
-        f"<p>You are <strong>{_e(claims.approver)}</strong>. Model package <code>{_e(claims.package)}</code>, "
-        f"run <code>{_e(claims.execution)}</code>.</p>"
-        f"<p class='expiry'>Decide by <strong>{_e(expires)}</strong>; after that the run ends as rejected.</p>"
-        f"{review}<form method='post' action='./'>"
-        f"<label>Reason (kept in the audit log)<textarea name='reason' maxlength='1000'></textarea></label>"
-        f"<div class='decide'>{rendered}</div></form>"
-        "<p>This page changes nothing until you press a button (mail scanners that open links are harmless). "
-        "Your link chose <strong>" + _e(claims.action) + "</strong>; both decisions are yours to make here.</p>"))
+        f"<p>You are <strong>{_e(claims.approver)}</strong>. Decide by <strong class='expiry'>{_e(expires)}</strong>; "
+        "after that the run ends as rejected.</p>"
+        f"<section class='summary'>{summary}<form method='post' action='./'>"
+        f"<div class='decide'>{rendered}</div>"
+        f"<label>Reason (optional, kept in the audit log)<textarea name='reason' maxlength='1000'></textarea></label>"
+        "</form><p><small>This page changes nothing until you press a button (mail scanners that open links are "
+        f"harmless). Your link chose <strong>{_e(claims.action)}</strong>; both decisions are yours to make here."
+        "</small></p></section>"
+        f"<p>Model package <code>{_e(claims.package)}</code>, run <code>{_e(claims.execution)}</code>.</p>"
+        f"{review}"))
 
 
 def done_page(decision: str, claims: LinkClaims, decided_at: str) -> str:

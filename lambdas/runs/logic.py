@@ -203,10 +203,21 @@ def metric_history(lines: Iterable[str], objective_metric: str, objective_regex:
 
 
 def pending_view(record: dict) -> dict:
-    """A pending approval without its encrypted task token."""
+    """A pending approval without its encrypted task token: with when it was requested and the review the approver
+    decides on (lambdas/approval/logic.py ReviewFacts, as the email and the page show it), for `mlops approvals list`
+    and the confirmation of `mlops approve`."""
     return {"execution": record["sk"].split("#", 1)[1], "model_package_arn": record.get("model_package_arn"),
             "requested_by": record.get("requested_by"), "expires_at": int(record.get("expires_at", 0)),
-            "approvers": list(record.get("approvers") or [])}
+            "approvers": list(record.get("approvers") or []), "created_at": record.get("created_at"),
+            "review": _review_of(record)}
+
+
+def _review_of(record: dict) -> dict | None:
+    try:
+        review = json.loads(record.get("review") or "null")
+    except ValueError:
+        return None
+    return review if isinstance(review, dict) else None
 
 
 def check_open(record: dict | None, execution: str, now: float) -> dict:

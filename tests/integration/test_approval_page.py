@@ -6,6 +6,7 @@ fragment of the token, whose claims are not valid base64url JSON, so the decide 
 """
 
 import hashlib
+import html
 import json
 import re
 import shutil
@@ -189,19 +190,71 @@ CHROMIUM = next((path for path in (shutil.which(name) for name in ("chromium", "
                  if path), None)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (docs/studio.md: the manual page check)")
-def test_the_page_renders_in_headless_chromium_with_both_buttons(review, tmp_path):
-    page = tmp_path / "approval.html"
-    page.write_text(http("GET", review[APPROVERS[0]]["approve"])["body"])
-    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,1800"]
-    shot = tmp_path / "approval.png"
-    subprocess.run([*flags, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True)
-    png = shot.read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000  # a rendered page, not a blank one
-    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
-    assert (width, height) == (1000, 1800)
-    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120,
+BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--hide-scrollbars", "--force-device-scale-factor=1"]
+# Test-only: written into a copy of the page (the served page has no script, and its CSP forbids inline ones; a
+# file:// copy carries no CSP header), it writes where the buttons are and how wide the document is into the DOM of
+# the top document (the page itself, or the phone frame's host: a srcdoc frame shares its host's origin).
+MEASURE = ("<script>(function(){var box=function(b){var r=b.getBoundingClientRect();"
+           "return {cls:b.className,top:r.top,bottom:r.bottom,left:r.left,right:r.right};};"
+           "var out=top.document.createElement('pre');out.id='measured';out.textContent=JSON.stringify({"
+           "buttons:Array.prototype.map.call(document.querySelectorAll('button'),box),"
+           "width:window.innerWidth,height:window.innerHeight,"
+           "scrollWidth:document.documentElement.scrollWidth});"
+           "top.document.body.appendChild(out);})();</script>")
+# Desktop Chromium keeps a window at least 500 pixels wide: a phone's width is a frame of that width in the window.
+MIN_WINDOW_WIDTH = 500
+
+
+def phone_frame(page_html: str, width: int, height: int) -> str:
+    return (f"<!doctype html><html><body style='margin:0'><iframe style='border:0;display:block' width='{width}' "
+            f"height='{height}' srcdoc=\"{html.escape(page_html, quote=True)}\"></iframe></body></html>")
+
+
+def browse(page_html: str, folder, size: tuple[int, int], name: str) -> tuple[dict, bytes]:
+    """The page in headless Chromium at a viewport size (a narrow one in a frame of that size): what the measuring
+    script saw, and a screenshot (PNG) saved beside the copy."""
+    measured_page = page_html.replace("</body>", MEASURE + "</body>")
+    width, height = size
+    if width < MIN_WINDOW_WIDTH:
+        measured_page, width = phone_frame(measured_page, width, height), MIN_WINDOW_WIDTH
+    copy = folder / f"{name}.html"
+    copy.write_text(measured_page)
+    flags = [CHROMIUM, *BROWSER_FLAGS, f"--user-data-dir={folder / ('profile-' + name)}", f"--window-size={width},{height}"]
+    dom = subprocess.run([*flags, "--dump-dom", copy.as_uri()], capture_output=True, text=True, timeout=60,
                          check=True).stdout
-    assert dom.count("<button") == 2 and "Deciding metric" in dom and "Lineage" in dom
+    measured = json.loads(html.unescape(re.search(r"<pre id=\"measured\">(.*?)</pre>", dom, re.S).group(1)))
+    shot = folder / f"{name}.png"
+    subprocess.run([*flags, f"--screenshot={shot}", copy.as_uri()], capture_output=True, timeout=60, check=True)
+    return measured, shot.read_bytes()
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def served_page(review) -> str:
+    response = http("GET", review[APPROVERS[0]]["approve"])
+    assert response["statusCode"] == 200 and "<script" not in response["body"]
+    return response["body"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (docs/studio.md: the manual page check)")
+def test_the_page_renders_in_headless_chromium_with_both_buttons_above_the_fold_at_1280x800(review, tmp_path):
+    measured, png = browse(served_page(review), tmp_path, (1280, 800), "desktop")
+    assert png_size(png) == (1280, 800) and len(png) > 20_000  # a rendered page, not a blank one
+    assert [button["cls"] for button in measured["buttons"]] == ["approve primary", "reject"]
+    assert 600 <= measured["height"] <= 800  # headless Chromium's viewport of an 800-pixel window is about 660 high
+    for button in measured["buttons"]:
+        assert 0 <= button["top"] and button["bottom"] <= measured["height"], button
+        assert button["right"] <= measured["width"]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (docs/studio.md: the manual page check)")
+def test_the_page_does_not_overflow_sideways_on_a_phone(review, tmp_path):
+    measured, png = browse(served_page(review), tmp_path, (390, 844), "phone")
+    assert png_size(png) == (MIN_WINDOW_WIDTH, 844) and len(png) > 10_000
+    assert measured["width"] == 390 and measured["scrollWidth"] <= measured["width"], measured
+    assert all(button["right"] <= measured["width"] for button in measured["buttons"])

@@ -120,12 +120,18 @@ def test_the_approval_email_carries_the_cost_table(approval, monkeypatch):
         assert "Approve: " in message  # the links are still there
 
 
-def test_a_price_list_failure_never_blocks_the_approval_request(approval):
-    """Under the emulation the pricing service does not exist (moto answers 404): the request goes out anyway."""
-    messages = _mailed(approval)
+def test_a_price_list_failure_never_blocks_the_approval_request(approval, monkeypatch):
+    """The Price List API refuses (the emulation answers it from recorded prices, so the refusal is stubbed): the
+    request goes out anyway, saying why there is no estimate."""
+    client = boto3.client("pricing", region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.add_client_error("get_products", "ThrottlingException", "Rate exceeded", 400)  # one request per run
+    monkeypatch.setattr(pricing, "client", lambda region, timeout_s=10: client)
+    with stubber:
+        messages = _mailed(approval)
     assert len(messages) == 2
     for message in messages:
-        assert "Cost estimate unavailable: the Price List API refused GetProducts (404" in message
+        assert "Cost estimate unavailable: the Price List API refused GetProducts (ThrottlingException" in message
         assert "Approve: " in message
 
 
