@@ -17,14 +17,13 @@ from datetime import datetime, timezone
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from lambdas.approval import logic
+from pipelines.console import Table, output_console
 from pipelines.spec import MODELS_DIR, SpecError, discover_spec_files, load_spec
 
-console = Console()
+console = output_console()
 EnvOption = typer.Option("dev", "--env", "-e", envvar="MLOPS_ENV",
                          help="Environment from cdk.json (dev, staging, prod), or local: the running `mlops local serve`.")
 OutputOption = typer.Option("text", "--output", "-o", help="text, or json: one JSON document on stdout for scripts.")

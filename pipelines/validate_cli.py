@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from pipelines.console import output_console
 from pipelines.spec import (LOCAL_MODE_FILES, MODELS_DIR, REPO_ROOT, SPEC_FILENAME, EnvironmentSpec, ModelSpec,
                             SpecError, check_model_folder, find_model_dir, load_environments, load_spec)
 
@@ -153,7 +154,7 @@ def validate_command(target: str = typer.Argument(..., metavar="MODEL|PATH",
     if output == "json":
         print(json.dumps(found.as_dict(), indent=2))
     else:
-        show(found, Console())
+        show(found, output_console())
     if not found.valid:
         raise typer.Exit(code=EXIT_INVALID)
 
