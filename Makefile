@@ -56,11 +56,14 @@ synth: setup
 	cdk synth --quiet -o $(CDK_OUT) $(SYNTH_ARGS)
 	@cdk list --app $(CDK_OUT)
 
+# Parallel workers (pytest-xdist; `auto`: one per CPU); whole files go to one worker, so a module's lifecycle
+# fixture runs once. `make test TEST_WORKERS=0` runs in one process.
+TEST_WORKERS ?= auto
 test: setup
-	pytest
+	pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: setup
-	pytest -m "not slow"
+	pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 bench: setup
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,bench]'

@@ -26,3 +26,21 @@ os.environ.update({
 _local_node = REPO_ROOT / ".tools" / "node_modules" / ".bin"
 if _local_node.is_dir() and str(_local_node) not in os.environ["PATH"].split(os.pathsep):
     os.environ["PATH"] = f"{_local_node}{os.pathsep}{os.environ['PATH']}"
+
+
+def once_per_session(tmp_path_factory, name: str, produce):
+    """produce()'s JSON-able result, computed once per test session even across parallel workers (pytest-xdist,
+    `make test`): the first worker to ask computes it under a lock in the session's shared temp folder, the others
+    wait and read it. Without workers it is just produce()."""
+    import fcntl
+    import json
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return produce()
+    shared = tmp_path_factory.getbasetemp().parent
+    result = shared / f"{name}.json"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not result.exists():
+            result.write_text(json.dumps(produce()))
+    return json.loads(result.read_text())

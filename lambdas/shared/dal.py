@@ -17,6 +17,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from lambdas.shared.sessions import new_session
+
 _CONFIG = Config(retries={"max_attempts": 8, "mode": "adaptive"})
 
 
@@ -39,7 +41,7 @@ def bound_to(session: boto3.Session, endpoint_url: str | None = None) -> Iterato
 def current_session() -> boto3.Session:
     """The session clients are made from now (a control-plane function's scoped session while it acts for a model)."""
     session, _ = _BOUND.get()
-    return boto3.Session() if session is boto3 else session
+    return new_session() if session is boto3 else session
 
 
 def client(service: str, endpoint_url: str | None = None, region_name: str | None = None):

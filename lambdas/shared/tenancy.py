@@ -22,6 +22,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from lambdas.shared import config, dal
+from lambdas.shared.sessions import new_session
 from pipelines import naming
 from pipelines.model_record import ModelRecord, parse_record
 
@@ -66,9 +67,9 @@ def scoped_session(model: str) -> boto3.Session:
     credentials = dal.client("sts").assume_role(
         RoleArn=config.setting(SCOPED_ROLE_SETTING), RoleSessionName=model, DurationSeconds=SESSION_SECONDS,
         Tags=[{"Key": naming.MODEL_TAG, "Value": model}])["Credentials"]
-    return boto3.Session(aws_access_key_id=credentials["AccessKeyId"],
-                         aws_secret_access_key=credentials["SecretAccessKey"],
-                         aws_session_token=credentials["SessionToken"], region_name=boto3.Session().region_name)
+    return new_session(aws_access_key_id=credentials["AccessKeyId"],
+                       aws_secret_access_key=credentials["SecretAccessKey"],
+                       aws_session_token=credentials["SessionToken"], region_name=new_session().region_name)
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from typing import Iterator
 
 import boto3
 
+from lambdas.shared.sessions import new_session
 from pipelines.local import policy_evaluation
 
 ADMIN_USER = "local-admin"
@@ -43,8 +44,8 @@ class Credentials:
         return variables | ({"AWS_SESSION_TOKEN": self.session_token} if self.session_token else {})
 
     def session(self, region: str) -> boto3.Session:
-        return boto3.Session(aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key,
-                             aws_session_token=self.session_token, region_name=region)
+        return new_session(aws_access_key_id=self.access_key_id, aws_secret_access_key=self.secret_access_key,
+                           aws_session_token=self.session_token, region_name=region)
 
     def client(self, service: str, region: str, **arguments):
         return boto3.client(service, region_name=region, aws_access_key_id=self.access_key_id,

@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import boto3
@@ -60,7 +61,7 @@ class Provisioner:
     def __init__(self, account: str, region: str, dispatch: LambdaDispatch, function_urls: dict[str, str]) -> None:
         self.account, self.region, self.dispatch, self.function_urls = account, region, dispatch, function_urls
         self.result = Provisioned()
-        self.client = lambda service: boto3.client(service, region_name=region)
+        self.client = cache(lambda service: boto3.client(service, region_name=region))  # hundreds of resources
         self._unchecked: list[tuple[dict, str]] = []  # policies, checked once every stack is provisioned
 
     def provision(self, stack: str, template: dict) -> None:

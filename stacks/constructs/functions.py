@@ -6,6 +6,8 @@ least-privilege role, KMS-encrypted log group and environment, X-Ray tracing.
 from __future__ import annotations
 
 import ast
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -97,23 +99,25 @@ class Bundle:
                 with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as package:
                     for path in sorted(p for p in built.rglob("*") if p.is_file() and p.name not in BUILD_RECORDS):
                         package.write(path, path.relative_to(built))
-                record.write_text(str(archive.stat().st_size))
+                written = built.parent / f"{built.name}{record.name}.{os.getpid()}"  # beside the bundle, not in it
+                written.write_text(str(archive.stat().st_size))
+                os.replace(written, record)  # whole or absent for a reader in another process
         return int(record.read_text())
 
     def build(self, platform: str = "arm64", python_version: str | None = None) -> Path:
         """The bundle, assembled once per digest under .build/: dependencies, first-party files, bytecode."""
         version = python_version or runtime_version()
         target = BUNDLES / self.digest(platform, version)[:16]
-        if (target / ".complete").exists():
-            return target
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(install_dependencies(self.requirements, platform, version), target,
-                        ignore=shutil.ignore_patterns(".complete", "__pycache__"))
-        for relative in self.files:
-            (target / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO_ROOT / relative, target / relative)
-        compile_bytecode(target, version)
-        (target / ".complete").touch()
+        with built_once(target):
+            if not (target / ".complete").exists():
+                shutil.rmtree(target, ignore_errors=True)
+                shutil.copytree(install_dependencies(self.requirements, platform, version), target,
+                                ignore=shutil.ignore_patterns(".complete", "__pycache__"))
+                for relative in self.files:
+                    (target / relative).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(REPO_ROOT / relative, target / relative)
+                compile_bytecode(target, version)
+                (target / ".complete").touch()
         return target
 
 
@@ -212,12 +216,23 @@ def install_dependencies(requirements: Path, platform: str = "arm64", python_ver
     version = python_version or runtime_version()
     content = b"".join(p.read_bytes() for p in requirement_files(requirements)) + _pruning_rules()
     target = CACHE / hashlib.sha256(content + f"{platform}|{version}".encode()).hexdigest()[:16]
-    if not (target / ".complete").exists():
-        shutil.rmtree(target, ignore_errors=True)
-        pip_install(requirements, target, platform, version)
-        prune(target)
-        (target / ".complete").touch()
+    with built_once(target):
+        if not (target / ".complete").exists():
+            shutil.rmtree(target, ignore_errors=True)
+            pip_install(requirements, target, platform, version)
+            prune(target)
+            (target / ".complete").touch()
     return target
+
+
+@contextlib.contextmanager
+def built_once(target: Path):
+    """Holds an exclusive lock on target's build: two syntheses at once (parallel test workers, two shells) would
+    otherwise remove and rebuild the same folder under each other. The lock is released when its process ends."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f"{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @cache

@@ -7,7 +7,7 @@ import aws_cdk as cdk
 import pytest
 
 from stacks.app_builder import build_app
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, once_per_session
 
 CONTEXT = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
 
@@ -30,8 +30,10 @@ def template_of(app: cdk.App, stack_name: str) -> cdk.assertions.Template:
 def whole_app_templates(tmp_path_factory) -> dict:
     """Every stack of every environment in cdk.json synthesized once per session (with cdk-nag), into a temp
     cloud assembly: stack name -> template path. Bundling skipped: the external validators need no assets."""
-    outdir = tmp_path_factory.mktemp("whole-app-cdk.out")
-    app = cdk.App(outdir=str(outdir),
-                  context={**CONTEXT, "aws:cdk:bundling-stacks": [], "mlops:git_commit": "0123abc"})
-    assembly = build_app(app).synth()
-    return {stack.stack_name: Path(stack.template_full_path) for stack in assembly.stacks}
+    def synthesize() -> dict[str, str]:
+        outdir = tmp_path_factory.mktemp("whole-app-cdk.out")
+        app = cdk.App(outdir=str(outdir),
+                      context={**CONTEXT, "aws:cdk:bundling-stacks": [], "mlops:git_commit": "0123abc"})
+        return {stack.stack_name: stack.template_full_path for stack in build_app(app).synth().stacks}
+
+    return {name: Path(path) for name, path in once_per_session(tmp_path_factory, "whole-app", synthesize).items()}

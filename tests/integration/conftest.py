@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from lambdas.shared import config as lambda_config
 from pipelines.spec import load_spec
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, once_per_session
 from tests.support.sagemaker_layout import make_dataset
 
 SPEC = load_spec(REPO_ROOT / "pipelines/churn/model.yaml")
@@ -152,11 +152,17 @@ LOCAL_ACCOUNT, LOCAL_REGION = "123456789012", "us-east-1"
 
 
 @pytest.fixture(scope="session")
-def local_templates() -> dict[str, dict]:
+def local_templates(tmp_path_factory) -> dict[str, dict]:
     """The registry and churn stacks as the CDK app synthesizes them (local environment, moto's account)."""
+    from unittest import mock
+
     from pipelines.local.lifecycle import synthesize
 
-    return synthesize("churn", LOCAL_ACCOUNT, LOCAL_REGION)
+    def templates() -> dict[str, dict]:
+        with mock.patch.dict("os.environ", {"MLOPS_LOCAL_DIR": str(tmp_path_factory.mktemp("local-templates"))}):
+            return synthesize("churn", LOCAL_ACCOUNT, LOCAL_REGION)
+
+    return once_per_session(tmp_path_factory, "local-templates", templates)
 
 
 @pytest.fixture
@@ -221,13 +227,14 @@ def serve_in_production(package_arn: str, execution: str = "r1", endpoint: str =
 def scoped_session(function, model: str, **tags) -> boto3.Session:
     """A control-plane function's model-scoped session (stacks/constructs/control_plane.py), as lambdas/shared/tenancy
     takes it: its own role assumes its scoped role with the model tag (and any extra tags, to show they are refused)."""
+    from lambdas.shared.sessions import new_session
     from pipelines import naming
 
     credentials = function.credentials.client("sts", LOCAL_REGION).assume_role(
         RoleArn=function.environment["MODEL_SCOPED_ROLE_ARN"], RoleSessionName=model, DurationSeconds=900,
         Tags=[{"Key": naming.MODEL_TAG, "Value": model}, *({"Key": k, "Value": v} for k, v in tags.items())])["Credentials"]
-    return boto3.Session(aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
-                         aws_session_token=credentials["SessionToken"], region_name=LOCAL_REGION)
+    return new_session(aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
+                       aws_session_token=credentials["SessionToken"], region_name=LOCAL_REGION)
 
 
 def denied(call) -> str:

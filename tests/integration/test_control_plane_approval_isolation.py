@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 from lambdas.approval import tokens
+from lambdas.shared.sessions import new_session
 from pipelines import naming
 from pipelines.model_record import ModelRecord
 from pipelines.spec import load_spec
@@ -36,8 +37,8 @@ def _acting_for(function, model: str) -> boto3.Session:
     credentials = function.credentials.session(LOCAL_REGION).client("sts").assume_role(
         RoleArn=function.environment["MODEL_SCOPED_ROLE_ARN"], RoleSessionName=model, DurationSeconds=900,
         Tags=[{"Key": naming.MODEL_TAG, "Value": model}])["Credentials"]
-    return boto3.Session(aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
-                         aws_session_token=credentials["SessionToken"], region_name=LOCAL_REGION)
+    return new_session(aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
+                       aws_session_token=credentials["SessionToken"], region_name=LOCAL_REGION)
 
 
 def _own(function) -> boto3.Session:

@@ -16,6 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from lambdas.promotion.logic import OFFERED
+from lambdas.shared.sessions import new_session
 from pipelines import naming
 from pipelines.local.accounts import CrossAccountPromotion
 from pipelines.promotion import offer_source
@@ -68,8 +69,8 @@ def _acting_for(world, env: str, function: str, model: str) -> boto3.Session:
     credentials = _own(world, env, function).client("sts").assume_role(
         RoleArn=handler.environment["MODEL_SCOPED_ROLE_ARN"], RoleSessionName=model, DurationSeconds=900,
         Tags=[{"Key": naming.MODEL_TAG, "Value": model}])["Credentials"]
-    return boto3.Session(aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
-                         aws_session_token=credentials["SessionToken"], region_name=REGION)
+    return new_session(aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"],
+                       aws_session_token=credentials["SessionToken"], region_name=REGION)
 
 
 def _offer(session: boto3.Session, model: str, claimed: str | None = None) -> dict:
