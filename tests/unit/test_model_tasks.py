@@ -46,7 +46,7 @@ def test_metric_columns_follow_the_task_type_with_the_objective_first():
 def test_a_metric_of_another_task_type_is_refused_naming_the_right_ones():
     message = refused(houses(objective={"metric": "validation:auc", "regex": "validation:auc=([0-9.]+)",
                                         "direction": "maximize"}))
-    assert "'validation:auc' is not a regression metric" in message
+    assert "'validation:auc' is not a metric the model kit writes for regression models" in message
     assert "validation:rmse" in message and "validation:mae" in message
 
 
@@ -55,10 +55,12 @@ def test_a_metric_optimized_the_wrong_way_is_refused_with_the_fix():
     assert "rmse is better when lower" in message and "fix: direction: minimize" in message
 
 
-def test_a_metric_the_kit_does_not_know_is_the_models_own_choice():
-    spec = parse_spec(houses(objective={"metric": "validation:pinball", "regex": "validation:pinball=([0-9.]+)"}),
-                      "houses")
-    assert spec.metric_columns()[0] == "validation:pinball"
+def test_a_metric_the_kit_never_writes_is_refused_before_training_naming_the_closest_one():
+    """Evaluation rescores the champion with the model kit's metrics: a name it does not write (a typo) would fail
+    only after the training job was paid for."""
+    message = refused(houses(objective={"metric": "validation:rmsee", "regex": "validation:rmsee=([0-9.]+)",
+                                        "direction": "minimize"}))
+    assert "did you mean 'validation:rmse'?" in message and "evaluation would fail after training" in message
 
 
 @pytest.mark.parametrize(("task", "expected"), [
