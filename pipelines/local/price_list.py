@@ -2,7 +2,7 @@
 
 moto 5.2.5 has no pricing service: it answers every request to api.pricing.<region>.amazonaws.com with
 "404 Not yet implemented", so the local mode's approval email ended in "Cost estimate unavailable". Here GetProducts
-is answered from a recorded GetProducts response (tests/fixtures/pricing/us-east-1.json, or the file
+is answered from a recorded GetProducts response (pipelines/local/prices/us-east-1.json, or the file
 MLOPS_LOCAL_PRICES names: `mlops cost MODEL --save-prices FILE` records one), filtered as the API filters
 (ServiceCode, TERM_MATCH filters; lambdas/shared/cost.py ProductRequest.matches) and paged by MaxResults and
 NextToken. Prices are public, and GetProducts has no resource-level permissions: under enforced IAM the caller still
@@ -20,9 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from lambdas.shared import cost, pricing
-from pipelines.spec import REPO_ROOT
 
-RECORDED_PRICES = REPO_ROOT / "tests" / "fixtures" / "pricing" / "us-east-1.json"
+RECORDED_PRICES = Path(__file__).resolve().parent / "prices" / "us-east-1.json"
 PRICES_VARIABLE = "MLOPS_LOCAL_PRICES"
 PRICING_URL = re.compile(r"^https?://api\.pricing\.[a-z0-9-]+\.amazonaws\.com/?$")
 GET_PRODUCTS = "AWSPriceListService.GetProducts"

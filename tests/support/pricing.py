@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "pricing" / "us-east-1.json"
+RECORDED = Path(__file__).resolve().parents[2] / "pipelines" / "local" / "prices" / "us-east-1.json"
 
 
 def product(service: str, family: str | None, attributes: dict, usd: float | list[tuple[str, float]], unit: str = "Hrs",
