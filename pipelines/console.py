@@ -16,10 +16,35 @@ from rich.table import Table as RichTable
 NOT_A_TERMINAL_WIDTH = 200
 
 
+class _OutputConsole(Console):
+    """Its width is chosen each time it lays something out, not once at import: COLUMNS when set, else the terminal's
+    own width, else NOT_A_TERMINAL_WIDTH (a console made at import would keep whatever COLUMNS said then)."""
+
+    _set_width: int | None = None  # a width given by its code (console.width = N) wins
+
+    @property
+    def size(self):
+        columns = os.environ.get("COLUMNS", "")
+        self._width = self._set_width or (int(columns) if columns.isdigit() else
+                                          None if self.is_terminal else NOT_A_TERMINAL_WIDTH)
+        return Console.size.fget(self)
+
+    @size.setter
+    def size(self, new_size) -> None:
+        Console.size.fset(self, new_size)
+
+    @property
+    def width(self) -> int:
+        return self.size.width
+
+    @width.setter
+    def width(self, width: int) -> None:
+        self._set_width = width
+
+
 def output_console(stderr: bool = False) -> Console:
-    """A terminal's own width; NOT_A_TERMINAL_WIDTH when not a terminal and COLUMNS is unset."""
-    wide = not Console(stderr=stderr).is_terminal and not os.environ.get("COLUMNS")
-    return Console(stderr=stderr, width=NOT_A_TERMINAL_WIDTH if wide else None)
+    """The CLI's console (stdout, or stderr for errors): see _OutputConsole for its width."""
+    return _OutputConsole(stderr=stderr)
 
 
 class Table(RichTable):
