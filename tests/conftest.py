@@ -44,3 +44,20 @@ def once_per_session(tmp_path_factory, name: str, produce):
         if not result.exists():
             result.write_text(json.dumps(produce()))
     return json.loads(result.read_text())
+
+
+def _default_sessions_share_parsed_models() -> None:
+    """moto resets boto3's default session at every mock start and stop, and each new default session parses AWS's
+    service models again (about 10 ms per client, thousands of clients in the suite): the tests' default sessions
+    share one loader, as the platform's own new sessions do (lambdas/shared/sessions.py). Nothing else changes."""
+    import boto3
+
+    from lambdas.shared.sessions import new_session
+
+    def setup_default_session(**arguments) -> None:
+        boto3.DEFAULT_SESSION = new_session(**arguments)
+
+    boto3.setup_default_session = setup_default_session
+
+
+_default_sessions_share_parsed_models()

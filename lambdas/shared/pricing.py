@@ -33,11 +33,12 @@ def endpoint_region(region: str) -> str:
 
 def client(region: str, timeout_s: float = 10):
     """A pricing client for the endpoint nearest to region, with short timeouts and few retries."""
-    import boto3
     from botocore.config import Config
 
+    from lambdas.shared.sessions import new_session
+
     # A session of its own: the credentials of this moment, not those a default session cached earlier.
-    return boto3.session.Session().client("pricing", region_name=endpoint_region(region), config=Config(
+    return new_session().client("pricing", region_name=endpoint_region(region), config=Config(
         connect_timeout=timeout_s, read_timeout=timeout_s, retries={"max_attempts": 2, "mode": "standard"}))
 
 
