@@ -115,6 +115,7 @@ def journey(tmp_path_factory):
     saved = dict(os.environ)
     os.environ.update({"MLOPS_MODELS_DIR": str(models), "MLOPS_LOCAL_DIR": str(workdir)})
     steps: dict = {}
+    follow = None
     try:
         steps["new"] = cli("new", "wine", "--task", "multiclass", "--framework", "sklearn")
         folder = models / "wine"
@@ -164,6 +165,9 @@ def journey(tmp_path_factory):
         steps["platform"] = (before, platform_fingerprint())
         yield steps
     finally:
+        if follow is not None and follow.poll() is None:  # the journey broke off while the run was followed
+            follow.kill()
+            follow.wait()
         os.environ.clear()
         os.environ.update(saved)
         if read_state(workdir) is not None:
