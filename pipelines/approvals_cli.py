@@ -21,7 +21,7 @@ from rich.markup import escape
 
 from lambdas.approval import logic
 from pipelines.console import Table, output_console
-from pipelines.spec import MODELS_DIR, SpecError, discover_spec_files, load_spec
+from pipelines.spec import SpecError, discover_spec_files, load_spec
 
 console = output_console()
 EnvOption = typer.Option("dev", "--env", "-e", envvar="MLOPS_ENV",
@@ -193,7 +193,7 @@ def reject(model: str, reason: str = typer.Option(..., help="Why; sent with the 
 
 # ------------------------------------------------------------------ listing
 def model_names() -> list[str]:
-    return sorted(load_spec(path).name for path in discover_spec_files(MODELS_DIR))
+    return sorted(load_spec(path).name for path in discover_spec_files())
 
 
 def pending_of_models(pipelines, models: list[str]) -> tuple[list[PendingApproval], dict[str, str]]:

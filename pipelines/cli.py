@@ -340,9 +340,10 @@ def models_list(model: str, env: str = EnvOption, lineage: bool = typer.Option(T
                      for v in versions])
     metric_columns = _metric_columns(model)
     serving = [endpoints[stage] for version in versions for stage in version.serves]
+    called = next((e for e in serving if e["stage"] == Stage.prod.value), serving[0] if serving else None)
     caption = "\n".join([f"{e['stage']}: endpoint {e['endpoint']} ({e['url']})" for e in serving] + (
-        [f"call it: mlops predict {model} --stage {serving[0]['stage']} --env {env} --data '<JSON request>' "
-         "(or --data @request.json)"] if serving else []))
+        [f"call it: mlops predict {model} --stage {called['stage']} --env {env} --data '<JSON request>' "
+         "(or --data @request.json)"] if called else []))
     table = Table(title=f"{model} model versions ({env})", caption=caption or None, caption_justify="left")
     columns = ["version", "status", "serves", "approved by", *metric_columns, "created"] + (
         ["git commit", "dataset sha256", "hyperparameters"] if lineage else [])
@@ -437,9 +438,12 @@ def rollback_command(model: str, stage: Stage = typer.Option(Stage.prod, help="T
 @command(drift_app, "check")
 def drift_check(model: str,
                 capture: str = typer.Option(..., help="Data-capture .jsonl file, folder, or s3:// prefix."),
-                baseline: str = typer.Option(..., help="statistics.json (Model Monitor shape): path or s3:// URI."),
+                baseline: Optional[str] = typer.Option(
+                    None, help="statistics.json (Model Monitor shape): path or s3:// URI; default: the baseline registered "
+                               "with the version serving prod in --env (what the scheduled drift check uses)."),
                 constraints: Optional[str] = typer.Option(
-                    None, help="constraints.json (Model Monitor shape); default: the one beside a local baseline."),
+                    None, help="constraints.json (Model Monitor shape); default: the one beside a local baseline, or "
+                               "the one registered with the serving version."),
                 out: str = typer.Option("drift-report", help="Folder for report.html and report.json."),
                 open_report: bool = typer.Option(False, "--open", help="Open the HTML report in a browser."),
                 env: str = EnvOption, output: Output = OutputOption) -> None:
@@ -451,12 +455,21 @@ def drift_check(model: str,
     from rich.progress import Progress
 
     from pipelines.client import model_dir
-    from pipelines.drift_check import capture_sources, check, reads_s3
+    from pipelines.drift_check import capture_sources, check, reads_s3, served_baseline
     from pipelines.spec import load_spec
 
     spec = load_spec(model_dir(model))
-    pipelines = client(env) if reads_s3(capture, baseline, constraints) else None
+    pipelines = client(env) if baseline is None or reads_s3(capture, baseline, constraints) else None
     s3 = pipelines.client("s3") if pipelines else None
+    if baseline is None:  # the serving version's registered baseline, as the scheduled hook reads it
+        try:
+            baseline, registered_constraints, version = served_baseline(pipelines, model)
+        except (ClientError, BotoCoreError) as error:
+            raise pipelines.explain(error) from None
+        constraints = constraints or registered_constraints
+        if output == Output.text:
+            errors.print(f"baseline: {baseline} (registered with version {version}, serving prod in {env})",
+                         soft_wrap=True, highlight=False)
     try:
         with Progress(console=errors, transient=True, disable=output == Output.json) as progress:
             task = progress.add_task("reading capture files", total=len(capture_sources(capture, s3)))
@@ -469,7 +482,7 @@ def drift_check(model: str,
         raise pipelines.explain(error) if pipelines else error
     result = outcome["result"]
     if output == Output.json:
-        return emit({"drift": result.drift, "rows": result.rows, "reason": outcome["reason"], "retrain": outcome["retrain"],
+        return emit({"drift": result.drift, "rows": result.rows, "baseline": baseline, "reason": outcome["reason"], "retrain": outcome["retrain"],
                      "verdict": outcome["verdict"], "run_started": False,
                      "drifted_features": result.drifted_features, "problems": result.problems,
                      "report": str(outcome["html"])})
@@ -495,7 +508,7 @@ def _show_links(text: str) -> None:
 
 
 @command(local_app, "up")
-def local_up(model: str = typer.Option("churn", help="Model folder under pipelines/."),
+def local_up(model: str = typer.Option("churn", help="Model folder (under MLOPS_MODELS_DIR, default pipelines/)."),
              interactive: bool = typer.Option(False, help="Wait for a person to click the approval link."),
              workdir: str = typer.Option(".local", help="Work folder (training jobs, reports, server.json)."),
              rows: int = typer.Option(5000, help="Rows of generated training data."),
@@ -543,7 +556,7 @@ def _print_result(result, output: Output) -> None:
 
 
 @command(local_app, "serve")
-def local_serve(model: str = typer.Option("churn", help="Model folder under pipelines/."),
+def local_serve(model: str = typer.Option("churn", help="Model folder (under MLOPS_MODELS_DIR, default pipelines/)."),
                 workdir: str = typer.Option(".local", help="Work folder (server.json, training jobs, inbox/)."),
                 rows: int = typer.Option(5000, help="Rows of generated training data."),
                 data: Optional[str] = typer.Option(None, help="Train on your own CSV file (the spec's columns)."),

@@ -40,7 +40,7 @@ from lambdas.shared.run_state import Outcome, RunView  # noqa: F401  (re-exporte
 from pipelines import naming
 from pipelines.naming import env_runs_api_parameter
 from pipelines.source import current_git_commit
-from pipelines.spec import MODELS_DIR, REPO_ROOT, SpecError, discover_spec_files, find_model_dir, load_spec
+from pipelines.spec import REPO_ROOT, SpecError, discover_spec_files, find_model_dir, load_spec, models_dir as configured_models_dir
 
 LOCAL_ENV = "local"
 STAGES = ("staging", "prod")
@@ -77,8 +77,10 @@ class UnknownModel(SpecError):
     """No model folder of that name; the message suggests close matches."""
 
 
-def model_dir(name: str, models_dir: Path = MODELS_DIR) -> Path:
-    """The model's folder, or UnknownModel naming close matches ('did you mean churn?')."""
+def model_dir(name: str, models_dir: Path | None = None) -> Path:
+    """The model's folder (under models_dir, default MLOPS_MODELS_DIR or pipelines/), or UnknownModel naming close
+    matches ('did you mean churn?')."""
+    models_dir = Path(models_dir or configured_models_dir())
     try:
         return find_model_dir(name, models_dir)
     except SpecError:
@@ -86,7 +88,8 @@ def model_dir(name: str, models_dir: Path = MODELS_DIR) -> Path:
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else \
             f"known models: {', '.join(known) or 'none'}"
-        raise UnknownModel(f"no model named '{name}': {hint} (a model is a folder pipelines/<name>/ with model.yaml)") \
+        raise UnknownModel(f"no model named '{name}': {hint} (a model is a folder {models_dir}/<name>/ with "
+                           "model.yaml; MLOPS_MODELS_DIR names another folder of models)") \
             from None
 
 
@@ -215,9 +218,10 @@ class Pipelines:
     `mlops local serve` (or `mlops local up --keep`) keeps running, as the identity MLOPS_LOCAL_AS names
     (data-scientist by default; admin, or an approver's email). A given session is used as is."""
 
-    def __init__(self, env: str = "dev", session: boto3.Session | None = None, models_dir: Path = MODELS_DIR,
+    def __init__(self, env: str = "dev", session: boto3.Session | None = None, models_dir: Path | None = None,
                  endpoint_url: str | None = None) -> None:
-        self.env, self.models_dir, self.endpoint_url = env, models_dir, endpoint_url
+        self.env, self.endpoint_url = env, endpoint_url
+        self.models_dir = Path(models_dir or configured_models_dir())
         self.expected_account = None
         self.local = None  # the local server's Connection (server.json) with env="local"
         if env == LOCAL_ENV and session is None:

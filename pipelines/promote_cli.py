@@ -21,7 +21,7 @@ import typer
 from pipelines import naming
 from pipelines.client import APPROVED_BY
 from pipelines.promotion import SHA256_KEY, Delivery, load_delivery
-from pipelines.spec import MODELS_DIR, SpecError
+from pipelines.spec import SpecError
 
 
 
@@ -123,7 +123,7 @@ def promote_command(model: str = typer.Argument(..., metavar="MODEL", help="Mode
     """Approve a model version's promotion into a stage, as yourself (the stage's approvers; not who trained it)."""
     from pipelines.client import Pipelines, model_dir
 
-    model_dir(model, MODELS_DIR)
+    model_dir(model)
     result = promote(Pipelines(env=to), load_delivery(), model, version, to, reason)
     if output == "json":
         print(json.dumps(result, indent=1))

@@ -10,10 +10,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 from string import Template
+from typing import Optional
 
 import typer
 
-from pipelines.spec import MODELS_DIR, SPEC_FILENAME, SpecError, check_model_folder, load_spec
+from pipelines.spec import (MODELS_DIR_VARIABLE, SPEC_FILENAME, SpecError, check_model_folder, load_spec,
+                            models_dir as configured_models_dir)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TASKS = ("binary", "multiclass", "regression")
@@ -56,7 +58,7 @@ def render(task: str, framework: str, name: str, approver: str) -> dict[str, str
     }
 
 
-def scaffold(name: str, task: str = "regression", framework: str = "xgboost", models_dir: Path = MODELS_DIR,
+def scaffold(name: str, task: str = "regression", framework: str = "xgboost", models_dir: Path | None = None,
              approver: str = "ml-lead@example.com") -> Path:
     """Writes models_dir/name/ and checks it as synthesis and the local mode will; SpecError on bad input (nothing
     is left behind then)."""
@@ -65,7 +67,7 @@ def scaffold(name: str, task: str = "regression", framework: str = "xgboost", mo
                         "checks: scaffold the closest type, then set task.type: custom and task.custom in model.yaml")
     if framework not in FRAMEWORKS:
         raise SpecError(f"--framework {framework!r}: one of {', '.join(FRAMEWORKS)}")
-    folder = Path(models_dir) / name
+    folder = Path(models_dir or configured_models_dir()) / name
     if folder.exists():
         raise SpecError(f"{folder} already exists; fix: pick another name, or remove the folder first")
     folder.mkdir(parents=True)
@@ -86,15 +88,17 @@ def register(app: typer.Typer) -> None:
     def new(model: str = typer.Argument(..., help="Model name: 3-32 lowercase letters, digits or '-'."),
             task: str = typer.Option("regression", help=f"Task type: {', '.join(TASKS)}."),
             framework: str = typer.Option("xgboost", help=f"Framework: {', '.join(FRAMEWORKS)}."),
-            models_dir: Path = typer.Option(MODELS_DIR, help="Folder of model folders."),
+            models_dir: Optional[Path] = typer.Option(None, help="Folder of model folders (default: MLOPS_MODELS_DIR, "
+                                                                 "else the repository's pipelines/)."),
             approver: str = typer.Option("ml-lead@example.com", help="Who approves the model's versions.")) -> None:
         """Scaffold a working model folder (spec, train.py, inference.py, make_dataset.py) from a template."""
         from rich.console import Console
 
         folder = scaffold(model, task, framework, models_dir, approver)
-        elsewhere = Path(models_dir).resolve() != MODELS_DIR.resolve()
+        # a folder the CLI would not look in by itself: say how to point the CLI, the local mode and synthesis at it
+        unseen = folder.parent.resolve() != configured_models_dir().resolve()
         Console().print(f"created {folder}: {', '.join(sorted(p.name for p in folder.iterdir()))}\n"
-                        + (f"next: cdk synth -c mlops:models_dir={models_dir}; the local lifecycle: "
-                           f"LocalLifecycle('{model}', models_dir=Path('{models_dir}'))" if elsewhere else
-                           f"next: mlops local up --model {model}, then make synth")
+                        + (f"next: export {MODELS_DIR_VARIABLE}={folder.parent.resolve()} (the CLI, the local mode and "
+                           f"synthesis then find it), then mlops validate {model} and mlops local up --model {model}"
+                           if unseen else f"next: mlops validate {model}, mlops local up --model {model}, then make synth")
                         + "\ndocs/models.md says what each file must do")

@@ -12,6 +12,7 @@ import difflib
 import functools
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -21,7 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pipelines import instances, naming
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MODELS_DIR = REPO_ROOT / "pipelines"
+MODELS_DIR_VARIABLE = "MLOPS_MODELS_DIR"
+DEFAULT_MODELS_DIR = REPO_ROOT / "pipelines"
+# The folder of model folders (<folder>/<model>/model.yaml) as this process found it at import: MLOPS_MODELS_DIR, else
+# the repository's pipelines/. Code that looks models up calls models_dir(), which reads the variable when called.
+MODELS_DIR = Path(os.environ[MODELS_DIR_VARIABLE]).expanduser() if os.environ.get(MODELS_DIR_VARIABLE) else \
+    DEFAULT_MODELS_DIR
 SPEC_FILENAME = "model.yaml"
 
 _MODEL_NAME = re.compile(naming.MODEL_NAME_PATTERN)
@@ -48,6 +54,21 @@ _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 
 class SpecError(ValueError):
     """A spec or environment that cannot be used; the message names the file, the field and the fix."""
+
+
+def models_dir() -> Path:
+    """The folder of model folders: MLOPS_MODELS_DIR when set (models kept outside this repository), else the
+    repository's pipelines/. Read when called, so the CLI, the local server (a subprocess: it inherits the
+    environment), the local mode and synthesis all look in the same place. A folder that does not exist is a
+    SpecError saying so, not an empty list of models."""
+    configured = os.environ.get(MODELS_DIR_VARIABLE, "").strip()
+    if not configured:
+        return DEFAULT_MODELS_DIR
+    path = Path(configured).expanduser().resolve()
+    if not path.is_dir():
+        raise SpecError(f"{MODELS_DIR_VARIABLE}={configured}: no such folder; fix: point it at the folder that holds "
+                        f"your model folders (<folder>/<model>/{SPEC_FILENAME}), or unset it to use {DEFAULT_MODELS_DIR}")
+    return path
 
 
 def control_character(text: str) -> str | None:
@@ -907,7 +928,7 @@ def metric_columns_of(model: str, models_dir: Path | None = None) -> list[str] |
     """The metric columns of a model folder's spec; None when there is no usable folder here (a client that only
     talks to AWS: tables then show every metric)."""
     try:
-        return load_spec(find_model_dir(model, models_dir or MODELS_DIR)).metric_columns()
+        return load_spec(find_model_dir(model, models_dir)).metric_columns()
     except SpecError:
         return None
 
@@ -1065,14 +1086,16 @@ def check_model_folder(folder: Path, spec: ModelSpec, local_mode: bool = False) 
                         f"--task {spec.task.type} --framework {spec.training.framework}")
 
 
-def discover_spec_files(models_dir: Path = MODELS_DIR) -> list[Path]:
-    return sorted(models_dir.glob(f"*/{SPEC_FILENAME}"))
+def discover_spec_files(folder: Path | None = None) -> list[Path]:
+    """Every model.yaml one level under folder (default: models_dir())."""
+    return sorted(Path(folder or models_dir()).glob(f"*/{SPEC_FILENAME}"))
 
 
-def load_all_specs(models_dir: Path = MODELS_DIR, overrides: dict[str, Any] | None = None) -> list[ModelSpec]:
-    """Every model under models_dir; all errors of all files are reported together."""
+def load_all_specs(folder: Path | None = None, overrides: dict[str, Any] | None = None) -> list[ModelSpec]:
+    """Every model under folder (default: models_dir()); all errors of all files are reported together."""
+    folder = Path(folder or models_dir())
     specs, problems = [], []
-    for path in discover_spec_files(models_dir):
+    for path in discover_spec_files(folder):
         try:
             spec = load_spec(path, overrides)
             check_model_folder(path.parent, spec)
@@ -1082,7 +1105,7 @@ def load_all_specs(models_dir: Path = MODELS_DIR, overrides: dict[str, Any] | No
     if problems:
         raise SpecError("\n".join(problems))
     if not specs:
-        raise SpecError(f"{models_dir}: no */{SPEC_FILENAME} found; fix: add a model folder (see docs/architecture.md)")
+        raise SpecError(f"{folder}: no */{SPEC_FILENAME} found; fix: add a model folder (see docs/models.md)")
     return specs
 
 
@@ -1097,10 +1120,12 @@ def check_names_across_models(specs: list[ModelSpec], env_names: list[str]) -> N
                                 f"would be named like another model's in {env}); fix: rename the model")
 
 
-def find_model_dir(name: str, models_dir: Path = MODELS_DIR) -> Path:
-    path = models_dir / name
+def find_model_dir(name: str, folder: Path | None = None) -> Path:
+    """folder/name (default: models_dir()/name), or SpecError naming the models there."""
+    folder = Path(folder or models_dir())
+    path = folder / name
     if not (path / SPEC_FILENAME).exists():
-        known = ", ".join(p.parent.name for p in discover_spec_files(models_dir)) or "none"
+        known = ", ".join(p.parent.name for p in discover_spec_files(folder)) or "none"
         raise SpecError(f"no model named '{name}' (known: {known}); fix: create {path}/{SPEC_FILENAME}")
     return path
 

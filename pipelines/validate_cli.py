@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from pipelines.console import output_console
-from pipelines.spec import (LOCAL_MODE_FILES, MODELS_DIR, REPO_ROOT, SPEC_FILENAME, EnvironmentSpec, ModelSpec,
+from pipelines.spec import (LOCAL_MODE_FILES, REPO_ROOT, SPEC_FILENAME, EnvironmentSpec, ModelSpec,
                             SpecError, check_model_folder, find_model_dir, load_environments, load_spec)
 
 EXIT_INVALID = 2  # pipelines/cli.py's EXIT_USAGE: bad arguments or configuration
@@ -46,7 +46,7 @@ class Validation:
         return {**asdict(self), "valid": self.valid}
 
 
-def model_folder(target: str, models_dir: Path = MODELS_DIR) -> Path:
+def model_folder(target: str, models_dir: Path | None = None) -> Path:
     """A folder holding model.yaml (or model.yaml itself), else a model name under models_dir."""
     path = Path(target)
     if path.is_file() and path.name == SPEC_FILENAME:
@@ -59,7 +59,7 @@ def model_folder(target: str, models_dir: Path = MODELS_DIR) -> Path:
     return find_model_dir(target, models_dir)
 
 
-def validate(target: str, models_dir: Path = MODELS_DIR, cdk_json: Path | None = None) -> Validation:
+def validate(target: str, models_dir: Path | None = None, cdk_json: Path | None = None) -> Validation:
     """Every check, offline; each failing one adds its message (with its fix) to problems."""
     found = Validation(target=target)
     try:
@@ -145,12 +145,12 @@ def show(found: Validation, console: Console) -> None:
 
 
 def validate_command(target: str = typer.Argument(..., metavar="MODEL|PATH",
-                                                  help="A model name under pipelines/, or a model folder's path."),
+                                                  help="A model name (a folder under MLOPS_MODELS_DIR, default pipelines/), or a model folder's path."),
                      output: str = typer.Option("text", "--output", "-o", help="text, or json"),
                      models_dir: Optional[Path] = typer.Option(None, help="Folder of model folders (for a name).")) -> None:
     """Check a model folder before money is spent: spec, metric, instance types, regions, data location, files.
     Nothing is synthesized and AWS is not called; exit code 2 when invalid."""
-    found = validate(target, models_dir or MODELS_DIR)
+    found = validate(target, models_dir)
     if output == "json":
         print(json.dumps(found.as_dict(), indent=2))
     else:

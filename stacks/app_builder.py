@@ -11,8 +11,8 @@ from cdk_nag import AwsSolutionsChecks
 from pipelines import naming
 from pipelines.promotion import CONTEXT_KEY, Delivery, delivery_for_app, stage_spec
 from pipelines.source import current_git_commit
-from pipelines.spec import (MODELS_DIR, EnvironmentSpec, ModelSpec, SpecError, check_names_across_models, load_all_specs,
-                            parse_environments)
+from pipelines.spec import (EnvironmentSpec, ModelSpec, SpecError, check_names_across_models, load_all_specs,
+                            models_dir as configured_models_dir, parse_environments)
 from stacks.constructs.promotion import PromotionSourceGrants
 from stacks.control_stack import ControlPlaneStack
 from stacks.model_stack import ModelStack
@@ -49,7 +49,7 @@ def resolve_current_account(body: dict) -> dict:
     return {**body, "account": account}
 
 
-def validated_inputs(app: cdk.App, models_dir: Path = MODELS_DIR) -> list[tuple[EnvironmentSpec, list[ModelSpec]]]:
+def validated_inputs(app: cdk.App, models_dir: Path | None = None) -> list[tuple[EnvironmentSpec, list[ModelSpec]]]:
     """Every environment with its models' specs (overrides applied); raises SpecError before any construct."""
     bodies = [resolve_current_account(body) for body in selected_environments(app)]
     environments = parse_environments({"mlops:environments": {b.pop("name"): b for b in bodies}})
@@ -109,10 +109,11 @@ def build_environment(scope, environment: EnvironmentSpec, specs: list[ModelSpec
 
 
 def build_app(app: cdk.App, models_dir: Path | None = None) -> cdk.App:
-    """models_dir: the folder of model folders (default pipelines/, or the context value mlops:models_dir).
+    """models_dir: the folder of model folders (default: the context value mlops:models_dir, else the environment's
+    MLOPS_MODELS_DIR, else pipelines/; pipelines.spec.models_dir()).
     `-c pipeline=true`: the platform's CDK pipeline (stacks/pipeline_stack.py), which deploys every environment of
     mlops:delivery in order, instead of the environments' stacks themselves."""
-    models_dir = Path(models_dir or app.node.try_get_context("mlops:models_dir") or MODELS_DIR)
+    models_dir = Path(models_dir or app.node.try_get_context("mlops:models_dir") or configured_models_dir())
     inputs = validated_inputs(app, models_dir)
     commit = source_commit(app)
     delivery = delivery_of(app, [environment for environment, _ in inputs])

@@ -9,7 +9,7 @@ from aws_cdk import aws_lambda as lambda_, aws_s3 as s3, aws_stepfunctions as sf
 from constructs import Construct
 
 from pipelines import naming
-from pipelines.spec import MODELS_DIR, EnvironmentSpec, ModelSpec
+from pipelines.spec import EnvironmentSpec, ModelSpec, models_dir
 from stacks.constructs import experiments
 from stacks.constructs.approval import ApprovalHook, reserved_concurrency
 from stacks.constructs.budgets import ModelBudget
@@ -50,7 +50,7 @@ class ModelStack(Stack):
         upstream = delivery.upstream(env_name) if delivery else None
         self.execution_role = ModelExecutionRole(self, "SageMakerExecution", model=model, env_name=env_name).role
         self.training = None if upstream else TrainingJob(self, "Training", spec=spec, bucket=bucket, key=key,
-                                                          model_dir=model_dir or MODELS_DIR / model,
+                                                          model_dir=model_dir or models_dir() / model,
                                                           role=self.execution_role)
         machine_arn = state_machine_arn(self, model, env_name)
         self.tracked = self._tracked(environment, spec)

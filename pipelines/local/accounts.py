@@ -613,11 +613,11 @@ class CrossAccountPromotion:
                  overrides: dict[str, dict] | None = None, models_dir: Path | None = None, rows: int = 1000,
                  say: Callable[[str], None] = lambda line: None) -> None:
         from pipelines.model_folder import load_dataset_module
-        from pipelines.spec import MODELS_DIR, find_model_dir, load_spec
+        from pipelines.spec import find_model_dir, load_spec, models_dir as configured_models_dir
 
         self.model, self.environments, self.region = model, dict(environments), region
         self.workdir, self.overrides, self.say = Path(workdir).resolve(), overrides or {}, say
-        self.models_dir = Path(models_dir or MODELS_DIR).resolve()
+        self.models_dir = Path(models_dir or configured_models_dir()).resolve()
         self.model_dir = find_model_dir(model, self.models_dir)
         self.spec = load_spec(self.model_dir)
         self.dataset = load_dataset_module(self.model_dir, self.spec)

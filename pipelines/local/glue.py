@@ -300,9 +300,9 @@ def stage_source_archives(model: str | Path) -> list[str]:
     from moto.s3.models import s3_backends
 
     from pipelines.model_folder import write_source_archive
-    from pipelines.spec import MODELS_DIR, load_spec
+    from pipelines.spec import find_model_dir, load_spec
 
-    model_dir = Path(model) if isinstance(model, Path) else MODELS_DIR / model
+    model_dir = Path(model) if isinstance(model, Path) else find_model_dir(model)
     spec = load_spec(model_dir)
     targets = {uri for uri in deployed_source_archives(spec.name) if uri.startswith("s3://")}
     if not targets:

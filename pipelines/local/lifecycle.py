@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 import boto3
 
 from pipelines import naming
-from pipelines.spec import MODELS_DIR, REPO_ROOT, find_model_dir, load_spec
+from pipelines.spec import REPO_ROOT, find_model_dir, load_spec, models_dir as configured_models_dir
 
 LOCAL_ENV = "local"
 DEMO_REQUESTER = "data-scientist@example.com"
@@ -75,7 +75,7 @@ def use_project_node(environ=os.environ) -> None:
         environ["PATH"] = f"{project_node}{os.pathsep}{environ.get('PATH', '')}"
 
 
-def synthesize(model: str, account: str, region: str, models_dir: Path = MODELS_DIR,
+def synthesize(model: str, account: str, region: str, models_dir: Path | None = None,
                alongside: Sequence[str] = ()) -> dict[str, dict]:
     """The registry, control plane and model stacks (model's, and alongside's) of the `local` environment, as the
     CDK app synthesizes them from the model folders under models_dir."""
@@ -89,7 +89,7 @@ def synthesize(model: str, account: str, region: str, models_dir: Path = MODELS_
                     "aws:cdk:bundling-stacks": []})
     context.pop("mlops:delivery", None)  # one emulated environment: no cross-account delivery to name
     assembly = build_app(cdk.App(context=context, outdir=str(Path(os.environ.get("MLOPS_LOCAL_DIR", ".local")) / "cdk.out")),
-                         models_dir).synth()
+                         models_dir or configured_models_dir()).synth()
     return {name: assembly.get_stack_by_name(name).template
             for name in (naming.registry_stack(LOCAL_ENV), naming.control_stack(LOCAL_ENV),
                          *(naming.model_stack(m, LOCAL_ENV) for m in (model, *alongside)))}
@@ -163,7 +163,7 @@ class LocalLifecycle:
     def __init__(self, model: str = "churn", workdir: Path = Path(".local"), interactive: bool = False,
                  rows: int = 5000, traffic_requests: int = 150, say: Callable[[str], None] = print,
                  verbose: bool = False, enforce_iam: bool = True,
-                 adjust_templates: Callable[[dict[str, dict]], None] | None = None, models_dir: Path = MODELS_DIR,
+                 adjust_templates: Callable[[dict[str, dict]], None] | None = None, models_dir: Path | None = None,
                  data: Path | str | None = None, show_links: Callable[[str], None] = print,
                  alongside: Sequence[str] = ()) -> None:
         """alongside: other models whose whole lifecycle runs at the same time, on the same control plane."""
@@ -177,7 +177,7 @@ class LocalLifecycle:
         self.data = Path(data).resolve() if data else None
         if self.data is not None and not self.data.is_file():
             raise LifecycleError(f"--data {data}: no such file")
-        self.models_dir = Path(models_dir).resolve()
+        self.models_dir = Path(models_dir or configured_models_dir()).resolve()
         self.model_dir = find_model_dir(model, self.models_dir)
         self.spec = load_spec(self.model_dir)
         self.dataset = load_dataset_module(self.model_dir, self.spec)  # a missing maker or function: a SpecError
@@ -379,9 +379,12 @@ class LocalLifecycle:
         if self.data is not None and shift == 0.0:
             path, described = self.data, f"{self.data} (your file)"
         else:
-            path = self.dataset.write_csv(self.dataset.generate(self.rows, seed, shift),
-                                          self.workdir / "data" / f"train-{seed}.csv")
-            described = f"{self.rows} rows, population shift {shift}"
+            columns = self.dataset.generate(self.rows, seed, shift)
+            path = self.dataset.write_csv(columns, self.workdir / "data" / f"train-{seed}.csv")
+            # the rows generate() gave: a real data set may hold fewer than asked for (--rows is at most)
+            written = len(next(iter(columns.values()))) if columns else 0
+            described = f"{written} rows, population shift {shift}" + (
+                f" ({self.rows} asked for; the model's generate() gave {written})" if written != self.rows else "")
         key = f"{self.spec.dataset.s3_prefix}{self.spec.dataset.file_name}"
         version = self._aws("s3").put_object(Bucket=self.bucket, Key=key, Body=path.read_bytes()).get("VersionId")
         self.say(f"    s3://{self.bucket}/{key} version {version} ({described})")

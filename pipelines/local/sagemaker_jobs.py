@@ -21,7 +21,7 @@ from pathlib import Path
 import boto3
 
 from pipelines.model_folder import write_source_archive
-from pipelines.spec import MODELS_DIR, load_spec
+from pipelines.spec import find_model_dir, load_spec
 
 
 def _split(uri: str) -> tuple[str, str]:
@@ -80,10 +80,10 @@ def run_training_job(request: dict, model: str | Path, workdir: Path, region: st
                      log=print, extra_env: dict | None = None, credentials=None) -> dict:
     """Runs one CreateTrainingJob request locally; returns what DescribeTrainingJob would report.
 
-    `model`: a model name under pipelines/, or the model folder itself. `credentials`
+    `model`: a model name (a folder under MLOPS_MODELS_DIR, default pipelines/), or the model folder itself. `credentials`
     (pipelines.local.iam.Credentials): the job role's session, used for every S3 call and given to train.py, as
     SageMaker does; without them, the caller's own."""
-    model_dir = Path(model) if isinstance(model, Path) else MODELS_DIR / model
+    model_dir = Path(model) if isinstance(model, Path) else find_model_dir(model)
     s3 = credentials.client("s3", region) if credentials else boto3.client("s3", region_name=region)
     root = workdir / request["TrainingJobName"]
     try:

@@ -191,6 +191,16 @@ def test_models_list_names_the_endpoint_and_url_serving_each_stage_and_how_to_ca
     assert [e["endpoint"] for e in listed["endpoints"]] == ["churn-dev-prod"]
 
 
+def test_models_list_says_to_call_prod_when_one_version_serves_staging_and_prod(aws):
+    package = register_package(0.8123)
+    serve(package, "churn-dev-staging")
+    serve(package)
+    result = runner.invoke(app, ["models", "list", "churn"], terminal_width=220)
+    assert result.exit_code == 0, result.output
+    assert "staging: endpoint churn-dev-staging" in result.output and "prod: endpoint churn-dev-prod" in result.output
+    assert "call it: mlops predict churn --stage prod --env dev --data" in result.output  # predict's own default
+
+
 def test_run_start_follow_shows_each_step_and_the_kept_champion_outcome(executing):
     executing(kept_champion_machine())
     result = runner.invoke(app, ["run", "start", "churn", "--param", "epochs=20", "--follow", "--poll", "0.05"],
