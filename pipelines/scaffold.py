@@ -92,12 +92,12 @@ def register(app: typer.Typer) -> None:
                                                                  "else the repository's pipelines/)."),
             approver: str = typer.Option("ml-lead@example.com", help="Who approves the model's versions.")) -> None:
         """Scaffold a working model folder (spec, train.py, inference.py, make_dataset.py) from a template."""
-        from rich.console import Console
+        from pipelines.console import output_console
 
         folder = scaffold(model, task, framework, models_dir, approver)
         # a folder the CLI would not look in by itself: say how to point the CLI, the local mode and synthesis at it
         unseen = folder.parent.resolve() != configured_models_dir().resolve()
-        Console().print(f"created {folder}: {', '.join(sorted(p.name for p in folder.iterdir()))}\n"
+        output_console().print(f"created {folder}: {', '.join(sorted(p.name for p in folder.iterdir()))}\n"
                         + (f"next: export {MODELS_DIR_VARIABLE}={folder.parent.resolve()} (the CLI, the local mode and "
                            f"synthesis then find it), then mlops validate {model} and mlops local up --model {model}"
                            if unseen else f"next: mlops validate {model}, mlops local up --model {model}, then make synth")

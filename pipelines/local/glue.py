@@ -35,6 +35,13 @@ from pipelines.local.iam import Credentials
 ENV_LOCK = threading.RLock()
 
 
+def environment_snapshot() -> dict[str, str]:
+    """One consistent copy of os.environ: handlers on other threads swap the whole environment under ENV_LOCK, and
+    copying it while they do fails (KeyError: a variable listed, then gone) or mixes two functions' settings."""
+    with ENV_LOCK:
+        return dict(os.environ)
+
+
 @dataclass
 class LocalFunction:
     name: str

@@ -12,7 +12,6 @@ them: <S3OutputPath>/<job>/output/model.tar.gz and output.tar.gz.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tarfile
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import boto3
 
+from pipelines.local.glue import environment_snapshot
 from pipelines.model_folder import write_source_archive
 from pipelines.spec import find_model_dir, load_spec
 
@@ -106,7 +106,7 @@ def run_training_job(request: dict, model: str | Path, workdir: Path, region: st
         "current_instance_type": resources.get("InstanceType", "local")}))
     entry_point = json.loads(request.get("HyperParameters", {}).get("sagemaker_program", '"train.py"'))
     identity = credentials.environment() if credentials else {}
-    env = {k: v for k, v in os.environ.items() if not (identity and k == "AWS_SESSION_TOKEN")}
+    env = {k: v for k, v in environment_snapshot().items() if not (identity and k == "AWS_SESSION_TOKEN")}
     env.update({"SM_ROOT": str(root), "TRAINING_JOB_NAME": request["TrainingJobName"], **identity, **(extra_env or {})})
     process = subprocess.run([sys.executable, str(code / entry_point)], env=env, cwd=code, capture_output=True,
                              text=True, timeout=request["StoppingCondition"]["MaxRuntimeInSeconds"])

@@ -53,7 +53,7 @@ def test_the_cli_validates_and_scaffolds_in_the_folder_the_variable_names(elsewh
 
 def test_scaffolding_into_a_folder_the_cli_does_not_read_says_to_set_the_variable(tmp_path, monkeypatch):
     monkeypatch.delenv("MLOPS_MODELS_DIR", raising=False)
-    created = runner.invoke(app, ["new", "grapes", "--models-dir", str(tmp_path)])
+    created = runner.invoke(app, ["new", "grapes", "--models-dir", str(tmp_path)], env={"COLUMNS": "400"})
     assert created.exit_code == 0, created.output
     assert f"export MLOPS_MODELS_DIR={tmp_path.resolve()}" in " ".join(created.output.split())
 
