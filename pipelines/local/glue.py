@@ -69,6 +69,19 @@ class LocalFunction:
                 os.environ.clear()
                 os.environ.update(saved)
                 forget_cached_credentials()
+                drop_unflushed_metrics()
+
+
+def drop_unflushed_metrics() -> None:
+    """With metrics disabled (the local mode's default) powertools neither prints nor clears what a handler added, and
+    every function shares this process: the next handler run with metrics enabled (a test's) would print them all
+    into its caller's output. In Lambda an invocation's metrics never reach another function."""
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import is_metrics_disabled
+
+    from lambdas.shared.observability import metrics
+
+    if is_metrics_disabled():
+        metrics.clear_metrics()
 
 
 def forget_cached_credentials() -> None:

@@ -37,6 +37,7 @@ def world(tmp_path_factory):
     with CrossAccountPromotion("churn", {"dev": DEV, "prod": PROD}, tmp_path_factory.mktemp("promotion"),
                                overrides=OVERRIDES) as promotion:
         promotion.trained = promotion.train(approver=DEV_APPROVER)
+        assert promotion.trained["status"] == "SUCCEEDED", {k: promotion.trained.get(k) for k in ("status", "error", "cause")}
         promotion.world.execution_status_changed("dev", promotion.trained["executionArn"])  # what Step Functions sends
         (run,) = promotion.executions("prod")
         promotion.prod_run = promotion.world.wait_for("prod", run["executionArn"], lambda d: d["status"] != "RUNNING"
