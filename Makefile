@@ -71,6 +71,7 @@ bench: setup
 	$(PY) benchmarks/drift.py
 	$(PY) benchmarks/local_lifecycle.py
 	$(PY) benchmarks/cold_start.py
+	$(PY) benchmarks/scoped_session.py
 
 clean:
 	rm -rf cdk.out .build .local .pytest_cache
