@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
+# An invocation that counted nothing (a status check, a refused request) is normal: powertools' warning about it was
+# a line in every such invocation's log and in the local mode's output.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "mlops")
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)

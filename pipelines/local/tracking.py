@@ -14,6 +14,7 @@ SQLite store and an artifact folder under the work folder) on 127.0.0.1, found t
 from __future__ import annotations
 
 import logging
+import warnings
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -79,6 +80,8 @@ def quiet_store_setup() -> None:
     lifecycle's output; MLflow's warnings still show."""
     logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # MLflow's own server imports a Starlette module Starlette has deprecated: nothing the user can act on.
+    warnings.filterwarnings("ignore", message="starlette.middleware.wsgi is deprecated")
 
 
 def _quiet_handler():

@@ -86,3 +86,22 @@ def test_the_local_mode_synthesizes_on_the_projects_node_without_jsiis_old_node_
         assert environ["PATH"].split(":")[0] == str(REPO_ROOT / ".tools/node_modules/.bin")
         use_project_node(environ)
         assert environ["PATH"].count(".tools") == 1
+
+
+def _stderr_of(code: str) -> str:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-W", "default", "-c", code], cwd=REPO_ROOT, capture_output=True,
+                          text=True, check=True).stderr
+
+
+def test_a_handler_that_counted_nothing_flushes_without_powertools_warning():
+    stderr = _stderr_of("from lambdas.shared.observability import metrics; metrics.flush_metrics()")
+    assert "No application metrics to publish" not in stderr
+
+
+def test_the_local_mlflow_server_imports_without_starlettes_deprecation_warning():
+    stderr = _stderr_of("from pipelines.local import tracking; tracking.quiet_store_setup(); "
+                        "import starlette.middleware.wsgi")  # what mlflow.server.fastapi_app imports first
+    assert "starlette.middleware.wsgi is deprecated" not in stderr
