@@ -2,6 +2,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from lambdas.drift import baseline
@@ -117,70 +118,67 @@ def test_cli_drift_check_of_captures_the_role_may_not_read_is_not_allowed_exit_6
             "perform: s3:ListBucket") in result.output
 
 
-def test_cli_drift_check_reads_s3_captures_with_the_environments_client(tmp_path, monkeypatch):
-    import boto3
+@pytest.fixture
+def dev_in_moto(monkeypatch):
+    """The dev environment as the CLI targets it (its account and region), emulated by moto."""
     from moto import mock_aws
 
     from pipelines import client as client_module
 
-    arguments, _ = shifted_csv_capture(tmp_path)
     monkeypatch.setattr(client_module, "target_environment",
                         lambda env: client_module.Target(env, "123456789012", "us-east-1"))
     with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="artifacts")
-        s3.put_object(Bucket="artifacts", Key="data-capture/churn-dev-prod/AllTraffic/part.jsonl",
-                      Body=(tmp_path / "capture/part.jsonl").read_bytes())
-        result = CliRunner().invoke(app, [*arguments[:3], "--capture", "s3://artifacts/data-capture/churn-dev-prod/",
-                                          *arguments[5:], "--env", "dev"])
+        yield
+
+
+def test_cli_drift_check_reads_s3_captures_with_the_environments_client(tmp_path, dev_in_moto):
+    import boto3
+
+    arguments, _ = shifted_csv_capture(tmp_path)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="artifacts")
+    s3.put_object(Bucket="artifacts", Key="data-capture/churn-dev-prod/AllTraffic/part.jsonl",
+                  Body=(tmp_path / "capture/part.jsonl").read_bytes())
+    result = CliRunner().invoke(app, [*arguments[:3], "--capture", "s3://artifacts/data-capture/churn-dev-prod/",
+                                      *arguments[5:], "--env", "dev"])
     assert result.exit_code == 0, result.output
     assert "DRIFT over 600 rows" in result.output
 
 
-def test_cli_drift_check_without_a_baseline_and_nothing_serving_says_to_pass_one(tmp_path, monkeypatch):
+def test_cli_drift_check_without_a_baseline_and_nothing_serving_says_to_pass_one(tmp_path, dev_in_moto):
     import boto3
-    from moto import mock_aws
-
-    from pipelines import client as client_module
 
     arguments, _ = shifted_csv_capture(tmp_path)
-    monkeypatch.setattr(client_module, "target_environment",
-                        lambda env: client_module.Target(env, "123456789012", "us-east-1"))
-    with mock_aws():
-        boto3.client("sagemaker", region_name="us-east-1").create_model_package_group(ModelPackageGroupName="churn-dev")
-        result = CliRunner().invoke(app, [*arguments[:5], *arguments[7:], "--env", "dev"])
+    boto3.client("sagemaker", region_name="us-east-1").create_model_package_group(ModelPackageGroupName="churn-dev")
+    result = CliRunner().invoke(app, [*arguments[:5], *arguments[7:], "--env", "dev"])
     assert result.exit_code == 5, result.output
     assert ("nothing serves churn at prod in dev, so there is no registered baseline to compare with; fix: pass "
             "--baseline statistics.json") in " ".join(result.output.split())
 
 
-def test_cli_drift_check_without_a_baseline_reads_the_one_registered_with_the_version_serving_prod(tmp_path,
-                                                                                                  monkeypatch):
+def test_cli_drift_check_without_a_baseline_reads_the_one_registered_with_the_version_serving_prod(
+        tmp_path, dev_in_moto, monkeypatch):
     import boto3
-    from moto import mock_aws
 
     from pipelines import client as client_module
 
     arguments, _ = shifted_csv_capture(tmp_path)
-    monkeypatch.setattr(client_module, "target_environment",
-                        lambda env: client_module.Target(env, "123456789012", "us-east-1"))
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="artifacts")
-        s3.put_object(Bucket="artifacts", Key="runs/churn/r1/baseline/statistics.json",
-                      Body=(tmp_path / "statistics.json").read_bytes())
-        sagemaker = boto3.client("sagemaker", region_name="us-east-1")
-        sagemaker.create_model_package_group(ModelPackageGroupName="churn-dev")
-        package = sagemaker.create_model_package(
-            ModelPackageGroupName="churn-dev", ModelApprovalStatus="Approved",
-            InferenceSpecification={"Containers": [{"Image": "x", "ModelDataUrl": "s3://artifacts/m.tar.gz"}],
-                                    "SupportedContentTypes": ["application/json"],
-                                    "SupportedResponseMIMETypes": ["application/json"]},
-            DriftCheckBaselines={"ModelDataQuality": {"Statistics": {
-                "ContentType": "application/json", "S3Uri": "s3://artifacts/runs/churn/r1/baseline/statistics.json"}}},
-        )["ModelPackageArn"]
-        monkeypatch.setattr(client_module.Pipelines, "serving", lambda self, model: {"prod": package})
-        result = CliRunner().invoke(app, [*arguments[:5], *arguments[7:], "--env", "dev", "--output", "json"])
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="artifacts")
+    s3.put_object(Bucket="artifacts", Key="runs/churn/r1/baseline/statistics.json",
+                  Body=(tmp_path / "statistics.json").read_bytes())
+    sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+    sagemaker.create_model_package_group(ModelPackageGroupName="churn-dev")
+    package = sagemaker.create_model_package(
+        ModelPackageGroupName="churn-dev", ModelApprovalStatus="Approved",
+        InferenceSpecification={"Containers": [{"Image": "x", "ModelDataUrl": "s3://artifacts/m.tar.gz"}],
+                                "SupportedContentTypes": ["application/json"],
+                                "SupportedResponseMIMETypes": ["application/json"]},
+        DriftCheckBaselines={"ModelDataQuality": {"Statistics": {
+            "ContentType": "application/json", "S3Uri": "s3://artifacts/runs/churn/r1/baseline/statistics.json"}}},
+    )["ModelPackageArn"]
+    monkeypatch.setattr(client_module.Pipelines, "serving", lambda self, model: {"prod": package})
+    result = CliRunner().invoke(app, [*arguments[:5], *arguments[7:], "--env", "dev", "--output", "json"])
     assert result.exit_code == 0, result.output
     checked = json.loads(result.stdout)
     assert checked["baseline"] == "s3://artifacts/runs/churn/r1/baseline/statistics.json"
