@@ -21,7 +21,7 @@ from rich.markup import escape
 
 from lambdas.approval import logic
 from pipelines.console import Table, output_console
-from pipelines.spec import SpecError, discover_spec_files, load_spec
+from pipelines.spec import SpecError, discover_spec_files
 
 console = output_console()
 EnvOption = typer.Option("dev", "--env", "-e", envvar="MLOPS_ENV",
@@ -88,7 +88,7 @@ class PendingApproval:
         if facts is None or facts.delta is None:
             return self.metric_line
         change = {"better": "better", "worse": "worse", "same": "no change"}[facts.change]
-        return (f"{facts.metric} {facts.value:.4f} vs {facts.champion_value:.4f}: {facts.delta:+.4f} {change} "
+        return (f"{facts.metric} {facts.value:.4f} vs {facts.champion_value:.4f}: {logic.signed_delta(facts.delta)} {change} "
                 f"({facts.better})")
 
     @property
@@ -193,13 +193,14 @@ def reject(model: str, reason: str = typer.Option(..., help="Why; sent with the 
 
 # ------------------------------------------------------------------ listing
 def model_names() -> list[str]:
-    return sorted(load_spec(path).name for path in discover_spec_files())
+    """The model folders' names (a model's name is its folder's): one broken model.yaml does not hide the others."""
+    return sorted(path.parent.name for path in discover_spec_files())
 
 
 def pending_of_models(pipelines, models: list[str]) -> tuple[list[PendingApproval], dict[str, str]]:
     """Every model's pending requests; a model this identity may not read, or not deployed here, is skipped with
     the reason (one model asked by name is not skipped: its error is the command's)."""
-    from pipelines.client import ApiError, EnvironmentProblem
+    from pipelines.client import ApiError
 
     found, skipped = [], {}
     for model in models:
@@ -209,8 +210,6 @@ def pending_of_models(pipelines, models: list[str]) -> tuple[list[PendingApprova
             if len(models) == 1:
                 raise
             skipped[model] = str(error).strip()
-        except EnvironmentProblem:
-            raise
     return found, skipped
 
 

@@ -49,7 +49,6 @@ local_app = typer.Typer(help="The whole lifecycle offline: embedded AWS emulatio
                         no_args_is_help=True, epilog=EPILOG)
 app.add_typer(local_app, name="local")
 register_scaffold(app)  # `mlops new MODEL --task ... --framework ...` (pipelines/scaffold.py)
-validate_cli.register(app)  # `mlops validate MODEL|PATH`: a model folder checked offline (docs/bad-input.md)
 console = output_console()
 errors = output_console(stderr=True)
 EnvOption = typer.Option("dev", "--env", "-e", envvar="MLOPS_ENV",
@@ -404,6 +403,7 @@ def predict(model: str, data: str = typer.Option(..., "--data", "-d", help="The 
 
 # ------------------------------------------------------------------ approvals
 approvals_cli.register(app, approvals_app, command)  # `mlops approve|reject`, `mlops approvals list`
+validate_cli.register(app, command)  # `mlops validate MODEL|PATH`: a model folder checked offline (docs/bad-input.md)
 
 
 @command(approvals_app, "repair")

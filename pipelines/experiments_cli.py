@@ -227,7 +227,7 @@ def reproduce(pipelines, model: str, version: int, reason: str | None = None, ti
         raise
     say(f"started {started['name']}: reproducing version {version} of {model}")
     run, deadline = pipelines.status(model, started["name"]), time.monotonic() + timeout
-    while run.status == "RUNNING" and not (run.outcome and run.outcome.kind == "waiting_for_approval"):
+    while run.status == "RUNNING":  # a reproduction never waits for approval (it registers nothing)
         if time.monotonic() > deadline:
             break
         time.sleep(poll)
@@ -269,7 +269,14 @@ def reproduce_command(model: str, version: int = typer.Argument(..., min=1, help
     say = console.print if output == "text" else (lambda text: None)
     result = reproduce(_pipelines(env), model, version, reason, timeout, poll, say)
     if output == "json":
-        return _emit(result)
+        _emit(result)
+    else:
+        _show_reproduction(model, version, result)
+    if not result["verified"]:  # the run's verdict (every metric within the tolerance), not exact equality
+        raise typer.Exit(code=1)
+
+
+def _show_reproduction(model: str, version: int, result: dict) -> None:
     table = Table(title=f"{model} version {version} reproduced by {result['run']} ({result['status']})")
     for column in ("metric", f"version {version}", "reproduction", "difference"):
         table.add_column(column, justify="right" if column != "metric" else "left")
@@ -278,13 +285,10 @@ def reproduce_command(model: str, version: int = typer.Argument(..., min=1, help
         table.add_row(name, f"{result['original'][name]:.6g}", f"{result['reproduced'][name]:.6g}",
                       f"[{colour}]{delta:+.3g}[/]")
     console.print(table)
-    console.print("[green]identical: the reproduction matches the version exactly[/]" if result["identical"] else
-                  f"[yellow]not identical[/] ({result['outcome'] or result['status']})")
-    if result["verdict"] in ("reproduced", "not_reproduced"):
-        console.print(f"verdict: [{'green' if result['verified'] else 'yellow'}]{result['outcome']}[/] "
-                      "(nothing registered, nobody asked to approve)", soft_wrap=True)
-    if not result["reproduced"]:
-        raise typer.Exit(code=1)
+    console.print(f"verdict: [{'green' if result['verified'] else 'red'}]{result['outcome'] or result['status']}[/] "
+                  "(nothing registered, nobody asked to approve)", soft_wrap=True)
+    if result["identical"]:
+        console.print("every metric is identical to the version's, bit for bit")
 
 
 def register(app: typer.Typer, run_app: typer.Typer, command) -> None:

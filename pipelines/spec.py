@@ -24,10 +24,6 @@ from pipelines import instances, naming
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR_VARIABLE = "MLOPS_MODELS_DIR"
 DEFAULT_MODELS_DIR = REPO_ROOT / "pipelines"
-# The folder of model folders (<folder>/<model>/model.yaml) as this process found it at import: MLOPS_MODELS_DIR, else
-# the repository's pipelines/. Code that looks models up calls models_dir(), which reads the variable when called.
-MODELS_DIR = Path(os.environ[MODELS_DIR_VARIABLE]).expanduser() if os.environ.get(MODELS_DIR_VARIABLE) else \
-    DEFAULT_MODELS_DIR
 SPEC_FILENAME = "model.yaml"
 
 _MODEL_NAME = re.compile(naming.MODEL_NAME_PATTERN)

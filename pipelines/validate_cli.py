@@ -159,6 +159,6 @@ def validate_command(target: str = typer.Argument(..., metavar="MODEL|PATH",
         raise typer.Exit(code=EXIT_INVALID)
 
 
-def register(app: typer.Typer) -> None:
-    """Adds `mlops validate` to the CLI."""
-    app.command("validate")(validate_command)
+def register(app: typer.Typer, command) -> None:
+    """Adds `mlops validate` to the CLI, through its error handling (command: one line and an exit code)."""
+    command(app, "validate")(validate_command)

@@ -16,6 +16,7 @@ from lambdas.approval.tokens import LinkClaims, LinkError, new_nonce, sign
 from lambdas.shared.identity import approver_persons
 from lambdas.shared.text import BIDI_ESCAPES, one_line
 from lambdas.shared.run_state import RunState
+from pipelines.spec import TIE_TOLERANCE
 
 PENDING = "PENDING"
 
@@ -189,7 +190,7 @@ class ReviewFacts(BaseModel):
             return "no champion to compare with"
         words = {"better": "better than the champion", "worse": "worse than the champion",
                  "same": "no change from the champion (within rounding)"}
-        return f"{self.delta:+.4f}: {words[self.change]}"
+        return f"{signed_delta(self.delta)}: {words[self.change]}"
 
     @property
     def change_line(self) -> str:
@@ -213,21 +214,24 @@ class ReviewFacts(BaseModel):
         if self.champion_value is None:
             return "no approved champion yet"
         margin = f", required margin {self.champion_margin:g}" if self.champion_margin else ""
-        return f"champion {self.champion_value:.4f}, delta {self.delta:+.4f}{margin}"
+        return f"champion {self.champion_value:.4f}, delta {signed_delta(self.delta)}{margin}"
 
     @property
     def expires_text(self) -> str:
         return datetime.fromtimestamp(self.expires_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-ROUNDING = 0.00005  # half the last digit shown (4 decimals)
-
-
 def change_of(delta: float | None, direction: str) -> str:
-    """How a candidate compares with the champion on a metric: 'better', 'worse', or 'same' within rounding."""
-    if delta is None or abs(delta) < ROUNDING:
+    """How a candidate compares with the champion on a metric: 'better', 'worse', or 'same': the tie promotion
+    itself uses (pipelines.spec.TIE_TOLERANCE), so a version promoted for a tiny gain never reads 'no change'."""
+    if delta is None or abs(delta) <= TIE_TOLERANCE:
         return "same"
     return "better" if (delta > 0) == (direction == "maximize") else "worse"
+
+
+def signed_delta(delta: float) -> str:
+    """4 decimals, or scientific notation for a difference too small for them (never +0.0000 for a real one)."""
+    return f"{delta:+.4f}" if delta == 0 or abs(delta) >= 0.00005 else f"{delta:+.1e}"
 
 
 def package_version(arn: str | None) -> int | None:
@@ -380,7 +384,7 @@ def _table(rows_html: str) -> str:
 
 
 def _delta_html(facts: ReviewFacts) -> str:
-    return "" if facts.delta is None else f" (<span class='{facts.change}'>{facts.delta:+.4f}</span>)"
+    return "" if facts.delta is None else f" (<span class='{facts.change}'>{signed_delta(facts.delta)}</span>)"
 
 
 def _summary_html(facts: ReviewFacts) -> str:

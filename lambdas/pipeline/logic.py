@@ -17,6 +17,7 @@ from lambdas.shared.lineage import champion_metrics, checked, encode_pairs
 from lambdas.shared.run_state import decoded_hyperparameters
 from lambdas.shared.errors import failure_reason
 from lambdas.shared.text import one_line
+from pipelines.modelkit.leakage import leakage_warning
 from pipelines.spec import (MAX_CLASSES, DatasetSpec, ObjectiveSpec, TaskSpec, TrainingSpec, control_character,
                             refuse_control_characters)
 
@@ -539,15 +540,6 @@ def evaluate_challenger(report: dict, objective: ObjectiveSpec, pinned: dict | N
                              f"{decision.reason}, both on the same {rows or ''} validation rows".replace("  ", " "))
 
 
-def leakage_warning(overlap: dict | None) -> str:
-    """The run's warning about validation rows that are also training rows (the training job's count,
-    evaluation.json's validation_overlap); '' when there are none."""
-    shared, rows = (overlap or {}).get("shared_with_training") or 0, (overlap or {}).get("validation_rows") or 0
-    if not shared or not rows:
-        return ""
-    return (f"data leakage: {shared} of {rows} validation rows ({shared / rows:.1%}) have exactly the features of a "
-            "training row, so the validation metrics overstate the model; fix: remove duplicate rows (never resample "
-            "before the split)")
 
 
 def judge_leakage(decision: PromotionDecision, overlap: dict | None, max_share: float) -> PromotionDecision:
@@ -629,8 +621,8 @@ def notification(state: dict, outcome: str) -> tuple[str, str]:
         if state["evaluation"].get("tracking_error"):  # the run went on; its experiment is not in MLflow
             lines.append(f"Experiment tracking: FAILED: {one_line(state['evaluation']['tracking_error'], 1000)} "
                          "(the version's lineage says mlflow_run_id none)")
-        if leakage_warning(state["evaluation"].get("validation_overlap")):
-            lines.append(f"Data: WARNING: {leakage_warning(state['evaluation']['validation_overlap'])}")
+        if warning := leakage_warning(state["evaluation"].get("validation_overlap")):
+            lines.append(f"Data: WARNING: {warning}")
     if "registration" in state:
         lines.append(f"Model package: {one_line(state['registration'].get('model_package_arn'))}")
     return f"[{model}] retraining {one_line(outcome)}", "\n".join(lines)

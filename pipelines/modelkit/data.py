@@ -14,6 +14,8 @@ from typing import Iterable
 
 import numpy as np
 
+from .leakage import leakage_warning
+
 MISSING = ("", "nan", "NaN", "null", "None", "NULL")
 
 
@@ -137,11 +139,8 @@ def validation_overlap(train_columns: dict, validation_columns: dict, features: 
 
 def overlap_warning(overlap: dict) -> str:
     """The training log's line about train/validation leakage; '' when no validation row is a training row."""
-    if not overlap.get("shared_with_training"):
-        return ""
-    return (f"WARNING: data leakage: {overlap['shared_with_training']} of {overlap['validation_rows']} validation rows "
-            f"({overlap['share']:.1%}) have exactly the features of a training row; the validation metrics overstate "
-            "the model. fix: remove duplicate rows (do not resample before the split)")
+    warning = leakage_warning(overlap)
+    return f"WARNING: {warning}" if warning else ""
 
 
 @dataclass
@@ -181,7 +180,7 @@ def load_split(channel: Path, task, share: float, seed: int) -> Split:
     state = fit(train_columns, task.features, [c for c in task.categorical if c in columns], task.label, task.type,
                 classes)
     overlap = validation_overlap(train_columns, validation_columns, task.features)
-    if overlap_warning(overlap):
-        print(overlap_warning(overlap), flush=True)
+    if warning := overlap_warning(overlap):
+        print(warning, flush=True)
     return Split(state, train_columns, validation_columns, transform(train_columns, state), labels(train_columns, state),
                  transform(validation_columns, state), labels(validation_columns, state), overlap)

@@ -17,7 +17,7 @@ from pipelines.local.sagemaker_jobs import run_training_job, unpack_source
 from pipelines.model_folder import load_dataset_module
 from pipelines.modelkit.loader import ServingCode
 from pipelines.scaffold import scaffold
-from pipelines.spec import MODELS_DIR, SpecError, load_spec
+from pipelines.spec import DEFAULT_MODELS_DIR as MODELS_DIR, SpecError, load_spec
 
 BUCKET = "mlops-dev-artifacts-123456789012-us-east-1"
 

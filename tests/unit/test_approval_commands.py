@@ -133,3 +133,13 @@ def test_approvals_list_as_json(waiting):
 def test_approvals_list_without_a_model_asks_every_model_folder(waiting):
     result = runner.invoke(cli.app, ["approvals", "list", "--output", "json"])
     assert result.exit_code == 0 and "churn" in waiting["pipelines"].models and len(waiting["pipelines"].models) > 1
+
+
+def test_approvals_list_names_every_model_folder_even_beside_a_broken_spec(tmp_path, monkeypatch):
+    from pipelines import approvals_cli
+
+    for name, text in (("churn", "name: churn\n"), ("broken", "name: [unclosed\n")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.yaml").write_text(text)
+    monkeypatch.setenv("MLOPS_MODELS_DIR", str(tmp_path))
+    assert approvals_cli.model_names() == ["broken", "churn"]  # the broken one is skipped later, with its error

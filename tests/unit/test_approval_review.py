@@ -37,10 +37,15 @@ def delta_class(review: logic.ReviewFacts) -> str:
     return next(cls for text, cls in parser.classes.items() if text.startswith(("+0.", "-0.")))
 
 
-def test_a_zero_or_within_rounding_delta_is_neutral_not_green():
+def test_a_tie_is_neutral_not_green():
     assert delta_class(facts(0.79, 0.79)) == "same"
-    assert delta_class(facts(0.79002, 0.79)) == "same"  # shows as +0.0000
     assert facts(0.79, 0.79).change_line == "+0.0000: no change from the champion (within rounding) (higher is better)"
+
+
+def test_a_gain_too_small_for_four_decimals_reads_as_the_gain_promotion_counted_not_as_no_change():
+    tiny = facts(0.79002, 0.79)  # promoted at champion_margin 0 (promotion's tie is 1e-9): never '+0.0000'
+    assert tiny.change == "better"
+    assert tiny.change_line == "+2.0e-05: better than the champion (higher is better)"
 
 
 def test_a_worse_delta_is_red_and_a_better_one_green_in_the_metrics_direction():

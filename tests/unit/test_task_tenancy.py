@@ -6,7 +6,7 @@ import pytest
 
 from lambdas.shared import tenancy
 from lambdas.shared.events import TaskEvent, task_model
-from pipelines.spec import MODELS_DIR, load_spec
+from pipelines.spec import DEFAULT_MODELS_DIR as MODELS_DIR, load_spec
 
 ARN = "arn:aws:states:us-east-1:123456789012:execution:{machine}:run-1"
 
