@@ -109,19 +109,13 @@ def pending_approvals(pipelines, model: str) -> list[PendingApproval]:
 
 
 def the_one_to_decide(pending: list[PendingApproval], model: str, execution: str | None) -> PendingApproval:
-    from pipelines.client import DecisionRefused
+    from pipelines.client import DecisionRefused, only_pending
 
-    if execution is not None:
-        named = [item for item in pending if item.execution == execution]
-        if not named:
-            raise DecisionRefused(f"no pending approval for {model} run {execution}")
-        return named[0]
-    if not pending:
-        raise DecisionRefused(f"no pending approval for {model}")
-    if len(pending) > 1:
-        raise DecisionRefused(f"several pending approvals ({', '.join(p.execution for p in pending)}); "
-                              "name one with --execution (see `mlops approvals list`)")
-    return pending[0]
+    execution = execution or only_pending([item.execution for item in pending], model)
+    named = [item for item in pending if item.execution == execution]
+    if not named:
+        raise DecisionRefused(f"no pending approval for {model} run {execution}")
+    return named[0]
 
 
 def review_lines(item: PendingApproval, approve: bool) -> list[str]:

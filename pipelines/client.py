@@ -554,7 +554,7 @@ def decide(pipelines: Pipelines, model: str, approve: bool, reason: str, executi
     api = pipelines.api(model)
     try:
         if execution is None:
-            execution = _only_pending(api.call("GET", "/approvals")["pending"], model)
+            execution = only_pending([item["execution"] for item in api.call("GET", "/approvals")["pending"]], model)
         decided = api.call("POST", f"/approvals/{quote(execution, safe='')}",
                            {"decision": "approve" if approve else "reject", "reason": reason})
     except NotAllowed:
@@ -564,13 +564,14 @@ def decide(pipelines: Pipelines, model: str, approve: bool, reason: str, executi
     return decided["decided_at"]
 
 
-def _only_pending(pending: list[dict], model: str) -> str:
-    if not pending:
+def only_pending(executions: list[str], model: str) -> str:
+    """The one run waiting for a decision; DecisionRefused when none or several wait."""
+    if not executions:
         raise DecisionRefused(f"no pending approval for {model}")
-    if len(pending) > 1:
-        raise DecisionRefused(f"several pending approvals ({', '.join(p['execution'] for p in pending)}); "
-                              "name one with --execution")
-    return pending[0]["execution"]
+    if len(executions) > 1:
+        raise DecisionRefused(f"several pending approvals ({', '.join(executions)}); name one with --execution "
+                              "(see `mlops approvals list`)")
+    return executions[0]
 
 
 class RollbackRefused(RuntimeError):

@@ -61,18 +61,19 @@ def served_baseline(pipelines, model: str, stage: str = "prod") -> tuple[str, st
     in the client's environment (its package's DriftCheckBaselines.ModelDataQuality): what the scheduled drift hook
     scores production's captured traffic against. LookupError when nothing serves there or no baseline is
     registered: the message says to pass --baseline."""
+    from lambdas.shared.release import drift_baseline_uris
+
     serving = [version for version in pipelines.models(model) if stage in version.serves]
     if not serving:
         raise LookupError(f"nothing serves {model} at {stage} in {pipelines.env}, so there is no registered baseline to "
                           f"compare with; fix: pass --baseline statistics.json (path or s3:// URI), or check "
                           f"`mlops models list {model} --env {pipelines.env}`")
-    package = pipelines.sagemaker.describe_model_package(ModelPackageName=serving[0].arn)
-    quality = (package.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}
-    statistics = (quality.get("Statistics") or {}).get("S3Uri")
+    statistics, constraints = drift_baseline_uris(
+        pipelines.sagemaker.describe_model_package(ModelPackageName=serving[0].arn))
     if not statistics:
         raise LookupError(f"version {serving[0].version} of {model} (serving {stage} in {pipelines.env}) has no "
                           "registered drift baseline; fix: pass --baseline statistics.json (path or s3:// URI)")
-    return statistics, (quality.get("Constraints") or {}).get("S3Uri"), serving[0].version
+    return statistics, constraints or None, serving[0].version
 
 
 def check(spec: ModelSpec, baseline: str, capture: str, out: Path, progress: Callable[[str], None] = lambda name: None,

@@ -19,6 +19,7 @@ from lambdas.drift.capture import hourly_prefixes, line_batches, read_chunks
 from lambdas.shared import dal, tenancy
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.observability import bind, logger, metrics, tracer
+from lambdas.shared.release import drift_baseline_uris
 from pipelines import naming
 
 
@@ -28,12 +29,12 @@ def champion_baseline(registry: dal.ModelRegistry) -> tuple[dict | None, str | N
     champion = registry.champion(setting("PROD_ENDPOINT"))
     if champion is None:
         return None, None, None
-    quality = champion["DriftCheckBaselines"]["ModelDataQuality"]
-    bucket, key = dal.parse_s3_uri(quality["Statistics"]["S3Uri"])
+    statistics_uri, constraints_uri = drift_baseline_uris(champion)
+    bucket, key = dal.parse_s3_uri(statistics_uri)
     statistics = dal.ObjectStore(bucket).read_json(key)
     constraints = None
-    if (quality.get("Constraints") or {}).get("S3Uri"):
-        bucket, key = dal.parse_s3_uri(quality["Constraints"]["S3Uri"])
+    if constraints_uri:
+        bucket, key = dal.parse_s3_uri(constraints_uri)
         constraints = dal.ObjectStore(bucket).read_json(key)
     return statistics, champion["ModelPackageArn"], constraints
 

@@ -15,6 +15,7 @@ from typing import Iterable
 from pydantic import BaseModel, Field
 
 from lambdas.shared.lineage import checked, decode_pairs, encode_pairs
+from lambdas.shared.release import drift_baseline_uris
 from pipelines.promotion import OFFERED, SHA256_KEY, VERSION_KEY, offer_source, promoted_prefixes
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -94,11 +95,10 @@ def upstream_files(package: dict, bucket: str, model: str, dataset_file: str) ->
     """name -> s3 URI of what a stage copies: the model data, the evaluation report, the drift baseline and the
     smoke-test rows (the head of the producing run's data snapshot). Each must lie in the upstream bucket under
     the prefixes it grants (releases/<model>/, runs/<model>/): lineage never sends the import elsewhere."""
-    baselines = (package.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}
+    statistics, constraints = drift_baseline_uris(package)
     files = {"model": container(package).get("ModelDataUrl", ""),
              "evaluation": (((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Statistics") or {}).get("S3Uri", ""),
-             "statistics": (baselines.get("Statistics") or {}).get("S3Uri", ""),
-             "constraints": (baselines.get("Constraints") or {}).get("S3Uri", ""),
+             "statistics": statistics, "constraints": constraints,
              "smoke_sample": f"s3://{bucket}/runs/{model}/{producing_execution_name(package)}/data/{dataset_file}"}
     allowed = tuple(f"s3://{bucket}/{prefix}" for prefix in promoted_prefixes(model))
     stray = {name: uri for name, uri in files.items() if not uri.startswith(allowed) or ".." in uri}

@@ -13,6 +13,13 @@ class ReleaseRefused(RuntimeError):
     approval."""
 
 
+def drift_baseline_uris(package: dict) -> tuple[str, str]:
+    """(statistics.json, constraints.json) S3 URIs a model package registered as its DriftCheckBaselines'
+    ModelDataQuality (what production's captured traffic is scored against); '' for what it lacks."""
+    quality = (package.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}
+    return (quality.get("Statistics") or {}).get("S3Uri", ""), (quality.get("Constraints") or {}).get("S3Uri", "")
+
+
 def package_artifact(package: dict) -> dict[str, str | None]:
     """The artifact a model package serves (its first container) and the digest its lineage records."""
     container = ((package.get("InferenceSpecification") or {}).get("Containers") or [{}])[0]

@@ -64,12 +64,13 @@ def model_of_execution(execution_arn: str) -> str:
 
 def scoped_session(model: str) -> boto3.Session:
     """A session of the scoped role tagged with `model` (the session name is the model too, for CloudTrail)."""
-    credentials = dal.client("sts").assume_role(
+    sts = dal.client("sts")
+    credentials = sts.assume_role(
         RoleArn=config.setting(SCOPED_ROLE_SETTING), RoleSessionName=model, DurationSeconds=SESSION_SECONDS,
         Tags=[{"Key": naming.MODEL_TAG, "Value": model}])["Credentials"]
     return new_session(aws_access_key_id=credentials["AccessKeyId"],
                        aws_secret_access_key=credentials["SecretAccessKey"],
-                       aws_session_token=credentials["SessionToken"], region_name=new_session().region_name)
+                       aws_session_token=credentials["SessionToken"], region_name=sts.meta.region_name)
 
 
 @contextmanager
