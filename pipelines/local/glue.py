@@ -42,6 +42,26 @@ def environment_snapshot() -> dict[str, str]:
         return dict(os.environ)
 
 
+class _WholeCopiesEnviron(os._Environ):
+    """os.environ whose copy() and items() read one snapshot of its table. Code outside ENV_LOCK copies the
+    environment too: botocore copies it whenever a new session resolves credentials (IMDSFetcher) and urllib lists it
+    for proxies, from moto's Step Functions thread among others. os._Environ lists the keys first and reads each one
+    after, so a handler's environment swapped out in between (its MLOPS_ENVIRONMENT gone) raised KeyError there: a
+    step failed with "Exception 'MLOPS_ENVIRONMENT'". In Lambda each function has a process of its own."""
+
+    def copy(self) -> dict[str, str]:
+        return {self.decodekey(key): self.decodevalue(value) for key, value in self._data.copy().items()}
+
+    def items(self):
+        return self.copy().items()
+
+
+def whole_environment_copies() -> None:
+    """Installs _WholeCopiesEnviron as os.environ's class (the same object, the same variables)."""
+    if type(os.environ) is os._Environ:
+        os.environ.__class__ = _WholeCopiesEnviron
+
+
 @dataclass
 class LocalFunction:
     name: str
@@ -111,6 +131,7 @@ class LambdaDispatch:
     def __init__(self, extra_environment: dict[str, str] | None = None) -> None:
         self.functions: dict[str, LocalFunction] = {}
         self.extra_environment = extra_environment or {}
+        whole_environment_copies()  # its functions swap the environment while other threads copy it
 
     def register(self, function: LocalFunction) -> None:
         self.functions[function.name] = function
