@@ -32,15 +32,14 @@ def once_per_session(tmp_path_factory, name: str, produce):
     """produce()'s JSON-able result, computed once per test session even across parallel workers (pytest-xdist,
     `make test`): the first worker to ask computes it under a lock in the session's shared temp folder, the others
     wait and read it. Without workers it is just produce()."""
-    import fcntl
     import json
+
+    from stacks.constructs.functions import built_once  # the cross-process lock the Lambda bundle builds take
 
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return produce()
-    shared = tmp_path_factory.getbasetemp().parent
-    result = shared / f"{name}.json"
-    with open(shared / f"{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    result = tmp_path_factory.getbasetemp().parent / f"{name}.json"
+    with built_once(result):
         if not result.exists():
             result.write_text(json.dumps(produce()))
     return json.loads(result.read_text())
