@@ -175,6 +175,20 @@ def applies_to(delivery: Delivery | None, selected: list[str]) -> Delivery | Non
     return delivery if delivery and any(name in delivery.order for name in selected) else None
 
 
+def serving_stage(environment: EnvironmentSpec, delivery: Delivery | None) -> str | None:
+    """The one traffic an environment serves per model, so it keeps at most one always-on endpoint per model:
+    cdk.json's `serves`, else, with a delivery, nothing in the training environment (it only trains and smoke-tests),
+    prod in the last promotion stage and staging (integration traffic) in the others; without one (a single
+    account, the local mode), prod. None: no serving endpoint (the smoke test's ephemeral one only)."""
+    if environment.serves:
+        return None if environment.serves == "none" else environment.serves
+    if delivery is None or environment.name not in delivery.order or not delivery.spec.promotion:
+        return "prod"
+    if environment.name == delivery.spec.training:
+        return None
+    return "prod" if environment.name == delivery.spec.promotion[-1] else "staging"
+
+
 def stage_spec(spec: ModelSpec, env: str, delivery: Delivery | None) -> ModelSpec:
     """The spec a promotion stage runs with: its own approvers (approval.stages[env], else approval.approvers), no
     schedule and no drift-triggered retraining (it trains nothing; drift is still measured and reported)."""

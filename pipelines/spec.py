@@ -503,7 +503,28 @@ class ServerlessSpec(_Strict):
     max_concurrency: int = Field(default=5, ge=1, le=200)
 
 
+class SharedCopySpec(_Strict):
+    """One copy of a shared-hosted model: an inference component on the environment's shared endpoint
+    (SageMaker InferenceComponentComputeResourceRequirements: at least 128 MB and 0.25 cores)."""
+
+    memory_mb: int = Field(default=1024, ge=128, description="MinMemoryRequiredInMb of one copy")
+    cpus: float = Field(default=1.0, ge=0.25, description="NumberOfCpuCoresRequired of one copy")
+    min_copies: int = Field(default=0, ge=0, description="0: a model that serves nothing holds no capacity (the first "
+                                                          "request after idle waits for a copy to start)")
+    max_copies: int = Field(default=4, ge=1)
+
+    @model_validator(mode="after")
+    def _copies(self) -> SharedCopySpec:
+        if self.max_copies < self.min_copies:
+            raise ValueError(f"max_copies ({self.max_copies}) is below min_copies ({self.min_copies}); fix: raise max_copies")
+        return self
+
+
 class DeploymentSpec(_Strict):
+    hosting: Literal["dedicated", "shared"] = Field(
+        default="dedicated", description="dedicated: the model's own endpoint and instances; shared: an inference "
+                                         "component on the environment's shared endpoint (cdk.json shared_hosting)")
+    shared: SharedCopySpec = Field(default_factory=SharedCopySpec, description="Copies and their size when hosting: shared")
     instance_type: str = "ml.m5.large"
     min_capacity: int = Field(default=1, ge=1)
     max_capacity: int = Field(default=4, ge=1)
@@ -564,6 +585,9 @@ class DeploymentSpec(_Strict):
         Model Monitor or multiple variants; traffic shifts all at once (no canary or linear steps)."""
         if not self.serverless:
             return self
+        if self.hosting == "shared":
+            raise ValueError("a model is either serverless or shared-hosted (an inference component needs instances); "
+                             "fix: drop deployment.serverless or set deployment.hosting: dedicated")
         if self.data_capture_percent > 0:
             raise ValueError("serverless endpoints do not support data capture (and so no drift monitoring); "
                              "fix: set deployment.data_capture_percent: 0 and drift.enabled: false, or drop serverless")
@@ -929,11 +953,39 @@ def metric_columns_of(model: str, models_dir: Path | None = None) -> list[str] |
         return None
 
 
+class SharedPoolSpec(_Strict):
+    """An environment's shared endpoint: the instances its shared-hosted models' copies run on. SageMaker's managed
+    instance scaling adds instances as copies need them and, at min_instances 0, removes the last one once no copy is
+    left (stacks/constructs/shared_hosting.py)."""
+
+    instance_type: str = "ml.m5.xlarge"
+    min_instances: int = Field(default=0, ge=0)
+    max_instances: int = Field(default=4, ge=1)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        return _check_instance_type(value, "hosting")
+
+    @model_validator(mode="after")
+    def _size(self) -> SharedPoolSpec:
+        if self.max_instances < self.min_instances:
+            raise ValueError(f"max_instances ({self.max_instances}) is below min_instances ({self.min_instances}); "
+                             "fix: raise max_instances")
+        return self
+
+
 class EnvironmentSpec(_Strict):
     name: str
     account: str
     region: str
     overrides: dict[str, Any] = Field(default_factory=dict)
+    serves: Literal["prod", "staging", "none"] | None = Field(
+        default=None, description="The traffic this environment's one serving endpoint per model takes. Default: "
+                                  "with mlops:delivery, the training environment serves nothing, the last promotion "
+                                  "stage prod, the others staging; otherwise prod (pipelines/promotion.serving_stage)")
+    shared_hosting: SharedPoolSpec = Field(default_factory=SharedPoolSpec,
+                                           description="The shared endpoint of models with deployment.hosting: shared")
     experiments: TrackingServerSpec = Field(default_factory=TrackingServerSpec,
                                             description="The environment's MLflow tracking server (cost: docs/experiments.md)")
 
