@@ -32,8 +32,23 @@ def state_machine(model: str, env: str) -> str:
 
 
 def endpoint(model: str, env: str, stage: str) -> str:
-    """stage is 'staging' (smoke-tested first) or 'prod'."""
+    """The model's serving target for a stage ('prod' or 'staging'; an environment serves at most one,
+    pipelines.promotion.serving_stage): its endpoint (hosting: dedicated) or its inference component on the
+    environment's shared endpoint (hosting: shared); SageMaker keeps the two kinds of name apart."""
     return f"{model}-{env}-{stage}"
+
+
+SMOKE = "smoke"
+
+
+def smoke_target(model: str, env: str, execution: str) -> str:
+    """The endpoint (or inference component) a run creates to smoke-test its model, and deletes after the test."""
+    return sagemaker_name(model, env, SMOKE, execution)
+
+
+def shared_endpoint(env: str) -> str:
+    """The environment's endpoint whose instances host every shared-hosted model's inference components."""
+    return f"{PROJECT}-{env}-shared"
 
 
 def audit_table(env: str) -> str:

@@ -961,6 +961,8 @@ class SharedPoolSpec(_Strict):
     instance_type: str = "ml.m5.xlarge"
     min_instances: int = Field(default=0, ge=0)
     max_instances: int = Field(default=4, ge=1)
+    data_capture_percent: int = Field(default=20, ge=0, le=100, description="The endpoint's one sampling rate: "
+                                      "captured for every component (each model's drift check reads its own)")
 
     @field_validator("instance_type")
     @classmethod
@@ -1162,6 +1164,9 @@ def check_names_across_models(specs: list[ModelSpec], env_names: list[str]) -> N
     named fraud-dev-prod-eu (or fraud-dev, whose endpoints are fraud-dev-dev-*) would have its resources fall under
     fraud's grants in dev. Refused here."""
     for spec in specs:
+        if spec.name == naming.PROJECT:  # the environment's own SageMaker resources are mlops-<env>-* (shared endpoint)
+            raise SpecError(f"{spec.name}: a model may not be named '{naming.PROJECT}' (the platform's own resources, "
+                            f"such as {naming.shared_endpoint('dev')}, are named {naming.PROJECT}-<env>-*); fix: rename the model")
         for env in env_names:
             if f"-{env}-" in spec.name or spec.name.endswith(f"-{env}"):
                 raise SpecError(f"{spec.name}: a model name may not hold '-{env}-' or end with '-{env}' (its resources "

@@ -94,7 +94,7 @@ def build_environment(scope, environment: EnvironmentSpec, specs: list[ModelSpec
                               bucket=registry.bucket, key=registry.key, groups=registry.groups)
     name = naming.control_stack(environment.name)
     control = ControlPlaneStack(scope, name, stack_name=name, environment=environment, registry=registry, env=aws_env,
-                                delivery=delivery)
+                                delivery=delivery, specs=specs)
     cdk.Tags.of(control).add("mlops:environment", environment.name)
     stacks: list[cdk.Stack] = [registry, control]
     for spec in specs:

@@ -14,6 +14,7 @@ from aws_cdk import CfnOutput, Stack, aws_s3 as s3
 from constructs import Construct
 
 from pipelines import naming
+from pipelines.promotion import serving_stage
 from pipelines.spec import EnvironmentSpec
 from stacks.constructs import experiments
 from stacks.constructs.access import AccessPolicies
@@ -26,12 +27,13 @@ from stacks.constructs.pipeline_tasks import PipelineTasks
 from stacks.constructs.promotion import PromotionOffers, PromotionReceiver
 from stacks.constructs.retraining import NotificationTopic
 from stacks.constructs.runs_api import RunsApi
+from stacks.constructs.shared_hosting import SharedEndpoint, uses_shared_hosting
 from stacks.registry_stack import RegistryStack
 
 
 class ControlPlaneStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, environment: EnvironmentSpec, registry: RegistryStack,
-                 delivery=None, **kwargs) -> None:
+                 delivery=None, specs: list | None = None, **kwargs) -> None:
         """delivery: cdk.json's promotion roles (pipelines.promotion.Delivery): offers to the next stage, imports from
         the previous one (docs/promotion.md)."""
         super().__init__(scope, construct_id, **kwargs)
@@ -63,5 +65,7 @@ class ControlPlaneStack(Stack):
         self.access = AccessPolicies(self, "Access", env_name=env_name, runs_api=self.runs_api, bucket=bucket, key=key,
                                      tracking_server_arn=experiments.server_arn(self, env_name)
                                      if environment.experiments.enabled else None)
+        self.shared_endpoint = SharedEndpoint(self, "SharedHosting", environment=environment, key=key, bucket=bucket) \
+            if uses_shared_hosting(specs or []) and serving_stage(environment, delivery) else None
         CfnOutput(self, "PlatformTopicArn", value=self.platform_topic.topic_arn)
         CfnOutput(self, "ApprovalUrl", value=self.approval.url.url)

@@ -9,6 +9,7 @@ from aws_cdk import aws_lambda as lambda_, aws_s3 as s3, aws_stepfunctions as sf
 from constructs import Construct
 
 from pipelines import naming
+from pipelines.promotion import serving_stage
 from pipelines.spec import EnvironmentSpec, ModelSpec, models_dir
 from stacks.constructs import experiments
 from stacks.constructs.approval import ApprovalHook, reserved_concurrency
@@ -25,6 +26,15 @@ from stacks.constructs.retraining import (NotificationTopic, RetrainingStateMach
 from stacks.constructs.schedules import ModelSchedules
 from stacks.constructs.training import TrainingJob, resolve_inference_image
 from stacks.registry_stack import RegistryStack
+
+def capture_prefix(spec: ModelSpec, env_name: str, serving: str | None) -> str:
+    """Where SageMaker writes the serving target's captured traffic ("" where the environment serves nothing)."""
+    if not serving:
+        return ""
+    if spec.deployment.hosting == "shared":
+        return f"data-capture/{naming.shared_endpoint(env_name)}/AllTraffic"  # filtered to the model's component
+    return f"data-capture/{naming.endpoint(spec.name, env_name, serving)}/AllTraffic"
+
 
 class ModelStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, environment: EnvironmentSpec, spec: ModelSpec,
@@ -48,6 +58,7 @@ class ModelStack(Stack):
                                       name=naming.failure_queue(model, env_name))
         self.budget = ModelBudget(self, "Budget", spec=spec, env_name=env_name, topic=self.topic)
         upstream = delivery.upstream(env_name) if delivery else None
+        serving = serving_stage(environment, delivery)
         self.execution_role = ModelExecutionRole(self, "SageMakerExecution", model=model, env_name=env_name).role
         self.training = None if upstream else TrainingJob(self, "Training", spec=spec, bucket=bucket, key=key,
                                                           model_dir=model_dir or models_dir() / model,
@@ -60,10 +71,10 @@ class ModelStack(Stack):
             "TRAINING_HYPERPARAMETERS": json.dumps(self.training.hyperparameters if self.training else {}),
             "INFERENCE_IMAGE": resolve_inference_image(spec, self.region),
             "AUDIT_TABLE": naming.audit_table(env_name), "SOURCE_GIT_COMMIT": source_commit,
-            "PROD_ENDPOINT": naming.endpoint(model, env_name, "prod"),
+            "SERVING_STAGE": serving or "", "SERVING_ENDPOINT": naming.endpoint(model, env_name, serving) if serving else "",
             "SOURCE_ARCHIVE": self.training.source.s3_object_url if self.training else "",
             "TRACKING_SERVER": naming.tracking_server(env_name) if self.tracked else "",
-            "CAPTURE_PREFIX": f"data-capture/{naming.endpoint(model, env_name, 'prod')}/AllTraffic",
+            "CAPTURE_PREFIX": capture_prefix(spec, env_name, serving),
             "ENDPOINT_ROLE_ARN": self.execution_role.role_arn,
         }
         self.record = ModelRecordParameter(self, "Record", spec=spec, env_name=env_name, settings={
@@ -83,20 +94,21 @@ class ModelStack(Stack):
         self.approval = approval
         self.deployment = EndpointDeployment(self, "Deployment", spec=spec, env_name=env_name, key=key, bucket=bucket,
                                              role=self.execution_role, image_uri=environment_variables["INFERENCE_IMAGE"],
-                                             topic=self.topic, functions={name: functions[name] for name in DEPLOYMENT})
+                                             topic=self.topic, functions={name: functions[name] for name in DEPLOYMENT},
+                                             serving=serving)
         # A promotion stage's runs start with the control plane's import (offers too are the control plane's).
         self.pipeline = RetrainingStateMachine(self, "Retraining", spec=spec, env_name=env_name, key=key,
                                                functions=functions, training=self.training, approval_step=approval.state,
                                                deployment=self.deployment,
                                                head=import_step(self, env_name) if upstream else None)
         self.dashboard = ModelDashboard(self, "Dashboard", spec=spec, env_name=env_name, machine=self.pipeline.machine,
-                                        alarms=self.deployment.alarms["prod"])
+                                        alarms=self.deployment.alarms, serving=serving)
         self.schedules = ModelSchedules(self, "Schedules", model=model, env_name=env_name,
                                         dead_letter_queue=self.failures.queue)
         self.triggers = RetrainingTriggers(self, "Triggers", spec=spec, machine=self.pipeline.machine,
                                            schedules=self.schedules)
         approval.schedule_repair(self.schedules)
-        if spec.drift.enabled:
+        if spec.drift.enabled and serving:  # nothing served, nothing captured
             self._schedule_drift_checks(spec, env_name)
         CfnOutput(self, "StateMachineArn", value=self.pipeline.machine.state_machine_arn)
         CfnOutput(self, "NotificationTopicArn", value=self.topic.topic_arn)

@@ -67,7 +67,7 @@ SCOPED_WILDCARDS = [
     (r"^Resource::.*:role/aws-service-role/sagemaker\.application-autoscaling\.amazonaws\.com/\*$",
      "the service-linked role Application Auto Scaling creates for SageMaker, limited by an iam:AWSServiceName condition"),
     (r"^Resource::<[A-Za-z0-9]+\.Arn>:\*$", "log streams inside this function's own log group"),
-    (r"^Resource::.*:(model-package/[a-z0-9-]+/\*|training-job/[a-z0-9-]+-\*|hyper-parameter-tuning-job/[a-z0-9-]+-\*|endpoint/[a-z0-9-]+-\*|endpoint-config/[a-z0-9-]+-\*|model/[a-z0-9-]+-\*)$",
+    (r"^Resource::.*:(model-package/[a-z0-9-]+/\*|training-job/[a-z0-9-]+-\*|hyper-parameter-tuning-job/[a-z0-9-]+-\*|endpoint/[a-z0-9-]+-\*|endpoint-config/[a-z0-9-]+-\*|inference-component/[a-z0-9-]+-\*|model/[a-z0-9-]+-\*)$",
      "SageMaker resources named after this model only"),
     (r"^Resource::.*:execution:[a-z0-9-]+-retraining:\*$", "executions of this model's own state machine"),
     (r"^Resource::arn:(<AWS::Partition>|aws):lambda:[a-z0-9-]+:\d{12}:function:mlops-[a-z0-9-]+-\*$",

@@ -28,8 +28,13 @@ def deploy_package(spec, env: str, stage: str, execution: str, package_arn: str,
     tags = [{"Key": "mlops:model", "Value": model}, {"Key": "mlops:package", "Value": package_arn}]
     endpoints = dal.Endpoints()
     endpoints.create_model(names["model"], role_arn, package_arn, tags, isolated=not spec.deployment.serverless)
-    endpoints.create_config(logic.endpoint_config(names, spec.deployment, capture_uri, key_arn, tags))
-    existing = endpoints.describe(names["endpoint"])
+    if spec.deployment.hosting == "shared":
+        deployed = deploy_component(endpoints, spec, env, stage, names, tags)
+        logger.info("deployment started", extra={"stage": stage, **deployed, **release})
+        return {**deployed, "package_arn": package_arn, **release}
+    smoke = stage == naming.SMOKE
+    endpoints.create_config(logic.endpoint_config(names, spec.deployment, capture_uri, key_arn, tags, smoke=smoke))
+    existing = None if smoke else endpoints.describe(names["endpoint"])
     if existing is None:
         endpoints.create(names["endpoint"], names["config"], tags)
         action, previous = "created", None
@@ -38,7 +43,27 @@ def deploy_package(spec, env: str, stage: str, execution: str, package_arn: str,
         endpoints.update(names["endpoint"], names["config"], logic.deployment_policy(spec.deployment, names["endpoint"]))
         action = "updated (blue/green)"
     logger.info("deployment started", extra={"stage": stage, "endpoint": names["endpoint"], "action": action, **release})
-    return {**names, "action": action, "previous_config": previous, "package_arn": package_arn, **release}
+    return {**names, "hosting": "dedicated", "action": action, "previous_config": previous, "package_arn": package_arn,
+            **release}
+
+
+def deploy_component(endpoints: dal.Endpoints, spec, env: str, stage: str, names: dict, tags: list[dict]) -> dict:
+    """hosting: shared: the model as an inference component of the environment's shared endpoint, created, or
+    moved to the new model by a rolling update that the component's alarms roll back. "config" is what
+    DescribeInferenceComponent reports once this model serves (its Specification.ModelName)."""
+    shared, deployment = naming.shared_endpoint(env), spec.deployment
+    smoke = stage == naming.SMOKE
+    existing = None if smoke else endpoints.describe_component(names["endpoint"])
+    if existing is None:
+        endpoints.create_component(logic.inference_component(names, deployment, shared, tags, smoke=smoke))
+        action, previous = "created", None
+    else:
+        previous = existing["Specification"]["ModelName"]
+        endpoints.update_component(names["endpoint"], logic.component_specification(names["model"], deployment),
+                                   logic.component_deployment_policy(deployment, names["endpoint"]))
+        action = "updated (rolling)"
+    return {"endpoint": names["endpoint"], "model": names["model"], "config": names["model"], "hosting": "shared",
+            "shared_endpoint": shared, "action": action, "previous_config": previous}
 
 
 def verify_release(spec, env: str, package_arn: str) -> dict:
@@ -66,9 +91,10 @@ def smoke_test(event: StageEvent, context: LambdaContext) -> dict:
     spec, state = model_spec(), event.state
     bucket, key = dal.parse_s3_uri(state["validation"]["snapshot_uri"])
     rows = logic.sample_rows(dal.ObjectStore(bucket).read_bytes(key).decode(), spec.dataset.features)
-    endpoint = state["deployment"][event.stage]["endpoint"]
+    deployed = state["deployment"][event.stage]
+    endpoint = deployed["endpoint"]
     started = time.perf_counter()
-    status, body = dal.Endpoints.invoke(endpoint, json.dumps({"instances": rows}).encode())
+    status, body = invoke_target(deployed, json.dumps({"instances": rows}).encode())
     latency_ms = (time.perf_counter() - started) * 1000
     verdict = logic.judge_smoke_test(status, body, len(rows), latency_ms,
                                      max_latency_ms=max(spec.deployment.alarms.max_p99_latency_ms * 10, 2000),
@@ -80,6 +106,13 @@ def smoke_test(event: StageEvent, context: LambdaContext) -> dict:
     return verdict
 
 
+def invoke_target(deployed: dict, body: bytes) -> tuple[int, bytes]:
+    """A deployed stage's endpoint, or its inference component on the shared endpoint."""
+    if deployed.get("hosting") == "shared":
+        return dal.Endpoints.invoke(deployed["shared_endpoint"], body, component=deployed["endpoint"])
+    return dal.Endpoints.invoke(deployed["endpoint"], body)
+
+
 @pipeline_task(TaskEvent)
 def restore_after_failure(event: TaskEvent, context: LambdaContext) -> dict:
     """Any failure once a package was approved (deployment, smoke test, alarm rollback, autoscaling, batch):
@@ -88,7 +121,7 @@ def restore_after_failure(event: TaskEvent, context: LambdaContext) -> dict:
     state = event.state
     endpoints = dal.Endpoints()
     deployed = state.get("deployment") or {}
-    actions = {stage: restore_stage(endpoints, deployed[stage]) for stage in ("prod", "staging")
+    actions = {stage: restore_stage(endpoints, deployed[stage]) for stage in ("prod", "staging", naming.SMOKE)
                if isinstance(deployed.get(stage), dict) and deployed[stage].get("endpoint")}
     package = state["registration"]["model_package_arn"]
     reason = failure_reason(state.get("error"))
@@ -99,6 +132,8 @@ def restore_after_failure(event: TaskEvent, context: LambdaContext) -> dict:
 
 
 def restore_stage(endpoints: dal.Endpoints, deployed: dict) -> str:
+    if deployed.get("hosting") == "shared":
+        return restore_component(endpoints, deployed)
     endpoint, previous = deployed["endpoint"], deployed.get("previous_config")
     current = endpoints.describe(endpoint)
     if current is None:
@@ -109,4 +144,21 @@ def restore_stage(endpoints: dal.Endpoints, deployed: dict) -> str:
         endpoints.update(endpoint, previous, None)
         return f"restored {previous}"
     endpoints.delete(endpoint)
+    return "deleted (it served nothing before this run)"
+
+
+def restore_component(endpoints: dal.Endpoints, deployed: dict) -> str:
+    """The inference-component form of restore_stage: back to the model it served, or gone if it served none."""
+    name, previous = deployed["endpoint"], deployed.get("previous_config")
+    current = endpoints.describe_component(name)
+    if current is None:
+        return "absent"
+    serving = current["Specification"]["ModelName"]
+    if previous and serving == previous:
+        return f"serves {previous} already (rolled back by its alarms)"
+    if previous:
+        endpoints.update_component(name, {"ModelName": previous, "ComputeResourceRequirements":
+                                          current["Specification"]["ComputeResourceRequirements"]}, None)
+        return f"restored {previous}"
+    endpoints.delete_component(name)
     return "deleted (it served nothing before this run)"

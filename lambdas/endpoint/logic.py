@@ -54,31 +54,66 @@ def alarm_names(endpoint: str) -> list[str]:
 
 
 def resource_names(model: str, env: str, stage: str, execution: str) -> dict[str, str]:
-    """Each stage gets its own SageMaker model and config: CreateModel refuses a name that already exists."""
-    endpoint = naming.endpoint(model, env, stage)
-    name = naming.sagemaker_name(endpoint, execution)  # models and endpoint configs have separate namespaces
-    return {"endpoint": endpoint, "model": name, "config": name}
+    """Each stage gets its own SageMaker model and config: CreateModel refuses a name that already exists. The smoke
+    stage's endpoint (or inference component) is the run's own, deleted after the test."""
+    endpoint = naming.smoke_target(model, env, execution) if stage == naming.SMOKE else naming.endpoint(model, env, stage)
+    name = naming.sagemaker_name(endpoint, execution) if stage != naming.SMOKE else endpoint
+    return {"endpoint": endpoint, "model": name, "config": name}  # models and endpoint configs: separate namespaces
 
 
-def endpoint_config(names: dict, deployment: DeploymentSpec, capture_uri: str, key_arn: str, tags: list[dict]) -> dict:
+def endpoint_config(names: dict, deployment: DeploymentSpec, capture_uri: str, key_arn: str, tags: list[dict],
+                    smoke: bool = False) -> dict:
+    """smoke: the run's ephemeral test endpoint: one instance, nothing captured (its rows are not traffic)."""
     variant = {"VariantName": VARIANT, "ModelName": names["model"]}
     if deployment.serverless:
         variant["ServerlessConfig"] = {"MemorySizeInMB": deployment.serverless.memory_mb,
                                        "MaxConcurrency": deployment.serverless.max_concurrency}
     else:
-        variant.update(InstanceType=deployment.instance_type, InitialInstanceCount=deployment.min_capacity)
+        variant.update(InstanceType=deployment.instance_type, InitialInstanceCount=1 if smoke else deployment.min_capacity)
     request = {"EndpointConfigName": names["config"], "ProductionVariants": [variant], "Tags": tags}
-    if deployment.data_capture_percent > 0:  # never on serverless: the spec refuses it (feature exclusions)
-        request["DataCaptureConfig"] = {
-            "EnableCapture": True, "InitialSamplingPercentage": deployment.data_capture_percent,
-            "DestinationS3Uri": capture_uri, "KmsKeyId": key_arn,
-            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"], "CsvContentTypes": ["text/csv"]},
-        }
+    if deployment.data_capture_percent > 0 and not smoke:  # never on serverless: the spec refuses it
+        request["DataCaptureConfig"] = capture_config(deployment.data_capture_percent, capture_uri, key_arn)
     volume_key = None if deployment.serverless else instances.volume_key(deployment.instance_type, key_arn)
     if volume_key:  # serverless variants and instances with local NVMe storage take no volume key
         request["KmsKeyId"] = volume_key
     return request
+
+
+def capture_config(percent: int, capture_uri: str, key_arn: str) -> dict:
+    return {"EnableCapture": True, "InitialSamplingPercentage": percent, "DestinationS3Uri": capture_uri,
+            "KmsKeyId": key_arn, "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"], "CsvContentTypes": ["text/csv"]}}
+
+
+def inference_component(names: dict, deployment: DeploymentSpec, shared_endpoint: str, tags: list[dict],
+                        smoke: bool = False) -> dict:
+    """CreateInferenceComponent: the model on the shared endpoint with its own compute per copy. A serving
+    component starts at min_copies (0: no capacity held until a request asks for it; the smoke test proved the
+    model serves) and its autoscaling moves it within min_copies..max_copies; the smoke test's has one copy."""
+    copies = 1 if smoke else deployment.shared.min_copies
+    return {"InferenceComponentName": names["endpoint"], "EndpointName": shared_endpoint, "VariantName": VARIANT,
+            "Specification": component_specification(names["model"], deployment),
+            "RuntimeConfig": {"CopyCount": copies}, "Tags": tags}
+
+
+def component_specification(model_name: str, deployment: DeploymentSpec) -> dict:
+    return {"ModelName": model_name, "ComputeResourceRequirements": {
+        "NumberOfCpuCoresRequired": deployment.shared.cpus, "MinMemoryRequiredInMb": deployment.shared.memory_mb}}
+
+
+def component_deployment_policy(deployment: DeploymentSpec, component: str) -> dict:
+    """UpdateInferenceComponent's rolling update, the inference-component form of blue/green: new copies replace
+    old ones a batch at a time (canary: canary_percent first, then the rest; linear: linear_step_percent each
+    wait), rolled back a batch of all copies at once when an alarm fires."""
+    batch = {"canary": deployment.canary_percent, "linear": deployment.linear_step_percent}.get(deployment.strategy, 100)
+    return {
+        "RollingUpdatePolicy": {
+            "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": batch},
+            "WaitIntervalInSeconds": deployment.wait_minutes * 60,
+            "MaximumExecutionTimeoutInSeconds": min(28800, max(600, (deployment.wait_minutes * 10 + deployment.bake_minutes) * 60 + 1800)),
+            "RollbackMaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 100}},
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in alarm_names(component)]},
+    }
 
 
 def deployment_policy(deployment: DeploymentSpec, endpoint: str) -> dict:

@@ -29,6 +29,13 @@ def versions_after(package: dict) -> Iterator[dict]:
             raise
 
 
+def before_first_version(state_machine_arn: str, group: str) -> dict:
+    """A stand-in for version 0 of a group in the state machine's account and region, for versions_after."""
+    _, partition, _, region, account = state_machine_arn.split(":")[:5]
+    return {"ModelPackageArn": f"arn:{partition}:sagemaker:{region}:{account}:model-package/{group}/0",
+            "ModelPackageVersion": 0}
+
+
 def describe_package(arn: str) -> dict:
     """A package of this or another account (by ARN: the other account's group policy decides), in its own region,
     with the session the handler acts with."""

@@ -86,7 +86,7 @@ def _import(spec, offer: logic.Offer, event: TaskEvent) -> dict:
                                       upstream_env=upstream_env, upstream_account=setting("UPSTREAM_ACCOUNT"),
                                       execution_arn=event.execution_arn, version_id=released.version_id)
     arn, version = _register(spec, package, promoted, uris, event.execution_arn, upstream_env, offer)
-    champion = dal.Endpoints().served_package(setting("PROD_ENDPOINT"))
+    champion = dal.Endpoints().served_package(setting("SERVING_ENDPOINT")) if setting("SERVING_ENDPOINT") else None
     return logic.run_state(model=spec.name, lineage=promoted, execution_arn=event.execution_arn,
                            execution_name=event.execution_name, upstream_env=upstream_env, upstream_version=offer.version,
                            uris=uris, package_arn=arn, version=version, champion_arn=champion,
@@ -145,13 +145,25 @@ def offer(event: ExecutionSucceeded, context: LambdaContext) -> dict:
         return _offer(event)
 
 
+def _released() -> tuple[dict | None, str | None]:
+    """(the newest Approved package, what this stage released): what its serving endpoint serves, or, where the
+    stage serves nothing (a training account), its newest Approved package, which a successful run released (a
+    failed release rejects its package); found version by version (no ListModelPackages: see versions_after)."""
+    target = setting("SERVING_ENDPOINT")
+    if not target:
+        newest = logic.newest_approved(None, promotion_dal.versions_after(promotion_dal.before_first_version(
+            setting("STATE_MACHINE_ARN"), setting("MODEL_PACKAGE_GROUP"))))
+        return newest, newest["ModelPackageArn"] if newest else None
+    served_arn = dal.Endpoints().served_package(target)
+    served = promotion_dal.describe_package(served_arn) if served_arn else None
+    return logic.newest_approved(served, promotion_dal.versions_after(served) if served else []), served_arn
+
+
 def _offer(event: ExecutionSucceeded) -> dict:
     if event.detail.state_machine_arn != setting("STATE_MACHINE_ARN"):
         return {"offered": False, "reason": f"{event.detail.state_machine_arn} is not this model's state machine"}
     spec, downstream = model_spec(), setting("DOWNSTREAM_ENV")
-    served_arn = dal.Endpoints().served_package(setting("PROD_ENDPOINT"))
-    served = promotion_dal.describe_package(served_arn) if served_arn else None
-    newest = logic.newest_approved(served, promotion_dal.versions_after(served) if served else [])
+    newest, served_arn = _released()
     package, reason = logic.what_to_offer(newest, served_arn, downstream)
     if package is None:
         logger.info("nothing offered", extra={"reason": reason})

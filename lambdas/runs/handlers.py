@@ -165,12 +165,12 @@ def run_metrics(name: str) -> Response:
 
 @app.get("/serving")
 def serving() -> Response:
-    """The model package each stage's endpoint serves (null: no endpoint yet)."""
+    """The model package the environment's serving endpoint (or inference component) serves, under the stage it
+    serves (null: nothing deployed yet; no stage at all where the environment serves nothing)."""
     _reader(model_spec().name)
-    prod = setting("PROD_ENDPOINT")  # naming.endpoint(model, env, "prod"); staging is its sibling
-    names = {"staging": prod.removesuffix("-prod") + "-staging", "prod": prod}
-    endpoints = dal.Endpoints()
-    return _json(200, {"stages": {stage: endpoints.served_package(name) for stage, name in names.items()}})
+    stage, target = setting("SERVING_STAGE"), setting("SERVING_ENDPOINT")
+    served = {stage: dal.Endpoints().served_package(target)} if target else {}
+    return _json(200, {"stages": served, "hosting": model_spec().deployment.hosting})
 
 
 def _execution_arn(name: str) -> str:

@@ -261,10 +261,14 @@ class ModelRegistry:
     def __post_init__(self) -> None:
         self.sagemaker = client("sagemaker")
 
-    def champion(self, production_endpoint: str) -> dict | None:
-        """The package production serves, described: never merely the newest Approved one, which may be a
-        package whose deployment failed."""
-        served = Endpoints().served_package(production_endpoint)
+    def champion(self, serving_target: str) -> dict | None:
+        """The package the environment's serving endpoint (or inference component) serves, described: never merely
+        the newest Approved one, which may be a package whose deployment failed. An environment that serves nothing
+        (serving_target "": the training account of a multi-account delivery) has released its newest Approved
+        package: a release that fails (smoke test included) rejects its package (RestoreAfterFailedRelease)."""
+        if not serving_target:
+            return self.newest("Approved")
+        served = Endpoints().served_package(serving_target)
         return self.describe(served) if served else None
 
     def newest(self, status: str) -> dict | None:
@@ -597,21 +601,49 @@ class Endpoints:
     def model_of(self, model: str) -> dict:
         return self.sagemaker.describe_model(ModelName=model)
 
-    def served_package(self, endpoint: str) -> str | None:
-        """The model package an endpoint serves now (None when there is no such endpoint)."""
-        described = self.describe(endpoint)
-        if described is None:
-            return None
-        model = self.model_of(self.config_of(described["EndpointConfigName"])["ProductionVariants"][0]["ModelName"])
+    def describe_component(self, name: str) -> dict | None:
+        try:
+            return self.sagemaker.describe_inference_component(InferenceComponentName=name)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
+                return None
+            raise
+
+    def create_component(self, request: dict) -> None:
+        self.sagemaker.create_inference_component(**request)
+
+    def update_component(self, name: str, specification: dict, deployment: dict | None) -> None:
+        extra = {"DeploymentConfig": deployment} if deployment else {}
+        self.sagemaker.update_inference_component(InferenceComponentName=name, Specification=specification, **extra)
+
+    def delete_component(self, name: str) -> None:
+        self.sagemaker.delete_inference_component(InferenceComponentName=name)
+
+    def served_package(self, target: str) -> str | None:
+        """The model package a serving target serves now: the endpoint of that name, else the inference component of
+        that name (hosting: shared); None when there is neither."""
+        described = self.describe(target)
+        if described is not None:
+            model_name = self.config_of(described["EndpointConfigName"])["ProductionVariants"][0]["ModelName"]
+        else:
+            component = self.describe_component(target)
+            if component is None:
+                return None
+            model_name = component["Specification"]["ModelName"]
+        model = self.model_of(model_name)
         return (model.get("Containers") or [model.get("PrimaryContainer") or {}])[0].get("ModelPackageName")
 
     @staticmethod
-    def invoke(name: str, body: bytes, content_type: str = "application/json") -> tuple[int, bytes]:
+    def invoke(name: str, body: bytes, content_type: str = "application/json",
+               component: str | None = None) -> tuple[int, bytes]:
+        """component: the inference component to call on endpoint `name` (hosting: shared)."""
         import os
 
         runtime = client("sagemaker-runtime", endpoint_url=os.environ.get("SAGEMAKER_RUNTIME_URL"))
+        extra = {"InferenceComponentName": component} if component else {}
         try:
-            response = runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType=content_type, Accept="application/json")
+            response = runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType=content_type,
+                                               Accept="application/json", **extra)
             return 200, response["Body"].read()
         except ClientError as error:
             return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)), str(error).encode()

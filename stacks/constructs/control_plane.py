@@ -78,11 +78,16 @@ class ModelScopedFunction(Construct):
         self.scoped_role.add_to_policy(iam.PolicyStatement(actions=actions, resources=resources, conditions=conditions))
 
     def grant_read_served(self) -> None:
-        """What production serves for the session's model (its champion): endpoint -> config -> model."""
-        prod = naming.endpoint(naming.MODEL_VARIABLE, self.env_name, "prod")
-        self.grant_for_model(["sagemaker:DescribeEndpoint"], model_arn(self, "sagemaker", f"endpoint/{prod}"))
-        self.grant_for_model(["sagemaker:DescribeEndpointConfig"], model_arn(self, "sagemaker", f"endpoint-config/{prod}-*"))
-        self.grant_for_model(["sagemaker:DescribeModel"], model_arn(self, "sagemaker", f"model/{prod}-*"))
+        """What the serving target serves for the session's model (its champion): endpoint -> config -> model, or
+        inference component -> model (hosting: shared). Both stage names: the environment serves one of them."""
+        for stage in ("prod", "staging"):
+            target = naming.endpoint(naming.MODEL_VARIABLE, self.env_name, stage)
+            self.grant_for_model(["sagemaker:DescribeEndpoint"], model_arn(self, "sagemaker", f"endpoint/{target}"))
+            self.grant_for_model(["sagemaker:DescribeInferenceComponent"],
+                                 model_arn(self, "sagemaker", f"inference-component/{target}"))
+            self.grant_for_model(["sagemaker:DescribeEndpointConfig"],
+                                 model_arn(self, "sagemaker", f"endpoint-config/{target}-*"))
+            self.grant_for_model(["sagemaker:DescribeModel"], model_arn(self, "sagemaker", f"model/{target}-*"))
 
     def grant_model_state_machine_key(self) -> None:
         """Step Functions encrypts a state machine's data with the environment's key: describing its executions,

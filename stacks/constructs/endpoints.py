@@ -15,27 +15,35 @@ from stacks.constructs.retraining import lambda_step
 from stacks.constructs.sagemaker_retries import retry_sdk_read
 from stacks.constructs.training import grant_sagemaker_key_use
 
-STAGES = ("staging", "prod")
 POLL_SECONDS = 30
 
 
 def grant_hosting(role: iam.Role, *, spec: ModelSpec, env_name: str, bucket: s3.IBucket, key: kms.IKey,
-                  image_uri: str) -> None:
+                  image_uri: str, serving: str | None) -> None:
     """What a hosted model may touch: its releases, its batch and data capture prefixes, the key, the image, its logs."""
     bucket.grant_read(role, f"{naming.RELEASES}/{spec.name}/*")
     bucket.grant_read(role, f"batch/{spec.name}/input/*")
     bucket.grant_put(role, f"batch/{spec.name}/output/*")
-    for stage in STAGES:
-        bucket.grant_put(role, f"data-capture/{naming.endpoint(spec.name, env_name, stage)}/*")
+    if serving and spec.deployment.hosting == "dedicated":  # a shared endpoint captures with its own role
+        bucket.grant_put(role, f"data-capture/{naming.endpoint(spec.name, env_name, serving)}/*")
     grant_key_through_s3(role, key.key_arn)  # its model data and captures
     grant_container_basics(role, image_uri, "Endpoints")
+    if not serving:
+        return
     # Deployment guardrails ("Auto-Rollback Configuration and Monitoring"): the execution role must be allowed
     # cloudwatch:DescribeAlarms on the rollback alarms. SageMaker watches them for the whole bake, long after
     # the UpdateEndpoint caller has returned, so it is the role SageMaker assumes, not the caller.
     stack = Stack.of(role)
     role.add_to_policy(iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"], resources=[
         stack.format_arn(service="cloudwatch", resource="alarm", resource_name=name, arn_format=ArnFormat.COLON_RESOURCE_NAME)
-        for stage in STAGES for name in alarm_names(naming.endpoint(spec.name, env_name, stage))]))
+        for name in alarm_names(naming.endpoint(spec.name, env_name, serving))]))
+
+
+def serving_dimensions(spec: ModelSpec, target: str) -> dict[str, str]:
+    """CloudWatch's AWS/SageMaker dimensions of a serving target: the endpoint's variant, or the inference component."""
+    if spec.deployment.hosting == "shared":
+        return {"InferenceComponentName": target}
+    return {"EndpointName": target, "VariantName": VARIANT}
 
 
 class EndpointAlarms(Construct):
@@ -45,7 +53,7 @@ class EndpointAlarms(Construct):
         super().__init__(scope, construct_id)
         alarms = spec.deployment.alarms
         period = Duration.minutes(1)
-        dimensions = {"EndpointName": endpoint, "VariantName": VARIANT}
+        dimensions = serving_dimensions(spec, endpoint)
 
         def metric(name: str, statistic: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(namespace="AWS/SageMaker", metric_name=name, dimensions_map=dimensions,
@@ -74,56 +82,82 @@ class EndpointAlarms(Construct):
 
 
 class EndpointDeployment(Construct):
-    """States after approval: deploy staging, wait, smoke test (roll back on failure), deploy prod, wait, autoscale."""
+    """States after approval: the run's own smoke-test endpoint (created, tested, deleted), then the environment's
+    one serving endpoint (blue/green; none where the environment serves nothing), autoscaling, batch transform."""
 
     def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str, key: kms.IKey,
-                 bucket: s3.IBucket, role: iam.Role, image_uri: str, topic: sns.ITopic, functions: dict) -> None:
+                 bucket: s3.IBucket, role: iam.Role, image_uri: str, topic: sns.ITopic, functions: dict,
+                 serving: str | None = "prod") -> None:
         """role: the model's SageMaker execution role; functions: the control plane's deploy, smoke and rollback
-        tasks (stacks/constructs/pipeline_tasks.py)."""
+        tasks (stacks/constructs/pipeline_tasks.py); serving: the stage this environment serves
+        (pipelines.promotion.serving_stage), None for none."""
         super().__init__(scope, construct_id)
         self.spec, self.env_name, self.bucket, self.key, self.role = spec, env_name, bucket, key, role
-        self.functions = functions
-        self.endpoints = {stage: naming.endpoint(spec.name, env_name, stage) for stage in STAGES}
-        grant_hosting(role, spec=spec, env_name=env_name, bucket=bucket, key=key, image_uri=image_uri)
-        self.alarms = {stage: EndpointAlarms(self, f"Alarms{stage.title()}", spec=spec, endpoint=endpoint, topic=topic)
-                       for stage, endpoint in self.endpoints.items()}
+        self.functions, self.serving = functions, serving
+        self.shared = spec.deployment.hosting == "shared"
+        self.endpoint = naming.endpoint(spec.name, env_name, serving) if serving else None
+        grant_hosting(role, spec=spec, env_name=env_name, bucket=bucket, key=key, image_uri=image_uri, serving=serving)
+        self.alarms = EndpointAlarms(self, f"Alarms{serving.title()}", spec=spec, endpoint=self.endpoint,
+                                     topic=topic) if serving else None
 
-    def _endpoint_arns(self, stack: Stack, kind: str) -> list[str]:
-        return [stack.format_arn(service="sagemaker", resource=kind, resource_name=f"{self.spec.name}-{self.env_name}-*")]
+    def _arns(self, stack: Stack, kind: str, infix: str = "") -> list[str]:
+        return [stack.format_arn(service="sagemaker", resource=kind, resource_name=f"{self.spec.name}-{self.env_name}-{infix}*")]
 
     def chain(self, on_failure: sfn.IChainable, then: sfn.IChainable) -> sfn.IChainable:
-        """Every failure after approval goes through RestoreAfterFailedRelease (stages back, package rejected)
-        before the failure notification; a failing restore still ends in that notification."""
+        """Every failure after approval goes through RestoreAfterFailedRelease (the smoke endpoint deleted, the
+        serving stage back, package rejected) before the failure notification; a failing restore still ends there."""
         restore = lambda_step(self, "RestoreAfterFailedRelease", self.functions["rollback"], "$.restore")
         restore.add_retry(errors=["ClientError"], interval=Duration.seconds(30), max_attempts=5, backoff_rate=2)
         restore.add_catch(on_failure, errors=["States.ALL"], result_path="$.restore_error")
         restore.next(on_failure)
         on_failure = restore
-        steps = {stage: self._stage(stage, on_failure) for stage in STAGES}
-        smoke = lambda_step(self, "SmokeTestStaging", self.functions["smoke"], "$.smoke_test", stage="staging")
+        smoke_first, smoke_ready = self._stage(naming.SMOKE, on_failure)
+        smoke = lambda_step(self, "SmokeTest", self.functions["smoke"], "$.smoke_test", stage=naming.SMOKE)
         smoke.add_catch(on_failure, errors=["States.ALL"], result_path="$.error")
-        staging_first, staging_ready = steps["staging"]
-        prod_first, prod_ready = steps["prod"]
-        staging_ready.next(smoke)
-        smoke.next(prod_first)
-        tail: list[tuple[sfn.State, sfn.State]] = [part for part in (self._autoscaling(on_failure),
-                                                                    self._batch_transform(on_failure)) if part]
-        previous = prod_ready
-        for first, last in tail:
+        discard = self._discard_smoke_target(on_failure)
+        smoke_ready.next(smoke)
+        smoke.next(discard)
+        parts: list[tuple[sfn.State, sfn.State]] = []
+        if self.serving:
+            parts.append(self._stage(self.serving, on_failure))
+            parts.append(self._autoscaling(on_failure))
+        batch = self._batch_transform(on_failure)
+        if batch:
+            parts.append(batch)
+        previous: sfn.State = discard
+        for first, last in parts:
             previous.next(first)
             previous = last
         previous.next(then)
-        return staging_first
+        return smoke_first
+
+    def _discard_smoke_target(self, on_failure: sfn.IChainable) -> sfn.State:
+        """The smoke test's endpoint (or inference component) is deleted as soon as it has answered: it bills by
+        the hour. A failure before this point deletes it in RestoreAfterFailedRelease."""
+        stack = Stack.of(self)
+        if self.shared:
+            action, parameters = "deleteInferenceComponent", {
+                "InferenceComponentName": sfn.JsonPath.string_at("$.deployment.smoke.endpoint")}
+            resources = self._arns(stack, "inference-component", f"{naming.SMOKE}-")
+        else:
+            action, parameters = "deleteEndpoint", {"EndpointName": sfn.JsonPath.string_at("$.deployment.smoke.endpoint")}
+            resources = self._arns(stack, "endpoint", f"{naming.SMOKE}-")
+        discard = tasks.CallAwsService(self, "DeleteSmokeTestTarget", service="sagemaker", action=action,
+                                       parameters=parameters, iam_resources=resources, result_path=sfn.JsonPath.DISCARD)
+        retry_sdk_read(discard)
+        discard.add_catch(on_failure, errors=["States.ALL"], result_path="$.error")
+        return discard
 
     def _batch_transform(self, on_failure: sfn.IChainable) -> tuple[sfn.State, sfn.State] | None:
-        """Optional: score batch/<model>/input/ (JSON lines, one feature object each) with the new model."""
+        """Optional: score batch/<model>/input/ (JSON lines, one feature object each) with the new model (the smoke
+        test's SageMaker model: models outlive the endpoint and cost nothing)."""
         if not self.spec.deployment.batch_transform:
             return None
         bucket_name = self.bucket.bucket_name
         transform = tasks.SageMakerCreateTransformJob(
             self, "BatchTransform", role=self.role,
             transform_job_name=sfn.JsonPath.format("{}-batch", sfn.JsonPath.execution_name),
-            model_name=sfn.JsonPath.string_at("$.deployment.prod.model"),
+            model_name=sfn.JsonPath.string_at("$.deployment.smoke.model"),
             transform_input=tasks.TransformInput(
                 transform_data_source=tasks.TransformDataSource(s3_data_source=tasks.TransformS3DataSource(
                     s3_uri=f"s3://{bucket_name}/batch/{self.spec.name}/input/", s3_data_type=tasks.S3DataType.S3_PREFIX)),
@@ -139,29 +173,43 @@ class EndpointDeployment(Construct):
         transform.add_catch(on_failure, errors=["States.ALL"], result_path="$.error")
         return transform, transform
 
-    def _stage(self, stage: str, on_failure: sfn.IChainable) -> tuple[sfn.State, sfn.Pass]:
-        """Deploy -> describe -> (in service with the new config? | failed | rolled back | wait and describe again)."""
-        deploy = lambda_step(self, f"Deploy{stage.title()}", self.functions["deploy"], f"$.deployment.{stage}", stage=stage)
-        deploy.add_catch(on_failure, errors=["States.ALL"], result_path="$.error")
-        describe = tasks.CallAwsService(
-            self, f"Describe{stage.title()}Endpoint", service="sagemaker", action="describeEndpoint",
-            parameters={"EndpointName": sfn.JsonPath.string_at(f"$.deployment.{stage}.endpoint")},
-            iam_resources=self._endpoint_arns(Stack.of(self), "endpoint"),
+    def _describe(self, stage: str, label: str) -> tasks.CallAwsService:
+        """The stage's endpoint or inference component: its status, and what it serves ("config": the endpoint
+        config, or the component's model), compared with what the deploy task asked for."""
+        stack, target = Stack.of(self), sfn.JsonPath.string_at(f"$.deployment.{stage}.endpoint")
+        if self.shared:
+            return tasks.CallAwsService(
+                self, f"Describe{label}Component", service="sagemaker", action="describeInferenceComponent",
+                parameters={"InferenceComponentName": target}, iam_resources=self._arns(stack, "inference-component"),
+                result_selector={"status": sfn.JsonPath.string_at("$.InferenceComponentStatus"),
+                                 "config": sfn.JsonPath.string_at("$.Specification.ModelName")},
+                result_path=f"$.deployment.{stage}_status")
+        return tasks.CallAwsService(
+            self, f"Describe{label}Endpoint", service="sagemaker", action="describeEndpoint",
+            parameters={"EndpointName": target}, iam_resources=self._arns(stack, "endpoint"),
             result_selector={"status": sfn.JsonPath.string_at("$.EndpointStatus"),
                              "config": sfn.JsonPath.string_at("$.EndpointConfigName")},
             result_path=f"$.deployment.{stage}_status")
+
+    def _stage(self, stage: str, on_failure: sfn.IChainable) -> tuple[sfn.State, sfn.Pass]:
+        """Deploy -> describe -> (in service with the new config? | failed | rolled back | wait and describe again)."""
+        label = "SmokeTarget" if stage == naming.SMOKE else stage.title()
+        deploy = lambda_step(self, f"Deploy{label}", self.functions["deploy"], f"$.deployment.{stage}", stage=stage)
+        deploy.add_catch(on_failure, errors=["States.ALL"], result_path="$.error")
+        describe = self._describe(stage, label)
         retry_sdk_read(describe)
         describe.add_catch(on_failure, errors=["States.ALL"], result_path="$.error")
-        wait = sfn.Wait(self, f"Wait{stage.title()}", time=sfn.WaitTime.duration(Duration.seconds(POLL_SECONDS)))
-        ready = sfn.Pass(self, f"{stage.title()}InService")
+        wait = sfn.Wait(self, f"Wait{label}", time=sfn.WaitTime.duration(Duration.seconds(POLL_SECONDS)))
+        ready = sfn.Pass(self, f"{label}InService")
         status, config = f"$.deployment.{stage}_status.status", f"$.deployment.{stage}_status.config"
-        rolled_back = sfn.Pass(self, f"{stage.title()}AutoRolledBack", parameters={
+        what = "smoke-test endpoint" if stage == naming.SMOKE else f"{stage} endpoint"
+        rolled_back = sfn.Pass(self, f"{label}AutoRolledBack", parameters={
             "Error": "DeploymentRolledBack",
-            "Cause": f"an alarm rolled the {stage} endpoint back to its previous model"}, result_path="$.error").next(on_failure)
-        failed = sfn.Pass(self, f"{stage.title()}Failed", parameters={
-            "Error": "EndpointFailed", "Cause": f"the {stage} endpoint failed to deploy"}, result_path="$.error").next(on_failure)
+            "Cause": f"an alarm rolled the {what} back to its previous model"}, result_path="$.error").next(on_failure)
+        failed = sfn.Pass(self, f"{label}Failed", parameters={
+            "Error": "EndpointFailed", "Cause": f"the {what} failed to deploy"}, result_path="$.error").next(on_failure)
         deploy.next(describe).next(
-            sfn.Choice(self, f"{stage.title()}Ready?")
+            sfn.Choice(self, f"{label}Ready?")
             .when(sfn.Condition.and_(sfn.Condition.string_equals(status, "InService"),
                                      sfn.Condition.string_equals_json_path(config, f"$.deployment.{stage}.config")), ready)
             .when(sfn.Condition.string_equals(status, "InService"), rolled_back)
@@ -170,66 +218,118 @@ class EndpointDeployment(Construct):
             .otherwise(wait.next(describe)))
         return deploy, ready
 
-    def _autoscaling(self, on_failure: sfn.IChainable) -> tuple[sfn.State, sfn.State] | None:
+    def _autoscaling(self, on_failure: sfn.IChainable) -> tuple[sfn.State, sfn.State]:
+        """Target tracking on the serving target: the endpoint variant's instances, or the inference component's
+        copies (shared, where min_copies 0 also gets the scale-out-from-zero policy and alarm)."""
         deployment = self.spec.deployment
         if deployment.serverless:
-            return None  # serverless endpoints scale themselves
+            nothing = sfn.Pass(self, "ServerlessScalesItself")  # serverless endpoints scale themselves
+            return nothing, nothing
         stack = Stack.of(self)
-        resource_id = f"endpoint/{self.endpoints['prod']}/variant/{VARIANT}"
+        if self.shared:
+            resource_id, dimension = f"inference-component/{self.endpoint}", "sagemaker:inference-component:DesiredCopyCount"
+            low, high, metric = deployment.shared.min_copies, deployment.shared.max_copies, "SageMakerInferenceComponentInvocationsPerCopy"
+        else:
+            resource_id, dimension = f"endpoint/{self.endpoint}/variant/{VARIANT}", "sagemaker:variant:DesiredInstanceCount"
+            low, high, metric = deployment.min_capacity, deployment.max_capacity, "SageMakerVariantInvocationsPerInstance"
         target_arns = [stack.format_arn(service="application-autoscaling", resource="scalable-target", resource_name="*")]
         register = tasks.CallAwsService(
             self, "RegisterScalableTarget", service="applicationautoscaling", action="registerScalableTarget",
             iam_action="application-autoscaling:RegisterScalableTarget", iam_resources=target_arns,
-            parameters={"ServiceNamespace": "sagemaker", "ResourceId": resource_id,
-                        "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
-                        "MinCapacity": deployment.min_capacity, "MaxCapacity": deployment.max_capacity},
+            parameters={"ServiceNamespace": "sagemaker", "ResourceId": resource_id, "ScalableDimension": dimension,
+                        "MinCapacity": low, "MaxCapacity": high},
             result_path=sfn.JsonPath.DISCARD)
         policy = tasks.CallAwsService(
             self, "PutTargetTrackingPolicy", service="applicationautoscaling", action="putScalingPolicy",
             iam_action="application-autoscaling:PutScalingPolicy", iam_resources=target_arns,
-            parameters={"PolicyName": f"{self.endpoints['prod']}-invocations", "ServiceNamespace": "sagemaker",
-                        "ResourceId": resource_id, "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
+            parameters={"PolicyName": f"{self.endpoint}-invocations", "ServiceNamespace": "sagemaker",
+                        "ResourceId": resource_id, "ScalableDimension": dimension,
                         "PolicyType": "TargetTrackingScaling",
                         "TargetTrackingScalingPolicyConfiguration": {
                             "TargetValue": deployment.target_invocations_per_instance,
-                            "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+                            "PredefinedMetricSpecification": {"PredefinedMetricType": metric},
                             "ScaleInCooldown": 300, "ScaleOutCooldown": 60}},
             result_path=sfn.JsonPath.DISCARD)
-        for step in (register, policy):
+        steps: list[sfn.State] = [register, policy]
+        if self.shared and deployment.shared.min_copies == 0:
+            steps += self._scale_from_zero(resource_id, dimension, target_arns)
+        for step in steps:
             step.add_catch(on_failure, errors=["States.ALL"], result_path="$.error")
-        register.next(policy)
-        return register, policy
+        for before, after in zip(steps, steps[1:]):
+            before.next(after)
+        return steps[0], steps[-1]
+
+    def _scale_from_zero(self, resource_id: str, dimension: str, target_arns: list[str]) -> list[sfn.State]:
+        """At zero copies target tracking has no per-copy metric to act on: AWS's documented way back up ("Scale an
+        endpoint to zero instances") is a step scaling policy fired by an alarm on NoCapacityInvocationFailures, the
+        requests refused for want of a copy. The policy's ARN exists only once created, so the run makes the alarm."""
+        step_policy = tasks.CallAwsService(
+            self, "PutScaleFromZeroPolicy", service="applicationautoscaling", action="putScalingPolicy",
+            iam_action="application-autoscaling:PutScalingPolicy", iam_resources=target_arns,
+            parameters={"PolicyName": f"{self.endpoint}-from-zero", "ServiceNamespace": "sagemaker",
+                        "ResourceId": resource_id, "ScalableDimension": dimension, "PolicyType": "StepScaling",
+                        "StepScalingPolicyConfiguration": {
+                            "AdjustmentType": "ChangeInCapacity", "MetricAggregationType": "Maximum", "Cooldown": 60,
+                            "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}]}},
+            result_selector={"arn": sfn.JsonPath.string_at("$.PolicyARN")}, result_path="$.deployment.scale_from_zero")
+        alarm_name = no_capacity_alarm(self.endpoint)
+        alarm = tasks.CallAwsService(
+            self, "PutNoCapacityAlarm", service="cloudwatch", action="putMetricAlarm",
+            iam_resources=[Stack.of(self).format_arn(service="cloudwatch", resource="alarm", resource_name=alarm_name,
+                                                     arn_format=ArnFormat.COLON_RESOURCE_NAME)],
+            parameters={"AlarmName": alarm_name, "Namespace": "AWS/SageMaker", "MetricName": "NoCapacityInvocationFailures",
+                        "Dimensions": [{"Name": "InferenceComponentName", "Value": self.endpoint}],
+                        "Statistic": "Maximum", "Period": 30, "EvaluationPeriods": 1, "Threshold": 1,
+                        "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "missing",
+                        "AlarmDescription": f"{self.endpoint}: a request found no copy; adds one",
+                        "AlarmActions": sfn.JsonPath.array(sfn.JsonPath.string_at("$.deployment.scale_from_zero.arn"))},
+            result_path=sfn.JsonPath.DISCARD)
+        return [step_policy, alarm]
 
     def grant_to_state_machine(self, machine: sfn.StateMachine) -> None:
         """Registering a SageMaker scalable target needs these beside the autoscaling actions."""
         stack = Stack.of(self)
         if self.spec.deployment.batch_transform:
             grant_sagemaker_key_use(machine, self.key)  # CreateTransformJob with a volume key
-        machine.add_to_role_policy(iam.PolicyStatement(
-            actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:UpdateEndpointWeightsAndCapacities"],
-            resources=self._endpoint_arns(stack, "endpoint") + self._endpoint_arns(stack, "endpoint-config")))
+        if self.shared:
+            machine.add_to_role_policy(iam.PolicyStatement(
+                actions=["sagemaker:DescribeInferenceComponent", "sagemaker:UpdateInferenceComponentRuntimeConfig"],
+                resources=self._arns(stack, "inference-component")))
+        else:
+            machine.add_to_role_policy(iam.PolicyStatement(
+                actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig",
+                         "sagemaker:UpdateEndpointWeightsAndCapacities"],
+                resources=self._arns(stack, "endpoint") + self._arns(stack, "endpoint-config")))
         machine.add_to_role_policy(iam.PolicyStatement(
             actions=["iam:CreateServiceLinkedRole"],
             resources=[f"arn:{stack.partition}:iam::{stack.account}:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/*"],
             conditions={"StringLike": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}}))
 
 
+def no_capacity_alarm(component: str) -> str:
+    return f"{component}-no-capacity"
+
+
 class ModelDashboard(Construct):
     """One page per model: pipeline runs, production endpoint health, drift."""
 
     def __init__(self, scope: Construct, construct_id: str, *, spec: ModelSpec, env_name: str,
-                 machine: sfn.StateMachine, alarms: EndpointAlarms) -> None:
+                 machine: sfn.StateMachine, alarms: EndpointAlarms | None, serving: str | None = "prod") -> None:
         super().__init__(scope, construct_id)
-        endpoint = naming.endpoint(spec.name, env_name, "prod")
-        dimensions = {"EndpointName": endpoint, "VariantName": VARIANT}
+        endpoint = naming.endpoint(spec.name, env_name, serving or "prod")
+        dimensions = serving_dimensions(spec, endpoint)
 
         def endpoint_metric(name: str, statistic: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(namespace="AWS/SageMaker", metric_name=name, dimensions_map=dimensions, statistic=statistic)
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"mlops-{env_name}-{spec.name}")
+        runs = cloudwatch.GraphWidget(title="Retraining runs", left=[machine.metric_succeeded(), machine.metric_failed(),
+                                                                     machine.metric_started()], width=8)
+        if alarms is None:  # the environment serves nothing: runs only
+            self.dashboard.add_widgets(runs)
+            return
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="Retraining runs", left=[machine.metric_succeeded(), machine.metric_failed(),
-                                                                  machine.metric_started()], width=8),
+            runs,
             cloudwatch.GraphWidget(title=f"{endpoint}: invocations", left=[endpoint_metric("Invocations", "Sum")], width=8),
             cloudwatch.AlarmWidget(title="5xx rate", alarm=alarms.error_rate, width=8))
         self.dashboard.add_widgets(

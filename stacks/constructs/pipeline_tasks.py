@@ -43,6 +43,12 @@ TASKS = {
 
 
 DEPLOYMENT = ("deploy", "smoke", "rollback")
+# Service Authorization Reference, Amazon SageMaker: CreateInferenceComponent and UpdateInferenceComponent
+# authorize against the endpoint the component is placed on as well as the component itself.
+SHARED_ENDPOINT_DEPLOY = ["sagemaker:CreateInferenceComponent", "sagemaker:UpdateInferenceComponent"]
+SHARED_ENDPOINT_REASON = ("the environment's shared endpoint hosts every shared-hosted model's inference component; "
+                          "these actions place or call a component there, each component is granted by model name "
+                          "(inference-component/<model>-<env>-*), and the endpoint itself is never updated or deleted")
 
 
 def purpose(task: str) -> str:
@@ -143,6 +149,9 @@ class PipelineTasks(Construct):
         deploy.grant_for_model(["sagemaker:CreateModel", "sagemaker:CreateEndpointConfig", "sagemaker:CreateEndpoint",
                                 "sagemaker:UpdateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:AddTags"],
                                *(self._sagemaker(kind) for kind in ("model", "endpoint-config", "endpoint")))
+        deploy.grant_for_model(["sagemaker:CreateInferenceComponent", "sagemaker:UpdateInferenceComponent",
+                                "sagemaker:DescribeInferenceComponent", "sagemaker:AddTags"],
+                               self._sagemaker("inference-component"))
         deploy.grant_for_model(["sagemaker:DescribeModelPackage"], *self._packages())
         stack = Stack.of(self)
         deploy.grant_for_model(["iam:PassRole"], f"arn:{stack.partition}:iam::{stack.account}:role/"
@@ -156,13 +165,22 @@ class PipelineTasks(Construct):
         deploy.grant_key_through("dynamodb", ["kms:Decrypt"])
         rollback.grant_for_model(["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint", "sagemaker:DeleteEndpoint"],
                                  self._sagemaker("endpoint"), self._sagemaker("endpoint-config"))
+        rollback.grant_for_model(["sagemaker:DescribeInferenceComponent", "sagemaker:UpdateInferenceComponent",
+                                  "sagemaker:DeleteInferenceComponent"], self._sagemaker("inference-component"))
         rollback.grant_for_model(["sagemaker:UpdateModelPackage"], *self._packages())
         for caller in (deploy, rollback):  # endpoint configs and endpoints carry the key: SageMaker takes a grant
             caller.grant_shared(["kms:CreateGrant", "kms:DescribeKey"], [key.key_arn], reason="grants SageMaker "
                                 "makes for the AWS resources the session's model creates (kms:GrantIsForAWSResource)",
                                 conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}})
         smoke.grant_for_model(["sagemaker:InvokeEndpoint"], self._sagemaker("endpoint"))
+        self._grant_shared_endpoint(deploy, smoke)
         smoke.grant_for_model(["s3:GetObject"], self._objects(f"runs/{MODEL}/*"))  # the sample rows
+
+    def _grant_shared_endpoint(self, deploy: ModelScopedFunction, smoke: ModelScopedFunction) -> None:
+        """hosting: shared: the environment's shared endpoint is every shared-hosted model's (SHARED_ENDPOINT_GRANTS)."""
+        shared = model_arn(self, "sagemaker", f"endpoint/{naming.shared_endpoint(self.env_name)}")
+        for task, actions in ((deploy, SHARED_ENDPOINT_DEPLOY), (smoke, ["sagemaker:InvokeEndpoint"])):
+            task.grant_shared(actions, [shared], reason=SHARED_ENDPOINT_REASON)
 
     @staticmethod
     def _grant_tracking(task: ModelScopedFunction, server_arn: str | None) -> None:

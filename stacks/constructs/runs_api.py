@@ -94,9 +94,11 @@ class RunsApi(Construct):
         # of every model's training jobs); it reads the lines only of the acting model's own (GetLogEvents above).
         self.runs.role.add_to_policy(iam.PolicyStatement(actions=["logs:DescribeLogStreams"], resources=[f"{log_group}:*"]))
         endpoints = [naming.endpoint(MODEL, env_name, stage) for stage in ("staging", "prod")]
-        grant(["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel"],
+        grant(["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel",
+               "sagemaker:DescribeInferenceComponent"],
               *[model_arn(self, "sagemaker", f"{kind}/{name}{suffix}") for name in endpoints
-                for kind, suffix in (("endpoint", ""), ("endpoint-config", "-*"), ("model", "-*"))])
+                for kind, suffix in (("endpoint", ""), ("endpoint-config", "-*"), ("model", "-*"),
+                                     ("inference-component", ""))])
 
     @property
     def function_arn(self) -> str:

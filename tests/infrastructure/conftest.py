@@ -22,6 +22,14 @@ def dev_app() -> cdk.App:
     return build_app(new_app(env="dev"))
 
 
+@pytest.fixture(scope="session")
+def serving_dev_app() -> cdk.App:
+    """dev as it is in cdk.json, except that it serves production traffic (`serves: prod`): the model stack as every
+    serving environment has it (cdk.json's dev is the training account, which serves nothing)."""
+    environments = {**CONTEXT["mlops:environments"], "dev": {**CONTEXT["mlops:environments"]["dev"], "serves": "prod"}}
+    return build_app(new_app(env="dev", **{"mlops:environments": environments}))
+
+
 def template_of(app: cdk.App, stack_name: str) -> cdk.assertions.Template:
     return cdk.assertions.Template.from_stack(app.node.find_child(stack_name))
 

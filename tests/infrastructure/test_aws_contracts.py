@@ -19,8 +19,8 @@ def registry(dev_app):
 
 
 @pytest.fixture(scope="module")
-def model(dev_app):
-    return template_of(dev_app, "mlops-dev-churn").to_json()
+def model(serving_dev_app):
+    return template_of(serving_dev_app, "mlops-dev-churn").to_json()
 
 
 def key_policy(registry) -> list[dict]:
@@ -68,8 +68,7 @@ def test_the_state_machine_creating_kms_encrypted_training_jobs_may_create_grant
 def test_the_endpoint_execution_role_may_describe_exactly_the_rollback_alarms(model):
     (describe,) = [s for s in statements(model, "SageMakerExecution") if "cloudwatch:DescribeAlarms" in s["Action"]]
     alarms = sorted(flat(r).rsplit(":", 1)[1] for r in describe["Resource"])
-    assert alarms == sorted(["churn-dev-staging-5xx-rate", "churn-dev-staging-p99-latency",
-                             "churn-dev-prod-5xx-rate", "churn-dev-prod-p99-latency"])
+    assert alarms == sorted(["churn-dev-prod-5xx-rate", "churn-dev-prod-p99-latency"])
     for name in alarms:
         assert any(r["Properties"].get("AlarmName") == name for r in model["Resources"].values()
                    if r["Type"] == "AWS::CloudWatch::Alarm")

@@ -10,8 +10,8 @@ from tests.infrastructure.conftest import template_of
 
 
 @pytest.fixture(scope="module")
-def template(dev_app):
-    return template_of(dev_app, "mlops-dev-churn").to_json()
+def template(serving_dev_app):
+    return template_of(serving_dev_app, "mlops-dev-churn").to_json()
 
 
 @pytest.fixture(scope="module")
@@ -191,28 +191,39 @@ def test_each_approver_receives_only_their_own_links(template):
         "risk-officer@example.com": {"approver": ["risk-officer@example.com"]}}
 
 
-def test_after_approval_staging_is_deployed_smoke_tested_then_production_then_autoscaled(states):
-    assert states["WaitForApproval"]["Next"] == "DeployStaging"
-    assert states["DeployStaging"]["Next"] == "DescribeStagingEndpoint"
-    ready = states["StagingReady?"]
-    assert ready["Choices"][0]["Next"] == "StagingInService" and ready["Default"] == "WaitStaging"
-    assert states["WaitStaging"]["Next"] == "DescribeStagingEndpoint"
-    assert states["StagingInService"]["Next"] == "SmokeTestStaging"
-    assert states["SmokeTestStaging"]["Next"] == "DeployProd"
+def test_after_approval_an_ephemeral_endpoint_is_smoke_tested_and_deleted_then_production_is_deployed(states):
+    assert states["WaitForApproval"]["Next"] == "DeploySmokeTarget"
+    assert states["DeploySmokeTarget"]["Parameters"]["stage"] == "smoke"
+    assert states["DeploySmokeTarget"]["Next"] == "DescribeSmokeTargetEndpoint"
+    ready = states["SmokeTargetReady?"]
+    assert ready["Choices"][0]["Next"] == "SmokeTargetInService" and ready["Default"] == "WaitSmokeTarget"
+    assert states["SmokeTargetInService"]["Next"] == "SmokeTest"
+    assert states["SmokeTest"]["Next"] == "DeleteSmokeTestTarget"
+    delete = states["DeleteSmokeTestTarget"]
+    assert delete["Resource"].endswith(":aws-sdk:sagemaker:deleteEndpoint")
+    assert delete["Parameters"] == {"EndpointName.$": "$.deployment.smoke.endpoint"}
+    assert delete["Next"] == "DeployProd"
     assert states["ProdInService"]["Next"] == "RegisterScalableTarget"
     assert states["PutTargetTrackingPolicy"]["Next"] == "NotifySucceeded"
 
 
-def test_a_failed_smoke_test_restores_staging_rejects_the_package_and_never_reaches_production(states):
-    (catch,) = states["SmokeTestStaging"]["Catch"]
+def test_an_environment_keeps_one_serving_endpoint_per_model(states):
+    deployed = {s["Parameters"]["stage"] for s in states.values() if isinstance(s.get("Parameters"), dict)
+                and s.get("Resource", "").endswith("-control-pipeline-deploy")}
+    assert deployed == {"smoke", "prod"}
+    assert not [name for name in states if "Staging" in name]
+
+
+def test_a_failed_smoke_test_deletes_its_endpoint_rejects_the_package_and_never_reaches_production(states):
+    (catch,) = states["SmokeTest"]["Catch"]
     assert catch["Next"] == "RestoreAfterFailedRelease" and states["RestoreAfterFailedRelease"]["Next"] == "NotifyFailure"
 
 
-@pytest.mark.parametrize("state", ["DeployStaging", "DescribeStagingEndpoint", "DeployProd", "DescribeProdEndpoint",
-                                   "RegisterScalableTarget", "PutTargetTrackingPolicy"])
-def test_every_failure_after_approval_restores_both_stages_before_the_failure_notification(states, state):
+@pytest.mark.parametrize("state", ["DeploySmokeTarget", "DescribeSmokeTargetEndpoint", "DeleteSmokeTestTarget", "DeployProd",
+                                   "DescribeProdEndpoint", "RegisterScalableTarget", "PutTargetTrackingPolicy"])
+def test_every_failure_after_approval_restores_before_the_failure_notification(states, state):
     assert [c["Next"] for c in states[state]["Catch"]] == ["RestoreAfterFailedRelease"]
-    assert states["ProdAutoRolledBack"]["Next"] == states["StagingFailed"]["Next"] == "RestoreAfterFailedRelease"
+    assert states["ProdAutoRolledBack"]["Next"] == states["SmokeTargetFailed"]["Next"] == "RestoreAfterFailedRelease"
 
 
 def test_a_failing_restore_still_ends_in_the_failure_notification(states):
@@ -246,11 +257,10 @@ def test_autoscaling_tracks_invocations_per_instance_between_the_spec_bounds(sta
     assert policy["PredefinedMetricSpecification"] == {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}
 
 
-def test_each_endpoint_has_5xx_and_latency_alarms_that_page_the_topic(template):
+def test_the_serving_endpoint_has_5xx_and_latency_alarms_that_page_the_topic(template):
     alarms = {r["Properties"]["AlarmName"]: r["Properties"] for r in template["Resources"].values()
               if r["Type"] == "AWS::CloudWatch::Alarm" and "-async-failures" not in r["Properties"]["AlarmName"]}
-    assert set(alarms) == {"churn-dev-staging-5xx-rate", "churn-dev-staging-p99-latency",
-                           "churn-dev-prod-5xx-rate", "churn-dev-prod-p99-latency"}
+    assert set(alarms) == {"churn-dev-prod-5xx-rate", "churn-dev-prod-p99-latency"}
     assert alarms["churn-dev-prod-p99-latency"]["Threshold"] == 300 * 1000
     assert alarms["churn-dev-prod-p99-latency"]["ExtendedStatistic"] == "p99"
     assert alarms["churn-dev-prod-5xx-rate"]["Threshold"] == 0.01
@@ -283,7 +293,7 @@ def test_the_record_knows_the_commit_the_training_code_was_synthesized_from(temp
     assert '"SOURCE_GIT_COMMIT":"0123abc"' in _record(template)
 
 
-def test_optional_batch_transform_scores_with_the_new_model_after_production():
+def test_optional_batch_transform_scores_with_the_smoke_tested_model_after_production():
     from stacks.app_builder import build_app
     from tests.infrastructure.conftest import new_app
     app = build_app(new_app(env="dev", **{"mlops:environments": {"dev": {
@@ -293,7 +303,7 @@ def test_optional_batch_transform_scores_with_the_new_model_after_production():
     assert states["PutTargetTrackingPolicy"]["Next"] == "BatchTransform"
     transform = states["BatchTransform"]
     assert transform["Resource"].endswith(":sagemaker:createTransformJob.sync")
-    assert transform["Parameters"]["ModelName.$"] == "$.deployment.prod.model"
+    assert transform["Parameters"]["ModelName.$"] == "$.deployment.smoke.model"  # models outlive the smoke endpoint
     assert transform["Parameters"]["TransformOutput"]["S3OutputPath"].endswith("/batch/churn/output/")
     assert "KmsKeyId" in transform["Parameters"]["TransformOutput"] and transform["Next"] == "NotifySucceeded"
 
@@ -310,3 +320,72 @@ def test_the_execution_role_uses_the_key_only_through_s3(template):
     assert uses and all(s.get("Condition", {}).get("StringEquals", {}).get("kms:ViaService", "").startswith("s3.")
                         for s in uses), uses
     assert not [s for s in uses if "kms:Encrypt" in json.dumps(s["Action"])]
+
+
+@pytest.fixture(scope="module")
+def training_account_template(dev_app):
+    """cdk.json's dev: the training account of a multi-account delivery, serving nothing by default."""
+    return template_of(dev_app, "mlops-dev-churn").to_json()
+
+
+def test_the_training_account_smoke_tests_on_an_ephemeral_endpoint_and_serves_nothing(training_account_template):
+    (definition,) = state_machine_definitions(training_account_template).values()
+    states = definition["States"]
+    assert states["WaitForApproval"]["Next"] == "DeploySmokeTarget"
+    assert states["SmokeTest"]["Next"] == "DeleteSmokeTestTarget"
+    assert states["DeleteSmokeTestTarget"]["Next"] == "NotifySucceeded"
+    assert not [name for name in states if name.startswith(("DeployProd", "DeployStaging", "RegisterScalable"))]
+    resources = training_account_template["Resources"].values()
+    assert not [r for r in resources if r["Type"] == "AWS::CloudWatch::Alarm"
+                and "-async-failures" not in r["Properties"]["AlarmName"]]
+    assert "Drift check" not in schedules(training_account_template)  # nothing served, nothing captured
+    assert '"SERVING_ENDPOINT":""' in _record(training_account_template)
+
+
+@pytest.fixture(scope="module")
+def shared_app():
+    from stacks.app_builder import build_app
+    from tests.infrastructure.conftest import new_app
+    return build_app(new_app(env="dev", **{"mlops:environments": {"dev": {
+        "account": "111111111111", "region": "us-east-1",
+        "shared_hosting": {"instance_type": "ml.m5.xlarge", "min_instances": 0, "max_instances": 3},
+        "overrides": {"deployment": {"hosting": "shared", "shared": {"min_copies": 0, "max_copies": 3}}}}}}))
+
+
+def test_a_shared_hosted_model_deploys_inference_components_and_scales_its_copies_from_zero(shared_app):
+    (definition,) = state_machine_definitions(template_of(shared_app, "mlops-dev-churn").to_json()).values()
+    states = definition["States"]
+    assert states["DescribeSmokeTargetComponent"]["Resource"].endswith(":aws-sdk:sagemaker:describeInferenceComponent")
+    assert states["DescribeSmokeTargetComponent"]["ResultSelector"]["config.$"] == "$.Specification.ModelName"
+    assert states["DeleteSmokeTestTarget"]["Resource"].endswith(":aws-sdk:sagemaker:deleteInferenceComponent")
+    register = states["RegisterScalableTarget"]["Parameters"]
+    assert (register["ResourceId"], register["ScalableDimension"], register["MinCapacity"], register["MaxCapacity"]) == (
+        "inference-component/churn-dev-prod", "sagemaker:inference-component:DesiredCopyCount", 0, 3)
+    tracking = states["PutTargetTrackingPolicy"]["Parameters"]["TargetTrackingScalingPolicyConfiguration"]
+    assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == "SageMakerInferenceComponentInvocationsPerCopy"
+    assert states["PutTargetTrackingPolicy"]["Next"] == "PutScaleFromZeroPolicy"
+    alarm = states["PutNoCapacityAlarm"]["Parameters"]
+    assert alarm["MetricName"] == "NoCapacityInvocationFailures"
+    assert alarm["Dimensions"] == [{"Name": "InferenceComponentName", "Value": "churn-dev-prod"}]
+    assert alarm["AlarmActions.$"] == "States.Array($.deployment.scale_from_zero.arn)"
+
+
+def test_a_shared_hosted_models_alarms_watch_its_component_and_the_environment_gets_one_shared_endpoint(shared_app):
+    model = template_of(shared_app, "mlops-dev-churn").to_json()
+    dimensions = [r["Properties"].get("Dimensions") or r["Properties"]["Metrics"][1]["MetricStat"]["Metric"]["Dimensions"]
+                  for r in model["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"
+                  and "-async-failures" not in r["Properties"]["AlarmName"]]
+    assert dimensions and all(d == [{"Name": "InferenceComponentName", "Value": "churn-dev-prod"}] for d in dimensions)
+    control = template_of(shared_app, "mlops-dev-control").to_json()
+    (endpoint,) = [r["Properties"] for r in control["Resources"].values() if r["Type"] == "AWS::SageMaker::Endpoint"]
+    assert endpoint["EndpointName"] == "mlops-dev-shared"
+    (config,) = [r["Properties"] for r in control["Resources"].values() if r["Type"] == "AWS::SageMaker::EndpointConfig"]
+    (variant,) = config["ProductionVariants"]
+    assert "ModelName" not in variant and config["ExecutionRoleArn"]
+    assert variant["ManagedInstanceScaling"] == {"Status": "ENABLED", "MinInstanceCount": 0, "MaxInstanceCount": 3}
+    assert config["DataCaptureConfig"]["DestinationS3Uri"].endswith("/data-capture")
+
+
+def test_an_environment_without_shared_hosted_models_has_no_shared_endpoint(dev_app):
+    control = template_of(dev_app, "mlops-dev-control").to_json()
+    assert not [r for r in control["Resources"].values() if r["Type"].startswith("AWS::SageMaker::Endpoint")]
