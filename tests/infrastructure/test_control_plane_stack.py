@@ -66,6 +66,13 @@ def _shared(action: str) -> bool:
     return action in SHARED_ACTIONS or action.startswith("sagemaker-mlflow:")
 
 
+def _on_the_shared_endpoint(statement: dict) -> bool:
+    from stacks.constructs.pipeline_tasks import SHARED_ENDPOINT_DEPLOY
+    resource = json.dumps(statement["Resource"])
+    return resource.endswith(f':endpoint/{naming.shared_endpoint("dev")}"]]}}') and \
+        set(_actions(statement)) <= {*SHARED_ENDPOINT_DEPLOY, "sagemaker:InvokeEndpoint"}
+
+
 def test_every_model_scoped_grant_names_its_resources_or_their_partition_by_the_sessions_model_tag(control):
     roles = _scoped_roles(control)
     assert roles, "the control plane has no model-scoped role"
@@ -80,6 +87,8 @@ def test_every_model_scoped_grant_names_its_resources_or_their_partition_by_the_
                 continue
             if _actions(statement) == ["pricing:GetProducts"]:
                 continue  # the public Price List (the approval email's cost table): no model's data
+            if _on_the_shared_endpoint(statement):
+                continue  # placing or calling a component there; each component is granted by the model's name
             if all(action.startswith("kms:") for action in _actions(statement)):
                 # the environment's one key, only as a service uses it for the session's own requests or for data
                 # whose encryption context names the model's resources

@@ -133,7 +133,7 @@ def test_a_promotion_stage_trains_nothing_and_starts_with_the_control_planes_imp
     assert f"function:mlops-prod-control-promotion-import" in definition
     for training_step in ("PrepareRun", "ValidateData", "Train", "RegisterModelPackage"):
         assert f'\\"{training_step}\\"' not in definition
-    assert "WaitForApproval" in definition and "DeployProd" in definition and "SmokeTestStaging" in definition
+    assert "WaitForApproval" in definition and "DeployProd" in definition and "SmokeTest" in definition
     handlers = {r["Properties"]["Handler"] for r in resources(stack, "AWS::Lambda::Function").values()}
     assert not {h for h in handlers if h.startswith("lambdas.pipeline.") and not h.endswith(".notify")}
     assert not [r for r in resources(stack, "AWS::Events::Rule").values() if "Periodic retraining" in

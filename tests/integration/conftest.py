@@ -73,7 +73,7 @@ def platform(monkeypatch):
                "STATE_MACHINE_ARN": machine, "MODEL_SPEC": SPEC.model_dump_json(),
                "TRAINING_HYPERPARAMETERS": json.dumps(hyperparameters),
                "INFERENCE_IMAGE": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.5-cpu-py311",
-               "PROD_ENDPOINT": "churn-dev-prod", "SOURCE_ARCHIVE": f"s3://{BUCKET}/cdk-assets/sourcedir.tar.gz",
+               "SERVING_STAGE": "prod", "SERVING_ENDPOINT": "churn-dev-prod", "SOURCE_ARCHIVE": f"s3://{BUCKET}/cdk-assets/sourcedir.tar.gz",
                "SOURCE_GIT_COMMIT": DEPLOYED_COMMIT}
         for name, value in env.items():
             monkeypatch.setenv(name, value)
@@ -83,7 +83,7 @@ def platform(monkeypatch):
 
 # What a model stack writes into its record (stacks/model_stack.py): the per-model settings a function has.
 RECORD_SETTINGS = ("ARTIFACT_BUCKET", "MODEL_PACKAGE_GROUP", "STATE_MACHINE_ARN", "NOTIFICATION_TOPIC_ARN",
-                   "TRAINING_HYPERPARAMETERS", "INFERENCE_IMAGE", "AUDIT_TABLE", "SOURCE_GIT_COMMIT", "PROD_ENDPOINT",
+                   "TRAINING_HYPERPARAMETERS", "INFERENCE_IMAGE", "AUDIT_TABLE", "SOURCE_GIT_COMMIT", "SERVING_STAGE", "SERVING_ENDPOINT",
                    "SOURCE_ARCHIVE", "TRACKING_SERVER", "CAPTURE_PREFIX", "APPROVAL_TOPIC_ARN")
 
 

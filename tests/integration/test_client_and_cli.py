@@ -95,7 +95,7 @@ def _platform(monkeypatch, config: dict):
         boto3.client("kms").create_alias(AliasName="alias/mlops-dev", TargetKeyId=key)
         for name, value in {"MODEL_SPEC": SPEC.model_dump_json(), "STATE_MACHINE_ARN": machine, "AUDIT_TABLE": "mlops-dev-audit",
                             "MODEL_PACKAGE_GROUP": "churn-dev", "APPROVER_ROLE_NAME": "mlops-dev-approver",
-                            "PROD_ENDPOINT": "churn-dev-prod", "KMS_KEY_ARN": key,
+                            "SERVING_STAGE": "prod", "SERVING_ENDPOINT": "churn-dev-prod", "KMS_KEY_ARN": key,
                             "PERSON_ROLES": json.dumps(["mlops-dev-data-scientist", "mlops-dev-approver"]),
                             "DATA_SCIENTIST_ROLE_ARN": "arn:aws:iam::123456789012:role/mlops-dev-data-scientist"}.items():
             monkeypatch.setenv(name, value)

@@ -38,7 +38,7 @@ def _houses_deployed() -> None:
         definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))
     record = ModelRecord(model="houses", env="local", spec=spec, settings={
         "STATE_MACHINE_ARN": MACHINE["houses"], "AUDIT_TABLE": AUDIT, "MODEL_PACKAGE_GROUP": "houses-local",
-        "PROD_ENDPOINT": naming.endpoint("houses", "local", "prod")})
+        "SERVING_STAGE": "prod", "SERVING_ENDPOINT": naming.endpoint("houses", "local", "prod")})
     boto3.client("ssm").put_parameter(Name=naming.model_record_parameter("houses", "local"),
                                       Value=record.model_dump_json(), Type="String")
 

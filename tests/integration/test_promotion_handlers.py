@@ -137,7 +137,7 @@ def stage(platform, upstream, monkeypatch):
     _audit_table("mlops-prod-audit")
     for name, value in {"MODEL_PACKAGE_GROUP": "churn-prod", "AUDIT_TABLE": "mlops-prod-audit", "UPSTREAM_ENV": "dev",
                         "UPSTREAM_ACCOUNT": "123456789012", "UPSTREAM_REGION": "us-east-1", "UPSTREAM_BUCKET": BUCKET,
-                        "PROD_ENDPOINT": "churn-prod-prod",
+                        "SERVING_STAGE": "prod", "SERVING_ENDPOINT": "churn-prod-prod",
                         "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:churn-prod-retraining"}.items():
         monkeypatch.setenv(name, value)
     act_as_control_plane(monkeypatch, "churn", "prod")
