@@ -74,6 +74,18 @@ MINIMUMS = {"MinMemoryRequiredInMb": 128, "MaxMemoryRequiredInMb": 128, "NumberO
             "NumberOfAcceleratorDevicesRequired": 1}
 BATCH_TYPES = ("COPY_COUNT", "CAPACITY_PERCENT")
 
+# InvokeEndpoint refusals (ValidationError, HTTP 400). The no-capacity message is the one the AWS Machine Learning blog
+# shows for a component scaled to zero ("Unlock cost savings with the new scale down to zero feature in SageMaker
+# Inference", re:Invent 2024); the two header messages are SageMaker's as client libraries (litellm) match them.
+INFERENCE_COMPONENT_NO_CAPACITY = (
+    "Inference Component has no capacity to process this request. ApplicationAutoScaling may be in-progress (if "
+    "configured) or try to increase the capacity by invoking UpdateInferenceComponentRuntimeConfig API.")
+INFERENCE_COMPONENT_NAME_REQUIRED = ("Inference Component Name header is required for endpoints to which you plan to "
+                                     "deploy inference components.")
+INFERENCE_COMPONENT_NAME_NOT_ALLOWED = (
+    "Inference Component Name header is not allowed for endpoints to which you dont plan to deploy inference "
+    "components. Please remove the Inference Component Name header and try again.")
+
 _installed = False
 
 
