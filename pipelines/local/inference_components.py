@@ -226,6 +226,11 @@ def component_arn(name: str, account: str, region: str) -> str:
     return models.arn_formatter("inference-component", name.lower(), account, region)
 
 
+def _arn(backend, kind: str, name: str) -> str:
+    """moto's ARN of one of its SageMaker resources (it keeps the name's case)."""
+    return models.arn_formatter(kind, name, backend.account_id, backend.region_name)
+
+
 def _components(backend) -> dict[str, InferenceComponent]:
     # moto resets a backend by building a new one, which starts without this attribute
     return backend.__dict__.setdefault("inference_components", {})
@@ -249,7 +254,7 @@ def _hosting_variant(backend, endpoint_name: str, variant_name: str | None) -> t
     """The endpoint and the variant an IC is placed on, refused unless AWS would place it there."""
     endpoint = backend.endpoints.get(endpoint_name)
     if endpoint is None:
-        _refuse(f"Could not find endpoint '{models.FakeEndpoint.arn_formatter(endpoint_name, backend.account_id, backend.region_name)}'.")
+        _refuse(f"Could not find endpoint '{_arn(backend, 'endpoint', endpoint_name)}'.")
     if endpoint.endpoint_status != "InService":
         _refuse(f"Endpoint {endpoint_name} is {endpoint.endpoint_status}; inference components are created on an "
                 "InService endpoint.")
@@ -274,7 +279,7 @@ def _check_specification(backend, specification: dict | None, specifications, in
         _refuse("Specification.ModelName is required: the local emulation serves an inference component's model.")
     check_name(specification["ModelName"], "specification.modelName")
     if specification["ModelName"] not in backend._models:
-        _refuse(f"Could not find model '{models.arn_formatter('model', specification['ModelName'], backend.account_id, backend.region_name)}'.")
+        _refuse(f"Could not find model '{_arn(backend, 'model', specification['ModelName'])}'.")
     check_compute(specification.get("ComputeResourceRequirements"), instance_type)
 
 

@@ -35,8 +35,12 @@ actions taken with assumed roles" (source identity)):
 - Request keys in identity policies (`request_context`): dynamodb:LeadingKeys of item requests and queries and
   s3:prefix of ListBucket are evaluated, with policy variables in the condition values (the control plane's
   model-scoped grants name a model's partition and prefix so), and a KMS request's kms:EncryptionContext:<k> (with
-  kms:ViaService absent: a direct call); other request keys (dynamodb:Attributes, dynamodb:ReturnValues, ...) are
-  still not evaluated.
+  kms:ViaService absent: a direct call), and CreateInferenceComponent's sagemaker:ModelArn; other request keys
+  (dynamodb:Attributes, dynamodb:ReturnValues, ...) are still not evaluated.
+- An action with several resource types is allowed only when each is (the Service Authorization Reference's required
+  resource types): CreateInferenceComponent on its component and its endpoint, InvokeEndpoint naming an inference
+  component on its endpoint and that component (pipelines/local/iam.py additional_sagemaker_resources); moto checks
+  one resource per request.
 """
 
 from __future__ import annotations
