@@ -227,6 +227,25 @@ def test_specification_and_specifications_together_are_refused(aws):
         Specifications=[{**spec, "InstanceType": "ml.m5.xlarge"}], RuntimeConfig={"CopyCount": 1}), "not both")
 
 
+def test_the_actions_answer_through_motos_server_too():
+    from moto.server import ThreadedMotoServer
+
+    moto_extensions.install()
+    server = ThreadedMotoServer(port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        sagemaker = boto3.client("sagemaker", region_name=REGION, endpoint_url=f"http://{host}:{port}")
+        sagemaker.create_model(ModelName="churn-v1", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "i"})
+        shared_endpoint(sagemaker)
+        assert component(sagemaker).endswith(":inference-component/churn-dev")
+        assert sagemaker.describe_inference_component(InferenceComponentName="churn-dev")["InferenceComponentStatus"] \
+            == "InService"
+        refused(lambda: component(sagemaker), "already existing inference component")
+    finally:
+        server.stop()
+
+
 # ---------------------------------------------------------------------------------------------- updates
 
 def test_an_update_before_the_component_is_in_service_is_refused(aws):
