@@ -10,6 +10,7 @@ with local storage").
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from functools import lru_cache
 
 # Instance families with instance-store (NVMe SSD) volumes, from the Amazon EC2 User Guide, "Instance store
@@ -93,3 +94,43 @@ def check_region(region: str) -> str:
     hint = f"did you mean {', '.join(close)}?" if close else "use a region name like 'us-east-1' or 'eu-west-1'"
     raise ValueError(f"'{region}' is not a region SageMaker runs in (botocore's endpoints data knows "
                      f"{len(known_regions())}); fix: {hint}")
+
+
+@dataclass(frozen=True)
+class HostResources:
+    """What one hosting instance offers the inference components placed on it."""
+
+    vcpus: int
+    memory_mib: int
+    accelerators: int = 0
+
+
+def _family(vcpus_and_gib: dict[str, tuple[int, int]], accelerators: dict[str, int] | None = None,
+            prefix: str = "") -> dict[str, HostResources]:
+    return {f"ml.{prefix}.{size}": HostResources(vcpus, gib * 1024, (accelerators or {}).get(size, 0))
+            for size, (vcpus, gib) in vcpus_and_gib.items()}
+
+
+# vCPUs, memory (GiB) and GPUs of the hosting families the platform uses, from the Amazon EC2 instance type
+# specifications (https://aws.amazon.com/ec2/instance-types/: m5 general purpose, c5 compute optimized, g5 accelerated
+# computing; an ml.<type> hosting instance is the EC2 type of the same name). SageMaker places an inference component's
+# copies by these figures (CreateInferenceComponent: ComputeResourceRequirements).
+HOSTING_RESOURCES: dict[str, HostResources] = {
+    **_family({"large": (2, 8), "xlarge": (4, 16), "2xlarge": (8, 32), "4xlarge": (16, 64), "12xlarge": (48, 192),
+               "24xlarge": (96, 384)}, prefix="m5"),
+    **_family({"large": (2, 4), "xlarge": (4, 8), "2xlarge": (8, 16), "4xlarge": (16, 32), "9xlarge": (36, 72),
+               "18xlarge": (72, 144)}, prefix="c5"),
+    **_family({"xlarge": (4, 16), "2xlarge": (8, 32), "4xlarge": (16, 64), "8xlarge": (32, 128), "12xlarge": (48, 192),
+               "16xlarge": (64, 256), "24xlarge": (96, 384), "48xlarge": (192, 768)},
+              {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "12xlarge": 4, "16xlarge": 1, "24xlarge": 4,
+               "48xlarge": 8}, prefix="g5"),
+}
+
+
+def hosting_resources(instance_type: str) -> HostResources:
+    """The vCPUs, memory and accelerators of a hosting instance type; unknown types raise with the fix."""
+    if instance_type in HOSTING_RESOURCES:
+        return HOSTING_RESOURCES[instance_type]
+    raise ValueError(f"'{instance_type}': the platform does not record this instance type's vCPUs and memory (what "
+                     "decides whether an inference component fits on it); fix: add it to HOSTING_RESOURCES in "
+                     "pipelines/instances.py, from the EC2 instance type specifications")

@@ -263,7 +263,9 @@ class Accounts:
                 account.admin = _account_admin(account.id, self.region)
             hosting = LocalHostingServer(Hosting(self.workdir / "hosting" / account.env)).__enter__()
             if account.admin:
-                hosting.hosting.sagemaker, hosting.hosting.s3 = account.client("sagemaker"), account.client("s3")
+                for service, attribute in (("sagemaker", "sagemaker"), ("s3", "s3"), ("cloudwatch", "cloudwatch"),
+                                           ("application-autoscaling", "autoscaling")):
+                    setattr(hosting.hosting, attribute, account.client(service))
             account.servers.append(hosting)
             account.hosting_url = hosting.url
             account.dispatch = LambdaDispatch({"SAGEMAKER_RUNTIME_URL": hosting.url})

@@ -328,7 +328,9 @@ def _states(response, scope: str) -> str | None:
 STAR_ONLY = "<authorized only against *>"
 
 
-_SAGEMAKER_NAMES = {"EndpointName": "endpoint", "EndpointConfigName": "endpoint-config", "ModelName": "model",
+# The first name a request carries is the resource it is authorized on: CreateInferenceComponent names its component
+# before its endpoint (the endpoint is authorized too: additional_sagemaker_resources).
+_SAGEMAKER_NAMES = {"InferenceComponentName": "inference-component", "EndpointName": "endpoint", "EndpointConfigName": "endpoint-config", "ModelName": "model",
                     "TrainingJobName": "training-job", "ModelPackageGroupName": "model-package-group"}
 
 
@@ -349,6 +351,28 @@ def _sagemaker(response, scope: str) -> str | None:
         if value:
             return f"arn:aws:sagemaker:{scope}:{kind}/{value.lower()}"
     return None
+
+
+def sagemaker_arn(kind: str, name: str, region: str, account: str) -> str:
+    return f"arn:aws:sagemaker:{region}:{account}:{kind}/{name.lower()}"
+
+
+def additional_sagemaker_resources(action: str, headers, body: bytes | None, region: str, account: str) -> list[str]:
+    """Resources SageMaker authorizes besides the one a request is checked on first (Service Authorization Reference,
+    Amazon SageMaker: CreateInferenceComponent's resource types are endpoint* and inference-component*; InvokeEndpoint's
+    are endpoint* and inference-component, the component when the request names one in its
+    X-Amzn-SageMaker-Inference-Component header). A request is allowed only if every one of them is."""
+    if action.lower() == "sagemaker:createinferencecomponent":
+        try:
+            endpoint = json.loads(body or b"{}").get("EndpointName")
+        except ValueError:
+            return []
+        return [sagemaker_arn("endpoint", endpoint, region, account)] if isinstance(endpoint, str) else []
+    if action.lower() == "sagemaker:invokeendpoint":
+        component = next((v for k, v in dict(headers or {}).items() if k.lower() == "x-amzn-sagemaker-inference-component"),
+                         None)
+        return [sagemaker_arn("inference-component", component, region, account)] if component else []
+    return []
 
 
 def _lambda(response, scope: str) -> str | None:

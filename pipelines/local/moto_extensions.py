@@ -6,6 +6,8 @@
   the approval status and its description when a call (recording metadata) passes neither.
 - StopExecution does not stop a run waiting on a task token until that task times out.
 - UpdateModelPackage ignores InferenceSpecification (AWS replaces the package's containers with it).
+- SageMaker inference components (the six actions, IC-based endpoint configurations, Application Auto Scaling's
+  IC dimension) do not exist in moto: pipelines/local/inference_components.py adds them, with AWS's validations.
 - There is no Price List API (pricing:GetProducts answers 404 "Not yet implemented"): pipelines/local/price_list.py
   answers it from recorded prices.
 
@@ -36,7 +38,7 @@ from moto.core.responses import ActionResult
 from moto.sagemaker import exceptions, models, responses
 
 from pipelines import instances
-from pipelines.local import price_list
+from pipelines.local import inference_components, price_list
 
 _installed = False
 
@@ -120,6 +122,7 @@ def install() -> None:
     _install_stop_of_waiting_tasks()
     _leave_bucket_policies_to_the_iam_check()
     _install_inference_specification_updates()
+    inference_components.install()  # moto has no inference components (pipelines/local/inference_components.py)
     price_list.install()  # pricing:GetProducts from recorded prices (moto has no Price List API)
     models.SageMakerModelBackend.update_endpoint = update_endpoint
     models.SageMakerModelBackend.update_model_package = update_model_package

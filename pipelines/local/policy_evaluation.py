@@ -35,8 +35,12 @@ actions taken with assumed roles" (source identity)):
 - Request keys in identity policies (`request_context`): dynamodb:LeadingKeys of item requests and queries and
   s3:prefix of ListBucket are evaluated, with policy variables in the condition values (the control plane's
   model-scoped grants name a model's partition and prefix so), and a KMS request's kms:EncryptionContext:<k> (with
-  kms:ViaService absent: a direct call); other request keys (dynamodb:Attributes, dynamodb:ReturnValues, ...) are
-  still not evaluated.
+  kms:ViaService absent: a direct call), and CreateInferenceComponent's sagemaker:ModelArn; other request keys
+  (dynamodb:Attributes, dynamodb:ReturnValues, ...) are still not evaluated.
+- An action with several resource types is allowed only when each is (the Service Authorization Reference's required
+  resource types): CreateInferenceComponent on its component and its endpoint, InvokeEndpoint naming an inference
+  component on its endpoint and that component (pipelines/local/iam.py additional_sagemaker_resources); moto checks
+  one resource per request.
 """
 
 from __future__ import annotations
@@ -96,7 +100,7 @@ def _principal_key(key: str) -> bool:
 
 
 # Request keys evaluated in identity policies (moto evaluates none): what the control plane's model-scoped grants name.
-REQUEST_KEYS = ("dynamodb:LeadingKeys", "s3:prefix", "kms:ViaService", "iam:PassedToService")
+REQUEST_KEYS = ("dynamodb:LeadingKeys", "s3:prefix", "kms:ViaService", "iam:PassedToService", "sagemaker:ModelArn")
 _REQUEST_KEYS_LOWER = {key.lower() for key in REQUEST_KEYS}
 _KMS_CONTEXT_ACTIONS = ("kms:encrypt", "kms:decrypt", "kms:generatedatakey", "kms:generatedatakeywithoutplaintext",
                         "kms:reencryptfrom", "kms:reencryptto")
@@ -108,12 +112,14 @@ def _modelled_key(key: str) -> bool:
     return _principal_key(key) or key.lower() in _REQUEST_KEYS_LOWER or key.lower().startswith("kms:encryptioncontext:")
 
 
-def request_context(action: str, data, body: bytes | None, hash_key_of) -> dict:
+def request_context(action: str, data, body: bytes | None, hash_key_of, scope: tuple[str, str] | None = None) -> dict:
     """The modelled request keys of one request. dynamodb:LeadingKeys: the partition key value of an item request's
     Key (or Item), or of a Query's key condition ("Using IAM policy conditions for fine-grained access control",
     DynamoDB developer guide; Scan and batch requests are not modelled: the key is absent, so a ForAllValues
     condition holds, as it does in AWS for a request without partition keys). s3:prefix: a ListBucket's prefix parameter, absent when it has none
     (Amazon S3 user guide, "Condition keys": "s3:prefix")."""
+    if action.lower() == "sagemaker:createinferencecomponent" and scope:
+        return _model_arn(body, *scope)
     if action.lower() in _KMS_CONTEXT_ACTIONS:
         # kms:EncryptionContext:<k>: the request's context, pair by pair; kms:ViaService is absent from a direct
         # call (AWS KMS developer guide, "Condition keys for AWS KMS"): calls a service makes on the caller's behalf
@@ -138,6 +144,18 @@ def request_context(action: str, data, body: bytes | None, hash_key_of) -> dict:
             return {"dynamodb:LeadingKeys": [UNREAD_PARTITION]}
         return {"dynamodb:LeadingKeys": [str(value)]}
     return {}
+
+
+def _model_arn(body: bytes | None, region: str, account: str) -> dict:
+    """sagemaker:ModelArn of a CreateInferenceComponent: the model its Specification names (Service Authorization
+    Reference, Amazon SageMaker: a condition key of the action on both its resource types)."""
+    from pipelines.local.iam import sagemaker_arn
+
+    try:
+        model = (json.loads(body or b"{}").get("Specification") or {}).get("ModelName")
+    except (ValueError, AttributeError):
+        return {}
+    return {"sagemaker:ModelArn": sagemaker_arn("model", model, region, account)} if isinstance(model, str) else {}
 
 
 def _queried_partition(request: dict, hash_key: str) -> dict:
@@ -472,6 +490,7 @@ def check_copy_source(request, source: str, versioned: bool) -> None:
 # pass a role to an AWS service"; SageMaker developer guide, "SageMaker Roles": "the caller needs iam:PassRole").
 # moto authorizes only the SageMaker action. action -> where the request names the role.
 PASSED_ROLES = {"sagemaker:CreateModel": ("ExecutionRoleArn",), "sagemaker:CreateTrainingJob": ("RoleArn",),
+                "sagemaker:CreateEndpointConfig": ("ExecutionRoleArn",),  # botocore: "must have the iam:PassRole"
                 "sagemaker:CreateHyperParameterTuningJob": ("TrainingJobDefinition", "RoleArn")}
 
 
@@ -516,15 +535,21 @@ def install() -> None:
     from moto.iam.access_control import IAMRequestBase, S3IAMRequest
     from moto.sts import responses as sts_responses
 
+    from pipelines.local.iam import additional_sagemaker_resources
+
     original_check = IAMRequestBase.check_action_permitted
     _install_abac()
 
     def check_action_permitted(self, resource: str) -> None:
         self._action = MOTO_ACTION_NAMES.get(self._action, self._action)
         token = _principal.set(principal_context(self._access_key) | request_context(
-            self._action, self._data, self._body, lambda table: _hash_key(self.account_id, self._region, table)))
+            self._action, self._data, self._body, lambda table: _hash_key(self.account_id, self._region, table),
+            (self._region, self.account_id)))
         try:
             original_check(self, resource)
+            for also in additional_sagemaker_resources(self._action, self._headers, self._body, self._region,
+                                                       self.account_id):
+                original_check(self, also)
         finally:
             _principal.reset(token)
         role = passed_role(self._action, self._body)

@@ -51,10 +51,12 @@ class FakeHosting:
 
     invocations = 0
 
-    def resolve(self, endpoint):
+    def resolve(self, endpoint, component=None):
+        from pipelines.local.serving import Served
+
         if endpoint != "churn-local-prod":
             raise LookupError(f"Could not find endpoint {endpoint}")
-        return SimpleNamespace(handle=self.handle), {}
+        return Served(SimpleNamespace(handle=self.handle), {}, "AllTraffic")
 
     @staticmethod
     def handle(body, content_type, accept):
