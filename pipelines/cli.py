@@ -332,7 +332,7 @@ def models_list(model: str, env: str = EnvOption, lineage: bool = typer.Option(T
     """Versions with metrics, approval status, the stage each serves (with its endpoint and URL), and lineage."""
     pipelines = client(env)
     versions = pipelines.models(model)
-    endpoints = {stage.value: pipelines.endpoint(model, stage.value) for stage in Stage}
+    endpoints = {stage: pipelines.endpoint(model, stage, served=stage) for stage in {s for v in versions for s in v.serves}}
     if output == Output.json:
         return emit([vars(v) | {"hyperparameters": v.hyperparameters, "approved_by": v.approved[0],
                                 "approved_at": v.approved[1], "endpoints": [endpoints[s] for s in v.serves]}
@@ -386,18 +386,20 @@ def request_body(data: str) -> tuple[bytes, str]:
 @command(app, "predict")
 def predict(model: str, data: str = typer.Option(..., "--data", "-d", help="The request: JSON (e.g. "
                                                  "'{\"instances\": [{...}]}'), @file (.json, or .csv rows), or - for stdin."),
-            stage: Stage = typer.Option(Stage.prod, help="Which endpoint: prod or staging."),
+            stage: Optional[Stage] = typer.Option(None, help="Which stage: default the one the environment serves."),
             env: str = EnvOption, output: Output = OutputOption) -> None:
     """Call the served model (SageMaker InvokeEndpoint with your credentials; --env local: the local server)."""
     body, content_type = request_body(data)
     pipelines = client(env)
-    answer = pipelines.predict(model, body, stage.value, content_type)
+    stage_name = stage.value if stage else None
+    answer = pipelines.predict(model, body, stage_name, content_type, on_wait=lambda seconds: errors.print(
+        f"{model} has no copy running (scaled to zero); a request starts one: asking again in {seconds:g} s"))
     try:
         document = json.loads(answer)
     except ValueError:
         document = answer.decode(errors="replace")
     if output == Output.json:
-        return emit({**pipelines.endpoint(model, stage.value), "response": document})
+        return emit({**pipelines.endpoint(model, stage_name), "response": document})
     print(json.dumps(document, indent=1) if not isinstance(document, str) else document)
 
 
@@ -423,12 +425,13 @@ def approvals_repair(model: str, env: str = EnvOption, output: Output = OutputOp
 
 
 @command(app, "rollback")
-def rollback_command(model: str, stage: Stage = typer.Option(Stage.prod, help="The endpoint to roll back."),
+def rollback_command(model: str, stage: Optional[Stage] = typer.Option(
+        None, help="The stage to roll back: default the one the environment serves."),
                      env: str = EnvOption, output: Output = OutputOption) -> None:
-    """Re-deploy the previous approved model version (blue/green, with the alarms armed)."""
+    """Re-deploy the previous approved model version (blue/green or a rolling update, with the alarms armed)."""
     from pipelines.client import rollback
 
-    result = rollback(client(env), model, stage.value)
+    result = rollback(client(env), model, stage.value if stage else None)
     if output == Output.json:
         return emit(result)
     console.print(f"{result['endpoint']}: version {result['from_version']} -> {result['to_version']} ({result['action']})")

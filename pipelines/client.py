@@ -44,6 +44,12 @@ from pipelines.spec import REPO_ROOT, SpecError, discover_spec_files, find_model
 
 LOCAL_ENV = "local"
 STAGES = ("staging", "prod")
+SCALE_FROM_ZERO_WAIT_S = 600.0  # AWS starts a copy on an instance in minutes (a new instance takes longer)
+
+
+def no_capacity(error: ClientError) -> bool:
+    """SageMaker's refusal of a request to an inference component with no copy (scale to zero)."""
+    return "has no capacity to process this request" in error.response.get("Error", {}).get("Message", "")
 
 
 class RunInProgress(RuntimeError):
@@ -457,15 +463,36 @@ class Pipelines:
             raise
 
     # ------------------------------------------------------------ serving
-    def endpoint(self, model: str, stage: str) -> dict[str, str]:
-        """The endpoint that serves `model` at `stage` in this environment: its name and its invocation URL (the
+    def serving_stage(self) -> str | None:
+        """The one stage this environment serves (pipelines.promotion.serving_stage; the local mode: prod)."""
+        from pipelines.promotion import load_delivery, serving_stage
+        from pipelines.spec import load_environments
+
+        if self.env == LOCAL_ENV:
+            return "prod"
+        environment = {e.name: e for e in load_environments()}.get(self.env)
+        return serving_stage(environment, load_delivery()) if environment else "prod"
+
+    def endpoint(self, model: str, stage: str | None = None, served: str | None = None) -> dict[str, str]:
+        """What serves `model` at `stage` (default: the stage this environment serves): its endpoint (hosting:
+        shared: the environment's shared endpoint and the model's inference component) and its invocation URL (the
         local server's hosting with env="local", SageMaker runtime's otherwise)."""
+        served = served or self.serving_stage()  # served: the stage the environment's runs API reports
+        stage = stage or served
         if stage not in STAGES:
             raise SpecError(f"no stage '{stage}': models are served at {' and '.join(STAGES)}")
+        if stage != served:
+            raise LookupError(f"{self.env} serves {f'{served} traffic' if served else 'nothing'}, not {stage}: each "
+                              "environment keeps one serving endpoint per model (cdk.json `serves`); "
+                              + (f"use --stage {served}" if served else "call the environment that serves it (--env)"))
         name = naming.endpoint(model, self.env, stage)
-        hosting = self._hosting_url()
-        base = hosting or f"https://runtime.sagemaker.{self.region}.amazonaws.com"
-        return {"stage": stage, "endpoint": name, "url": f"{base}/endpoints/{name}/invocations"}
+        base = self._hosting_url() or f"https://runtime.sagemaker.{self.region}.amazonaws.com"
+        if load_spec(model_dir(model, self.models_dir)).deployment.hosting == "shared":
+            shared = naming.shared_endpoint(self.env)
+            return {"stage": stage, "endpoint": name, "hosting": "shared", "shared_endpoint": shared,
+                    "url": f"{base}/endpoints/{shared}/invocations",
+                    "header": f"X-Amzn-SageMaker-Inference-Component: {name}"}
+        return {"stage": stage, "endpoint": name, "hosting": "dedicated", "url": f"{base}/endpoints/{name}/invocations"}
 
     def _hosting_url(self) -> str | None:
         return (self.local.urls.get("hosting") if self.local else None) or None
@@ -480,21 +507,37 @@ class Pipelines:
         return self._clients["sagemaker-runtime"]
 
     @_translated
-    def predict(self, model: str, body: bytes, stage: str = "prod", content_type: str = "application/json") -> bytes:
+    def predict(self, model: str, body: bytes, stage: str | None = None, content_type: str = "application/json",
+                scale_wait_s: float = SCALE_FROM_ZERO_WAIT_S, on_wait=None) -> bytes:
         """The served model's answer to one request (InvokeEndpoint, signed with your session, as any caller of the
-        endpoint). No such endpoint: LookupError; the model refusing the request: ApiError with its message."""
-        model_dir(model, self.models_dir)
-        name = self.endpoint(model, stage)["endpoint"]
-        try:
-            response = self.runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType=content_type,
-                                                    Accept="application/json")
-        except ClientError as error:
-            raise self._prediction_refused(error, model, stage, name) from None
-        return response["Body"].read()
+        endpoint). No such endpoint: LookupError; the model refusing the request: ApiError with its message. A
+        shared-hosted model at zero copies refuses the first request while its scale-from-zero alarm adds a copy:
+        asked again with backoff for up to scale_wait_s (on_wait(seconds) is told of each wait)."""
+        import time as clock
 
-    def _prediction_refused(self, error: ClientError, model: str, stage: str, name: str) -> Exception:
+        target = self.endpoint(model, stage)
+        stage, name = target["stage"], target["endpoint"]
+        request = {"EndpointName": target.get("shared_endpoint", name), "Body": body, "ContentType": content_type,
+                   "Accept": "application/json", **({"InferenceComponentName": name} if "shared_endpoint" in target else {})}
+        waited, delay = 0.0, 0.5
+        while True:
+            try:
+                return self.runtime.invoke_endpoint(**request)["Body"].read()
+            except ClientError as error:
+                if not no_capacity(error) or waited >= scale_wait_s:
+                    raise self._prediction_refused(error, model, stage, name, waited) from None
+            if on_wait:
+                on_wait(delay)
+            clock.sleep(delay)
+            waited, delay = waited + delay, min(delay * 2, 30.0)
+
+    def _prediction_refused(self, error: ClientError, model: str, stage: str, name: str, waited: float = 0) -> Exception:
         code = error.response.get("Error", {}).get("Code", "")
         message = error.response.get("Error", {}).get("Message", str(error))
+        if no_capacity(error):
+            return ApiError(503, f"{name} has no copy running after {waited:.0f} s of waiting: it scales from zero "
+                                 "when a request finds no copy (minutes in AWS); ask again, or keep a copy with "
+                                 "deployment.shared.min_copies: 1")
         if code == "ModelError" or "ModelError" in str(error):
             return ApiError(424, f"{name} refused the request: {message}")
         if code in ("ValidationError", "ValidationException") and ("not found" in message or "does not exist" in
@@ -578,10 +621,13 @@ class RollbackRefused(RuntimeError):
     """Nothing to roll back to, or no production endpoint."""
 
 
-def rollback(pipelines: Pipelines, model: str, stage: str = "prod") -> dict:
-    """Re-deploys the approved package that preceded the one the endpoint serves (blue/green, alarms armed)."""
+def rollback(pipelines: Pipelines, model: str, stage: str | None = None) -> dict:
+    """Re-deploys the approved package that preceded the one the endpoint (or inference component) serves
+    (blue/green or a rolling update, alarms armed); stage: default the one the environment serves."""
+    stage = stage or pipelines.serving_stage()
     if stage not in STAGES:
-        raise RollbackRefused(f"no stage '{stage}': rollback applies to {' or '.join(STAGES)}")
+        raise RollbackRefused(f"no stage '{stage}': rollback applies to {' or '.join(STAGES)}"
+                              + ("" if stage else f"; {pipelines.env} serves nothing"))
     with pipelines.handler_calls():
         return _roll_back(pipelines, model, stage)
 
@@ -596,11 +642,7 @@ def _roll_back(pipelines: Pipelines, model: str, stage: str) -> dict:
     spec = load_spec(model_dir(model, pipelines.models_dir))
     endpoints = Endpoints()
     endpoint = naming.endpoint(model, pipelines.env, stage)
-    described = endpoints.describe(endpoint)
-    if described is None:
-        raise RollbackRefused(f"{endpoint} does not exist; nothing to roll back")
-    config = endpoints.config_of(described["EndpointConfigName"])
-    hosted = endpoints.model_of(config["ProductionVariants"][0]["ModelName"])
+    hosted, capture = _serving_model(endpoints, endpoint)
     current = (hosted.get("Containers") or [hosted.get("PrimaryContainer")])[0].get("ModelPackageName")
     approved = [v for v in pipelines.models(model, with_serving=False) if v.status == "Approved"]
     current_version = next((v.version for v in approved if v.arn == current), None)
@@ -608,7 +650,6 @@ def _roll_back(pipelines: Pipelines, model: str, stage: str) -> dict:
     if not older:
         raise RollbackRefused(f"{endpoint} serves version {current_version}; no older approved version to go back to")
     target = older[0]
-    capture = config.get("DataCaptureConfig", {})
     try:  # the run's own deploy gate: approved, by another person, and exactly the approved bytes and image
         result = deploy_package(spec, pipelines.env, stage, f"rollback-{clock.strftime('%Y%m%dT%H%M%S', clock.gmtime())}",
                                 target.arn, role_arn=hosted["ExecutionRoleArn"], key_arn=capture.get("KmsKeyId", ""),
@@ -616,6 +657,19 @@ def _roll_back(pipelines: Pipelines, model: str, stage: str) -> dict:
     except ReleaseRefused as refused:
         raise RollbackRefused(f"version {target.version} cannot be rolled back to: {refused}") from None
     return {**result, "from_version": current_version, "to_version": target.version}
+
+
+def _serving_model(endpoints, target: str) -> tuple[dict, dict]:
+    """(the SageMaker model a serving target runs, its endpoint's DataCaptureConfig): the endpoint's, or (hosting:
+    shared) the inference component's, whose capture is the shared endpoint's own."""
+    described = endpoints.describe(target)
+    if described is not None:
+        config = endpoints.config_of(described["EndpointConfigName"])
+        return endpoints.model_of(config["ProductionVariants"][0]["ModelName"]), config.get("DataCaptureConfig", {})
+    component = endpoints.describe_component(target)
+    if component is None:
+        raise RollbackRefused(f"{target} does not exist; nothing to roll back")
+    return endpoints.model_of(component["Specification"]["ModelName"]), {}
 
 
 def local_workdir() -> Path:

@@ -43,9 +43,9 @@ TASKS = {
 
 
 DEPLOYMENT = ("deploy", "smoke", "rollback")
-# Service Authorization Reference, Amazon SageMaker: CreateInferenceComponent and UpdateInferenceComponent
-# authorize against the endpoint the component is placed on as well as the component itself.
-SHARED_ENDPOINT_DEPLOY = ["sagemaker:CreateInferenceComponent", "sagemaker:UpdateInferenceComponent"]
+# Service Authorization Reference, Amazon SageMaker: CreateInferenceComponent authorizes against the endpoint the
+# component is placed on as well as the component itself (UpdateInferenceComponent: the component only).
+SHARED_ENDPOINT_DEPLOY = ["sagemaker:CreateInferenceComponent"]
 SHARED_ENDPOINT_REASON = ("the environment's shared endpoint hosts every shared-hosted model's inference component; "
                           "these actions place or call a component there, each component is granted by model name "
                           "(inference-component/<model>-<env>-*), and the endpoint itself is never updated or deleted")
@@ -172,7 +172,9 @@ class PipelineTasks(Construct):
             caller.grant_shared(["kms:CreateGrant", "kms:DescribeKey"], [key.key_arn], reason="grants SageMaker "
                                 "makes for the AWS resources the session's model creates (kms:GrantIsForAWSResource)",
                                 conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}})
-        smoke.grant_for_model(["sagemaker:InvokeEndpoint"], self._sagemaker("endpoint"))
+        # InvokeEndpoint with InferenceComponentName authorizes against the endpoint and the component (Service
+        # Authorization Reference): on the shared endpoint, only the model's own components answer the session.
+        smoke.grant_for_model(["sagemaker:InvokeEndpoint"], self._sagemaker("endpoint"), self._sagemaker("inference-component"))
         self._grant_shared_endpoint(deploy, smoke)
         smoke.grant_for_model(["s3:GetObject"], self._objects(f"runs/{MODEL}/*"))  # the sample rows
 

@@ -249,3 +249,12 @@ def denied(call) -> str:
     assert refused.value.response["Error"]["Code"] in ("AccessDenied", "AccessDeniedException", "AuthorizationError") \
         or "is not authorized to perform" in str(refused.value), refused.value
     return str(refused.value)
+
+
+@pytest.fixture
+def dev_serves_prod(monkeypatch):
+    """cdk.json's dev is the training account of a multi-account delivery and serves nothing; these tests serve from
+    it, as a single-account dev (or `serves: prod`) does."""
+    from pipelines.client import Pipelines
+
+    monkeypatch.setattr(Pipelines, "serving_stage", lambda self: "prod")

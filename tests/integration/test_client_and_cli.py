@@ -15,6 +15,8 @@ from pipelines.client import EnvironmentProblem, Pipelines, RollbackRefused, Run
 from pipelines.spec import SpecError
 from tests.conftest import REPO_ROOT
 
+pytestmark = pytest.mark.usefixtures("dev_serves_prod")  # cdk.json's dev serves nothing (training account)
+
 runner = CliRunner()
 
 
@@ -191,13 +193,12 @@ def test_models_list_names_the_endpoint_and_url_serving_each_stage_and_how_to_ca
     assert [e["endpoint"] for e in listed["endpoints"]] == ["churn-dev-prod"]
 
 
-def test_models_list_says_to_call_prod_when_one_version_serves_staging_and_prod(aws):
+def test_models_list_names_only_the_stage_the_environment_serves(aws):
     package = register_package(0.8123)
-    serve(package, "churn-dev-staging")
     serve(package)
     result = runner.invoke(app, ["models", "list", "churn"], terminal_width=220)
     assert result.exit_code == 0, result.output
-    assert "staging: endpoint churn-dev-staging" in result.output and "prod: endpoint churn-dev-prod" in result.output
+    assert "staging: endpoint" not in result.output and "prod: endpoint churn-dev-prod" in result.output
     assert "call it: mlops predict churn --stage prod --env dev --data" in result.output  # predict's own default
 
 

@@ -15,6 +15,8 @@ from tests.integration.conftest import (BUCKET, DATASET_KEY, SPEC, FakeContext, 
                                        released_package, task_event)
 from tests.support.sagemaker_layout import prepare, run_training
 
+pytestmark = pytest.mark.usefixtures("dev_serves_prod")  # cdk.json's dev serves nothing (training account)
+
 
 @pytest.fixture(scope="module")
 def model_tarball(tmp_path_factory) -> bytes:

@@ -108,8 +108,8 @@ def test_predict_calls_the_served_model_and_prints_its_answer(local_hosting, tmp
 
 def test_predict_errors_are_one_line_with_their_exit_codes(local_hosting):
     missing = runner.invoke(app, ["predict", "churn", "--stage", "staging", "--env", "local", "--data", '{"instances": []}'])
-    assert missing.exit_code == 5 and "no endpoint churn-local-staging in local: nothing serves churn at staging" \
-        in missing.output
+    assert missing.exit_code == 5 and "local serves prod traffic, not staging" in missing.output \
+        and "use --stage prod" in missing.output and len(missing.output.strip().splitlines()) == 1
     refused = runner.invoke(app, ["predict", "churn", "--env", "local", "--data", '{"instances": [{"age": 1}]}'])
     assert refused.exit_code == 1 and "churn-local-prod refused the request: row 0 lacks tenure_months" in refused.output
     not_json = runner.invoke(app, ["predict", "churn", "--env", "local", "--data", "{oops"])
