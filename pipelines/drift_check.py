@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 import boto3
 
 from lambdas.drift import logic, report
-from lambdas.drift.capture import line_batches, read_chunks
+from lambdas.drift.capture import line_batches, model_traffic, read_chunks
 from pipelines.spec import ModelSpec
 
 
@@ -80,7 +80,7 @@ def check(spec: ModelSpec, baseline: str, capture: str, out: Path, progress: Cal
           constraints: str | None = None, s3=None) -> dict:
     """`constraints`: Model Monitor's constraints.json (path or s3:// URI); by default the one beside a local baseline.
     s3: the client that reads s3:// locations."""
-    sources = ((name, lines()) for name, lines in capture_sources(capture, s3))
+    sources = model_traffic(((name, lines()) for name, lines in capture_sources(capture, s3)), spec)
     constraints = constraints or sibling_constraints(baseline)
     assessment = logic.assess(json.loads(read_text(baseline, s3)), spec, sources, progress,
                               constraints=json.loads(read_text(constraints, s3)) if constraints else None)

@@ -46,6 +46,11 @@ def smoke_target(model: str, env: str, execution: str) -> str:
     return sagemaker_name(model, env, SMOKE, execution)
 
 
+# The container variable that makes a model's responses name it (modelkit.serving IDENTITY_VARIABLE: the artifact's
+# serving code imports nothing of the platform, so it keeps its own copy of the name).
+MODEL_IDENTITY_VARIABLE = "MLOPS_MODEL"
+
+
 def shared_endpoint(env: str) -> str:
     """The environment's endpoint whose instances host every shared-hosted model's inference components."""
     return f"{PROJECT}-{env}-shared"

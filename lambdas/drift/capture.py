@@ -447,6 +447,30 @@ def line_batches(chunks: Iterable[bytes], max_line_bytes: int = MAX_LINE_BYTES) 
         yield [bytes(carry)]
 
 
+def model_traffic(sources: Iterable[tuple[str, Iterable[list[bytes]]]], spec) -> Iterable[tuple[str, Iterable]]:
+    """The captured lines that are the model's own. A dedicated endpoint captures one model; a shared endpoint (hosting:
+    shared) captures every inference component under one prefix, and neither SageMaker's record nor its S3 path names
+    the component, so the model's response does: modelkit.serving writes "model" (MLOPS_MODEL, which the deploy task
+    sets on a shared-hosted model's container)."""
+    if spec.deployment.hosting != "shared":
+        return sources
+    return ((name, ([line for line in batch if answered_by(line, spec.name)] for batch in batches))
+            for name, batches in sources)
+
+
+def answered_by(line: bytes, model: str) -> bool:
+    """Whether a capture line's response names `model`; a line that cannot be read names no model."""
+    try:
+        output = _loads(line)["captureData"]["endpointOutput"]
+        data = output["data"]
+        if output.get("encoding") == "BASE64":
+            data = base64.b64decode(data)
+        answer = _loads(data)
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        return False
+    return isinstance(answer, dict) and answer.get("model") == model
+
+
 def read_chunks(stream, size: int = READ_BYTES) -> Iterator[bytes]:
     while chunk := stream.read(size):
         yield chunk

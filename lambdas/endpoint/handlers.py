@@ -27,8 +27,10 @@ def deploy_package(spec, env: str, stage: str, execution: str, package_arn: str,
     names = logic.resource_names(model, env, stage, execution)
     tags = [{"Key": "mlops:model", "Value": model}, {"Key": "mlops:package", "Value": package_arn}]
     endpoints = dal.Endpoints()
-    endpoints.create_model(names["model"], role_arn, package_arn, tags, isolated=not spec.deployment.serverless)
-    if spec.deployment.hosting == "shared":
+    shared = spec.deployment.hosting == "shared"
+    endpoints.create_model(names["model"], role_arn, package_arn, tags, isolated=not spec.deployment.serverless,
+                           environment={naming.MODEL_IDENTITY_VARIABLE: model} if shared else None)
+    if shared:
         deployed = deploy_component(endpoints, spec, env, stage, names, tags)
         logger.info("deployment started", extra={"stage": stage, **deployed, **release})
         return {**deployed, "package_arn": package_arn, **release}
@@ -98,7 +100,7 @@ def smoke_test(event: StageEvent, context: LambdaContext) -> dict:
     latency_ms = (time.perf_counter() - started) * 1000
     verdict = logic.judge_smoke_test(status, body, len(rows), latency_ms,
                                      max_latency_ms=max(spec.deployment.alarms.max_p99_latency_ms * 10, 2000),
-                                     task=spec.task)
+                                     task=spec.task, names_model=spec.name if deployed.get("hosting") == "shared" else None)
     if verdict["slower_than_alarm"]:
         logger.warning("smoke test answered slower than the latency alarm's threshold; the endpoint's p99 alarm judges "
                        "latency on real traffic", extra={"endpoint": endpoint, **verdict})

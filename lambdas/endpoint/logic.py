@@ -145,7 +145,7 @@ def sample_rows(csv_text: str, features: list[str], limit: int = SMOKE_ROWS) -> 
 
 
 def judge_smoke_test(status: int, body: bytes, rows: int, latency_ms: float, max_latency_ms: float,
-                     task: TaskSpec | None = None) -> dict:
+                     task: TaskSpec | None = None, names_model: str | None = None) -> dict:
     """The staging endpoint's answer to the sample rows, checked as the spec's task type wants it (its latency only
     reported, against max_latency_ms): binary
     {"probability" in [0, 1], "label" 0/1}, multiclass {"label" (a declared class), "probabilities" summing to 1},
@@ -154,9 +154,15 @@ def judge_smoke_test(status: int, body: bytes, rows: int, latency_ms: float, max
     if status != 200:
         raise SmokeTestFailed(f"the endpoint answered HTTP {status}: {body[:300]!r}")
     try:
-        predictions = json.loads(body)["predictions"]
+        answer = json.loads(body)
+        predictions = answer["predictions"]
     except (ValueError, KeyError, TypeError):
         raise SmokeTestFailed(f"the endpoint's answer is not {{'predictions': [...]}}: {body[:300]!r}") from None
+    if names_model and answer.get("model") != names_model:
+        raise SmokeTestFailed(
+            f"the answer names model {answer.get('model')!r}, not {names_model!r}: a shared endpoint's data capture "
+            f"tells each model's traffic by the \"model\" its responses carry ({naming.MODEL_IDENTITY_VARIABLE}, "
+            "modelkit.serving.output_fn); retrain with this platform's modelkit, or write it in your output_fn")
     if not isinstance(predictions, list) or len(predictions) != rows:
         raise SmokeTestFailed(f"{len(predictions) if isinstance(predictions, list) else 'no list of'} predictions "
                               f"for {rows} rows")

@@ -577,10 +577,13 @@ class Endpoints:
                 return None
             raise
 
-    def create_model(self, name: str, role_arn: str, package_arn: str, tags: list[dict], isolated: bool = True) -> None:
-        """isolated: network isolation, which serverless endpoints do not support (SageMaker's feature exclusions)."""
-        self.sagemaker.create_model(ModelName=name, ExecutionRoleArn=role_arn, Tags=tags,
-                                    Containers=[{"ModelPackageName": package_arn}], EnableNetworkIsolation=isolated)
+    def create_model(self, name: str, role_arn: str, package_arn: str, tags: list[dict], isolated: bool = True,
+                     environment: dict | None = None) -> None:
+        """isolated: network isolation, which serverless endpoints do not support (SageMaker's feature exclusions);
+        environment: container variables set over the package's own."""
+        container = {"ModelPackageName": package_arn, **({"Environment": environment} if environment else {})}
+        self.sagemaker.create_model(ModelName=name, ExecutionRoleArn=role_arn, Tags=tags, Containers=[container],
+                                    EnableNetworkIsolation=isolated)
 
     def create_config(self, request: dict) -> None:
         self.sagemaker.create_endpoint_config(**request)

@@ -66,8 +66,8 @@ class LoadedModel:
     def __init__(self, directory: Path) -> None:
         self.serving = ServingCode(directory)
 
-    def handle(self, body: bytes, content_type: str, accept: str) -> tuple[str, str]:
-        return self.serving.handle(body, content_type, accept)
+    def handle(self, body: bytes, content_type: str, accept: str, environment: dict | None = None) -> tuple[str, str]:
+        return self.serving.handle(body, content_type, accept, environment)
 
 
 class InvocationRefused(Exception):
@@ -85,6 +85,7 @@ class Served:
     model: LoadedModel
     capture: dict
     variant: str
+    environment: dict  # the SageMaker model's container Environment (CreateModel's, over its package's)
 
 
 class Hosting:
@@ -106,7 +107,8 @@ class Hosting:
         described = self.sagemaker.describe_endpoint(EndpointName=endpoint)
         config = self.sagemaker.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
         model_name, variant = self._served_model(endpoint, config["ProductionVariants"], component)
-        return Served(self._load(self._artifact(model_name)), config.get("DataCaptureConfig") or {}, variant)
+        artifact, environment = self._artifact(model_name)
+        return Served(self._load(artifact), config.get("DataCaptureConfig") or {}, variant, environment)
 
     def _served_model(self, endpoint: str, variants: list[dict], component: str | None) -> tuple[str, str]:
         """(model name, variant) a request is served by; refused as SageMaker refuses it."""
@@ -147,14 +149,16 @@ class Hosting:
             except ClientError:  # already scaling out (Updating): the next retry finds it
                 pass
 
-    def _artifact(self, model_name: str) -> str:
+    def _artifact(self, model_name: str) -> tuple[str, dict]:
+        """(model.tar.gz URI, container environment) of a SageMaker model."""
         model = self.sagemaker.describe_model(ModelName=model_name)
         container = (model.get("Containers") or [model.get("PrimaryContainer")])[0]
         package_arn = container.get("ModelPackageName")
         if package_arn:
-            package = self.sagemaker.describe_model_package(ModelPackageName=package_arn)
-            return package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
-        return container["ModelDataUrl"]
+            package = self.sagemaker.describe_model_package(ModelPackageName=package_arn)["InferenceSpecification"]
+            packaged = package["Containers"][0]
+            return packaged["ModelDataUrl"], {**(packaged.get("Environment") or {}), **(container.get("Environment") or {})}
+        return container["ModelDataUrl"], container.get("Environment") or {}
 
     def _load(self, artifact: str) -> LoadedModel:
         with self.lock:
@@ -206,7 +210,8 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as error:  # the endpoint does not exist or its artifact cannot load
             return self._reply(400, {"ErrorCode": "ValidationError", "message": f"endpoint {endpoint}: {error}"})
         try:
-            output, output_type = served.model.handle(body, content_type, self.headers.get("Accept", "application/json"))
+            output, output_type = served.model.handle(body, content_type, self.headers.get("Accept", "application/json"),
+                                                      served.environment)
         except Exception as error:  # inference.BadRequest and model failures alike: a ModelError, as SageMaker says
             return self._reply(424, {"ErrorCode": "ModelError", "message": str(error)})
         self.hosting.invocations += 1

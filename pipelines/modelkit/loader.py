@@ -55,7 +55,15 @@ class ServingCode:
     def predict(self, rows: list) -> list:
         return self.module.predict_fn(rows, self.model)
 
-    def handle(self, body: bytes, content_type: str, accept: str) -> tuple:
-        """One InvokeEndpoint request, as the serving container runs it."""
-        rows = self.module.input_fn(body, content_type)
-        return self.module.output_fn(self.module.predict_fn(rows, self.model), accept)
+    def handle(self, body: bytes, content_type: str, accept: str, environment: dict | None = None) -> tuple:
+        """One InvokeEndpoint request, as the serving container runs it; environment: the container's variables
+        that modelkit reads per request (its model identity), applied to this request only."""
+        identity = getattr(getattr(self.module, "serving", None), "REQUEST_IDENTITY", None)
+        name = (environment or {}).get(getattr(self.module.serving, "IDENTITY_VARIABLE", "")) if identity else None
+        token = identity.set(name) if identity is not None and name else None
+        try:
+            rows = self.module.input_fn(body, content_type)
+            return self.module.output_fn(self.module.predict_fn(rows, self.model), accept)
+        finally:
+            if token is not None:
+                identity.reset(token)

@@ -12,6 +12,8 @@ import csv
 import io
 import json
 import math
+import os
+from contextvars import ContextVar
 
 import numpy as np
 
@@ -19,6 +21,11 @@ from . import data
 
 JSON, CSV = "application/json", "text/csv"
 MAX_ROWS = 10_000
+# The model's name in every response, when its container sets it: a shared endpoint's data capture names neither the
+# inference component nor the model, so the drift check tells each model's traffic by it (lambdas/drift/capture.py).
+IDENTITY_VARIABLE = "MLOPS_MODEL"
+# The same setting per request, where several models serve in one process (the local mode: pipelines/modelkit/loader).
+REQUEST_IDENTITY: ContextVar[str | None] = ContextVar("mlops_model", default=None)
 
 
 class BadRequest(ValueError):
@@ -50,7 +57,8 @@ def input_fn(body, content_type: str = JSON) -> list:
 def output_fn(predictions: list, accept: str = JSON) -> tuple:
     if (accept or JSON).split(";")[0].strip().lower() not in (JSON, "*/*"):
         raise BadRequest(f"unsupported accept type {accept!r}; ask for {JSON}")
-    return json.dumps({"predictions": predictions}), JSON
+    identity = REQUEST_IDENTITY.get() or os.environ.get(IDENTITY_VARIABLE)
+    return json.dumps({"predictions": predictions, **({"model": identity} if identity else {})}), JSON
 
 
 def encoded(rows: list, state: dict) -> np.ndarray:
