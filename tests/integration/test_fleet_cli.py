@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from unittest import mock
 
@@ -23,22 +22,15 @@ from pipelines.client import Pipelines
 from pipelines.fleet import DriftState, FleetRow
 from pipelines.model_record import ModelRecord
 from pipelines.spec import load_spec
-from tests.conftest import REPO_ROOT
 from tests.integration.conftest import BUCKET
 from tests.integration.test_approvals_cli import waiting_request
 from tests.integration.test_client_and_cli import executing, register_package, serve, wide_console  # noqa: F401 - fixtures
+from tests.support.model_folders import copy_model_folder
 from tests.support.pricing import RECORDED
 
 runner = CliRunner()
 FAILS = {"StartAt": "Train", "States": {"Train": {"Type": "Fail", "Error": "AlgorithmError", "Cause": "out of memory"}}}
 WAITS = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
-
-
-def model_folder(root, name: str, source: str = "churn") -> None:
-    """A copy of an example model's folder under another name (its spec names the model and its dataset prefix)."""
-    shutil.copytree(REPO_ROOT / "pipelines" / source, root / name, ignore=shutil.ignore_patterns("data", "__pycache__"))
-    spec = root / name / "model.yaml"
-    spec.write_text(spec.read_text().replace(source, name))
 
 
 def deploy(root, name: str, definition: dict = WAITS) -> str:
@@ -67,7 +59,7 @@ def models(executing, tmp_path):  # noqa: F811
     root = tmp_path / "models"
     root.mkdir()
     for name, source in (("churn", "churn"), ("houses", "houses"), ("pricing", "houses"), ("quiet", "churn")):
-        model_folder(root, name, source)
+        copy_model_folder(root, name, source)
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     with mock.patch.dict(os.environ, {"MLOPS_MODELS_DIR": str(root)}):
         waiting_request()  # churn version 3 waits for a decision
