@@ -115,8 +115,8 @@ class Prices:
     """The Price List items estimates are priced from: a recorded response, or the Price List API asked with the
     environment's session (once per distinct request; after one refusal, not again)."""
 
-    def __init__(self, recorded: list[str] | None, session=None) -> None:
-        self.recorded, self.session = recorded, session
+    def __init__(self, recorded: list[str] | None, session=None, source: str = "the AWS Price List API") -> None:
+        self.recorded, self.session, self.source = recorded, session, source
         self.client, self.unavailable = None, None
 
     def items(self, spec: ModelSpec, region: str) -> list[str]:
@@ -153,8 +153,7 @@ def fleet(pipelines: Pipelines, prices: Prices, now: datetime | None = None) -> 
     rows += [FleetRow(model=name, reason=f"in the registry ({naming.model_package_group(name, pipelines.env)}) but no "
                                          f"model folder in {pipelines.models_dir}: no spec to read it by")
              for name in unlisted if name not in folders]
-    source = "the AWS Price List API" if prices.recorded is None else "recorded prices"
-    return Fleet(pipelines.env, pipelines.region, sorted(rows, key=lambda row: row.order), source, notes)
+    return Fleet(pipelines.env, pipelines.region, sorted(rows, key=lambda row: row.order), prices.source, notes)
 
 
 def registry_models(pipelines: Pipelines) -> tuple[list[str], list[str]]:

@@ -41,11 +41,12 @@ def fleet_command(env: str = EnvOption, output: Output = OutputOption,
     from pipelines.fleet import Prices, fleet
 
     pipelines = client(env)
+    recorded = prices or (_local_prices() if pipelines.local else None)
     try:
-        recorded = pricing.load_recorded(prices or _local_prices()) if prices or pipelines.local else None
+        price_list = pricing.load_recorded(recorded) if recorded else None
     except ValueError as error:
         fail(f"--prices: {error}", EXIT_USAGE, Output(output).value, "invalid")
-    found = fleet(pipelines, Prices(recorded, pipelines.session))
+    found = fleet(pipelines, Prices(price_list, pipelines.session, str(recorded) if recorded else "the AWS Price List API"))
     if Output(output) == Output.json:
         return emit(found.as_json())
     show(found)

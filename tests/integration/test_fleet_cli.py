@@ -181,3 +181,16 @@ def test_order_is_approval_then_failed_run_then_drift_even_when_a_model_has_seve
     rows = [FleetRow("a", drift=drifted), FleetRow("b", last_run_failed=True, drift=drifted),
             FleetRow("c", pending_versions=[4], drift=drifted), FleetRow("d"), FleetRow("e", reason="unreadable")]
     assert [row.model for row in sorted(rows, key=lambda row: row.order)] == ["c", "b", "a", "d", "e"]
+
+
+def test_prices_the_price_list_api_cannot_give_are_a_note_on_each_row_not_a_failure(models):
+    result = runner.invoke(app, ["fleet", "-o", "json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["totals"]["priced"] == 0 and document["totals"]["monthly"] == 0
+    assert all(any(note.startswith("cost: ") for note in row["notes"]) for row in document["rows"])
+
+
+def test_an_unreadable_prices_file_is_one_line_and_exit_2(models, tmp_path):
+    result = runner.invoke(app, ["fleet", "--prices", str(tmp_path / "missing.json"), "-o", "json"])
+    assert result.exit_code == 2 and "no such file" in json.loads(result.stdout)["message"]
