@@ -177,13 +177,13 @@ def model_row(pipelines: Pipelines, name: str, folder: Path, environment: Enviro
         return row
     row.hosting = spec.deployment.hosting
     row.endpoint = endpoint_name(spec, pipelines.env, stage)
+    estimate(spec, pipelines.env, pipelines.region, prices, row)  # the spec's cost, whatever AWS lets the caller read
     try:
         read_runs_api(pipelines, row)
     except UNREADABLE as error:
         row.reason = one_line(error)
         return row
     read_drift(pipelines, row, now)
-    estimate(spec, pipelines.env, pipelines.region, prices, row)
     return row
 
 
