@@ -7,7 +7,6 @@ Registered by pipelines/cli.py through its error handling: `command(app, "fleet"
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -15,18 +14,11 @@ import typer
 from rich.markup import escape
 
 from lambdas.shared import cost, pricing
+from pipelines.approvals_cli import EnvOption, Output, OutputOption
 from pipelines.console import Table, output_console
 
 console = output_console()
-EnvOption = typer.Option("dev", "--env", "-e", envvar="MLOPS_ENV",
-                         help="Environment from cdk.json (dev, staging, prod), or local: the running `mlops local serve`.")
-OutputOption = typer.Option("text", "--output", "-o", help="text, or json: one JSON document on stdout for scripts.")
 NEED_COLOURS = {"approval": "cyan", "failed run": "red", "drift": "yellow"}
-
-
-class Output(str, Enum):
-    text = "text"
-    json = "json"
 
 
 def fleet_command(env: str = EnvOption, output: Output = OutputOption,

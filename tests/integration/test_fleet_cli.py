@@ -13,9 +13,10 @@ from unittest import mock
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from typer.testing import CliRunner
 
-from lambdas.shared import cost
+from lambdas.shared import cost, pricing
 from pipelines import naming
 from pipelines.cli import app
 from pipelines.client import Pipelines
@@ -183,12 +184,14 @@ def test_order_is_approval_then_failed_run_then_drift_even_when_a_model_has_seve
     assert [row.model for row in sorted(rows, key=lambda row: row.order)] == ["c", "b", "a", "d", "e"]
 
 
-def test_prices_the_price_list_api_cannot_give_are_a_note_on_each_row_not_a_failure(models):
-    result = runner.invoke(app, ["fleet", "-o", "json"])
+def test_a_price_list_refusal_is_a_note_on_each_row_asked_once_not_a_failure(models):
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no pricing:GetProducts"}}, "GetProducts")
+    with mock.patch.object(pricing, "get_products", side_effect=denied) as asked:
+        result = runner.invoke(app, ["fleet", "-o", "json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
-    assert document["totals"]["priced"] == 0 and document["totals"]["monthly"] == 0
-    assert all(any(note.startswith("cost: ") for note in row["notes"]) for row in document["rows"])
+    assert document["totals"]["priced"] == 0 and document["totals"]["monthly"] == 0 and asked.call_count == 1
+    assert all("fix: allow pricing:GetProducts" in " ".join(row["notes"]) for row in document["rows"])
 
 
 def test_an_unreadable_prices_file_is_one_line_and_exit_2(models, tmp_path):
