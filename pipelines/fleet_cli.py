@@ -53,7 +53,7 @@ def _local_prices() -> Path:
 def show(found) -> None:
     table = Table("model", "needs", "hosting", "serves", "endpoint", "last run", "drift", "pending", "idle/month",
                   "monthly", "note", title=f"{found.env} ({found.region}): {found.totals['models']} models",
-                  caption=f"cost: on-demand USD from {found.prices_from} (`mlops cost MODEL` breaks one down)",
+                  caption=f"cost: on-demand USD from {escape(found.prices_from)} (`mlops cost MODEL` breaks one down)",
                   caption_justify="left")
     for row in found.rows:
         table.add_row(*cells(row))
