@@ -25,7 +25,8 @@ from pipelines.model_record import ModelRecord
 from pipelines.spec import load_spec
 from tests.integration.conftest import BUCKET
 from tests.integration.test_approvals_cli import waiting_request
-from tests.integration.test_client_and_cli import executing, register_package, serve, wide_console  # noqa: F401 - fixtures
+from tests.integration.test_client_and_cli import (MACHINE, executing, register_package, serve,  # noqa: F401 - fixtures
+                                                   wide_console)
 from tests.support.model_folders import copy_model_folder
 from tests.support.pricing import RECORDED
 
@@ -35,18 +36,23 @@ WAITS = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
 
 
 def deploy(root, name: str, definition: dict = WAITS) -> str:
-    """What the model's stack deploys that the runs API reads: its record, state machine and package group."""
+    """What the model's stack deploys that the runs API reads: its state machine, package group and record."""
     machine = boto3.client("stepfunctions").create_state_machine(
         name=naming.state_machine(name, "dev"), roleArn="arn:aws:iam::123456789012:role/sfn",
         definition=json.dumps(definition))["stateMachineArn"]
     boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName=naming.model_package_group(name, "dev"))
+    write_record(root, name, machine)
+    return machine
+
+
+def write_record(root, name: str, machine: str, serving: str = "") -> None:
+    """The model's record as its stack writes it; serving: the stage the environment serves ("" for none)."""
     settings = {"STATE_MACHINE_ARN": machine, "MODEL_PACKAGE_GROUP": naming.model_package_group(name, "dev"),
-                "AUDIT_TABLE": naming.audit_table("dev"), "PROD_ENDPOINT": naming.endpoint(name, "dev", "prod"),
-                "ARTIFACT_BUCKET": BUCKET}
+                "AUDIT_TABLE": naming.audit_table("dev"), "ARTIFACT_BUCKET": BUCKET, "SERVING_STAGE": serving,
+                "SERVING_ENDPOINT": naming.endpoint(name, "dev", serving) if serving else ""}
     record = ModelRecord(model=name, env="dev", spec=load_spec(root / name), settings=settings)
     boto3.client("ssm").put_parameter(Name=naming.model_record_parameter(name, "dev"), Value=record.model_dump_json(),
                                       Type="String", Overwrite=True)
-    return machine
 
 
 def drift_report(model: str, stamp: str, drift: bool) -> None:
@@ -64,6 +70,7 @@ def models(executing, tmp_path):  # noqa: F811
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     with mock.patch.dict(os.environ, {"MLOPS_MODELS_DIR": str(root)}):
         waiting_request()  # churn version 3 waits for a decision
+        write_record(root, "churn", MACHINE)
         failing = deploy(root, "houses", FAILS)
         for name in ("pricing", "quiet"):
             deploy(root, name)
@@ -112,6 +119,7 @@ def test_the_training_environment_serves_nothing_so_no_row_names_an_endpoint(mod
 
 def test_an_environment_serving_prod_shows_the_version_and_endpoint_that_serve_it(models):
     serve(register_package())
+    write_record(models, "churn", MACHINE, serving="prod")
     with mock.patch("pipelines.fleet.load_delivery", return_value=None):  # a single account: it serves prod
         churn = next(row for row in rows_of(fleet("-o", "json")) if row["model"] == "churn")
     assert (churn["hosting"], churn["stage"], churn["endpoint"], churn["version"]) == \
