@@ -30,6 +30,7 @@ from pipelines.spec import EnvironmentSpec, ModelSpec, SpecError, discover_spec_
 DRIFT_LOOKBACK = timedelta(days=31)
 DRIFT_STAMP = "%Y%m%dT%H%M%SZ"  # lambdas/drift/handler.py run_check's folder name
 FAILED_OUTCOMES = ("failed", "timed_out")
+SERVED_VERSION = "served version"  # the note of a version that could not be read
 UNREADABLE = (ApiError, EnvironmentProblem, LookupError, SpecError, ClientError, BotoCoreError)
 
 
@@ -205,7 +206,15 @@ def read_runs_api(pipelines: Pipelines, row: FleetRow) -> None:
         row.last_run_failed = row.last_run_outcome in FAILED_OUTCOMES or run.status in ("FAILED", "TIMED_OUT")
     row.pending_versions = [item.version for item in pending_approvals(pipelines, row.model)]
     if row.stage:
+        read_served_version(pipelines, row)
+
+
+def read_served_version(pipelines: Pipelines, row: FleetRow) -> None:
+    """A runs API that reads runs but not what is served (deployed before /serving knew the stage) is a note."""
+    try:
         row.version = package_version(pipelines.serving(row.model).get(row.stage))
+    except UNREADABLE as error:
+        row.notes.append(f"{SERVED_VERSION}: {one_line(error)}")
 
 
 def read_drift(pipelines: Pipelines, row: FleetRow, now: datetime) -> None:

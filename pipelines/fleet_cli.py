@@ -75,11 +75,16 @@ def cells(row) -> list[str]:
 
 
 def served(row) -> str:
+    from pipelines.fleet import SERVED_VERSION
+
     if row.reason:
         return "-"
     if row.stage is None:
         return "nothing (serves none here)"
-    return f"{row.stage} v{row.version}" if row.version is not None else f"{row.stage}: no version yet"
+    if row.version is not None:
+        return f"{row.stage} v{row.version}"
+    unread = any(note.startswith(SERVED_VERSION) for note in row.notes)
+    return f"{row.stage}: {'unknown (see note)' if unread else 'no version yet'}"
 
 
 def last_run(row) -> str:

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from lambdas.shared import cost, pricing
 from pipelines import naming
 from pipelines.cli import app
-from pipelines.client import Pipelines
+from pipelines.client import ApiError, Pipelines
 from pipelines.fleet import DriftState, FleetRow
 from pipelines.model_record import ModelRecord
 from pipelines.spec import load_spec
@@ -124,6 +124,16 @@ def test_an_environment_serving_prod_shows_the_version_and_endpoint_that_serve_i
         churn = next(row for row in rows_of(fleet("-o", "json")) if row["model"] == "churn")
     assert (churn["hosting"], churn["stage"], churn["endpoint"], churn["version"]) == \
            ("dedicated", "prod", "churn-dev-prod", 1)
+
+
+def test_a_served_version_the_runs_api_cannot_give_is_a_note_and_the_row_still_shows(models):
+    with mock.patch("pipelines.fleet.load_delivery", return_value=None), \
+            mock.patch.object(Pipelines, "serving", side_effect=ApiError(502, "Internal Server Error")):
+        rows = rows_of(fleet("-o", "json"))
+        table = fleet().stdout
+    churn = next(row for row in rows if row["model"] == "churn")
+    assert churn["reason"] is None and churn["pending_versions"] == [3]
+    assert churn["notes"] == ["served version: 502: Internal Server Error"] and "prod: unknown (see note)" in table
 
 
 def test_a_shared_hosted_model_names_its_inference_component_on_the_shared_endpoint(models):
