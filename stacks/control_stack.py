@@ -23,6 +23,7 @@ from stacks.constructs.approval_repair import ApprovalRepair
 from stacks.constructs.budgets import CostAnomalyRouting
 from stacks.constructs.drift import DriftChecks
 from stacks.constructs.failures import AsyncFailures
+from stacks.constructs.fleet_dashboard import FleetDashboard
 from stacks.constructs.pipeline_tasks import PipelineTasks
 from stacks.constructs.promotion import PromotionOffers, PromotionReceiver
 from stacks.constructs.retraining import NotificationTopic
@@ -67,5 +68,6 @@ class ControlPlaneStack(Stack):
                                      if environment.experiments.enabled else None)
         self.shared_endpoint = SharedEndpoint(self, "SharedHosting", environment=environment, key=key, bucket=bucket) \
             if uses_shared_hosting(specs or []) and serving_stage(environment, delivery) else None
+        self.fleet_dashboard = FleetDashboard(self, "FleetDashboard", env_name=env_name)  # every model, fixed size
         CfnOutput(self, "PlatformTopicArn", value=self.platform_topic.topic_arn)
         CfnOutput(self, "ApprovalUrl", value=self.approval.url.url)

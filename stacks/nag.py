@@ -26,6 +26,8 @@ RESOURCE_STAR_ACTIONS = {
     "ecr:GetAuthorizationToken": "ECR authorization tokens are account-wide by design",
     "pricing:GetProducts": "the Price List API has no resource-level permissions (public prices)",
     "sagemaker:ListModelPackages": "SageMaker List* calls have no resource-level permissions (API permissions reference)",
+    "sagemaker:ListModelPackageGroups": "SageMaker List* calls have no resource-level permissions (API permissions "
+                                        "reference)",
     "sagemaker:ListTrainingJobsForHyperParameterTuningJob": "SageMaker List* calls have no resource-level permissions "
                                                             "(API permissions reference)",
     "sagemaker-mlflow:AccessUI": "MLflow UI access has no resource-level permissions; the UI opens only through a "

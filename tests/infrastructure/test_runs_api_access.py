@@ -106,7 +106,7 @@ def test_the_person_roles_pin_the_person_and_take_the_model_tag_only_from_the_us
 
 @pytest.mark.parametrize("kind", ["data-scientist", "approver", "platform-admin"])
 def test_every_model_resource_of_the_peoples_policies_names_the_sessions_model(control, kind):
-    shared = ("lambda:", "ssm:GetParameter", "sagemaker:ListModelPackages", "sagemaker-mlflow:", "sagemaker:DescribeMlflow",
+    shared = ("lambda:", "ssm:GetParameter", "sagemaker:ListModelPackage", "sagemaker-mlflow:", "sagemaker:DescribeMlflow",
               "sagemaker:CreatePresignedMlflow")
     for statement in _policy(control, kind)["Statement"]:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
