@@ -138,7 +138,7 @@ def test_each_run_records_its_outcome_and_the_summary_shows_it_with_what_serves_
         assert second["outcome"]["kind"] in ("kept_champion", "below_threshold")
         assert second["outcome"]["value"] is not None and second["outcome"]["champion_value"] is not None
     served = {v["version"]: v["serves"] for v in lifecycle.versions}
-    assert served[1] == ["staging", "prod"] and all(not v for k, v in served.items() if k != 1)
+    assert served[1] == ["prod"] and all(not v for k, v in served.items() if k != 1)
     cli.console.width = 250
     cli.print_summary(lifecycle)
     shown = capsys.readouterr().out
