@@ -95,18 +95,22 @@ def promote(pipelines, delivery: Delivery | None, model: str, version: str, stag
 
 
 def stage_overview(model: str, clients: dict, delivery: Delivery) -> list[dict]:
-    """Per environment of the delivery order: the version its production endpoint serves (the runs API's /serving),
-    its training version, sha256, where it came from, and who approved it there and when (the stage's registry).
-    clients: env -> pipelines.client.Pipelines with credentials for that environment's account."""
+    """Per environment of the delivery order: the version its serving endpoint serves (the runs API's /serving) or,
+    where it serves nothing (the training account), the version it released last (its newest Approved one: a
+    failed release rejects its package); its training version, sha256, where it came from, and who approved it there
+    and when (the stage's registry). clients: env -> pipelines.client.Pipelines with credentials for that account."""
     rows = []
     for env in delivery.order:
         pipelines = clients[env]
-        served = pipelines.serving(model).get("prod")
-        serving = next((v for v in stage_versions(pipelines.sagemaker, model, env) if v.arn == served), None)
-        row = {"stage": env, "serves": None}
+        stages = pipelines.serving(model)
+        served = next(iter(stages.values()), None)
+        versions = stage_versions(pipelines.sagemaker, model, env)
+        serving = next((v for v in versions if v.arn == served), None) if stages else \
+            next((v for v in versions if v.status == "Approved"), None)
+        row = {"stage": env, "serves": None, "serving_stage": next(iter(stages), None)}
         if serving is not None:
             who, when = serving.approved
-            row.update(serves=serving.arn, version=serving.version,
+            row.update(serves=serving.arn if stages else None, released=serving.arn, version=serving.version,
                        source_version=int(serving.lineage.get("source_version", serving.version)),
                        sha256=serving.lineage.get(SHA256_KEY), promoted_from=serving.lineage.get("promoted_from"),
                        approved_by=who, approved_at=when)

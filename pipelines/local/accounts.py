@@ -780,6 +780,21 @@ class CrossAccountPromotion:
                                        Body=json.dumps({"instances": rows}))["Body"].read()
         return json.loads(body)["predictions"]
 
+    def predict_with_artifact(self, env: str, artifact: str, rows: list[dict]) -> list:
+        """The answers of a model.tar.gz of env's bucket, loaded as the serving container loads it."""
+        import io
+        import tarfile
+        import tempfile
+
+        from pipelines.modelkit.loader import ServingCode
+
+        bucket, key = artifact.removeprefix("s3://").split("/", 1)
+        body = self.world.accounts[env].client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        directory = Path(tempfile.mkdtemp(prefix="artifact-"))
+        with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+            archive.extractall(directory, filter="data")
+        return ServingCode(directory).predict(rows)
+
     def delivery(self):
         """The delivery roles the emulated accounts play (training: the first environment)."""
         from pipelines.promotion import Delivery, DeliverySpec

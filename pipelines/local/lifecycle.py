@@ -31,6 +31,7 @@ from threading import Lock, Thread
 from typing import Callable, Sequence
 
 import boto3
+from botocore.exceptions import ClientError
 
 from pipelines import naming
 from pipelines.spec import REPO_ROOT, find_model_dir, load_spec, models_dir as configured_models_dir
@@ -51,6 +52,7 @@ class LifecycleResult:
     versions: list[dict] = field(default_factory=list)
     approvals: list[dict] = field(default_factory=list)
     predictions: list[dict] = field(default_factory=list)
+    served_by: str | None = None  # the model its answer names (hosting: shared)
     drift: dict = field(default_factory=dict)
     drift_report: str = ""
     second_run: dict = field(default_factory=dict)
@@ -493,22 +495,54 @@ class LocalLifecycle:
         return [dict(zip(self.spec.dataset.features, values))
                 for values in zip(*(columns[n].tolist() for n in self.spec.dataset.features))]
 
+    @property
+    def _shared(self) -> bool:
+        return self.spec.deployment.hosting == "shared"
+
+    def _invoke(self, rows: list[dict]) -> bytes:
+        """One request to the model's serving endpoint, or (hosting: shared) its inference component on the shared
+        endpoint; a component at zero copies refuses the first request while it scales out, so it is asked again."""
+        from pipelines.client import no_capacity
+
+        target = naming.endpoint(self.model, LOCAL_ENV, "prod")
+        request = {"EndpointName": target, "ContentType": "application/json", "Body": json.dumps({"instances": rows})}
+        if self._shared:
+            request.update(EndpointName=naming.shared_endpoint(LOCAL_ENV), InferenceComponentName=target)
+        for attempt in range(20):
+            try:
+                return self._runtime().invoke_endpoint(**request)["Body"].read()
+            except ClientError as error:
+                if not no_capacity(error) or attempt == 19:
+                    raise
+                self.say(f"    {target} has no copy (scaled to zero): one starts; asking again")
+                time.sleep(0.2)
+
     def _check_serving(self) -> None:
-        endpoint = naming.endpoint(self.model, LOCAL_ENV, "prod")
-        body = self._runtime().invoke_endpoint(EndpointName=endpoint, ContentType="application/json",
-                                               Body=json.dumps({"instances": self._rows(3, 99, 0.0)}))["Body"].read()
+        body = self._invoke(self._rows(3, 99, 0.0))
         self.result.predictions = json.loads(body)["predictions"]
-        self.say(f"    {endpoint} → {self.result.predictions}")
+        self.result.served_by = json.loads(body).get("model")
+        self.say(f"    {naming.endpoint(self.model, LOCAL_ENV, 'prod')} → {self.result.predictions}")
 
     def _send_traffic(self) -> None:
-        endpoint, runtime = naming.endpoint(self.model, LOCAL_ENV, "prod"), self._runtime()
         for request in range(self.traffic_requests):
-            runtime.invoke_endpoint(EndpointName=endpoint, ContentType="application/json",
-                                    Body=json.dumps({"instances": self._rows(20, 1000 + request, 1.0)}))
-        captured = self._aws("s3").list_objects_v2(Bucket=self.bucket, Prefix=f"data-capture/{endpoint}/")["KeyCount"]
+            self._invoke(self._rows(20, 1000 + request, 1.0))
+        captured = self._captured_requests()
         self.result.captured_rows = captured * 20
         self.say(f"    {self.traffic_requests} requests x 20 rows; {captured} captured "
                  f"({self.spec.deployment.data_capture_percent}% sampling)")
+
+    def _captured_requests(self) -> int:
+        """This model's captured requests: the endpoint's prefix, or its own lines of the shared endpoint's."""
+        from lambdas.drift.capture import answered_by
+
+        target = naming.shared_endpoint(LOCAL_ENV) if self._shared else naming.endpoint(self.model, LOCAL_ENV, "prod")
+        s3 = self._aws("s3")
+        keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"data-capture/{target}/") for o in page.get("Contents", [])]
+        if not self._shared:
+            return len(keys)
+        lines = [line for key in keys for line in s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().splitlines()]
+        return sum(answered_by(line, self.model) for line in lines)
 
     def _drift_hook(self) -> None:
         # What the model's drift schedule sends the control plane's drift check (Scheduler fills in the context

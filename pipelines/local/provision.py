@@ -21,6 +21,7 @@ from pathlib import Path
 
 import boto3
 
+from pipelines import naming
 from pipelines.local import iam
 from pipelines.local.cfn import resolve
 from pipelines.local.glue import LambdaDispatch, LocalFunction
@@ -68,7 +69,8 @@ class Provisioner:
         resources = template.get("Resources", {})
         values = self.result.values.setdefault(stack, {})
         later = ("AWS::KMS::Alias", "AWS::Lambda::Function", "AWS::Lambda::Url", "AWS::SSM::Parameter", "AWS::StepFunctions::StateMachine",
-                 "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::S3::BucketPolicy")
+                 "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::S3::BucketPolicy",
+                 "AWS::SageMaker::EndpointConfig", "AWS::SageMaker::Endpoint")  # SageMaker checks the role first
         for logical, resource in resources.items():
             if resource["Type"] not in later:
                 values[logical] = self._create(stack, logical, resource)
@@ -145,6 +147,19 @@ class Provisioner:
             name = properties["ModelPackageGroupName"]
             group = self.client("sagemaker").create_model_package_group(ModelPackageGroupName=name)
             return {"Ref": group["ModelPackageGroupArn"], "ModelPackageGroupArn": group["ModelPackageGroupArn"]}
+        if kind == "AWS::SageMaker::EndpointConfig":  # the shared endpoint's (stacks/constructs/shared_hosting.py)
+            name = properties.get("EndpointConfigName") or naming.sagemaker_name(stack, logical)
+            request = {key: value for key, value in self._resolve(stack, properties).items() if value is not None}
+            tags = request.pop("Tags", [])
+            self.client("sagemaker").create_endpoint_config(**{**request, "EndpointConfigName": name},
+                                                            **({"Tags": tags} if tags else {}))
+            return {"Ref": arn("sagemaker", f"endpoint-config/{name.lower()}"), "EndpointConfigName": name}
+        if kind == "AWS::SageMaker::Endpoint":
+            name = properties.get("EndpointName") or naming.sagemaker_name(stack, logical)
+            self.client("sagemaker").create_endpoint(
+                EndpointName=name, EndpointConfigName=self._resolve(stack, properties["EndpointConfigName"]),
+                Tags=properties.get("Tags", []))
+            return {"Ref": arn("sagemaker", f"endpoint/{name.lower()}"), "EndpointName": name}
         if kind == "AWS::SageMaker::MlflowTrackingServer":  # a local MLflow server (pipelines/local/tracking.py)
             from pipelines.local import tracking
 

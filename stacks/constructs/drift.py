@@ -28,13 +28,19 @@ class DriftChecks(Construct):
         self.function = self.checks.function
         grant = self.checks.grant_for_model
         bucket = naming.artifact_bucket(env_name, stack.account, stack.region)
-        prod = naming.endpoint(MODEL, env_name, "prod")
         objects = lambda prefix: f"arn:{stack.partition}:s3:::{bucket}/{prefix}"  # noqa: E731
-        capture = f"data-capture/{prod}/AllTraffic/"
-        grant(["s3:GetObject"], objects(f"{capture}*"), objects(f"runs/{MODEL}/*"))
+        # The endpoint of the stage the environment serves (prod or staging: pipelines.promotion.serving_stage).
+        captures = [f"data-capture/{naming.endpoint(MODEL, env_name, stage)}/AllTraffic/" for stage in ("prod", "staging")]
+        grant(["s3:GetObject"], *(objects(f"{capture}*") for capture in captures), objects(f"runs/{MODEL}/*"))
         grant(["s3:PutObject"], objects(f"drift/{MODEL}/*"))
         grant(["s3:ListBucket"], f"arn:{stack.partition}:s3:::{bucket}",
-              conditions={"StringLike": {"s3:prefix": [f"{capture}*"]}})
+              conditions={"StringLike": {"s3:prefix": [f"{capture}*" for capture in captures]}})
+        shared = f"data-capture/{naming.shared_endpoint(env_name)}/AllTraffic/"
+        reason = ("the shared endpoint captures every shared-hosted model's traffic under one prefix (SageMaker's capture "
+                  "names no inference component); the check keeps the lines whose answer names its model")
+        self.checks.grant_shared(["s3:GetObject"], [objects(f"{shared}*")], reason=reason)
+        self.checks.grant_shared(["s3:ListBucket"], [f"arn:{stack.partition}:s3:::{bucket}"], reason=reason,
+                                 conditions={"StringLike": {"s3:prefix": [f"{shared}*"]}})
         self.checks.grant_key_through("s3")  # the bucket's objects
         self.checks.grant_read_served()  # the champion: the package production serves
         grant(["sagemaker:DescribeModelPackage"], model_arn(
