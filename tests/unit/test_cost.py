@@ -65,9 +65,12 @@ def line(result: cost.Estimate, item: str) -> cost.Line:
     return found
 
 
-def test_idle_month_is_both_endpoints_at_min_capacity_for_730_hours(busy):
-    assert line(busy, "staging endpoint").usd == pytest.approx(2 * 730 * 0.10)  # 146.00
-    assert line(busy, "prod endpoint").usd == pytest.approx(146.00)
+def test_idle_month_is_the_one_serving_endpoint_at_min_capacity_for_730_hours(busy):
+    assert line(busy, "prod endpoint").usd == pytest.approx(2 * 730 * 0.10)  # 146.00
+    assert not [entry for entry in busy.lines if entry.item == "staging endpoint"]
+    staging = cost.estimate(spec_with(**BUSY), "us-east-1", synthetic_prices(), ASSUMED, serving="staging")
+    assert [entry.item for entry in staging.section(cost.IDLE) if "endpoint" in entry.item] == ["staging endpoint"]
+    assert line(staging, "staging endpoint").usd == pytest.approx(146.00)
 
 
 def test_captured_traffic_is_stored_as_long_as_the_lifecycle_keeps_it(busy):
@@ -84,20 +87,21 @@ def test_scheduled_functions_cost_their_gb_seconds_and_requests(busy):
     assert line(busy, "approval reconciler (Lambda)").usd == pytest.approx(2920 * 0.5 * 0.00001 + 2920 * 0.000001)
     assert line(busy, "schedules (EventBridge Scheduler)").usd == 0
     assert line(busy, "schedules (EventBridge Scheduler)").quantity.startswith("3,")  # drift, repair, retraining
-    assert busy.total(cost.IDLE) == pytest.approx(292 + 0.199814 + 0.126475 + 0.01752, abs=1e-5)
+    assert busy.total(cost.IDLE) == pytest.approx(146 + 0.199814 + 0.126475 + 0.01752, abs=1e-5)
 
 
-def test_a_run_costs_expected_training_less_spot_plus_rollout_transform_and_orchestration(busy):
+def test_a_run_costs_expected_training_less_spot_plus_smoke_rollout_transform_and_orchestration(busy):
     training = line(busy, "training (on-demand rate)")
     assert (training.usd, training.max_usd) == pytest.approx((2 * 0.20 * 1.0, 2 * 0.20 * 2.0))  # half and all of 2 h
     assert line(busy, "managed spot saving").usd == pytest.approx(-0.7 * 0.40)
-    # linear 50%: one wait of 6 min, plus 10 min provisioning and a 12 min bake, for 2 stages x 2 instances
-    assert line(busy, "blue/green overlap (approved runs)").usd == pytest.approx(2 * 2 * 0.10 * 28 / 60)
+    assert line(busy, "smoke test endpoint (ephemeral)").usd == pytest.approx(0.10 * 15 / 60)  # 1 instance, 15 min
+    # linear 50%: one wait of 6 min, plus 10 min provisioning and a 12 min bake, on the serving endpoint's 2 instances
+    assert line(busy, "blue/green overlap (approved runs)").usd == pytest.approx(2 * 0.10 * 28 / 60)
     assert line(busy, "batch transform").usd == pytest.approx(0.12 * 15 / 60)
     assert line(busy, "pipeline functions (Lambda)").usd == pytest.approx(120 * 0.00001 + 15 * 0.000001)
     assert line(busy, "state machine (Step Functions)").usd == pytest.approx(80 * 0.00002)
-    assert busy.total(cost.PER_RUN) == pytest.approx(0.40 - 0.28 + 0.186667 + 0.03 + 0.001215 + 0.0016, abs=1e-6)
-    assert busy.max_per_run() == pytest.approx(0.80 + 0.186667 + 0.03 + 0.001215 + 0.0016, abs=1e-6)
+    assert busy.total(cost.PER_RUN) == pytest.approx(0.40 - 0.28 + 0.025 + 0.093333 + 0.03 + 0.001215 + 0.0016, abs=1e-6)
+    assert busy.max_per_run() == pytest.approx(0.80 + 0.025 + 0.093333 + 0.03 + 0.001215 + 0.0016, abs=1e-6)
 
 
 def test_a_million_predictions_at_the_scaling_target_and_their_captured_share(busy):
@@ -110,10 +114,10 @@ def test_a_million_predictions_at_the_scaling_target_and_their_captured_share(bu
 
 def test_monthly_total_adds_the_schedules_runs_to_the_idle_month(busy):
     assert busy.runs_per_month == pytest.approx(1.0)  # cron(0 3 1 * ? *): the 1st of every month
-    assert busy.monthly == pytest.approx(292.343810 + 0.339482, abs=1e-5)
+    assert busy.monthly == pytest.approx(146.343810 + 0.271148, abs=1e-5)
     extra = cost.estimate(spec_with(**BUSY), "us-east-1", synthetic_prices(),
                           ASSUMED.model_copy(update={"extra_runs_per_month": 3}))
-    assert extra.monthly - busy.monthly == pytest.approx(3 * 0.339482, abs=1e-5)
+    assert extra.monthly - busy.monthly == pytest.approx(3 * 0.271148, abs=1e-5)
 
 
 def test_without_spot_there_is_no_saving_and_the_expected_run_pays_on_demand():
@@ -130,8 +134,9 @@ def test_serverless_endpoints_cost_nothing_idle_and_their_memory_seconds_per_pre
         product("AmazonSageMaker", "ML Serverless", {"usagetype": "USE1-ServerlessInf:Mem-2GB"}, 0.00004, "Second", "SL2"),
         product("AmazonSageMaker", "ML Serverless", {"usagetype": "USE1-ServerlessInf:Mem-4GB"}, 0.00008, "Second", "SL4")]
     result = cost.estimate(spec, "us-east-1", prices, cost.Assumptions(serverless_seconds_per_prediction=0.25))
-    assert [entry.usd for entry in result.section(cost.IDLE) if "endpoint" in entry.item] == [0.0, 0.0]
+    assert [entry.usd for entry in result.section(cost.IDLE) if "endpoint" in entry.item] == [0.0]
     assert line(result, "serverless inference").usd == pytest.approx(1e6 * 0.25 * 0.00004)  # $10.00
+    assert line(result, "smoke test endpoint (ephemeral)").usd == 0
     assert not [entry for entry in result.lines if "capture" in entry.item or "overlap" in entry.item]
 
 
@@ -152,7 +157,7 @@ def test_prices_follow_the_environment_region_through_the_region_code():
     with pytest.raises(cost.PriceNotFound, match="in eu-west-1: no on-demand price"):
         cost.estimate(spec, "eu-west-1", synthetic_prices())  # us-east-1 items only
     irish = cost.estimate(spec, "eu-west-1", synthetic_prices("eu-west-1", "EU"), ASSUMED)
-    assert irish.total(cost.IDLE) == pytest.approx(292.343810, abs=1e-5)
+    assert irish.total(cost.IDLE) == pytest.approx(146.343810, abs=1e-5)
 
 
 def test_one_request_per_instance_type_and_per_other_service():
@@ -229,10 +234,10 @@ def test_schedules_fire_this_often_in_an_average_month(schedule, per_month):
 # ------------------------------------------------------------------ budget and text
 
 def test_the_budget_verdict_warns_past_the_first_alert_with_the_amount_to_set(busy):
-    assert cost.budget_verdict(busy) is None  # 292.68 of 500
-    tight = cost.estimate(spec_with(**{**BUSY, "cost": {"monthly_budget_usd": 300}}), "us-east-1", synthetic_prices(), ASSUMED)
+    assert cost.budget_verdict(busy) is None  # 146.61 of 500
+    tight = cost.estimate(spec_with(**{**BUSY, "cost": {"monthly_budget_usd": 150}}), "us-east-1", synthetic_prices(), ASSUMED)
     verdict = cost.budget_verdict(tight)
-    assert "98% of the budget ($300.00)" in verdict and "at least 370" in verdict  # 292.68 / 0.8 = 365.85 -> 370
+    assert "98% of the budget ($150.00)" in verdict and "at least 190" in verdict  # 146.61 / 0.8 = 183.27 -> 190
 
 
 def test_the_spec_refuses_a_budget_that_is_not_a_positive_amount():
@@ -251,9 +256,9 @@ def test_amounts_keep_small_costs_visible(value, text):
 def test_the_email_text_has_each_section_total_and_the_assumptions(busy):
     text = cost.text_lines(busy)
     assert text[0] == "Cost estimate of churn (dev, us-east-1, AWS Price List on-demand USD):"
-    assert "    total" + " " * 48 + "$292.34" in text
-    assert any(entry.endswith("$0.34  (max $1.02)") for entry in text)
-    assert text[-2].startswith("  per month with 1.00 runs: $292.68 (budget $500.00)")
+    assert "    total" + " " * 48 + "$146.34" in text
+    assert any(entry.endswith("$0.27  (max $0.95)") for entry in text)
+    assert text[-2].startswith("  per month with 1.00 runs: $146.61 (budget $500.00)")
     assert all(entry.isprintable() for entry in text)
 
 
