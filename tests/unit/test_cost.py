@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lambdas.shared import cost
-from pipelines.spec import parse_spec, read_spec_document
+from pipelines.spec import SharedPoolSpec, parse_spec, read_spec_document
 from tests.conftest import REPO_ROOT
 from tests.support.pricing import instance, product
 
@@ -274,3 +274,69 @@ def test_the_recorded_prices_price_every_scaffolds_default_instance_types(task, 
     estimate = cost.estimate(spec, "us-east-1", recorded_items(), cost.Assumptions(), environment="dev")
     training = next(price for price in estimate.prices if price.usagetype.startswith("USE1-Train:"))
     assert training.usd == {"ml.m5.xlarge": 0.23, "ml.g5.xlarge": 1.408}[spec.training.instance_type]
+
+
+# ------------------------------------------------------------------ what the environment serves, shared hosting
+
+POOL = SharedPoolSpec(instance_type="ml.m5.xlarge", min_instances=0, max_instances=4)  # 4 vCPUs, 16 GiB
+
+
+def pool_prices() -> list[str]:
+    return synthetic_prices() + [instance("Host", "ml.m5.xlarge", 0.20)]
+
+
+def shared_spec(min_copies: int, cpus: float = 1, memory_mb: int = 2048):
+    return spec_with(**{**BUSY, "deployment": {**BUSY["deployment"], "hosting": "shared", "batch_transform": False,
+                                               "shared": {"min_copies": min_copies, "max_copies": 4, "cpus": cpus,
+                                                          "memory_mb": memory_mb}}})
+
+
+def test_an_environment_that_serves_nothing_keeps_no_endpoint_capture_drift_or_rollout():
+    result = cost.estimate(spec_with(**BUSY), "us-east-1", synthetic_prices(), ASSUMED, environment="dev", serving=None)
+    assert line(result, "serving endpoint (none)").usd == 0 and result.serves is None
+    assert result.total(cost.IDLE) == pytest.approx(0.01752)  # the approval reconciler alone
+    assert not [entry for entry in result.lines if "drift" in entry.item or "capture" in entry.item
+                or "overlap" in entry.item]
+    assert line(result, "smoke test endpoint (ephemeral)").usd == pytest.approx(0.10 * 15 / 60)
+
+
+def test_the_smoke_endpoint_lives_for_the_assumed_minutes_of_each_run():
+    longer = cost.estimate(spec_with(**BUSY), "us-east-1", synthetic_prices(),
+                           ASSUMED.model_copy(update={"smoke_minutes": 30}), serving=None)
+    assert line(longer, "smoke test endpoint (ephemeral)").quantity == "1 x ml.m5.large x 30 min"
+    assert line(longer, "smoke test endpoint (ephemeral)").usd == pytest.approx(0.10 / 2)
+
+
+def test_a_shared_hosted_model_at_min_copies_0_has_no_idle_instance_cost():
+    result = cost.estimate(shared_spec(0), "us-east-1", pool_prices(), ASSUMED, serving="prod", pool=POOL)
+    idle = line(result, "prod copies (shared endpoint)")
+    assert idle.usd == 0 and "no instance of its own" in idle.quantity
+    assert result.hosting == "shared" and "hosting" not in {price.label for price in result.prices}
+    assert any("adds instances as copies need them" in note for note in result.notes)
+
+
+def test_shared_copies_pay_their_share_of_a_pool_instance_by_cpu_or_memory_whichever_is_larger():
+    by_cpu = cost.estimate(shared_spec(2, cpus=1, memory_mb=2048), "us-east-1", pool_prices(), ASSUMED, pool=POOL)
+    assert line(by_cpu, "prod copies (shared endpoint)").usd == pytest.approx(2 * 0.25 * 730 * 0.20)  # 1 of 4 vCPUs
+    by_memory = cost.estimate(shared_spec(1, cpus=1, memory_mb=8192), "us-east-1", pool_prices(), ASSUMED, pool=POOL)
+    assert line(by_memory, "prod copies (shared endpoint)").usd == pytest.approx(0.5 * 730 * 0.20)  # 8 of 16 GiB
+
+
+def test_shared_runs_smoke_test_one_copy_and_roll_the_served_copies():
+    result = cost.estimate(shared_spec(2), "us-east-1", pool_prices(), ASSUMED, pool=POOL)
+    assert line(result, "smoke test endpoint (ephemeral)").usd == pytest.approx(0.25 * 0.20 * 15 / 60)
+    assert line(result, "rolling update overlap (approved runs)").usd == pytest.approx(2 * 0.25 * 0.20 * 28 / 60)
+
+
+def test_a_million_shared_predictions_cost_copy_hours_at_the_scaling_target():
+    result = cost.estimate(shared_spec(0), "us-east-1", pool_prices(), ASSUMED, pool=POOL)
+    # 1M / (100 per minute x 60) = 166.67 copy-hours x a quarter of a $0.20 instance
+    assert line(result, "shared copies at their scaling target").usd == pytest.approx(1e6 / 6000 * 0.25 * 0.20)
+
+
+def test_shared_hosting_asks_for_the_pools_instance_price():
+    requests = cost.price_requests(shared_spec(0), "us-east-1", pool=POOL)
+    # training (BUSY's ml.m5.xlarge) and the pool share one request; the model's own instance_type is not asked for
+    assert [dict(r.filters).get("instanceName") for r in requests if r.service_code == "AmazonSageMaker"] == [
+        "ml.m5.xlarge"]
+    assert cost.price_keys(shared_spec(0), "us-east-1", pool=POOL)["pool"].usage == "Host:ml.m5.xlarge"
