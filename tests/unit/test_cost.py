@@ -340,3 +340,48 @@ def test_shared_hosting_asks_for_the_pools_instance_price():
     assert [dict(r.filters).get("instanceName") for r in requests if r.service_code == "AmazonSageMaker"] == [
         "ml.m5.xlarge"]
     assert cost.price_keys(shared_spec(0), "us-east-1", pool=POOL)["pool"].usage == "Host:ml.m5.xlarge"
+
+
+# ------------------------------------------------------------------ the real churn spec and cdk.json, the fleet table
+
+def test_churns_dedicated_idle_month_over_dev_staging_and_prod_is_at_most_260_dollars():
+    from pipelines import cost_table
+    from tests.support.pricing import recorded_items
+
+    environments = cost_table.idle_by_environment("churn", "dedicated", recorded_items())
+    idle = {environment.environment: environment.per_model for environment in environments}
+    assert {environment.environment: environment.serves for environment in environments} == {
+        "dev": None, "staging": "staging", "prod": "prod"}
+    assert idle["staging"] == pytest.approx(730 * 0.115, abs=0.6) and idle["prod"] == pytest.approx(2 * 730 * 0.115, abs=0.6)
+    assert sum(idle.values()) <= 260
+
+
+def test_a_thousand_shared_models_at_min_copies_0_idle_on_no_instance():
+    from pipelines import cost_table
+    from tests.support.pricing import recorded_items
+
+    rows = {(models, hosting): amounts for models, hosting, amounts in cost_table.fleet_rows("churn", recorded_items())}
+    one, thousand = rows[(1, "shared")], rows[(1000, "shared")]
+    # only the per-model functions grow with the fleet (drift checks and reconcilers, about $0.56 a model served)
+    assert thousand[-1] == pytest.approx(1000 * one[-1], rel=1e-9) and thousand[-1] < 1200
+    assert rows[(1000, "dedicated")][-1] == pytest.approx(1000 * rows[(1, "dedicated")][-1])
+    assert rows[(1, "dedicated")][-1] <= 260 and list(rows) == [
+        (models, hosting) for models in cost_table.FLEET_SIZES for hosting in cost_table.HOSTINGS]
+
+
+def test_the_shared_pool_s_min_instances_are_paid_once_per_environment_not_per_model():
+    from pipelines import cost_table
+
+    idle = cost_table.EnvironmentIdle("prod", "prod", per_model=0.5, once=167.9)
+    assert idle.fleet(1) == pytest.approx(168.4) and idle.fleet(1000) == pytest.approx(500 + 167.9)
+    assert cost.pool_idle_usd(SharedPoolSpec(min_instances=1), 0.23) == pytest.approx(730 * 0.23)
+    assert cost.pool_idle_usd(SharedPoolSpec(), 0.23) == 0  # min_instances 0: no instance once no copy is left
+
+
+def test_the_fleet_table_is_markdown_with_the_pool_price_per_instance():
+    from pipelines import cost_table
+    from tests.support.pricing import recorded_items
+
+    table = cost_table.render("churn", recorded_items())
+    assert "| 1,000 | shared |" in table and "| 1 | dedicated | $0.02 | $84.50 | $168.45 | $252.98 |" in table
+    assert "- prod: `ml.m5.xlarge` at $0.23/h ($167.90 a month), 0 to 4 instances" in table
