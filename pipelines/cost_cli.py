@@ -41,6 +41,8 @@ def cost(model_name: str = typer.Argument(..., metavar="MODEL", help="Model fold
                                              help="Assumed training time as a share of max_runtime_s."),
          spot_discount: float = typer.Option(0.7, "--spot-discount", help="Assumed managed spot saving (0-0.9)."),
          extra_runs: float = typer.Option(0.0, "--extra-runs", help="Assumed runs per month beyond the schedule."),
+         smoke_minutes: float = typer.Option(15.0, "--smoke-minutes", help="Assumed life of the smoke test's "
+                                             "ephemeral endpoint (provisioning, test, delete)."),
          all_environments: bool = typer.Option(False, "--all-environments", help="Each cdk.json environment's idle "
                                                "month (what it serves) and their sum."),
          fleet: bool = typer.Option(False, "--fleet", help="The idle month of 1 to 1,000 such models per environment, "
@@ -51,7 +53,7 @@ def cost(model_name: str = typer.Argument(..., metavar="MODEL", help="Model fold
     try:
         assumptions = model.Assumptions(requests_per_second=requests_per_second, payload_kb=payload_kb,
                                         training_runtime_share=runtime_share, spot_discount=spot_discount,
-                                        extra_runs_per_month=extra_runs)
+                                        extra_runs_per_month=extra_runs, smoke_minutes=smoke_minutes)
     except ValidationError as error:
         _fail("; ".join(f"{item['loc'][0]}: {item['msg']}" for item in error.errors()))
     if fleet:
