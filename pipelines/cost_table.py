@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from lambdas.shared import cost
 from pipelines.promotion import load_delivery, serving_stage
-from pipelines.spec import EnvironmentSpec, ModelSpec, find_model_dir, load_environments, load_spec
+from pipelines.spec import EnvironmentSpec, ModelSpec, SharedPoolSpec, find_model_dir, load_environments, load_spec
 
 FLEET_SIZES = (1, 10, 100, 1000)
 HOSTINGS = ("dedicated", "shared")
@@ -29,6 +29,9 @@ class EnvironmentIdle:
     serves: str | None
     per_model: float
     once: float = 0.0
+    pool: SharedPoolSpec = SharedPoolSpec()
+    pool_hourly: float = 0.0  # one of the shared endpoint's instances (shared hosting only)
+    copy_share: float = 0.0  # of one such instance, per copy of the model
 
     def fleet(self, models: int) -> float:
         return models * self.per_model + self.once
@@ -52,8 +55,11 @@ def environment_idle(model: str, environment: EnvironmentSpec, hosting: str, pri
     spec = shared_at_zero(spec) if hosting == "shared" else spec
     serves, pool = serving_stage(environment, delivery), environment.shared_hosting
     result = cost.estimate(spec, environment.region, price_list, environment=environment.name, serving=serves, pool=pool)
-    once = cost.pool_idle_usd(pool, pool_hourly(result)) if hosting == "shared" else 0.0
-    return EnvironmentIdle(environment.name, serves, result.total(cost.IDLE), once)
+    if hosting == "dedicated":
+        return EnvironmentIdle(environment.name, serves, result.total(cost.IDLE))
+    hourly = pool_hourly(result)
+    return EnvironmentIdle(environment.name, serves, result.total(cost.IDLE), cost.pool_idle_usd(pool, hourly), pool,
+                           hourly, cost.copy_share(spec, pool))
 
 
 def idle_by_environment(model: str, hosting: str, price_list: list) -> list[EnvironmentIdle]:
@@ -74,15 +80,10 @@ def fleet_rows(model: str, price_list: list) -> list[tuple[int, str, list[float]
 
 def pool_lines(model: str, price_list: list) -> list[str]:
     """The shared pools' instance type, price and size per environment, and one copy's share of an instance."""
-    lines = []
-    for environment in load_environments():
-        spec = shared_at_zero(load_spec(find_model_dir(model), environment.overrides))
-        pool = environment.shared_hosting
-        hourly = pool_hourly(cost.estimate(spec, environment.region, price_list, pool=pool))
-        lines.append(f"- {environment.name}: `{pool.instance_type}` at {cost.usd(hourly)}/h "
-                     f"({cost.usd(hourly * cost.HOURS_PER_MONTH)} a month), {pool.min_instances} to "
-                     f"{pool.max_instances} instances; one {model} copy takes {cost.copy_share(spec, pool):.3g} of one")
-    return lines
+    return [f"- {idle.environment}: `{idle.pool.instance_type}` at {cost.usd(idle.pool_hourly)}/h "
+            f"({cost.usd(idle.pool_hourly * cost.HOURS_PER_MONTH)} a month), {idle.pool.min_instances} to "
+            f"{idle.pool.max_instances} instances; one {model} copy takes {idle.copy_share:.3g} of one"
+            for idle in idle_by_environment(model, "shared", price_list)]
 
 
 def render(model: str, price_list: list) -> str:
