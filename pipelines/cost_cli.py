@@ -15,7 +15,8 @@ from pydantic import ValidationError
 from lambdas.shared import cost as model
 from pipelines.console import Table, output_console
 from pipelines.instances import check_region
-from pipelines.spec import SpecError, find_model_dir, load_environments, load_spec
+from pipelines.promotion import load_delivery, serving_stage
+from pipelines.spec import EnvironmentSpec, SpecError, find_model_dir, load_environments, load_spec
 
 console = output_console()
 
@@ -39,39 +40,95 @@ def cost(model_name: str = typer.Argument(..., metavar="MODEL", help="Model fold
          runtime_share: float = typer.Option(0.5, "--runtime-share",
                                              help="Assumed training time as a share of max_runtime_s."),
          spot_discount: float = typer.Option(0.7, "--spot-discount", help="Assumed managed spot saving (0-0.9)."),
-         extra_runs: float = typer.Option(0.0, "--extra-runs", help="Assumed runs per month beyond the schedule.")) -> None:
+         extra_runs: float = typer.Option(0.0, "--extra-runs", help="Assumed runs per month beyond the schedule."),
+         smoke_minutes: float = typer.Option(15.0, "--smoke-minutes", help="Assumed life of the smoke test's "
+                                             "ephemeral endpoint (provisioning, test, delete)."),
+         all_environments: bool = typer.Option(False, "--all-environments", help="Each cdk.json environment's idle "
+                                               "month (what it serves) and their sum."),
+         fleet: bool = typer.Option(False, "--fleet", help="The idle month of 1 to 1,000 such models per environment, "
+                                    "dedicated against shared hosting (needs --prices).")) -> None:
     """What the spec costs: idle per month, per retraining run, per 1M predictions (AWS Price List, on-demand)."""
-    from lambdas.shared import pricing
-
     if output not in ("table", "json"):
         _fail(f"--output {output}: use table or json")
     try:
         assumptions = model.Assumptions(requests_per_second=requests_per_second, payload_kb=payload_kb,
                                         training_runtime_share=runtime_share, spot_discount=spot_discount,
-                                        extra_runs_per_month=extra_runs)
+                                        extra_runs_per_month=extra_runs, smoke_minutes=smoke_minutes)
     except ValidationError as error:
         _fail("; ".join(f"{item['loc'][0]}: {item['msg']}" for item in error.errors()))
+    if fleet:
+        _fleet_table(model_name, prices)
+        return
     try:
         environments = {environment.name: environment for environment in load_environments()}
         if env not in environments:
             raise SpecError(f"--env {env}: no such environment in cdk.json; fix: use one of {', '.join(environments)}")
-        environment = environments[env]
-        spec = load_spec(find_model_dir(model_name), environment.overrides)
-        priced_in = _region(region, environment.region)
+        selected = list(environments.values()) if all_environments else [environments[env]]
+        delivery = load_delivery()
     except SpecError as error:
         _fail(str(error))
-    try:
-        items = (pricing.load_recorded(prices) if prices
-                 else pricing.fetch(spec, priced_in, assumptions))
-        if save_prices:
-            pricing.save_recorded(save_prices, items)
-        result = model.estimate(spec, priced_in, items, assumptions, environment=env)
-    except (pricing.PricingUnavailable, model.PriceNotFound, ValueError) as error:
-        _fail(str(error))
+    results = [_estimate(model_name, environment, delivery, region, prices, save_prices, assumptions)
+               for environment in selected]
+    if all_environments:
+        show_environments(results, output)
+        return
+    result = results[0]
     if output == "json":
         print(json.dumps(result.as_dict(), indent=2))
     else:
         show(result, source=str(prices) if prices else "AWS Price List API")
+
+
+def _estimate(model_name: str, environment: EnvironmentSpec, delivery, region: str | None, prices: Path | None,
+              save_prices: Path | None, assumptions: model.Assumptions) -> model.Estimate:
+    """The model's estimate in one environment: its overrides, the stage it serves and its shared endpoint."""
+    from lambdas.shared import pricing
+
+    try:
+        spec = load_spec(find_model_dir(model_name), environment.overrides)
+        priced_in = _region(region, environment.region)
+        pool = environment.shared_hosting
+        items = pricing.load_recorded(prices) if prices else pricing.fetch(spec, priced_in, assumptions, pool=pool)
+        if save_prices:
+            pricing.save_recorded(save_prices, items)
+        return model.estimate(spec, priced_in, items, assumptions, environment=environment.name,
+                              serving=serving_stage(environment, delivery), pool=pool)
+    except (SpecError, pricing.PricingUnavailable, model.PriceNotFound, ValueError) as error:
+        _fail(str(error))
+
+
+def _fleet_table(model_name: str, prices: Path | None) -> None:
+    from lambdas.shared import pricing
+    from pipelines import cost_table
+
+    if prices is None:
+        _fail("--fleet prices from a recorded response; fix: pass --prices pipelines/local/prices/us-east-1.json")
+    try:
+        print(cost_table.render(model_name, pricing.load_recorded(prices)))
+    except (SpecError, model.PriceNotFound, ValueError) as error:
+        _fail(str(error))
+
+
+def _serves(result: model.Estimate) -> str:
+    return result.serves or "nothing (smoke tests only)"
+
+
+def show_environments(results: list[model.Estimate], output: str) -> None:
+    """Each environment's idle month and what it serves, and their sum: what the model costs while it waits."""
+    idle = sum(result.total(model.IDLE) for result in results)
+    if output == "json":
+        print(json.dumps({"environments": [result.as_dict() for result in results],
+                          "idle_per_month": round(idle, 4)}, indent=2))
+        return
+    table = Table(title=f"{results[0].model}: idle per month by environment", title_justify="left")
+    for column in ("environment", "serves", "hosting", "idle per month", "per month with runs"):
+        table.add_column(column, justify="right" if "month" in column else "left")
+    for result in results:
+        table.add_row(result.environment, _serves(result), result.hosting, model.usd(result.total(model.IDLE)),
+                      model.usd(result.monthly))
+    table.add_row("[bold]total[/]", "", "", f"[bold]{model.usd(idle)}[/]",
+                  f"[bold]{model.usd(sum(result.monthly for result in results))}[/]")
+    console.print(table)
 
 
 def _region(option: str | None, environment_region: str) -> str:
@@ -99,7 +156,8 @@ def _section(result: model.Estimate, name: str) -> Table:
 
 
 def show(result: model.Estimate, source: str) -> None:
-    console.print(f"[bold]{result.model}[/] in {result.environment} ({result.region}): on-demand USD from {source}")
+    console.print(f"[bold]{result.model}[/] in {result.environment} ({result.region}), serving {_serves(result)}: "
+                  f"on-demand USD from {source}")
     for name in (model.IDLE, model.PER_RUN, model.PER_MILLION):
         console.print(_section(result, name))
     share = result.monthly / result.budget_usd

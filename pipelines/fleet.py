@@ -23,7 +23,8 @@ from pipelines import naming
 from pipelines.approvals_cli import pending_approvals
 from pipelines.client import LOCAL_ENV, ApiError, EnvironmentProblem, Pipelines
 from pipelines.promotion import load_delivery, serving_stage
-from pipelines.spec import EnvironmentSpec, ModelSpec, SpecError, discover_spec_files, load_environments, load_spec
+from pipelines.spec import (EnvironmentSpec, ModelSpec, SharedPoolSpec, SpecError, discover_spec_files, load_environments,
+                            load_spec)
 
 # The drift hook writes one report per check (hourly to daily): a month of them is one listing page, and a verdict
 # older than that says little about the traffic now.
@@ -120,7 +121,7 @@ class Prices:
         self.recorded, self.session, self.source = recorded, session, source
         self.client, self.unavailable = None, None
 
-    def items(self, spec: ModelSpec, region: str) -> list[str]:
+    def items(self, spec: ModelSpec, region: str, pool: SharedPoolSpec | None = None) -> list[str]:
         if self.recorded is not None:
             return self.recorded
         if self.unavailable:
@@ -128,7 +129,7 @@ class Prices:
         self.client = self.client or _OneAnswerPerRequest(
             self.session.client("pricing", region_name=pricing.endpoint_region(region)))
         try:
-            return pricing.fetch(spec, region, pricing_client=self.client)
+            return pricing.fetch(spec, region, pricing_client=self.client, pool=pool)
         except pricing.PricingUnavailable as error:
             self.unavailable = error
             raise
@@ -178,7 +179,7 @@ def model_row(pipelines: Pipelines, name: str, folder: Path, environment: Enviro
         return row
     row.hosting = spec.deployment.hosting
     row.endpoint = endpoint_name(spec, pipelines.env, stage)
-    estimate(spec, pipelines.env, pipelines.region, prices, row)  # the spec's cost, whatever AWS lets the caller read
+    estimate(spec, environment, pipelines.region, prices, row)  # the spec's cost, whatever AWS lets the caller read
     try:
         read_runs_api(pipelines, row)
     except UNREADABLE as error:
@@ -240,10 +241,13 @@ def last_drift_check(pipelines: Pipelines, model: str, now: datetime) -> DriftSt
                       checked_at=checked.isoformat(), decision=str(report.get("decision") or ""))
 
 
-def estimate(spec: ModelSpec, env: str, region: str, prices: Prices, row: FleetRow) -> None:
-    """Idle per month and the month (idle plus the scheduled runs), as `mlops cost` computes them."""
+def estimate(spec: ModelSpec, environment: EnvironmentSpec, region: str, prices: Prices, row: FleetRow) -> None:
+    """Idle per month and the month (idle plus the scheduled runs), as `mlops cost` computes them: for the stage the
+    environment serves and its shared endpoint."""
     try:
-        result = cost.estimate(spec, region, prices.items(spec, region), environment=env)
+        pool = environment.shared_hosting
+        result = cost.estimate(spec, region, prices.items(spec, region, pool), environment=environment.name,
+                               serving=row.stage, pool=pool)
     except (pricing.PricingUnavailable, cost.PriceNotFound, ValueError) as error:
         row.notes.append(f"cost: {one_line(error)}")
         return

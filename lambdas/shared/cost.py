@@ -3,7 +3,10 @@ per million predictions. Pure: no AWS calls here.
 
 `price_requests(spec, region)` lists the GetProducts requests the spec needs (lambdas/shared/pricing.py makes them,
 or a recorded response stands in for them); `estimate(spec, region, price_list)` prices the spec from the PriceList
-items (JSON strings, as GetProducts returns them). Quantities the spec does not fix (traffic, payload size, how long
+items (JSON strings, as GetProducts returns them), in an environment that serves one stage (`serving`: "prod",
+"staging", or None for the training environment of a delivery, which serves nothing: pipelines/promotion.serving_stage).
+A dedicated model keeps one endpoint at min_capacity there; a shared-hosted one keeps min_copies on the environment's
+shared endpoint (`pool`, cdk.json shared_hosting). The smoke test's endpoint is ephemeral: a per-run cost, not idle. Quantities the spec does not fix (traffic, payload size, how long
 training takes) are explicit `Assumptions`, printed with every estimate.
 """
 
@@ -17,13 +20,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.spec import ModelSpec
+from pipelines.instances import hosting_resources
+from pipelines.spec import ModelSpec, SharedPoolSpec
 
 HOURS_PER_MONTH = 730.0  # the month of the AWS pricing pages: 24 x 365 / 12
 DAYS_PER_MONTH = 365 / 12
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 GIB = 1024 ** 3
-STAGES = ("staging", "prod")  # each runs an endpoint at min_capacity (lambdas/endpoint/logic.py endpoint_config)
 # The artifact bucket's lifecycle (stacks/constructs/storage.py, rules age-data-capture and expire-old-versions):
 # captured files spend 30 days in S3 Standard, then Standard-IA until they expire at 365 days, and stay 90 more
 # days as noncurrent versions (the bucket is versioned).
@@ -57,6 +60,10 @@ class Assumptions(BaseModel):
                                         description="Runs beyond the retraining schedule (manual, drift-triggered)")
     rollout_minutes: float = Field(default=10, ge=0, le=600,
                                    description="Provisioning of the new blue/green fleet before traffic shifts")
+    # Creating an endpoint takes about 8-10 minutes before it is InService; the smoke test itself and the delete
+    # take a few more. The ephemeral endpoint is billed from creation to deletion.
+    smoke_minutes: float = Field(default=15, ge=0, le=600,
+                                 description="The smoke test's ephemeral endpoint: provisioning, the test, the delete")
     transform_minutes: float = Field(default=15, ge=0, le=10_000, description="One batch transform job")
     serverless_seconds_per_prediction: float = Field(default=0.2, gt=0, le=60)
     lambda_architecture: Literal["x86_64", "arm64"] = "arm64"  # stacks/constructs/functions.py ARCHITECTURE
@@ -129,8 +136,25 @@ def _lambda_groups(assumptions: Assumptions) -> tuple[str, str]:
     return f"AWS-Lambda-Duration{suffix}", f"AWS-Lambda-Requests{suffix}"
 
 
-def price_keys(spec: ModelSpec, region: str, assumptions: Assumptions = Assumptions()) -> dict[str, PriceKey]:
-    """Every price the spec's cost depends on, by name."""
+def is_shared(spec: ModelSpec) -> bool:
+    return spec.deployment.hosting == "shared"
+
+
+def capture_percent(spec: ModelSpec, pool: SharedPoolSpec) -> int:
+    """The sampling rate of the model's traffic: its own endpoint's, or the shared endpoint's one rate."""
+    return pool.data_capture_percent if is_shared(spec) else spec.deployment.data_capture_percent
+
+
+def copy_share(spec: ModelSpec, pool: SharedPoolSpec) -> float:
+    """The share of one pool instance a copy holds: its CPUs or its memory, whichever fills the instance first."""
+    copy, host = spec.deployment.shared, hosting_resources(pool.instance_type)
+    return max(copy.cpus / host.vcpus, copy.memory_mb / host.memory_mib)
+
+
+def price_keys(spec: ModelSpec, region: str, assumptions: Assumptions = Assumptions(),
+               pool: SharedPoolSpec | None = None) -> dict[str, PriceKey]:
+    """Every price the spec's cost depends on, by name (pool: the environment's shared endpoint, default its default)."""
+    pool = pool or SharedPoolSpec()
     keys: dict[str, PriceKey] = {}
     training = spec.training.instance_type
     keys["training"] = PriceKey(f"SageMaker training {training}", _sagemaker_instances(region, training), f"Train:{training}")
@@ -141,13 +165,17 @@ def price_keys(spec: ModelSpec, region: str, assumptions: Assumptions = Assumpti
             f"SageMaker serverless inference {memory_gb} GB",
             ProductRequest("AmazonSageMaker", (("regionCode", region), ("productFamily", "ML Serverless"))),
             f"ServerlessInf:Mem-{memory_gb}GB")
+    elif is_shared(spec):
+        kind = pool.instance_type
+        keys["pool"] = PriceKey(f"SageMaker hosting {kind} (shared endpoint)", _sagemaker_instances(region, kind),
+                                f"Host:{kind}")
     else:
         hosting = deployment.instance_type
         keys["hosting"] = PriceKey(f"SageMaker hosting {hosting}", _sagemaker_instances(region, hosting), f"Host:{hosting}")
     if deployment.batch_transform:
         kind = deployment.instance_type
         keys["transform"] = PriceKey(f"SageMaker batch transform {kind}", _sagemaker_instances(region, kind), f"Tsform:{kind}")
-    if deployment.data_capture_percent > 0:
+    if capture_percent(spec, pool) > 0:
         storage = ProductRequest("AmazonS3", (("regionCode", region), ("productFamily", "Storage")))
         keys["s3_standard"] = PriceKey("S3 Standard storage", storage, "TimedStorage-ByteHrs", (("volumeType", "Standard"),))
         keys["s3_ia"] = PriceKey("S3 Standard-IA storage", storage, "TimedStorage-SIA-ByteHrs",
@@ -164,9 +192,10 @@ def price_keys(spec: ModelSpec, region: str, assumptions: Assumptions = Assumpti
     return keys
 
 
-def price_requests(spec: ModelSpec, region: str, assumptions: Assumptions = Assumptions()) -> list[ProductRequest]:
+def price_requests(spec: ModelSpec, region: str, assumptions: Assumptions = Assumptions(),
+                   pool: SharedPoolSpec | None = None) -> list[ProductRequest]:
     """The distinct GetProducts requests the spec needs (one per SageMaker instance type, one per other service)."""
-    return list(dict.fromkeys(key.request for key in price_keys(spec, region, assumptions).values()))
+    return list(dict.fromkeys(key.request for key in price_keys(spec, region, assumptions, pool).values()))
 
 
 def parse_price_list(price_list: list[str | dict]) -> list[dict]:
@@ -283,6 +312,8 @@ class Estimate:
     runs_per_month: float
     budget_usd: float
     notes: list[str] = field(default_factory=list)
+    serves: str | None = "prod"  # the stage the environment serves; None: nothing (pipelines/promotion.serving_stage)
+    hosting: str = "dedicated"
 
     def section(self, name: str) -> list[Line]:
         return [line for line in self.lines if line.section == name]
@@ -303,7 +334,7 @@ class Estimate:
                 "currency": "USD", "idle_per_month": round(self.total(IDLE), 4),
                 "per_run_expected": round(self.total(PER_RUN), 4), "per_run_max": round(self.max_per_run(), 4),
                 "per_million_predictions": round(self.total(PER_MILLION), 4),
-                "runs_per_month": round(self.runs_per_month, 3), "monthly": round(self.monthly, 4),
+                "serves": self.serves, "hosting": self.hosting, "runs_per_month": round(self.runs_per_month, 3), "monthly": round(self.monthly, 4),
                 "monthly_budget": self.budget_usd, "lines": [asdict(line) for line in self.lines],
                 "prices": [asdict(price) for price in self.prices],
                 "assumptions": self.assumptions.model_dump(), "notes": self.notes}
@@ -313,8 +344,24 @@ def _lambda_usd(gb_seconds: float, invocations: float, prices: dict[str, Price])
     return gb_seconds * prices["lambda_gb_second"].usd + invocations * prices["lambda_request"].usd
 
 
-def _capture_gb(predictions: float, spec: ModelSpec, assumptions: Assumptions) -> float:
-    return predictions * spec.deployment.data_capture_percent / 100 * assumptions.payload_kb * 1024 / GIB
+@dataclass(frozen=True)
+class Placement:
+    """Where the environment runs the model: the stage it serves (None: nothing) and its shared endpoint."""
+
+    environment: str
+    serving: str | None
+    pool: SharedPoolSpec
+
+    def captured_percent(self, spec: ModelSpec) -> int:
+        """Only a serving endpoint captures traffic (the smoke test's ephemeral one does not)."""
+        return capture_percent(spec, self.pool) if self.serving else 0
+
+    def checks_drift(self, spec: ModelSpec) -> bool:
+        return bool(self.serving) and spec.drift.enabled
+
+
+def _capture_gb(predictions: float, percent: int, assumptions: Assumptions) -> float:
+    return predictions * percent / 100 * assumptions.payload_kb * 1024 / GIB
 
 
 def capture_storage_months() -> tuple[float, float]:
@@ -328,22 +375,44 @@ def _capture_usd_per_gb(prices: dict[str, Price]) -> float:
     return standard * prices["s3_standard"].usd + infrequent * prices["s3_ia"].usd
 
 
-def _idle(spec: ModelSpec, prices: dict[str, Price], assumptions: Assumptions) -> list[Line]:
-    deployment, lines = spec.deployment, []
-    for stage in STAGES:
-        if deployment.serverless:
-            lines.append(Line(IDLE, f"{stage} endpoint (serverless)", "billed per inference second only", 0.0))
-        else:
-            count, kind = deployment.min_capacity, deployment.instance_type
-            lines.append(Line(IDLE, f"{stage} endpoint", f"{count} x {kind} x {HOURS_PER_MONTH:g} h",
-                              count * HOURS_PER_MONTH * prices["hosting"].usd))
-    if deployment.data_capture_percent > 0:
-        monthly_gb = _capture_gb(assumptions.requests_per_second * SECONDS_PER_MONTH, spec, assumptions)
+def _copy_hourly(spec: ModelSpec, where: Placement, prices: dict[str, Price]) -> float:
+    """One copy's share of a pool instance's hourly price."""
+    return copy_share(spec, where.pool) * prices["pool"].usd
+
+
+def _copies_quantity(spec: ModelSpec, where: Placement, copies: int, duration: str) -> str:
+    return (f"{copies} x {copy_share(spec, where.pool):.3g} of {where.pool.instance_type} x {duration} "
+            f"({spec.deployment.shared.cpus:g} CPU, {spec.deployment.shared.memory_mb} MB a copy)")
+
+
+def _serving_endpoint(spec: ModelSpec, where: Placement, prices: dict[str, Price]) -> Line:
+    deployment, stage = spec.deployment, where.serving
+    if stage is None:
+        return Line(IDLE, "serving endpoint (none)", f"{where.environment or 'the environment'} serves nothing; the "
+                    "smoke test's endpoint lives only during a run", 0.0)
+    if deployment.serverless:
+        return Line(IDLE, f"{stage} endpoint (serverless)", "billed per inference second only", 0.0)
+    if is_shared(spec):
+        copies = deployment.shared.min_copies
+        quantity = (_copies_quantity(spec, where, copies, f"{HOURS_PER_MONTH:g} h") if copies else
+                    "min_copies 0: no instance of its own (the first request scales a copy up from zero)")
+        return Line(IDLE, f"{stage} copies (shared endpoint)", quantity,
+                    copies * HOURS_PER_MONTH * _copy_hourly(spec, where, prices))
+    count, kind = deployment.min_capacity, deployment.instance_type
+    return Line(IDLE, f"{stage} endpoint", f"{count} x {kind} x {HOURS_PER_MONTH:g} h",
+                count * HOURS_PER_MONTH * prices["hosting"].usd)
+
+
+def _idle(spec: ModelSpec, where: Placement, prices: dict[str, Price], assumptions: Assumptions) -> list[Line]:
+    lines = [_serving_endpoint(spec, where, prices)]
+    percent = where.captured_percent(spec)
+    if percent > 0:
+        monthly_gb = _capture_gb(assumptions.requests_per_second * SECONDS_PER_MONTH, percent, assumptions)
         lines.append(Line(IDLE, "data capture storage (steady state)",
-                          f"{monthly_gb:.2f} GB/month captured ({deployment.data_capture_percent}% of "
+                          f"{monthly_gb:.2f} GB/month captured ({percent}% of "
                           f"{assumptions.requests_per_second:g} req/s x {assumptions.payload_kb:g} KiB)",
                           monthly_gb * _capture_usd_per_gb(prices)))
-    if spec.drift.enabled:
+    if where.checks_drift(spec):
         checks = runs_per_month(spec.drift.schedule)
         lines.append(Line(IDLE, "drift checks (Lambda)", f"{checks:,.0f} x {DRIFT_FUNCTION_MB} MB x "
                           f"{assumptions.drift_check_seconds:g} s ({spec.drift.schedule})",
@@ -352,7 +421,7 @@ def _idle(spec: ModelSpec, prices: dict[str, Price], assumptions: Assumptions) -
     lines.append(Line(IDLE, "approval reconciler (Lambda)", f"{checks:,.0f} x {RECONCILER_MB} MB x "
                       f"{assumptions.reconcile_seconds:g} s ({RECONCILE_SCHEDULE})",
                       _lambda_usd(checks * RECONCILER_MB / 1024 * assumptions.reconcile_seconds, checks, prices)))
-    fired = checks + (runs_per_month(spec.drift.schedule) if spec.drift.enabled else 0) + \
+    fired = checks + (runs_per_month(spec.drift.schedule) if where.checks_drift(spec) else 0) + \
         (runs_per_month(spec.retraining.schedule) if spec.retraining.schedule else 0)
     lines.append(Line(IDLE, "schedules (EventBridge Scheduler)",
                       f"{fired:,.0f} invocations; an account's first {SCHEDULER_FREE_INVOCATIONS / 1e6:g} million "
@@ -367,7 +436,34 @@ def _overlap_minutes(spec: ModelSpec, assumptions: Assumptions) -> float:
     return assumptions.rollout_minutes + waits * deployment.wait_minutes + deployment.bake_minutes
 
 
-def _per_run(spec: ModelSpec, prices: dict[str, Price], assumptions: Assumptions) -> list[Line]:
+def _smoke_endpoint(spec: ModelSpec, where: Placement, prices: dict[str, Price], assumptions: Assumptions) -> Line:
+    """The endpoint each approved run's smoke test creates and deletes: billed from creation to deletion."""
+    item, minutes = "smoke test endpoint (ephemeral)", assumptions.smoke_minutes
+    if spec.deployment.serverless:
+        return Line(PER_RUN, item, "serverless: billed per inference second only", 0.0)
+    if is_shared(spec):
+        return Line(PER_RUN, item, _copies_quantity(spec, where, 1, f"{minutes:g} min"),
+                    _copy_hourly(spec, where, prices) * minutes / 60)
+    kind = spec.deployment.instance_type
+    return Line(PER_RUN, item, f"1 x {kind} x {minutes:g} min", prices["hosting"].usd * minutes / 60)
+
+
+def _rollout(spec: ModelSpec, where: Placement, prices: dict[str, Price], assumptions: Assumptions) -> list[Line]:
+    """The new fleet beside the old on the one serving endpoint; none where the environment serves nothing."""
+    deployment, minutes = spec.deployment, _overlap_minutes(spec, assumptions)
+    if where.serving is None or deployment.serverless:
+        return []
+    if is_shared(spec):
+        copies = deployment.shared.min_copies
+        return [Line(PER_RUN, "rolling update overlap (approved runs)",
+                     _copies_quantity(spec, where, copies, f"{minutes:g} min"),
+                     copies * _copy_hourly(spec, where, prices) * minutes / 60)]
+    return [Line(PER_RUN, "blue/green overlap (approved runs)",
+                 f"{where.serving} endpoint: {deployment.min_capacity} x {deployment.instance_type} x {minutes:g} min",
+                 deployment.min_capacity * prices["hosting"].usd * minutes / 60)]
+
+
+def _per_run(spec: ModelSpec, where: Placement, prices: dict[str, Price], assumptions: Assumptions) -> list[Line]:
     training, deployment = spec.training, spec.deployment
     hourly = training.instance_count * prices["training"].usd
     expected_h, max_h = training.max_runtime_s * assumptions.training_runtime_share / 3600, training.max_runtime_s / 3600
@@ -378,11 +474,8 @@ def _per_run(spec: ModelSpec, prices: dict[str, Price], assumptions: Assumptions
         saving = hourly * expected_h * assumptions.spot_discount
         lines.append(Line(PER_RUN, "managed spot saving", f"{assumptions.spot_discount:.0%} assumed off on-demand",
                           -saving, 0.0))
-    if not deployment.serverless:
-        minutes = _overlap_minutes(spec, assumptions)
-        lines.append(Line(PER_RUN, "blue/green overlap (approved runs)",
-                          f"{len(STAGES)} stages x {deployment.min_capacity} x {deployment.instance_type} x {minutes:g} min",
-                          len(STAGES) * deployment.min_capacity * prices["hosting"].usd * minutes / 60))
+    lines.append(_smoke_endpoint(spec, where, prices, assumptions))
+    lines += _rollout(spec, where, prices, assumptions)
     if deployment.batch_transform:
         lines.append(Line(PER_RUN, "batch transform", f"1 x {deployment.instance_type} x {assumptions.transform_minutes:g} min",
                           prices["transform"].usd * assumptions.transform_minutes / 60))
@@ -394,35 +487,63 @@ def _per_run(spec: ModelSpec, prices: dict[str, Price], assumptions: Assumptions
     return lines
 
 
-def _per_million(spec: ModelSpec, prices: dict[str, Price], assumptions: Assumptions) -> list[Line]:
-    deployment, lines = spec.deployment, []
+def _hosting_per_million(spec: ModelSpec, where: Placement, prices: dict[str, Price], assumptions: Assumptions) -> Line:
+    deployment = spec.deployment
     if deployment.serverless:
-        lines.append(Line(PER_MILLION, "serverless inference", f"1M x {assumptions.serverless_seconds_per_prediction:g} s "
-                          f"at {deployment.serverless.memory_mb} MB",
-                          1e6 * assumptions.serverless_seconds_per_prediction * prices["serverless"].usd))
-    else:
-        per_hour = deployment.target_invocations_per_instance * 60
-        lines.append(Line(PER_MILLION, "endpoint at min capacity, at its scaling target",
-                          f"{1e6 / per_hour:,.1f} instance-h of {deployment.instance_type} "
-                          f"({deployment.target_invocations_per_instance}/min per instance)",
-                          1e6 / per_hour * prices["hosting"].usd))
-    if deployment.data_capture_percent > 0:
-        gigabytes = _capture_gb(1e6, spec, assumptions)
+        return Line(PER_MILLION, "serverless inference", f"1M x {assumptions.serverless_seconds_per_prediction:g} s "
+                    f"at {deployment.serverless.memory_mb} MB",
+                    1e6 * assumptions.serverless_seconds_per_prediction * prices["serverless"].usd)
+    hours = 1e6 / (deployment.target_invocations_per_instance * 60)
+    if is_shared(spec):
+        return Line(PER_MILLION, "shared copies at their scaling target",
+                    f"{hours:,.1f} copy-h x {copy_share(spec, where.pool):.3g} of {where.pool.instance_type} "
+                    f"({deployment.target_invocations_per_instance}/min per copy)",
+                    hours * _copy_hourly(spec, where, prices))
+    return Line(PER_MILLION, "endpoint at min capacity, at its scaling target",
+                f"{hours:,.1f} instance-h of {deployment.instance_type} "
+                f"({deployment.target_invocations_per_instance}/min per instance)", hours * prices["hosting"].usd)
+
+
+def _per_million(spec: ModelSpec, where: Placement, prices: dict[str, Price], assumptions: Assumptions) -> list[Line]:
+    lines = [_hosting_per_million(spec, where, prices, assumptions)]
+    percent = where.captured_percent(spec)
+    if percent > 0:
+        gigabytes = _capture_gb(1e6, percent, assumptions)
         lines.append(Line(PER_MILLION, "data capture storage (lifetime)", f"{gigabytes:.2f} GB kept per the lifecycle",
                           gigabytes * _capture_usd_per_gb(prices)))
     return lines
 
 
-def _notes(spec: ModelSpec, prices: dict[str, Price], assumptions: Assumptions, runs: float) -> list[str]:
+def pool_idle_usd(pool: SharedPoolSpec, hourly_usd: float) -> float:
+    """What the environment's shared endpoint costs a month with no copy on it: min_instances, once for all models."""
+    return pool.min_instances * HOURS_PER_MONTH * hourly_usd
+
+
+def _serving_notes(spec: ModelSpec, where: Placement, prices: dict[str, Price]) -> list[str]:
+    if where.serving is None:
+        return [f"{where.environment or 'this environment'} serves nothing: no always-on endpoint, no data capture, "
+                "no drift checks; each approved run's smoke test creates an endpoint and deletes it after the test"]
+    notes = [f"{where.environment or 'this environment'} serves {where.serving}: one always-on endpoint per model"]
+    if is_shared(spec):
+        pool, hourly = where.pool, prices["pool"].usd
+        notes.append(f"the shared endpoint keeps {pool.min_instances} x {pool.instance_type} "
+                     f"({usd(pool_idle_usd(pool, hourly))}/month) for all its models, and adds instances as copies need "
+                     f"them (up to {pool.max_instances}) at {usd(hourly)}/h each")
+    return notes
+
+
+def _notes(spec: ModelSpec, where: Placement, prices: dict[str, Price], assumptions: Assumptions,
+           runs: float) -> list[str]:
     notes = [f"runs per month: {runs:.2f} (schedule {spec.retraining.schedule or 'none'}"
              f" + {assumptions.extra_runs_per_month:g} assumed others)",
              "one training job per run: the spec declares no hyperparameter tuning",
              "not included: ML storage volumes, endpoint data processing (per GB in and out), CloudWatch, KMS requests, "
-             "data transfer, and the registry stack's shared key, buckets and table"]
-    if not spec.deployment.serverless and assumptions.requests_per_second > 0:
+             "data transfer, and the registry stack's shared key, buckets and table"] + _serving_notes(spec, where, prices)
+    dedicated = not spec.deployment.serverless and not is_shared(spec)
+    if dedicated and where.serving and assumptions.requests_per_second > 0:
         monthly = assumptions.requests_per_second * SECONDS_PER_MONTH
         idle = spec.deployment.min_capacity * HOURS_PER_MONTH * prices["hosting"].usd
-        notes.append(f"at the assumed {assumptions.requests_per_second:g} req/s the production endpoint costs "
+        notes.append(f"at the assumed {assumptions.requests_per_second:g} req/s the {where.serving} endpoint costs "
                      f"${idle / monthly * 1e6:,.2f} per 1M predictions")
     if spec.training.use_spot:
         notes.append("spot: the maximum per run prices training at the on-demand rate for max_runtime_s (spot never "
@@ -431,14 +552,18 @@ def _notes(spec: ModelSpec, prices: dict[str, Price], assumptions: Assumptions, 
 
 
 def estimate(spec: ModelSpec, region: str, price_list: list[str | dict], assumptions: Assumptions = Assumptions(),
-             environment: str = "") -> Estimate:
-    """The spec priced from a GetProducts PriceList; PriceNotFound names any price it lacks."""
+             environment: str = "", serving: str | None = "prod", pool: SharedPoolSpec | None = None) -> Estimate:
+    """The spec priced from a GetProducts PriceList in an environment serving `serving` (None: nothing) with the
+    shared endpoint `pool` (default: SharedPoolSpec's); PriceNotFound names any price it lacks."""
+    where = Placement(environment, serving, pool or SharedPoolSpec())
     items = parse_price_list(price_list)
-    prices = {name: find_price(items, key) for name, key in price_keys(spec, region, assumptions).items()}
+    prices = {name: find_price(items, key) for name, key in price_keys(spec, region, assumptions, where.pool).items()}
     runs = runs_per_month(spec.retraining.schedule) + assumptions.extra_runs_per_month
-    lines = _idle(spec, prices, assumptions) + _per_run(spec, prices, assumptions) + _per_million(spec, prices, assumptions)
+    lines = (_idle(spec, where, prices, assumptions) + _per_run(spec, where, prices, assumptions)
+             + _per_million(spec, where, prices, assumptions))
     return Estimate(spec.name, environment, region, lines, list(prices.values()), assumptions, runs,
-                    spec.cost.monthly_budget_usd, _notes(spec, prices, assumptions, runs))
+                    spec.cost.monthly_budget_usd, _notes(spec, where, prices, assumptions, runs), serving,
+                    spec.deployment.hosting)
 
 
 BUDGET_FIRST_ALERT = 0.8  # stacks/constructs/budgets.py: the first ACTUAL notification

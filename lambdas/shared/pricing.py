@@ -55,7 +55,7 @@ def get_products(pricing_client, request: cost.ProductRequest) -> list[str]:
 
 
 def fetch(spec: ModelSpec, region: str, assumptions: cost.Assumptions = cost.Assumptions(), pricing_client=None,
-          deadline_s: float | None = None) -> list[str]:
+          deadline_s: float | None = None, pool=None) -> list[str]:
     """The PriceList items the spec's estimate needs; PricingUnavailable (one line) when the API cannot be asked,
     or when deadline_s passes between requests."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
@@ -64,7 +64,7 @@ def fetch(spec: ModelSpec, region: str, assumptions: cost.Assumptions = cost.Ass
     try:
         pricing_client = pricing_client or client(region)
         items: list[str] = []
-        for request in cost.price_requests(spec, region, assumptions):
+        for request in cost.price_requests(spec, region, assumptions, pool):
             if deadline_s is not None and time.monotonic() - started > deadline_s:
                 raise PricingUnavailable(f"the Price List API did not answer within {deadline_s:g} s")
             items += get_products(pricing_client, request)

@@ -22,29 +22,42 @@ def cost(*arguments: str):
 
 
 def test_cost_prints_the_breakdown_from_a_recorded_response():
-    result = cost("churn", "--prices", str(RECORDED))
+    result = cost("churn", "--env", "staging", "--prices", str(RECORDED))
     assert result.exit_code == 0, result.output
-    for expected in ("idle per month", "per retraining run", "per 1M predictions", "$83.95", "$168.45", "$9.66",
-                     "per month, with 4.35 runs: $169.72 = 34% of the budget $500.00", "USE1-Host:ml.m5.large",
-                     "at the assumed 1 req/s the production endpoint costs $31.94 per 1M predictions"):
+    for expected in ("serving staging", "idle per month", "per retraining run", "per 1M predictions", "$83.95", "$84.50",
+                     "$9.66", "per month, with 4.35 runs: $85.73 = 17% of the budget $500.00", "USE1-Host:ml.m5.large",
+                     "smoke test endpoint (ephemeral)",
+                     "at the assumed 1 req/s the staging endpoint costs $31.94 per 1M predictions"):
         assert expected in result.output
+
+
+def test_cost_in_the_training_environment_prices_no_endpoint_only_the_smoke_test_per_run():
+    result = cost("churn", "--prices", str(RECORDED), "-o", "json")  # dev: the training account of the delivery
+    document = json.loads(result.output)
+    assert document["serves"] is None and document["idle_per_month"] == pytest.approx(0.020051, abs=1e-4)
+    items = {line["item"]: line["usd"] for line in document["lines"]}
+    assert items["serving endpoint (none)"] == 0 and items["smoke test endpoint (ephemeral)"] == pytest.approx(0.115 / 4)
+    assert not [item for item in items if "drift" in item or "capture" in item or "overlap" in item]
 
 
 def test_cost_json_carries_the_totals_lines_prices_and_assumptions():
     result = cost("churn", "--env", "prod", "--prices", str(RECORDED), "--output", "json")
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
-    # prod: min_capacity 2 in both stages (4 x 730 h x $0.115), on-demand training (no spot line)
-    assert document["environment"] == "prod" and document["idle_per_month"] == pytest.approx(335.80 + 0.5543, abs=0.001)
+    # prod serves prod: min_capacity 2 on its one endpoint (2 x 730 h x $0.115), on-demand training (no spot line)
+    assert document["environment"] == "prod" and document["serves"] == "prod"
+    assert document["idle_per_month"] == pytest.approx(167.90 + 0.5543, abs=0.001)
     assert not [line for line in document["lines"] if line["item"] == "managed spot saving"]
-    assert document["per_run_max"] == pytest.approx(1.408 + 2 * 2 * 0.115 * 25 / 60 + 0.0016 + 0.002, abs=1e-4)  # arm64 functions, transitions
+    # training, a 15-minute smoke endpoint, the 25-minute canary overlap of 2 instances, arm64 functions, transitions
+    assert document["per_run_max"] == pytest.approx(1.408 + 0.115 * 15 / 60 + 2 * 0.115 * 25 / 60 + 0.0016 + 0.002,
+                                                    abs=1e-4)
     assert {price["usagetype"] for price in document["prices"]} >= {"USE1-Train:ml.g5.xlarge", "USE1-Host:ml.m5.large"}
     assert document["assumptions"]["requests_per_second"] == 1.0 and document["monthly_budget"] == 500
 
 
 def test_assumptions_are_options_and_move_the_figures():
-    base = json.loads(cost("churn", "--prices", str(RECORDED), "-o", "json").output)
-    busier = json.loads(cost("churn", "--prices", str(RECORDED), "-o", "json", "--requests-per-second", "10",
+    base = json.loads(cost("churn", "--env", "prod", "--prices", str(RECORDED), "-o", "json").output)
+    busier = json.loads(cost("churn", "--env", "prod", "--prices", str(RECORDED), "-o", "json", "--requests-per-second", "10",
                              "--payload-kb", "4").output)
     captured = [line["usd"] for document in (base, busier) for line in document["lines"]
                 if line["item"] == "data capture storage (steady state)"]
@@ -52,7 +65,7 @@ def test_assumptions_are_options_and_move_the_figures():
 
 
 def test_an_estimate_past_the_budget_alert_says_what_to_set():
-    result = cost("churn", "--prices", str(RECORDED), "--extra-runs", "1200")
+    result = cost("churn", "--env", "prod", "--prices", str(RECORDED), "--extra-runs", "1200")
     assert result.exit_code == 0
     assert "warning: the estimate" in result.output and "raise cost.monthly_budget_usd to at least" in result.output
 
@@ -116,7 +129,7 @@ def test_the_approval_email_carries_the_cost_table(approval, monkeypatch):
     assert len(messages) == 2
     for message in messages:
         assert "Cost estimate of churn (us-east-1, AWS Price List on-demand USD):" in message
-        assert "  per month with 4.35 runs: $169.72 (budget $500.00)" in message
+        assert "  per month with 4.35 runs: $85.73 (budget $500.00)" in message
         assert "Approve: " in message  # the links are still there
 
 
@@ -146,3 +159,35 @@ def test_an_unknown_region_is_one_clear_line_before_any_price_is_asked_for():
     result = cost("churn", "--prices", str(RECORDED), "--region", "us-east-9")
     assert result.exit_code == 1 and "--region us-east-9: 'us-east-9' is not a region SageMaker runs in" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_dedicated_churn_fleet_idles_under_260_dollars_a_month_over_dev_staging_and_prod():
+    result = cost("churn", "--prices", str(RECORDED), "--all-environments", "-o", "json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    idle = {environment["environment"]: environment["idle_per_month"] for environment in document["environments"]}
+    serves = {environment["environment"]: environment["serves"] for environment in document["environments"]}
+    assert serves == {"dev": None, "staging": "staging", "prod": "prod"}
+    # two prod instances and one staging instance of ml.m5.large at $0.115/h, plus drift checks, capture, reconcilers
+    assert document["idle_per_month"] == pytest.approx(3 * 730 * 0.115 + 1.13, abs=0.01) and document["idle_per_month"] <= 260
+    assert idle["dev"] < 0.05 and idle["prod"] == pytest.approx(167.90 + 0.5543, abs=0.001)
+
+
+def test_all_environments_prints_what_each_serves_and_the_sum():
+    result = cost("churn", "--prices", str(RECORDED), "--all-environments")
+    assert result.exit_code == 0, result.output
+    for expected in ("nothing (smoke tests only)", "staging", "$84.50", "$168.45", "$252.98"):
+        assert expected in result.output
+
+
+def test_fleet_prints_the_markdown_table_of_dedicated_against_shared_hosting():
+    result = cost("churn", "--prices", str(RECORDED), "--fleet")
+    assert result.exit_code == 0, result.output
+    assert "| models | hosting | dev | staging | prod | total |" in result.output
+    assert "| 1 | dedicated | $0.02 | $84.50 | $168.45 | $252.98 |" in result.output
+    assert "`ml.m5.xlarge` at $0.23/h" in result.output
+
+
+def test_fleet_without_recorded_prices_says_how_to_pass_them():
+    result = cost("churn", "--fleet")
+    assert result.exit_code == 1 and "--prices" in result.output

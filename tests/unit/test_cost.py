@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lambdas.shared import cost
-from pipelines.spec import parse_spec, read_spec_document
+from pipelines.spec import SharedPoolSpec, parse_spec, read_spec_document
 from tests.conftest import REPO_ROOT
 from tests.support.pricing import instance, product
 
@@ -65,9 +65,12 @@ def line(result: cost.Estimate, item: str) -> cost.Line:
     return found
 
 
-def test_idle_month_is_both_endpoints_at_min_capacity_for_730_hours(busy):
-    assert line(busy, "staging endpoint").usd == pytest.approx(2 * 730 * 0.10)  # 146.00
-    assert line(busy, "prod endpoint").usd == pytest.approx(146.00)
+def test_idle_month_is_the_one_serving_endpoint_at_min_capacity_for_730_hours(busy):
+    assert line(busy, "prod endpoint").usd == pytest.approx(2 * 730 * 0.10)  # 146.00
+    assert not [entry for entry in busy.lines if entry.item == "staging endpoint"]
+    staging = cost.estimate(spec_with(**BUSY), "us-east-1", synthetic_prices(), ASSUMED, serving="staging")
+    assert [entry.item for entry in staging.section(cost.IDLE) if "endpoint" in entry.item] == ["staging endpoint"]
+    assert line(staging, "staging endpoint").usd == pytest.approx(146.00)
 
 
 def test_captured_traffic_is_stored_as_long_as_the_lifecycle_keeps_it(busy):
@@ -84,20 +87,21 @@ def test_scheduled_functions_cost_their_gb_seconds_and_requests(busy):
     assert line(busy, "approval reconciler (Lambda)").usd == pytest.approx(2920 * 0.5 * 0.00001 + 2920 * 0.000001)
     assert line(busy, "schedules (EventBridge Scheduler)").usd == 0
     assert line(busy, "schedules (EventBridge Scheduler)").quantity.startswith("3,")  # drift, repair, retraining
-    assert busy.total(cost.IDLE) == pytest.approx(292 + 0.199814 + 0.126475 + 0.01752, abs=1e-5)
+    assert busy.total(cost.IDLE) == pytest.approx(146 + 0.199814 + 0.126475 + 0.01752, abs=1e-5)
 
 
-def test_a_run_costs_expected_training_less_spot_plus_rollout_transform_and_orchestration(busy):
+def test_a_run_costs_expected_training_less_spot_plus_smoke_rollout_transform_and_orchestration(busy):
     training = line(busy, "training (on-demand rate)")
     assert (training.usd, training.max_usd) == pytest.approx((2 * 0.20 * 1.0, 2 * 0.20 * 2.0))  # half and all of 2 h
     assert line(busy, "managed spot saving").usd == pytest.approx(-0.7 * 0.40)
-    # linear 50%: one wait of 6 min, plus 10 min provisioning and a 12 min bake, for 2 stages x 2 instances
-    assert line(busy, "blue/green overlap (approved runs)").usd == pytest.approx(2 * 2 * 0.10 * 28 / 60)
+    assert line(busy, "smoke test endpoint (ephemeral)").usd == pytest.approx(0.10 * 15 / 60)  # 1 instance, 15 min
+    # linear 50%: one wait of 6 min, plus 10 min provisioning and a 12 min bake, on the serving endpoint's 2 instances
+    assert line(busy, "blue/green overlap (approved runs)").usd == pytest.approx(2 * 0.10 * 28 / 60)
     assert line(busy, "batch transform").usd == pytest.approx(0.12 * 15 / 60)
     assert line(busy, "pipeline functions (Lambda)").usd == pytest.approx(120 * 0.00001 + 15 * 0.000001)
     assert line(busy, "state machine (Step Functions)").usd == pytest.approx(80 * 0.00002)
-    assert busy.total(cost.PER_RUN) == pytest.approx(0.40 - 0.28 + 0.186667 + 0.03 + 0.001215 + 0.0016, abs=1e-6)
-    assert busy.max_per_run() == pytest.approx(0.80 + 0.186667 + 0.03 + 0.001215 + 0.0016, abs=1e-6)
+    assert busy.total(cost.PER_RUN) == pytest.approx(0.40 - 0.28 + 0.025 + 0.093333 + 0.03 + 0.001215 + 0.0016, abs=1e-6)
+    assert busy.max_per_run() == pytest.approx(0.80 + 0.025 + 0.093333 + 0.03 + 0.001215 + 0.0016, abs=1e-6)
 
 
 def test_a_million_predictions_at_the_scaling_target_and_their_captured_share(busy):
@@ -110,10 +114,10 @@ def test_a_million_predictions_at_the_scaling_target_and_their_captured_share(bu
 
 def test_monthly_total_adds_the_schedules_runs_to_the_idle_month(busy):
     assert busy.runs_per_month == pytest.approx(1.0)  # cron(0 3 1 * ? *): the 1st of every month
-    assert busy.monthly == pytest.approx(292.343810 + 0.339482, abs=1e-5)
+    assert busy.monthly == pytest.approx(146.343810 + 0.271148, abs=1e-5)
     extra = cost.estimate(spec_with(**BUSY), "us-east-1", synthetic_prices(),
                           ASSUMED.model_copy(update={"extra_runs_per_month": 3}))
-    assert extra.monthly - busy.monthly == pytest.approx(3 * 0.339482, abs=1e-5)
+    assert extra.monthly - busy.monthly == pytest.approx(3 * 0.271148, abs=1e-5)
 
 
 def test_without_spot_there_is_no_saving_and_the_expected_run_pays_on_demand():
@@ -130,8 +134,9 @@ def test_serverless_endpoints_cost_nothing_idle_and_their_memory_seconds_per_pre
         product("AmazonSageMaker", "ML Serverless", {"usagetype": "USE1-ServerlessInf:Mem-2GB"}, 0.00004, "Second", "SL2"),
         product("AmazonSageMaker", "ML Serverless", {"usagetype": "USE1-ServerlessInf:Mem-4GB"}, 0.00008, "Second", "SL4")]
     result = cost.estimate(spec, "us-east-1", prices, cost.Assumptions(serverless_seconds_per_prediction=0.25))
-    assert [entry.usd for entry in result.section(cost.IDLE) if "endpoint" in entry.item] == [0.0, 0.0]
+    assert [entry.usd for entry in result.section(cost.IDLE) if "endpoint" in entry.item] == [0.0]
     assert line(result, "serverless inference").usd == pytest.approx(1e6 * 0.25 * 0.00004)  # $10.00
+    assert line(result, "smoke test endpoint (ephemeral)").usd == 0
     assert not [entry for entry in result.lines if "capture" in entry.item or "overlap" in entry.item]
 
 
@@ -152,7 +157,7 @@ def test_prices_follow_the_environment_region_through_the_region_code():
     with pytest.raises(cost.PriceNotFound, match="in eu-west-1: no on-demand price"):
         cost.estimate(spec, "eu-west-1", synthetic_prices())  # us-east-1 items only
     irish = cost.estimate(spec, "eu-west-1", synthetic_prices("eu-west-1", "EU"), ASSUMED)
-    assert irish.total(cost.IDLE) == pytest.approx(292.343810, abs=1e-5)
+    assert irish.total(cost.IDLE) == pytest.approx(146.343810, abs=1e-5)
 
 
 def test_one_request_per_instance_type_and_per_other_service():
@@ -229,10 +234,10 @@ def test_schedules_fire_this_often_in_an_average_month(schedule, per_month):
 # ------------------------------------------------------------------ budget and text
 
 def test_the_budget_verdict_warns_past_the_first_alert_with_the_amount_to_set(busy):
-    assert cost.budget_verdict(busy) is None  # 292.68 of 500
-    tight = cost.estimate(spec_with(**{**BUSY, "cost": {"monthly_budget_usd": 300}}), "us-east-1", synthetic_prices(), ASSUMED)
+    assert cost.budget_verdict(busy) is None  # 146.61 of 500
+    tight = cost.estimate(spec_with(**{**BUSY, "cost": {"monthly_budget_usd": 150}}), "us-east-1", synthetic_prices(), ASSUMED)
     verdict = cost.budget_verdict(tight)
-    assert "98% of the budget ($300.00)" in verdict and "at least 370" in verdict  # 292.68 / 0.8 = 365.85 -> 370
+    assert "98% of the budget ($150.00)" in verdict and "at least 190" in verdict  # 146.61 / 0.8 = 183.27 -> 190
 
 
 def test_the_spec_refuses_a_budget_that_is_not_a_positive_amount():
@@ -251,9 +256,9 @@ def test_amounts_keep_small_costs_visible(value, text):
 def test_the_email_text_has_each_section_total_and_the_assumptions(busy):
     text = cost.text_lines(busy)
     assert text[0] == "Cost estimate of churn (dev, us-east-1, AWS Price List on-demand USD):"
-    assert "    total" + " " * 48 + "$292.34" in text
-    assert any(entry.endswith("$0.34  (max $1.02)") for entry in text)
-    assert text[-2].startswith("  per month with 1.00 runs: $292.68 (budget $500.00)")
+    assert "    total" + " " * 48 + "$146.34" in text
+    assert any(entry.endswith("$0.27  (max $0.95)") for entry in text)
+    assert text[-2].startswith("  per month with 1.00 runs: $146.61 (budget $500.00)")
     assert all(entry.isprintable() for entry in text)
 
 
@@ -269,3 +274,114 @@ def test_the_recorded_prices_price_every_scaffolds_default_instance_types(task, 
     estimate = cost.estimate(spec, "us-east-1", recorded_items(), cost.Assumptions(), environment="dev")
     training = next(price for price in estimate.prices if price.usagetype.startswith("USE1-Train:"))
     assert training.usd == {"ml.m5.xlarge": 0.23, "ml.g5.xlarge": 1.408}[spec.training.instance_type]
+
+
+# ------------------------------------------------------------------ what the environment serves, shared hosting
+
+POOL = SharedPoolSpec(instance_type="ml.m5.xlarge", min_instances=0, max_instances=4)  # 4 vCPUs, 16 GiB
+
+
+def pool_prices() -> list[str]:
+    return synthetic_prices() + [instance("Host", "ml.m5.xlarge", 0.20)]
+
+
+def shared_spec(min_copies: int, cpus: float = 1, memory_mb: int = 2048):
+    return spec_with(**{**BUSY, "deployment": {**BUSY["deployment"], "hosting": "shared", "batch_transform": False,
+                                               "shared": {"min_copies": min_copies, "max_copies": 4, "cpus": cpus,
+                                                          "memory_mb": memory_mb}}})
+
+
+def test_an_environment_that_serves_nothing_keeps_no_endpoint_capture_drift_or_rollout():
+    result = cost.estimate(spec_with(**BUSY), "us-east-1", synthetic_prices(), ASSUMED, environment="dev", serving=None)
+    assert line(result, "serving endpoint (none)").usd == 0 and result.serves is None
+    assert result.total(cost.IDLE) == pytest.approx(0.01752)  # the approval reconciler alone
+    assert not [entry for entry in result.lines if "drift" in entry.item or "capture" in entry.item
+                or "overlap" in entry.item]
+    assert line(result, "smoke test endpoint (ephemeral)").usd == pytest.approx(0.10 * 15 / 60)
+
+
+def test_the_smoke_endpoint_lives_for_the_assumed_minutes_of_each_run():
+    longer = cost.estimate(spec_with(**BUSY), "us-east-1", synthetic_prices(),
+                           ASSUMED.model_copy(update={"smoke_minutes": 30}), serving=None)
+    assert line(longer, "smoke test endpoint (ephemeral)").quantity == "1 x ml.m5.large x 30 min"
+    assert line(longer, "smoke test endpoint (ephemeral)").usd == pytest.approx(0.10 / 2)
+
+
+def test_a_shared_hosted_model_at_min_copies_0_has_no_idle_instance_cost():
+    result = cost.estimate(shared_spec(0), "us-east-1", pool_prices(), ASSUMED, serving="prod", pool=POOL)
+    idle = line(result, "prod copies (shared endpoint)")
+    assert idle.usd == 0 and "no instance of its own" in idle.quantity
+    assert result.hosting == "shared" and "hosting" not in {price.label for price in result.prices}
+    assert any("adds instances as copies need them" in note for note in result.notes)
+
+
+def test_shared_copies_pay_their_share_of_a_pool_instance_by_cpu_or_memory_whichever_is_larger():
+    by_cpu = cost.estimate(shared_spec(2, cpus=1, memory_mb=2048), "us-east-1", pool_prices(), ASSUMED, pool=POOL)
+    assert line(by_cpu, "prod copies (shared endpoint)").usd == pytest.approx(2 * 0.25 * 730 * 0.20)  # 1 of 4 vCPUs
+    by_memory = cost.estimate(shared_spec(1, cpus=1, memory_mb=8192), "us-east-1", pool_prices(), ASSUMED, pool=POOL)
+    assert line(by_memory, "prod copies (shared endpoint)").usd == pytest.approx(0.5 * 730 * 0.20)  # 8 of 16 GiB
+
+
+def test_shared_runs_smoke_test_one_copy_and_roll_the_served_copies():
+    result = cost.estimate(shared_spec(2), "us-east-1", pool_prices(), ASSUMED, pool=POOL)
+    assert line(result, "smoke test endpoint (ephemeral)").usd == pytest.approx(0.25 * 0.20 * 15 / 60)
+    assert line(result, "rolling update overlap (approved runs)").usd == pytest.approx(2 * 0.25 * 0.20 * 28 / 60)
+
+
+def test_a_million_shared_predictions_cost_copy_hours_at_the_scaling_target():
+    result = cost.estimate(shared_spec(0), "us-east-1", pool_prices(), ASSUMED, pool=POOL)
+    # 1M / (100 per minute x 60) = 166.67 copy-hours x a quarter of a $0.20 instance
+    assert line(result, "shared copies at their scaling target").usd == pytest.approx(1e6 / 6000 * 0.25 * 0.20)
+
+
+def test_shared_hosting_asks_for_the_pools_instance_price():
+    requests = cost.price_requests(shared_spec(0), "us-east-1", pool=POOL)
+    # training (BUSY's ml.m5.xlarge) and the pool share one request; the model's own instance_type is not asked for
+    assert [dict(r.filters).get("instanceName") for r in requests if r.service_code == "AmazonSageMaker"] == [
+        "ml.m5.xlarge"]
+    assert cost.price_keys(shared_spec(0), "us-east-1", pool=POOL)["pool"].usage == "Host:ml.m5.xlarge"
+
+
+# ------------------------------------------------------------------ the real churn spec and cdk.json, the fleet table
+
+def test_churns_dedicated_idle_month_over_dev_staging_and_prod_is_at_most_260_dollars():
+    from pipelines import cost_table
+    from tests.support.pricing import recorded_items
+
+    environments = cost_table.idle_by_environment("churn", "dedicated", recorded_items())
+    idle = {environment.environment: environment.per_model for environment in environments}
+    assert {environment.environment: environment.serves for environment in environments} == {
+        "dev": None, "staging": "staging", "prod": "prod"}
+    assert idle["staging"] == pytest.approx(730 * 0.115, abs=0.6) and idle["prod"] == pytest.approx(2 * 730 * 0.115, abs=0.6)
+    assert sum(idle.values()) <= 260
+
+
+def test_a_thousand_shared_models_at_min_copies_0_idle_on_no_instance():
+    from pipelines import cost_table
+    from tests.support.pricing import recorded_items
+
+    rows = {(models, hosting): amounts for models, hosting, amounts in cost_table.fleet_rows("churn", recorded_items())}
+    one, thousand = rows[(1, "shared")], rows[(1000, "shared")]
+    # only the per-model functions grow with the fleet (drift checks and reconcilers, about $0.56 a model served)
+    assert thousand[-1] == pytest.approx(1000 * one[-1], rel=1e-9) and thousand[-1] < 1200
+    assert rows[(1000, "dedicated")][-1] == pytest.approx(1000 * rows[(1, "dedicated")][-1])
+    assert rows[(1, "dedicated")][-1] <= 260 and list(rows) == [
+        (models, hosting) for models in cost_table.FLEET_SIZES for hosting in cost_table.HOSTINGS]
+
+
+def test_the_shared_pool_s_min_instances_are_paid_once_per_environment_not_per_model():
+    from pipelines import cost_table
+
+    idle = cost_table.EnvironmentIdle("prod", "prod", per_model=0.5, once=167.9)
+    assert idle.fleet(1) == pytest.approx(168.4) and idle.fleet(1000) == pytest.approx(500 + 167.9)
+    assert cost.pool_idle_usd(SharedPoolSpec(min_instances=1), 0.23) == pytest.approx(730 * 0.23)
+    assert cost.pool_idle_usd(SharedPoolSpec(), 0.23) == 0  # min_instances 0: no instance once no copy is left
+
+
+def test_the_fleet_table_is_markdown_with_the_pool_price_per_instance():
+    from pipelines import cost_table
+    from tests.support.pricing import recorded_items
+
+    table = cost_table.render("churn", recorded_items())
+    assert "| 1,000 | shared |" in table and "| 1 | dedicated | $0.02 | $84.50 | $168.45 | $252.98 |" in table
+    assert "- prod: `ml.m5.xlarge` at $0.23/h ($167.90 a month), 0 to 4 instances" in table
