@@ -463,6 +463,14 @@ class Pipelines:
             raise
 
     # ------------------------------------------------------------ serving
+    def spec(self, model: str):
+        """The model's spec as this environment runs it: its folder's model.yaml with cdk.json's overrides."""
+        from pipelines.spec import load_environments
+
+        overrides = {} if self.env == LOCAL_ENV else \
+            next((e.overrides for e in load_environments() if e.name == self.env), {})
+        return load_spec(model_dir(model, self.models_dir), overrides)
+
     def serving_stage(self) -> str | None:
         """The one stage this environment serves (pipelines.promotion.serving_stage; the local mode: prod)."""
         from pipelines.promotion import load_delivery, serving_stage
@@ -487,7 +495,7 @@ class Pipelines:
                               + (f"use --stage {served}" if served else "call the environment that serves it (--env)"))
         name = naming.endpoint(model, self.env, stage)
         base = self._hosting_url() or f"https://runtime.sagemaker.{self.region}.amazonaws.com"
-        if load_spec(model_dir(model, self.models_dir)).deployment.hosting == "shared":
+        if self.spec(model).deployment.hosting == "shared":
             shared = naming.shared_endpoint(self.env)
             return {"stage": stage, "endpoint": name, "hosting": "shared", "shared_endpoint": shared,
                     "url": f"{base}/endpoints/{shared}/invocations",
@@ -639,7 +647,7 @@ def _roll_back(pipelines: Pipelines, model: str, stage: str) -> dict:
     from lambdas.shared.dal import Endpoints
     from lambdas.shared.release import ReleaseRefused
 
-    spec = load_spec(model_dir(model, pipelines.models_dir))
+    spec = pipelines.spec(model)
     endpoints = Endpoints()
     endpoint = naming.endpoint(model, pipelines.env, stage)
     hosted, capture = _serving_model(endpoints, endpoint)

@@ -567,8 +567,8 @@ class DeploymentSpec(_Strict):
     def _traffic_shifting(self) -> DeploymentSpec:
         """UpdateEndpoint's TrafficRoutingConfig: a canary is at most 50% of the variant's instances, a linear
         step 10-50%, and either must be at least one instance of the smallest fleet (min_capacity)."""
-        if self.serverless or self.strategy == "all_at_once":
-            return self
+        if self.serverless or self.strategy == "all_at_once" or self.hosting == "shared":
+            return self  # an inference component's rolling update moves copies, whatever their number
         percent = self.canary_percent if self.strategy == "canary" else self.linear_step_percent
         field = "canary_percent" if self.strategy == "canary" else "linear_step_percent"
         if self.min_capacity * percent / 100 < 1:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lambdas.approval import logic, tokens
 from lambdas.shared.lineage import champion_metrics
 from lambdas.shared import dal, release, tenancy
-from lambdas.shared.config import model_spec, setting
+from lambdas.shared.config import model_spec, optional_setting, setting
 from lambdas.shared.events import TaskEvent, pipeline_task
 from lambdas.shared.observability import bind, logger, metrics, tracer
 from lambdas.shared.run_state import RunState
@@ -64,7 +64,7 @@ def request_approval(event: ApprovalRequestEvent, context: LambdaContext) -> dic
                                run.requested_by_person, model=spec.name)
     from lambdas.shared.pricing import cost_lines  # only this handler of the module needs the Price List
 
-    cost = "\n\n" + "\n".join(cost_lines(spec))  # never raises: says why when unpriced
+    cost = "\n\n" + "\n".join(cost_lines(spec, serving=optional_setting("SERVING_STAGE", "prod") or None))  # never raises
     topic = setting("APPROVAL_TOPIC_ARN")
     for approver in spec.approval.approvers:
         body = logic.request_email(facts, per_approver.get(approver), spec.approval.timeout_hours, approver)

@@ -104,14 +104,16 @@ def component_specification(model_name: str, deployment: DeploymentSpec) -> dict
 def component_deployment_policy(deployment: DeploymentSpec, component: str) -> dict:
     """UpdateInferenceComponent's rolling update, the inference-component form of blue/green: new copies replace
     old ones a batch at a time (canary: canary_percent first, then the rest; linear: linear_step_percent each
-    wait), rolled back a batch of all copies at once when an alarm fires."""
-    batch = {"canary": deployment.canary_percent, "linear": deployment.linear_step_percent}.get(deployment.strategy, 100)
+    wait; all_at_once: every copy in one batch), rolled back all copies at once when an alarm fires. A percentage
+    batch must be 5-50% of the copies (UpdateInferenceComponent's RollingUpdatePolicy), so "all" is a copy count."""
+    percent = {"canary": deployment.canary_percent, "linear": deployment.linear_step_percent}.get(deployment.strategy)
+    every_copy = {"Type": "COPY_COUNT", "Value": deployment.shared.max_copies}
     return {
         "RollingUpdatePolicy": {
-            "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": batch},
+            "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": max(5, percent)} if percent else every_copy,
             "WaitIntervalInSeconds": deployment.wait_minutes * 60,
             "MaximumExecutionTimeoutInSeconds": min(28800, max(600, (deployment.wait_minutes * 10 + deployment.bake_minutes) * 60 + 1800)),
-            "RollbackMaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 100}},
+            "RollbackMaximumBatchSize": every_copy},
         "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in alarm_names(component)]},
     }
 

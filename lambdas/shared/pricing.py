@@ -112,16 +112,18 @@ def save_recorded(path: Path | str, price_list: list[str]) -> None:
                           encoding="utf-8")
 
 
-def cost_lines(spec: ModelSpec, region: str | None = None, environment: str = "", deadline_s: float = 20) -> list[str]:
+def cost_lines(spec: ModelSpec, region: str | None = None, environment: str = "", deadline_s: float = 20,
+               serving: str | None = "prod") -> list[str]:
     """The estimate as text lines for a message, or one line saying why there is none: cost is information beside
     a decision and never stops it, so every failure here (the API, a missing price, anything else) becomes that line.
-    region: default the function's own (AWS_REGION, which Lambda sets)."""
+    region: default the function's own (AWS_REGION, which Lambda sets); serving: the stage the environment serves
+    (None: nothing)."""
     try:
         region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if not region:
             raise PricingUnavailable("no region to price in (AWS_REGION is not set)")
         items = fetch(spec, region, pricing_client=client(region, timeout_s=3), deadline_s=deadline_s)
-        return cost.text_lines(cost.estimate(spec, region, items, environment=environment))
+        return cost.text_lines(cost.estimate(spec, region, items, environment=environment, serving=serving))
     except (PricingUnavailable, cost.PriceNotFound) as error:
         return [f"Cost estimate unavailable: {one_line(error, 300)}"]
     except Exception as error:  # noqa: BLE001 - informative only: a bug here must not block an approval

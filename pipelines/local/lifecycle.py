@@ -167,8 +167,9 @@ class LocalLifecycle:
                  verbose: bool = False, enforce_iam: bool = True,
                  adjust_templates: Callable[[dict[str, dict]], None] | None = None, models_dir: Path | None = None,
                  data: Path | str | None = None, show_links: Callable[[str], None] = print,
-                 alongside: Sequence[str] = ()) -> None:
-        """alongside: other models whose whole lifecycle runs at the same time, on the same control plane."""
+                 alongside: Sequence[str] = (), approve_second_run: bool = False) -> None:
+        """alongside: other models whose whole lifecycle runs at the same time, on the same control plane;
+        approve_second_run: the drift-triggered run's approval request is approved too (and followed to its end)."""
         from pipelines.model_folder import load_dataset_module
 
         self.model, self.workdir, self.interactive = model, Path(workdir).resolve(), interactive
@@ -188,6 +189,7 @@ class LocalLifecycle:
         for other in self.alongside:  # a missing folder or a bad spec is refused before anything starts
             load_dataset_module(find_model_dir(other, self.models_dir), load_spec(find_model_dir(other, self.models_dir)))
         self.lanes: list[LocalLifecycle] = []
+        self.approve_second_run = approve_second_run
 
     # ------------------------------------------------------------------ the lifecycle
     def run(self, then: Callable[[LocalLifecycle], None] | None = None, setup_only: bool = False) -> LifecycleResult:
@@ -563,6 +565,9 @@ class LocalLifecycle:
         arn = self.result.drift.get("execution_arn")
         if not arn:
             raise LifecycleError(f"the drift hook started no run: {self.result.drift.get('reason')}")
+        if self.approve_second_run:
+            self.result.second_run = self._follow(arn, approve=True)
+            return
         run = self._follow(arn, approve=False, stop_at="WaitForApproval")
         if run["status"] == "RUNNING":
             self._aws("stepfunctions").stop_execution(executionArn=arn, error="LocalLifecycleEnd",

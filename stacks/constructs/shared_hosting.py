@@ -52,7 +52,8 @@ class SharedEndpoint(Construct):
             kms_key_id=instances.volume_key(pool.instance_type, key.key_arn),
             data_capture_config=_cfn_capture(capture) if pool.data_capture_percent else None,
             tags=[CfnTag(key="mlops:environment", value=env_name)])
-        self.config.node.add_dependency(self.role)  # SageMaker checks the role's policy when it creates the config
+        # SageMaker checks the role's policy when it creates the config: after the policy, not merely the role.
+        self.config.node.add_dependency(self.role.node.find_child("DefaultPolicy"))
         self.endpoint = sagemaker.CfnEndpoint(self, "Endpoint", endpoint_name=self.name,
                                               endpoint_config_name=self.config.attr_endpoint_config_name,
                                               tags=[CfnTag(key="mlops:environment", value=env_name)])

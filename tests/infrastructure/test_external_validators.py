@@ -21,9 +21,27 @@ def acknowledgments() -> list[v.Acknowledgment]:
 
 
 @pytest.fixture(scope="module")
-def templates_with_canary(whole_app_templates, tmp_path_factory) -> dict:
+def shared_hosting_templates(tmp_path_factory) -> dict:
+    """dev serving prod with every model shared-hosted: the shared endpoint, its role and the inference-component
+    deployment, which cdk.json's own models (dedicated) do not synthesize."""
+    import aws_cdk as cdk
+
+    from stacks.app_builder import build_app
+
+    dev = CONTEXT["mlops:environments"]["dev"]
+    environments = {**CONTEXT["mlops:environments"], "dev": {**dev, "serves": "prod", "overrides": {
+        **dev["overrides"], "deployment": {**dev["overrides"].get("deployment", {}), "hosting": "shared"}}}}
+    app = cdk.App(outdir=str(tmp_path_factory.mktemp("shared-hosting-cdk.out")), context={
+        **CONTEXT, "aws:cdk:bundling-stacks": [], "mlops:git_commit": "0123abc", "env": "dev",
+        "mlops:environments": environments})
+    return {f"shared-hosting/{stack.stack_name}": stack.template_full_path for stack in build_app(app).synth().stacks
+            if stack.stack_name in ("mlops-dev-control", "mlops-dev-churn")}
+
+
+@pytest.fixture(scope="module")
+def templates_with_canary(whole_app_templates, shared_hosting_templates, tmp_path_factory) -> dict:
     canary = v.write_canary(tmp_path_factory.mktemp("validator-canary"))
-    return {**whole_app_templates, v.CANARY_STACK: canary}
+    return {**whole_app_templates, **shared_hosting_templates, v.CANARY_STACK: canary}
 
 
 @pytest.fixture(scope="module")

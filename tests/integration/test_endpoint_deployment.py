@@ -363,3 +363,114 @@ def test_a_self_approval_recorded_in_the_audit_trail_cannot_deploy(hosting, mode
         ExpressionAttributeValues={":r": "arn:aws:sts::123456789012:assumed-role/ds/ml-lead@example.com"})
     with pytest.raises(ReleaseRefused, match="started its run"):
         deploy(run_state(arn, "run-1"), "staging", "run-1")
+
+
+# ------------------------------------------------------------------ hosting: shared (inference components)
+
+SHARED = {"hosting": "shared", "data_capture_percent": 100, "strategy": "canary", "canary_percent": 50,
+          "shared": {"memory_mb": 1024, "cpus": 0.5, "min_copies": 0, "max_copies": 3}}
+
+
+@pytest.fixture
+def shared_hosting(hosting, monkeypatch):
+    """The environment's shared endpoint as the control stack makes it (stacks/constructs/shared_hosting.py)."""
+    use_spec(monkeypatch, SHARED)
+    sagemaker = boto3.client("sagemaker")
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="shared-pool", ExecutionRoleArn="arn:aws:iam::123456789012:role/shared",
+        ProductionVariants=[{"VariantName": "AllTraffic", "InstanceType": "ml.m5.xlarge", "InitialInstanceCount": 1,
+                             "ManagedInstanceScaling": {"Status": "ENABLED", "MinInstanceCount": 0, "MaxInstanceCount": 3},
+                             "RoutingConfig": {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"}}],
+        DataCaptureConfig={"EnableCapture": True, "InitialSamplingPercentage": 100,
+                           "DestinationS3Uri": f"s3://{BUCKET}/data-capture",
+                           "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]})
+    sagemaker.create_endpoint(EndpointName="mlops-dev-shared", EndpointConfigName="shared-pool")
+    return hosting
+
+
+def component(name: str) -> dict:
+    sagemaker = boto3.client("sagemaker")
+    sagemaker.describe_inference_component(InferenceComponentName=name)  # the emulation settles on the next describe
+    return sagemaker.describe_inference_component(InferenceComponentName=name)
+
+
+def package_of_component(name: str) -> str:
+    model = boto3.client("sagemaker").describe_model(ModelName=component(name)["Specification"]["ModelName"])
+    return model["Containers"][0]["ModelPackageName"]
+
+
+def test_a_shared_hosted_model_is_smoke_tested_on_its_own_component_and_serves_from_zero_copies(shared_hosting, model_tarball):
+    state = run_state(register(model_tarball, "v1"), "run-1")
+    smoke_target = deploy(state, "smoke", "run-1")
+    assert smoke_target["hosting"] == "shared" and smoke_target["shared_endpoint"] == "mlops-dev-shared"
+    assert smoke_target["endpoint"].startswith("churn-dev-smoke-run-1")
+    assert component(smoke_target["endpoint"])["RuntimeConfig"]["CurrentCopyCount"] == 1
+    verdict = smoke(state, "smoke", "run-1")  # the answer names the model: its container's MLOPS_MODEL
+    assert verdict["rows"] == 20
+    served = deploy(state, "prod", "run-1")
+    assert served["action"] == "created" and served["endpoint"] == "churn-dev-prod"
+    described = component("churn-dev-prod")
+    assert described["EndpointName"] == "mlops-dev-shared" and described["RuntimeConfig"]["DesiredCopyCount"] == 0
+    assert described["Specification"]["ComputeResourceRequirements"] == {"NumberOfCpuCoresRequired": 0.5,
+                                                                        "MinMemoryRequiredInMb": 1024}
+    assert boto3.client("sagemaker").describe_model(ModelName=served["model"])["Containers"][0]["Environment"] == {
+        "MLOPS_MODEL": "churn"}
+
+
+def test_a_new_version_rolls_the_component_with_alarm_rollback_and_mlops_rollback_goes_back(shared_hosting, model_tarball,
+                                                                                           monkeypatch):
+    from typer.testing import CliRunner
+
+    from pipelines import cli, client
+
+    first, second = register(model_tarball, "v1"), register(model_tarball, "v2")
+    deploy(run_state(first, "run-1"), "prod", "run-1")
+    component("churn-dev-prod")
+    updated = deploy(run_state(second, "run-2"), "prod", "run-2")
+    assert updated["action"] == "updated (rolling)" and updated["previous_config"] == "churn-dev-prod-run-1"
+    policy = component("churn-dev-prod")["LastDeploymentConfig"]
+    assert policy["RollingUpdatePolicy"]["MaximumBatchSize"] == {"Type": "CAPACITY_PERCENT", "Value": 50}
+    assert policy["AutoRollbackConfiguration"]["Alarms"] == [{"AlarmName": "churn-dev-prod-5xx-rate"},
+                                                             {"AlarmName": "churn-dev-prod-p99-latency"}]
+    assert package_of_component("churn-dev-prod") == second
+    monkeypatch.setattr(client, "target_environment", lambda env: client.Target(env, "123456789012", "us-east-1"))
+    monkeypatch.setattr(client.Pipelines, "spec", lambda self, model: lambda_config.model_spec())  # hosting: shared
+    cli.console.width = 200
+    result = CliRunner().invoke(cli.app, ["rollback", "churn"])
+    assert result.exit_code == 0, result.output
+    assert "churn-dev-prod: version 2 -> 1 (updated (rolling))" in result.output
+    assert package_of_component("churn-dev-prod") == first
+
+
+def test_a_failed_shared_release_restores_the_component_and_deletes_the_smoke_component(shared_hosting, model_tarball):
+    good = run_state(register(model_tarball, "v1"), "run-1")
+    deploy(good, "prod", "run-1")
+    component("churn-dev-prod")
+    bad = run_state(register(broken_tarball(), "v2"), "run-2")
+    smoke_target = deploy(bad, "smoke", "run-2")["endpoint"]
+    component(smoke_target)
+    with pytest.raises(SmokeTestFailed):
+        smoke(bad, "smoke", "run-2")
+    rolled = restore(bad, "run-2")
+    assert rolled["restored"] == {"smoke": "deleted (it served nothing before this run)"}
+    assert package_status(bad) == "Rejected" and package_of_component("churn-dev-prod") == good["registration"]["model_package_arn"]
+    names = [c["InferenceComponentName"] for c in boto3.client("sagemaker").list_inference_components()["InferenceComponents"]]
+    assert smoke_target not in names
+
+
+def test_an_alarm_in_alarm_rolls_the_component_back_to_the_model_it_served(shared_hosting, model_tarball):
+    first = register(model_tarball, "v1")
+    deploy(run_state(first, "run-1"), "prod", "run-1")
+    component("churn-dev-prod")
+    boto3.client("cloudwatch").put_metric_alarm(
+        AlarmName="churn-dev-prod-5xx-rate", Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors",
+        Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold")
+    boto3.client("cloudwatch").set_alarm_state(AlarmName="churn-dev-prod-5xx-rate", StateValue="ALARM", StateReason="5xx")
+    second = run_state(register(model_tarball, "v2"), "run-2")
+    deploy(second, "prod", "run-2")
+    described = component("churn-dev-prod")
+    # What the state machine's ProdReady? choice reads as a rollback: InService, serving another model than asked.
+    assert described["InferenceComponentStatus"] == "InService"
+    assert described["Specification"]["ModelName"] == "churn-dev-prod-run-1" != second["deployment"]["prod"]["config"]
+    rolled = restore({**second, "error": {"Error": "DeploymentRolledBack", "Cause": "alarm"}}, "run-2")
+    assert rolled["restored"]["prod"] == "serves churn-dev-prod-run-1 already (rolled back by its alarms)"
