@@ -8,6 +8,7 @@ session over all templates plus a deliberately broken canary, which proves the t
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -34,7 +35,7 @@ def shared_hosting_templates(tmp_path_factory) -> dict:
     app = cdk.App(outdir=str(tmp_path_factory.mktemp("shared-hosting-cdk.out")), context={
         **CONTEXT, "aws:cdk:bundling-stacks": [], "mlops:git_commit": "0123abc", "env": "dev",
         "mlops:environments": environments})
-    return {f"shared-hosting/{stack.stack_name}": stack.template_full_path for stack in build_app(app).synth().stacks
+    return {f"{stack.stack_name}-shared-hosting": Path(stack.template_full_path) for stack in build_app(app).synth().stacks
             if stack.stack_name in ("mlops-dev-control", "mlops-dev-churn")}
 
 
