@@ -46,7 +46,8 @@ def request_approval(event: ApprovalRequestEvent, context: LambdaContext) -> dic
     registry = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP"))
     champion = champion_metrics(registry.describe(evaluation.champion_arn)) if evaluation.champion_arn else None
     binding = _artifact_binding(registry.describe(registration.model_package_arn), registration.model_dump())
-    facts = logic.review_facts(spec.name, state, spec.objective, champion, expires, binding, spec.deployment)
+    facts = logic.review_facts(spec.name, state, spec.objective, champion, expires, binding, spec.deployment,
+                               optional_setting("SERVING_STAGE", "prod") or None)
     created = dal.ApprovalStore(setting("AUDIT_TABLE")).create(spec.name, event.execution_name, {
         **binding, "requested_by_person": run.requested_by_person,
         "status": logic.PENDING, "model": spec.name, "model_package_arn": registration.model_package_arn,

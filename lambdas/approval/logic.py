@@ -170,6 +170,7 @@ class ReviewFacts(BaseModel):
     image: str = ""
     champion_version: int | None = None
     rollout: str = ""
+    serving: str | None = "prod"  # the traffic the environment serves (None: nothing; pipelines.promotion.serving_stage)
 
     @property
     def better(self) -> str:
@@ -199,7 +200,7 @@ class ReviewFacts(BaseModel):
     @property
     def consequence(self) -> str:
         return approval_consequence(self.model, self.version, self.champion_version, self.champion_value is not None,
-                                    self.rollout)
+                                    self.rollout, self.serving)
 
     @property
     def threshold_line(self) -> str:
@@ -255,22 +256,27 @@ def rollout_text(deployment) -> str:
 
 
 def approval_consequence(model: str, version: int | None, champion_version: int | None, has_champion: bool,
-                         rollout: str = "") -> str:
-    """What pressing Approve sets in motion, in one paragraph."""
+                         rollout: str = "", serving: str | None = "prod") -> str:
+    """What pressing Approve sets in motion, in one paragraph; serving: the traffic this environment serves (None:
+    nothing, as a training account: the version is released for promotion once its smoke test passes)."""
     this = f"version {version}" if version is not None else "this version"
     how = f" ({rollout})" if rollout else ""
-    if has_champion or champion_version is not None:
+    traffic = "production" if serving == "prod" else f"{serving}"
+    if serving is None:
+        then = "then releases it for promotion (this environment serves no traffic)."
+    elif has_champion or champion_version is not None:
         champion = f"version {champion_version}" if champion_version is not None else "the current version"
-        production = (f"then shifts production traffic blue/green from {champion} (the champion) to it{how}. "
-                      f"You can go back later with `mlops rollback {model}`.")
+        then = (f"then shifts {traffic} traffic blue/green from {champion} (the champion) to it{how}. "
+                f"You can go back later with `mlops rollback {model}`.")
     else:
-        production = (f"then puts it into production (first version, nothing replaced){how}.")
-    return (f"Approving deploys {this} to the staging endpoint, runs the smoke test there (a failure rolls back and "
-            f"rejects it), {production} Rejecting ends the run; production keeps serving what it serves now.")
+        then = f"then puts it into {traffic} (first version, nothing replaced){how}."
+    keeps = "nothing changes here" if serving is None else f"{traffic} keeps serving what it serves now"
+    return (f"Approving deploys {this} to an endpoint created for its smoke test and deleted after it (a failure "
+            f"rejects it), {then} Rejecting ends the run; {keeps}.")
 
 
 def review_facts(model: str, state: RunState, objective, champion_metrics: dict | None, expires_at: int,
-                 artifact: dict[str, str] | None = None, deployment=None) -> ReviewFacts:
+                 artifact: dict[str, str] | None = None, deployment=None, serving: str | None = "prod") -> ReviewFacts:
     """objective: the spec's ObjectiveSpec (metric, direction, minimum, champion_margin); artifact: what the approval
     binds (lambdas.shared.release.FIELDS); deployment: the spec's DeploymentSpec (what approving sets in motion)."""
     run, validation, evaluation, registration = state.run, state.validation, state.evaluation, state.registration
@@ -284,7 +290,7 @@ def review_facts(model: str, state: RunState, objective, champion_metrics: dict 
         dataset_rows=validation.rows, hyperparameters=run.typed_hyperparameters(), requested_by=run.requested_by,
         trigger=run.trigger, execution_arn=run.execution_arn, run_reason=run.reason or "", expires_at=expires_at,
         champion_version=package_version(evaluation.champion_arn),
-        rollout=rollout_text(deployment) if deployment is not None else "", **(artifact or {}))
+        rollout=rollout_text(deployment) if deployment is not None else "", serving=serving, **(artifact or {}))
 
 
 def request_email(facts: ReviewFacts, approver_links: dict[str, str] | None, timeout_hours: float,

@@ -148,7 +148,7 @@ def sample_rows(csv_text: str, features: list[str], limit: int = SMOKE_ROWS) -> 
 
 def judge_smoke_test(status: int, body: bytes, rows: int, latency_ms: float, max_latency_ms: float,
                      task: TaskSpec | None = None, names_model: str | None = None) -> dict:
-    """The staging endpoint's answer to the sample rows, checked as the spec's task type wants it (its latency only
+    """The smoke-test endpoint's answer to the sample rows, checked as the spec's task type wants it (its latency only
     reported, against max_latency_ms): binary
     {"probability" in [0, 1], "label" 0/1}, multiclass {"label" (a declared class), "probabilities" summing to 1},
     regression {"value" a finite number}, custom: every declared prediction field."""

@@ -36,7 +36,7 @@ def bypass(tmp_path_factory):
 
 def test_answering_the_token_directly_resumes_the_run_but_the_deploy_step_refuses(bypass):
     failed = bypass.result.runs[0]["failed_step"]
-    assert failed["state"] == "DeployStaging" and "ReleaseRefused" in failed["cause"]
+    assert failed["state"] == "DeploySmokeTarget" and "ReleaseRefused" in failed["cause"]
     assert "nothing was deployed" in failed["cause"]
 
 

@@ -187,7 +187,7 @@ def test_data_scientists_may_log_artifacts_to_the_mlflow_store_prefix_and_nowher
     assert set(_actions(writes[0])) == {"s3:GetObject", "s3:PutObject"}
     listings = [s["Condition"]["StringLike"]["s3:prefix"] for s in statements if "s3:ListBucket" in _actions(s)]
     assert ["mlflow/dev/*"] in listings  # the other listing: the model's own captures (test_runs_api_access.py)
-    assert all(prefixes == ["mlflow/dev/*"] or all(p.startswith("data-capture/") for p in prefixes)
-               for prefixes in listings), listings
+    assert all(prefixes == ["mlflow/dev/*"] or all(p.startswith(("data-capture/", "drift/")) for p in prefixes)
+               for prefixes in listings), listings  # the model's own captures and drift reports (mlops fleet)
     (key,) = [s for s in statements if "kms:GenerateDataKey" in _actions(s)]
     assert key["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}

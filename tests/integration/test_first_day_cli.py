@@ -56,10 +56,10 @@ class FakeHosting:
 
         if endpoint != "churn-local-prod":
             raise LookupError(f"Could not find endpoint {endpoint}")
-        return Served(SimpleNamespace(handle=self.handle), {}, "AllTraffic")
+        return Served(SimpleNamespace(handle=self.handle), {}, "AllTraffic", {})
 
     @staticmethod
-    def handle(body, content_type, accept):
+    def handle(body, content_type, accept, environment=None):
         import json
 
         rows = json.loads(body)["instances"]

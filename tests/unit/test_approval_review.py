@@ -57,10 +57,16 @@ def test_a_worse_delta_is_red_and_a_better_one_green_in_the_metrics_direction():
 def test_the_consequence_names_the_champion_version_replaced_the_rollout_and_the_rollback_command():
     rollout = logic.rollout_text(DeploymentSpec(min_capacity=2, canary_percent=50, wait_minutes=5, bake_minutes=10))
     text = facts(0.8, 0.79, champion_version=6, rollout=rollout).consequence
-    assert text.startswith("Approving deploys version 7 to the staging endpoint, runs the smoke test there")
+    assert text.startswith("Approving deploys version 7 to an endpoint created for its smoke test and deleted after it")
     assert "shifts production traffic blue/green from version 6 (the champion)" in text
     assert "canary: 50% of the traffic first, the rest after 5 min" in text and "roll back automatically" in text
     assert "`mlops rollback churn`" in text
+
+
+def test_in_an_environment_that_serves_nothing_approving_releases_the_version_for_promotion():
+    text = facts(0.8, 0.79, champion_version=6, serving=None).consequence
+    assert "releases it for promotion (this environment serves no traffic)" in text
+    assert "shifts" not in text and "nothing changes here" in text
 
 
 def test_the_first_version_says_nothing_is_replaced():
