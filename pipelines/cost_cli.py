@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from lambdas.shared import cost as model
 from pipelines.console import Table, output_console
 from pipelines.instances import check_region
-from pipelines.promotion import load_delivery, serving_stage
-from pipelines.spec import EnvironmentSpec, SpecError, find_model_dir, load_environments, load_spec
+from pipelines.promotion import load_delivery, serving_stage, spec_in
+from pipelines.spec import EnvironmentSpec, SpecError, find_model_dir, load_environments
 
 console = output_console()
 
@@ -85,7 +85,7 @@ def _estimate(model_name: str, environment: EnvironmentSpec, delivery, region: s
     from lambdas.shared import pricing
 
     try:
-        spec = load_spec(find_model_dir(model_name), environment.overrides)
+        spec = spec_in(find_model_dir(model_name), environment, delivery)
         priced_in = _region(region, environment.region)
         pool = environment.shared_hosting
         items = pricing.load_recorded(prices) if prices else pricing.fetch(spec, priced_in, assumptions, pool=pool)

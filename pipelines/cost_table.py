@@ -14,8 +14,8 @@ import argparse
 from dataclasses import dataclass
 
 from lambdas.shared import cost
-from pipelines.promotion import load_delivery, serving_stage
-from pipelines.spec import EnvironmentSpec, ModelSpec, SharedPoolSpec, find_model_dir, load_environments, load_spec
+from pipelines.promotion import load_delivery, serving_stage, spec_in
+from pipelines.spec import EnvironmentSpec, ModelSpec, SharedPoolSpec, find_model_dir, load_environments
 
 FLEET_SIZES = (1, 10, 100, 1000)
 HOSTINGS = ("dedicated", "shared")
@@ -51,7 +51,7 @@ def pool_hourly(result: cost.Estimate) -> float:
 
 def environment_idle(model: str, environment: EnvironmentSpec, hosting: str, price_list: list,
                      delivery=None) -> EnvironmentIdle:
-    spec = load_spec(find_model_dir(model), environment.overrides)
+    spec = spec_in(find_model_dir(model), environment, delivery)
     spec = shared_at_zero(spec) if hosting == "shared" else spec
     serves, pool = serving_stage(environment, delivery), environment.shared_hosting
     result = cost.estimate(spec, environment.region, price_list, environment=environment.name, serving=serves, pool=pool)

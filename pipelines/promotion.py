@@ -202,6 +202,14 @@ def stage_spec(spec: ModelSpec, env: str, delivery: Delivery | None) -> ModelSpe
         "drift": spec.drift.model_copy(update={"retrain": False})})
 
 
+def spec_in(folder: Path, environment: EnvironmentSpec, delivery: Delivery | None) -> ModelSpec:
+    """A model folder's spec as an environment runs it: cdk.json's overrides, then the promotion stage's rules (a
+    stage trains nothing, so it has no retraining schedule)."""
+    from pipelines.spec import load_spec
+
+    return stage_spec(load_spec(folder, environment.overrides), environment.name, delivery)
+
+
 # ------------------------------------------------------------------ names shared by both sides of a promotion
 
 # The control-plane functions of promotion (naming.control_function) and their model-scoped roles, which the other

@@ -25,7 +25,7 @@ def test_cost_prints_the_breakdown_from_a_recorded_response():
     result = cost("churn", "--env", "staging", "--prices", str(RECORDED))
     assert result.exit_code == 0, result.output
     for expected in ("serving staging", "idle per month", "per retraining run", "per 1M predictions", "$83.95", "$84.50",
-                     "$9.66", "per month, with 4.35 runs: $85.73 = 17% of the budget $500.00", "USE1-Host:ml.m5.large",
+                     "$9.66", "per month, with 0.00 runs: $84.50 = 17% of the budget $500.00", "USE1-Host:ml.m5.large",
                      "smoke test endpoint (ephemeral)",
                      "at the assumed 1 req/s the staging endpoint costs $31.94 per 1M predictions"):
         assert expected in result.output
