@@ -563,6 +563,17 @@ class ApprovalStore:
             raise AlreadyDecided(execution)
 
 
+def _unless_absent(describe, **request) -> dict | None:
+    """A SageMaker Describe call's answer, or None when there is no such resource (SageMaker says so with a
+    ValidationException)."""
+    try:
+        return describe(**request)
+    except ClientError as error:
+        if error.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
+            return None
+        raise
+
+
 class Endpoints:
     """SageMaker hosting calls. SAGEMAKER_RUNTIME_URL points InvokeEndpoint elsewhere (the local mode's server)."""
 
@@ -570,12 +581,7 @@ class Endpoints:
         self.sagemaker = client("sagemaker")
 
     def describe(self, name: str) -> dict | None:
-        try:
-            return self.sagemaker.describe_endpoint(EndpointName=name)
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
-                return None
-            raise
+        return _unless_absent(self.sagemaker.describe_endpoint, EndpointName=name)
 
     def create_model(self, name: str, role_arn: str, package_arn: str, tags: list[dict], isolated: bool = True,
                      environment: dict | None = None) -> None:
@@ -605,12 +611,7 @@ class Endpoints:
         return self.sagemaker.describe_model(ModelName=model)
 
     def describe_component(self, name: str) -> dict | None:
-        try:
-            return self.sagemaker.describe_inference_component(InferenceComponentName=name)
-        except ClientError as error:
-            if error.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
-                return None
-            raise
+        return _unless_absent(self.sagemaker.describe_inference_component, InferenceComponentName=name)
 
     def create_component(self, request: dict) -> None:
         self.sagemaker.create_inference_component(**request)

@@ -81,6 +81,12 @@ class EndpointAlarms(Construct):
             alarm.add_ok_action(cw_actions.SnsAction(topic))
 
 
+# shared? -> (state name suffix, SDK action, its name parameter, status field, what it serves)
+DESCRIBE = {False: ("Endpoint", "describeEndpoint", "EndpointName", "$.EndpointStatus", "$.EndpointConfigName"),
+            True: ("Component", "describeInferenceComponent", "InferenceComponentName", "$.InferenceComponentStatus",
+                   "$.Specification.ModelName")}
+
+
 class EndpointDeployment(Construct):
     """States after approval: the run's own smoke-test endpoint (created, tested, deleted), then the environment's
     one serving endpoint (blue/green; none where the environment serves nothing), autoscaling, batch transform."""
@@ -176,19 +182,12 @@ class EndpointDeployment(Construct):
     def _describe(self, stage: str, label: str) -> tasks.CallAwsService:
         """The stage's endpoint or inference component: its status, and what it serves ("config": the endpoint
         config, or the component's model), compared with what the deploy task asked for."""
-        stack, target = Stack.of(self), sfn.JsonPath.string_at(f"$.deployment.{stage}.endpoint")
-        if self.shared:
-            return tasks.CallAwsService(
-                self, f"Describe{label}Component", service="sagemaker", action="describeInferenceComponent",
-                parameters={"InferenceComponentName": target}, iam_resources=self._arns(stack, "inference-component"),
-                result_selector={"status": sfn.JsonPath.string_at("$.InferenceComponentStatus"),
-                                 "config": sfn.JsonPath.string_at("$.Specification.ModelName")},
-                result_path=f"$.deployment.{stage}_status")
+        kind, action, name, status, serves = DESCRIBE[self.shared]
         return tasks.CallAwsService(
-            self, f"Describe{label}Endpoint", service="sagemaker", action="describeEndpoint",
-            parameters={"EndpointName": target}, iam_resources=self._arns(stack, "endpoint"),
-            result_selector={"status": sfn.JsonPath.string_at("$.EndpointStatus"),
-                             "config": sfn.JsonPath.string_at("$.EndpointConfigName")},
+            self, f"Describe{label}{kind}", service="sagemaker", action=action,
+            parameters={name: sfn.JsonPath.string_at(f"$.deployment.{stage}.endpoint")},
+            iam_resources=self._arns(Stack.of(self), "inference-component" if self.shared else "endpoint"),
+            result_selector={"status": sfn.JsonPath.string_at(status), "config": sfn.JsonPath.string_at(serves)},
             result_path=f"$.deployment.{stage}_status")
 
     def _stage(self, stage: str, on_failure: sfn.IChainable) -> tuple[sfn.State, sfn.Pass]:

@@ -452,25 +452,17 @@ def test_a_component_at_zero_copies_answers_no_capacity_and_a_scalable_target_sc
         "DesiredCopyCount": 1, "CurrentCopyCount": 1}
 
 
-def test_a_component_at_zero_copies_without_a_scalable_target_stays_at_zero(aws, hosting):
+@pytest.mark.parametrize("target, max_copies", [("other", 2), ("churn-dev", 0)],
+                         ids=["no scalable target of its own", "a target that may not grow"])
+def test_a_component_at_zero_copies_that_may_not_scale_out_stays_at_zero(aws, hosting, target, max_copies):
     shared_endpoint(aws)
     component(aws, copies=0)
     boto3.client("application-autoscaling", region_name=REGION).register_scalable_target(
-        ServiceNamespace="sagemaker", ResourceId="inference-component/other", ScalableDimension=DIMENSION,
-        MinCapacity=0, MaxCapacity=2)
+        ServiceNamespace="sagemaker", ResourceId=f"inference-component/{target}", ScalableDimension=DIMENSION,
+        MinCapacity=0, MaxCapacity=max_copies)
     for _ in range(2):
         invocation_refused(lambda: invoke(hosting), INFERENCE_COMPONENT_NO_CAPACITY)
     assert aws.describe_inference_component(InferenceComponentName="churn-dev")["RuntimeConfig"]["CurrentCopyCount"] == 0
-
-
-def test_a_component_at_zero_copies_whose_target_may_not_grow_stays_at_zero(aws, hosting):
-    shared_endpoint(aws)
-    component(aws, copies=0)
-    boto3.client("application-autoscaling", region_name=REGION).register_scalable_target(
-        ServiceNamespace="sagemaker", ResourceId="inference-component/churn-dev", ScalableDimension=DIMENSION,
-        MinCapacity=0, MaxCapacity=0)
-    for _ in range(2):
-        invocation_refused(lambda: invoke(hosting), INFERENCE_COMPONENT_NO_CAPACITY)
 
 
 def test_a_components_traffic_is_captured_under_the_endpoint_with_nothing_naming_the_component(aws, hosting):
