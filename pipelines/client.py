@@ -650,7 +650,7 @@ def _roll_back(pipelines: Pipelines, model: str, stage: str) -> dict:
     spec = pipelines.spec(model)
     endpoints = Endpoints()
     endpoint = naming.endpoint(model, pipelines.env, stage)
-    hosted, capture = _serving_model(endpoints, endpoint)
+    hosted, capture = _serving_model(endpoints, endpoint, spec.deployment.hosting)
     current = (hosted.get("Containers") or [hosted.get("PrimaryContainer")])[0].get("ModelPackageName")
     approved = [v for v in pipelines.models(model, with_serving=False) if v.status == "Approved"]
     current_version = next((v.version for v in approved if v.arn == current), None)
@@ -667,17 +667,14 @@ def _roll_back(pipelines: Pipelines, model: str, stage: str) -> dict:
     return {**result, "from_version": current_version, "to_version": target.version}
 
 
-def _serving_model(endpoints, target: str) -> tuple[dict, dict]:
+def _serving_model(endpoints, target: str, hosting: str) -> tuple[dict, dict]:
     """(the SageMaker model a serving target runs, its endpoint's DataCaptureConfig): the endpoint's, or (hosting:
     shared) the inference component's, whose capture is the shared endpoint's own."""
-    described = endpoints.describe(target)
-    if described is not None:
-        config = endpoints.config_of(described["EndpointConfigName"])
-        return endpoints.model_of(config["ProductionVariants"][0]["ModelName"]), config.get("DataCaptureConfig", {})
-    component = endpoints.describe_component(target)
-    if component is None:
+    served = endpoints.served_model(target, hosting)
+    if served is None:
         raise RollbackRefused(f"{target} does not exist; nothing to roll back")
-    return endpoints.model_of(component["Specification"]["ModelName"]), {}
+    model_name, config = served
+    return endpoints.model_of(model_name), config.get("DataCaptureConfig", {})
 
 
 def local_workdir() -> Path:

@@ -14,7 +14,6 @@ from aws_cdk import CfnOutput, Stack, aws_s3 as s3
 from constructs import Construct
 
 from pipelines import naming
-from pipelines.promotion import serving_stage
 from pipelines.spec import EnvironmentSpec
 from stacks.constructs import experiments
 from stacks.constructs.access import AccessPolicies
@@ -66,8 +65,9 @@ class ControlPlaneStack(Stack):
         self.access = AccessPolicies(self, "Access", env_name=env_name, runs_api=self.runs_api, bucket=bucket, key=key,
                                      tracking_server_arn=experiments.server_arn(self, env_name)
                                      if environment.experiments.enabled else None)
+        # Wherever a model is shared-hosted, even in an environment that serves nothing: its runs smoke-test there.
         self.shared_endpoint = SharedEndpoint(self, "SharedHosting", environment=environment, key=key, bucket=bucket) \
-            if uses_shared_hosting(specs or []) and serving_stage(environment, delivery) else None
+            if uses_shared_hosting(specs or []) else None
         self.fleet_dashboard = FleetDashboard(self, "FleetDashboard", env_name=env_name)  # every model, fixed size
         CfnOutput(self, "PlatformTopicArn", value=self.platform_topic.topic_arn)
         CfnOutput(self, "ApprovalUrl", value=self.approval.url.url)

@@ -72,6 +72,8 @@ SCOPED_WILDCARDS = [
     (r"^Resource::.*:(model-package/[a-z0-9-]+/\*|training-job/[a-z0-9-]+-\*|hyper-parameter-tuning-job/[a-z0-9-]+-\*|endpoint/[a-z0-9-]+-\*|endpoint-config/[a-z0-9-]+-\*|inference-component/[a-z0-9-]+-\*|model/[a-z0-9-]+-\*)$",
      "SageMaker resources named after this model only"),
     (r"^Resource::.*:execution:[a-z0-9-]+-retraining:\*$", "executions of this model's own state machine"),
+    (r"^Resource::.*:alarm:\*-[a-z0-9-]+-\*$",
+     "the shared endpoint's role reads (DescribeAlarms only) the rollback alarms of the components it hosts"),
     (r"^Resource::arn:(<AWS::Partition>|aws):lambda:[a-z0-9-]+:\d{12}:function:mlops-[a-z0-9-]+-\*$",
      "the environment's schedules start its model stacks' functions, which CloudFormation names after their stack "
      "(mlops-<env>-<model>-...)"),

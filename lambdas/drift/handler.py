@@ -26,7 +26,7 @@ from pipelines import naming
 def champion_baseline(registry: dal.ModelRegistry) -> tuple[dict | None, str | None, dict | None]:
     """(statistics.json, package ARN, constraints.json or None) of the package production serves: what the captured
     traffic is actually scored by. Both files are the package's DriftCheckBaselines.ModelDataQuality."""
-    champion = registry.champion(setting("SERVING_ENDPOINT"))
+    champion = registry.champion(setting("SERVING_ENDPOINT"), model_spec().deployment.hosting)
     if champion is None:
         return None, None, None
     statistics_uri, constraints_uri = drift_baseline_uris(champion)

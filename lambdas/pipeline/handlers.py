@@ -103,7 +103,8 @@ def _pin_champion(store: dal.ObjectStore, state: dict) -> tuple[dict, str]:
     """The run's champion, fixed with its data: the package production serves now. The training job gets it as
     its `champion` channel (a manifest of champion.json and the champion's model.tar.gz) and scores it on the
     same validation rows as the challenger."""
-    package = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")).champion(setting("SERVING_ENDPOINT"))
+    package = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")).champion(setting("SERVING_ENDPOINT"),
+                                                                            model_spec().deployment.hosting)
     pinned = logic.pin_champion(package, store.bucket, state["run"]["model"])
     descriptor_key = f"{_run_prefix(state)}champion/champion.json"
     store.put_json(descriptor_key, pinned)

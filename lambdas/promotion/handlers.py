@@ -86,7 +86,8 @@ def _import(spec, offer: logic.Offer, event: TaskEvent) -> dict:
                                       upstream_env=upstream_env, upstream_account=setting("UPSTREAM_ACCOUNT"),
                                       execution_arn=event.execution_arn, version_id=released.version_id)
     arn, version = _register(spec, package, promoted, uris, event.execution_arn, upstream_env, offer)
-    champion = dal.Endpoints().served_package(setting("SERVING_ENDPOINT")) if setting("SERVING_ENDPOINT") else None
+    champion = dal.Endpoints().served_package(setting("SERVING_ENDPOINT"), spec.deployment.hosting) \
+        if setting("SERVING_ENDPOINT") else None
     return logic.run_state(model=spec.name, lineage=promoted, execution_arn=event.execution_arn,
                            execution_name=event.execution_name, upstream_env=upstream_env, upstream_version=offer.version,
                            uris=uris, package_arn=arn, version=version, champion_arn=champion,
@@ -154,7 +155,7 @@ def _released() -> tuple[dict | None, str | None]:
         newest = logic.newest_approved(None, promotion_dal.versions_after(promotion_dal.before_first_version(
             setting("STATE_MACHINE_ARN"), setting("MODEL_PACKAGE_GROUP"))))
         return newest, newest["ModelPackageArn"] if newest else None
-    served_arn = dal.Endpoints().served_package(target)
+    served_arn = dal.Endpoints().served_package(target, model_spec().deployment.hosting)
     served = promotion_dal.describe_package(served_arn) if served_arn else None
     return logic.newest_approved(served, promotion_dal.versions_after(served) if served else []), served_arn
 

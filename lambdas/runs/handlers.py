@@ -169,7 +169,7 @@ def serving() -> Response:
     serves (null: nothing deployed yet; no stage at all where the environment serves nothing)."""
     _reader(model_spec().name)
     stage, target = setting("SERVING_STAGE"), setting("SERVING_ENDPOINT")
-    served = {stage: dal.Endpoints().served_package(target)} if target else {}
+    served = {stage: dal.Endpoints().served_package(target, model_spec().deployment.hosting)} if target else {}
     return _json(200, {"stages": served, "hosting": model_spec().deployment.hosting})
 
 

@@ -261,14 +261,14 @@ class ModelRegistry:
     def __post_init__(self) -> None:
         self.sagemaker = client("sagemaker")
 
-    def champion(self, serving_target: str) -> dict | None:
+    def champion(self, serving_target: str, hosting: str | None = None) -> dict | None:
         """The package the environment's serving endpoint (or inference component) serves, described: never merely
         the newest Approved one, which may be a package whose deployment failed. An environment that serves nothing
         (serving_target "": the training account of a multi-account delivery) has released its newest Approved
         package: a release that fails (smoke test included) rejects its package (RestoreAfterFailedRelease)."""
         if not serving_target:
             return self.newest("Approved")
-        served = Endpoints().served_package(serving_target)
+        served = Endpoints().served_package(serving_target, hosting)
         return self.describe(served) if served else None
 
     def newest(self, status: str) -> dict | None:
@@ -623,18 +623,24 @@ class Endpoints:
     def delete_component(self, name: str) -> None:
         self.sagemaker.delete_inference_component(InferenceComponentName=name)
 
-    def served_package(self, target: str) -> str | None:
-        """The model package a serving target serves now: the endpoint of that name, else the inference component of
-        that name (hosting: shared); None when there is neither."""
-        described = self.describe(target)
+    def served_model(self, target: str, hosting: str | None = None) -> tuple[str, dict] | None:
+        """(SageMaker model name, endpoint config or {}) of what a serving target serves now: the endpoint of that name
+        (hosting: dedicated) or the inference component of that name (shared); hosting None: the endpoint, else the
+        component. A model moved to shared keeps its old endpoint of the same name until deleted: the hosting the
+        spec says is the one asked. None when there is none."""
+        described = self.describe(target) if hosting != "shared" else None
         if described is not None:
-            model_name = self.config_of(described["EndpointConfigName"])["ProductionVariants"][0]["ModelName"]
-        else:
-            component = self.describe_component(target)
-            if component is None:
-                return None
-            model_name = component["Specification"]["ModelName"]
-        model = self.model_of(model_name)
+            config = self.config_of(described["EndpointConfigName"])
+            return config["ProductionVariants"][0]["ModelName"], config
+        component = self.describe_component(target) if hosting != "dedicated" else None
+        return (component["Specification"]["ModelName"], {}) if component else None
+
+    def served_package(self, target: str, hosting: str | None = None) -> str | None:
+        """The model package a serving target serves now (served_model), None when there is none."""
+        served = self.served_model(target, hosting)
+        if served is None:
+            return None
+        model = self.model_of(served[0])
         return (model.get("Containers") or [model.get("PrimaryContainer") or {}])[0].get("ModelPackageName")
 
     @staticmethod

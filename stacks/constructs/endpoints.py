@@ -144,10 +144,12 @@ class EndpointDeployment(Construct):
         if self.shared:
             action, parameters = "deleteInferenceComponent", {
                 "InferenceComponentName": sfn.JsonPath.string_at("$.deployment.smoke.endpoint")}
-            resources = self._arns(stack, "inference-component", f"{naming.SMOKE}-")
+            resources = self._arns(stack, "inference-component")
         else:
             action, parameters = "deleteEndpoint", {"EndpointName": sfn.JsonPath.string_at("$.deployment.smoke.endpoint")}
-            resources = self._arns(stack, "endpoint", f"{naming.SMOKE}-")
+            # The model's names, not <model>-<env>-smoke-*: a long model and run name is shortened with a digest
+            # (naming.sagemaker_name) and may lose the "-smoke-" part. The role is this model's state machine's.
+            resources = self._arns(stack, "endpoint")
         discard = tasks.CallAwsService(self, "DeleteSmokeTestTarget", service="sagemaker", action=action,
                                        parameters=parameters, iam_resources=resources, result_path=sfn.JsonPath.DISCARD)
         retry_sdk_read(discard)

@@ -12,7 +12,7 @@ data-capture/<shared endpoint>/; the drift hook keeps a model's own records (lam
 
 from __future__ import annotations
 
-from aws_cdk import CfnTag, Stack, aws_iam as iam, aws_kms as kms, aws_s3 as s3, aws_sagemaker as sagemaker
+from aws_cdk import ArnFormat, CfnTag, Stack, aws_iam as iam, aws_kms as kms, aws_s3 as s3, aws_sagemaker as sagemaker
 from constructs import Construct
 
 from lambdas.endpoint.logic import VARIANT, capture_config
@@ -38,6 +38,11 @@ class SharedEndpoint(Construct):
                              description=f"The shared endpoint of {env_name}: its data capture")
         bucket.grant_put(self.role, f"data-capture/{self.name}/*")
         grant_key_through_s3(self.role, key.key_arn)
+        # A component's rolling update rolls back on its alarms (<model>-<env>-<stage>-5xx-rate, -p99-latency): the
+        # endpoint's role may read them, as a dedicated endpoint's execution role reads its own (endpoints.py).
+        self.role.add_to_policy(iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"], resources=[
+            Stack.of(self).format_arn(service="cloudwatch", resource="alarm", resource_name=f"*-{env_name}-*",
+                                      arn_format=ArnFormat.COLON_RESOURCE_NAME)]))
         variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
             variant_name=VARIANT, instance_type=pool.instance_type,
             # CreateEndpointConfig needs one instance to start with; at min_instances 0 managed scaling removes it

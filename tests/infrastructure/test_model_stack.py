@@ -389,3 +389,17 @@ def test_a_shared_hosted_models_alarms_watch_its_component_and_the_environment_g
 def test_an_environment_without_shared_hosted_models_has_no_shared_endpoint(dev_app):
     control = template_of(dev_app, "mlops-dev-control").to_json()
     assert not [r for r in control["Resources"].values() if r["Type"].startswith("AWS::SageMaker::Endpoint")]
+
+
+def test_a_training_account_with_a_shared_hosted_model_gets_the_shared_endpoint_its_smoke_tests_need():
+    from stacks.app_builder import build_app
+    from tests.infrastructure.conftest import CONTEXT, new_app
+    dev = CONTEXT["mlops:environments"]["dev"]
+    environments = {**CONTEXT["mlops:environments"], "dev": {**dev, "overrides": {
+        **dev["overrides"], "deployment": {**dev["overrides"]["deployment"], "hosting": "shared"}}}}
+    app = build_app(new_app(env="dev", **{"mlops:environments": environments}))
+    control = template_of(app, "mlops-dev-control").to_json()
+    (endpoint,) = [r["Properties"] for r in control["Resources"].values() if r["Type"] == "AWS::SageMaker::Endpoint"]
+    assert endpoint["EndpointName"] == "mlops-dev-shared"
+    (definition,) = state_machine_definitions(template_of(app, "mlops-dev-churn").to_json()).values()
+    assert "DescribeSmokeTargetComponent" in definition["States"] and "DeployProd" not in definition["States"]

@@ -474,3 +474,17 @@ def test_an_alarm_in_alarm_rolls_the_component_back_to_the_model_it_served(share
     assert described["Specification"]["ModelName"] == "churn-dev-prod-run-1" != second["deployment"]["prod"]["config"]
     rolled = restore({**second, "error": {"Error": "DeploymentRolledBack", "Cause": "alarm"}}, "run-2")
     assert rolled["restored"]["prod"] == "serves churn-dev-prod-run-1 already (rolled back by its alarms)"
+
+
+def test_an_old_dedicated_endpoint_of_the_same_name_does_not_hide_the_shared_component(shared_hosting, model_tarball,
+                                                                                     monkeypatch):
+    from lambdas.shared import dal
+
+    old, new = register(model_tarball, "v1"), register(model_tarball, "v2")
+    use_spec(monkeypatch, DEPLOYMENT)
+    deploy(run_state(old, "run-1"), "prod", "run-1")  # dedicated, before the model moved to shared hosting
+    use_spec(monkeypatch, SHARED)
+    deploy(run_state(new, "run-2"), "prod", "run-2")
+    component("churn-dev-prod")
+    assert dal.Endpoints().served_package("churn-dev-prod", "shared") == new
+    assert dal.Endpoints().served_package("churn-dev-prod", "dedicated") == old
