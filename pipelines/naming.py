@@ -39,6 +39,9 @@ def endpoint(model: str, env: str, stage: str) -> str:
 
 
 SMOKE = "smoke"
+# The InferenceId of the smoke test's request (SageMaker records it in a shared endpoint's data capture): its rows are
+# no model's traffic (lambdas/drift/split.py).
+SMOKE_INFERENCE_ID = "mlops-smoke-"
 
 
 def smoke_target(model: str, env: str, execution: str) -> str:
@@ -76,6 +79,11 @@ DATASETS = "datasets"  # datasets/<model>/: a model's training data (pipelines.s
 # policy names the path, so the roles need no names known to the registry stack.
 RELEASE_WRITER_PATH = f"/{PROJECT}-release-writer/"
 
+
+# Set on a package (CustomerMetadataProperties) by the run that released it, once the run succeeded: its smoke test
+# passed and (where the environment serves) its serving target took it. In an environment that serves nothing it marks
+# what was released there: an Approved package of a run stopped or timed out after approval is not.
+RELEASED_BY_KEY = "released_by_run"
 
 # The lineage keys (CustomerMetadataProperties) of the released artifact: its sha256 and its S3 version.
 ARTIFACT_SHA256_KEY = "model_data_sha256"

@@ -14,6 +14,7 @@ from aws_cdk import CfnOutput, Stack, aws_s3 as s3
 from constructs import Construct
 
 from pipelines import naming
+from pipelines.promotion import serving_stage
 from pipelines.spec import EnvironmentSpec
 from stacks.constructs import experiments
 from stacks.constructs.access import AccessPolicies
@@ -27,6 +28,7 @@ from stacks.constructs.pipeline_tasks import PipelineTasks
 from stacks.constructs.promotion import PromotionOffers, PromotionReceiver
 from stacks.constructs.retraining import NotificationTopic
 from stacks.constructs.runs_api import RunsApi
+from stacks.constructs.capture_split import CaptureSplitter
 from stacks.constructs.shared_hosting import SharedEndpoint, uses_shared_hosting
 from stacks.registry_stack import RegistryStack
 
@@ -68,6 +70,10 @@ class ControlPlaneStack(Stack):
         # Wherever a model is shared-hosted, even in an environment that serves nothing: its runs smoke-test there.
         self.shared_endpoint = SharedEndpoint(self, "SharedHosting", environment=environment, key=key, bucket=bucket) \
             if uses_shared_hosting(specs or []) else None
+        serving = serving_stage(environment, delivery)
+        self.capture_split = CaptureSplitter(self, "CaptureSplit", env_name=env_name, serving=serving, key=key,
+                                             bucket_name=bucket.bucket_name, failures=self.failures) \
+            if self.shared_endpoint and serving else None
         self.fleet_dashboard = FleetDashboard(self, "FleetDashboard", env_name=env_name)  # every model, fixed size
         CfnOutput(self, "PlatformTopicArn", value=self.platform_topic.topic_arn)
         CfnOutput(self, "ApprovalUrl", value=self.approval.url.url)

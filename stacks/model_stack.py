@@ -28,12 +28,10 @@ from stacks.constructs.training import TrainingJob, resolve_inference_image
 from stacks.registry_stack import RegistryStack
 
 def capture_prefix(spec: ModelSpec, env_name: str, serving: str | None) -> str:
-    """Where SageMaker writes the serving target's captured traffic ("" where the environment serves nothing)."""
-    if not serving:
-        return ""
-    if spec.deployment.hosting == "shared":
-        return f"data-capture/{naming.shared_endpoint(env_name)}/AllTraffic"  # filtered to the model's component
-    return f"data-capture/{naming.endpoint(spec.name, env_name, serving)}/AllTraffic"
+    """Where the serving target's captured traffic lies ("" where the environment serves nothing): SageMaker writes it
+    there for a dedicated endpoint; for an inference component the control plane's splitter files the model's lines
+    of the shared endpoint's capture there (lambdas/drift/split.py)."""
+    return f"data-capture/{naming.endpoint(spec.name, env_name, serving)}/AllTraffic" if serving else ""
 
 
 class ModelStack(Stack):

@@ -56,6 +56,9 @@ SCOPED_WILDCARDS = [
     (r"^Resource::.*/mlflow/[a-z0-9-]+/\*$", "the environment's MLflow artifact store prefix, for its tracking server"),
     (r"^Resource::.*/datasets/\*$", "the data validation step reads the datasets prefix only"),
     (r"^Resource::.*/data-capture/[a-z0-9-]+/AllTraffic/\*$", "captured requests of this model's own endpoint"),
+    (r"^Resource::.*/data-capture/\*-[a-z0-9-]+-(prod|staging)/AllTraffic/\*$",
+     "the capture splitter files each shared-hosted model's lines of the shared endpoint's capture under that "
+     "model's own prefix (PutObject only); it runs no model's code"),
     (r"^Resource::.*/batch/[a-z0-9-]+/(input|output)/\*$", "this model's batch-transform input and output prefixes"),
     (r"^Resource::.*:sagemaker:.*:transform-job/\*$",
      "CDK's transform-job task: the job name is formed from the execution name at run time"),

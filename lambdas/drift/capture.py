@@ -29,6 +29,7 @@ import numpy as np
 from lambdas.drift import arrow_reader
 from lambdas.drift.baseline import MISSING_LABELS
 from lambdas.drift.engine import Accumulator
+from pipelines import naming
 
 try:  # orjson parses capture lines ~5x faster than json; the stdlib keeps the hook working without it
     from orjson import loads as _loads
@@ -451,7 +452,8 @@ def model_traffic(sources: Iterable[tuple[str, Iterable[list[bytes]]]], spec) ->
     """The captured lines that are the model's own. A dedicated endpoint captures one model; a shared endpoint (hosting:
     shared) captures every inference component under one prefix, and neither SageMaker's record nor its S3 path names
     the component, so the model's response does: modelkit.serving writes "model" (MLOPS_MODEL, which the deploy task
-    sets on a shared-hosted model's container)."""
+    sets on a shared-hosted model's container). The control plane's splitter (lambdas/drift/split.py) files each
+    model's lines under its own serving target's prefix; this keeps the check honest on any other file it is given."""
     if spec.deployment.hosting != "shared":
         return sources
     return ((name, ([line for line in batch if answered_by(line, spec.name)] for batch in batches))
@@ -459,16 +461,29 @@ def model_traffic(sources: Iterable[tuple[str, Iterable[list[bytes]]]], spec) ->
 
 
 def answered_by(line: bytes, model: str) -> bool:
-    """Whether a capture line's response names `model`; a line that cannot be read names no model."""
+    """Whether a capture line's response names `model` (a smoke test's request is no traffic of any model)."""
+    named, inference_id = answer_of(line)
+    return named == model and not (inference_id or "").startswith(SMOKE_INFERENCE_ID)
+
+
+SMOKE_INFERENCE_ID = naming.SMOKE_INFERENCE_ID
+
+
+def answer_of(line: bytes) -> tuple[str | None, str | None]:
+    """(the model a capture line's response names, the request's InferenceId); (None, None) for a line that cannot
+    be read."""
     try:
-        output = _loads(line)["captureData"]["endpointOutput"]
+        record = _loads(line)
+        output = record["captureData"]["endpointOutput"]
         data = output["data"]
         if output.get("encoding") == "BASE64":
             data = base64.b64decode(data)
         answer = _loads(data)
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        return False
-    return isinstance(answer, dict) and answer.get("model") == model
+        inference_id = (record.get("eventMetadata") or {}).get("inferenceId")
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        return None, None
+    named = answer.get("model") if isinstance(answer, dict) else None
+    return (named if isinstance(named, str) else None), (inference_id if isinstance(inference_id, str) else None)
 
 
 def read_chunks(stream, size: int = READ_BYTES) -> Iterator[bytes]:

@@ -96,7 +96,7 @@ def smoke_test(event: StageEvent, context: LambdaContext) -> dict:
     deployed = state["deployment"][event.stage]
     endpoint = deployed["endpoint"]
     started = time.perf_counter()
-    status, body = invoke_target(deployed, json.dumps({"instances": rows}).encode())
+    status, body = invoke_target(deployed, json.dumps({"instances": rows}).encode(), event.execution_name)
     latency_ms = (time.perf_counter() - started) * 1000
     verdict = logic.judge_smoke_test(status, body, len(rows), latency_ms,
                                      max_latency_ms=max(spec.deployment.alarms.max_p99_latency_ms * 10, 2000),
@@ -108,10 +108,12 @@ def smoke_test(event: StageEvent, context: LambdaContext) -> dict:
     return verdict
 
 
-def invoke_target(deployed: dict, body: bytes) -> tuple[int, bytes]:
-    """A deployed stage's endpoint, or its inference component on the shared endpoint."""
+def invoke_target(deployed: dict, body: bytes, execution: str) -> tuple[int, bytes]:
+    """A deployed stage's endpoint, or its inference component on the shared endpoint, whose data capture records
+    every component's requests: the smoke test's InferenceId tells its rows from traffic (lambdas/drift/split.py)."""
     if deployed.get("hosting") == "shared":
-        return dal.Endpoints.invoke(deployed["shared_endpoint"], body, component=deployed["endpoint"])
+        return dal.Endpoints.invoke(deployed["shared_endpoint"], body, component=deployed["endpoint"],
+                                    inference_id=f"{naming.SMOKE_INFERENCE_ID}{execution}"[:64])
     return dal.Endpoints.invoke(deployed["endpoint"], body)
 
 

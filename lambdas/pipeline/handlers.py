@@ -264,6 +264,9 @@ class NotifyEvent(TaskEvent):
 @pipeline_task(NotifyEvent)
 def notify(event: NotifyEvent, context: LambdaContext) -> dict:
     close_undecided_approval(event.state, event.outcome, event.execution_name)
+    if event.outcome == "succeeded" and "registration" in event.state:  # smoke-tested, and served where served
+        dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP")).mark_released(
+            event.state["registration"]["model_package_arn"], event.execution_name)
     subject, body = logic.notification(event.state, event.outcome)
     dal.publish(setting("NOTIFICATION_TOPIC_ARN"), subject, body)
     metrics.add_metric(name=f"Runs{event.outcome.title().replace(' ', '')}", unit="Count", value=1)

@@ -148,11 +148,11 @@ def offer(event: ExecutionSucceeded, context: LambdaContext) -> dict:
 
 def _released() -> tuple[dict | None, str | None]:
     """(the newest Approved package, what this stage released): what its serving endpoint serves, or, where the
-    stage serves nothing (a training account), its newest Approved package, which a successful run released (a
-    failed release rejects its package); found version by version (no ListModelPackages: see versions_after)."""
+    stage serves nothing (a training account), the newest package a successful run released (logic.newest_released);
+    found version by version (no ListModelPackages: see versions_after)."""
     target = setting("SERVING_ENDPOINT")
     if not target:
-        newest = logic.newest_approved(None, promotion_dal.versions_after(promotion_dal.before_first_version(
+        newest = logic.newest_released(promotion_dal.versions_after(promotion_dal.before_first_version(
             setting("STATE_MACHINE_ARN"), setting("MODEL_PACKAGE_GROUP"))))
         return newest, newest["ModelPackageArn"] if newest else None
     served_arn = dal.Endpoints().served_package(target, model_spec().deployment.hosting)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from lambdas.shared.lineage import checked, decode_pairs, encode_pairs
 from lambdas.shared.release import drift_baseline_uris
+from pipelines import naming
 from pipelines.promotion import OFFERED, SHA256_KEY, VERSION_KEY, offer_source, promoted_prefixes
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -224,6 +225,14 @@ def newest_approved(served: dict | None, later: Iterable[dict]) -> dict | None:
         if package.get("ModelApprovalStatus") == "Approved":
             newest = package
     return newest
+
+
+def newest_released(packages: Iterable[dict]) -> dict | None:
+    """Where the stage serves nothing: the newest Approved package a run released (naming.RELEASED_BY_KEY), or, in a
+    group released before that marker existed (no package carries it), the newest Approved one."""
+    approved = [p for p in packages if p.get("ModelApprovalStatus") == "Approved"]
+    released = [p for p in approved if naming.RELEASED_BY_KEY in (p.get("CustomerMetadataProperties") or {})]
+    return (released or approved or [None])[-1]
 
 
 def what_to_offer(newest_approved: dict | None, served_arn: str | None, downstream: str) -> tuple[dict | None, str]:

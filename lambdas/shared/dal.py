@@ -18,6 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from lambdas.shared.sessions import new_session
+from pipelines import naming
 
 _CONFIG = Config(retries={"max_attempts": 8, "mode": "adaptive"})
 
@@ -267,7 +268,7 @@ class ModelRegistry:
         (serving_target "": the training account of a multi-account delivery) has released its newest Approved
         package: a release that fails (smoke test included) rejects its package (RestoreAfterFailedRelease)."""
         if not serving_target:
-            return self.newest("Approved")
+            return self.newest_released()
         served = Endpoints().served_package(serving_target, hosting)
         return self.describe(served) if served else None
 
@@ -277,6 +278,23 @@ class ModelRegistry:
             ModelPackageGroupName=self.group, ModelApprovalStatus=status, SortBy="CreationTime", SortOrder="Descending",
             MaxResults=1)["ModelPackageSummaryList"]
         return self.describe(summaries[0]["ModelPackageArn"]) if summaries else None
+
+    def newest_released(self, page_size: int = 20) -> dict | None:
+        """The newest Approved package its run released (naming.RELEASED_BY_KEY): where nothing serves, the champion.
+        A group released before the marker existed (none carries it): its newest Approved package."""
+        pages = self.sagemaker.get_paginator("list_model_packages").paginate(
+            ModelPackageGroupName=self.group, ModelApprovalStatus="Approved", SortBy="CreationTime",
+            SortOrder="Descending", PaginationConfig={"PageSize": page_size})
+        newest = None
+        for summary in (item for page in pages for item in page["ModelPackageSummaryList"]):
+            package = self.describe(summary["ModelPackageArn"])
+            newest = newest or package
+            if naming.RELEASED_BY_KEY in (package.get("CustomerMetadataProperties") or {}):
+                return package
+        return newest
+
+    def mark_released(self, arn: str, execution: str) -> None:
+        self.sagemaker.update_model_package(ModelPackageArn=arn, CustomerMetadataProperties={naming.RELEASED_BY_KEY: execution})
 
     def describe(self, arn: str) -> dict:
         return self.sagemaker.describe_model_package(ModelPackageName=arn)
@@ -645,12 +663,14 @@ class Endpoints:
 
     @staticmethod
     def invoke(name: str, body: bytes, content_type: str = "application/json",
-               component: str | None = None) -> tuple[int, bytes]:
-        """component: the inference component to call on endpoint `name` (hosting: shared)."""
+               component: str | None = None, inference_id: str | None = None) -> tuple[int, bytes]:
+        """component: the inference component to call on endpoint `name` (hosting: shared); inference_id: recorded
+        with the request in the endpoint's data capture (eventMetadata.inferenceId)."""
         import os
 
         runtime = client("sagemaker-runtime", endpoint_url=os.environ.get("SAGEMAKER_RUNTIME_URL"))
-        extra = {"InferenceComponentName": component} if component else {}
+        extra = {**({"InferenceComponentName": component} if component else {}),
+                 **({"InferenceId": inference_id} if inference_id else {})}
         try:
             response = runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType=content_type,
                                                Accept="application/json", **extra)

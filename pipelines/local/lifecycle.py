@@ -22,6 +22,7 @@ import shutil
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -528,23 +529,29 @@ class LocalLifecycle:
     def _send_traffic(self) -> None:
         for request in range(self.traffic_requests):
             self._invoke(self._rows(20, 1000 + request, 1.0))
+        if self._shared:
+            self._split_shared_capture()
         captured = self._captured_requests()
         self.result.captured_rows = captured * 20
         self.say(f"    {self.traffic_requests} requests x 20 rows; {captured} captured "
                  f"({self.spec.deployment.data_capture_percent}% sampling)")
 
-    def _captured_requests(self) -> int:
-        """This model's captured requests: the endpoint's prefix, or its own lines of the shared endpoint's."""
-        from lambdas.drift.capture import answered_by
+    def _split_shared_capture(self) -> None:
+        """What EventBridge does in AWS as each capture file of the shared endpoint lands: the control plane's splitter
+        gets its S3 "Object Created" event and files the file's lines by model (lambdas/drift/split.py)."""
+        splitter = self.provisioned.function_named("CaptureSplit")
+        s3, prefix = self._aws("s3"), f"data-capture/{naming.shared_endpoint(LOCAL_ENV)}/AllTraffic/"
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                self.dispatch.invoke(splitter.name, s3_object_created(self.bucket, item["Key"], item["Size"],
+                                                                      self.account, self.region))
 
-        target = naming.shared_endpoint(LOCAL_ENV) if self._shared else naming.endpoint(self.model, LOCAL_ENV, "prod")
-        s3 = self._aws("s3")
-        keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=f"data-capture/{target}/") for o in page.get("Contents", [])]
-        if not self._shared:
-            return len(keys)
-        lines = [line for key in keys for line in s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().splitlines()]
-        return sum(answered_by(line, self.model) for line in lines)
+    def _captured_requests(self) -> int:
+        """The requests captured under the model's own serving-target prefix (split there from a shared endpoint's)."""
+        s3, prefix = self._aws("s3"), f"data-capture/{naming.endpoint(self.model, LOCAL_ENV, 'prod')}/"
+        keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+                for o in page.get("Contents", [])]
+        return sum(len(s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().splitlines()) for key in keys)
 
     def _drift_hook(self) -> None:
         # What the model's drift schedule sends the control plane's drift check (Scheduler fills in the context
@@ -597,6 +604,17 @@ class LocalLifecycle:
                        getattr(self, "hosting", None)):
             if server is not None:
                 server.close()
+
+
+def s3_object_created(bucket: str, key: str, size: int, account: str, region: str) -> dict:
+    """An S3 "Object Created" event as EventBridge delivers it (Amazon S3 user guide, "EventBridge message structure")."""
+    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Object Created", "source": "aws.s3",
+            "account": account, "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": region,
+            "resources": [f"arn:aws:s3:::{bucket}"],
+            "detail": {"version": "0", "bucket": {"name": bucket},
+                       "object": {"key": key, "size": size, "etag": uuid.uuid4().hex, "sequencer": "0"},
+                       "request-id": uuid.uuid4().hex[:16].upper(), "requester": account,
+                       "source-ip-address": "127.0.0.1", "reason": "PutObject"}}
 
 
 def approval_links_text(execution: str, links: dict[str, dict[str, str]]) -> str:

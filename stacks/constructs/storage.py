@@ -115,6 +115,11 @@ class ArtifactBucket(Construct):
                 s3.LifecycleRule(id="expire-checkpoints", prefix="checkpoints/", expiration=Duration.days(30)),
             ],
         )
+        # Object events to EventBridge: the control plane splits the shared endpoint's captures by model as they land
+        # (stacks/constructs/capture_split.py). Set on the bucket itself: the L2 property would add CDK's notification
+        # custom resource (a Lambda function with an AWS managed policy) for what CloudFormation sets natively.
+        self.bucket.node.default_child.add_property_override(
+            "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True)
         self._protect_releases()
 
     def _protect_releases(self) -> None:

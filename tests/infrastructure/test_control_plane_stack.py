@@ -67,17 +67,11 @@ def _shared(action: str) -> bool:
 
 
 def _on_the_shared_endpoint(statement: dict) -> bool:
-    """The shared endpoint itself (placing or calling a component; each component is granted by the model's name), or
-    its captures, where SageMaker writes every component's traffic under one prefix (the drift check keeps its
-    model's lines)."""
+    """The shared endpoint itself: placing or calling a component there (each component is granted by model name)."""
     from stacks.constructs.pipeline_tasks import SHARED_ENDPOINT_DEPLOY
-    resource, shared = json.dumps(statement["Resource"]), naming.shared_endpoint("dev")
-    if resource.endswith(f':endpoint/{shared}"]]}}'):
-        return set(_actions(statement)) <= {*SHARED_ENDPOINT_DEPLOY, "sagemaker:InvokeEndpoint"}
-    captures = f"data-capture/{shared}/AllTraffic/"
-    return set(_actions(statement)) <= {"s3:GetObject", "s3:ListBucket"} and (
-        f"/{captures}*" in resource or json.dumps(statement.get("Condition")) == json.dumps(
-            {"StringLike": {"s3:prefix": [f"{captures}*"]}}))
+    resource = json.dumps(statement["Resource"])
+    return resource.endswith(f':endpoint/{naming.shared_endpoint("dev")}"]]}}') and \
+        set(_actions(statement)) <= {*SHARED_ENDPOINT_DEPLOY, "sagemaker:InvokeEndpoint"}
 
 
 def test_every_model_scoped_grant_names_its_resources_or_their_partition_by_the_sessions_model_tag(control):

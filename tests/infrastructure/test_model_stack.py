@@ -403,3 +403,25 @@ def test_a_training_account_with_a_shared_hosted_model_gets_the_shared_endpoint_
     assert endpoint["EndpointName"] == "mlops-dev-shared"
     (definition,) = state_machine_definitions(template_of(app, "mlops-dev-churn").to_json()).values()
     assert "DescribeSmokeTargetComponent" in definition["States"] and "DeployProd" not in definition["States"]
+
+
+def test_the_shared_endpoints_capture_is_split_by_model_as_it_lands_and_each_drift_check_reads_its_own(shared_app):
+    control = template_of(shared_app, "mlops-dev-control").to_json()["Resources"]
+    (rule,) = [r["Properties"] for r in control.values() if r["Type"] == "AWS::Events::Rule"
+               and r["Properties"]["EventPattern"].get("source") == ["aws.s3"]]
+    assert rule["EventPattern"]["detail"]["object"] == {"key": [{"prefix": "data-capture/mlops-dev-shared/AllTraffic/"}]}
+    (splitter,) = [k for k, r in control.items() if r["Type"] == "AWS::Lambda::Function"
+                   and r["Properties"]["Handler"] == "lambdas.drift.split.handler"]
+    role = control[splitter]["Properties"]["Role"]["Fn::GetAtt"][0]
+    (policy,) = [r["Properties"]["PolicyDocument"]["Statement"] for r in control.values()
+                 if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]]
+    resources = {a: flat(s["Resource"]) for s in policy for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+                 if a.startswith("s3:")}
+    assert resources["s3:GetObject"].endswith("/data-capture/mlops-dev-shared/AllTraffic/*")
+    assert resources["s3:PutObject"].endswith("/data-capture/*-dev-prod/AllTraffic/*")
+    registry = template_of(shared_app, "mlops-dev-registry").to_json()["Resources"]
+    (bucket,) = [r["Properties"] for r in registry.values() if r["Type"] == "AWS::S3::Bucket"
+                 and "NotificationConfiguration" in r["Properties"]]
+    assert bucket["NotificationConfiguration"]["EventBridgeConfiguration"]["EventBridgeEnabled"] is True
+    model = template_of(shared_app, "mlops-dev-churn").to_json()
+    assert '"CAPTURE_PREFIX":"data-capture/churn-dev-prod/AllTraffic"' in _record(model)

@@ -488,3 +488,15 @@ def test_an_old_dedicated_endpoint_of_the_same_name_does_not_hide_the_shared_com
     component("churn-dev-prod")
     assert dal.Endpoints().served_package("churn-dev-prod", "shared") == new
     assert dal.Endpoints().served_package("churn-dev-prod", "dedicated") == old
+
+
+def test_where_nothing_serves_the_champion_is_the_newest_released_package_not_a_later_unreleased_approval(
+        hosting, model_tarball):
+    from lambdas.shared import dal
+
+    registry = dal.ModelRegistry("churn-dev")
+    first, stopped = register(model_tarball, "v1"), register(model_tarball, "v2")
+    assert registry.champion("")["ModelPackageArn"] == stopped  # before any marker (a group released before it)
+    registry.mark_released(first, "run-1")  # the notify task of the run that succeeded
+    assert registry.champion("")["ModelPackageArn"] == first  # v2 was approved, but its run never released it
+    assert registry.describe(first)["CustomerMetadataProperties"]["released_by_run"] == "run-1"

@@ -169,3 +169,19 @@ def test_the_newest_approved_package_is_the_served_one_unless_a_later_version_is
     assert logic.newest_approved(served, [*later, approved_later]) is approved_later
     assert logic.newest_approved(package(ModelApprovalStatus="Rejected"), later) is None
     assert logic.newest_approved(None, []) is None
+
+
+def test_where_nothing_serves_the_newest_package_a_run_released_is_offered_not_a_later_unreleased_approval():
+    from pipelines import naming
+
+    def package(version: int, status: str, released: bool) -> dict:
+        return {"ModelPackageArn": f"arn:aws:sagemaker:us-east-1:111111111111:model-package/churn-dev/{version}",
+                "ModelApprovalStatus": status,
+                "CustomerMetadataProperties": {naming.RELEASED_BY_KEY: f"run-{version}"} if released else {}}
+
+    versions = [package(1, "Approved", True), package(2, "Rejected", False), package(3, "Approved", True),
+                package(4, "Approved", False)]  # 4: approved, then its run was stopped before the smoke test passed
+    assert logic.newest_released(versions)["ModelPackageArn"].endswith("/3")
+    # A group released before the marker existed: its newest Approved package.
+    assert logic.newest_released([package(1, "Approved", False), package(2, "Approved", False)])["ModelPackageArn"].endswith("/2")
+    assert logic.newest_released([package(1, "Rejected", False)]) is None
