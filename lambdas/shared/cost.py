@@ -441,9 +441,9 @@ def _smoke_endpoint(spec: ModelSpec, where: Placement, prices: dict[str, Price],
     item, minutes = "smoke test endpoint (ephemeral)", assumptions.smoke_minutes
     if spec.deployment.serverless:
         return Line(PER_RUN, item, "serverless: billed per inference second only", 0.0)
-    if is_shared(spec):
+    if is_shared(spec):  # at most: a pool at no instance starts a whole one for the test
         return Line(PER_RUN, item, _copies_quantity(spec, where, 1, f"{minutes:g} min"),
-                    _copy_hourly(spec, where, prices) * minutes / 60)
+                    _copy_hourly(spec, where, prices) * minutes / 60, prices["pool"].usd * minutes / 60)
     kind = spec.deployment.instance_type
     return Line(PER_RUN, item, f"1 x {kind} x {minutes:g} min", prices["hosting"].usd * minutes / 60)
 
