@@ -326,6 +326,12 @@ def _metric_columns(model: str) -> list[str]:
     return columns() if callable(columns) else [spec.objective.metric]
 
 
+def _served_by(endpoint: dict) -> str:
+    if endpoint.get("hosting") == "shared":
+        return f"inference component {endpoint['endpoint']} on endpoint {endpoint['shared_endpoint']}"
+    return f"endpoint {endpoint['endpoint']}"
+
+
 @command(models_app, "list")
 def models_list(model: str, env: str = EnvOption, lineage: bool = typer.Option(True, help="Show lineage columns."),
                 output: Output = OutputOption) -> None:
@@ -340,7 +346,7 @@ def models_list(model: str, env: str = EnvOption, lineage: bool = typer.Option(T
     metric_columns = _metric_columns(model)
     serving = [endpoints[stage] for version in versions for stage in version.serves]
     called = next((e for e in serving if e["stage"] == Stage.prod.value), serving[0] if serving else None)
-    caption = "\n".join([f"{e['stage']}: endpoint {e['endpoint']} ({e['url']})" for e in serving] + (
+    caption = "\n".join([f"{e['stage']}: {_served_by(e)} ({e['url']})" for e in serving] + (
         [f"call it: mlops predict {model} --stage {called['stage']} --env {env} --data '<JSON request>' "
          "(or --data @request.json)"] if called else []))
     table = Table(title=f"{model} model versions ({env})", caption=caption or None, caption_justify="left")
