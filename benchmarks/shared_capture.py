@@ -1,11 +1,12 @@
-"""The drift check of a shared-hosted model vs a dedicated one, on the same model's captured requests, side by side.
+"""`mlops drift check` of a shared-hosted model on the shared endpoint's raw capture vs on its own, side by side.
 
 A dedicated endpoint's capture holds one model's requests; a shared endpoint's holds every component's under one
-prefix, and the check keeps the lines whose answer names its model (lambdas/drift/capture.py model_traffic). Both
-files here hold the same 100-row JSON requests of model "a" (what a real-time endpoint captures, with the model
-kit's answer naming the model); the shared file interleaves as many requests of model "b". Timed: `logic.assess` on
-the file, the path the drift Lambda runs, best of three. Printed: seconds, rows read, and the ratios per request of
-"a" and per capture line.
+prefix. The scheduled check reads the model's own prefix, where the control plane's splitter files its lines
+(lambdas/drift/split.py), exactly as for a dedicated endpoint; `mlops drift check --capture` given the shared prefix
+keeps the lines whose answer names its model (lambdas/drift/capture.py model_traffic). Both files here hold the same
+100-row JSON requests of model "a" (with the model kit's answer naming the model); the shared file interleaves as many
+requests of model "b". Timed: `logic.assess` on the file (what both run), best of three. Printed: seconds, rows read,
+and the ratios per request of "a" and per capture line.
 
     python benchmarks/shared_capture.py [--rows 200000]
 """

@@ -453,7 +453,8 @@ def model_traffic(sources: Iterable[tuple[str, Iterable[list[bytes]]]], spec) ->
     shared) captures every inference component under one prefix, and neither SageMaker's record nor its S3 path names
     the component, so the model's response does: modelkit.serving writes "model" (MLOPS_MODEL, which the deploy task
     sets on a shared-hosted model's container). The control plane's splitter (lambdas/drift/split.py) files each
-    model's lines under its own serving target's prefix; this keeps the check honest on any other file it is given."""
+    model's lines under its own serving target's prefix, which the scheduled check reads as it is; `mlops drift check
+    --capture` keeps a shared model's own lines of whatever files it is given (the shared endpoint's prefix too)."""
     if spec.deployment.hosting != "shared":
         return sources
     return ((name, ([line for line in batch if answered_by(line, spec.name)] for batch in batches))

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.drift import engine, logic, report
-from lambdas.drift.capture import hourly_prefixes, line_batches, model_traffic, read_chunks
+from lambdas.drift.capture import hourly_prefixes, line_batches, read_chunks
 from lambdas.shared import dal, tenancy
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.observability import bind, logger, metrics, tracer
@@ -66,8 +66,7 @@ def run_check(now: datetime) -> dict:
         logger.info("production serves no model yet: nothing to compare")
         return {"drift": False, "retrain": False, "reason": "production serves no model package (no baseline) yet"}
     start = now - timedelta(hours=spec.drift.window_hours)
-    assessment = logic.assess(statistics, spec, model_traffic(window_sources(store, start, now), spec),
-                              constraints=constraints)
+    assessment = logic.assess(statistics, spec, window_sources(store, start, now), constraints=constraints)
     scan, result, blocking = assessment.scan, assessment.result, assessment.blocking
     retrain, reason = assessment.retrain, assessment.reason
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
