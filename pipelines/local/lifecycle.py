@@ -41,6 +41,7 @@ LOCAL_ENV = "local"
 DEMO_REQUESTER = "data-scientist@example.com"
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 _CLIENTS = Lock()
+_SPLITTING = Lock()
 
 
 class LifecycleError(RuntimeError):
@@ -191,6 +192,9 @@ class LocalLifecycle:
             load_dataset_module(find_model_dir(other, self.models_dir), load_spec(find_model_dir(other, self.models_dir)))
         self.lanes: list[LocalLifecycle] = []
         self.approve_second_run = approve_second_run
+        # The shared endpoint's capture files already split: S3 sends one event an object, so each is split once;
+        # the lanes (shallow copies) share this set.
+        self.split_files: set[str] = set()
 
     # ------------------------------------------------------------------ the lifecycle
     def run(self, then: Callable[[LocalLifecycle], None] | None = None, setup_only: bool = False) -> LifecycleResult:
@@ -541,10 +545,13 @@ class LocalLifecycle:
         gets its S3 "Object Created" event and files the file's lines by model (lambdas/drift/split.py)."""
         splitter = self.provisioned.function_named("CaptureSplit")
         s3, prefix = self._aws("s3"), f"data-capture/{naming.shared_endpoint(LOCAL_ENV)}/AllTraffic/"
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                self.dispatch.invoke(splitter.name, s3_object_created(self.bucket, item["Key"], item["Size"],
-                                                                      self.account, self.region))
+        with _SPLITTING:  # a lane counts its captures only once every file listed here is split, by whichever lane
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    if item["Key"] not in self.split_files:
+                        self.split_files.add(item["Key"])
+                        self.dispatch.invoke(splitter.name, s3_object_created(
+                            self.bucket, item["Key"], item["Size"], self.account, self.region))
 
     def _captured_requests(self) -> int:
         """The requests captured under the model's own serving-target prefix (split there from a shared endpoint's)."""
