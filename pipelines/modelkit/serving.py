@@ -6,9 +6,10 @@ text/csv with a header row. Responses: application/json {"predictions": [record,
 binary {"probability", "label"}, multiclass {"label", "probabilities"}, regression {"value"}.
 
 Every response names its request: "inference_id", a uuid4 hex the container assigns, one per request (not per
-row), or the id a local host set for the request (REQUEST_INFERENCE_ID). SageMaker does not hand the caller's
-InvokeEndpoint `InferenceId` to the container's handlers (output_fn sees neither headers nor metadata); it records it in
-the captured line's `eventMetadata.inferenceId`. So the id that labels name (docs/models.md, lambdas/quality) is
+row), or the id a local host set for the request (REQUEST_INFERENCE_ID). SageMaker documents the caller's
+InvokeEndpoint `InferenceId` (header X-Amzn-SageMaker-Inference-Id) only as added to the captured data, in the line's
+`eventMetadata.inferenceId`, and the script-mode handlers (input_fn ... output_fn) see no request headers: the
+container cannot answer with it. So the id that labels name (docs/models.md, lambdas/quality) is
 `eventMetadata.inferenceId` when the caller sent one, else the response's "inference_id". A request of one row is
 labelled by that id; row N (from 0) of a request of several rows by "<id>:<N>".
 """
