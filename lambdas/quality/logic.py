@@ -205,7 +205,10 @@ def _verdict(spec, joined: Joined, report: dict) -> tuple[str, str]:
         return "no_metrics", "a custom task has no built-in metrics to compute from labels"
     if report["baseline"] is None:
         return "no_baseline", f"the approved version's evaluation has no {report['objective']}"
-    report["metrics"] = window_metrics(spec, joined.labels, joined.predictions)
+    try:
+        report["metrics"] = window_metrics(spec, joined.labels, joined.predictions)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        return "no_metrics", f"the captured predictions are not {spec.task.type} records ({type(error).__name__}: {error})"
     return _compare(spec, joined, report)
 
 

@@ -166,3 +166,10 @@ def test_model_monitor_statistics_and_constraints_round_trip():
     assert logic.read_monitor_constraints(constraints) == {"validation:auc": (pytest.approx(0.81), "LessThanThreshold")}
     assert logic.monitor_constraints(HOUSES, 30.0)["regression_constraints"]["rmse"]["comparison_operator"] == \
         "GreaterThanThreshold"
+
+
+def test_captured_answers_that_are_not_the_tasks_records_are_no_verdict_not_a_crash():
+    captures = [(f"f:{i}", capture_line([{"score": 0.5}], START, f"r{i}")) for i in range(300)]
+    ground_truth = [(ON_TIME, labels.ground_truth_line(f"r{i}", str(i % 2))) for i in range(300)]
+    report = logic.check(CHURN, captures, ground_truth, {"validation:auc": 0.8}, WINDOW)
+    assert report["decision"] == "no_metrics" and "not binary records" in report["reason"]
