@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import typer
+from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.quality import labels
 from pipelines import naming
@@ -42,7 +43,11 @@ def put_command(model: str = typer.Argument(..., help="The model the labels are 
     counts = batch.counts()
     if not batch.accepted:
         fail(f"{file}: no valid labels ({describe(counts)}); nothing uploaded", EXIT_USAGE, output.value, "invalid")
-    location = upload(client(env), model, batch)
+    pipelines = client(env)
+    try:
+        location = upload(pipelines, model, batch)
+    except (ClientError, BotoCoreError) as error:
+        raise pipelines.explain(error) from None
     if output == Output.json:
         return emit({"model": model, "location": location, **counts})
     typer.echo(f"{model}: {describe(counts)}\nuploaded: {location}")

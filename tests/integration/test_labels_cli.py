@@ -100,3 +100,16 @@ def test_labels_put_for_an_unknown_model_is_exit_2(tmp_path, dev_bucket):
     result = runner.invoke(app, ["labels", "put", "nosuchmodel", str(file), "--env", "dev"])
     assert result.exit_code == 2, result.output
     assert uploaded(dev_bucket) == []
+
+
+def test_labels_put_refused_by_the_bucket_is_not_allowed_exit_6(tmp_path, dev_bucket):
+    from botocore.exceptions import ClientError
+
+    file = tmp_path / "labels.csv"
+    file.write_text("inference_id,label\nreq-1,1\n")
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized to perform: s3:PutObject"}},
+                         "PutObject")
+    with mock.patch("botocore.client.BaseClient._make_api_call", side_effect=denied):
+        result = runner.invoke(app, ["labels", "put", "churn", str(file), "--env", "dev"])
+    assert result.exit_code == 6, result.output
+    assert "not allowed" in result.output
