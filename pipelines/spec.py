@@ -649,6 +649,18 @@ def check_schedule(value: str) -> str:
     raise ValueError(f"'{value}' is not an EventBridge schedule; fix: use 'rate(1 hour)' or 'cron(0 * * * ? *)'")
 
 
+class QualitySpec(_Strict):
+    """Model quality against ground truth: labels joined to captured predictions per window (lambdas/quality)."""
+
+    tolerance: float = Field(default=0.02, ge=0, description="The absolute drop of the objective metric that matters "
+                                                               "(in its units: auc points, rmse in the label's units)")
+    min_labels: int = Field(default=200, ge=1, description="No verdict from a window with fewer joined labels")
+    window_hours: float = Field(default=24, gt=0, le=24 * 31)
+    label_delay_hours: float = Field(default=72, ge=0, description="How long after a window's end its labels may arrive")
+    confidence: float = Field(default=0.95, gt=0.5, lt=1, description="One-sided bootstrap confidence of a drop")
+    retrain: bool = True
+
+
 class RetrainingSpec(_Strict):
     schedule: str | None = Field(default=None, description="EventBridge schedule for periodic retraining")
 
@@ -816,6 +828,7 @@ class ModelSpec(_Strict):
     approval: ApprovalSpec
     deployment: DeploymentSpec = Field(default_factory=DeploymentSpec)
     drift: DriftSpec = Field(default_factory=DriftSpec)
+    quality: QualitySpec = Field(default_factory=QualitySpec)
     retraining: RetrainingSpec = Field(default_factory=RetrainingSpec)
     cost: CostSpec = Field(default_factory=CostSpec)
     tuning: TuningSpec | None = Field(default=None, description="Hyperparameter search instead of one training job")

@@ -206,9 +206,8 @@ class CaptureScan:
         self._add_captured(_loads(line)["captureData"]["endpointInput"])
 
     def _add_captured(self, captured: dict) -> None:
-        data, encoding = captured["data"], str(captured.get("encoding", "JSON")).upper()
-        if encoding == "BASE64":
-            data = base64.b64decode(data, validate=True).decode("utf-8")
+        data = decoded_data(captured)
+        data = data.decode("utf-8") if isinstance(data, bytes) else data
         content_type = str(captured.get("observedContentType", "application/json")).split(";")[0].strip().lower()
         if content_type in CSV_TYPES:
             self._add_csv(data)
@@ -475,16 +474,18 @@ def answer_of(line: bytes) -> tuple[str | None, str | None]:
     be read."""
     try:
         record = _loads(line)
-        output = record["captureData"]["endpointOutput"]
-        data = output["data"]
-        if output.get("encoding") == "BASE64":
-            data = base64.b64decode(data)
-        answer = _loads(data)
+        answer = _loads(decoded_data(record["captureData"]["endpointOutput"]))
         inference_id = (record.get("eventMetadata") or {}).get("inferenceId")
     except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
         return None, None
     named = answer.get("model") if isinstance(answer, dict) else None
     return (named if isinstance(named, str) else None), (inference_id if isinstance(inference_id, str) else None)
+
+
+def decoded_data(captured: dict) -> str | bytes:
+    """The body of a capture's endpointInput or endpointOutput, BASE64 decoded where it is encoded so."""
+    data = captured["data"]
+    return base64.b64decode(data, validate=True) if str(captured.get("encoding", "")).upper() == "BASE64" else data
 
 
 def read_chunks(stream, size: int = READ_BYTES) -> Iterator[bytes]:
