@@ -6,7 +6,7 @@ text/csv with a header row. Responses: application/json {"predictions": [record,
 binary {"probability", "label"}, multiclass {"label", "probabilities"}, regression {"value"}.
 
 Every response names its request: "inference_id", a uuid4 hex the container assigns, one per request (not per
-row), or the id a host set for the request (REQUEST_INFERENCE_ID). SageMaker documents the caller's
+row). SageMaker documents the caller's
 InvokeEndpoint `InferenceId` (header X-Amzn-SageMaker-Inference-Id) only as added to the captured data, in the line's
 `eventMetadata.inferenceId`, and the script-mode handlers (input_fn ... output_fn) see no request headers: the
 container cannot answer with it. So the id that labels name (docs/models.md, lambdas/quality) is
@@ -35,9 +35,6 @@ MAX_ROWS = 10_000
 IDENTITY_VARIABLE = "MLOPS_MODEL"
 # The same setting per request, where several models serve in one process (the local mode: pipelines/modelkit/loader).
 REQUEST_IDENTITY: ContextVar[str | None] = ContextVar("mlops_model", default=None)
-# The request's inference id where a host knows the caller's (SageMaker does not pass it, nor does the local mode,
-# which emulates it); a fresh uuid4 hex otherwise.
-REQUEST_INFERENCE_ID: ContextVar[str | None] = ContextVar("mlops_inference_id", default=None)
 
 
 class BadRequest(ValueError):
@@ -70,13 +67,8 @@ def output_fn(predictions: list, accept: str = JSON) -> tuple:
     if (accept or JSON).split(";")[0].strip().lower() not in (JSON, "*/*"):
         raise BadRequest(f"unsupported accept type {accept!r}; ask for {JSON}")
     identity = REQUEST_IDENTITY.get() or os.environ.get(IDENTITY_VARIABLE)
-    answer = {"predictions": predictions, **({"model": identity} if identity else {}), "inference_id": inference_id()}
+    answer = {"predictions": predictions, **({"model": identity} if identity else {}), "inference_id": uuid.uuid4().hex}
     return json.dumps(answer), JSON
-
-
-def inference_id() -> str:
-    """The request's id: the one its host set (REQUEST_INFERENCE_ID), else a new uuid4 hex."""
-    return REQUEST_INFERENCE_ID.get() or uuid.uuid4().hex
 
 
 def encoded(rows: list, state: dict) -> np.ndarray:

@@ -101,12 +101,3 @@ def test_every_response_carries_a_fresh_inference_id_per_request_beside_its_fiel
     assert first["model"] == "churn" and len(first["predictions"]) == 2
     assert len(first["inference_id"]) == 32 and int(first["inference_id"], 16) >= 0
     assert first["inference_id"] != second["inference_id"]
-
-
-def test_a_host_that_knows_the_callers_id_answers_with_it():
-    token = serving.REQUEST_INFERENCE_ID.set("caller-42")
-    try:
-        answer = json.loads(serving.output_fn([{"value": 1.0}])[0])
-    finally:
-        serving.REQUEST_INFERENCE_ID.reset(token)
-    assert answer["inference_id"] == "caller-42"
