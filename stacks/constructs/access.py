@@ -64,7 +64,7 @@ class AccessPolicies(Construct):
             *use_api(), self._prove_model(key), *review(), list_runs(), decrypt_via_s3(), decrypt_runs(),
             iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions_arn]),
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"runs/{MODEL}/*")]),
-            *self._read_captures(env_name, bucket), *self._read_drift_reports(bucket),
+            *self._read_captures(env_name, bucket), *self._read_drift_reports(bucket), *self._put_labels(bucket, key),
             *(data_scientist_statements(tracking_server_arn, (bucket, key, env_name)) if tracking_server_arn else [])])
         self.approver = self._policy("Approver", naming.person_role(env_name, "approver"),
                                      f"Approvers ({env_name}): decide through the runs API, review the session's "
@@ -132,6 +132,14 @@ class AccessPolicies(Construct):
         return [iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{prefix}*")]),
                 iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
                                     conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}})]
+
+    @staticmethod
+    def _put_labels(bucket: s3.IBucket, key: kms.IKey) -> list[iam.PolicyStatement]:
+        """`mlops labels put`: the session's model's ground truth (ground-truth/<model>/, lambdas/quality/labels.py),
+        written only, under the bucket's key through S3."""
+        return [iam.PolicyStatement(actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"ground-truth/{MODEL}/*")]),
+                iam.PolicyStatement(actions=["kms:GenerateDataKey"], resources=[key.key_arn], conditions={
+                    "StringEquals": {"kms:ViaService": f"s3.{Stack.of(bucket).region}.amazonaws.com"}})]
 
     @staticmethod
     def _prove_model(key: kms.IKey) -> iam.PolicyStatement:

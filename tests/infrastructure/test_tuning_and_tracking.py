@@ -177,14 +177,16 @@ def test_an_environment_with_its_server_off_has_none(tmp_path):
     assert "AWS::SageMaker::MlflowTrackingServer" not in types and "AWS::S3::Bucket" in types
 
 
-def test_data_scientists_may_log_artifacts_to_the_mlflow_store_prefix_and_nowhere_else(control):
+def test_data_scientists_may_write_only_mlflow_artifacts_and_their_models_labels(control):
     """Issue 25: the MLflow client uploads a notebook's artifacts straight to the artifact store with the caller's
-    credentials (not through the tracking server): exactly mlflow/<env>/ and the key through S3."""
+    credentials (not through the tracking server): exactly mlflow/<env>/ and the key through S3. Issue 29: `mlops
+    labels put` writes the session's model's ground truth, and nothing else."""
     (statements,) = [s for logical, s in _statements(control, "AWS::IAM::ManagedPolicy").items()
                      if logical.startswith("AccessDataScientist")]
-    writes = [s for s in statements if "s3:PutObject" in _actions(s)]
-    assert len(writes) == 1 and str(writes[0]["Resource"]).count("/mlflow/dev/*") == 1
-    assert set(_actions(writes[0])) == {"s3:GetObject", "s3:PutObject"}
+    writes = {str(s["Resource"]): set(_actions(s)) for s in statements if "s3:PutObject" in _actions(s)}
+    (mlflow,) = [r for r in writes if r.count("/mlflow/dev/*") == 1]
+    (labels,) = [r for r in writes if r.endswith("/ground-truth/${aws:PrincipalTag/mlops:model}/*")]
+    assert len(writes) == 2 and writes[mlflow] == {"s3:GetObject", "s3:PutObject"} and writes[labels] == {"s3:PutObject"}
     listings = [s["Condition"]["StringLike"]["s3:prefix"] for s in statements if "s3:ListBucket" in _actions(s)]
     assert ["mlflow/dev/*"] in listings  # the other listing: the model's own captures (test_runs_api_access.py)
     assert all(prefixes == ["mlflow/dev/*"] or all(p.startswith(("data-capture/", "drift/")) for p in prefixes)

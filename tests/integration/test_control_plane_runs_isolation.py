@@ -251,3 +251,12 @@ def test_a_churn_tagged_session_lists_and_reads_churns_captured_requests_and_non
     assert "s3:ListBucket" in denied(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix=houses_prefix))
     assert "s3:ListBucket" in denied(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix="data-capture/"))
     assert "s3:GetObject" in denied(lambda: s3.get_object(Bucket=BUCKET, Key=houses))
+
+
+def test_a_churn_tagged_session_puts_churns_labels_and_none_of_houses(platform):
+    """`mlops labels put` under enforced IAM: the session's model's ground-truth prefix only, written, never read."""
+    s3 = platform["scientist"].session(LOCAL_REGION).client("s3")
+    key = "ground-truth/{}/2026/12/07/10/labels.jsonl"
+    s3.put_object(Bucket=BUCKET, Key=key.format("churn"), Body=b'{"groundTruthData": {}}\n')
+    assert "s3:PutObject" in denied(lambda: s3.put_object(Bucket=BUCKET, Key=key.format("houses"), Body=b"{}\n"))
+    assert "s3:GetObject" in denied(lambda: s3.get_object(Bucket=BUCKET, Key=key.format("churn")))
