@@ -15,8 +15,7 @@ from typing import Iterable
 from pydantic import BaseModel, Field
 
 from lambdas.shared.lineage import checked, decode_pairs, encode_pairs
-from lambdas.shared.release import drift_baseline_uris
-from pipelines import naming
+from lambdas.shared.release import drift_baseline_uris, was_released
 from pipelines.promotion import OFFERED, SHA256_KEY, VERSION_KEY, offer_source, promoted_prefixes
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -231,7 +230,7 @@ def newest_released(packages: Iterable[dict]) -> dict | None:
     """Where the stage serves nothing: the newest Approved package a run released (naming.RELEASED_BY_KEY), or, in a
     group released before that marker existed (no package carries it), the newest Approved one."""
     approved = [p for p in packages if p.get("ModelApprovalStatus") == "Approved"]
-    released = [p for p in approved if naming.RELEASED_BY_KEY in (p.get("CustomerMetadataProperties") or {})]
+    released = [p for p in approved if was_released(p)]
     return (released or approved or [None])[-1]
 
 

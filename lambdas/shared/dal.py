@@ -17,6 +17,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from lambdas.shared.release import was_released
 from lambdas.shared.sessions import new_session
 from pipelines import naming
 
@@ -262,7 +263,7 @@ class ModelRegistry:
     def __post_init__(self) -> None:
         self.sagemaker = client("sagemaker")
 
-    def champion(self, serving_target: str, hosting: str | None = None) -> dict | None:
+    def champion(self, serving_target: str, hosting: str) -> dict | None:
         """The package the environment's serving endpoint (or inference component) serves, described: never merely
         the newest Approved one, which may be a package whose deployment failed. An environment that serves nothing
         (serving_target "": the training account of a multi-account delivery) has released its newest Approved
@@ -289,7 +290,7 @@ class ModelRegistry:
         for summary in (item for page in pages for item in page["ModelPackageSummaryList"]):
             package = self.describe(summary["ModelPackageArn"])
             newest = newest or package
-            if naming.RELEASED_BY_KEY in (package.get("CustomerMetadataProperties") or {}):
+            if was_released(package):
                 return package
         return newest
 
@@ -641,19 +642,20 @@ class Endpoints:
     def delete_component(self, name: str) -> None:
         self.sagemaker.delete_inference_component(InferenceComponentName=name)
 
-    def served_model(self, target: str, hosting: str | None = None) -> tuple[str, dict] | None:
+    def served_model(self, target: str, hosting: str) -> tuple[str, dict] | None:
         """(SageMaker model name, endpoint config or {}) of what a serving target serves now: the endpoint of that name
-        (hosting: dedicated) or the inference component of that name (shared); hosting None: the endpoint, else the
-        component. A model moved to shared keeps its old endpoint of the same name until deleted: the hosting the
-        spec says is the one asked. None when there is none."""
-        described = self.describe(target) if hosting != "shared" else None
-        if described is not None:
-            config = self.config_of(described["EndpointConfigName"])
-            return config["ProductionVariants"][0]["ModelName"], config
-        component = self.describe_component(target) if hosting != "dedicated" else None
-        return (component["Specification"]["ModelName"], {}) if component else None
+        (hosting: dedicated) or the inference component of that name (shared), as the spec's hosting says: a model
+        moved to shared keeps its old endpoint of the same name until deleted. None when there is none."""
+        if hosting == "shared":
+            component = self.describe_component(target)
+            return (component["Specification"]["ModelName"], {}) if component else None
+        described = self.describe(target)
+        if described is None:
+            return None
+        config = self.config_of(described["EndpointConfigName"])
+        return config["ProductionVariants"][0]["ModelName"], config
 
-    def served_package(self, target: str, hosting: str | None = None) -> str | None:
+    def served_package(self, target: str, hosting: str) -> str | None:
         """The model package a serving target serves now (served_model), None when there is none."""
         served = self.served_model(target, hosting)
         if served is None:

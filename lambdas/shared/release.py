@@ -3,7 +3,7 @@ recorded in the approval request, checked again wherever the package is served o
 
 from __future__ import annotations
 
-from pipelines.naming import ARTIFACT_SHA256_KEY, ARTIFACT_VERSION_KEY
+from pipelines.naming import ARTIFACT_SHA256_KEY, ARTIFACT_VERSION_KEY, RELEASED_BY_KEY
 
 FIELDS = ("artifact_uri", "artifact_sha256", "artifact_version_id", "image")
 
@@ -69,3 +69,8 @@ def check_artifact(package: dict, approval: dict, now: dict) -> dict[str, str]:
                                  "nothing was deployed")
     check_bytes(arn, approval, now)
     return {"artifact_sha256": str(approval["artifact_sha256"]), "artifact_version_id": str(approval["artifact_version_id"])}
+
+
+def was_released(package: dict) -> bool:
+    """Whether the run that registered a package released it (its notify task marks it once the run succeeded)."""
+    return RELEASED_BY_KEY in (package.get("CustomerMetadataProperties") or {})

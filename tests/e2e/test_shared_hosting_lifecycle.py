@@ -42,7 +42,7 @@ def after_the_lifecycle(observed: dict):
         if observed["before"].get(2) == ["prod"]:
             observed["rollback"] = rollback(pipelines, "churn")
             with pipelines.handler_calls():
-                observed["after"] = Endpoints().served_package(naming.endpoint("churn", "local", "prod"))
+                observed["after"] = Endpoints().served_package(naming.endpoint("churn", "local", "prod"), "shared")
             observed["versions"] = {v.version: v.arn for v in pipelines.models("churn", with_serving=False)}
     return observe
 

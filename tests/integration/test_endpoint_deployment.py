@@ -496,7 +496,7 @@ def test_where_nothing_serves_the_champion_is_the_newest_released_package_not_a_
 
     registry = dal.ModelRegistry("churn-dev")
     first, stopped = register(model_tarball, "v1"), register(model_tarball, "v2")
-    assert registry.champion("")["ModelPackageArn"] == stopped  # before any marker (a group released before it)
+    assert registry.champion("", "dedicated")["ModelPackageArn"] == stopped  # before any marker (a group released before it)
     registry.mark_released(first, "run-1")  # the notify task of the run that succeeded
-    assert registry.champion("")["ModelPackageArn"] == first  # v2 was approved, but its run never released it
+    assert registry.champion("", "dedicated")["ModelPackageArn"] == first  # v2 was approved, but its run never released it
     assert registry.describe(first)["CustomerMetadataProperties"]["released_by_run"] == "run-1"
