@@ -527,8 +527,11 @@ def local_up(model: str = typer.Option("churn", help="Model folder (under MLOPS_
                                                    "(`--env local` reaches it; `mlops local down` stops it)."),
              port: int = typer.Option(0, help="With --keep: the AWS emulation's port (default: a free one)."),
              verbose: bool = typer.Option(False, help="Show the handlers' JSON logs and every training line."),
+             scenario: str = typer.Option("drift", help="What starts run 2: drift (a shifted population) or quality "
+                                                         "(labels show the served model gone wrong)."),
              output: Output = OutputOption) -> None:
-    """Run one complete retraining lifecycle locally, then a drift-triggered second run."""
+    """Run one complete retraining lifecycle locally, then a second run started by drift (or, --scenario quality, by
+    a label-driven quality drop)."""
     from pathlib import Path
 
     from pipelines.client import model_dir
@@ -540,7 +543,7 @@ def local_up(model: str = typer.Option("churn", help="Model folder (under MLOPS_
     keeper = _after_summary(KeptEmulation(port, say=say, show_links=_show_links), output) if keep else None
     try:
         result = LocalLifecycle(model, Path(workdir), interactive, rows, say=say, verbose=verbose, data=data,
-                                show_links=_show_links).run(then=keeper)
+                                show_links=_show_links, scenario=scenario).run(then=keeper)
     except LifecycleError as error:
         fail(str(error), EXIT_FAILED, output.value)
     if not keep:
@@ -560,7 +563,8 @@ def _print_result(result, output: Output) -> None:
     if output == Output.json:
         emit({"runs": result.runs, "versions": result.versions, "approvals": result.approvals,
               "predictions": result.predictions, "drift": {k: v for k, v in result.drift.items() if k != "result"},
-              "drift_report": result.drift_report, "timings": result.timings})
+              "drift_report": result.drift_report, "quality": result.quality, "labels": result.labels,
+              "quality_report": result.quality_report, "timings": result.timings})
     else:
         print_summary(result)
 
@@ -646,8 +650,13 @@ def print_summary(result) -> None:
     for table in (runs, versions, approvals):
         console.print(table)
     console.print(f"predictions from the served model: {result.predictions}")
-    console.print(f"drift: {result.drift.get('drifted_features')} → {result.drift.get('reason')}")
-    console.print(f"drift report: {result.drift_report}")
+    if result.drift:
+        console.print(f"drift: {result.drift.get('drifted_features')} → {result.drift.get('reason')}")
+        console.print(f"drift report: {result.drift_report}")
+    for number, check in enumerate(result.quality, 1):
+        console.print(f"quality check {number}: {check['decision']} → {check['reason']}")
+    if result.quality_report:
+        console.print(f"quality report: {result.quality_report}")
     if result.timings.get("total_s") is not None:
         console.print(f"total {result.timings['total_s']} s")
 

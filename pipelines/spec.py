@@ -650,8 +650,11 @@ def check_schedule(value: str) -> str:
 
 
 class QualitySpec(_Strict):
-    """Model quality against ground truth: labels joined to captured predictions per window (lambdas/quality)."""
+    """Model quality against ground truth: labels joined to captured predictions per window (lambdas/quality). A
+    retraining it starts shares drift's cooldown (drift.cooldown_hours): one run for a model gone wrong."""
 
+    enabled: bool = Field(default=True, description="Scheduled quality checks of the serving target's labelled traffic")
+    schedule: str = Field(default="rate(1 day)", description="How often a window is judged: every window_hours fits")
     tolerance: float = Field(default=0.02, ge=0, description="The absolute drop of the objective metric that matters "
                                                                "(in its units: auc points, rmse in the label's units)")
     min_labels: int = Field(default=200, ge=1, description="No verdict from a window with fewer joined labels")
@@ -659,6 +662,11 @@ class QualitySpec(_Strict):
     label_delay_hours: float = Field(default=72, ge=0, description="How long after a window's end its labels may arrive")
     confidence: float = Field(default=0.95, gt=0.5, lt=1, description="One-sided bootstrap confidence of a drop")
     retrain: bool = True
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        return check_schedule(value)
 
 
 class RetrainingSpec(_Strict):

@@ -22,6 +22,7 @@ from stacks.constructs.approval import ApprovalLinks, reserved_concurrency
 from stacks.constructs.approval_repair import ApprovalRepair
 from stacks.constructs.budgets import CostAnomalyRouting
 from stacks.constructs.drift import DriftChecks
+from stacks.constructs.quality import QualityChecks
 from stacks.constructs.failures import AsyncFailures
 from stacks.constructs.fleet_dashboard import FleetDashboard
 from stacks.constructs.pipeline_tasks import PipelineTasks
@@ -50,6 +51,8 @@ class ControlPlaneStack(Stack):
         self.cost_anomalies = CostAnomalyRouting(self, "CostAnomalies", env_name=env_name, key=key,
                                                  platform_topic=self.platform_topic, failures=self.failures)
         self.drift = DriftChecks(self, "Drift", env_name=env_name, key=key, failures=self.failures)
+        self.quality = QualityChecks(self, "Quality", env_name=env_name, key=key, failures=self.failures,
+                                     platform_topic=self.platform_topic)
         self.pipeline_tasks = PipelineTasks(self, "PipelineTasks", env_name=env_name, key=key, tracking_server_arn=(
             experiments.server_arn(self, env_name) if environment.experiments.enabled else None))
         self.approval_repair = ApprovalRepair(self, "ApprovalRepair", env_name=env_name, key=key, failures=self.failures)

@@ -16,6 +16,7 @@ from stacks.constructs.approval import ApprovalHook, reserved_concurrency
 from stacks.constructs.budgets import ModelBudget
 from stacks.constructs.control_plane import ModelRecordParameter
 from stacks.constructs.drift import DriftChecks
+from stacks.constructs.quality import QualityChecks
 from stacks.constructs.endpoints import EndpointDeployment, ModelDashboard
 from stacks.constructs.failures import AsyncFailures
 from stacks.constructs.pipeline_tasks import DEPLOYMENT, TASKS, PipelineTasks
@@ -106,8 +107,8 @@ class ModelStack(Stack):
         self.triggers = RetrainingTriggers(self, "Triggers", spec=spec, machine=self.pipeline.machine,
                                            schedules=self.schedules)
         approval.schedule_repair(self.schedules)
-        if spec.drift.enabled and serving:  # nothing served, nothing captured
-            self._schedule_drift_checks(spec, env_name)
+        if serving:  # nothing served, nothing captured
+            self._schedule_checks(spec, env_name)
         CfnOutput(self, "StateMachineArn", value=self.pipeline.machine.state_machine_arn)
         CfnOutput(self, "NotificationTopicArn", value=self.topic.topic_arn)
 
@@ -116,10 +117,14 @@ class ModelStack(Stack):
         """Runs are logged to MLflow where the environment has a tracking server and the model has not opted out."""
         return environment.experiments.enabled and spec.experiments.enabled
 
-    def _schedule_drift_checks(self, spec, env_name: str) -> None:
-        """The environment's drift check (the control plane's), for this model, on the spec's schedule; the
-        Scheduler context attributes give the check its time and an id for its logs."""
-        self.schedules.add("drift", spec.drift.schedule, target_arn=DriftChecks.function_arn(self, env_name),
-                           payload={"model": spec.name, "scheduled_time": "<aws.scheduler.scheduled-time>",
-                                    "execution_id": "<aws.scheduler.execution-id>"},
-                           description=f"Drift check of {spec.name}")
+    def _schedule_checks(self, spec, env_name: str) -> None:
+        """The environment's drift and quality checks (the control plane's), for this model, on the spec's schedules;
+        the Scheduler context attributes give each check its time and an id for its logs."""
+        payload = {"model": spec.name, "scheduled_time": "<aws.scheduler.scheduled-time>",
+                   "execution_id": "<aws.scheduler.execution-id>"}
+        if spec.drift.enabled:
+            self.schedules.add("drift", spec.drift.schedule, target_arn=DriftChecks.function_arn(self, env_name),
+                               payload=payload, description=f"Drift check of {spec.name}")
+        if spec.quality.enabled:
+            self.schedules.add("quality", spec.quality.schedule, target_arn=QualityChecks.function_arn(self, env_name),
+                               payload=payload, description=f"Quality check of {spec.name}")

@@ -5,22 +5,20 @@ stack) invokes it with the model's name, and it checks that model acting for it 
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta, timezone
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.drift import engine, logic, report
 from lambdas.drift.capture import hourly_prefixes, line_batches, read_chunks
-from lambdas.shared import dal, tenancy
+from lambdas.shared import dal, retraining, tenancy
 from lambdas.shared.config import model_spec, setting
+from lambdas.shared.events import ScheduledCheck
 from lambdas.shared.observability import bind, logger, metrics, tracer
 from lambdas.shared.release import drift_baseline_uris
-from pipelines import naming
 
 
 def champion_baseline(registry: dal.ModelRegistry) -> tuple[dict | None, str | None, dict | None]:
@@ -78,53 +76,14 @@ def run_check(now: datetime) -> dict:
     publish_metrics(result)
     execution = None
     if retrain:
-        execution, outcome = trigger_retraining(spec, now, result, html_uri)
+        execution, outcome = retraining.trigger(
+            spec, now, "drift", f"drift in {result.drifted_features[:20]}; report {html_uri}")
         retrain, reason = execution is not None, f"{reason}; {outcome}"
     logger.info("drift checked", extra={"drift": result.drift, "drifted": result.drifted_features, "retrain": retrain,
                                         "reason": reason, "report": html_uri})
     return {"drift": result.drift, "drifted_features": result.drifted_features, "retrain": retrain, "reason": reason,
             "report_uri": report_uri, "html_report_uri": html_uri, "execution_arn": execution, "rows": result.rows,
             "violations": len(result.violations)}
-
-
-def trigger_retraining(spec, now: datetime, result: engine.DriftResult, html_uri: str) -> tuple[str | None, str]:
-    """(execution ARN or None, what happened). The cooldown is claimed atomically first (two hooks cannot both
-    start) and given back when no run starts, so it is only spent on a run that actually started."""
-    cooldown = dal.AuditLog(setting("AUDIT_TABLE"))
-    now_epoch, cooldown_seconds = int(now.timestamp()), int(spec.drift.cooldown_hours * 3600)
-    if not cooldown.claim_cooldown(spec.name, now_epoch, cooldown_seconds):
-        return None, f"within the {spec.drift.cooldown_hours:g} h cooldown, not retraining"
-    try:
-        execution = start_retraining(spec.name, result, html_uri)
-    except Exception:
-        cooldown.release_cooldown(spec.name, now_epoch, cooldown_seconds)
-        raise
-    if execution is None:
-        cooldown.release_cooldown(spec.name, now_epoch, cooldown_seconds)
-        return None, "a run is in progress, not starting another (cooldown not spent)"
-    return execution, f"retraining started ({execution})"
-
-
-def start_retraining(model: str, result: engine.DriftResult, html_uri: str) -> str | None:
-    """The new execution's ARN, or None when a run is already in progress."""
-    arn = setting("STATE_MACHINE_ARN")
-    if dal.running_executions(arn):
-        return None
-    document = {"model": model, "trigger": "drift", "requested_by": "drift-hook",
-                "reason": f"drift in {result.drifted_features[:20]}; report {html_uri}"[:2000]}
-    return dal.start_execution(arn, f"drift-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}", document)
-
-
-class ScheduledCheck(BaseModel):
-    """A drift schedule's input (stacks/constructs/schedules.py): the model, and Scheduler's context attributes
-    <aws.scheduler.scheduled-time> and <aws.scheduler.execution-id> (EventBridge Scheduler user guide, "Adding
-    context attributes")."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = Field(pattern=naming.MODEL_NAME_PATTERN)
-    scheduled_time: datetime
-    execution_id: str = Field(default="-", max_length=128)
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -137,17 +96,5 @@ def handler(event: ScheduledCheck, context: LambdaContext) -> dict:
         try:
             return run_check(event.scheduled_time.astimezone(timezone.utc))
         except Exception as error:  # the owners hear of it; the failure queue keeps the event (platform engineers)
-            tell_owners_of_failure(event, error)
+            retraining.tell_owners_of_failure("drift", event.model, event.scheduled_time, error)
             raise
-
-
-def tell_owners_of_failure(event: ScheduledCheck, error: Exception) -> None:
-    """One message a failed check (the function is not retried: the next scheduled check is the retry); a failure
-    to send it is logged and never hides the check's own error."""
-    try:
-        dal.publish(setting("NOTIFICATION_TOPIC_ARN"), f"[{tenancy.environment_name()}] drift check of {event.model} failed",
-                    f"The drift check of {event.model} scheduled for {event.scheduled_time:%Y-%m-%d %H:%M} UTC failed: "
-                    f"{type(error).__name__}: {str(error)[:2000]}\nThe event is kept in the control plane's "
-                    "async-failures queue, whose alarm tells the platform engineers.")
-    except Exception:
-        logger.exception("could not tell the model's owners that the drift check failed")

@@ -101,11 +101,11 @@ class RunRequest(BaseModel):
 
 
 class RunInput(RunRequest):
-    """The execution input: a RunRequest plus who and what started it (the runs API, the schedule rule or the
-    drift hook; never a person directly)."""
+    """The execution input: a RunRequest plus who and what started it (the runs API, the schedule rule, the
+    drift hook or the quality check; never a person directly)."""
 
     model: str = Field(max_length=64)
-    trigger: Literal["manual", "schedule", "drift"] = "manual"
+    trigger: Literal["manual", "schedule", "drift", "quality"] = "manual"
     requested_by: str = Field(default="unknown", min_length=1, max_length=512)
     requested_by_person: str | None = Field(default=None, min_length=1, max_length=64)
 

@@ -7,9 +7,14 @@ when present, else the response's "inference_id" (pipelines/modelkit/serving.py 
 labelled by that id, row N (from 0) of a request of several rows by "<id>:<N>". The response's `predictions` list
 aligns with the request's rows.
 
-Labels (Model Monitor ground-truth lines, each with the time it arrived: its S3 hour) are counted as joined,
-unknown (no captured row of the window has that id), late (arrived after the window's end plus
-quality.label_delay_hours), duplicate (an id already labelled: the first wins) or malformed.
+Labels (Model Monitor ground-truth lines, each with the time it arrived in S3) are counted as joined, late (a
+row of this window labelled after the window's end plus quality.label_delay_hours, or a row of the window before it
+labelled after that window's allowance), previous_window (a row of the window before, labelled in time: that
+window's check judged it), unknown (no captured row of either window has that id), duplicate (an id already
+labelled: the first wins) or malformed.
+
+The scheduled check (lambdas/quality/handler.py) judges the window that ended quality.label_delay_hours ago, whose
+labels have all had time to arrive: scheduled_window().
 
 The verdict: a drop only when (1) at least quality.min_labels labels joined, (2) the window's objective is worse than
 the baseline by more than quality.tolerance, and (3) the drop is significant: a one-sided percentile bootstrap of the
@@ -45,10 +50,25 @@ class Window:
     def holds(self, when: datetime) -> bool:
         return self.start <= when < self.end
 
+    @property
+    def length(self) -> timedelta:
+        return self.end - self.start
+
+    @property
+    def previous(self) -> "Window":
+        return Window(self.start - self.length, self.start)
+
+
+def scheduled_window(now: datetime, quality) -> Window:
+    """The window a check at `now` judges: window_hours long, ending label_delay_hours ago."""
+    end = now - timedelta(hours=quality.label_delay_hours)
+    return Window(end - timedelta(hours=quality.window_hours), end)
+
 
 @dataclass
 class Captures:
     predictions: dict[str, dict] = field(default_factory=dict)  # row id -> prediction record
+    earlier: set[str] = field(default_factory=set)  # row ids of the previous window (to tell late from unknown)
     lines: int = 0
     malformed: int = 0
     outside_window: int = 0
@@ -65,7 +85,8 @@ class Captures:
 class Joined:
     labels: list[str] = field(default_factory=list)
     predictions: list[dict] = field(default_factory=list)
-    counts: dict = field(default_factory=lambda: dict.fromkeys(("joined", "unknown", "late", "duplicate", "malformed"), 0))
+    counts: dict = field(default_factory=lambda: dict.fromkeys(
+        ("joined", "unknown", "late", "duplicate", "malformed", "previous_window"), 0))
     examples: list[str] = field(default_factory=list)
 
     def count(self, kind: str, example: str | None = None) -> None:
@@ -85,7 +106,8 @@ def capture_time(record: dict) -> datetime:
 
 
 def read_captures(lines: Iterable[tuple[str, str | bytes]], window: Window) -> Captures:
-    """(where, capture line) pairs -> the window's predictions by row id; bad lines counted, never raised."""
+    """(where, capture line) pairs -> the window's predictions by row id, and the previous window's row ids; bad lines
+    counted, never raised."""
     captures = Captures()
     for where, line in lines:
         if not line.strip():
@@ -99,7 +121,9 @@ def read_captures(lines: Iterable[tuple[str, str | bytes]], window: Window) -> C
 
 
 def _add_capture(captures: Captures, record: dict, window: Window) -> None:
-    if not window.holds(capture_time(record)):
+    when = capture_time(record)
+    current = window.holds(when)
+    if not current and not window.previous.holds(when):
         captures.outside_window += 1
         return
     answer = json.loads(decoded_data(record["captureData"]["endpointOutput"]))
@@ -108,17 +132,22 @@ def _add_capture(captures: Captures, record: dict, window: Window) -> None:
         raise ValueError("the response has no predictions list")
     request_id = (record.get("eventMetadata") or {}).get("inferenceId") or answer.get("inference_id")
     if not isinstance(request_id, str) or not request_id:
-        captures.unidentified_rows += len(predictions)
+        captures.unidentified_rows += len(predictions) if current else 0
         return
     if request_id.startswith(SMOKE_INFERENCE_ID):
         return  # a smoke test's request is nobody's traffic
-    captures.predictions.update(zip(row_ids(request_id, len(predictions)), predictions))
+    ids = row_ids(request_id, len(predictions))
+    if current:
+        captures.predictions.update(zip(ids, predictions))
+    else:
+        captures.earlier.update(ids)
 
 
 def join(captures: Captures, ground_truth: Iterable[tuple[datetime, str | bytes]], window: Window, spec) -> Joined:
     """(arrival time, ground-truth line) pairs joined to the window's predictions, every bad label counted."""
     joined, seen = Joined(), set()
-    deadline = window.end + timedelta(hours=spec.quality.label_delay_hours)
+    allowance = timedelta(hours=spec.quality.label_delay_hours)
+    deadlines = (window.end + allowance, window.start + allowance)  # this window's, the previous one's
     for arrived, line in ground_truth:
         if not line.strip():
             continue
@@ -129,16 +158,22 @@ def join(captures: Captures, ground_truth: Iterable[tuple[datetime, str | bytes]
         except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
             joined.count("malformed", f"malformed label: {error}")
             continue
-        _place(joined, seen, inference_id, label, arrived > deadline, captures)
+        _place(joined, seen, inference_id, label, arrived, deadlines, captures)
     return joined
 
 
-def _place(joined: Joined, seen: set, inference_id: str, label: str, late: bool, captures: Captures) -> None:
+def _place(joined: Joined, seen: set, inference_id: str, label: str, arrived: datetime,
+           deadlines: tuple[datetime, datetime], captures: Captures) -> None:
     if inference_id in seen:
         joined.count("duplicate", f"duplicate label for {inference_id!r} (the first is kept)")
+    elif inference_id in captures.earlier:
+        if arrived > deadlines[1]:
+            joined.count("late", f"the label of {inference_id!r} (previous window) arrived after its allowance")
+        else:
+            joined.count("previous_window")
     elif inference_id not in captures.predictions:
-        joined.count("unknown", f"no captured prediction of the window has id {inference_id!r}")
-    elif late:
+        joined.count("unknown", f"no captured prediction of the window (or the one before) has id {inference_id!r}")
+    elif arrived > deadlines[0]:
         joined.count("late", f"the label of {inference_id!r} arrived after the window's allowance")
     else:
         joined.count("joined")

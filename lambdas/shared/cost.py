@@ -31,8 +31,8 @@ GIB = 1024 ** 3
 # captured files spend 30 days in S3 Standard, then Standard-IA until they expire at 365 days, and stay 90 more
 # days as noncurrent versions (the bucket is versioned).
 CAPTURE_STANDARD_DAYS, CAPTURE_EXPIRY_DAYS, NONCURRENT_DAYS = 30, 365, 90
-# Lambda memory of the scheduled functions (stacks/model_stack.py drift hook; approval reconciler default).
-DRIFT_FUNCTION_MB, RECONCILER_MB = 1769, 512
+# Lambda memory of the scheduled functions (stacks/constructs/drift.py, quality.py; approval reconciler default).
+DRIFT_FUNCTION_MB, QUALITY_FUNCTION_MB, RECONCILER_MB = 1769, 1769, 512
 # EventBridge Scheduler pricing: 14 million invocations a month free per account, then $1.00 per million
 # (https://aws.amazon.com/eventbridge/pricing/): about 3,700 models' schedules fit in the free tier.
 SCHEDULER_FREE_INVOCATIONS = 14_000_000
@@ -71,6 +71,7 @@ class Assumptions(BaseModel):
     pipeline_lambda_invocations: int = Field(default=15, ge=0)
     state_transitions_per_run: int = Field(default=80, ge=0, description="Step Functions standard workflow")
     drift_check_seconds: float = Field(default=20, ge=0)
+    quality_check_seconds: float = Field(default=20, ge=0, description="One window's join and bootstrap")
     reconcile_seconds: float = Field(default=1, ge=0)
 
 
@@ -359,6 +360,9 @@ class Placement:
     def checks_drift(self, spec: ModelSpec) -> bool:
         return bool(self.serving) and spec.drift.enabled
 
+    def checks_quality(self, spec: ModelSpec) -> bool:
+        return bool(self.serving) and spec.quality.enabled
+
 
 def _capture_gb(predictions: float, percent: int, assumptions: Assumptions) -> float:
     return predictions * percent / 100 * assumptions.payload_kb * 1024 / GIB
@@ -417,11 +421,18 @@ def _idle(spec: ModelSpec, where: Placement, prices: dict[str, Price], assumptio
         lines.append(Line(IDLE, "drift checks (Lambda)", f"{checks:,.0f} x {DRIFT_FUNCTION_MB} MB x "
                           f"{assumptions.drift_check_seconds:g} s ({spec.drift.schedule})",
                           _lambda_usd(checks * DRIFT_FUNCTION_MB / 1024 * assumptions.drift_check_seconds, checks, prices)))
+    if where.checks_quality(spec):
+        checks = runs_per_month(spec.quality.schedule)
+        lines.append(Line(IDLE, "quality checks (Lambda)", f"{checks:,.0f} x {QUALITY_FUNCTION_MB} MB x "
+                          f"{assumptions.quality_check_seconds:g} s ({spec.quality.schedule})",
+                          _lambda_usd(checks * QUALITY_FUNCTION_MB / 1024 * assumptions.quality_check_seconds, checks,
+                                      prices)))
     checks = runs_per_month(RECONCILE_SCHEDULE)
     lines.append(Line(IDLE, "approval reconciler (Lambda)", f"{checks:,.0f} x {RECONCILER_MB} MB x "
                       f"{assumptions.reconcile_seconds:g} s ({RECONCILE_SCHEDULE})",
                       _lambda_usd(checks * RECONCILER_MB / 1024 * assumptions.reconcile_seconds, checks, prices)))
     fired = checks + (runs_per_month(spec.drift.schedule) if where.checks_drift(spec) else 0) + \
+        (runs_per_month(spec.quality.schedule) if where.checks_quality(spec) else 0) + \
         (runs_per_month(spec.retraining.schedule) if spec.retraining.schedule else 0)
     lines.append(Line(IDLE, "schedules (EventBridge Scheduler)",
                       f"{fired:,.0f} invocations; an account's first {SCHEDULER_FREE_INVOCATIONS / 1e6:g} million "

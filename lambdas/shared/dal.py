@@ -112,6 +112,9 @@ class ObjectStore:
 
     def put_bytes(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> str:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        return self.uri(key)
+
+    def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
     def copy(self, source_key: str, version_id: str | None, target_key: str) -> str:
@@ -126,9 +129,13 @@ class ObjectStore:
         return f"s3://{self.bucket}/{target_key}"
 
     def list_keys(self, prefix: str) -> Iterator[str]:
+        for item in self.list_objects(prefix):
+            yield item["Key"]
+
+    def list_objects(self, prefix: str) -> Iterator[dict]:
+        """ListObjectsV2's entries (Key, LastModified, Size, ...) under the prefix."""
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                yield item["Key"]
+            yield from page.get("Contents", [])
 
 
 _CHUNK = 8 * 1024 * 1024

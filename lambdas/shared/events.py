@@ -5,11 +5,15 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from datetime import datetime
+
 from aws_lambda_powertools.utilities.parser import BaseModel
+from pydantic import ConfigDict, Field
 
 from lambdas.shared import tenancy
 from lambdas.shared.config import model_spec
 from lambdas.shared.observability import task_handler
+from pipelines import naming
 
 
 class TaskEvent(BaseModel):
@@ -40,3 +44,15 @@ def pipeline_task(model: type[TaskEvent] = TaskEvent):
         return task_handler(model, lambda event: (task_model(event), event.execution_name))(for_model)
 
     return decorate
+
+
+class ScheduledCheck(BaseModel):
+    """A monitor schedule's input (the drift or the quality check; stacks/constructs/schedules.py): the model, and
+    Scheduler's context attributes <aws.scheduler.scheduled-time> and <aws.scheduler.execution-id> (EventBridge
+    Scheduler user guide, "Adding context attributes")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(pattern=naming.MODEL_NAME_PATTERN)
+    scheduled_time: datetime
+    execution_id: str = Field(default="-", max_length=128)

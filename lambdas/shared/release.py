@@ -20,6 +20,12 @@ def drift_baseline_uris(package: dict) -> tuple[str, str]:
     return (quality.get("Statistics") or {}).get("S3Uri", ""), (quality.get("Constraints") or {}).get("S3Uri", "")
 
 
+def evaluation_uri(package: dict) -> str:
+    """The S3 URI of a package's evaluation report (ModelMetrics.ModelQuality.Statistics: its run's evaluation.json,
+    or a Model Monitor model-quality statistics.json); '' when it has none."""
+    return (((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Statistics") or {}).get("S3Uri", "")
+
+
 def package_artifact(package: dict) -> dict[str, str | None]:
     """The artifact a model package serves (its first container) and the digest its lineage records."""
     container = ((package.get("InferenceSpecification") or {}).get("Containers") or [{}])[0]

@@ -40,6 +40,7 @@ from pipelines.spec import REPO_ROOT, find_model_dir, load_spec, models_dir as c
 LOCAL_ENV = "local"
 DEMO_REQUESTER = "data-scientist@example.com"
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+SCENARIOS = ("drift", "quality")
 _CLIENTS = Lock()
 _SPLITTING = Lock()
 
@@ -57,6 +58,9 @@ class LifecycleResult:
     served_by: str | None = None  # the model its answer names (hosting: shared)
     drift: dict = field(default_factory=dict)
     drift_report: str = ""
+    quality: list[dict] = field(default_factory=list)  # scenario "quality": each check's result, in order
+    labels: list[dict] = field(default_factory=list)  # scenario "quality": each labels upload (location, counts)
+    quality_report: str = ""
     second_run: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     captured_rows: int = 0
@@ -169,9 +173,11 @@ class LocalLifecycle:
                  verbose: bool = False, enforce_iam: bool = True,
                  adjust_templates: Callable[[dict[str, dict]], None] | None = None, models_dir: Path | None = None,
                  data: Path | str | None = None, show_links: Callable[[str], None] = print,
-                 alongside: Sequence[str] = (), approve_second_run: bool = False) -> None:
+                 alongside: Sequence[str] = (), approve_second_run: bool = False, scenario: str = "drift") -> None:
         """alongside: other models whose whole lifecycle runs at the same time, on the same control plane;
-        approve_second_run: the drift-triggered run's approval request is approved too (and followed to its end)."""
+        approve_second_run: the second run's approval request is approved too (and followed to its end);
+        scenario: what starts the second run: "drift" (a shifted population) or "quality" (ground truth shows the
+        served model gone wrong: pipelines/local/quality_scenario.py)."""
         from pipelines.model_folder import load_dataset_module
 
         self.model, self.workdir, self.interactive = model, Path(workdir).resolve(), interactive
@@ -192,6 +198,9 @@ class LocalLifecycle:
             load_dataset_module(find_model_dir(other, self.models_dir), load_spec(find_model_dir(other, self.models_dir)))
         self.lanes: list[LocalLifecycle] = []
         self.approve_second_run = approve_second_run
+        if scenario not in SCENARIOS:
+            raise LifecycleError(f"scenario {scenario!r}: one of {', '.join(SCENARIOS)}")
+        self.scenario = scenario
         # The shared endpoint's capture files already split: S3 sends one event an object, so each is split once;
         # the lanes (shallow copies) share this set.
         self.split_files: set[str] = set()
@@ -277,11 +286,52 @@ class LocalLifecycle:
             raise LifecycleError(f"run 1 ended {first['status']}: {first.get('error')} {first.get('cause')}; "
                                  f"first failed step: {first.get('failed_step')}")
         self._step("the approved model serves predictions", self._check_serving)
-        self._step("traffic from a shifted population", self._send_traffic)
-        self._step("new labelled data arrives (shifted population)", lambda: self._seed(shift=1.0, seed=11))
-        self._step("drift hook", self._drift_hook)
-        self._step("run 2 (started by the drift hook)", self._follow_second_run)
+        if self.scenario == "quality":
+            self._quality_lifecycle()
+        else:
+            self._step("traffic from a shifted population", self._send_traffic)
+            self._step("new labelled data arrives (shifted population)", lambda: self._seed(shift=1.0, seed=11))
+            self._step("drift hook", self._drift_hook)
+            self._step("run 2 (started by the drift hook)", lambda: self._follow_second_run(self.result.drift))
         self._summarize()
+
+    def _quality_lifecycle(self) -> None:
+        """Ground truth judges the served model: a clean window stays quiet, a changed world starts run 2."""
+        from pipelines.local import quality_scenario as scenario
+
+        truth = self._step("traffic from the training population",
+                           lambda: scenario.traffic_with_truth(self, seed=5000))
+        self._step("its ground truth arrives (mlops labels put)", lambda: self._put_labels(truth))
+        self._step("quality check (the same world)", self._quality_check)
+        if self.result.quality[-1]["decision"] == "drop":
+            raise LifecycleError(f"the quality check found a drop in a clean window: {self.result.quality[-1]['reason']}")
+        moved = self._step("the world changes: traffic whose right answers moved",
+                           lambda: scenario.changed_world(scenario.traffic_with_truth(self, seed=9000),
+                                                          self.spec.task.type, seed=9))
+        self._step("its ground truth arrives (mlops labels put)", lambda: self._put_labels(moved))
+        self._step("quality check (the changed world)", self._quality_check)
+        self._step("run 2 (started by the quality check)", lambda: self._follow_second_run(self.result.quality[-1]))
+
+    def _put_labels(self, truth: dict[str, str]) -> None:
+        from pipelines.local import quality_scenario as scenario
+
+        uploaded = scenario.put_labels(self, truth)
+        self.result.labels.append(uploaded)
+        self.say(f"    {uploaded['accepted']} labels put as {DEMO_REQUESTER}: {uploaded['location']}")
+
+    def _quality_check(self) -> None:
+        from pipelines.local import quality_scenario as scenario
+
+        result = scenario.check(self)
+        self.result.quality.append(result)
+        key = result["html_report_uri"].split(f"{self.bucket}/", 1)[1]
+        report = self.workdir / "reports" / f"quality-report-{len(self.result.quality)}.html"
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_bytes(self._aws("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        self.result.quality_report = str(report)
+        labels = result["labels"]
+        self.say(f"    {result['decision']}: {result['reason']} ({labels['joined']} labels joined, "
+                 f"{labels['unknown']} of uncaptured requests)")
 
     def _step(self, title: str, action: Callable):
         self.say(f"[bold cyan]▶ {title}[/]")
@@ -575,10 +625,11 @@ class LocalLifecycle:
         self.say(f"    drift={self.result.drift['drift']} in {self.result.drift['drifted_features']}; "
                  f"{self.result.drift['reason']}")
 
-    def _follow_second_run(self) -> None:
-        arn = self.result.drift.get("execution_arn")
+    def _follow_second_run(self, check: dict) -> None:
+        """The run the drift hook's or the quality check's result (check) started."""
+        arn = check.get("execution_arn")
         if not arn:
-            raise LifecycleError(f"the drift hook started no run: {self.result.drift.get('reason')}")
+            raise LifecycleError(f"the {self.scenario} check started no run: {check.get('reason')}")
         if self.approve_second_run:
             self.result.second_run = self._follow(arn, approve=True)
             return

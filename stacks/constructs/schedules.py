@@ -27,9 +27,9 @@ from constructs import Construct
 from pipelines import naming
 
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
-# The control plane's functions a model's schedules invoke (stacks/constructs/drift.py, approval_repair.py).
-SCHEDULED_FUNCTIONS = ("drift", "approval-repair")
-CRON_WINDOW_MINUTES = {"retraining": 60, "drift": 15, "reconcile": 5}  # a person's cron: start within this window
+# The control plane's functions a model's schedules invoke (stacks/constructs/drift.py, quality.py, approval_repair.py).
+SCHEDULED_FUNCTIONS = ("drift", "quality", "approval-repair")
+CRON_WINDOW_MINUTES = {"retraining": 60, "drift": 15, "quality": 15, "reconcile": 5}  # a person's cron: start within this window
 RATE_WINDOW_MINUTES = 15  # the most a rate's flexible window takes (a third of its period otherwise)
 RETRY_ATTEMPTS, EVENT_AGE_S = 2, 3_600
 

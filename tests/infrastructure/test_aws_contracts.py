@@ -92,17 +92,18 @@ def test_the_drift_check_keeps_failed_async_invocations_in_an_alarmed_queue(mode
     assert resources[model_queue]["Type"] == "AWS::SQS::Queue"
 
 
-def test_a_drift_schedule_sends_what_the_drift_check_parses(model):
+@pytest.mark.parametrize("check", ["drift", "quality"])
+def test_a_monitor_schedule_sends_what_its_check_parses(model, check):
     """Scheduler puts its context attributes in the input it sends (EventBridge Scheduler user guide, "Adding context
     attributes"); the check's event model must accept the result (a payload of {} failed every check in AWS)."""
-    from lambdas.drift.handler import ScheduledCheck
+    from lambdas.shared.events import ScheduledCheck
 
-    drift = schedules(model)["Drift check"]
-    assert drift["Target"]["Arn"].endswith(":function:mlops-dev-control-drift")
-    sent = drift["Target"]["Input"].replace("<aws.scheduler.scheduled-time>", "2026-12-07T10:15:00Z").replace(
+    schedule = schedules(model)[f"{check.title()} check"]
+    assert schedule["Target"]["Arn"].endswith(f":function:mlops-dev-control-{check}")
+    sent = schedule["Target"]["Input"].replace("<aws.scheduler.scheduled-time>", "2026-12-07T10:15:00Z").replace(
         "<aws.scheduler.execution-id>", "d1f7c9e2-5b7a-4c3e-9a1b-2f3e4d5c6b7a")
-    check = ScheduledCheck.model_validate_json(sent)
-    assert (check.model, check.scheduled_time.isoformat()) == ("churn", "2026-12-07T10:15:00+00:00")
+    parsed = ScheduledCheck.model_validate_json(sent)
+    assert (parsed.model, parsed.scheduled_time.isoformat()) == ("churn", "2026-12-07T10:15:00+00:00")
 
 
 def test_the_retraining_schedule_target_keeps_its_failures_too(model):
@@ -125,9 +126,9 @@ def test_schedules_run_as_the_environments_one_scheduler_role_allowed_only_its_m
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "111111111111"}}
     granted = {s["Action"] if isinstance(s["Action"], str) else tuple(s["Action"]): flat(s["Resource"])
                for s in statements(registry, "SchedulerRole")}
-    # the two control-plane functions schedules invoke, and none of the tasks that trust their event's execution
+    # the three control-plane functions schedules invoke, and none of the tasks that trust their event's execution
     assert {r.rpartition(":function:")[2] for r in granted["lambda:InvokeFunction"].split()} == {
-        "mlops-dev-control-drift", "mlops-dev-control-approval-repair"}
+        "mlops-dev-control-drift", "mlops-dev-control-quality", "mlops-dev-control-approval-repair"}
     (key,) = [s for s in statements(registry, "SchedulerRole") if "kms:Decrypt" in s["Action"]]
     assert key["Condition"] == {"StringEquals": {"kms:ViaService": "sqs.us-east-1.amazonaws.com"}}
     assert granted["states:StartExecution"].endswith(":stateMachine:*-dev-retraining")
@@ -137,7 +138,7 @@ def test_schedules_run_as_the_environments_one_scheduler_role_allowed_only_its_m
     assert not [k for k, r in model["Resources"].items() if r["Type"] == "AWS::Lambda::Function"]
     targets = {flat(s["Target"]["Arn"]) for s in schedules(model).values()}
     assert {t.rpartition(":function:")[2] for t in targets if ":function:" in t} == {
-        "mlops-dev-control-drift", "mlops-dev-control-approval-repair"}
+        "mlops-dev-control-drift", "mlops-dev-control-quality", "mlops-dev-control-approval-repair"}
 
 
 def test_reserved_concurrency_is_a_spec_setting():
@@ -200,7 +201,7 @@ def test_a_model_adds_no_rule_to_the_default_bus_for_its_schedules(model):
     assert not scheduled
     assert {s["Name"] for s in (r["Properties"] for r in model["Resources"].values()
                                 if r["Type"] == "AWS::Scheduler::Schedule")} == {
-        "mlops-dev-churn-retraining", "mlops-dev-churn-drift", "mlops-dev-churn-reconcile"}
+        "mlops-dev-churn-retraining", "mlops-dev-churn-drift", "mlops-dev-churn-quality", "mlops-dev-churn-reconcile"}
 
 
 @pytest.fixture(scope="module")

@@ -195,6 +195,43 @@ def test_a_drift_schedule_for_a_model_not_deployed_here_fails_naming_it(enforced
         drift.call({"model": "ghost", "scheduled_time": "2026-12-07T10:00:00Z", "execution_id": "e"}, {})
 
 
+# ------------------------------------------------------------------ the quality check
+QUALITY = "QualityChecks"
+
+
+def test_acting_for_churn_the_quality_check_reads_labels_and_writes_reports_of_churn_only(enforced_platform):
+    quality = enforced_platform().function_named(QUALITY)
+    for model in ("churn", "houses"):
+        for key in (_capture_key(model), f"ground-truth/{model}/2026/12/07/10/l.jsonl", f"quality/{model}/t/report.json"):
+            boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=b"{}")
+    churn = _acting_for(quality, "churn")
+    s3, dynamodb = churn.client("s3"), churn.client("dynamodb")
+    for key in (_capture_key("churn"), "ground-truth/churn/2026/12/07/10/l.jsonl", "quality/churn/t/report.json"):
+        assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"{}"
+    for prefix in ("ground-truth/churn/2026/12/07/10/", "quality/churn/"):
+        assert s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["KeyCount"] == 1
+    s3.put_object(Bucket=BUCKET, Key="quality/churn/r/report.json", Body=b"{}")
+    dynamodb.update_item(TableName=AUDIT, Key={"pk": {"S": "model#churn"}, "sk": {"S": "drift#cooldown"}},
+                         UpdateExpression="SET last_triggered = :t", ExpressionAttributeValues={":t": {"N": "1"}})
+    for key in (_capture_key("houses"), "ground-truth/houses/2026/12/07/10/l.jsonl", "quality/houses/t/report.json"):
+        assert "s3:GetObject" in denied(lambda key=key: s3.get_object(Bucket=BUCKET, Key=key))
+    denied(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix="ground-truth/houses/"))
+    denied(lambda: s3.put_object(Bucket=BUCKET, Key="quality/houses/r/report.json", Body=b"{}"))
+    denied(lambda: s3.put_object(Bucket=BUCKET, Key="ground-truth/churn/2026/12/07/10/forged.jsonl", Body=b"{}"))
+    denied(lambda: dynamodb.update_item(
+        TableName=AUDIT, Key={"pk": {"S": "model#houses"}, "sk": {"S": "drift#cooldown"}},
+        UpdateExpression="SET last_triggered = :t", ExpressionAttributeValues={":t": {"N": "1"}}))
+    denied(lambda: churn.client("stepfunctions").start_execution(
+        stateMachineArn=f"arn:aws:states:{LOCAL_REGION}:{LOCAL_ACCOUNT}:stateMachine:houses-local-retraining"))
+
+
+def test_the_quality_checks_own_role_reaches_no_models_labels(enforced_platform):
+    quality = enforced_platform().function_named(QUALITY)
+    boto3.client("s3").put_object(Bucket=BUCKET, Key="ground-truth/churn/2026/12/07/10/l.jsonl", Body=b"{}")
+    denied(lambda: _as_function(quality).client("s3").get_object(
+        Bucket=BUCKET, Key="ground-truth/churn/2026/12/07/10/l.jsonl"))
+
+
 # ------------------------------------------------------------------ the approval repair
 def test_acting_for_churn_the_approval_repair_reads_and_applies_only_churns_decisions(enforced_platform):
     repair = enforced_platform().function_named("ApprovalRepair")

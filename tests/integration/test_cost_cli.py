@@ -24,8 +24,8 @@ def cost(*arguments: str):
 def test_cost_prints_the_breakdown_from_a_recorded_response():
     result = cost("churn", "--env", "staging", "--prices", str(RECORDED))
     assert result.exit_code == 0, result.output
-    for expected in ("serving staging", "idle per month", "per retraining run", "per 1M predictions", "$83.95", "$84.50",
-                     "$9.66", "per month, with 0.00 runs: $84.50 = 17% of the budget $500.00", "USE1-Host:ml.m5.large",
+    for expected in ("serving staging", "idle per month", "per retraining run", "per 1M predictions", "$83.95", "$84.52",
+                     "$9.66", "per month, with 0.00 runs: $84.52 = 17% of the budget $500.00", "USE1-Host:ml.m5.large",
                      "smoke test endpoint (ephemeral)",
                      "at the assumed 1 req/s the staging endpoint costs $31.94 per 1M predictions"):
         assert expected in result.output
@@ -176,7 +176,7 @@ def test_the_dedicated_churn_fleet_idles_under_260_dollars_a_month_over_dev_stag
 def test_all_environments_prints_what_each_serves_and_the_sum():
     result = cost("churn", "--prices", str(RECORDED), "--all-environments")
     assert result.exit_code == 0, result.output
-    for expected in ("nothing (smoke tests only)", "staging", "$84.50", "$168.45", "$252.98"):
+    for expected in ("nothing (smoke tests only)", "staging", "$84.52", "$168.47", "$253.01"):
         assert expected in result.output
 
 
@@ -184,7 +184,7 @@ def test_fleet_prints_the_markdown_table_of_dedicated_against_shared_hosting():
     result = cost("churn", "--prices", str(RECORDED), "--fleet")
     assert result.exit_code == 0, result.output
     assert "| models | hosting | dev | staging | prod | total |" in result.output
-    assert "| 1 | dedicated | $0.02 | $84.50 | $168.45 | $252.98 |" in result.output
+    assert "| 1 | dedicated | $0.02 | $84.52 | $168.47 | $253.01 |" in result.output
     assert "`ml.m5.xlarge` at $0.23/h" in result.output
 
 

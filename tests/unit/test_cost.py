@@ -383,5 +383,5 @@ def test_the_fleet_table_is_markdown_with_the_pool_price_per_instance():
     from tests.support.pricing import recorded_items
 
     table = cost_table.render("churn", recorded_items())
-    assert "| 1,000 | shared |" in table and "| 1 | dedicated | $0.02 | $84.50 | $168.45 | $252.98 |" in table
+    assert "| 1,000 | shared |" in table and "| 1 | dedicated | $0.02 | $84.52 | $168.47 | $253.01 |" in table
     assert "- prod: `ml.m5.xlarge` at $0.23/h ($167.90 a month), 0 to 4 instances" in table

@@ -129,7 +129,7 @@ def test_a_request_of_several_rows_is_labelled_per_row_and_the_callers_id_wins()
 
 
 def test_bad_outside_unidentified_and_smoke_captures_are_counted_not_joined():
-    lines = [("f:1", "{not json"), ("f:2", capture_line([{"probability": 0.5}], START - timedelta(hours=1), "old")),
+    lines = [("f:1", "{not json"), ("f:2", capture_line([{"probability": 0.5}], START - timedelta(hours=25), "old")),
              ("f:3", capture_line([{"probability": 0.5}], START)),
              ("f:4", capture_line([{"probability": 0.5}], START, caller_id="mlops-smoke-1")),
              ("f:5", capture_line([], START, "empty")), ("f:6", "")]
@@ -173,3 +173,29 @@ def test_captured_answers_that_are_not_the_tasks_records_are_no_verdict_not_a_cr
     ground_truth = [(ON_TIME, labels.ground_truth_line(f"r{i}", str(i % 2))) for i in range(300)]
     report = logic.check(CHURN, captures, ground_truth, {"validation:auc": 0.8}, WINDOW)
     assert report["decision"] == "no_metrics" and "not binary records" in report["reason"]
+
+
+def test_a_label_for_the_previous_window_is_late_after_its_allowance_and_not_unknown():
+    """A row captured in the window before: labelled within that window's allowance it was that window's check's
+    (previous_window, not a problem); labelled after it, it is late; an id of neither window is unknown."""
+    earlier = START - timedelta(hours=2)
+    lines = [("f:1", capture_line([{"probability": 0.9}], earlier, "old-on-time")),
+             ("f:2", capture_line([{"probability": 0.8}], earlier, "old-late")),
+             ("f:3", capture_line([{"probability": 0.7}], START + timedelta(hours=1), "now"))]
+    captures = logic.read_captures(lines, WINDOW)
+    assert set(captures.predictions) == {"now"} and captures.earlier == {"old-on-time", "old-late"}
+    allowance_of_previous = START + timedelta(hours=72)
+    ground_truth = [(allowance_of_previous - timedelta(minutes=1), labels.ground_truth_line("old-on-time", "1")),
+                    (allowance_of_previous + timedelta(minutes=1), labels.ground_truth_line("old-late", "1")),
+                    (START + timedelta(hours=30), labels.ground_truth_line("now", "1")),
+                    (START + timedelta(hours=30), labels.ground_truth_line("never-captured", "1"))]
+    counts = logic.join(captures, ground_truth, WINDOW, CHURN).counts
+    assert {k: counts[k] for k in ("joined", "late", "previous_window", "unknown")} == \
+        {"joined": 1, "late": 1, "previous_window": 1, "unknown": 1}
+
+
+def test_the_scheduled_window_ends_the_label_delay_before_the_check():
+    quality = CHURN.quality
+    window = logic.scheduled_window(START, quality)
+    assert window.end == START - timedelta(hours=quality.label_delay_hours)
+    assert window.length == timedelta(hours=quality.window_hours) and window.previous.end == window.start
