@@ -49,7 +49,7 @@ SCOPED_WILDCARDS = [
      "CDK's KMS grant: data keys and re-encryption under this environment's own key, never another key"),
     (r"^Action::s3:(GetObject|GetBucket|List|DeleteObject|Abort|PutObjectLegalHold|PutObjectRetention|PutObjectTagging|PutObjectVersionTagging)\*$",
      "CDK's S3 grant action families, applied only to the prefixes listed in the same statement"),
-    (r"^Resource::.*/(runs|models|releases|checkpoints|data-capture|drift|datasets|ground-truth)/[a-z0-9-]*/?\*$",
+    (r"^Resource::.*/(runs|models|releases|checkpoints|data-capture|drift|quality|datasets|ground-truth)/[a-z0-9-]*/?\*$",
      "object keys under this model's own prefixes of the artifact bucket"),
     (r"^Resource::.*:iam::[0-9]+:role/aws-reserved/sso\.amazonaws\.com/\*$",
      "iam:GetRole on IAM Identity Center's reserved role path only: tells its permission-set roles from look-alikes"),
