@@ -230,7 +230,7 @@ def retraining(report: dict) -> str:
     if report.get("execution_arn"):
         return f"retraining started: {report['execution_arn']}"
     if report.get("retrain"):
-        return "retraining asked for; this check started no run (one started within the cooldown, or see the check's log)"
+        return "retraining asked for; this check started no run (execution_arn is empty)"
     if report.get("decision") == "drop":
         return "no retraining: the spec's quality.retrain is off"
     return "no retraining needed"
@@ -246,7 +246,7 @@ def facts(report: dict) -> str:
             ("objective", f"{report.get('objective', '?')} ({better})"), ("approved baseline", figure(report.get("baseline"))),
             ("tolerance", report.get("tolerance", "–")), ("tolerance line", figure(threshold(report))),
             ("min_labels", report.get("min_labels", "–")), ("champion", champion),
-            ("retraining", retraining(report)), ("report.json", report.get("report_uri") or "–")]
+            ("report.json", report.get("report_uri") or "–")]
     return "<dl>" + "".join(f"<dt>{_e(name)}</dt><dd>{_e(value)}</dd>" for name, value in rows) + "</dl>"
 
 
@@ -331,31 +331,43 @@ def history_table(checks: list[dict]) -> str:
             f"<th>baseline</th><th>delta</th><th>decision</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
-STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;margin:.4rem 1rem .8rem 0}
-td,th{padding:.3rem .6rem;border-bottom:1px solid #ddd;text-align:left}table.counts{display:inline-table;vertical-align:top}
-dl{display:grid;grid-template-columns:max-content auto;gap:.25rem 1rem}dt{font-weight:600}dd{margin:0}.verdict{font-size:1.4rem}.decision{padding:.6rem 1rem;border-left:6px solid #9e9e9e;background:#f4f4f4}
+STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
+table{border-collapse:collapse;margin:.4rem 1rem .8rem 0}td,th{padding:.3rem .6rem;border-bottom:1px solid #ddd;text-align:left}
+table.counts{display:inline-table;vertical-align:top}dl{display:grid;grid-template-columns:max-content auto;gap:.25rem 1rem}
+dt{font-weight:600}dd{margin:0}.verdict{font-size:1.4rem}
+.decision{padding:.6rem 1rem;border-left:6px solid #9e9e9e;background:#f4f4f4}
 .decision.bad{border-color:#c62828;background:#fdecea}.decision.doubt{border-color:#e0a100;background:#fff6d6}
 .decision.good{border-color:#2e7d32;background:#edf7ed}tr.bad td{background:#fde2d6}tr.doubt td{background:#fff6d6}
-tr.objective td{font-weight:600}.legend span{display:inline-block;width:.8rem;height:.3rem;margin:0 .3rem 0 1rem;vertical-align:middle}"""
+tr.objective td{font-weight:600}
+.legend span{display:inline-block;width:.8rem;height:.3rem;margin:0 .3rem 0 1rem;vertical-align:middle}"""
+
+
+def legend() -> str:
+    lines = [(BASELINE, "approved baseline"), (LIMIT, "tolerance line")]
+    dots = [(DECISION_COLOURS["drop"], "drop"), (DECISION_COLOURS["not_significant"], "not significant"),
+            (DECISION_COLOURS["within_tolerance"], "within tolerance"), (NEUTRAL, "no verdict (×: no value)")]
+    return ('<p class="legend">' + "".join(f'<span style="background:{c}"></span>{_e(t)}' for c, t in lines)
+            + "".join(f'<span style="background:{c};height:.8rem"></span>{_e(t)}' for c, t in dots) + "</p>")
+
+
+def verdict(report: dict) -> str:
+    """The decision, its reason and the retraining: the page's first block."""
+    decision = str(report.get("decision") or "")
+    return (f'<div class="decision {TONES.get(decision, "none")}"><p class="verdict">Decision: <strong>'
+            f"{_e(DECISION_WORDS.get(decision, decision))}</strong> ({_e(decision)})</p>"
+            f"<p>Why: {_e(report.get('reason') or '–')}.</p><p>{_e(retraining(report))}.</p></div>")
 
 
 def html_report(report: dict, history: list[dict]) -> str:
     """The check's page (see the module's docstring for `history`)."""
     checks = with_current(report, history)
-    model, decision = str(report.get("model", "")), str(report.get("decision") or "")
-    legend = (f'<p class="legend"><span style="background:{BASELINE}"></span>approved baseline'
-              f'<span style="background:{LIMIT}"></span>tolerance line'
-              f'<span style="background:{DECISION_COLOURS["drop"]};height:.8rem"></span>drop'
-              f'<span style="background:{DECISION_COLOURS["not_significant"]};height:.8rem"></span>not significant'
-              f'<span style="background:{DECISION_COLOURS["within_tolerance"]};height:.8rem"></span>within tolerance'
-              f'<span style="background:{NEUTRAL};height:.8rem"></span>no verdict (×: no value)</p>')
+    model = str(report.get("model", ""))
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Model quality: {_e(model)}</title>
 <style>{STYLE}</style></head><body>
 <h1>Model quality: {_e(model)}</h1>
-<div class="decision {TONES.get(decision, 'none')}"><p class="verdict">Decision: <strong>{_e(DECISION_WORDS.get(decision, decision))}</strong> ({_e(decision)})</p>
-<p>Why: {_e(report.get('reason') or '–')}.</p><p>{_e(retraining(report))}.</p></div>
+{verdict(report)}
 {facts(report)}
-<h2>Objective over time</h2>{objective_chart(checks)}{legend}
+<h2>Objective over time</h2>{objective_chart(checks)}{legend()}
 <h2>Label coverage over time</h2>{coverage_chart(checks)}
 <h2>Labels and captures of this window</h2>{counts(report)}
 <h2>Statistical guard</h2>{guard_section(report)}

@@ -135,3 +135,9 @@ def test_no_aws_credentials_is_one_line_exit_4(tmp_path):
         result = quality("churn")
     assert result.exit_code == 4, result.output
     assert "no AWS credentials for dev" in result.output
+
+
+def test_env_local_without_a_local_server_says_how_to_start_one(tmp_path):
+    with mock.patch.dict(os.environ, {"MLOPS_LOCAL_DIR": str(tmp_path / "no-server")}):
+        result = runner.invoke(app, ["quality", "churn", "--env", "local"])
+    assert result.exit_code == 4 and "no local server is running" in result.output
