@@ -178,3 +178,14 @@ def test_a_report_without_checked_at_takes_its_folders_time():
 def test_no_reports_is_an_empty_history():
     found = history.recent_reports(Store({}), "churn")
     assert found == [] and found.skipped == []
+
+
+@pytest.mark.parametrize("fields, expected", [
+    ({"decision": "drop", "execution_arn": "arn:aws:states:us-east-1:1:execution:m:q-1"},
+     "retraining started: arn:aws:states:us-east-1:1:execution:m:q-1"),
+    ({"decision": "drop", "retrain": True}, "retraining asked for; this check started no run (execution_arn is empty)"),
+    ({"decision": "drop", "retrain": False}, "no retraining: the spec's quality.retrain is off"),
+    ({"decision": "not_significant", "retrain": False}, "no retraining needed"),
+])
+def test_the_page_says_what_became_of_retraining(fields, expected):
+    assert report.retraining(quality_report(T0, **fields)) == expected
