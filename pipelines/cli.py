@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from rich.markup import escape
 
 from pipelines import (approvals_cli, cost_cli, experiments_cli, fleet_cli, labels_cli, naming, promote_cli,
-                       validate_cli)
+                       quality_cli, validate_cli)
 from pipelines.console import Table, output_console
 from pipelines.scaffold import register as register_scaffold
 from pipelines.spec import SpecError
@@ -665,6 +665,7 @@ command(app, "promote")(promote_cli.promote_command)  # `mlops promote MODEL VER
 experiments_cli.register(app, run_app, command)  # `mlops experiments list|compare`, `mlops run reproduce` (docs/experiments.md)
 command(app, "fleet")(fleet_cli.fleet_command)  # `mlops fleet`: every model of the environment, what needs a person first
 labels_cli.register(app, command)  # `mlops labels put MODEL FILE`: ground-truth labels (docs/models.md)
+command(app, "quality")(quality_cli.quality_command)  # `mlops quality MODEL`: the model's recent quality checks
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
 A row gathers, for one model: its spec's hosting and the stage the environment serves (pipelines.promotion
 .serving_stage), the version that stage serves and where (the runs API's /serving), the last run and its outcome (the
 runs API), the pending approvals (the runs API, as `mlops approvals list` reads them), the last drift check the
-scheduled drift hook recorded (drift/<model>/<stamp>/report.json in the artifact bucket) and the cost estimate
+scheduled drift hook recorded (drift/<model>/<stamp>/report.json in the artifact bucket), the last quality check
+(quality/<model>/<stamp>/report.json: its decision, the objective against the approved baseline) and the cost estimate
 (lambdas/shared/cost.py `estimate`, what `mlops cost` prints). What cannot be read of one model (a broken model.yaml,
 AccessDenied, a stack not deployed) is that row's reason, never the whole command's failure.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.approval.logic import package_version
+from lambdas.quality import report as quality_report
 from lambdas.shared import cost, pricing
 from pipelines import naming
 from pipelines.approvals_cli import pending_approvals
@@ -30,6 +32,7 @@ from pipelines.spec import (EnvironmentSpec, ModelSpec, SharedPoolSpec, SpecErro
 # older than that says little about the traffic now.
 DRIFT_LOOKBACK = timedelta(days=31)
 DRIFT_STAMP = "%Y%m%dT%H%M%SZ"  # lambdas/drift/handler.py run_check's folder name
+QUALITY_LOOKBACK = timedelta(days=31)  # the quality check: one report per window (a day by default), the same stamps
 FAILED_OUTCOMES = ("failed", "timed_out")
 SERVED_VERSION = "served version"  # the note of a version that could not be read
 UNREADABLE = (ApiError, EnvironmentProblem, LookupError, SpecError, ClientError, BotoCoreError)
@@ -44,6 +47,17 @@ class DriftState:
 
 
 @dataclass
+class QualityState:
+    decision: str
+    summary: str  # lambdas/quality/report.state_text: "drop 0.71/0.85", "ok", "no labels"
+    objective: str | None
+    value: float | None
+    baseline: float | None
+    labels_joined: int
+    checked_at: str
+
+
+@dataclass
 class FleetRow:
     model: str
     hosting: str | None = None
@@ -55,6 +69,7 @@ class FleetRow:
     last_run_at: str | None = None
     last_run_failed: bool = False
     drift: DriftState | None = None
+    quality: QualityState | None = None
     pending_versions: list[int | None] = field(default_factory=list)
     idle_per_month: float | None = None
     monthly: float | None = None
@@ -66,12 +81,14 @@ class FleetRow:
         """What a person should look at, most urgent first."""
         return [label for label, applies in (("approval", bool(self.pending_versions)),
                                              ("failed run", self.last_run_failed),
-                                             ("drift", bool(self.drift and self.drift.drift))) if applies]
+                                             ("drift", bool(self.drift and self.drift.drift)),
+                                             ("quality drop", bool(self.quality and self.quality.decision == "drop")))
+                if applies]
 
     @property
     def order(self) -> tuple[int, str]:
-        """Pending approval, then a failed last run, then drift, then the rest; by name within each."""
-        urgency = {"approval": 0, "failed run": 1, "drift": 2}
+        """Pending approval, a failed last run, drift, a quality drop, then the rest; by name within each."""
+        urgency = {"approval": 0, "failed run": 1, "drift": 2, "quality drop": 3}
         return (urgency[self.needs[0]] if self.needs else len(urgency), self.model)
 
     def as_json(self) -> dict:
@@ -186,6 +203,7 @@ def model_row(pipelines: Pipelines, name: str, folder: Path, environment: Enviro
         row.reason = one_line(error)
         return row
     read_drift(pipelines, row, now)
+    read_quality(pipelines, row, now)
     return row
 
 
@@ -227,18 +245,51 @@ def read_drift(pipelines: Pipelines, row: FleetRow, now: datetime) -> None:
 
 def last_drift_check(pipelines: Pipelines, model: str, now: datetime) -> DriftState | None:
     """The latest report the drift hook wrote for the model within DRIFT_LOOKBACK (None: no check recorded)."""
-    s3, prefix = pipelines.client("s3"), f"drift/{model}/"
+    latest = latest_report(pipelines, f"drift/{model}/", now - DRIFT_LOOKBACK)
+    if latest is None:
+        return None
+    checked, report = latest
+    return DriftState(drift=bool(report.get("drift")), drifted_features=list(report.get("drifted_features") or []),
+                      checked_at=checked, decision=str(report.get("decision") or ""))
+
+
+def read_quality(pipelines: Pipelines, row: FleetRow, now: datetime) -> None:
+    try:
+        row.quality = last_quality_check(pipelines, row.model, now)
+    except (ClientError, BotoCoreError, ValueError) as error:
+        row.notes.append(f"quality: {one_line(pipelines.explain(error))}")
+
+
+def last_quality_check(pipelines: Pipelines, model: str, now: datetime) -> QualityState | None:
+    """The latest report the quality check wrote for the model within QUALITY_LOOKBACK (None: no check recorded)."""
+    latest = latest_report(pipelines, f"quality/{model}/", now - QUALITY_LOOKBACK)
+    if latest is None:
+        return None
+    checked, report = latest
+    if not isinstance(report.get("decision"), str):
+        raise ValueError(f"the last quality report of {model} ({checked}) has no decision")
+    return QualityState(decision=report["decision"], summary=quality_report.state_text(report),
+                        objective=report.get("objective"), value=quality_report.objective_value(report),
+                        baseline=quality_report.number(report.get("baseline")),
+                        labels_joined=quality_report.joined(report), checked_at=checked)
+
+
+def latest_report(pipelines: Pipelines, prefix: str, since: datetime) -> tuple[str, dict] | None:
+    """(the check's time, its report.json) of the newest <prefix><stamp>/ folder after `since`: one bounded listing
+    (the folders only, from `since` on) and one read. None when there is none."""
+    s3 = pipelines.client("s3")
     bucket = naming.artifact_bucket(pipelines.env, pipelines.check_account(), pipelines.region)
     pages = s3.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=prefix, Delimiter="/", StartAfter=f"{prefix}{now - DRIFT_LOOKBACK:{DRIFT_STAMP}}")
+        Bucket=bucket, Prefix=prefix, Delimiter="/", StartAfter=f"{prefix}{since:{DRIFT_STAMP}}")
     checks = [common["Prefix"] for page in pages for common in page.get("CommonPrefixes", [])]
     if not checks:
         return None
     latest = max(checks)
     report = json.loads(s3.get_object(Bucket=bucket, Key=f"{latest}report.json")["Body"].read())
+    if not isinstance(report, dict):
+        raise ValueError(f"s3://{bucket}/{latest}report.json is not a JSON object")
     checked = datetime.strptime(latest.removeprefix(prefix).strip("/"), DRIFT_STAMP).replace(tzinfo=timezone.utc)
-    return DriftState(drift=bool(report.get("drift")), drifted_features=list(report.get("drifted_features") or []),
-                      checked_at=checked.isoformat(), decision=str(report.get("decision") or ""))
+    return checked.isoformat(), report
 
 
 def estimate(spec: ModelSpec, environment: EnvironmentSpec, region: str, prices: Prices, row: FleetRow) -> None:

@@ -18,7 +18,8 @@ from pipelines.approvals_cli import EnvOption, Output, OutputOption
 from pipelines.console import Table, output_console
 
 console = output_console()
-NEED_COLOURS = {"approval": "cyan", "failed run": "red", "drift": "yellow"}
+NEED_COLOURS = {"approval": "cyan", "failed run": "red", "drift": "yellow", "quality drop": "red"}
+QUALITY_COLOURS = {"drop": "red", "not_significant": "yellow"}
 
 
 def fleet_command(env: str = EnvOption, output: Output = OutputOption,
@@ -27,8 +28,8 @@ def fleet_command(env: str = EnvOption, output: Output = OutputOption,
                                              "API; --env local: the recorded pipelines/local/prices/us-east-1.json).")
                   ) -> None:
     """Every model of the environment, one row each, what needs a person first (pending approval, failed last run,
-    drift): hosting, the version served and where, the last run, the last drift check, pending approvals, and the
-    idle and monthly cost estimate, with totals."""
+    drift, a quality drop): hosting, the version served and where, the last run, the last drift check, the last
+    quality check, pending approvals, and the idle and monthly cost estimate, with totals."""
     from pipelines.cli import EXIT_USAGE, client, emit, fail
     from pipelines.fleet import Prices, fleet
 
@@ -51,14 +52,14 @@ def _local_prices() -> Path:
 
 
 def show(found) -> None:
-    table = Table("model", "needs", "hosting", "serves", "endpoint", "last run", "drift", "pending", "idle/month",
+    table = Table("model", "needs", "hosting", "serves", "endpoint", "last run", "drift", "quality", "pending", "idle/month",
                   "monthly", "note", title=f"{found.env} ({found.region}): {found.totals['models']} models",
                   caption=f"cost: on-demand USD from {escape(found.prices_from)} (`mlops cost MODEL` breaks one down)",
                   caption_justify="left")
     for row in found.rows:
         table.add_row(*cells(row))
     totals = found.totals
-    table.add_row("[bold]total[/]", f"{totals['needing_attention']} need a person", "", "", "", "", "", "",
+    table.add_row("[bold]total[/]", f"{totals['needing_attention']} need a person", "", "", "", "", "", "", "",
                   f"[bold]{cost.usd(totals['idle_per_month'])}[/]", f"[bold]{cost.usd(totals['monthly'])}[/]",
                   "" if totals["priced"] == totals["models"] else f"{totals['priced']} of {totals['models']} priced")
     console.print(table)
@@ -71,7 +72,7 @@ def cells(row) -> list[str]:
     money = [cost.usd(value) if value is not None else "-" for value in (row.idle_per_month, row.monthly)]
     note = "; ".join(([f"[red]{escape(row.reason)}[/]"] if row.reason else []) + [escape(note) for note in row.notes])
     return [escape(row.model), needs, row.hosting or "-", served(row), escape(row.endpoint or "-"), last_run(row),
-            drift(row), pending(row), *money, note]
+            drift(row), quality(row), pending(row), *money, note]
 
 
 def served(row) -> str:
@@ -99,6 +100,15 @@ def drift(row) -> str:
         return "-"
     verdict = f"[yellow]drift ({len(row.drift.drifted_features)})[/]" if row.drift.drift else "no drift"
     return f"{verdict} {when(row.drift.checked_at)}"
+
+
+def quality(row) -> str:
+    """The last quality check: "drop 0.71/0.85" (red), "dip 0.8/0.85 (not significant)", "ok", "no labels", "-"."""
+    if row.quality is None:
+        return "-"
+    colour = QUALITY_COLOURS.get(row.quality.decision)
+    summary = escape(row.quality.summary)
+    return f"{f'[{colour}]{summary}[/]' if colour else summary} {when(row.quality.checked_at)}"
 
 
 def pending(row) -> str:

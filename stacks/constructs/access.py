@@ -9,7 +9,7 @@ person roles' trust takes it only equal to one of the IAM user's own tags mlops:
 access control. A session without the tag reaches no model's resources.
 
 - DataScientist: call the runs API (start runs, read them), prove the session's model to it, read the model's
-  executions, packages, run reports and drift reports, and list and read the requests its own endpoints captured (what
+  executions, packages, run reports, drift reports and quality reports, and list and read the requests its own endpoints captured (what
   `mlops drift check --capture s3://...` reads as the person). No StartExecution (runs start through the API, which records the signed
   caller), no SendTask* (decisions go through the API's approver check), no GetExecutionHistory (history events
   carry task tokens).
@@ -64,7 +64,8 @@ class AccessPolicies(Construct):
             *use_api(), self._prove_model(key), *review(), list_runs(), decrypt_via_s3(), decrypt_runs(),
             iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions_arn]),
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"runs/{MODEL}/*")]),
-            *self._read_captures(env_name, bucket), *self._read_drift_reports(bucket), *self._put_labels(bucket, key),
+            *self._read_captures(env_name, bucket), *self._read_reports(bucket, "drift"),
+            *self._read_reports(bucket, "quality"), *self._put_labels(bucket, key),
             *(data_scientist_statements(tracking_server_arn, (bucket, key, env_name)) if tracking_server_arn else [])])
         self.approver = self._policy("Approver", naming.person_role(env_name, "approver"),
                                      f"Approvers ({env_name}): decide through the runs API, review the session's "
@@ -78,7 +79,7 @@ class AccessPolicies(Construct):
             iam.PolicyStatement(actions=["sagemaker:UpdateModelPackage"], resources=package_arns),
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{p}/{MODEL}/*")
                                                                      for p in ("runs", "models")]),
-            *self._read_drift_reports(bucket)])
+            *self._read_reports(bucket, "drift"), *self._read_reports(bucket, "quality")])
         self.approver_role = self._person_role("ApproverRole", naming.person_role(env_name, "approver"),
                                                f"Approvers ({env_name}); session name = source identity = IAM user "
                                                "name = approver email; session tag mlops:model from the user's tags")
@@ -125,10 +126,10 @@ class AccessPolicies(Construct):
                     "StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}})]
 
     @staticmethod
-    def _read_drift_reports(bucket: s3.IBucket) -> list[iam.PolicyStatement]:
-        """The drift checks the drift hook recorded for the session's model (drift/<model>/<stamp>/): what `mlops
-        fleet` shows as the model's drift."""
-        prefix = f"drift/{MODEL}/"
+    def _read_reports(bucket: s3.IBucket, family: str) -> list[iam.PolicyStatement]:
+        """The checks a scheduled hook recorded for the session's model (<family>/<model>/<stamp>/): drift, what `mlops
+        fleet` shows as the model's drift; quality, what `mlops quality` and the fleet's quality column read."""
+        prefix = f"{family}/{MODEL}/"
         return [iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{prefix}*")]),
                 iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn],
                                     conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}})]

@@ -30,8 +30,9 @@ def search(query: str, statistic: str, period: Duration) -> cloudwatch.MathExpre
 
 class FleetDashboard(Construct):
     """Serving (invocations and 5xx by endpoint), runs (failed executions of the environment's retraining machines),
-    drift (drifted features by model, PSI by model and feature) and approvals (requested, approved, rejected) of
-    every model of the environment. Endpoint and machine names carry the environment (<model>-<env>-<stage>,
+    drift (drifted features by model, PSI by model and feature), approvals (requested, approved, rejected) and
+    quality (the objective on labelled traffic, drops, labels joined: what the scheduled quality check publishes,
+    lambdas/quality/handler.py) of every model of the environment. Endpoint and machine names carry the environment (<model>-<env>-<stage>,
     <model>-<env>-retraining): the searches match that token."""
 
     def __init__(self, scope: Construct, construct_id: str, *, env_name: str) -> None:
@@ -39,7 +40,8 @@ class FleetDashboard(Construct):
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=fleet_dashboard_name(env_name))
         self.dashboard.add_widgets(cloudwatch.TextWidget(width=24, height=2, markdown=(
             f"# {env_name}: every model\n`mlops fleet --env {env_name}` lists each model with what needs a person; "
-            f"a model's own page is the dashboard `{naming.PROJECT}-{env_name}-<model>`.")))
+            f"a model's own page is the dashboard `{naming.PROJECT}-{env_name}-<model>`, its quality checks "
+            f"`mlops quality MODEL --env {env_name}`.")))
         self.dashboard.add_widgets(
             graph("Invocations by endpoint", search(endpoints(env_name, "Invocations"), "Sum", FIVE_MINUTES)),
             graph("5xx errors by endpoint", search(endpoints(env_name, "Invocation5XXErrors"), "Sum", FIVE_MINUTES)),
@@ -51,6 +53,10 @@ class FleetDashboard(Construct):
             graph("Drift: PSI by model and feature", search(platform("FeaturePSI"), "Maximum", HOUR)),
             graph("Approvals requested, approved, rejected", search(
                 platform("ApprovalsRequested", "ApprovalsApproved", "ApprovalsRejected"), "Sum", HOUR)))
+        self.dashboard.add_widgets(
+            graph("Quality: objective on labelled traffic by model", search(platform("QualityObjective"), "Average", HOUR)),
+            graph("Quality: drops by model", search(platform("QualityDrop"), "Sum", HOUR)),
+            graph("Quality: labels joined by model", search(platform("LabelsJoined"), "Sum", HOUR)))
 
 
 def endpoints(env_name: str, metric: str) -> str:

@@ -40,7 +40,7 @@ def fleet_body(tmp_path, models: int) -> dict:
     return dashboards(template_of(app, "mlops-dev-control"))["mlops-dev-fleet"]
 
 
-def test_the_control_plane_has_one_fleet_dashboard_of_searches_over_serving_runs_drift_and_approvals(dev_app):
+def test_the_control_plane_has_one_fleet_dashboard_of_searches_over_serving_runs_drift_approvals_and_quality(dev_app):
     found = dashboards(template_of(dev_app, "mlops-dev-control"))
     assert list(found) == ["mlops-dev-fleet"]
     expressions = searches(found["mlops-dev-fleet"])
@@ -55,7 +55,11 @@ def test_the_control_plane_has_one_fleet_dashboard_of_searches_over_serving_runs
         "Drift: PSI by model and feature": "SEARCH('Namespace=\"MLOps\" (MetricName=\"FeaturePSI\")', 'Maximum', 3600)",
         "Approvals requested, approved, rejected": "SEARCH('Namespace=\"MLOps\" (MetricName=\"ApprovalsRequested\" OR "
                                                    "MetricName=\"ApprovalsApproved\" OR MetricName=\"ApprovalsRejected\")', "
-                                                   "'Sum', 3600)"}
+                                                   "'Sum', 3600)",
+        "Quality: objective on labelled traffic by model": "SEARCH('Namespace=\"MLOps\" (MetricName=\"QualityObjective\")', "
+                                                           "'Average', 3600)",
+        "Quality: drops by model": "SEARCH('Namespace=\"MLOps\" (MetricName=\"QualityDrop\")', 'Sum', 3600)",
+        "Quality: labels joined by model": "SEARCH('Namespace=\"MLOps\" (MetricName=\"LabelsJoined\")', 'Sum', 3600)"}
     assert not any(model in json.dumps(found) for model in ("churn", "houses"))  # the searches find the models
 
 

@@ -189,7 +189,7 @@ def test_data_scientists_may_write_only_mlflow_artifacts_and_their_models_labels
     assert len(writes) == 2 and writes[mlflow] == {"s3:GetObject", "s3:PutObject"} and writes[labels] == {"s3:PutObject"}
     listings = [s["Condition"]["StringLike"]["s3:prefix"] for s in statements if "s3:ListBucket" in _actions(s)]
     assert ["mlflow/dev/*"] in listings  # the other listing: the model's own captures (test_runs_api_access.py)
-    assert all(prefixes == ["mlflow/dev/*"] or all(p.startswith(("data-capture/", "drift/")) for p in prefixes)
-               for prefixes in listings), listings  # the model's own captures and drift reports (mlops fleet)
+    assert all(prefixes == ["mlflow/dev/*"] or all(p.startswith(("data-capture/", "drift/", "quality/")) for p in prefixes)
+               for prefixes in listings), listings  # the model's own captures, drift and quality reports (mlops fleet)
     (key,) = [s for s in statements if "kms:GenerateDataKey" in _actions(s)]
     assert key["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}

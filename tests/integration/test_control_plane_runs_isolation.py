@@ -260,3 +260,33 @@ def test_a_churn_tagged_session_puts_churns_labels_and_none_of_houses(platform):
     s3.put_object(Bucket=BUCKET, Key=key.format("churn"), Body=b'{"groundTruthData": {}}\n')
     assert "s3:PutObject" in denied(lambda: s3.put_object(Bucket=BUCKET, Key=key.format("houses"), Body=b"{}\n"))
     assert "s3:GetObject" in denied(lambda: s3.get_object(Bucket=BUCKET, Key=key.format("churn")))
+
+
+def test_a_churn_tagged_session_reads_churns_quality_and_drift_reports_and_none_of_houses(platform):
+    """`mlops quality` (history.recent_reports) and the fleet's drift and quality columns, read as the data scientist
+    under enforced IAM: the session's model's quality/ and drift/ reports, listed and read; none of houses'."""
+    from datetime import datetime, timezone
+
+    from lambdas.quality import history
+    from lambdas.shared import dal
+    from pipelines import fleet
+    from tests.support.quality_reports import put_report, quality_report
+
+    checked = datetime(2026, 12, 7, 6, tzinfo=timezone.utc)
+    keys = {model: put_report(boto3.client("s3"), quality_report(checked, "drop", value=0.7, model=model), BUCKET)
+            for model in ("churn", "houses")}
+    for model in ("churn", "houses"):
+        boto3.client("s3").put_object(Bucket=BUCKET, Key=f"drift/{model}/20261207T060000Z/report.json",
+                                      Body=b'{"drift": true}')
+    pipelines = Pipelines(env="local", session=platform["scientist"].session(LOCAL_REGION))
+    now = datetime(2026, 12, 7, 12, tzinfo=timezone.utc)
+    with pipelines.handler_calls():
+        store = dal.ObjectStore(BUCKET)
+        found = history.recent_reports(store, "churn")
+        assert [report["model"] for report in found] == ["churn"] and found.skipped == []
+        assert "s3:ListBucket" in denied(lambda: history.recent_reports(store, "houses"))
+        assert "s3:GetObject" in denied(lambda: store.read_bytes(keys["houses"]))
+    assert fleet.last_quality_check(pipelines, "churn", now).summary == "drop 0.7/0.85"
+    assert fleet.last_drift_check(pipelines, "churn", now).drift is True
+    for family in ("quality", "drift"):
+        assert "s3:ListBucket" in denied(lambda: fleet.latest_report(pipelines, f"{family}/houses/", now))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from datetime import datetime, timezone
 from unittest import mock
 
 import boto3
@@ -29,6 +30,7 @@ from tests.integration.test_client_and_cli import (MACHINE, executing, register_
                                                    wide_console)
 from tests.support.model_folders import copy_model_folder
 from tests.support.pricing import RECORDED
+from tests.support.quality_reports import put_report, quality_report
 
 runner = CliRunner()
 FAILS = {"StartAt": "Train", "States": {"Train": {"Type": "Fail", "Error": "AlgorithmError", "Cause": "out of memory"}}}
@@ -215,3 +217,32 @@ def test_a_price_list_refusal_is_a_note_on_each_row_asked_once_not_a_failure(mod
 def test_an_unreadable_prices_file_is_one_line_and_exit_2(models, tmp_path):
     result = runner.invoke(app, ["fleet", "--prices", str(tmp_path / "missing.json"), "-o", "json"])
     assert result.exit_code == 2 and "no such file" in json.loads(result.stdout)["message"]
+
+
+def test_the_last_quality_check_is_the_quality_column_and_a_drop_needs_a_person(models):
+    s3 = boto3.client("s3")
+    put_report(s3, quality_report(datetime(2026, 12, 5, 6, tzinfo=timezone.utc), model="quiet"), BUCKET)
+    put_report(s3, quality_report(datetime(2026, 12, 6, 6, tzinfo=timezone.utc), "drop", value=0.71, model="quiet"),
+               BUCKET)
+    put_report(s3, quality_report(datetime(2026, 12, 6, 6, tzinfo=timezone.utc), "insufficient_labels", value=None,
+                                  joined=0, model="houses"), BUCKET)
+    with mock.patch("pipelines.fleet.datetime", wraps=datetime) as clock:
+        clock.now.return_value = datetime(2026, 12, 7, 12, tzinfo=timezone.utc)
+        rows = {row["model"]: row for row in rows_of(fleet("-o", "json"))}
+        table = fleet().stdout
+    quiet = rows["quiet"]["quality"]
+    assert (quiet["decision"], quiet["summary"], quiet["value"], quiet["baseline"]) == ("drop", "drop 0.71/0.85", 0.71, 0.85)
+    assert quiet["checked_at"].startswith("2026-12-06T06:00") and rows["quiet"]["needs"] == ["quality drop"]
+    assert rows["houses"]["quality"]["summary"] == "no labels" and rows["churn"]["quality"] is None
+    assert "drop 0.71/0.85 (2026-12-06 06:00)" in table and "no labels" in table and "4 need a person" in table
+
+
+def test_a_quality_check_older_than_the_lookback_or_unreadable_is_no_state(models):
+    s3 = boto3.client("s3")
+    put_report(s3, quality_report(datetime(2026, 10, 1, 6, tzinfo=timezone.utc), "drop", model="quiet"), BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="quality/pricing/20261206T060000Z/report.json", Body=b'{"cut sh')
+    with mock.patch("pipelines.fleet.datetime", wraps=datetime) as clock:
+        clock.now.return_value = datetime(2026, 12, 7, 12, tzinfo=timezone.utc)
+        rows = {row["model"]: row for row in rows_of(fleet("-o", "json"))}
+    assert rows["quiet"]["quality"] is None and rows["quiet"]["needs"] == []
+    assert rows["pricing"]["quality"] is None and any(note.startswith("quality: ") for note in rows["pricing"]["notes"])
