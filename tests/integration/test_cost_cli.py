@@ -46,7 +46,7 @@ def test_cost_json_carries_the_totals_lines_prices_and_assumptions():
     document = json.loads(result.output)
     # prod serves prod: min_capacity 2 on its one endpoint (2 x 730 h x $0.115), on-demand training (no spot line)
     assert document["environment"] == "prod" and document["serves"] == "prod"
-    assert document["idle_per_month"] == pytest.approx(167.90 + 0.5543, abs=0.001)
+    assert document["idle_per_month"] == pytest.approx(167.90 + 0.5683, abs=0.001)
     assert not [line for line in document["lines"] if line["item"] == "managed spot saving"]
     # training, a 15-minute smoke endpoint, the 25-minute canary overlap of 2 instances, arm64 functions, transitions
     assert document["per_run_max"] == pytest.approx(1.408 + 0.115 * 15 / 60 + 2 * 0.115 * 25 / 60 + 0.0016 + 0.002,
@@ -129,7 +129,7 @@ def test_the_approval_email_carries_the_cost_table(approval, monkeypatch):
     assert len(messages) == 2
     for message in messages:
         assert "Cost estimate of churn (us-east-1, AWS Price List on-demand USD):" in message
-        assert "  per month with 4.35 runs: $85.73 (budget $500.00)" in message
+        assert "  per month with 4.35 runs: $85.74 (budget $500.00)" in message
         assert "Approve: " in message  # the links are still there
 
 
@@ -168,9 +168,9 @@ def test_the_dedicated_churn_fleet_idles_under_260_dollars_a_month_over_dev_stag
     idle = {environment["environment"]: environment["idle_per_month"] for environment in document["environments"]}
     serves = {environment["environment"]: environment["serves"] for environment in document["environments"]}
     assert serves == {"dev": None, "staging": "staging", "prod": "prod"}
-    # two prod instances and one staging instance of ml.m5.large at $0.115/h, plus drift checks, capture, reconcilers
-    assert document["idle_per_month"] == pytest.approx(3 * 730 * 0.115 + 1.13, abs=0.01) and document["idle_per_month"] <= 260
-    assert idle["dev"] < 0.05 and idle["prod"] == pytest.approx(167.90 + 0.5543, abs=0.001)
+    # two prod instances and one staging instance of ml.m5.large at $0.115/h, plus drift and quality checks, capture, reconcilers
+    assert document["idle_per_month"] == pytest.approx(3 * 730 * 0.115 + 1.16, abs=0.01) and document["idle_per_month"] <= 260
+    assert idle["dev"] < 0.05 and idle["prod"] == pytest.approx(167.90 + 0.5683, abs=0.001)
 
 
 def test_all_environments_prints_what_each_serves_and_the_sum():

@@ -81,13 +81,18 @@ def test_captured_traffic_is_stored_as_long_as_the_lifecycle_keeps_it(busy):
     assert line(busy, "data capture storage (steady state)").usd == pytest.approx(0.199814, abs=1e-6)
 
 
+# quality's default rate(1 day): 730 / 24 checks a month of 1769 MB for 20 s
+QUALITY_CHECKS_USD = 730 / 24 * 1769 / 1024 * 20 * 0.00001 + 730 / 24 * 0.000001
+
+
 def test_scheduled_functions_cost_their_gb_seconds_and_requests(busy):
     # rate(2 hours): 365 checks of 1769 MB for 20 s; rate(15 minutes): 2,920 of 512 MB for 1 s
     assert line(busy, "drift checks (Lambda)").usd == pytest.approx(365 * 1769 / 1024 * 20 * 0.00001 + 365 * 0.000001)
+    assert line(busy, "quality checks (Lambda)").usd == pytest.approx(QUALITY_CHECKS_USD)
     assert line(busy, "approval reconciler (Lambda)").usd == pytest.approx(2920 * 0.5 * 0.00001 + 2920 * 0.000001)
     assert line(busy, "schedules (EventBridge Scheduler)").usd == 0
-    assert line(busy, "schedules (EventBridge Scheduler)").quantity.startswith("3,")  # drift, repair, retraining
-    assert busy.total(cost.IDLE) == pytest.approx(146 + 0.199814 + 0.126475 + 0.01752, abs=1e-5)
+    assert line(busy, "schedules (EventBridge Scheduler)").quantity.startswith("3,")  # drift, quality, repair, retraining
+    assert busy.total(cost.IDLE) == pytest.approx(146 + 0.199814 + 0.126475 + QUALITY_CHECKS_USD + 0.01752, abs=1e-5)
 
 
 def test_a_run_costs_expected_training_less_spot_plus_smoke_rollout_transform_and_orchestration(busy):
@@ -114,7 +119,7 @@ def test_a_million_predictions_at_the_scaling_target_and_their_captured_share(bu
 
 def test_monthly_total_adds_the_schedules_runs_to_the_idle_month(busy):
     assert busy.runs_per_month == pytest.approx(1.0)  # cron(0 3 1 * ? *): the 1st of every month
-    assert busy.monthly == pytest.approx(146.343810 + 0.271148, abs=1e-5)
+    assert busy.monthly == pytest.approx(146.343810 + QUALITY_CHECKS_USD + 0.271148, abs=1e-5)
     extra = cost.estimate(spec_with(**BUSY), "us-east-1", synthetic_prices(),
                           ASSUMED.model_copy(update={"extra_runs_per_month": 3}))
     assert extra.monthly - busy.monthly == pytest.approx(3 * 0.271148, abs=1e-5)
@@ -157,7 +162,7 @@ def test_prices_follow_the_environment_region_through_the_region_code():
     with pytest.raises(cost.PriceNotFound, match="in eu-west-1: no on-demand price"):
         cost.estimate(spec, "eu-west-1", synthetic_prices())  # us-east-1 items only
     irish = cost.estimate(spec, "eu-west-1", synthetic_prices("eu-west-1", "EU"), ASSUMED)
-    assert irish.total(cost.IDLE) == pytest.approx(146.343810, abs=1e-5)
+    assert irish.total(cost.IDLE) == pytest.approx(146.343810 + QUALITY_CHECKS_USD, abs=1e-5)
 
 
 def test_one_request_per_instance_type_and_per_other_service():
@@ -256,9 +261,9 @@ def test_amounts_keep_small_costs_visible(value, text):
 def test_the_email_text_has_each_section_total_and_the_assumptions(busy):
     text = cost.text_lines(busy)
     assert text[0] == "Cost estimate of churn (dev, us-east-1, AWS Price List on-demand USD):"
-    assert "    total" + " " * 48 + "$146.34" in text
+    assert "    total" + " " * 48 + "$146.35" in text
     assert any(entry.endswith("$0.27  (max $0.95)") for entry in text)
-    assert text[-2].startswith("  per month with 1.00 runs: $146.61 (budget $500.00)")
+    assert text[-2].startswith("  per month with 1.00 runs: $146.63 (budget $500.00)")
     assert all(entry.isprintable() for entry in text)
 
 

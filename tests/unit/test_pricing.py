@@ -65,9 +65,11 @@ def test_churn_in_dev_asks_for_five_product_sets_with_term_match_filters(stubbed
     items = pricing.fetch(CHURN_DEV, "us-east-1", pricing_client=client)
     assert sorted(items) == sorted(set(items))  # no item twice
     result = cost.estimate(CHURN_DEV, "us-east-1", items, environment="dev")
-    # arm64 Lambda: drift 730 x 1769/1024 GB x 20 s x $0.0000133334 + 730 x $0.0000002; reconciler 2,920 x 0.5 GB x 1 s ...
-    assert result.total(cost.IDLE) == pytest.approx(730 * 0.115 + 0.197841 + 0.336446 + 0.020051, abs=1e-5)
-    assert result.monthly == pytest.approx(85.73, abs=0.005)
+    # arm64 Lambda: drift 730 x 1769/1024 GB x 20 s x $0.0000133334 + 730 x $0.0000002; quality the same 730 / 24 times
+    # (rate(1 day)); reconciler 2,920 x 0.5 GB x 1 s ...
+    quality = 730 / 24 * (1769 / 1024 * 20 * 0.0000133334 + 0.0000002)
+    assert result.total(cost.IDLE) == pytest.approx(730 * 0.115 + 0.197841 + 0.336446 + quality + 0.020051, abs=1e-5)
+    assert result.monthly == pytest.approx(85.74, abs=0.005)
 
 
 def test_the_stubbed_answers_price_exactly_like_the_recorded_file(stubbed):
@@ -152,7 +154,7 @@ def test_cost_lines_give_the_table_when_the_price_list_answers(stubbed, monkeypa
     monkeypatch.setattr(pricing, "client", lambda region, timeout_s=10: client)
     lines = pricing.cost_lines(CHURN_DEV, "us-east-1", environment="dev")
     assert lines[0] == "Cost estimate of churn (dev, us-east-1, AWS Price List on-demand USD):"
-    assert "  per month with 4.35 runs: $85.73 (budget $500.00)" in lines
+    assert "  per month with 4.35 runs: $85.74 (budget $500.00)" in lines
 
 
 def test_a_recorded_response_round_trips(tmp_path):
