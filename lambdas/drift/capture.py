@@ -17,18 +17,20 @@ import gc
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from collections import Counter
 from itertools import repeat
 from operator import itemgetter
 from bisect import bisect_right
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from lambdas.drift import arrow_reader
 from lambdas.drift.baseline import MISSING_LABELS
 from lambdas.drift.engine import Accumulator
+from lambdas.shared.capture_files import (  # noqa: F401  (re-exported: the drift check's readers)
+    MAX_LINE_BYTES, READ_BYTES, decoded_data, hourly_prefixes, line_batches, read_chunks)
 from pipelines import naming
 
 try:  # orjson parses capture lines ~5x faster than json; the stdlib keeps the hook working without it
@@ -38,9 +40,7 @@ except ImportError:  # pragma: no cover
 
 CHUNK_ROWS = 50_000
 QUOTED_PROBLEMS = 5
-MAX_LINE_BYTES = 8 * 1024 * 1024
 MAX_FIELD_CHARS = 64 * 1024
-READ_BYTES = 4 * 1024 * 1024
 BATCH_LINES = 16_384               # capture lines read together (see CaptureScan._read_lines)
 BATCH_BYTES = 16 * 1024 * 1024     # ... or fewer when they are long
 CSV_TYPES = ("text/csv", "application/csv")
@@ -419,34 +419,6 @@ def labels(values: list) -> list[str]:
     return ["" if v is None else v if isinstance(v, str) else str(v) for v in values]
 
 
-def line_batches(chunks: Iterable[bytes], max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[list[bytes]]:
-    """The lines of a byte stream, a chunk's worth at a time (one bytes.split, no Python work per line), in time
-    linear in its size; a line over the cap comes back as its first max_line_bytes + 1 bytes (so the reader can
-    report it) and its remainder is skipped."""
-    carry, skipping = bytearray(), False
-    for chunk in chunks:
-        lines = chunk.split(b"\n")
-        tail = lines.pop()
-        if lines:
-            if skipping:  # the first piece ends an overlong line already reported
-                del lines[0]
-            elif carry:
-                carry += lines[0]
-                lines[0] = bytes(carry)
-            carry, skipping = bytearray(), False
-            if lines and max(map(len, lines)) > max_line_bytes:
-                lines = [line[:max_line_bytes + 1] for line in lines]
-            if lines:
-                yield lines
-        if not skipping:
-            carry += tail
-            if len(carry) > max_line_bytes:
-                yield [bytes(carry[:max_line_bytes + 1])]
-                carry, skipping = bytearray(), True
-    if carry and not skipping:
-        yield [bytes(carry)]
-
-
 def model_traffic(sources: Iterable[tuple[str, Iterable[list[bytes]]]], spec) -> Iterable[tuple[str, Iterable]]:
     """The captured lines that are the model's own. A dedicated endpoint captures one model; a shared endpoint (hosting:
     shared) captures every inference component under one prefix, and neither SageMaker's record nor its S3 path names
@@ -480,25 +452,6 @@ def answer_of(line: bytes) -> tuple[str | None, str | None]:
         return None, None
     named = answer.get("model") if isinstance(answer, dict) else None
     return (named if isinstance(named, str) else None), (inference_id if isinstance(inference_id, str) else None)
-
-
-def decoded_data(captured: dict) -> str | bytes:
-    """The body of a capture's endpointInput or endpointOutput, BASE64 decoded where it is encoded so."""
-    data = captured["data"]
-    return base64.b64decode(data, validate=True) if str(captured.get("encoding", "")).upper() == "BASE64" else data
-
-
-def read_chunks(stream, size: int = READ_BYTES) -> Iterator[bytes]:
-    while chunk := stream.read(size):
-        yield chunk
-
-
-def hourly_prefixes(base: str, start: datetime, end: datetime) -> Iterable[str]:
-    """SageMaker writes capture files under <base>/yyyy/mm/dd/hh/."""
-    hour = start.replace(minute=0, second=0, microsecond=0)
-    while hour <= end:
-        yield f"{base.rstrip('/')}/{hour:%Y/%m/%d/%H}/"
-        hour += timedelta(hours=1)
 
 
 def _envelope(content_type: str, data: str, encoding: str, when: datetime, event_id: str) -> dict:

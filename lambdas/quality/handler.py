@@ -18,7 +18,7 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.drift.capture import hourly_prefixes, line_batches, read_chunks
+from lambdas.shared.capture_files import hourly_prefixes, line_batches, read_chunks
 from lambdas.quality import history, logic, report
 from lambdas.quality.labels import GROUND_TRUTH
 from lambdas.shared import dal, retraining, tenancy

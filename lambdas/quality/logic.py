@@ -33,8 +33,9 @@ from typing import Iterable
 
 import numpy as np
 
-from lambdas.drift.capture import SMOKE_INFERENCE_ID, decoded_data
+from lambdas.shared.capture_files import decoded_data
 from lambdas.quality import labels as label_files
+from pipelines import naming
 from pipelines.modelkit import metrics as metric_kit
 from pipelines.modelkit.metrics import from_predictions
 
@@ -135,7 +136,7 @@ def _add_capture(captures: Captures, record: dict, window: Window) -> None:
     if not isinstance(request_id, str) or not request_id:
         captures.unidentified_rows += len(predictions) if current else 0
         return
-    if request_id.startswith(SMOKE_INFERENCE_ID):
+    if request_id.startswith(naming.SMOKE_INFERENCE_ID):
         return  # a smoke test's request is nobody's traffic
     ids = row_ids(request_id, len(predictions))
     if current:

@@ -25,10 +25,17 @@ def handler_modules() -> list[str]:
     return modules
 
 
-def test_only_the_drift_bundle_carries_numpy_and_scipy(handler_modules):
+def test_only_the_monitors_bundles_carry_numpy_and_only_drifts_scipy(handler_modules):
+    """The drift check carries numpy and scipy; the quality check numpy alone (its bootstrap and training's metrics;
+    it reads files with lambdas/shared/capture_files.py, not the drift engine's readers): every other function keeps
+    the small base bundle."""
+    monitors = {"lambdas.drift.handler", "lambdas.quality.handler"}
+    assert monitors <= set(handler_modules)
     for module in handler_modules:
         requirements = functions._bundle(module).requirements.read_text()
-        assert ("numpy" in requirements) == (module == "lambdas.drift.handler"), module
+        assert ("numpy" in requirements) == (module in monitors), module
+        assert ("scipy" in requirements) == (module == "lambdas.drift.handler"), module
+    assert not [f for f in functions._bundle("lambdas.quality.handler").files if f.startswith("lambdas/drift/")]
 
 
 def test_a_bundle_holds_the_first_party_modules_its_handler_imports_and_no_other():

@@ -53,7 +53,7 @@ def test_get_products_pages_by_max_results_and_next_token(emulation):
 def test_the_approval_email_under_the_emulation_carries_a_cost_estimate(approval):  # noqa: F811
     for message in (found["message"] for found in request(approval).values()):
         assert "Cost estimate of churn (us-east-1, AWS Price List on-demand USD):" in message
-        assert "per month with 4.35 runs: $85.73 (budget $500.00)" in message  # one serving endpoint
+        assert "per month with 4.35 runs: $85.74 (budget $500.00)" in message  # one serving endpoint
         assert "Cost estimate unavailable" not in message and "Not yet implemented" not in message
 
 
