@@ -89,6 +89,13 @@ def explain(serving: ServingCode, split: Split, task: Task, metric_fn: MetricFun
                                split.validation_labels(), task.features, objective, task.objective, task.direction)
 
 
+def with_explanations(explainability: dict | None, explanations: dict | None) -> dict | None:
+    if not explanations:
+        return explainability
+    document = explainability or {"version": importance.VERSION, "explanations": {}}
+    return {**document, "explanations": {**document["explanations"], **explanations}}
+
+
 def _safe_extract(archive: Path, target: Path) -> None:
     """Regular files and folders only, inside target (no links, no absolute or '..' paths)."""
     with tarfile.open(archive, "r:gz") as tar:
@@ -158,9 +165,11 @@ def data_warning(report: dict) -> str:
 
 
 def finish(paths: Paths, task: Task, here: Path, split: Split, details: dict, serving_files: tuple = ("inference.py",),
-           metric_fn: MetricFunction | None = None, history: tracking.History | None = None) -> dict:
+           metric_fn: MetricFunction | None = None, history: tracking.History | None = None,
+           explanations: dict | None = None) -> dict:
     """Steps 1-6 above; returns the evaluation report. history: the per-epoch metrics (modelkit.tracking); the
-    report also says which system trained (instance type, accelerator, precision)."""
+    report also says which system trained (instance type, accelerator, precision). explanations: attributions the
+    framework computed itself (importance.tree_shap), added beside the permutation importance."""
     started = time.perf_counter()
     copy_serving_code(paths.model, here, serving_files)
     write_baseline(paths.model, split)
@@ -169,7 +178,7 @@ def finish(paths: Paths, task: Task, here: Path, split: Split, details: dict, se
     challenger = metrics_of(split.validation_labels(), predictions, split, task, metric_fn)
     bias_figures = bias.document(task, split, predictions)
     explaining = time.perf_counter()
-    explainability = explain(serving, split, task, metric_fn)
+    explainability = with_explanations(explain(serving, split, task, metric_fn), explanations)
     explainability_seconds = round(time.perf_counter() - explaining, 3)
     champion = score_champion(paths.champion, split, task, metric_fn)
     if champion.get("metrics"):

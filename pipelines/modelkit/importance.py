@@ -13,6 +13,13 @@ the model does not rely on it). The cost is (1 + features x REPEATS) predictions
 
 Shaped like Clarify's explanations section ("kernel_shap" -> {label: {"global_shap_values": ...}}): one method,
 one output ("label"), a number per feature.
+
+Where the framework computes exact SHAP values itself, train.py adds them beside it (finish's `explanations`):
+XGBoost's TreeSHAP (`Booster.predict(..., pred_contribs=True)`) through tree_shap, in Clarify's own form, in the
+booster's margin (the label's units for a regression, log-odds for a classifier), one output per class of a
+multiclass model:
+
+    "tree_shap": {"label": {"global_shap_values": {"living_area_sqft": 61.2, ...}, "expected_value": 251.3}}
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ import math
 from typing import Callable
 
 import numpy as np
+
+from .data import column_features
 
 VERSION = "1.0"
 MAX_ROWS = 2000
@@ -58,3 +67,21 @@ def document(predict: Callable[[list], list], rows: list, labels: list, features
         "rows": len(rows),
         "label": {"global_importance": {f: float(np.mean(d)) for f, d in per_feature.items()},
                   "standard_deviation": {f: float(np.std(d)) for f, d in per_feature.items()}}}}}
+
+
+def tree_shap(contributions, state: dict, outputs: list | None = None, max_rows: int = MAX_ROWS) -> dict:
+    """Clarify's explanations entry of per-row SHAP values over the encoded columns: contributions rows x (columns + 1,
+    the last the expected value) or, for several outputs (a multiclass model's classes), rows x outputs x (columns +
+    1). A feature's SHAP value is the sum over its encoded columns (SHAP values add up), its global value the mean
+    absolute value over the rows (at most max_rows)."""
+    values = np.asarray(contributions, dtype=np.float64)[:max_rows]
+    if values.ndim == 2:
+        values, outputs = values[:, None, :], ["label"]
+    owners = np.array(column_features(state))
+    if values.shape[2] != len(owners) + 1 or len(outputs or []) != values.shape[1]:
+        raise ValueError(f"SHAP values of shape {values.shape} do not fit {len(owners)} encoded columns and outputs "
+                         f"{outputs}")
+    return {"tree_shap": {str(output): {
+        "global_shap_values": {feature: float(np.abs(values[:, k, :-1][:, owners == feature].sum(axis=1)).mean())
+                               for feature in state["features"]},
+        "expected_value": float(values[:, k, -1].mean())} for k, output in enumerate(outputs)}}

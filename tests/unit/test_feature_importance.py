@@ -4,7 +4,8 @@ larger for a feature the model uses, zero for one it ignores, either direction o
 import numpy as np
 import pytest
 
-from pipelines.modelkit import importance
+from pipelines.modelkit import finish, importance
+from pipelines.modelkit.data import column_features
 
 ROWS = [{"signal": str(i), "noise": str(i % 7)} for i in range(200)]
 LABELS = [float(i) for i in range(200)]
@@ -69,3 +70,32 @@ def test_shuffling_moves_one_column_only():
 def test_an_objective_that_is_no_number_gives_no_document():
     assert importance.document(predict, ROWS, LABELS, ["signal"], lambda labels, predictions: float("nan"),
                                "validation:auc", "maximize") is None
+
+
+STATE = {"features": ["size", "zone"], "numeric": ["size"], "categorical": ["zone"], "vocabulary": {"zone": ["a", "b"]}}
+
+
+def test_tree_shap_adds_up_a_features_one_hot_columns_and_averages_their_magnitude():
+    assert column_features(STATE) == ["size", "zone", "zone", "zone"]  # a, b and 'other'
+    contributions = np.array([[2.0, 1.0, -3.0, 0.0, 10.0],    # size 2, zone 1 - 3 = -2, expected value 10
+                              [-4.0, 0.5, 0.5, 1.0, 12.0]])   # size -4, zone 2
+    found = importance.tree_shap(contributions, STATE)
+    assert found == {"tree_shap": {"label": {"global_shap_values": {"size": 3.0, "zone": 2.0}, "expected_value": 11.0}}}
+
+
+def test_tree_shap_of_a_multiclass_model_has_one_output_per_class():
+    contributions = np.zeros((3, 2, 5))
+    contributions[:, 1, 0] = [1.0, -1.0, 4.0]
+    found = importance.tree_shap(contributions, STATE, ["cat", "dog"])["tree_shap"]
+    assert found["cat"]["global_shap_values"] == {"size": 0.0, "zone": 0.0}
+    assert found["dog"]["global_shap_values"]["size"] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="do not fit 4 encoded columns"):
+        importance.tree_shap(np.zeros((3, 4)), STATE)
+
+
+def test_the_frameworks_own_attributions_sit_beside_permutation_importance():
+    permutation = {"version": "1.0", "explanations": {"permutation_importance": {"rows": 3}}}
+    shap = {"tree_shap": {"label": {"global_shap_values": {"size": 3.0}, "expected_value": 11.0}}}
+    assert finish.with_explanations(permutation, shap)["explanations"] == {**permutation["explanations"], **shap}
+    assert finish.with_explanations(None, shap) == {"version": "1.0", "explanations": shap}
+    assert finish.with_explanations(permutation, None) is permutation
