@@ -741,6 +741,13 @@ class BiasSpec(_Strict):
             return {**data, "positive_label": str(data["positive_label"])}
         return data
 
+    @field_validator("label_threshold")
+    @classmethod
+    def _finite_threshold(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("the label threshold must be a finite number")
+        return value
+
     @field_validator("bounds")
     @classmethod
     def _known_metrics(cls, value: dict[str, BiasBound]) -> dict[str, BiasBound]:
