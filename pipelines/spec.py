@@ -669,6 +669,118 @@ class QualitySpec(_Strict):
         return check_schedule(value)
 
 
+# The bias metrics the model kit computes (pipelines/modelkit/bias_terms.py: the kit is packed alone into the training
+# job and cannot import the spec; tests/unit/test_bias_bounds.py keeps the two lists equal).
+BIAS_METRICS = {"CI": "class imbalance", "DPL": "difference in positive proportions in labels",
+                "DI": "disparate impact", "DPPL": "difference in positive proportions in predicted labels"}
+
+
+class BiasBound(_Strict):
+    """The values a bias metric may take on every facet of every sensitive attribute; outside them the evaluate step
+    keeps the champion and says which facet missed which bound."""
+
+    min: float | None = None
+    max: float | None = None
+    max_abs: float | None = Field(default=None, ge=0, description="The largest distance from 0 either way")
+
+    @model_validator(mode="after")
+    def _one_bound_at_least(self) -> BiasBound:
+        if self.min is None and self.max is None and self.max_abs is None:
+            raise ValueError("a bound needs min, max or max_abs; fix: e.g. {min: 0.8, max: 1.25}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g}); fix: swap them")
+        return self
+
+    def missed(self, value: float) -> tuple[str, float] | None:
+        """('min'|'max'|'max_abs', the bound) that value misses, or None."""
+        if self.min is not None and value < self.min:
+            return "min", self.min
+        if self.max is not None and value > self.max:
+            return "max", self.max
+        if self.max_abs is not None and abs(value) > self.max_abs:
+            return "max_abs", self.max_abs
+        return None
+
+
+class SensitiveAttribute(_Strict):
+    """A column whose groups the bias figures compare (Clarify's facet): each group (facet d) against all other rows
+    (facet a). A dataset feature, or another column of the training CSV that the model does not use."""
+
+    name: str = Field(min_length=1)
+    threshold: float | None = Field(default=None, description="Numeric: the sensitive group is the rows whose value "
+                                                               "is above it (Clarify's interval (threshold, max])")
+    values: list[str] | None = Field(default=None, min_length=1, description="Categorical: the groups to report "
+                                                                             "(default: every value in the data)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _values_as_text(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("values"), list):  # YAML reads 1, 2 as numbers
+            return {**data, "values": [str(v) for v in data["values"]]}
+        return data
+
+    @model_validator(mode="after")
+    def _threshold_or_values(self) -> SensitiveAttribute:
+        if self.threshold is not None and self.values is not None:
+            raise ValueError(f"'{self.name}': threshold (a numeric column) and values (a categorical one) exclude each "
+                             "other; fix: keep one")
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            raise ValueError(f"'{self.name}': the threshold must be a finite number")
+        return self
+
+
+class BiasSpec(_Strict):
+    """Bias figures of the training data and the trained model per sensitive attribute (SageMaker Clarify's metrics
+    and analysis.json shape, computed by the model kit) and the bounds a run must keep to be promoted."""
+
+    sensitive_attributes: list[SensitiveAttribute] = Field(default_factory=list)
+    positive_label: str | None = Field(default=None, description="The favourable outcome: binary '0' or '1' (default "
+                                                                 "'1'); multiclass: one of the classes (required)")
+    label_threshold: float | None = Field(default=None, description="Regression: a label or prediction above it is "
+                                                                    "the positive outcome (default: the training "
+                                                                    "labels' median)")
+    bounds: dict[str, BiasBound] = Field(default_factory=dict, description=(
+        "Metric name -> bound, checked on every facet: " + ", ".join(f"{k} ({v})" for k, v in BIAS_METRICS.items())))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _positive_label_as_text(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("positive_label"), (int, float)):
+            return {**data, "positive_label": str(data["positive_label"])}
+        return data
+
+    @field_validator("label_threshold")
+    @classmethod
+    def _finite_threshold(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("the label threshold must be a finite number")
+        return value
+
+    @field_validator("bounds")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, BiasBound]) -> dict[str, BiasBound]:
+        for name in value:
+            if name not in BIAS_METRICS:
+                close = difflib.get_close_matches(name.upper(), list(BIAS_METRICS), n=1)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                raise ValueError(f"'{name}' is not a bias metric the model kit computes; fix: {hint}one of "
+                                 f"{', '.join(BIAS_METRICS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _attributes_for_bounds(self) -> BiasSpec:
+        names = [attribute.name for attribute in self.sensitive_attributes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"sensitive_attributes name a column twice ({names}); fix: list each once")
+        if self.bounds and not names:
+            raise ValueError("bounds need sensitive_attributes to measure them on; fix: name the columns")
+        return self
+
+    @property
+    def column_names(self) -> list[str]:
+        return [attribute.name for attribute in self.sensitive_attributes]
+
+
 class RetrainingSpec(_Strict):
     schedule: str | None = Field(default=None, description="EventBridge schedule for periodic retraining")
 
@@ -837,6 +949,7 @@ class ModelSpec(_Strict):
     deployment: DeploymentSpec = Field(default_factory=DeploymentSpec)
     drift: DriftSpec = Field(default_factory=DriftSpec)
     quality: QualitySpec = Field(default_factory=QualitySpec)
+    bias: BiasSpec = Field(default_factory=BiasSpec)
     retraining: RetrainingSpec = Field(default_factory=RetrainingSpec)
     cost: CostSpec = Field(default_factory=CostSpec)
     tuning: TuningSpec | None = Field(default=None, description="Hyperparameter search instead of one training job")
@@ -930,6 +1043,46 @@ class ModelSpec(_Strict):
                              f"(evaluation would fail after training); fix: {hint}one of "
                              f"{', '.join(self.metric_prefix + name for name in own)}")
         return self
+
+    @model_validator(mode="after")
+    def _bias_fits_the_task_and_data(self) -> ModelSpec:
+        """Sensitive attributes are columns of the data (not the label), numeric ones with a threshold; the positive
+        outcome is one the task type has."""
+        bias, dataset, task = self.bias, self.dataset, self.task.type
+        problems = []
+        if bias.sensitive_attributes and task == "custom":
+            problems.append("bias: a custom task's predictions have no outcome the model kit can count; fix: remove "
+                            "bias.sensitive_attributes")
+        for attribute in bias.sensitive_attributes:
+            where = f"bias.sensitive_attributes '{attribute.name}'"
+            if attribute.name == dataset.label:
+                problems.append(f"{where} is the label; fix: name the column that forms the groups")
+            elif attribute.name in dataset.categorical and attribute.threshold is not None:
+                problems.append(f"{where} is categorical; fix: remove threshold (or list values)")
+            elif attribute.name in dataset.features and attribute.name not in dataset.categorical \
+                    and attribute.threshold is None and attribute.values is None:
+                problems.append(f"{where} is a numeric feature; fix: add threshold (the group is the rows above it), "
+                                "e.g. threshold: 60")
+        problems.extend(self._bias_outcome_problems())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _bias_outcome_problems(self) -> list[str]:
+        bias, task = self.bias, self.task
+        positive, problems = bias.positive_label, []
+        if positive is not None and task.type in ("regression", "custom"):
+            problems.append(f"bias.positive_label applies to classification, not {task.type}; fix: remove it"
+                            + (" (use bias.label_threshold)" if task.type == "regression" else ""))
+        if task.type == "binary" and positive not in (None, "0", "1"):
+            problems.append(f"bias.positive_label '{positive}' is not a binary label; fix: '0' or '1'")
+        if task.type == "multiclass" and bias.sensitive_attributes and positive is None:
+            problems.append("bias.positive_label: a multiclass model's favourable outcome is one class; fix: name it")
+        if task.type == "multiclass" and task.classes and positive is not None and positive not in task.classes:
+            problems.append(f"bias.positive_label '{positive}' is not one of task.classes {task.classes}")
+        if bias.label_threshold is not None and task.type != "regression":
+            problems.append(f"bias.label_threshold applies to regression, not {task.type}; fix: remove it")
+        return problems
 
     @property
     def drift_features(self) -> list[str]:

@@ -81,7 +81,7 @@ def validate_data(event: TaskEvent, context: LambdaContext) -> dict:
     version_id = head.get("VersionId") or pinned
     hashing = HashingReader(store.open(key, version_id))
     lines = logic.decoded_lines(io.BufferedReader(hashing, buffer_size=1 << 20))  # bad bytes: a problem, not a crash
-    report = logic.check_dataset(lines, spec.dataset, spec.task)
+    report = logic.check_dataset(lines, spec.dataset, spec.task, spec.bias.column_names)
     expected = run.get("expected_sha256")
     if expected and hashing.sha256.hexdigest() != expected:
         report.problems.append(f"version {version_id} hashes to {hashing.sha256.hexdigest()}, not to the sha256 "
@@ -130,6 +130,7 @@ def evaluate(event: TaskEvent, context: LambdaContext) -> dict:
     pinned = state["validation"].get("champion")  # pinned by ValidateData, re-scored by the training job
     decision = logic.judge_leakage(logic.evaluate_challenger(report, spec.objective, pinned),
                                    report.get("validation_overlap"), spec.dataset.max_validation_overlap)
+    decision = logic.judge_bias(decision, report.get("bias"), spec.bias)
     reproduction = _reproduction_verdict(store, state, report)
     if reproduction is not None:  # a reproduction verifies the version; it is never a challenger
         decision = logic.PromotionDecision(False, decision.value, decision.champion_value, reproduction["summary"])

@@ -17,9 +17,11 @@ from lambdas.shared.lineage import champion_metrics, checked, encode_pairs
 from lambdas.shared.run_state import decoded_hyperparameters
 from lambdas.shared.errors import failure_reason
 from lambdas.shared.text import one_line
+from pipelines.modelkit.bias_terms import METRICS as BIAS_METRICS
+from pipelines.modelkit.bias_terms import facet_words
 from pipelines.modelkit.leakage import leakage_warning
-from pipelines.spec import (MAX_CLASSES, DatasetSpec, ObjectiveSpec, TaskSpec, TrainingSpec, control_character,
-                            refuse_control_characters)
+from pipelines.spec import (MAX_CLASSES, BiasSpec, DatasetSpec, ObjectiveSpec, TaskSpec, TrainingSpec,
+                            control_character, refuse_control_characters)
 
 MISSING = {"", "nan", "NaN", "null", "None", "NULL"}
 # A reproduction reproduced when every metric is within this of the version's own (same code, data and seed: equal
@@ -319,11 +321,13 @@ def _finite(text: str) -> bool:
         return False
 
 
-def check_dataset(lines: Iterable[str], dataset: DatasetSpec, task: TaskSpec | None = None) -> DatasetReport:
+def check_dataset(lines: Iterable[str], dataset: DatasetSpec, task: TaskSpec | None = None,
+                  other_columns: Iterable[str] = ()) -> DatasetReport:
     """One streaming pass: header, row count, nulls per column, numeric features numeric and finite, labels as the
     task type wants them (binary 0/1 with both classes; multiclass the declared classes, each present; regression
     finite numbers in the declared range, not constant; custom the declared pattern) and class balance.
-    Undecodable bytes and malformed CSV are reported as problems, not raised."""
+    other_columns: columns the spec reads besides features and label (bias.sensitive_attributes), which must be
+    there too. Undecodable bytes and malformed CSV are reported as problems, not raised."""
     task = task or TaskSpec()
     pattern = re.compile(task.custom.label_pattern) if task.custom else None
     report = DatasetReport()
@@ -333,7 +337,7 @@ def check_dataset(lines: Iterable[str], dataset: DatasetSpec, task: TaskSpec | N
     except (DataValidationFailed, UnicodeDecodeError, csv.Error) as error:
         report.problems.append(_unreadable(error, 1))
         return report
-    expected = set(dataset.features) | {dataset.label}
+    expected = set(dataset.features) | {dataset.label} | set(other_columns)
     if header is None:
         report.problems.append("the file is empty (no header row)")
         return report
@@ -555,6 +559,57 @@ def judge_leakage(decision: PromotionDecision, overlap: dict | None, max_share: 
                                  f"allows, so the champion is kept (without it: {decision.reason})")
     return PromotionDecision(decision.promote, decision.value, decision.champion_value,
                              f"{decision.reason}; WARNING: {warning}")
+
+
+MAX_BIAS_FINDINGS = 5  # in the reason (and so the email); the evaluation report has every figure
+
+
+def bias_findings(document: dict | None, bias: BiasSpec) -> list[str]:
+    """What keeps the spec's bias bounds from being met: each facet whose figure misses a bound, each bounded figure
+    the training job did not measure, or the whole document missing (training that wrote no "bias")."""
+    if not bias.bounds:
+        return []
+    if not isinstance(document, dict):
+        return [f"bias: the spec bounds {', '.join(sorted(bias.bounds))} but the training job wrote no bias figures "
+                "(evaluation.json's \"bias\" is missing), so the run cannot show the model keeps them; fix: train "
+                "with the current model kit (pipelines/modelkit)"]
+    findings = []
+    for name, bound in sorted(bias.bounds.items()):
+        metric = BIAS_METRICS[name]
+        facets = (document.get(metric.section) or {}).get("facets") or {}
+        for attribute in bias.column_names:
+            entries = facets.get(attribute) or []
+            if not entries:
+                findings.append(f"bias: {metric.words} ({name}) of {one_line(attribute, 80)} was not measured")
+            findings.extend(_facet_finding(name, bound, attribute, entry) for entry in entries)
+    return [finding for finding in findings if finding]
+
+
+def _facet_finding(name: str, bound, attribute: str, entry: dict) -> str:
+    metric = BIAS_METRICS[name]
+    facet = one_line(facet_words(attribute, entry.get("value_or_threshold", "?")), 120)
+    value = next((m.get("value") for m in entry.get("metrics") or [] if m.get("name") == name), None)
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return (f"bias: {metric.words} ({name}) of {facet} could not be measured (too few rows or positive outcomes "
+                "in a group), so bias.bounds cannot be shown to hold")
+    missed = bound.missed(float(value))
+    if missed is None:
+        return ""
+    kind, limit = missed
+    how = {"min": "below", "max": "above", "max_abs": "further from 0 than"}[kind]
+    return f"bias: {metric.words} ({name}) of {facet} is {value:.2f}, {how} bias.bounds.{name}.{kind} {limit:g}"
+
+
+def judge_bias(decision: PromotionDecision, document: dict | None, bias: BiasSpec) -> PromotionDecision:
+    """A figure outside the spec's bias bounds (or one that cannot be shown) keeps the champion; the reason names
+    each facet, metric and bound, then what the objective alone would have decided."""
+    findings = bias_findings(document, bias)
+    if not findings:
+        return decision
+    shown = findings[:MAX_BIAS_FINDINGS]
+    more = f"; and {len(findings) - len(shown)} more (see the evaluation report)" if len(findings) > len(shown) else ""
+    return PromotionDecision(False, decision.value, decision.champion_value,
+                             f"{'; '.join(shown)}{more}; not promoted (objective: {decision.reason})")
 
 
 def lineage(state: dict, release=None) -> dict[str, str]:

@@ -393,12 +393,21 @@ def _judged(state: RunState, objective: Objective | None) -> Outcome:
         return Outcome(kind="below_threshold", **facts,
                        summary=f"below threshold: {metric} {_number(evaluation.value)} misses the spec's "
                                f"{objective.threshold_word} {_number(objective.minimum)} ({direction}); champion kept")
+    if _beat_the_champion(evaluation, objective):  # kept for another reason (bias bounds, leakage): say which
+        return Outcome(kind="kept_champion", **facts, summary=f"kept champion: {evaluation.reason}")
     if evaluation.champion_value is not None:
         margin = f", margin {objective.champion_margin:g}" if objective and objective.champion_margin else ""
         return Outcome(kind="kept_champion", **facts,
                        summary=f"kept champion: {metric} {_number(evaluation.value)} vs champion "
                                f"{_number(evaluation.champion_value)} ({_signed(delta)}{margin}; {direction or 'objective'})")
     return Outcome(kind="kept_champion", **facts, summary=f"not promoted: {evaluation.reason}")
+
+
+def _beat_the_champion(evaluation: Evaluation, objective: Objective | None) -> bool:
+    if objective is None or evaluation.champion_value is None:
+        return False
+    gain = evaluation.value - evaluation.champion_value
+    return (gain if objective.direction == "maximize" else -gain) > objective.champion_margin
 
 
 def _failed(failure: dict | None, approval: dict | None, error: str | None, cause: str | None) -> Outcome:

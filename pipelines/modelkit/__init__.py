@@ -12,8 +12,12 @@ torch, xgboost and scikit-learn are imported by the modules that need them.
 - loader: imports an artifact's own serving code in isolation (a champion trained by older code)
 - finish: the end of every train.py: serving code, drift baseline, challenger and champion scored on the
   same validation rows, evaluation.json and the model card
+- bias: the bias figures of the spec's sensitive attributes (SageMaker Clarify's metrics and analysis.json shape);
+  bias_terms: the metric names and descriptions the spec and the evaluate step share (standard library only)
+- importance: permutation feature importance through an artifact's serving code
 - tracking: per-epoch metric history and system info for evaluation.json (logged to MLflow by the pipeline)
 - torchloop: checkpoints, mixed precision and DistributedDataParallel plumbing for PyTorch models
 """
 
-__all__ = ["contract", "data", "metrics", "serving", "loader", "finish", "tracking"]
+__all__ = ["contract", "data", "metrics", "serving", "loader", "finish", "tracking", "bias", "bias_terms",
+           "importance"]

@@ -119,6 +119,8 @@ class Task:
     objective: str
     model: str
     description: str
+    direction: str = "maximize"  # the objective's: which way a shuffled feature's score falls
+    bias: dict | None = None  # the spec's bias section (pipelines.spec.BiasSpec, as a dict); None: none asked for
 
     @classmethod
     def of(cls, spec: dict) -> "Task":
@@ -127,7 +129,9 @@ class Task:
         return cls(type=task.get("type", "binary"), label=dataset["label"], features=list(dataset["features"]),
                    categorical=list(dataset.get("categorical") or []),
                    classes=[str(c) for c in classes] if classes else None,
-                   objective=spec["objective"]["metric"], model=spec["name"], description=spec.get("description", ""))
+                   objective=spec["objective"]["metric"], model=spec["name"], description=spec.get("description", ""),
+                   direction=spec["objective"].get("direction", "maximize"),
+                   bias=spec.get("bias") if (spec.get("bias") or {}).get("sensitive_attributes") else None)
 
     @property
     def metric_prefix(self) -> str:

@@ -88,6 +88,11 @@ def width(state: dict) -> int:
     return len(state["numeric"]) + sum(len(v) + 1 for v in state["vocabulary"].values())
 
 
+def column_features(state: dict) -> list:
+    """The feature each column of transform's matrix encodes (a categorical one fills its one-hot slots and 'other')."""
+    return [*state["numeric"], *(name for name in state["categorical"] for _ in range(len(state["vocabulary"][name]) + 1))]
+
+
 def transform(columns: dict, state: dict) -> np.ndarray:
     """Rows x width float32 matrix; missing numerics become the mean, unseen categories the 'other' slot."""
     parts = []

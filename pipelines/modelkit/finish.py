@@ -5,7 +5,10 @@
 3. the challenger scored through its own serving code on the validation rows;
 4. the champion (the `champion` channel: the artifact production serves) scored through *its* serving code on
    the same rows: the two numbers the evaluate step compares;
-5. the metric lines (champion's first, 'champion:rmse=...;', then the challenger's), evaluation.json (with the
+5. the bias figures of the spec's sensitive attributes (modelkit.bias: Clarify's analysis.json shape; "bias", null
+   when the spec names none) and permutation feature importance through the challenger's serving code
+   (modelkit.importance: "explainability");
+6. the metric lines (champion's first, 'champion:rmse=...;', then the challenger's), evaluation.json (with the
    per-epoch history and the system, which the pipeline logs to MLflow) and model_card.md in the model and output
    directories.
 """
@@ -21,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from . import bias, importance, tracking
 from . import metrics as metric_kit
-from . import tracking
 from .contract import Paths, Task
 from .data import Split, overlap_warning
 from .loader import ServingCode
@@ -66,12 +69,31 @@ def predict_in_chunks(serving: ServingCode, rows: list) -> list:
 MetricFunction = Callable[[list, list], dict]
 
 
-def score(serving: ServingCode, split: Split, task: Task, metric_fn: MetricFunction | None = None) -> dict:
-    rows, labels = split.validation_rows(), split.validation_labels()
-    predictions = predict_in_chunks(serving, rows)
+def metrics_of(labels: list, predictions: list, split: Split, task: Task, metric_fn: MetricFunction | None = None) -> dict:
     if metric_fn is not None:
         return metric_fn(labels, predictions)
     return metric_kit.from_predictions(task.type, labels, predictions, split.state.get("classes"), task.metric_prefix)
+
+
+def score(serving: ServingCode, split: Split, task: Task, metric_fn: MetricFunction | None = None) -> dict:
+    return metrics_of(split.validation_labels(), predict_in_chunks(serving, split.validation_rows()), split, task, metric_fn)
+
+
+def explain(serving: ServingCode, split: Split, task: Task, metric_fn: MetricFunction | None = None) -> dict | None:
+    """Permutation importance of every feature on (at most importance.MAX_ROWS of) the validation rows, measured with
+    the objective metric; None when the objective is no number there."""
+    def objective(labels: list, predictions: list) -> float:
+        return float(metrics_of(labels, predictions, split, task, metric_fn).get(task.objective, float("nan")))
+
+    return importance.document(lambda rows: predict_in_chunks(serving, rows), split.validation_rows(),
+                               split.validation_labels(), task.features, objective, task.objective, task.direction)
+
+
+def with_explanations(explainability: dict | None, explanations: dict | None) -> dict | None:
+    if not explanations:
+        return explainability
+    document = explainability or {"version": importance.VERSION, "explanations": {}}
+    return {**document, "explanations": {**document["explanations"], **explanations}}
 
 
 def _safe_extract(archive: Path, target: Path) -> None:
@@ -143,13 +165,21 @@ def data_warning(report: dict) -> str:
 
 
 def finish(paths: Paths, task: Task, here: Path, split: Split, details: dict, serving_files: tuple = ("inference.py",),
-           metric_fn: MetricFunction | None = None, history: tracking.History | None = None) -> dict:
-    """Steps 1-5 above; returns the evaluation report. history: the per-epoch metrics (modelkit.tracking); the
-    report also says which system trained (instance type, accelerator, precision)."""
+           metric_fn: MetricFunction | None = None, history: tracking.History | None = None,
+           explanations: dict | None = None) -> dict:
+    """Steps 1-6 above; returns the evaluation report. history: the per-epoch metrics (modelkit.tracking); the
+    report also says which system trained (instance type, accelerator, precision). explanations: attributions the
+    framework computed itself (importance.tree_shap), added beside the permutation importance."""
     started = time.perf_counter()
     copy_serving_code(paths.model, here, serving_files)
     write_baseline(paths.model, split)
-    challenger = score(ServingCode(paths.model), split, task, metric_fn)
+    serving = ServingCode(paths.model)
+    predictions = predict_in_chunks(serving, split.validation_rows())
+    challenger = metrics_of(split.validation_labels(), predictions, split, task, metric_fn)
+    bias_figures = bias.document(task, split, predictions)
+    explaining = time.perf_counter()
+    explainability = with_explanations(explain(serving, split, task, metric_fn), explanations)
+    explainability_seconds = round(time.perf_counter() - explaining, 3)
     champion = score_champion(paths.champion, split, task, metric_fn)
     if champion.get("metrics"):
         metric_kit.print_metrics(champion["metrics"], prefix="champion:")
@@ -158,7 +188,8 @@ def finish(paths: Paths, task: Task, here: Path, split: Split, details: dict, se
     metric_kit.print_metrics(challenger)
     report = {"metrics": challenger, "champion": champion, "model": task.model, "task": task.type,
               "train_rows": len(split.y_train), "validation_rows": len(split.y_valid),
-              "validation_overlap": split.overlap,
+              "validation_overlap": split.overlap, "bias": bias_figures, "explainability": explainability,
+              "explainability_seconds": explainability_seconds,
               "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "scoring_seconds": round(time.perf_counter() - started, 3),
               "history": history.as_list() if history else [],

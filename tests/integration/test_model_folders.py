@@ -51,6 +51,11 @@ def test_a_scaffolded_folder_trains_and_serves_records_of_its_task_type(tmp_path
     spec = load_spec(folder)
     assert report["task"] == task and spec.objective.metric in report["metrics"]
     assert set(report["metrics"]) >= set(spec.metric_columns())
+    explanations = report["explainability"]["explanations"]
+    assert set(explanations["permutation_importance"]["label"]["global_importance"]) == set(spec.dataset.features)
+    if framework == "xgboost":  # its own TreeSHAP too, one output per class of a multiclass model
+        assert set(explanations["tree_shap"]) == set(spec.task.classes)
+    assert report["bias"] is None  # the scaffold names no sensitive attribute
     predictions = ServingCode(tmp_path / "job/model").predict(rows_of(data, 3, 5, 0.0, spec.dataset.features))
     expected = {"binary": {"probability", "label"}, "regression": {"value"}, "multiclass": {"label", "probabilities"}}
     assert all(set(p) == expected[task] for p in predictions)

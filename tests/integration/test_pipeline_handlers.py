@@ -215,3 +215,37 @@ def test_the_champion_is_the_version_production_serves_not_the_newest_approved(t
     manifest = json.loads(boto3.client("s3").get_object(Bucket=BUCKET, Key="runs/churn/run-1/champion/manifest.json")["Body"].read())
     released = sagemaker.describe_model_package(ModelPackageName=served)["InferenceSpecification"]["Containers"][0]
     assert manifest[2] == released["ModelDataUrl"].split(f"{BUCKET}/")[1]  # the released artifact, not the job output
+
+
+
+def test_a_run_whose_model_misses_an_impossible_disparate_impact_bound_ends_not_promoted_saying_why(
+        platform, trained_state, monkeypatch):
+    from lambdas.shared import config as lambda_config
+    from lambdas.shared.run_state import Objective, RunState, outcome
+    from pipelines.spec import BiasBound
+    from tests.integration.conftest import SPEC
+
+    impossible = SPEC.model_copy(update={"bias": SPEC.bias.model_copy(update={"bounds": {"DI": BiasBound(min=50.0)}})})
+    monkeypatch.setenv("MODEL_SPEC", impossible.model_dump_json())  # the evaluate step's spec; training's is churn's
+    lambda_config.model_spec.cache_clear()
+    sqs = boto3.client("sqs")
+    inbox = sqs.create_queue(QueueName="bias-inbox")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(TopicArn=platform["topic"], Protocol="sqs", Endpoint=inbox_arn)
+
+    trained_state["evaluation"] = handlers.evaluate(task_event(trained_state), CONTEXT)
+    evaluation = trained_state["evaluation"]
+    assert evaluation["promote"] is False
+    assert evaluation["reason"].startswith("bias: disparate impact (DI) of ")
+    assert "below bias.bounds.DI.min 50" in evaluation["reason"] and "not promoted (objective: " in evaluation["reason"]
+    report = json.loads(boto3.client("s3").get_object(Bucket=BUCKET, Key="runs/churn/run-1/evaluation.json")["Body"].read())
+    assert set(report["bias"]["post_training_bias_metrics"]["facets"]) == {"age", "region"}
+    attributions = report["explainability"]["explanations"]["permutation_importance"]["label"]["global_importance"]
+    assert set(attributions) == set(SPEC.dataset.features)
+
+    handlers.notify(task_event(trained_state, outcome="not promoted"), CONTEXT)  # the state machine's NotifyNotPromoted
+    message = json.loads(sqs.receive_message(QueueUrl=inbox)["Messages"][0]["Body"])
+    assert message["Subject"] == "[churn] retraining not promoted"
+    assert f"Evaluation: {evaluation['reason'][:300]}" in message["Message"]
+    summary = outcome("SUCCEEDED", RunState.parse(trained_state), Objective.of(SPEC.objective)).summary
+    assert summary.startswith("not promoted: bias: disparate impact (DI) of ")

@@ -37,7 +37,8 @@ def test_metric_columns_follow_the_task_type_with_the_objective_first():
     multiclass = parse_spec(houses(task={"type": "multiclass", "classes": ["a", "b", "c"], "label_min": None,
                                          "label_max": None},
                                    objective={"metric": "validation:macro_f1", "regex": "validation:macro_f1=([0-9.]+)",
-                                              "direction": "maximize", "minimum": 0.5}), "houses")
+                                              "direction": "maximize", "minimum": 0.5},
+                                   bias={"positive_label": "a"}), "houses")  # its bias figures' favourable class
     assert multiclass.metric_columns() == ["validation:macro_f1", "validation:accuracy"]
     assert "champion:macro_f1" in multiclass.training_log_filters()
     assert "validation:auc" not in multiclass.training_log_filters()
@@ -77,15 +78,15 @@ def test_fields_of_another_task_type_are_refused(task, expected):
 def test_multiclass_classes_written_as_numbers_are_labels_as_in_the_csv():
     spec = parse_spec(houses(task={"type": "multiclass", "classes": [1, 2, 3], "label_min": None, "label_max": None},
                              objective={"metric": "validation:accuracy", "regex": "validation:accuracy=([0-9.]+)",
-                                        "direction": "maximize", "minimum": None}), "houses")
-    assert spec.task.classes == ["1", "2", "3"]
+                                        "direction": "maximize", "minimum": None}, bias={"positive_label": 1}), "houses")
+    assert spec.task.classes == ["1", "2", "3"] and spec.bias.positive_label == "1"
 
 
 def test_a_custom_task_declares_its_label_pattern_and_prediction_fields():
     spec = parse_spec(houses(task={"type": "custom", "label_min": None, "label_max": None, "custom": {
         "label_pattern": "[A-Z]{3}", "prediction_fields": ["tokens"], "metrics": ["validation:bleu"]}},
         objective={"metric": "validation:bleu", "regex": "validation:bleu=([0-9.]+)", "direction": "maximize",
-                   "minimum": None}), "houses")
+                   "minimum": None}, bias={"sensitive_attributes": []}), "houses")  # no outcome to count: no figures
     assert spec.metric_columns() == ["validation:bleu"]
     assert "not a valid regular expression" in refused(houses(task={
         "type": "custom", "label_min": None, "label_max": None, "custom": {"label_pattern": "[", "prediction_fields": ["x"]}}))

@@ -23,7 +23,7 @@ try:
     import modelkit  # noqa: F401  packed beside this file in the source archive
 except ImportError:  # a checkout: pipelines/modelkit
     sys.path.insert(0, str(HERE.parent))
-from modelkit import contract, data, finish, tracking  # noqa: E402
+from modelkit import contract, data, finish, importance, tracking  # noqa: E402
 
 OBJECTIVES = {"binary": "binary:logistic", "multiclass": "multi:softprob", "regression": "reg:squarederror"}
 
@@ -77,6 +77,13 @@ class Checkpoints(xgb.callback.TrainingCallback):
         return False
 
 
+def tree_shap(booster: xgb.Booster, split: data.Split) -> dict:
+    """XGBoost's exact TreeSHAP of the validation rows, per feature (evaluation.json's explainability)."""
+    rows = split.x_valid[:importance.MAX_ROWS]
+    return importance.tree_shap(booster.predict(xgb.DMatrix(rows), pred_contribs=True), split.state,
+                                split.state.get("classes"))
+
+
 def run(paths: contract.Paths, hp: Hyperparameters) -> dict:
     task = contract.Task.of(contract.model_spec(HERE))
     split = data.load_split(paths.train, task, hp.validation_share, hp.seed)
@@ -97,7 +104,8 @@ def run(paths: contract.Paths, hp: Hyperparameters) -> dict:
         "resumed_from_round": done, "hyperparameters": contract.as_dict(hp),
         "train_seconds": round(time.perf_counter() - started, 3)},
         history=tracking.History.from_xgboost(evals_result, {"train": "train:", "validation": task.metric_prefix},
-                                                   rounds_before=done))
+                                                   rounds_before=done),
+        explanations=tree_shap(booster, split))
 
 
 def main(argv: list | None = None) -> int:
