@@ -146,11 +146,17 @@ def evaluate(event: TaskEvent, context: LambdaContext) -> dict:
                             baseline_constraints_uri=baseline["constraints.json"],
                             artifact_version_id=artifact_version, reproduction=reproduction,
                             validation_overlap=report.get("validation_overlap"), **_evidence(store, prefix, report))
-    card = model_card.content(spec, RunState.parse({**state, "evaluation": evaluation.model_dump()}),
-                              evaluation.evidence, [training["model_artifacts"]])
-    model_card.check(card)
-    evaluation.model_card_uri = store.put_json(f"{prefix}model_card.json", card)
+    evaluation.model_card_uri = _card_as_evaluated(spec, store, prefix, state, evaluation)
     return evaluation.model_dump()
+
+
+def _card_as_evaluated(spec, store: dal.ObjectStore, prefix: str, state: dict, evaluation: Evaluation) -> str:
+    """model_card.json beside evaluation.json: the card of the trained artifact (the registered one names the
+    released artifact instead)."""
+    card = model_card.content(spec, RunState.parse({**state, "evaluation": evaluation.model_dump()}),
+                              evaluation.evidence, [state["training"]["model_artifacts"]])
+    model_card.check(card)
+    return store.put_json(f"{prefix}model_card.json", card)
 
 
 EVIDENCE_FIELDS = {"bias.json": "bias_report_uri", "bias/pre_training.json": "pre_training_bias_uri",
