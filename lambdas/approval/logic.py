@@ -470,18 +470,19 @@ def _figure(value: float | None, digits: int = 3) -> str:
 
 
 def _bias_html(evidence: Evidence | None) -> str:
-    """Per facet value: its bias metrics (CI, DPL pre-training; DI, DPPL post-training), DI outside the band flagged."""
+    """Per facet value: its bias metrics (CI, DPL pre-training; DI, DPPL post-training), each figure outside its
+    bound (the spec's bias bounds, or disparate impact within 0.8-1.25) marked."""
     if evidence is None or not evidence.bias:
         return "<section><h2>Bias</h2><p>No bias report for this version.</p></section>"
-    names, (low, high) = evidence.metric_names, evidence.di_band
+    names = evidence.metric_names
     header = "<tr><th>facet</th><th>group</th>" + "".join(f"<th>{_e(name)}</th>" for name in names) + "</tr>"
     rows = "".join(
         f"<tr><th>{_e(row.facet)}</th><td>{_e(row.value)}</td>" + "".join(
-            f"<td class='num{' miss' if name == 'DI' and row.flagged else ''}'>{_figure(row.metrics.get(name))}</td>"
+            f"<td class='num{' miss' if name in row.misses else ''}'>{_figure(row.metrics.get(name))}</td>"
             for name in names) + "</tr>" for row in evidence.bias)
-    flagged = len(evidence.flagged)
-    verdict = (f"<p class='miss'>{flagged} group(s) with disparate impact (DI) outside {low:g}-{high:g}.</p>" if flagged
-               else f"<p class='pass'>Disparate impact (DI) of every group within {low:g}-{high:g}.</p>")
+    flagged, bounds = len(evidence.flagged), _e(evidence.bounds_words)
+    verdict = (f"<p class='miss'>{flagged} group(s) outside the bounds ({bounds}).</p>" if flagged
+               else f"<p class='pass'>Every group within the bounds ({bounds}).</p>")
     shown = (f"<p><small>The first {len(evidence.bias)} of {evidence.bias_rows_total} groups (flagged ones first); "
              "the whole report is attached to the version.</small></p>" if evidence.bias_rows_total > len(evidence.bias) else "")
     label = f" <small>(label {_e(evidence.bias_label)})</small>" if evidence.bias_label else ""
@@ -510,10 +511,10 @@ def evidence_lines(facts: ReviewFacts) -> list[str]:
              f"{one_line(card.intended_use or 'not stated', 300)}; limits: {one_line(card.limitations or 'not stated', 300)}"
              if card else "Model card:       none (registered before cards)"]
     if evidence and evidence.bias:
-        flagged = ", ".join(one_line(f"{row.facet}={row.value} DI {_figure(row.metrics.get('DI'))}", 80)
-                            for row in evidence.flagged[:5])
-        lines.append(f"Bias:             {len(evidence.flagged)} of {evidence.bias_rows_total} groups with DI outside "
-                     f"{evidence.di_band[0]:g}-{evidence.di_band[1]:g}" + (f": {flagged}" if flagged else ""))
+        flagged = ", ".join(one_line(f"{row.facet}={row.value} " + " ".join(
+            f"{name} {_figure(row.metrics.get(name))}" for name in row.misses), 120) for row in evidence.flagged[:5])
+        lines.append(f"Bias:             {len(evidence.flagged)} of {evidence.bias_rows_total} groups outside the bounds "
+                     f"({one_line(evidence.bounds_words, 200)})" + (f": {flagged}" if flagged else ""))
     else:
         lines.append("Bias:             no report")
     top = ", ".join(one_line(f"{a.feature} {a.importance:.3g}", 60) for a in (evidence.attributions if evidence else [])[:5])

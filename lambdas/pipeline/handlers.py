@@ -145,7 +145,7 @@ def evaluate(event: TaskEvent, context: LambdaContext) -> dict:
                             report_uri=report_uri, baseline_statistics_uri=baseline["statistics.json"],
                             baseline_constraints_uri=baseline["constraints.json"],
                             artifact_version_id=artifact_version, reproduction=reproduction,
-                            validation_overlap=report.get("validation_overlap"), **_evidence(store, prefix, report))
+                            validation_overlap=report.get("validation_overlap"), **_evidence(spec, store, prefix, report))
     evaluation.model_card_uri = _card_as_evaluated(spec, store, prefix, state, evaluation)
     return evaluation.model_dump()
 
@@ -163,12 +163,13 @@ EVIDENCE_FIELDS = {"bias.json": "bias_report_uri", "bias/pre_training.json": "pr
                    "bias/post_training.json": "post_training_bias_uri", "explainability.json": "explainability_report_uri"}
 
 
-def _evidence(store: dal.ObjectStore, prefix: str, report: dict) -> dict:
+def _evidence(spec, store: dal.ObjectStore, prefix: str, report: dict) -> dict:
     """The bias and attribution reports the job wrote in evaluation.json, kept beside it as the documents the registry
-    attaches (Evaluation's *_uri fields), and their bounded summary."""
+    attaches (Evaluation's *_uri fields), and their bounded summary, each group against the spec's bias bounds (a
+    spec without them: disparate impact within 0.8-1.25)."""
     uris = {EVIDENCE_FIELDS[name]: store.put_json(f"{prefix}{name}", document)
             for name, document in evidence.documents(report).items()}
-    return {**uris, "evidence": evidence.summarize(report)}
+    return {**uris, "evidence": evidence.summarize(report, evidence.bounds_of(getattr(spec, "bias", None)))}
 
 
 def _reproduction_verdict(store: dal.ObjectStore, state: dict, report: dict) -> dict | None:

@@ -186,11 +186,10 @@ def evidence_details(evidence: Evidence | None) -> list[dict]:
         return []
     details = []
     if evidence.bias:
-        low, high = evidence.di_band
-        flagged = ", ".join(f"{row.facet}={row.value}" for row in evidence.flagged) or "none"
+        flagged = ", ".join(f"{row.facet}={row.value} ({', '.join(row.misses)})" for row in evidence.flagged) or "none"
         details.append({"name": "bias", "evaluation_observation": _cut(
-            f"{evidence.bias_rows_total} facet value(s) of label {evidence.bias_label or '?'}; disparate impact outside "
-            f"{low:g}-{high:g}: {flagged}", 2096), "metric_groups": [
+            f"{evidence.bias_rows_total} facet value(s) of label {evidence.bias_label or '?'}; outside the bounds "
+            f"({evidence.bounds_words}): {flagged}", 2096), "metric_groups": [
             {"name": _name(f"{row.facet}={row.value}", 63), "metric_data": [
                 _metric(name, value if value is not None else "n/a") for name, value in row.metrics.items()]}
             for row in evidence.bias]})

@@ -93,7 +93,8 @@ def _import(spec, offer: logic.Offer, event: TaskEvent) -> dict:
                            execution_name=event.execution_name, upstream_env=upstream_env, upstream_version=offer.version,
                            uris=uris, package_arn=arn, version=version, champion_arn=champion,
                            objective=spec.objective.metric, image=setting("INFERENCE_IMAGE"),
-                           evidence=evidence.summarize_documents(_json(copies.get("bias")), _json(copies.get("explainability"))))
+                           evidence=evidence.summarize_documents(_json(copies.get("bias")), _json(copies.get("explainability")),
+                                                         evidence.bounds_of(getattr(spec, "bias", None))))
 
 
 def _json(body: bytes | None) -> dict | None:

@@ -14,7 +14,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-DI_BAND = (0.8, 1.25)  # the four-fifths rule and its inverse: disparate impact outside it is flagged
 PREFERRED_METRICS = ("CI", "DPL", "DI", "DPPL")  # pre-training CI, DPL; post-training DI, DPPL (classification)
 STAGES = {"pre_training": "pre_training_bias_metrics", "post_training": "post_training_bias_metrics"}
 MAX_BIAS_ROWS = 30  # facet values kept in the summary
@@ -23,13 +22,47 @@ TOP_FEATURES = 10
 MAX_TEXT = 120
 
 
+class Bound(BaseModel):
+    """The values a bias metric should keep (pipelines.spec's bias.bounds when the spec has them)."""
+
+    min: float | None = None
+    max: float | None = None
+    max_abs: float | None = None
+
+    def holds(self, value: float) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max) and \
+            (self.max_abs is None or abs(value) <= self.max_abs)
+
+    @property
+    def words(self) -> str:
+        parts = [f"{self.min:g} to {self.max:g}" if self.min is not None and self.max is not None else
+                 f"at least {self.min:g}" if self.min is not None else f"at most {self.max:g}" if self.max is not None
+                 else "", f"within ±{self.max_abs:g}" if self.max_abs is not None else ""]
+        return " and ".join(part for part in parts if part)
+
+
+# Without bounds in the spec: disparate impact within the four-fifths rule and its inverse.
+DEFAULT_BOUNDS = {"DI": Bound(min=0.8, max=1.25)}
+
+
+def bounds_of(bias_spec) -> dict[str, Bound]:
+    """The bounds a spec's bias section sets (its `bounds`: metric -> min, max, max_abs), or DEFAULT_BOUNDS."""
+    declared = getattr(bias_spec, "bounds", None) or {}
+    return {name: Bound(min=bound.min, max=bound.max, max_abs=bound.max_abs) for name, bound in declared.items()} \
+        or dict(DEFAULT_BOUNDS)
+
+
 class BiasRow(BaseModel):
     """One facet value (an attribute's group) with its pre- and post-training bias metrics by name."""
 
     facet: str
     value: str
     metrics: dict[str, float | None] = Field(default_factory=dict)
-    flagged: bool = Field(default=False, description="Disparate impact outside the band")
+    misses: list[str] = Field(default_factory=list, description="The bounded metrics whose value is outside its bound")
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.misses)
 
 
 class Attribution(BaseModel):
@@ -44,7 +77,7 @@ class Evidence(BaseModel):
     bias_label: str | None = None
     bias: list[BiasRow] = Field(default_factory=list)
     bias_rows_total: int = 0
-    di_band: tuple[float, float] = DI_BAND
+    bounds: dict[str, Bound] = Field(default_factory=lambda: dict(DEFAULT_BOUNDS))
     attributions: list[Attribution] = Field(default_factory=list)
     attribution_method: str = ""
     features_total: int = 0
@@ -56,6 +89,10 @@ class Evidence(BaseModel):
     @property
     def flagged(self) -> list[BiasRow]:
         return [row for row in self.bias if row.flagged]
+
+    @property
+    def bounds_words(self) -> str:
+        return "; ".join(f"{name} {bound.words}" for name, bound in sorted(self.bounds.items()))
 
     @property
     def metric_names(self) -> list[str]:
@@ -127,21 +164,24 @@ def _facet_rows(bias: dict) -> list[tuple[str, str, str, float | None]]:
     return rows
 
 
-def bias_rows(bias: dict | None, band: tuple[float, float] = DI_BAND) -> tuple[list[BiasRow], int]:
-    """(the first MAX_BIAS_ROWS facet values with their metrics, how many there are)."""
+def bias_rows(bias: dict | None, bounds: dict[str, Bound]) -> tuple[list[BiasRow], int]:
+    """(the first MAX_BIAS_ROWS facet values with their metrics, those outside their bounds first; how many)."""
     grouped: dict[tuple[str, str], dict[str, float | None]] = {}
     for facet, value, metric, number in _facet_rows(bias or {}):
         metrics = grouped.setdefault((facet, value), {})
         if len(metrics) < MAX_METRICS_PER_ROW or metric in metrics:
             metrics[metric] = number
-    rows = [BiasRow(facet=facet, value=value, metrics=metrics, flagged=outside(metrics.get("DI"), band))
+    rows = [BiasRow(facet=facet, value=value, metrics=metrics, misses=misses(metrics, bounds))
             for (facet, value), metrics in grouped.items()]
-    rows.sort(key=lambda row: (not row.flagged, row.facet, row.value))  # flagged first: they are what matters
+    rows.sort(key=lambda row: (not row.flagged, row.facet, row.value))
     return rows[:MAX_BIAS_ROWS], len(rows)
 
 
-def outside(value: float | None, band: tuple[float, float]) -> bool:
-    return value is not None and not band[0] <= value <= band[1]
+def misses(metrics: dict[str, float | None], bounds: dict[str, Bound]) -> list[str]:
+    """The bounded metrics a group has a figure of that lies outside the bound (a missing figure is no miss: the
+    evaluate step's own bias check refuses a version whose bounded figure could not be measured)."""
+    return [name for name, bound in sorted(bounds.items())
+            if metrics.get(name) is not None and not bound.holds(metrics[name])]
 
 
 def attributions(explained: dict | None, top: int = TOP_FEATURES) -> tuple[list[Attribution], str, int]:
@@ -165,20 +205,21 @@ def _method_words(method: str, explanation: dict) -> str:
     return f"{method.replace('_', ' ')}" + (f" ({', '.join(facts)})" if facts else "")
 
 
-def summarize(report: dict, band: tuple[float, float] = DI_BAND) -> Evidence | None:
-    """The evidence of an evaluation report (None when it has neither report)."""
-    return summarize_documents(bias_document(report), explainability_document(report), band)
+def summarize(report: dict, bounds: dict[str, Bound] | None = None) -> Evidence | None:
+    """The evidence of an evaluation report (None when it has neither report); bounds: bounds_of(the spec's bias)."""
+    return summarize_documents(bias_document(report), explainability_document(report), bounds)
 
 
-def summarize_documents(bias: dict | None, explained: dict | None, band: tuple[float, float] = DI_BAND) -> Evidence | None:
+def summarize_documents(bias: dict | None, explained: dict | None, bounds: dict[str, Bound] | None = None) -> Evidence | None:
     if bias is None and explained is None:
         return None
-    rows, total = bias_rows(bias, band)
+    bounds = dict(DEFAULT_BOUNDS) if bounds is None else bounds
+    rows, total = bias_rows(bias, bounds)
     top, method, features = attributions(explained)
     label = _dict((bias or {}).get("pre_training_bias_metrics")).get("label") or \
         _dict((bias or {}).get("post_training_bias_metrics")).get("label")
     return Evidence(bias_label=_text(label) if label is not None else None, bias=rows, bias_rows_total=total,
-                    di_band=band, attributions=top, attribution_method=method, features_total=features)
+                    bounds=bounds, attributions=top, attribution_method=method, features_total=features)
 
 
 def _source(uri: str) -> dict[str, str]:

@@ -254,7 +254,8 @@ def test_every_registered_version_carries_its_model_card_and_its_bias_and_attrib
         "version": "1.0", "pre_training_bias_metrics": bias_analysis()["pre_training_bias_metrics"]}
     assert stored(evaluation["explainability_report_uri"]) == explainability()
     assert stored(evaluation["model_card_uri"])["intended_uses"]["risk_rating"] == "Medium"
-    assert [row["value"] for row in evaluation["evidence"]["bias"] if row["flagged"]] == ["north"]
+    assert [(row["value"], row["misses"]) for row in evaluation["evidence"]["bias"] if row["misses"]] == [
+        ("north", ["DI"])]
 
     registered = handlers.register(task_event(state), CONTEXT)
     package = boto3.client("sagemaker").describe_model_package(ModelPackageName=registered["model_package_arn"])

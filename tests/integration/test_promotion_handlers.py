@@ -214,7 +214,8 @@ def test_the_import_carries_the_model_card_and_the_bias_and_explainability_repor
     assert package["ModelCard"] == {"ModelCardContent": CARD, "ModelCardStatus": "PendingReview"}  # reviewed again
     evaluation = state["evaluation"]
     assert evaluation["bias_report_uri"] == f"{promoted}bias.json"
-    assert [row["value"] for row in evaluation["evidence"]["bias"] if row["flagged"]] == ["north"]
+    assert [(row["value"], row["misses"]) for row in evaluation["evidence"]["bias"] if row["misses"]] == [
+        ("north", ["DI"])]
     assert evaluation["evidence"]["attributions"][0]["feature"] == "tenure_months"
 
 

@@ -70,14 +70,22 @@ def test_the_page_shows_the_model_cards_risk_rating_intended_use_and_limits():
 def test_the_page_shows_each_groups_bias_figures_and_marks_disparate_impact_outside_the_band():
     found = sections(page(facts(evidence=EVIDENCE)))
     bias = found.sections["Bias"]
-    assert "1 group(s) with disparate impact (DI) outside 0.8-1.25" in bias
+    assert "1 group(s) outside the bounds (DI 0.8 to 1.25)" in bias
     assert re.search(r"north\s+0\.120\s+0\.080\s+0\.700\s+0\.110", bias)  # CI, DPL, DI, DPPL
     assert found.classes["0.700"] == "num miss" and found.classes["1.020"] == "num"
 
 
 def test_every_group_within_the_band_reads_as_such():
     within = evidence.summarize({"bias": bias_analysis(north_di=0.9)})
-    assert "Disparate impact (DI) of every group within 0.8-1.25" in sections(page(facts(evidence=within))).sections["Bias"]
+    assert "Every group within the bounds (DI 0.8 to 1.25)" in sections(page(facts(evidence=within))).sections["Bias"]
+
+
+def test_each_figure_outside_the_specs_bounds_is_marked():
+    bounds = {"DPPL": evidence.Bound(max_abs=0.1), "CI": evidence.Bound(min=-0.2, max=0.2)}
+    found = sections(page(facts(evidence=evidence.summarize(with_evidence({}), bounds))))
+    assert "2 group(s) outside the bounds (CI -0.2 to 0.2; DPPL within ±0.1)" in found.sections["Bias"]
+    assert found.classes["0.110"] == "num miss" and found.classes["0.300"] == "num miss"  # north's DPPL, 60+'s CI
+    assert found.classes["0.700"] == "num"  # DI is not bounded here
 
 
 def test_the_page_shows_the_top_ten_features_with_bars_scaled_to_the_largest():
@@ -129,7 +137,7 @@ def test_the_email_sums_up_the_card_the_flagged_groups_and_the_top_features_one_
                    evidence=EVIDENCE)
     text = logic.request_email(review, {"approve": "https://a/?t=1", "reject": "https://a/?t=2"}, 24)
     assert "risk rating High; intended use: retention outreach; limits: not for pricing\\nApprove: https://evil" in text
-    assert "1 of 3 groups with DI outside 0.8-1.25: region=north DI 0.700" in text
+    assert "1 of 3 groups outside the bounds (DI 0.8 to 1.25): region=north DI 0.700" in text
     assert "Top features:     tenure_months 0.09, support_calls 0.07" in text
     assert [line for line in text.splitlines() if line.startswith("Approve:")] == ["Approve: https://a/?t=1"]
 

@@ -29,23 +29,43 @@ def test_a_report_without_evidence_attaches_nothing_and_summarizes_to_none(repor
 
 def test_each_group_carries_its_pre_and_post_training_metrics_and_disparate_impact_outside_the_band_is_flagged():
     summary = evidence.summarize(with_evidence(REPORT, north_di=0.7))
-    north = summary.bias[0]  # flagged groups first
-    assert (north.facet, north.value, north.flagged) == ("region", "north", True)
+    north = summary.bias[0]  # groups outside their bounds first
+    assert (north.facet, north.value, north.misses) == ("region", "north", ["DI"])
     assert north.metrics == {"CI": 0.12, "DPL": 0.08, "DI": 0.7, "DPPL": 0.11}
     assert [row.value for row in summary.flagged] == ["north"]
     assert summary.bias_rows_total == 3 and summary.bias_label == "churned"
     assert summary.metric_names == ["CI", "DPL", "DI", "DPPL"]
+    assert summary.bounds_words == "DI 0.8 to 1.25"
 
 
 @pytest.mark.parametrize("di, flagged", [(0.8, False), (1.25, False), (0.79, True), (1.3, True)])
-def test_the_band_is_inclusive_at_four_fifths_and_its_inverse(di, flagged):
+def test_without_bounds_in_the_spec_disparate_impact_keeps_four_fifths_and_its_inverse(di, flagged):
     rows = evidence.summarize(with_evidence(REPORT, north_di=di)).bias
     assert next(row for row in rows if row.value == "north").flagged is flagged
 
 
-def test_a_band_of_the_callers_flags_against_it():
-    summary = evidence.summarize(with_evidence(REPORT, north_di=0.9), band=(0.96, 1.05))
-    assert {row.value for row in summary.flagged} == {"north", "(60, 120]"}
+class SpecBound:  # the shape of the spec's bias.bounds entries (pipelines.spec: min, max, max_abs)
+    def __init__(self, min=None, max=None, max_abs=None):
+        self.min, self.max, self.max_abs = min, max, max_abs
+
+
+class SpecBias:
+    def __init__(self, **bounds):
+        self.bounds = bounds
+
+
+def test_the_specs_bias_bounds_replace_the_default_band():
+    bounds = evidence.bounds_of(SpecBias(DPPL=SpecBound(max_abs=0.1), CI=SpecBound(min=-0.2, max=0.2)))
+    summary = evidence.summarize(with_evidence(REPORT, north_di=0.5), bounds)
+    assert {(row.value, tuple(row.misses)) for row in summary.flagged} == {("north", ("DPPL",)), ("(60, 120]", ("CI",))}
+    assert summary.bounds_words == "CI -0.2 to 0.2; DPPL within ±0.1"  # DI 0.5 is no longer judged
+    assert evidence.bounds_of(None) == evidence.bounds_of(SpecBias()) == evidence.DEFAULT_BOUNDS
+
+
+def test_a_group_without_the_bounded_figure_is_not_marked():
+    bias = bias_analysis()
+    del bias["post_training_bias_metrics"]
+    assert evidence.summarize({"bias": bias}).flagged == []
 
 
 def test_the_top_ten_features_by_absolute_importance_with_the_method_in_words():
