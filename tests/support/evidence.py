@@ -36,3 +36,16 @@ def explainability(importance: dict[str, float] | None = None) -> dict:
 def with_evidence(report: dict, north_di: float = 0.7) -> dict:
     """An evaluation report as the training job with the evidence writes it."""
     return {**report, "bias": bias_analysis(north_di), "explainability": explainability()}
+
+
+def judged_against_the_specs_bounds(summary: dict, spec) -> bool:
+    """The fixture's evidence summarized (Evaluation.evidence as the run carries it): every group, each judged against
+    the spec's bias bounds (its `bias.bounds`, or the default band where the spec sets none)."""
+    from lambdas.shared import evidence
+
+    bounds = evidence.bounds_of(getattr(spec, "bias", None))
+    rows = {row["value"]: row for row in summary["bias"]}
+    return (set(rows) == {"north", "south", "(60, 120]"}
+            and summary["bounds"] == {name: bound.model_dump() for name, bound in bounds.items()}
+            and rows["north"]["metrics"] == {"CI": 0.12, "DPL": 0.08, "DI": 0.7, "DPPL": 0.11}
+            and all(row["misses"] == evidence.misses(row["metrics"], bounds) for row in rows.values()))
