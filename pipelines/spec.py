@@ -803,6 +803,29 @@ class CostSpec(_Strict):
         description="Cost Anomaly Detection alerts on anomalies of at least this total impact; null: no alerts")
 
 
+# SageMaker Model Card intended_uses.risk_rating (the model card JSON schema; botocore's ModelCard.RiskRating).
+RISK_RATINGS = ("High", "Medium", "Low", "Unknown")
+CARD_TEXT_MAX = 2048  # the card schema's limit of intended_uses.* and additional_information.* texts
+
+
+class GovernanceSpec(_Strict):
+    """What every registered version's model card says beyond the numbers (SageMaker Model Card content on the model
+    package: lambdas/pipeline/model_card.py), shown to the approver. The lengths are the card schema's."""
+
+    intended_use: str = Field(default="", max_length=CARD_TEXT_MAX,
+                              description="Who may use the predictions, for what (intended_uses.intended_uses)")
+    risk_rating: Literal["High", "Medium", "Low", "Unknown"] = Field(
+        default="Unknown", description="The organization's risk rating of the model (intended_uses.risk_rating)")
+    risk_explanation: str = Field(default="", max_length=CARD_TEXT_MAX,
+                                  description="Why that rating (intended_uses.explanations_for_risk_rating)")
+    factors: str = Field(default="", max_length=CARD_TEXT_MAX, description="What affects how well it works "
+                                                                            "(intended_uses.factors_affecting_model_efficiency)")
+    limitations: str = Field(default="", max_length=CARD_TEXT_MAX, description="Known limits and what not to use it "
+                                                                                "for (additional_information.caveats_and_recommendations)")
+    ethical_considerations: str = Field(default="", max_length=CARD_TEXT_MAX,
+                                        description="additional_information.ethical_considerations")
+
+
 
 # ------------------------------------------------------------------ tuning and experiments (docs/experiments.md)
 TUNING_STRATEGIES = {"bayesian": "Bayesian", "random": "Random", "hyperband": "Hyperband"}  # spec -> SageMaker
@@ -952,6 +975,8 @@ class ModelSpec(_Strict):
     bias: BiasSpec = Field(default_factory=BiasSpec)
     retraining: RetrainingSpec = Field(default_factory=RetrainingSpec)
     cost: CostSpec = Field(default_factory=CostSpec)
+    governance: GovernanceSpec = Field(default_factory=GovernanceSpec, description="The model card's intended use, "
+                                       "risk rating and limits (every registered version carries it)")
     tuning: TuningSpec | None = Field(default=None, description="Hyperparameter search instead of one training job")
     experiments: ExperimentsSpec = Field(default_factory=ExperimentsSpec)
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.approval import logic, tokens
 from lambdas.shared.lineage import champion_metrics
-from lambdas.shared import dal, release, tenancy
+from lambdas.shared import dal, evidence, release, tenancy
 from lambdas.shared.config import model_spec, optional_setting, setting
 from lambdas.shared.events import TaskEvent, pipeline_task
 from lambdas.shared.observability import bind, logger, metrics, tracer
@@ -45,11 +45,13 @@ def request_approval(event: ApprovalRequestEvent, context: LambdaContext) -> dic
     expires = int(time.time() + spec.approval.timeout_hours * 3600)
     registry = dal.ModelRegistry(setting("MODEL_PACKAGE_GROUP"))
     champion = champion_metrics(registry.describe(evaluation.champion_arn)) if evaluation.champion_arn else None
-    binding = _artifact_binding(registry.describe(registration.model_package_arn), registration.model_dump())
+    package = registry.describe(registration.model_package_arn)
+    binding = _artifact_binding(package, registration.model_dump())
     facts = logic.review_facts(spec.name, state, spec.objective, champion, expires, binding, spec.deployment,
-                               optional_setting("SERVING_STAGE", "prod") or None)
+                               optional_setting("SERVING_STAGE", "prod") or None,
+                               card=evidence.card_summary(package.get("ModelCard")))
     created = dal.ApprovalStore(setting("AUDIT_TABLE")).create(spec.name, event.execution_name, {
-        **binding, "requested_by_person": run.requested_by_person,
+        **binding, "requested_by_person": run.requested_by_person, "model_card": bool(package.get("ModelCard")),
         "status": logic.PENDING, "model": spec.name, "model_package_arn": registration.model_package_arn,
         "requested_by": run.requested_by, "approvers": spec.approval.approvers, "expires_at": expires,
         "created_at": datetime.now(timezone.utc).isoformat(), "summary": logic.metrics_table(evaluation.metrics, champion),
@@ -133,6 +135,8 @@ def complete_decision(store: dal.ApprovalStore, model: str, record: dict, packag
     registry, package = dal.ModelRegistry(package_group), record["model_package_arn"]
     description = f"{record['status'].lower()} by {record['decided_by']} at {record['decided_at']}: {record.get('reason', '-')}"
     registry.set_status(package, "Approved" if approved else "Rejected", description)
+    if approved and record.get("model_card"):
+        approve_model_card(registry, package)
     token = dal.decrypt(record["task_token"], _context(model, execution))
     try:
         if approved:
@@ -148,6 +152,16 @@ def complete_decision(store: dal.ApprovalStore, model: str, record: dict, packag
             store.mark_applied(model, execution)
             raise tokens.LinkError(410, "Request closed", "The run no longer waits for a decision (timed out or stopped).") from None
     store.mark_applied(model, execution)
+
+
+def approve_model_card(registry: dal.ModelRegistry, package: str) -> None:
+    """The approver read the card with the version: its status becomes Approved (registered PendingReview). A card
+    that cannot be updated leaves the decision applied: the card's status is the record of a review, never its gate."""
+    try:
+        registry.set_card_status(package, evidence.CARD_APPROVED)
+    except dal.ClientError as error:
+        logger.warning("the model card's status stays as registered", extra={"error": str(error)[:500]})
+        metrics.add_metric(name="ModelCardUpdateFailures", unit="Count", value=1)
 
 
 def execution_running(machine_arn: str, execution: str) -> bool:

@@ -13,6 +13,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field
 
 from lambdas.approval.tokens import LinkClaims, LinkError, new_nonce, sign
+from lambdas.shared.evidence import CardSummary, Evidence
 from lambdas.shared.identity import approver_persons
 from lambdas.shared.text import BIDI_ESCAPES, one_line
 from lambdas.shared.run_state import RunState
@@ -171,6 +172,8 @@ class ReviewFacts(BaseModel):
     champion_version: int | None = None
     rollout: str = ""
     serving: str | None = "prod"  # the traffic the environment serves (None: nothing; pipelines.promotion.serving_stage)
+    card: CardSummary | None = None  # the model card attached to the package (None: registered before cards)
+    evidence: Evidence | None = None  # its bias and attribution reports, summarized (None: the job wrote neither)
 
     @property
     def better(self) -> str:
@@ -276,9 +279,11 @@ def approval_consequence(model: str, version: int | None, champion_version: int 
 
 
 def review_facts(model: str, state: RunState, objective, champion_metrics: dict | None, expires_at: int,
-                 artifact: dict[str, str] | None = None, deployment=None, serving: str | None = "prod") -> ReviewFacts:
+                 artifact: dict[str, str] | None = None, deployment=None, serving: str | None = "prod",
+                 card: CardSummary | None = None) -> ReviewFacts:
     """objective: the spec's ObjectiveSpec (metric, direction, minimum, champion_margin); artifact: what the approval
-    binds (lambdas.shared.release.FIELDS); deployment: the spec's DeploymentSpec (what approving sets in motion)."""
+    binds (lambdas.shared.release.FIELDS); deployment: the spec's DeploymentSpec (what approving sets in motion);
+    card: the summary of the model card attached to the package (lambdas.shared.evidence.card_summary)."""
     run, validation, evaluation, registration = state.run, state.validation, state.evaluation, state.registration
     return ReviewFacts(
         model=model, model_package_arn=registration.model_package_arn, version=registration.version,
@@ -290,7 +295,8 @@ def review_facts(model: str, state: RunState, objective, champion_metrics: dict 
         dataset_rows=validation.rows, hyperparameters=run.typed_hyperparameters(), requested_by=run.requested_by,
         trigger=run.trigger, execution_arn=run.execution_arn, run_reason=run.reason or "", expires_at=expires_at,
         champion_version=package_version(evaluation.champion_arn),
-        rollout=rollout_text(deployment) if deployment is not None else "", serving=serving, **(artifact or {}))
+        rollout=rollout_text(deployment) if deployment is not None else "", serving=serving, card=card,
+        evidence=evaluation.evidence, **(artifact or {}))
 
 
 def request_email(facts: ReviewFacts, approver_links: dict[str, str] | None, timeout_hours: float,
@@ -307,7 +313,7 @@ def request_email(facts: ReviewFacts, approver_links: dict[str, str] | None, tim
              f"  {facts.threshold_line}; {facts.champion_line}",
              f"Why it is proposed: {one_line(facts.reason, 1000)}", "",
              f"What approving does: {one_line(facts.consequence, 2000)}", "",
-             metrics_table(facts.metrics, facts.champion_metrics), "",
+             metrics_table(facts.metrics, facts.champion_metrics), "", *evidence_lines(facts), "",
              "Lineage:",
              f"  git commit:       {one_line(facts.git_commit, 64)} (the deployed source that trained)",
              *([f"  claimed commit:   {one_line(facts.claimed_git_commit, 64)} (sent by the requester, not verified)"]
@@ -347,7 +353,8 @@ _STYLE = ("*{box-sizing:border-box}body{font-family:system-ui,sans-serif;max-wid
           ".primary{outline:3px solid #222;outline-offset:2px}.pass,.better{color:#2e7d32}.miss,.worse{color:#c62828}"
           ".same{color:#555}.verdict{font-size:1.15rem;margin:.4rem 0}textarea{width:100%;height:3rem}"
           ".expiry{background:#fff6d6;padding:0 .2rem}.summary{border:1px solid #ccc;padding:.5rem 1rem;margin:.5rem 0}"
-          ".consequence{margin:.4rem 0}")
+          ".consequence{margin:.4rem 0}.bar{display:inline-block;height:.7rem;background:#4a6fa5}"
+          "td.barcell{min-width:8rem;width:35%}")
 
 
 def page(title: str, body_html: str) -> str:
@@ -430,12 +437,89 @@ def _review_html(facts: ReviewFacts) -> str:
                    ("model artifact", f"<code>{_e(facts.artifact_uri)}</code>"),
                    ("serving image", f"<code>{_e(facts.image)}</code>")] if facts.artifact_sha256 else []) + (
         [("reason given", _e(facts.run_reason))] if facts.run_reason else [])
-    return (decision + "<section><h2>Metrics</h2>"
+    return (decision + _card_html(facts.card) + "<section><h2>Metrics</h2>"
             + _table(f"<tr><th>metric</th><th>candidate</th><th>champion</th></tr>{metrics}")
-            + "</section><section><h2>Lineage</h2>"
+            + "</section>" + _bias_html(facts.evidence) + _attributions_html(facts.evidence)
+            + "<section><h2>Lineage</h2>"
             + _table("".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in lineage))
             + "<h3>Hyperparameters</h3>"
             + _table(f"<tr><th>name</th><th>value</th><th>type</th></tr>{hyper}") + "</section>")
+
+
+_RISK_CLASS = {"High": "miss", "Medium": "same", "Low": "pass"}  # a fixed class, never the card's own text
+
+
+def _card_html(card: CardSummary | None) -> str:
+    """The model card's intended use, risk rating and limits; every text is the card's (from the spec), escaped."""
+    if card is None:
+        return "<section><h2>Model card</h2><p>This version carries no model card (registered before cards).</p></section>"
+    unstated = "<em>not stated (the spec's governance section)</em>"
+    rows = [("risk rating", f"<strong class='{_RISK_CLASS.get(card.risk_rating, 'same')}'>{_e(card.risk_rating)}</strong>"
+                            + (f" <small>{_e(card.risk_explanation)}</small>" if card.risk_explanation else "")),
+            ("purpose", _e(card.purpose) or unstated), ("intended use", _e(card.intended_use) or unstated),
+            ("limits", _e(card.limitations) or unstated)]
+    rows += [(label, _e(text)) for label, text in (("factors", card.factors),
+                                                   ("ethical considerations", card.ethical_considerations)) if text]
+    rows.append(("card status", _e(card.status or "-")))
+    return ("<section><h2>Model card</h2>"
+            + _table("".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in rows)) + "</section>")
+
+
+def _figure(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _bias_html(evidence: Evidence | None) -> str:
+    """Per facet value: its bias metrics (CI, DPL pre-training; DI, DPPL post-training), each figure outside its
+    bound (the spec's bias bounds, or disparate impact within 0.8-1.25) marked."""
+    if evidence is None or not evidence.bias:
+        return "<section><h2>Bias</h2><p>No bias report for this version.</p></section>"
+    names = evidence.metric_names
+    header = "<tr><th>facet</th><th>group</th>" + "".join(f"<th>{_e(name)}</th>" for name in names) + "</tr>"
+    rows = "".join(
+        f"<tr><th>{_e(row.facet)}</th><td>{_e(row.value)}</td>" + "".join(
+            f"<td class='num{' miss' if name in row.misses else ''}'>{_figure(row.metrics.get(name))}</td>"
+            for name in names) + "</tr>" for row in evidence.bias)
+    flagged, bounds = len(evidence.flagged), _e(evidence.bounds_words)
+    verdict = (f"<p class='miss'>{flagged} group(s) outside the bounds ({bounds}).</p>" if flagged
+               else f"<p class='pass'>Every group within the bounds ({bounds}).</p>")
+    shown = (f"<p><small>The first {len(evidence.bias)} of {evidence.bias_rows_total} groups (flagged ones first); "
+             "the whole report is attached to the version.</small></p>" if evidence.bias_rows_total > len(evidence.bias) else "")
+    label = f" <small>(label {_e(evidence.bias_label)})</small>" if evidence.bias_label else ""
+    return f"<section><h2>Bias{label}</h2>{verdict}{_table(header + rows)}{shown}</section>"
+
+
+def _attributions_html(evidence: Evidence | None) -> str:
+    """The top features by global importance, each with a bar scaled to the largest."""
+    if evidence is None or not evidence.attributions:
+        return "<section><h2>Feature attributions</h2><p>No attribution report for this version.</p></section>"
+    largest = max(abs(a.importance) for a in evidence.attributions) or 1.0
+    rows = "".join(
+        f"<tr><th>{_e(a.feature)}</th><td class='num'>{a.importance:.4g}</td>"
+        f"<td class='num'>{'-' if a.deviation is None else f'±{a.deviation:.2g}'}</td>"
+        f"<td class='barcell'><span class='bar' style='width:{100 * abs(a.importance) / largest:.0f}%'></span></td></tr>"
+        for a in evidence.attributions)
+    return (f"<section><h2>Feature attributions</h2><p>Top {len(evidence.attributions)} of {evidence.features_total} "
+            f"features by {_e(evidence.attribution_method)}.</p>"
+            + _table(f"<tr><th>feature</th><th>importance</th><th>sd</th><th></th></tr>{rows}") + "</section>")
+
+
+def evidence_lines(facts: ReviewFacts) -> list[str]:
+    """The email's short account of the card and the evidence (the page shows them whole)."""
+    card, evidence = facts.card, facts.evidence
+    lines = [f"Model card:       risk rating {one_line(card.risk_rating, 32)}; intended use: "
+             f"{one_line(card.intended_use or 'not stated', 300)}; limits: {one_line(card.limitations or 'not stated', 300)}"
+             if card else "Model card:       none (registered before cards)"]
+    if evidence and evidence.bias:
+        flagged = ", ".join(one_line(f"{row.facet}={row.value} " + " ".join(
+            f"{name} {_figure(row.metrics.get(name))}" for name in row.misses), 120) for row in evidence.flagged[:5])
+        lines.append(f"Bias:             {len(evidence.flagged)} of {evidence.bias_rows_total} groups outside the bounds "
+                     f"({one_line(evidence.bounds_words, 200)})" + (f": {flagged}" if flagged else ""))
+    else:
+        lines.append("Bias:             no report")
+    top = ", ".join(one_line(f"{a.feature} {a.importance:.3g}", 60) for a in (evidence.attributions if evidence else [])[:5])
+    lines.append(f"Top features:     {top}" if top else "Top features:     no attribution report")
+    return lines
 
 
 def confirm_page(claims: LinkClaims, token: str, record: dict, other_token: str | None = None) -> str:

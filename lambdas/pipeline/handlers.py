@@ -8,8 +8,8 @@ import time
 from datetime import datetime, timezone
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from lambdas.pipeline import experiments, logic, tracking
-from lambdas.shared import dal
+from lambdas.pipeline import experiments, logic, model_card, tracking
+from lambdas.shared import dal, evidence
 from lambdas.shared.config import model_spec, optional_setting, setting
 from lambdas.shared.errors import failure_reason
 from lambdas.shared.hashing import HashingReader
@@ -138,15 +138,39 @@ def evaluate(event: TaskEvent, context: LambdaContext) -> dict:
     logger.info("evaluated", extra={"promote": decision.promote, "reason": decision.reason})
     tracked = track_run(spec, state, report, {"promote": decision.promote, "reason": decision.reason,
                                               "champion_arn": (pinned or {}).get("model_package_arn")})
-    return Evaluation(**tracked, metrics=report["metrics"], objective=spec.objective.metric, value=decision.value,
-                      champion_arn=(pinned or {}).get("model_package_arn"),
-                      champion_value=decision.champion_value, promote=decision.promote, reason=decision.reason,
-                      champion_metrics=(report.get("champion") or {}).get("metrics"),
-                      champion_recorded_metrics=(pinned or {}).get("recorded_metrics"),
-                      report_uri=report_uri, baseline_statistics_uri=baseline["statistics.json"],
-                      baseline_constraints_uri=baseline["constraints.json"],
-                      artifact_version_id=artifact_version, reproduction=reproduction,
-                      validation_overlap=report.get("validation_overlap")).model_dump()
+    evaluation = Evaluation(**tracked, metrics=report["metrics"], objective=spec.objective.metric, value=decision.value,
+                            champion_arn=(pinned or {}).get("model_package_arn"),
+                            champion_value=decision.champion_value, promote=decision.promote, reason=decision.reason,
+                            champion_metrics=(report.get("champion") or {}).get("metrics"),
+                            champion_recorded_metrics=(pinned or {}).get("recorded_metrics"),
+                            report_uri=report_uri, baseline_statistics_uri=baseline["statistics.json"],
+                            baseline_constraints_uri=baseline["constraints.json"],
+                            artifact_version_id=artifact_version, reproduction=reproduction,
+                            validation_overlap=report.get("validation_overlap"), **_evidence(spec, store, prefix, report))
+    evaluation.model_card_uri = _card_as_evaluated(spec, store, prefix, state, evaluation)
+    return evaluation.model_dump()
+
+
+def _card_as_evaluated(spec, store: dal.ObjectStore, prefix: str, state: dict, evaluation: Evaluation) -> str:
+    """model_card.json beside evaluation.json: the card of the trained artifact (the registered one names the
+    released artifact instead)."""
+    card = model_card.content(spec, RunState.parse({**state, "evaluation": evaluation.model_dump()}),
+                              evaluation.evidence, [state["training"]["model_artifacts"]])
+    model_card.check(card)
+    return store.put_json(f"{prefix}model_card.json", card)
+
+
+EVIDENCE_FIELDS = {"bias.json": "bias_report_uri", "bias/pre_training.json": "pre_training_bias_uri",
+                   "bias/post_training.json": "post_training_bias_uri", "explainability.json": "explainability_report_uri"}
+
+
+def _evidence(spec, store: dal.ObjectStore, prefix: str, report: dict) -> dict:
+    """The bias and attribution reports the job wrote in evaluation.json, kept beside it as the documents the registry
+    attaches (Evaluation's *_uri fields), and their bounded summary, each group against the spec's bias bounds (a
+    spec without them: disparate impact within 0.8-1.25)."""
+    uris = {EVIDENCE_FIELDS[name]: store.put_json(f"{prefix}{name}", document)
+            for name, document in evidence.documents(report).items()}
+    return {**uris, "evidence": evidence.summarize(report, evidence.bounds_of(getattr(spec, "bias", None)))}
 
 
 def _reproduction_verdict(store: dal.ObjectStore, state: dict, report: dict) -> dict | None:
@@ -184,12 +208,15 @@ def register(event: TaskEvent, context: LambdaContext) -> dict:
             "SupportedResponseMIMETypes": ["application/json"],
             "SupportedRealtimeInferenceInstanceTypes": [spec.deployment.instance_type],
         },
-        ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": evaluation.report_uri}}},
+        ModelMetrics=evidence.model_metrics(evaluation.report_uri, evaluation.bias_report_uri,
+                                            evaluation.pre_training_bias_uri, evaluation.post_training_bias_uri,
+                                            evaluation.explainability_report_uri),
         DriftCheckBaselines={"ModelDataQuality": {
             "Statistics": {"ContentType": "application/json", "S3Uri": evaluation.baseline_statistics_uri},
             "Constraints": {"ContentType": "application/json", "S3Uri": evaluation.baseline_constraints_uri}}},
         MetadataProperties={"CommitId": run.git_commit, "GeneratedBy": run.execution_arn},
         CustomerMetadataProperties=logic.lineage(event.state, release),
+        ModelCard=model_card.registered(model_card.content(spec, state, evaluation.evidence, [release.uri])),
         Tags=[{"Key": "mlops:model", "Value": spec.name}],
     )
     version = registry.describe(arn).get("ModelPackageVersion")

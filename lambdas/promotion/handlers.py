@@ -16,6 +16,7 @@ Control-plane functions (issue 26), each acting for one model at a time (lambdas
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Literal
 
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lambdas.endpoint.logic import SMOKE_ROWS
 from lambdas.promotion import dal as promotion_dal
 from lambdas.promotion import logic
-from lambdas.shared import dal, release, tenancy
+from lambdas.shared import dal, evidence, release, tenancy
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.events import TaskEvent, pipeline_task
 from lambdas.shared.observability import logger, metrics, task_handler
@@ -77,9 +78,9 @@ def _import(spec, offer: logic.Offer, event: TaskEvent) -> dict:
         raise
     # The checked copy becomes this stage's release: the key its sha256 names, never overwritten or deleted.
     released = dal.seal_release(copied.uri, copied.version_id, bucket, lambda sha256: naming.release_key(spec.name, sha256))
-    uris = {"model": released.uri, **{name: promotion_dal.put_bytes(bucket, keys[name], promotion_dal.read_bytes(files[name]),
-                                                               "application/json")
-                                    for name in ("evaluation", "statistics", "constraints")}}
+    copies = {name: promotion_dal.read_bytes(files[name]) for name in logic.JSON_FILES if name in files}
+    uris = {"model": released.uri, **{name: promotion_dal.put_bytes(bucket, keys[name], body, "application/json")
+                                      for name, body in copies.items()}}
     head = promotion_dal.head_bytes(files["smoke_sample"], None, logic.SMOKE_SAMPLE_BYTES)
     uris["smoke_sample"] = promotion_dal.put_bytes(bucket, keys["smoke_sample"], logic.smoke_sample(head, SMOKE_ROWS), "text/csv")
     promoted = logic.promoted_lineage(lineage, upstream_arn=offer.package_arn, upstream_version=offer.version,
@@ -91,7 +92,18 @@ def _import(spec, offer: logic.Offer, event: TaskEvent) -> dict:
     return logic.run_state(model=spec.name, lineage=promoted, execution_arn=event.execution_arn,
                            execution_name=event.execution_name, upstream_env=upstream_env, upstream_version=offer.version,
                            uris=uris, package_arn=arn, version=version, champion_arn=champion,
-                           objective=spec.objective.metric, image=setting("INFERENCE_IMAGE"))
+                           objective=spec.objective.metric, image=setting("INFERENCE_IMAGE"),
+                           evidence=evidence.summarize_documents(_json(copies.get("bias")), _json(copies.get("explainability")),
+                                                         evidence.bounds_of(getattr(spec, "bias", None))))
+
+
+def _json(body: bytes | None) -> dict | None:
+    """A copied report, read for its summary (what cannot be read is not summarized: the copy is kept either way)."""
+    try:
+        document = json.loads(body) if body else None
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
 
 
 def _register(spec, upstream: dict, lineage: dict[str, str], uris: dict[str, str], execution_arn: str,
@@ -107,7 +119,9 @@ def _register(spec, upstream: dict, lineage: dict[str, str], uris: dict[str, str
         ModelApprovalStatus="PendingManualApproval",
         InferenceSpecification={**specification, "Containers": [{
             "Image": setting("INFERENCE_IMAGE"), "ModelDataUrl": uris["model"], "Environment": source.get("Environment", {})}]},
-        ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": uris["evaluation"]}}},
+        ModelMetrics=evidence.model_metrics(uris["evaluation"], uris.get("bias", ""), uris.get("bias_pre_training", ""),
+                                            uris.get("bias_post_training", ""), uris.get("explainability", "")),
+        **({"ModelCard": card} if (card := logic.promoted_model_card(upstream)) else {}),
         DriftCheckBaselines={"ModelDataQuality": {
             "Statistics": {"ContentType": "application/json", "S3Uri": uris["statistics"]},
             "Constraints": {"ContentType": "application/json", "S3Uri": uris["constraints"]}}},

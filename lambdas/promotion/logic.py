@@ -14,6 +14,7 @@ from typing import Iterable
 
 from pydantic import BaseModel, Field
 
+from lambdas.shared.evidence import CARD_REGISTERED, Evidence, attached_reports
 from lambdas.shared.lineage import checked, decode_pairs, encode_pairs
 from lambdas.shared.release import drift_baseline_uris, was_released
 from pipelines.promotion import OFFERED, SHA256_KEY, VERSION_KEY, offer_source, promoted_prefixes
@@ -92,14 +93,16 @@ def producing_execution_name(package: dict) -> str:
 
 
 def upstream_files(package: dict, bucket: str, model: str, dataset_file: str) -> dict[str, str]:
-    """name -> s3 URI of what a stage copies: the model data, the evaluation report, the drift baseline and the
-    smoke-test rows (the head of the producing run's data snapshot). Each must lie in the upstream bucket under
+    """name -> s3 URI of what a stage copies: the model data, the evaluation report, the drift baseline, the
+    smoke-test rows (the head of the producing run's data snapshot) and the bias and explainability reports the
+    package carries (EVIDENCE; none for a package registered before them). Each must lie in the upstream bucket under
     the prefixes it grants (releases/<model>/, runs/<model>/): lineage never sends the import elsewhere."""
     statistics, constraints = drift_baseline_uris(package)
     files = {"model": container(package).get("ModelDataUrl", ""),
              "evaluation": (((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Statistics") or {}).get("S3Uri", ""),
              "statistics": statistics, "constraints": constraints,
-             "smoke_sample": f"s3://{bucket}/runs/{model}/{producing_execution_name(package)}/data/{dataset_file}"}
+             "smoke_sample": f"s3://{bucket}/runs/{model}/{producing_execution_name(package)}/data/{dataset_file}",
+             **attached_reports(package)}
     allowed = tuple(f"s3://{bucket}/{prefix}" for prefix in promoted_prefixes(model))
     stray = {name: uri for name, uri in files.items() if not uri.startswith(allowed) or ".." in uri}
     if stray:
@@ -114,7 +117,21 @@ def target_keys(model: str, execution: str, upstream_env: str, upstream_version:
     run = f"runs/{model}/{execution}/"
     return {"model": f"{run}promoted/{upstream_env}-v{upstream_version}/model.tar.gz",
             "evaluation": f"{run}promoted/evaluation.json", "statistics": f"{run}promoted/statistics.json",
-            "constraints": f"{run}promoted/constraints.json", "smoke_sample": f"{run}data/{dataset_file}"}
+            "constraints": f"{run}promoted/constraints.json", "smoke_sample": f"{run}data/{dataset_file}",
+            **{name: f"{run}promoted/{name}.json" for name in EVIDENCE}}
+
+
+EVIDENCE = ("bias", "bias_pre_training", "bias_post_training", "explainability")  # lambdas.shared.evidence.attached_reports
+JSON_FILES = ("evaluation", "statistics", "constraints", *EVIDENCE)  # copied as they are, when the package has them
+
+
+def promoted_model_card(upstream: dict) -> dict[str, str] | None:
+    """The upstream version's model card, for this stage's approver to review again (its content kept whole: the
+    same bytes, the same evidence), or None for a package registered before cards."""
+    card = upstream.get("ModelCard") or {}
+    if not card.get("ModelCardContent"):
+        return None
+    return {"ModelCardContent": card["ModelCardContent"], "ModelCardStatus": CARD_REGISTERED}
 
 
 def smoke_sample(head: bytes, rows: int) -> bytes:
@@ -161,7 +178,7 @@ def _number(text: str | None) -> float | None:
 
 def run_state(*, model: str, lineage: dict[str, str], execution_arn: str, execution_name: str, upstream_env: str,
               upstream_version: int, uris: dict[str, str], package_arn: str, version: int | None,
-              champion_arn: str | None, objective: str, image: str = "") -> dict:
+              champion_arn: str | None, objective: str, image: str = "", evidence: Evidence | None = None) -> dict:
     """The state document a promotion run carries into the approval hook and the deployment, shaped like a
     retraining run's (lambdas.shared.run_state.RunState): the requester stays the person who trained it (so they
     cannot approve it in any stage), the metrics are the recorded ones, the snapshot is the smoke-test sample."""
@@ -183,7 +200,11 @@ def run_state(*, model: str, lineage: dict[str, str], execution_arn: str, execut
                        "champion_arn": champion_arn, "promote": True,
                        "reason": f"approved in {upstream_env}; the same bytes (sha256 {lineage[SHA256_KEY][:12]}...)",
                        "report_uri": uris["evaluation"], "baseline_statistics_uri": uris["statistics"],
-                       "baseline_constraints_uri": uris["constraints"]},
+                       "baseline_constraints_uri": uris["constraints"], "bias_report_uri": uris.get("bias", ""),
+                       "pre_training_bias_uri": uris.get("bias_pre_training", ""),
+                       "post_training_bias_uri": uris.get("bias_post_training", ""),
+                       "explainability_report_uri": uris.get("explainability", ""),
+                       "evidence": evidence.model_dump() if evidence else None},
         "registration": {"model_package_arn": package_arn, "version": version, "artifact_uri": uris["model"],
                          "artifact_sha256": lineage[SHA256_KEY], "artifact_version_id": lineage[VERSION_KEY],
                          "image": image},

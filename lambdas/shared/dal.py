@@ -314,6 +314,10 @@ class ModelRegistry:
         self.sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus=status,
                                             ApprovalDescription=description[:1024])
 
+    def set_card_status(self, arn: str, status: str) -> None:
+        """The model card's status alone (UpdateModelPackage ModelCard without content keeps the content)."""
+        self.sagemaker.update_model_package(ModelPackageArn=arn, ModelCard={"ModelCardStatus": status})
+
 
 def tuning_trials(tuning_job_name: str, limit: int = 500) -> list[dict]:
     """The training jobs a hyperparameter tuning job launched (summaries: tuned hyperparameters, objective, status)."""

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lambdas.shared.errors import failure_reason
+from lambdas.shared.evidence import Evidence
 
 APPROVAL_STEP = "WaitForApproval"
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -111,6 +112,16 @@ class Evaluation(_Section):
     reproduction: dict[str, Any] | None = Field(
         default=None, description="A reproduction's verdict: the version's recorded metrics, the reproduced ones, "
                                   "the tolerance and whether it reproduced (lambdas.pipeline.experiments)")
+    # The evidence beside evaluation.json (lambdas.shared.evidence), attached to the registered version: "" when the
+    # training job wrote no such report (older training code).
+    bias_report_uri: str = Field(default="", description="bias.json: Clarify's analysis (ModelMetrics.Bias.Report)")
+    pre_training_bias_uri: str = Field(default="", description="bias/pre_training.json (Bias.PreTrainingReport)")
+    post_training_bias_uri: str = Field(default="", description="bias/post_training.json (Bias.PostTrainingReport)")
+    explainability_report_uri: str = Field(default="", description="explainability.json (Explainability.Report)")
+    model_card_uri: str = Field(default="", description="model_card.json: the card as evaluated (the registered "
+                                                        "one adds the released artifact)")
+    evidence: Evidence | None = Field(default=None, description="The bias and attribution reports, summarized "
+                                                                "(bounded) for the model card and the approval page")
 
 
 class Registration(_Section):

@@ -6,6 +6,11 @@
   the approval status and its description when a call (recording metadata) passes neither.
 - StopExecution does not stop a run waiting on a task token until that task times out.
 - UpdateModelPackage ignores InferenceSpecification (AWS replaces the package's containers with it).
+- CreateModelPackage and UpdateModelPackage drop ModelCard, and DescribeModelPackage returns none: the model card
+  every version carries (lambdas/pipeline/model_card.py) is kept and returned here, an update of its status alone
+  keeping its content, with AWS's refusals of a content longer than 100000 characters (botocore's
+  ModelPackageModelCard.ModelCardContent) and of a content update of an Archived card (ModelPackageModelCard docs:
+  "Model Card is in Archived state").
 - SageMaker inference components (the six actions, IC-based endpoint configurations, Application Auto Scaling's
   IC dimension) do not exist in moto: pipelines/local/inference_components.py adds them, with AWS's validations.
 - There is no Price List API (pricing:GetProducts answers 404 "Not yet implemented"): pipelines/local/price_list.py
@@ -122,6 +127,7 @@ def install() -> None:
     _install_stop_of_waiting_tasks()
     _leave_bucket_policies_to_the_iam_check()
     _install_inference_specification_updates()
+    _install_model_cards()
     inference_components.install()  # moto has no inference components (pipelines/local/inference_components.py)
     price_list.install()  # pricing:GetProducts from recorded prices (moto has no Price List API)
     models.SageMakerModelBackend.update_endpoint = update_endpoint
@@ -191,6 +197,57 @@ def _install_inference_specification_updates() -> None:
         return result
 
     responses.SageMakerResponse.update_model_package = update_model_package
+
+
+MODEL_CARD_MAX_CHARS = 100_000
+
+
+def merged_model_card(existing: dict | None, requested: dict | None) -> dict | None:
+    """A package's ModelCard after a request carrying `requested` (None: unchanged): the status and the content are
+    each replaced when passed, kept when not; an Archived card's content cannot change."""
+    if not requested:
+        return existing
+    content = requested.get("ModelCardContent")
+    if content is not None and len(content) > MODEL_CARD_MAX_CHARS:
+        _refuse(f"ModelCard.ModelCardContent is {len(content)} characters; the maximum is {MODEL_CARD_MAX_CHARS}.")
+    if existing and existing.get("ModelCardStatus") == "Archived" and content is not None \
+            and content != existing.get("ModelCardContent"):
+        _refuse("Model Card is in Archived state")
+    merged = {**(existing or {}), **{key: value for key, value in requested.items() if value is not None}}
+    return merged or None
+
+
+def _install_model_cards() -> None:
+    original_create, original_update = responses.SageMakerResponse.create_model_package, \
+        responses.SageMakerResponse.update_model_package
+    original_describe = models.ModelPackage.gen_response_object
+
+    def keep(self, result: ActionResult, arn: str) -> ActionResult:
+        backend = self.sagemaker_backend
+        package = backend.model_packages[backend.model_package_name_mapping.get(arn, arn)]
+        package.model_card = merged_model_card(getattr(package, "model_card", None), self._get_param("ModelCard"))
+        return result
+
+    def create_model_package(self) -> ActionResult:
+        merged_model_card(None, self._get_param("ModelCard"))  # refused before anything is created
+        result = original_create(self)
+        return keep(self, result, result.result["ModelPackageArn"])
+
+    def update_model_package(self) -> ActionResult:
+        arn = self._get_param("ModelPackageArn")
+        backend = self.sagemaker_backend
+        package = backend.model_packages.get(backend.model_package_name_mapping.get(arn, arn))
+        merged_model_card(getattr(package, "model_card", None), self._get_param("ModelCard"))
+        return keep(self, original_update(self), arn)
+
+    def gen_response_object(self) -> dict:
+        response = original_describe(self)
+        card = getattr(self, "model_card", None)
+        return {**response, "ModelCard": dict(card)} if card else response
+
+    responses.SageMakerResponse.create_model_package = create_model_package
+    responses.SageMakerResponse.update_model_package = update_model_package
+    models.ModelPackage.gen_response_object = gen_response_object
 
 
 def _leave_bucket_policies_to_the_iam_check() -> None:

@@ -62,10 +62,12 @@ def state(package: str, requested_by: str = "ds@example.com") -> dict:
             "registration": {"model_package_arn": package, "version": 1}}
 
 
-def request(approval, requested_by: str = "ds@example.com") -> dict[str, dict[str, str]]:
+def request(approval, requested_by: str = "ds@example.com", **evaluation) -> dict[str, dict[str, str]]:
+    document = state(approval["package"], requested_by)
+    document["evaluation"].update(evaluation)
     event = {"task_token": "task-token-123", "execution_name": "run-1",
              "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:churn-dev-retraining:run-1",
-             "state": state(approval["package"], requested_by)}
+             "state": document}
     handlers.request_approval(event, FakeContext())
     messages = boto3.client("sqs").receive_message(QueueUrl=approval["queue"], MaxNumberOfMessages=10,
                                                    MessageAttributeNames=["All"])["Messages"]
@@ -397,3 +399,59 @@ def test_a_lost_applied_write_is_repaired_without_expiring_the_decision(approval
     assert repaired == [{"execution": "run-1", "action": "applied approved"}]
     stored = record()
     assert (stored["status"], stored["applied"]) == ("APPROVED", True) and package_status(approval) == "Approved"
+
+
+
+CARD = {"intended_uses": {"intended_uses": "retention outreach", "risk_rating": "High"},
+        "additional_information": {"caveats_and_recommendations": "not for pricing"}}
+
+
+def with_card(approval) -> dict:
+    card = {"ModelCardContent": json.dumps(CARD), "ModelCardStatus": "PendingReview"}
+    boto3.client("sagemaker").update_model_package(ModelPackageArn=approval["package"], ModelCard=card)
+    return card
+
+
+def described(approval) -> dict:
+    return boto3.client("sagemaker").describe_model_package(ModelPackageName=approval["package"])
+
+
+def test_the_approver_reads_the_versions_model_card_and_evidence_and_approving_approves_the_card(approval):
+    from lambdas.shared import evidence
+    from tests.support.evidence import with_evidence
+
+    card = with_card(approval)
+    links = request(approval, evidence=evidence.summarize(with_evidence({})).model_dump())
+    assert "risk rating High; intended use: retention outreach" in links[APPROVERS[0]]["message"]
+    body = http("GET", links[APPROVERS[0]]["approve"])["body"]
+    assert "retention outreach" in body and "not for pricing" in body and "tenure_months" in body
+    assert "<td class='num miss'>0.700</td>" in body  # region=north's disparate impact, outside 0.8-1.25
+    http("POST", links[APPROVERS[0]]["approve"])
+    assert described(approval)["ModelApprovalStatus"] == "Approved"
+    assert described(approval)["ModelCard"] == {**card, "ModelCardStatus": "Approved"}
+
+
+def test_a_rejected_versions_card_stays_for_review(approval):
+    card = with_card(approval)
+    links = request(approval)
+    http("POST", links[APPROVERS[0]]["reject"], reason="bias in the north")
+    assert described(approval)["ModelApprovalStatus"] == "Rejected" and described(approval)["ModelCard"] == card
+
+
+def test_a_version_registered_before_cards_is_approved_and_its_page_says_it_has_no_card(approval):
+    links = request(approval)
+    assert "no model card" in http("GET", links[APPROVERS[0]]["approve"])["body"]
+    http("POST", links[APPROVERS[0]]["approve"])
+    assert described(approval)["ModelApprovalStatus"] == "Approved" and "ModelCard" not in described(approval)
+    assert record()["model_card"] is False
+
+
+def test_a_card_that_cannot_be_updated_leaves_the_approval_applied(approval, monkeypatch):
+    with_card(approval)
+    links = request(approval)
+    def refused(*args, **kwargs):
+        raise throttled("UpdateModelPackage")
+    monkeypatch.setattr(dal.ModelRegistry, "set_card_status", refused)
+    http("POST", links[APPROVERS[0]]["approve"])
+    assert described(approval)["ModelApprovalStatus"] == "Approved" and record()["applied"] is True
+    assert described(approval)["ModelCard"]["ModelCardStatus"] == "PendingReview"

@@ -99,6 +99,15 @@ class Page(HTMLParser):
         return " ".join(" ".join(self.text).split())
 
 
+def evidence_of_a_long_named_feature() -> dict:
+    """The bias and attribution summary with a feature name no narrow screen fits on one line."""
+    from lambdas.shared import evidence
+    from tests.support.evidence import FEATURES, explainability, with_evidence
+
+    long_named = explainability({**FEATURES, "customer_lifetime_value_" * 6: 0.2})
+    return evidence.summarize({**with_evidence({}), "explainability": long_named}).model_dump()
+
+
 @pytest.fixture
 def review(approval):  # noqa: F811 (the fixture imported above)
     """An approval request whose challenger (0.8123) beats an approved champion (0.7900); its links per approver."""
@@ -121,8 +130,14 @@ def review(approval):  # noqa: F811 (the fixture imported above)
                             "sha256": "ab" * 32, "rows": 5000},
              "evaluation": {"metrics": {"validation:auc": 0.8123, "validation:accuracy": 0.77}, "objective": "validation:auc",
                             "value": 0.8123, "champion_value": 0.79, "champion_arn": champion["ModelPackageArn"],
-                            "promote": True, "reason": "validation:auc=0.8123 (champion 0.7900)"},
+                            "promote": True, "reason": "validation:auc=0.8123 (champion 0.7900)",
+                            "evidence": evidence_of_a_long_named_feature()},
              "registration": {"model_package_arn": approval["package"], "version": 2}}
+    sagemaker.update_model_package(ModelPackageArn=approval["package"], ModelCard={"ModelCardStatus": "PendingReview",
+                                   "ModelCardContent": json.dumps({"intended_uses": {
+                                       "intended_uses": "Rank customers by churn risk for outreach. " * 40,
+                                       "risk_rating": "Medium"}, "additional_information": {
+                                       "caveats_and_recommendations": "Not for pricing. " * 100}})})
     handlers.request_approval({"task_token": "task-token-123", "execution_arn": "arn:aws:states:us-east-1:123456789012:execution:churn-dev-retraining:run-1",
                                "execution_name": "run-1", "state": state}, FakeContext())
     messages = boto3.client("sqs").receive_message(QueueUrl=approval["queue"], MaxNumberOfMessages=10)["Messages"]

@@ -339,6 +339,14 @@ def test_acting_for_churn_evaluate_reads_churns_trained_models_only(enforced_pla
     assert "s3:PutObject" in denied(lambda: s3.put_object(Bucket=BUCKET, Key="runs/houses/r1/evaluation.json", Body=b""))
 
 
+def test_acting_for_churn_evaluate_keeps_the_evidence_beside_the_report_in_churns_run_only(enforced_platform):
+    s3 = _acting_for(_task(enforced_platform(), "evaluate"), "churn").client("s3")
+    for name in ("bias.json", "bias/pre_training.json", "bias/post_training.json", "explainability.json",
+                 "model_card.json"):  # lambdas.pipeline.handlers.EVIDENCE_FIELDS and the card
+        s3.put_object(Bucket=BUCKET, Key=f"runs/churn/r1/{name}", Body=b"{}")
+        assert "s3:PutObject" in denied(lambda: s3.put_object(Bucket=BUCKET, Key=f"runs/houses/r1/{name}", Body=b""))
+
+
 def test_acting_for_churn_register_releases_and_registers_churns_only(enforced_platform):
     register = _task(enforced_platform(), "register")
     churn = _acting_for(register, "churn")
@@ -348,6 +356,14 @@ def test_acting_for_churn_register_releases_and_registers_churns_only(enforced_p
     denied(lambda: s3.put_object(Bucket=BUCKET, Key="releases/houses/abc/model.tar.gz", Body=b"m"))
     denied(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix="releases/houses/"))
     denied(lambda: s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/churn/"))  # listing is for releases only
+    sagemaker.create_model_package(  # with its card and reports: the same CreateModelPackage action
+        ModelPackageGroupName=naming.model_package_group("churn", "local"), ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={"Containers": [{"Image": "x", "ModelDataUrl": f"s3://{BUCKET}/releases/churn/abc/model.tar.gz"}],
+                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+        ModelMetrics={"Bias": {"Report": {"ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/runs/churn/r1/bias.json"}},
+                      "Explainability": {"Report": {"ContentType": "application/json",
+                                                    "S3Uri": f"s3://{BUCKET}/runs/churn/r1/explainability.json"}}},
+        ModelCard={"ModelCardContent": "{}", "ModelCardStatus": "PendingReview"})
     assert "sagemaker:CreateModelPackage" in denied(lambda: sagemaker.create_model_package(
         ModelPackageGroupName=naming.model_package_group("houses", "local"), ModelApprovalStatus="PendingManualApproval",
         InferenceSpecification={"Containers": [{"Image": "x", "ModelDataUrl": f"s3://{BUCKET}/releases/houses/m"}],

@@ -16,8 +16,8 @@ from lambdas.promotion.logic import AlreadyPromoted, PromotionRefused
 from lambdas.shared.release import ReleaseRefused
 from pipelines.promotion import SHA256_KEY, VERSION_KEY
 from pipelines.promotion import offer_source
-from tests.integration.conftest import (BUCKET, FakeContext, act_as_control_plane, approval_binding, released_package,
-                                       serve_in_production, task_event)
+from tests.integration.conftest import (BUCKET, SPEC, FakeContext, act_as_control_plane, approval_binding,
+                                       released_package, serve_in_production, task_event)
 
 MODEL_BYTES = b"\x1f\x8b model bytes " * 1000
 ARTIFACT = f"releases/churn/{hashlib.sha256(MODEL_BYTES).hexdigest()}/model.tar.gz"
@@ -32,7 +32,30 @@ def _audit_table(name: str) -> None:
 
 
 @pytest.fixture
-def upstream(platform, monkeypatch):
+def upstream_evidence() -> bool:
+    """Whether dev's package carries a model card and bias and explainability reports (a test parametrizes it)."""
+    return False
+
+
+def evidence_arguments() -> dict:
+    """The bias and explainability reports and the model card the register step attaches, their files in the run."""
+    from lambdas.shared import evidence
+    from tests.support.evidence import with_evidence
+
+    documents = evidence.documents(with_evidence({}))
+    for name, document in documents.items():
+        boto3.client("s3").put_object(Bucket=BUCKET, Key=f"{RUN}{name}", Body=json.dumps(document).encode())
+    uri = f"s3://{BUCKET}/{RUN}"
+    return {"metrics": evidence.model_metrics(f"{uri}evaluation.json", f"{uri}bias.json", f"{uri}bias/pre_training.json",
+                                              f"{uri}bias/post_training.json", f"{uri}explainability.json"),
+            "ModelCard": {"ModelCardContent": CARD, "ModelCardStatus": "Approved"}}
+
+
+CARD = json.dumps({"intended_uses": {"risk_rating": "High", "intended_uses": "retention outreach"}})
+
+
+@pytest.fixture
+def upstream(platform, monkeypatch, upstream_evidence):
     """dev's side: an Approved package whose released artifact and run files are in the bucket, its approval (with the
     artifact it bound) in dev's audit table, served by production; the offer's event captured by a rule of the
     promotion bus into a queue; the offer function in dev's control plane."""
@@ -41,9 +64,12 @@ def upstream(platform, monkeypatch):
         s3.put_object(Bucket=BUCKET, Key=f"{RUN}{name}", Body=json.dumps({"file": name}).encode())
     rows = "\n".join(["tenure_months,churned", *(f"{i},0" for i in range(50))]) + "\n"
     s3.put_object(Bucket=BUCKET, Key=f"{RUN}data/train.csv", Body=rows.encode())
+    carried = evidence_arguments() if upstream_evidence else {}
     arn = released_package(
         body=MODEL_BYTES, image="image", status="Approved",
-        ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/{RUN}evaluation.json"}}},
+        ModelMetrics=carried.get("metrics") or {"ModelQuality": {"Statistics": {
+            "ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/{RUN}evaluation.json"}}},
+        **({"ModelCard": carried["ModelCard"]} if carried else {}),
         DriftCheckBaselines={"ModelDataQuality": {
             "Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/{RUN}baseline/statistics.json"},
             "Constraints": {"ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/{RUN}baseline/constraints.json"}}},
@@ -166,6 +192,37 @@ def test_the_import_copies_the_same_bytes_and_registers_them_with_the_lineage_wa
     sample = boto3.client("s3").get_object(Bucket=BUCKET, Key="runs/churn/promo-1/data/train.csv")["Body"].read()
     assert sample.decode().splitlines()[0] == "tenure_months,churned" and len(sample.decode().splitlines()) == 21
     assert state["run"]["requested_by"].endswith("/alice@example.com") and state["evaluation"]["value"] == 0.8
+
+
+@pytest.mark.parametrize("upstream_evidence", [True])
+def test_the_import_carries_the_model_card_and_the_bias_and_explainability_reports_for_review_again(stage):
+    from tests.support.evidence import bias_analysis, explainability, judged_against_the_specs_bounds
+
+    state = handlers.import_package(prod_task(stage, "promo-1"), FakeContext())
+    package = boto3.client("sagemaker").describe_model_package(ModelPackageName=state["registration"]["model_package_arn"])
+    promoted = f"s3://{BUCKET}/runs/churn/promo-1/promoted/"
+    assert package["ModelMetrics"]["Bias"] == {name: {"ContentType": "application/json", "S3Uri": f"{promoted}{file}"}
+                                               for name, file in (("Report", "bias.json"),
+                                                                  ("PreTrainingReport", "bias_pre_training.json"),
+                                                                  ("PostTrainingReport", "bias_post_training.json"))}
+    assert package["ModelMetrics"]["Explainability"]["Report"]["S3Uri"] == f"{promoted}explainability.json"
+    s3 = boto3.client("s3")
+    copied = json.loads(s3.get_object(Bucket=BUCKET, Key="runs/churn/promo-1/promoted/bias.json")["Body"].read())
+    assert copied == bias_analysis()
+    assert json.loads(s3.get_object(Bucket=BUCKET, Key="runs/churn/promo-1/promoted/explainability.json")["Body"]
+                      .read()) == explainability()
+    assert package["ModelCard"] == {"ModelCardContent": CARD, "ModelCardStatus": "PendingReview"}  # reviewed again
+    evaluation = state["evaluation"]
+    assert evaluation["bias_report_uri"] == f"{promoted}bias.json"
+    assert judged_against_the_specs_bounds(evaluation["evidence"], SPEC)
+    assert evaluation["evidence"]["attributions"][0]["feature"] == "tenure_months"
+
+
+def test_a_package_registered_before_cards_and_reports_is_promoted_without_them(stage):
+    state = handlers.import_package(prod_task(stage, "promo-1"), FakeContext())
+    package = boto3.client("sagemaker").describe_model_package(ModelPackageName=state["registration"]["model_package_arn"])
+    assert set(package["ModelMetrics"]) == {"ModelQuality"} and "ModelCard" not in package
+    assert state["evaluation"]["evidence"] is None and state["evaluation"]["bias_report_uri"] == ""
 
 
 def test_the_same_offer_is_imported_once(stage):

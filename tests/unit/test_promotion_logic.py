@@ -85,6 +85,26 @@ def test_files_are_read_only_under_the_prefixes_the_upstream_shares():
             logic.upstream_files(bad, BUCKET, "churn", "train.csv")
 
 
+def test_the_bias_and_explainability_reports_are_copied_when_the_package_has_them_and_only_from_the_shared_prefixes():
+    run = f"s3://{BUCKET}/runs/churn/run-1/"
+    metrics = {**package()["ModelMetrics"], "Bias": {"Report": {"S3Uri": f"{run}bias.json"}},
+               "Explainability": {"Report": {"S3Uri": f"{run}explainability.json"}}}
+    files = logic.upstream_files(package(ModelMetrics=metrics), BUCKET, "churn", "train.csv")
+    assert (files["bias"], files["explainability"]) == (f"{run}bias.json", f"{run}explainability.json")
+    assert "bias_pre_training" not in files and "bias" not in logic.upstream_files(package(), BUCKET, "churn", "train.csv")
+    keys = logic.target_keys("churn", "promo-1", "dev", 3, "train.csv")
+    assert keys["bias_post_training"] == "runs/churn/promo-1/promoted/bias_post_training.json"
+    stray = {**metrics, "Bias": {"PreTrainingReport": {"S3Uri": "s3://elsewhere/runs/churn/run-1/bias.json"}}}
+    with pytest.raises(logic.PromotionRefused, match="lie outside"):
+        logic.upstream_files(package(ModelMetrics=stray), BUCKET, "churn", "train.csv")
+
+
+def test_the_promoted_card_keeps_the_content_and_asks_this_stages_approver_to_review_it():
+    card = {"ModelCardContent": '{"intended_uses": {"risk_rating": "Low"}}', "ModelCardStatus": "Approved"}
+    assert logic.promoted_model_card(package(ModelCard=card)) == {**card, "ModelCardStatus": "PendingReview"}
+    assert logic.promoted_model_card(package()) is None
+
+
 def test_the_smoke_sample_is_the_header_and_complete_rows_only():
     head = b"a,b\n1,2\n3,4\n5,"
     assert logic.smoke_sample(head, rows=20) == b"a,b\n1,2\n3,4\n"
