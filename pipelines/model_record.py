@@ -43,6 +43,17 @@ class ModelRecord(BaseModel):
         return {**self.settings, "MODEL_SPEC": self.spec.model_dump_json()}
 
 
+def compact_body(record: ModelRecord) -> dict:
+    """The record as JSON with its spec as written (the fields a model.yaml and cdk.json's overrides set; a reader
+    fills the others back with their defaults), so a record fits SSM's free Standard tier (4 KB) as specs grow; the
+    whole spec when that would not read back as the same spec."""
+    body = record.model_dump(mode="json")
+    written = record.spec.model_dump(mode="json", exclude_unset=True)
+    if ModelSpec.model_validate(written) == record.spec:
+        body["spec"] = written
+    return body
+
+
 class RecordError(ValueError):
     pass
 

@@ -118,11 +118,11 @@ class ModelRecordParameter(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, spec, env_name: str, settings: dict[str, str]) -> None:
         from aws_cdk import aws_ssm as ssm
 
-        from pipelines.model_record import ModelRecord
+        from pipelines.model_record import ModelRecord, compact_body
 
         super().__init__(scope, construct_id)
-        body = ModelRecord(model=spec.name, env=env_name, spec=spec, settings={
-            name: value for name, value in settings.items() if name != "MODEL_SPEC"}).model_dump(mode="json")
+        body = compact_body(ModelRecord(model=spec.name, env=env_name, spec=spec, settings={
+            name: value for name, value in settings.items() if name != "MODEL_SPEC"}))
         self.parameter = ssm.CfnParameter(
             self, "Parameter", name=naming.model_record_parameter(spec.name, env_name), type="String",
             tier="Intelligent-Tiering", value=Stack.of(self).to_json_string(body),

@@ -4,6 +4,8 @@ judges each window as the model's schedule invokes it, a window of the world as 
 whose right answers moved (while the inputs look the same) is found and starts run 2. churn (binary) and houses
 (regression) at the same time, on one control plane."""
 
+import json
+
 import pytest
 
 from pipelines.local.lifecycle import LocalLifecycle
@@ -13,10 +15,25 @@ pytestmark = pytest.mark.slow
 QUIET = {"within_tolerance", "not_significant"}
 
 
+def registered_evidence(observed: dict):
+    """While the emulation is up: what each model's version 1 carries in the registry."""
+    def observe(lifecycle: LocalLifecycle) -> None:
+        sagemaker = lifecycle._aws("sagemaker")
+        for model in ("churn", "houses"):
+            arn = f"arn:aws:sagemaker:{lifecycle.region}:{lifecycle.account}:model-package/{model}-local/1"
+            observed[model] = sagemaker.describe_model_package(ModelPackageName=arn)
+    return observe
+
+
 @pytest.fixture(scope="module")
-def quality(tmp_path_factory):
+def observed() -> dict:
+    return {}
+
+
+@pytest.fixture(scope="module")
+def quality(tmp_path_factory, observed):
     return LocalLifecycle("churn", tmp_path_factory.mktemp("local"), rows=3000, say=lambda line: None,
-                          alongside=["houses"], scenario="quality").run()
+                          alongside=["houses"], scenario="quality").run(then=registered_evidence(observed))
 
 
 def each_model(result):
@@ -54,3 +71,15 @@ def test_the_quality_page_shows_both_checks_against_the_baseline(quality):
     page = open(quality.quality_report).read()  # the second check's page: its window and the one before
     assert "<svg" in page and "validation:auc" in page
     assert "drop" in page and ("within tolerance" in page or "not significant" in page)
+
+
+def test_each_registered_version_carries_its_model_card_bias_and_attribution_reports(quality, observed):
+    for model in ("churn", "houses"):
+        package = observed[model]
+        card = json.loads(package["ModelCard"]["ModelCardContent"])
+        assert package["ModelCard"]["ModelCardStatus"] == "Approved", model  # approved with the version
+        assert card["intended_uses"]["risk_rating"] in ("High", "Medium", "Low", "Unknown"), model
+        metrics = package["ModelMetrics"]
+        assert metrics["Bias"]["PreTrainingReport"]["S3Uri"].endswith(".json"), model
+        assert metrics["Bias"]["PostTrainingReport"]["S3Uri"].endswith(".json"), model
+        assert metrics["Explainability"]["Report"]["S3Uri"].endswith("explainability.json"), model
