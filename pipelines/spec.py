@@ -668,6 +668,19 @@ class QualitySpec(_Strict):
     def _schedule(cls, value: str) -> str:
         return check_schedule(value)
 
+    @model_validator(mode="after")
+    def _one_window_a_check(self) -> QualitySpec:
+        """A rate must judge each window once: faster re-judges overlapping windows (a drop told again at every check,
+        labels of the window before counted as its), slower leaves windows unjudged. A cron is the person's choice."""
+        rate = _RATE.match(self.schedule)
+        if rate:
+            hours = int(rate.group(1)) * {"minute": 1 / 60, "hour": 1, "day": 24}[rate.group(2).rstrip("s")]
+            if not math.isclose(hours, self.window_hours):
+                raise ValueError(f"quality.schedule {self.schedule} judges a window every {hours:g} h, but "
+                                 f"quality.window_hours is {self.window_hours:g}: each window must be judged once; fix: "
+                                 f"schedule: rate({self.window_hours:g} hours) or window_hours: {hours:g}")
+        return self
+
 
 # The bias metrics the model kit computes (pipelines/modelkit/bias_terms.py: the kit is packed alone into the training
 # job and cannot import the spec; tests/unit/test_bias_bounds.py keeps the two lists equal).

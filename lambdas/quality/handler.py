@@ -9,6 +9,7 @@ writes the labels chooses)."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime, timezone
 from typing import Iterator
@@ -52,10 +53,11 @@ def capture_lines(store: dal.ObjectStore, window: logic.Window) -> Iterator[tupl
 
 
 def label_lines(store: dal.ObjectStore, model: str, since: datetime, now: datetime) -> Iterator[tuple[datetime, bytes]]:
-    """(arrival, ground-truth line) of every label file that arrived in [since, now]: its LastModified time. Files
-    are listed from the hour folder of `since` on (a folder names the hour of its writing, never later)."""
+    """(arrival, ground-truth line) of every label file that arrived in [since, now]: its LastModified time, in the
+    order they arrived (the first label of an id wins). Files are listed from the hour folder of `since` on (a folder
+    names the hour of its writing, never later)."""
     for prefix in hourly_prefixes(f"{GROUND_TRUTH}/{model}", since, now):
-        for item in store.list_objects(prefix):
+        for item in sorted(store.list_objects(prefix), key=lambda item: item["LastModified"]):
             arrived = item["LastModified"].astimezone(timezone.utc)
             if since <= arrived <= now:
                 for batch in line_batches(read_chunks(store.open(item["Key"]))):
@@ -63,6 +65,9 @@ def label_lines(store: dal.ObjectStore, model: str, since: datetime, now: dateti
 
 
 def publish_metrics(result: dict) -> None:
+    """Per model (the model and the environment as dimensions: environments may share an account), and the
+    environment's QualityDrops for its one alarm."""
+    metrics.add_dimension(name="environment", value=tenancy.environment_name())
     metrics.add_metric(name="LabelsJoined", unit=MetricUnit.Count, value=result["labels"]["joined"])
     metrics.add_metric(name="QualityDrop", unit=MetricUnit.Count, value=int(result["decision"] == "drop"))
     value = result["metrics"].get(result["objective"])
@@ -71,8 +76,8 @@ def publish_metrics(result: dict) -> None:
     if result["decision"] == "drop" and not is_metrics_disabled():
         # One series for the whole environment (no model dimension): its one alarm (stacks/constructs/quality.py)
         # tells the platform engineers, whatever the number of models.
-        with single_metric(name="QualityDrops", unit=MetricUnit.Count, value=1, namespace=metrics.namespace):
-            pass
+        with single_metric(name="QualityDrops", unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
+            metric.add_dimension(name="environment", value=tenancy.environment_name())
 
 
 def run_check(now: datetime) -> dict:
@@ -82,23 +87,56 @@ def run_check(now: datetime) -> dict:
     if champion is None:
         logger.info("the environment serves no model yet: nothing to judge")
         return {"decision": "no_champion", "retrain": False, "reason": "the environment serves no model package yet"}
-    window = logic.scheduled_window(now, spec.quality)
-    result = logic.check(spec, capture_lines(store, window), label_lines(store, spec.name, window.start, now),
-                         baseline, window)
+    result = judge(spec, store, champion, baseline, now)
     prefix = f"quality/{spec.name}/{now:%Y%m%dT%H%M%SZ}/"
     result.update(champion=champion["ModelPackageArn"], champion_version=champion.get("ModelPackageVersion"),
-                  checked_at=now.isoformat(), execution_arn=None, html_report_uri=store.uri(f"{prefix}report.html"))
+                  checked_at=now.isoformat(), execution_arn=None, html_report_uri=store.uri(f"{prefix}report.html"),
+                  report_uri=store.uri(f"{prefix}report.json"))
     publish_metrics(result)
+    # The report first, so that what the owners and the run are told about exists whatever happens next.
+    write_report(store, prefix, spec, result)
     if result["decision"] == "drop":
         act_on_drop(spec, now, result)
-    write_monitor_files(store, prefix, spec, result)
-    result["report_uri"] = store.put_json(f"{prefix}report.json", result)
-    page = report.html_report(result, history.recent_reports(store, spec.name, HISTORY_REPORTS))
-    store.put_bytes(f"{prefix}report.html", page.encode(), "text/html")
+        write_report(store, prefix, spec, result)
     logger.info("quality checked", extra={"decision": result["decision"], "reason": result["reason"],
                                           "joined": result["labels"]["joined"], "report": result["html_report_uri"]})
-    return {key: result[key] for key in ("decision", "reason", "retrain", "execution_arn", "report_uri",
-                                         "html_report_uri", "metrics", "baseline", "coverage", "labels")}
+    return finite({key: result[key] for key in ("decision", "reason", "retrain", "execution_arn", "report_uri",
+                                                "html_report_uri", "metrics", "baseline", "coverage", "labels")})
+
+
+def judge(spec, store: dal.ObjectStore, champion: dict, baseline: dict, now: datetime) -> dict:
+    """The scheduled window, from when the serving version began serving (its package's last change: the release
+    marks it when the run that deployed it succeeds) if that is later than the window's start."""
+    window = logic.scheduled_window(now, spec.quality)
+    served_since = champion.get("LastModifiedTime") or champion.get("CreationTime")
+    served_since = served_since.astimezone(timezone.utc) if isinstance(served_since, datetime) else None
+    judged = logic.since_champion(window, served_since)
+    if judged is None:
+        return logic.not_judged(spec, window, served_since)
+    return logic.check(spec, capture_lines(store, judged), label_lines(store, spec.name, judged.start, now),
+                       baseline, judged)
+
+
+def write_report(store: dal.ObjectStore, prefix: str, spec, result: dict) -> None:
+    """report.json (strict JSON: a metric that is no number is null), its page with the recent history, and Model
+    Monitor's files."""
+    document = finite(result)
+    store.put_bytes(f"{prefix}report.json", json.dumps(document, indent=2, allow_nan=False, default=str).encode(),
+                    "application/json")
+    write_monitor_files(store, prefix, spec, document)
+    page = report.html_report(document, history.recent_reports(store, spec.name, HISTORY_REPORTS))
+    store.put_bytes(f"{prefix}report.html", page.encode(), "text/html")
+
+
+def finite(value):
+    """The report with NaN and infinities as null (JSON has no such numbers)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
 
 
 def act_on_drop(spec, now: datetime, result: dict) -> None:
@@ -117,6 +155,7 @@ def write_monitor_files(store: dal.ObjectStore, prefix: str, spec, result: dict)
     """The window as Model Monitor's model-quality statistics.json and constraints.json (the metrics they define)."""
     if not result["metrics"] or result["baseline"] is None or spec.task.type not in logic.MONITOR_SECTIONS:
         return
+    result = {**result, "metrics": {name: value for name, value in result["metrics"].items() if value is not None}}
     deviation = (result.get("guard") or {}).get("standard_deviation")
     store.put_json(f"{prefix}statistics.json", logic.monitor_statistics(
         spec, result["metrics"], result["labels"]["joined"], deviation))

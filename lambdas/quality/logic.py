@@ -10,8 +10,9 @@ aligns with the request's rows.
 Labels (Model Monitor ground-truth lines, each with the time it arrived in S3) are counted as joined, late (a
 row of this window labelled after the window's end plus quality.label_delay_hours, or a row of the window before it
 labelled after that window's allowance), previous_window (a row of the window before, labelled in time: that
-window's check judged it), unknown (no captured row of either window has that id), duplicate (an id already
-labelled: the first wins) or malformed.
+window's check judged it), unknown (no captured row of either window has that id: a later window's row, judged in
+its turn, or a request the endpoint's capture did not sample; counted, not quoted), ambiguous (an id captured more
+than once in the window: joined to none), duplicate (an id already labelled: the first wins) or malformed.
 
 The scheduled check (lambdas/quality/handler.py) judges the window that ended quality.label_delay_hours ago, whose
 labels have all had time to arrive: scheduled_window().
@@ -71,6 +72,7 @@ def scheduled_window(now: datetime, quality) -> Window:
 class Captures:
     predictions: dict[str, dict] = field(default_factory=dict)  # row id -> prediction record
     earlier: set[str] = field(default_factory=set)  # row ids of the previous window (to tell late from unknown)
+    ambiguous: set[str] = field(default_factory=set)  # row ids captured more than once: joined to none
     lines: int = 0
     malformed: int = 0
     outside_window: int = 0
@@ -88,7 +90,7 @@ class Joined:
     labels: list[str] = field(default_factory=list)
     predictions: list[dict] = field(default_factory=list)
     counts: dict = field(default_factory=lambda: dict.fromkeys(
-        ("joined", "unknown", "late", "duplicate", "malformed", "previous_window"), 0))
+        ("joined", "unknown", "late", "duplicate", "malformed", "previous_window", "ambiguous"), 0))
     examples: list[str] = field(default_factory=list)
 
     def count(self, kind: str, example: str | None = None) -> None:
@@ -140,6 +142,9 @@ def _add_capture(captures: Captures, record: dict, window: Window) -> None:
         return  # a smoke test's request is nobody's traffic
     ids = row_ids(request_id, len(predictions))
     if current:
+        # An id captured twice (a caller reusing its InferenceId, or another model's lines filed here) could join a
+        # label to the wrong prediction: it joins none, and is counted.
+        captures.ambiguous.update(row for row in ids if row in captures.predictions)
         captures.predictions.update(zip(ids, predictions))
     else:
         captures.earlier.update(ids)
@@ -168,13 +173,15 @@ def _place(joined: Joined, seen: set, inference_id: str, label: str, arrived: da
            deadlines: tuple[datetime, datetime], captures: Captures) -> None:
     if inference_id in seen:
         joined.count("duplicate", f"duplicate label for {inference_id!r} (the first is kept)")
+    elif inference_id in captures.ambiguous:
+        joined.count("ambiguous", f"{inference_id!r} names more than one captured prediction: joined to none")
     elif inference_id in captures.earlier:
         if arrived > deadlines[1]:
             joined.count("late", f"the label of {inference_id!r} (previous window) arrived after its allowance")
         else:
             joined.count("previous_window")
     elif inference_id not in captures.predictions:
-        joined.count("unknown", f"no captured prediction of the window (or the one before) has id {inference_id!r}")
+        joined.count("unknown")  # a later window's row (judged in its turn) or a request capture did not sample
     elif arrived > deadlines[0]:
         joined.count("late", f"the label of {inference_id!r} arrived after the window's allowance")
     else:
@@ -186,7 +193,8 @@ def _place(joined: Joined, seen: set, inference_id: str, label: str, arrived: da
 
 def window_metrics(spec, labels: list[str], predictions: list[dict]) -> dict:
     classes = spec.task.classes or sorted({c for p in predictions for c in p.get("probabilities", {})} | set(labels))
-    return from_predictions(spec.task.type, labels, predictions, classes if spec.task.type == "multiclass" else None)
+    return from_predictions(spec.task.type, labels, predictions, classes if spec.task.type == "multiclass" else None,
+                            spec.metric_prefix)
 
 
 def bootstrap(spec, labels: list[str], predictions: list[dict]) -> np.ndarray:
@@ -199,7 +207,7 @@ def bootstrap(spec, labels: list[str], predictions: list[dict]) -> np.ndarray:
     values = []
     for _ in range(BOOTSTRAP_SAMPLES):
         picked = generator.integers(0, rows, rows)
-        values.append(metric(truth[picked], scores[picked])[objective])
+        values.append(metric(truth[picked], scores[picked], spec.metric_prefix)[objective])
     return np.asarray(values, dtype=np.float64)
 
 
@@ -265,6 +273,8 @@ def _verdict(spec, joined: Joined, report: dict) -> tuple[str, str]:
         report["metrics"] = window_metrics(spec, joined.labels, joined.predictions)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         return "no_metrics", f"the captured predictions are not {spec.task.type} records ({type(error).__name__}: {error})"
+    if report["objective"] not in report["metrics"]:
+        return "no_metrics", f"{report['objective']} is not one of the {spec.task.type} metrics the check computes"
     return _compare(spec, joined, report)
 
 
@@ -285,6 +295,23 @@ def _compare(spec, joined: Joined, report: dict) -> tuple[str, str]:
                                    f"{report['guard']['threshold']:.4f}")
     return "drop", (f"{objective} dropped to {value:.4f} from {baseline:.4f} (beyond the tolerance "
                     f"{spec.quality.tolerance}; {spec.quality.confidence:.0%} bootstrap bound {bound:.4f})")
+
+
+def since_champion(window: Window, served_since: datetime | None) -> Window | None:
+    """The part of the window the serving version served all of: from served_since on (its traffic before was the
+    previous version's, which must not be judged against this one's evaluation); None when none of it."""
+    if served_since is None or served_since <= window.start:
+        return window
+    return Window(served_since, window.end) if served_since < window.end else None
+
+
+def not_judged(spec, window: Window, served_since: datetime) -> dict:
+    """The report of a window the serving version did not serve (it was released after the window ended)."""
+    report = assess(spec, Captures(), Joined(), {}, window)
+    report.update(decision="new_champion", retrain=False,
+                  reason=f"the serving version serves since {served_since:%Y-%m-%d %H:%M} UTC, after this window ended: "
+                         "its traffic was the previous version's; the first window it served is judged in its turn")
+    return report
 
 
 def check(spec, capture_lines: Iterable[tuple[str, str | bytes]], ground_truth: Iterable[tuple[datetime, str | bytes]],
@@ -309,7 +336,7 @@ def monitor_statistics(spec, metrics: dict, rows: int, objective_deviation: floa
     task = spec.task.type
     section = {}
     for name in MONITOR_NAMES.get(task, ()):
-        full = f"validation:{name}"
+        full = f"{spec.metric_prefix}{name}"
         if full in metrics:
             section[name] = {"value": metrics[full]}
             if full == spec.objective.metric and objective_deviation is not None:
@@ -317,11 +344,11 @@ def monitor_statistics(spec, metrics: dict, rows: int, objective_deviation: floa
     return {"version": 0.0, "dataset": {"item_count": rows}, f"{MONITOR_SECTIONS[task]}_metrics": section}
 
 
-def read_monitor_statistics(statistics: dict) -> dict:
-    """Model Monitor's statistics.json -> {"validation:<name>": value}: a baseline from Model Monitor."""
+def read_monitor_statistics(statistics: dict, prefix: str = "validation:") -> dict:
+    """Model Monitor's statistics.json -> {"<prefix><name>": value}: a baseline from Model Monitor."""
     for section in MONITOR_SECTIONS.values():
         if f"{section}_metrics" in statistics:
-            return {f"validation:{name}": float(entry["value"])
+            return {f"{prefix}{name}": float(entry["value"])
                     for name, entry in statistics[f"{section}_metrics"].items()
                     if isinstance(entry, dict) and "value" in entry}
     return {}
@@ -335,10 +362,10 @@ def monitor_constraints(spec, baseline: float) -> dict:
     return {"version": 0.0, f"{MONITOR_SECTIONS[spec.task.type]}_constraints": {name: entry}}
 
 
-def read_monitor_constraints(constraints: dict) -> dict:
-    """Model Monitor's constraints.json -> {"validation:<name>": (threshold, comparison_operator)}."""
+def read_monitor_constraints(constraints: dict, prefix: str = "validation:") -> dict:
+    """Model Monitor's constraints.json -> {"<prefix><name>": (threshold, comparison_operator)}."""
     for section in MONITOR_SECTIONS.values():
         if f"{section}_constraints" in constraints:
-            return {f"validation:{name}": (float(entry["threshold"]), entry["comparison_operator"])
+            return {f"{prefix}{name}": (float(entry["threshold"]), entry["comparison_operator"])
                     for name, entry in constraints[f"{section}_constraints"].items()}
     return {}

@@ -23,9 +23,10 @@ BASELINE, LIMIT, NEUTRAL = "#4b6fa5", "#c62828", "#9e9e9e"
 DECISION_COLOURS = {"drop": "#c62828", "not_significant": "#e0a100", "within_tolerance": "#2e7d32"}
 DECISION_WORDS = {"drop": "quality drop", "not_significant": "a dip, not significant",
                   "within_tolerance": "within tolerance", "insufficient_labels": "too few labels",
-                  "no_baseline": "no baseline", "no_metrics": "no metrics"}
+                  "no_baseline": "no baseline", "no_metrics": "no metrics",
+                  "new_champion": "new champion (window not judged)"}
 TONES = {"drop": "bad", "not_significant": "doubt", "within_tolerance": "good"}
-COUNTS = ("joined", "unknown", "late", "duplicate", "malformed")
+COUNTS = ("joined", "unknown", "late", "duplicate", "malformed", "previous_window", "ambiguous")
 X_LABELS = 10  # at most this many time labels under a chart
 
 

@@ -331,7 +331,7 @@ class LocalLifecycle:
         self.result.quality_report = str(report)
         labels = result["labels"]
         self.say(f"    {result['decision']}: {result['reason']} ({labels['joined']} labels joined, "
-                 f"{labels['unknown']} of uncaptured requests)")
+                 f"{labels['unknown']} unknown: requests capture did not sample)")
 
     def _step(self, title: str, action: Callable):
         self.say(f"[bold cyan]▶ {title}[/]")

@@ -54,9 +54,11 @@ class FleetDashboard(Construct):
             graph("Approvals requested, approved, rejected", search(
                 platform("ApprovalsRequested", "ApprovalsApproved", "ApprovalsRejected"), "Sum", HOUR)))
         self.dashboard.add_widgets(
-            graph("Quality: objective on labelled traffic by model", search(platform("QualityObjective"), "Average", HOUR)),
-            graph("Quality: drops by model", search(platform("QualityDrop"), "Sum", HOUR)),
-            graph("Quality: labels joined by model", search(platform("LabelsJoined"), "Sum", HOUR)))
+            graph("Quality: objective on labelled traffic by model",
+                  search(of_environment(platform("QualityObjective"), env_name), "Average", HOUR)),
+            graph("Quality: drops by model", search(of_environment(platform("QualityDrop"), env_name), "Sum", HOUR)),
+            graph("Quality: labels joined by model",
+                  search(of_environment(platform("LabelsJoined"), env_name), "Sum", HOUR)))
 
 
 def endpoints(env_name: str, metric: str) -> str:
@@ -69,6 +71,11 @@ def platform(*metrics: str) -> str:
     """Metrics the platform's functions emit (any dimensions: model, feature, service)."""
     names = " OR ".join(f'MetricName="{metric}"' for metric in metrics)
     return f'Namespace="{PLATFORM_NAMESPACE}" ({names})'
+
+
+def of_environment(query: str, env_name: str) -> str:
+    """Only this environment's series (the quality check names its environment: environments may share an account)."""
+    return f'{query} environment="{env_name}"'
 
 
 def graph(title: str, expression: cloudwatch.MathExpression) -> cloudwatch.GraphWidget:

@@ -40,7 +40,8 @@ class QualityChecks(Construct):
         self.alarm = cloudwatch.Alarm(
             self, "Drops", alarm_name=f"{naming.control_stack(env_name)}-quality-drops",
             metric=cloudwatch.Metric(namespace=METRICS_NAMESPACE, metric_name="QualityDrops", statistic="Sum",
-                                     dimensions_map={"service": SERVICE}, period=Duration.hours(1)),
+                                     dimensions_map={"service": SERVICE, "environment": env_name},
+                                     period=Duration.hours(1)),
             threshold=1, evaluation_periods=1, treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             alarm_description=f"{env_name}: a model's quality dropped against ground truth (the fleet dashboard's "

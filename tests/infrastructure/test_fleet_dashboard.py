@@ -56,10 +56,10 @@ def test_the_control_plane_has_one_fleet_dashboard_of_searches_over_serving_runs
         "Approvals requested, approved, rejected": "SEARCH('Namespace=\"MLOps\" (MetricName=\"ApprovalsRequested\" OR "
                                                    "MetricName=\"ApprovalsApproved\" OR MetricName=\"ApprovalsRejected\")', "
                                                    "'Sum', 3600)",
-        "Quality: objective on labelled traffic by model": "SEARCH('Namespace=\"MLOps\" (MetricName=\"QualityObjective\")', "
+        "Quality: objective on labelled traffic by model": "SEARCH('Namespace=\"MLOps\" (MetricName=\"QualityObjective\") environment=\"dev\"', "
                                                            "'Average', 3600)",
-        "Quality: drops by model": "SEARCH('Namespace=\"MLOps\" (MetricName=\"QualityDrop\")', 'Sum', 3600)",
-        "Quality: labels joined by model": "SEARCH('Namespace=\"MLOps\" (MetricName=\"LabelsJoined\")', 'Sum', 3600)"}
+        "Quality: drops by model": "SEARCH('Namespace=\"MLOps\" (MetricName=\"QualityDrop\") environment=\"dev\"', 'Sum', 3600)",
+        "Quality: labels joined by model": "SEARCH('Namespace=\"MLOps\" (MetricName=\"LabelsJoined\") environment=\"dev\"', 'Sum', 3600)"}
     assert not any(model in json.dumps(found) for model in ("churn", "houses"))  # the searches find the models
 
 

@@ -81,12 +81,22 @@ def quality_platform(platform, monkeypatch):
         ModelMetrics={"ModelQuality": {"Statistics": {"ContentType": "application/json",
                                                       "S3Uri": f"s3://{BUCKET}/runs/churn/r1/evaluation.json"}}},
     )["ModelPackageArn"]
+    released_days_ago(arn, 30)
     serve_in_production(arn)
     sqs = boto3.client("sqs")
     queue = sqs.create_queue(QueueName="owners")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     boto3.client("sns").subscribe(TopicArn=platform["topic"], Protocol="sqs", Endpoint=queue_arn)
     return {**platform, "champion": arn, "owners": queue}
+
+
+def released_days_ago(arn: str, days: int) -> None:
+    """moto stamps a package with the real clock: this one was created and released `days` ago."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    package = next(p for p in sagemaker_backends["123456789012"]["us-east-1"].model_packages.values()
+                   if p.arn == arn)
+    package.creation_time = package.last_modified_time = datetime.now(timezone.utc) - timedelta(days=days)
 
 
 def invoke(when: datetime) -> dict:
@@ -196,3 +206,31 @@ def test_nothing_served_means_nothing_to_judge(platform, monkeypatch):
     monkeypatch.setenv("CAPTURE_PREFIX", CAPTURE)
     result = invoke(checked_at())
     assert result["decision"] == "no_champion" and not result["retrain"]
+
+
+def test_a_window_the_serving_version_did_not_serve_is_not_judged_against_it(quality_platform):
+    """Right after a release the scheduled window (label_delay_hours ago) holds the previous version's traffic: judged
+    against the new version's evaluation it would look like a drop and retrain again."""
+    now = checked_at()
+    _, truth = captured_requests(window_middle(now), 40, seed=8)
+    put_labels(flipped(truth, 0.5))
+    released_days_ago(quality_platform["champion"], 0)  # released just now
+    result = invoke(now)
+    assert result["decision"] == "new_champion" and not result["retrain"], result["reason"]
+    assert executions(quality_platform) == [] and owners_heard(quality_platform) == []
+
+
+def test_a_window_half_served_by_the_version_is_judged_from_its_release_on(quality_platform):
+    now = checked_at()
+    window = handler.logic.scheduled_window(now, SPEC_QUALITY)
+    _, old_truth = captured_requests(window.start + timedelta(hours=1), 40, seed=9)   # the previous version's
+    _, new_truth = captured_requests(window.end - timedelta(hours=1), 30, seed=10)   # this version's
+    put_labels({**flipped(old_truth, 0.5), **new_truth})
+    from moto.sagemaker.models import sagemaker_backends
+
+    package = next(p for p in sagemaker_backends["123456789012"]["us-east-1"].model_packages.values()
+                   if p.arn == quality_platform["champion"])
+    package.last_modified_time = window.end - timedelta(hours=2)
+    result = invoke(now)
+    assert result["decision"] in ("within_tolerance", "not_significant"), result["reason"]
+    assert result["labels"]["joined"] == 300 and result["labels"]["unknown"] == 400  # the previous version's rows

@@ -115,7 +115,8 @@ def test_duplicate_late_unknown_and_malformed_labels_are_counted_and_quoted():
     counts = logic.check(CHURN, captures, extra + ground_truth[3:], {"validation:auc": 0.8}, WINDOW)["labels"]
     assert {k: counts[k] for k in ("joined", "duplicate", "late", "unknown", "malformed")} == \
         {"joined": 3, "duplicate": 1, "late": 1, "unknown": 1, "malformed": 2}
-    assert any("arrived after" in e for e in counts["examples"]) and any("no captured" in e for e in counts["examples"])
+    assert any("arrived after" in e for e in counts["examples"])
+    assert not any("nobody" in e for e in counts["examples"])  # unknown ids are normal (later windows, sampling)
 
 
 def test_a_request_of_several_rows_is_labelled_per_row_and_the_callers_id_wins():
@@ -199,3 +200,34 @@ def test_the_scheduled_window_ends_the_label_delay_before_the_check():
     window = logic.scheduled_window(START, quality)
     assert window.end == START - timedelta(hours=quality.label_delay_hours)
     assert window.length == timedelta(hours=quality.window_hours) and window.previous.end == window.start
+
+
+def test_an_id_captured_twice_joins_no_label_and_is_counted_ambiguous():
+    """A caller reusing its InferenceId (or another model's lines filed under this model) must not pick the
+    prediction a label joins."""
+    lines = [("f:1", capture_line([{"probability": 0.9}], START + timedelta(hours=1), caller_id="order-7")),
+             ("f:2", capture_line([{"probability": 0.1}], START + timedelta(hours=2), caller_id="order-7")),
+             ("f:3", capture_line([{"probability": 0.8}], START + timedelta(hours=2), caller_id="order-8"))]
+    captures = logic.read_captures(lines, WINDOW)
+    ground_truth = [(ON_TIME, labels.ground_truth_line("order-7", "1")), (ON_TIME, labels.ground_truth_line("order-8", "1"))]
+    joined = logic.join(captures, ground_truth, WINDOW, CHURN)
+    assert (joined.counts["ambiguous"], joined.counts["joined"]) == (1, 1)
+
+
+def test_an_objective_on_another_channel_is_judged_under_its_own_name():
+    """A spec whose objective is 'test:auc' (training writes test:* metrics) is judged on test:auc, not refused."""
+    spec = CHURN.model_copy(update={"objective": CHURN.objective.model_copy(update={"metric": "test:auc"}),
+                                    "quality": QualitySpec(min_labels=20)})
+    captures, ground_truth, auc = churn_window(600, seed=8)
+    report = logic.check(spec, captures, ground_truth, {"test:auc": auc}, WINDOW)
+    assert report["objective"] == "test:auc" and report["decision"] == "within_tolerance", report["reason"]
+    assert report["metrics"]["test:auc"] == pytest.approx(auc)
+    assert logic.monitor_statistics(spec, report["metrics"], 10)["binary_classification_metrics"]["auc"]["value"] == \
+        pytest.approx(auc)
+
+
+def test_a_schedule_that_does_not_judge_each_window_once_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match=r"judges a window every 1 h, but quality.window_hours is 24.*rate\(24 hours\)"):
+        QualitySpec(schedule="rate(1 hour)")
+    assert QualitySpec(schedule="rate(6 hours)", window_hours=6).window_hours == 6
+    assert QualitySpec(schedule="cron(0 4 * * ? *)").schedule == "cron(0 4 * * ? *)"  # a person's cron is theirs
