@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import math
 import re
 from typing import Any
 
-from lambdas.shared.evidence import CARD_REGISTERED, Evidence
+from lambdas.shared.evidence import CARD_REGISTERED, Evidence, finite_number
 from lambdas.shared.run_state import RunState
 
 CARD_MAX_CHARS = 100_000  # botocore: ModelPackageModelCard.ModelCardContent, max length 100000
@@ -152,10 +151,7 @@ def training_details(spec, state: RunState) -> dict:
     }
 
 
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
+_finite = finite_number
 
 
 def _metric(name: str, value: Any, notes: str = "") -> dict:

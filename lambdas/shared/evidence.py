@@ -106,10 +106,19 @@ def _text(value: Any, limit: int = MAX_TEXT) -> str:
     return text[:limit]
 
 
-def _number(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
+    """A JSON number as a finite float; None for anything else (text, NaN, infinities, an integer too big for a float:
+    training output is never trusted to be well-formed)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if math.isfinite(value) else None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+_number = finite_number
 
 
 def _dict(value: Any) -> dict:

@@ -178,3 +178,23 @@ def test_a_sensitive_column_outside_the_features_must_be_in_the_data():
     assert len(report.problems) == 1 and report.problems[0].startswith("missing columns ['gender'] (the header has")
     with_gender = logic.check_dataset([header + ",gender\n"], spec.dataset, spec.task, spec.bias.column_names)
     assert not any("missing columns" in problem for problem in with_gender.problems)
+
+
+@pytest.mark.parametrize("hostile", [
+    {"post_training_bias_metrics": {"facets": {"age": [{"value_or_threshold": 60, "metrics": [{"name": "DI", "value": 10 ** 400}]}]}}},
+    {"post_training_bias_metrics": {"facets": ["not", "a", "mapping"]}},
+    {"post_training_bias_metrics": {"facets": {"age": "text", "region": [7, None, {"metrics": "x"}]}}},
+    {"post_training_bias_metrics": "text"},
+])
+def test_training_output_of_any_shape_keeps_the_champion_with_a_reason_never_a_crash(hostile):
+    """evaluation.json is the training code's output: an integer too big for a float, a list for a mapping, text for a
+    section are figures that could not be measured, not an exception that loses the run."""
+    decision = logic.judge_bias(WINNER, hostile, BOUNDED)
+    assert not decision.promote and "bias:" in decision.reason
+
+
+def test_a_number_too_big_for_a_float_is_no_figure_in_the_approvers_summary():
+    from lambdas.shared.evidence import finite_number
+
+    assert finite_number(10 ** 400) is None and finite_number(float("nan")) is None and finite_number(True) is None
+    assert finite_number(3) == 3.0
