@@ -193,13 +193,19 @@ def misses(metrics: dict[str, float | None], bounds: dict[str, Bound]) -> list[s
             if metrics.get(name) is not None and not bound.holds(metrics[name])]
 
 
+GLOBAL_KEYS = ("global_importance", "global_shap_values")  # permutation importance's; Clarify's SHAP (kernel, tree)
+
+
 def attributions(explained: dict | None, top: int = TOP_FEATURES) -> tuple[list[Attribution], str, int]:
     """(the top features by global importance, the method in words, how many features were scored) of the first
-    explanation that has a global importance."""
+    explanation that has global values: permutation importance's global_importance, or Clarify's global_shap_values
+    (kernel_shap, the model kit's tree_shap)."""
     for method, explanation in _dict(_dict(explained).get("explanations")).items():
         explanation = _dict(explanation)
-        label = next((_dict(v) for v in explanation.values() if isinstance(v, dict) and "global_importance" in v), {})
-        importance, deviation = _dict(label.get("global_importance")), _dict(label.get("standard_deviation"))
+        label = next((_dict(v) for v in explanation.values()
+                      if isinstance(v, dict) and any(key in v for key in GLOBAL_KEYS)), {})
+        key = next((key for key in GLOBAL_KEYS if key in label), GLOBAL_KEYS[0])
+        importance, deviation = _dict(label.get(key)), _dict(label.get("standard_deviation"))
         scored = [Attribution(feature=_text(name), importance=number, deviation=_number(deviation.get(name)))
                   for name, value in importance.items() if (number := _number(value)) is not None]
         if scored:

@@ -36,6 +36,9 @@ VERSION = "1.0"
 
 # ---------------------------------------------------------------- the metrics (Clarify's formulas)
 
+MAX_GROUPS = 100  # groups of one attribute: each is a pass over the rows and a facet in every report
+
+
 def class_imbalance(n_a: int, n_d: int) -> float | None:
     return (n_a - n_d) / (n_a + n_d) if n_a + n_d else None
 
@@ -74,6 +77,9 @@ def facets(attribute: dict, train_values: list, validation_values: list) -> list
         largest = float(known.max()) if known.size else threshold
         return [(f"({threshold:g}, {largest:g}]", lambda values: _above(values, threshold))]
     groups = attribute.get("values") or sorted({str(v) for v in [*train_values, *validation_values]} - set(MISSING))
+    if len(groups) > MAX_GROUPS:  # e.g. a numeric column named without a threshold: one group a row
+        raise SystemExit(f"bias: {attribute['name']} has {len(groups):,} distinct values, more than {MAX_GROUPS} groups; "
+                         "fix: give it a threshold (numeric) or list the values to compare (bias.sensitive_attributes)")
     return [(str(group), lambda values, group=str(group): _equal(values, group)) for group in groups]
 
 

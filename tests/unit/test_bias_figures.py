@@ -126,3 +126,11 @@ def test_a_regression_counts_values_above_the_label_threshold_as_positive():
 def test_a_custom_task_has_no_outcome_to_count():
     with pytest.raises(ValueError, match="no bias figures for task type 'custom'"):
         bias.outcome("custom", {}, [])
+
+
+def test_an_attribute_of_a_group_a_row_stops_with_the_fix_not_a_report_of_thousands_of_groups():
+    """A numeric column named without a threshold would be one group per distinct value."""
+    from pipelines.modelkit import bias
+
+    with pytest.raises(SystemExit, match=r"income has 1,000 distinct values.*give it a threshold"):
+        bias.facets({"name": "income"}, [str(v) for v in range(600)], [str(v) for v in range(600, 1000)])

@@ -119,3 +119,13 @@ def test_the_card_summary_reads_the_attached_content_and_nothing_else():
         "High", "retention outreach", "not for pricing", "PendingReview")
     for absent in (None, {}, {"ModelCardContent": "not json"}, {"ModelCardContent": "[1]"}):
         assert evidence.card_summary(absent) is None
+
+
+def test_clarifys_shap_values_are_attributions_too():
+    """A kernel_shap (Clarify) or tree_shap (the model kit's XGBoost) report alone still shows its top features."""
+    from lambdas.shared.evidence import attributions
+
+    explained = {"version": "1.0", "explanations": {"kernel_shap": {"label0": {
+        "global_shap_values": {"tenure": 0.4, "charges": -0.7, "age": 0.01}, "expected_value": 0.2}}}}
+    found, method, scored = attributions(explained)
+    assert [a.feature for a in found] == ["charges", "tenure", "age"] and scored == 3 and method == "kernel shap"
