@@ -55,6 +55,8 @@ SCOPED_WILDCARDS = [
      "iam:GetRole on IAM Identity Center's reserved role path only: tells its permission-set roles from look-alikes"),
     (r"^Resource::.*/mlflow/[a-z0-9-]+/\*$", "the environment's MLflow artifact store prefix, for its tracking server"),
     (r"^Resource::.*/datasets/\*$", "the data validation step reads the datasets prefix only"),
+    (r"^Resource::.*/runs/[a-z0-9-]*/\*/evaluation\.json$",
+     "the evaluation reports of this model's runs only (the quality check's baseline), not their data snapshots"),
     (r"^Resource::.*/data-capture/[a-z0-9-]+/AllTraffic/\*$", "captured requests of this model's own endpoint"),
     (r"^Resource::.*/data-capture/\*-[a-z0-9-]+-(prod|staging)/AllTraffic/\*$",
      "the capture splitter files each shared-hosted model's lines of the shared endpoint's capture under that "

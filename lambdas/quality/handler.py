@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -28,7 +28,7 @@ from lambdas.shared.events import ScheduledCheck
 from lambdas.shared.observability import bind, logger, metrics, tracer
 from lambdas.shared.release import evaluation_uri
 
-HISTORY_REPORTS = 30  # the previous reports the page draws (bounded reads)
+HISTORY_REPORTS, HISTORY_DAYS = 30, 90  # what the page draws: at most 30 checks of the last 90 days (bounded reads)
 
 
 def champion_baseline(registry: dal.ModelRegistry) -> tuple[dict | None, dict]:
@@ -124,7 +124,8 @@ def write_report(store: dal.ObjectStore, prefix: str, spec, result: dict) -> Non
     store.put_bytes(f"{prefix}report.json", json.dumps(document, indent=2, allow_nan=False, default=str).encode(),
                     "application/json")
     write_monitor_files(store, prefix, spec, document)
-    page = report.html_report(document, history.recent_reports(store, spec.name, HISTORY_REPORTS))
+    since = datetime.fromisoformat(result["checked_at"]) - timedelta(days=HISTORY_DAYS)
+    page = report.html_report(document, history.recent_reports(store, spec.name, HISTORY_REPORTS, since))
     store.put_bytes(f"{prefix}report.html", page.encode(), "text/html")
 
 

@@ -37,10 +37,12 @@ def report_key(model: str, checked_at: datetime) -> str:
     return f"{model_prefix(model)}{checked_at.astimezone(timezone.utc):{STAMP}}/report.json"
 
 
-def report_keys(store: dal.ObjectStore, model: str) -> list[str]:
-    """Every check's report.json key of the model, oldest first (the stamps sort as the times do)."""
+def report_keys(store: dal.ObjectStore, model: str, since: datetime | None = None) -> list[str]:
+    """Every check's report.json key of the model (since `since`: only the folders after its stamp are listed, so
+    the listing does not grow with the model's age), oldest first (the stamps sort as the times do)."""
     prefix = model_prefix(model)
-    found = [key for key in store.list_keys(prefix) if _REPORT_KEY.fullmatch(key.removeprefix(prefix))]
+    start_after = f"{prefix}{since.astimezone(timezone.utc):{STAMP}}" if since else None
+    found = [key for key in store.list_keys(prefix, start_after) if _REPORT_KEY.fullmatch(key.removeprefix(prefix))]
     return sorted(found)
 
 
@@ -62,9 +64,10 @@ def read_report(store: dal.ObjectStore, key: str) -> dict | None:
     return {"checked_at": checked_at(key), **document, "report_uri": f"s3://{store.bucket}/{key}"}
 
 
-def recent_reports(store: dal.ObjectStore, model: str, limit: int = 30) -> RecentReports:
-    """The newest `limit` quality reports of `model`, oldest first; malformed ones skipped (`.skipped`: their keys)."""
-    newest = report_keys(store, model)[-limit:] if limit > 0 else []
+def recent_reports(store: dal.ObjectStore, model: str, limit: int = 30, since: datetime | None = None) -> RecentReports:
+    """The newest `limit` quality reports of `model` (checked after `since`, when given), oldest first; malformed
+    ones skipped (`.skipped`: their keys)."""
+    newest = report_keys(store, model, since)[-limit:] if limit > 0 else []
     reports, skipped = [], []
     for key in newest:
         report = read_report(store, key)

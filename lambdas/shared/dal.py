@@ -128,13 +128,15 @@ class ObjectStore:
         self.s3.copy_object(Bucket=self.bucket, Key=target_key, CopySource={"Bucket": bucket, "Key": key})
         return f"s3://{self.bucket}/{target_key}"
 
-    def list_keys(self, prefix: str) -> Iterator[str]:
-        for item in self.list_objects(prefix):
+    def list_keys(self, prefix: str, start_after: str | None = None) -> Iterator[str]:
+        for item in self.list_objects(prefix, start_after):
             yield item["Key"]
 
-    def list_objects(self, prefix: str) -> Iterator[dict]:
-        """ListObjectsV2's entries (Key, LastModified, Size, ...) under the prefix."""
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+    def list_objects(self, prefix: str, start_after: str | None = None) -> Iterator[dict]:
+        """ListObjectsV2's entries (Key, LastModified, Size, ...) under the prefix (after start_after: keys sort in
+        UTF-8 binary order, so a time-stamped folder name bounds a listing to the folders after it)."""
+        extra = {"StartAfter": start_after} if start_after else {}
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix, **extra):
             yield from page.get("Contents", [])
 
 

@@ -56,7 +56,9 @@ class QualityChecks(Construct):
         # a shared-hosted model's lines are split there by the control plane (stacks/constructs/capture_split.py).
         captures = [f"data-capture/{naming.endpoint(MODEL, env_name, stage)}/AllTraffic/" for stage in ("prod", "staging")]
         readable = [*captures, f"{GROUND_TRUTH}/{MODEL}/", f"quality/{MODEL}/"]
-        grant(["s3:GetObject"], *(objects(f"{prefix}*") for prefix in readable), objects(f"runs/{MODEL}/*"))
+        # Of the model's runs, their evaluation reports only (the champion's baseline; a promoted one's too:
+        # runs/<model>/<run>/promoted/evaluation.json), not the data snapshots beside them.
+        grant(["s3:GetObject"], *(objects(f"{prefix}*") for prefix in readable), objects(f"runs/{MODEL}/*/evaluation.json"))
         grant(["s3:PutObject"], objects(f"quality/{MODEL}/*"))
         grant(["s3:ListBucket"], f"arn:{stack.partition}:s3:::{bucket}",
               conditions={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in readable]}})

@@ -206,8 +206,12 @@ def test_acting_for_churn_the_quality_check_reads_labels_and_writes_reports_of_c
             boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=b"{}")
     churn = _acting_for(quality, "churn")
     s3, dynamodb = churn.client("s3"), churn.client("dynamodb")
-    for key in (_capture_key("churn"), "ground-truth/churn/2026/12/07/10/l.jsonl", "quality/churn/t/report.json"):
+    for key in ("runs/churn/r/evaluation.json", "runs/churn/r/source/train.csv"):
+        boto3.client("s3").put_object(Bucket=BUCKET, Key=key, Body=b"{}")
+    for key in (_capture_key("churn"), "ground-truth/churn/2026/12/07/10/l.jsonl", "quality/churn/t/report.json",
+                "runs/churn/r/evaluation.json"):
         assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"{}"
+    denied(lambda: s3.get_object(Bucket=BUCKET, Key="runs/churn/r/source/train.csv"))  # a run's data: not the check's
     for prefix in ("ground-truth/churn/2026/12/07/10/", "quality/churn/"):
         assert s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["KeyCount"] == 1
     s3.put_object(Bucket=BUCKET, Key="quality/churn/r/report.json", Body=b"{}")

@@ -135,8 +135,8 @@ class Store:
     def __init__(self, objects: dict[str, bytes]) -> None:
         self.bucket, self.objects, self.reads = "bucket", objects, []
 
-    def list_keys(self, prefix: str):
-        return iter(sorted(key for key in self.objects if key.startswith(prefix)))
+    def list_keys(self, prefix: str, start_after: str | None = None):
+        return iter(sorted(key for key in self.objects if key.startswith(prefix) and key > (start_after or "")))
 
     def read_bytes(self, key: str) -> bytes:
         self.reads.append(key)
@@ -189,3 +189,16 @@ def test_no_reports_is_an_empty_history():
 ])
 def test_the_page_says_what_became_of_retraining(fields, expected):
     assert report.retraining(quality_report(T0, **fields)) == expected
+
+
+def test_the_history_lists_only_the_folders_after_since():
+    """The scheduled check's page reads the last 90 days: its listing does not grow with the model's age."""
+    from datetime import datetime, timezone
+    from unittest import mock
+
+    from lambdas.quality import history
+
+    store = mock.Mock(bucket="b")
+    store.list_keys.return_value = iter([])
+    history.recent_reports(store, "churn", 30, datetime(2026, 9, 8, 12, tzinfo=timezone.utc))
+    store.list_keys.assert_called_once_with("quality/churn/", "quality/churn/20260908T120000Z")
