@@ -5,19 +5,16 @@ stack) invokes it with the model's name, and it checks that model acting for it 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
-from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.drift import engine, logic, report
 from lambdas.drift.capture import hourly_prefixes, line_batches, read_chunks
-from lambdas.shared import dal, retraining, tenancy
+from lambdas.shared import dal, retraining
 from lambdas.shared.config import model_spec, setting
-from lambdas.shared.events import ScheduledCheck
-from lambdas.shared.observability import bind, logger, metrics, tracer
+from lambdas.shared.observability import logger, metrics
 from lambdas.shared.release import drift_baseline_uris
 
 
@@ -86,15 +83,5 @@ def run_check(now: datetime) -> dict:
             "violations": len(result.violations)}
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=ScheduledCheck)
-def handler(event: ScheduledCheck, context: LambdaContext) -> dict:
-    bind(event.model, event.execution_id)
-    with tenancy.acting_for(event.model):
-        try:
-            return run_check(event.scheduled_time.astimezone(timezone.utc))
-        except Exception as error:  # the owners hear of it; the failure queue keeps the event (platform engineers)
-            retraining.tell_owners_of_failure("drift", event.model, event.scheduled_time, error)
-            raise
+# run_check looked up at each call (tests patch it).
+handler = retraining.scheduled_check_handler("drift", lambda now: run_check(now))

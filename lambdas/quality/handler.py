@@ -16,16 +16,13 @@ from typing import Iterator
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
-from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.shared.capture_files import hourly_prefixes, line_batches, read_chunks
 from lambdas.quality import history, logic, report
 from lambdas.quality.labels import GROUND_TRUTH
 from lambdas.shared import dal, retraining, tenancy
 from lambdas.shared.config import model_spec, setting
-from lambdas.shared.events import ScheduledCheck
-from lambdas.shared.observability import bind, logger, metrics, tracer
+from lambdas.shared.observability import logger, metrics
 from lambdas.shared.release import evaluation_uri
 
 HISTORY_REPORTS, HISTORY_DAYS = 30, 90  # what the page draws: at most 30 checks of the last 90 days (bounded reads)
@@ -163,15 +160,5 @@ def write_monitor_files(store: dal.ObjectStore, prefix: str, spec, result: dict)
     store.put_json(f"{prefix}constraints.json", logic.monitor_constraints(spec, float(result["baseline"])))
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=ScheduledCheck)
-def handler(event: ScheduledCheck, context: LambdaContext) -> dict:
-    bind(event.model, event.execution_id)
-    with tenancy.acting_for(event.model):
-        try:
-            return run_check(event.scheduled_time.astimezone(timezone.utc))
-        except Exception as error:  # the owners hear of it; the failure queue keeps the event (platform engineers)
-            retraining.tell_owners_of_failure("quality", event.model, event.scheduled_time, error)
-            raise
+# run_check looked up at each call (tests patch it).
+handler = retraining.scheduled_check_handler("quality", lambda now: run_check(now))

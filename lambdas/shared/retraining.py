@@ -7,9 +7,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
+from aws_lambda_powertools.utilities.parser import event_parser
+
 from lambdas.shared import dal, tenancy
 from lambdas.shared.config import setting
-from lambdas.shared.observability import logger
+from lambdas.shared.events import ScheduledCheck
+from lambdas.shared.observability import bind, logger, metrics, tracer
 
 
 def trigger(spec, now: datetime, trigger_name: str, reason: str) -> tuple[str | None, str]:
@@ -50,3 +53,23 @@ def tell_owners_of_failure(check: str, model: str, scheduled_time: datetime, err
                     "async-failures queue, whose alarm tells the platform engineers.")
     except Exception:
         logger.exception(f"could not tell the model's owners that the {check} check failed")
+
+
+def scheduled_check_handler(check: str, run_check):
+    """A monitor's Lambda handler: the schedule's event parsed, the model bound to the logs, the check run acting for
+    the model at the scheduled time; a failure tells the model's owners, then fails the invocation for the failure
+    queue (platform engineers)."""
+    @logger.inject_lambda_context(log_event=False)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    @event_parser(model=ScheduledCheck)
+    def handler(event: ScheduledCheck, context) -> dict:
+        bind(event.model, event.execution_id)
+        with tenancy.acting_for(event.model):
+            try:
+                return run_check(event.scheduled_time.astimezone(timezone.utc))
+            except Exception as error:
+                tell_owners_of_failure(check, event.model, event.scheduled_time, error)
+                raise
+
+    return handler

@@ -97,6 +97,20 @@ class ModelScopedFunction(Construct):
             "kms:EncryptionContext:aws:states:stateMachineArn": model_arn(
                 self, "states", f"stateMachine:{naming.state_machine(naming.MODEL_VARIABLE, self.env_name)}")}})
 
+    def grant_start_retraining(self) -> None:
+        """A monitor's retraining (lambdas/shared/retraining.py): the model's machine (start, and list to see a run in
+        progress), and the model's one cooldown marker: its partition, and no attribute but the marker's (IAM cannot
+        name a sort key, but dynamodb:Attributes keeps a monitor away from approval records' fields)."""
+        model = naming.MODEL_VARIABLE
+        self.grant_for_model(["states:StartExecution", "states:ListExecutions"], model_arn(
+            self, "states", f"stateMachine:{naming.state_machine(model, self.env_name)}"))
+        self.grant_for_model(
+            ["dynamodb:UpdateItem"], model_arn(self, "dynamodb", f"table/{naming.audit_table(self.env_name)}"),
+            conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{model}"],
+                                                      "dynamodb:Attributes": ["pk", "sk", "last_triggered"]},
+                        "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"}})
+        self.grant_model_state_machine_key()
+
     def grant_publish_to_model_topic(self) -> None:
         """The model's notification topic (encrypted with the environment's key)."""
         self.grant_for_model(["sns:Publish"], model_arn(

@@ -41,15 +41,7 @@ class DriftChecks(Construct):
         self.checks.grant_read_served()  # the champion: the package production serves
         grant(["sagemaker:DescribeModelPackage"], model_arn(
             self, "sagemaker", f"model-package/{naming.model_package_group(MODEL, env_name)}/*"))
-        machine = model_arn(self, "states", f"stateMachine:{naming.state_machine(MODEL, env_name)}")
-        grant(["states:StartExecution", "states:ListExecutions"], machine)
-        # Only the cooldown marker: the model's partition, and no attribute but the marker's (IAM cannot name a sort
-        # key, but dynamodb:Attributes keeps the check away from approval records' fields).
-        grant(["dynamodb:UpdateItem"], model_arn(self, "dynamodb", f"table/{naming.audit_table(env_name)}"),
-              conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{MODEL}"],
-                                                        "dynamodb:Attributes": ["pk", "sk", "last_triggered"]},
-                          "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"}})
-        self.checks.grant_model_state_machine_key()
+        self.checks.grant_start_retraining()
         self.checks.grant_publish_to_model_topic()  # a failed check is the model owners' to hear of
         # Not retried by Lambda: the next scheduled check is the retry, and the owners get one message a failure.
         failures.keep_failures_of(self.function, retry_attempts=0)

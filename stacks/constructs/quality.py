@@ -33,7 +33,7 @@ class QualityChecks(Construct):
             function_name=naming.control_function(env_name, "quality"))
         self.function = self.checks.function
         self._grant_data(stack, env_name)
-        self._grant_retraining(env_name)
+        self.checks.grant_start_retraining()  # through the model's one cooldown, drift's
         self.checks.grant_publish_to_model_topic()  # a drop, and a failed check, are the model owners' to hear of
         # Not retried by Lambda: the next scheduled check is the retry, and the owners get one message a failure.
         failures.keep_failures_of(self.function, retry_attempts=0)
@@ -66,17 +66,6 @@ class QualityChecks(Construct):
         self.checks.grant_read_served()  # the champion: the package the environment serves
         grant(["sagemaker:DescribeModelPackage"], model_arn(
             self, "sagemaker", f"model-package/{naming.model_package_group(MODEL, env_name)}/*"))
-
-    def _grant_retraining(self, env_name: str) -> None:
-        """drift's own grants (stacks/constructs/drift.py): the model's machine, and its one cooldown marker."""
-        grant = self.checks.grant_for_model
-        machine = model_arn(self, "states", f"stateMachine:{naming.state_machine(MODEL, env_name)}")
-        grant(["states:StartExecution", "states:ListExecutions"], machine)
-        grant(["dynamodb:UpdateItem"], model_arn(self, "dynamodb", f"table/{naming.audit_table(env_name)}"),
-              conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [f"model#{MODEL}"],
-                                                        "dynamodb:Attributes": ["pk", "sk", "last_triggered"]},
-                          "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"}})
-        self.checks.grant_model_state_machine_key()
 
     @staticmethod
     def function_arn(scope: Construct, env_name: str) -> str:

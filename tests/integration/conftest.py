@@ -258,3 +258,24 @@ def dev_serves_prod(monkeypatch):
     from pipelines.client import Pipelines
 
     monkeypatch.setattr(Pipelines, "serving_stage", lambda self: "prod")
+
+
+def without_aws_credentials(tmp_path):
+    """A context where no AWS credentials can be found (no environment variables, empty config files, no instance
+    metadata, no local server) and the client targets dev in account 123456789012."""
+    import os
+    from unittest import mock
+
+    from pipelines import client as client_module
+
+    empty = tmp_path / "empty-aws-config"
+    empty.write_text("")
+    unset = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_SECURITY_TOKEN")
+    environment = {name: value for name, value in os.environ.items() if name not in unset}
+    environment.update(AWS_CONFIG_FILE=str(empty), AWS_SHARED_CREDENTIALS_FILE=str(empty),
+                       AWS_EC2_METADATA_DISABLED="true", MLOPS_LOCAL_DIR=str(tmp_path / "no-server"))
+    target = client_module.Target("dev", "123456789012", "us-east-1")
+    stack = contextlib.ExitStack()
+    stack.enter_context(mock.patch.dict(os.environ, environment, clear=True))
+    stack.enter_context(mock.patch.object(client_module, "target_environment", lambda env: target))
+    return stack

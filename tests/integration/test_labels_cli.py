@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from pipelines import client as client_module
 from pipelines.cli import app
+from tests.integration.conftest import without_aws_credentials
 
 BUCKET = "mlops-dev-artifacts-123456789012-us-east-1"
 KEY = re.compile(r"ground-truth/churn/(\d{4}/\d{2}/\d{2}/\d{2})/[0-9a-f]{32}\.jsonl")
@@ -118,15 +119,7 @@ def test_labels_put_refused_by_the_bucket_is_not_allowed_exit_6(tmp_path, dev_bu
 def test_labels_put_without_aws_credentials_is_one_line_exit_4_with_the_local_mode_named(tmp_path):
     file = tmp_path / "labels.csv"
     file.write_text("inference_id,label\nreq-1,1\n")
-    empty = tmp_path / "empty-aws-config"
-    empty.write_text("")
-    unset = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_SECURITY_TOKEN")
-    environment = {name: value for name, value in os.environ.items() if name not in unset}
-    environment.update(AWS_CONFIG_FILE=str(empty), AWS_SHARED_CREDENTIALS_FILE=str(empty),
-                       AWS_EC2_METADATA_DISABLED="true", MLOPS_LOCAL_DIR=str(tmp_path / "no-server"))
-    target = client_module.Target("dev", "123456789012", "us-east-1")
-    with mock.patch.dict(os.environ, environment, clear=True), \
-            mock.patch.object(client_module, "target_environment", lambda env: target):
+    with without_aws_credentials(tmp_path):
         result = runner.invoke(app, ["labels", "put", "churn", str(file), "--env", "dev"])
     assert result.exit_code == 4, result.output
     assert "no AWS credentials for dev" in result.output

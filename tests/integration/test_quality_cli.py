@@ -19,6 +19,7 @@ from lambdas.shared import dal
 from pipelines import client as client_module
 from pipelines.cli import app
 from tests.support.quality_reports import BUCKET, put_report, quality_report
+from tests.integration.conftest import without_aws_credentials
 
 runner = CliRunner()
 T0 = datetime(2026, 12, 1, 6, tzinfo=timezone.utc)
@@ -123,15 +124,7 @@ def test_a_refused_listing_is_not_allowed_exit_6(checks):
 
 
 def test_no_aws_credentials_is_one_line_exit_4(tmp_path):
-    empty = tmp_path / "empty-aws-config"
-    empty.write_text("")
-    unset = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_SECURITY_TOKEN")
-    environment = {name: value for name, value in os.environ.items() if name not in unset}
-    environment.update(AWS_CONFIG_FILE=str(empty), AWS_SHARED_CREDENTIALS_FILE=str(empty),
-                       AWS_EC2_METADATA_DISABLED="true", MLOPS_LOCAL_DIR=str(tmp_path / "no-server"))
-    target = client_module.Target("dev", "123456789012", "us-east-1")
-    with mock.patch.dict(os.environ, environment, clear=True), \
-            mock.patch.object(client_module, "target_environment", lambda env: target):
+    with without_aws_credentials(tmp_path):
         result = quality("churn")
     assert result.exit_code == 4, result.output
     assert "no AWS credentials for dev" in result.output
