@@ -585,8 +585,7 @@ class LocalLifecycle:
             self._invoke(self._rows(20, 1000 + request, 1.0))
         if self._shared:
             self._split_shared_capture()
-        captured = self._captured_requests()
-        self.result.captured_rows = captured * 20
+        captured, self.result.captured_rows = self._captured()
         self.say(f"    {self.traffic_requests} requests x 20 rows; {captured} captured "
                  f"({self.spec.deployment.data_capture_percent}% sampling)")
 
@@ -603,12 +602,18 @@ class LocalLifecycle:
                         self.dispatch.invoke(splitter.name, s3_object_created(
                             self.bucket, item["Key"], item["Size"], self.account, self.region))
 
-    def _captured_requests(self) -> int:
-        """The requests captured under the model's own serving-target prefix (split there from a shared endpoint's)."""
+    def _captured(self) -> tuple[int, int]:
+        """(requests, rows) captured under the model's own serving-target prefix (split there from a shared
+        endpoint's): rows counted from each answer's predictions, since the sample may hold the 3-row serving check."""
+        from lambdas.shared.capture_files import decoded_data
+
         s3, prefix = self._aws("s3"), f"data-capture/{naming.endpoint(self.model, LOCAL_ENV, 'prod')}/"
         keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
                 for o in page.get("Contents", [])]
-        return sum(len(s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().splitlines()) for key in keys)
+        lines = [line for key in keys for line in s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().splitlines()]
+        rows = sum(len(json.loads(decoded_data(json.loads(line)["captureData"]["endpointOutput"]))["predictions"])
+                   for line in lines)
+        return len(lines), rows
 
     def _drift_hook(self) -> None:
         # What the model's drift schedule sends the control plane's drift check (Scheduler fills in the context
