@@ -106,7 +106,9 @@ def judge(spec, store: dal.ObjectStore, champion: dict, baseline: dict, now: dat
     marks it when the run that deployed it succeeds) if that is later than the window's start."""
     window = logic.scheduled_window(now, spec.quality)
     served_since = champion.get("LastModifiedTime") or champion.get("CreationTime")
-    served_since = served_since.astimezone(timezone.utc) if isinstance(served_since, datetime) else None
+    # Captures name their time to the second: a request of the release's own second is the released version's.
+    served_since = served_since.astimezone(timezone.utc).replace(microsecond=0) \
+        if isinstance(served_since, datetime) else None
     judged = logic.since_champion(window, served_since)
     if judged is None:
         return logic.not_judged(spec, window, served_since)

@@ -234,3 +234,18 @@ def test_a_window_half_served_by_the_version_is_judged_from_its_release_on(quali
     result = invoke(now)
     assert result["decision"] in ("within_tolerance", "not_significant"), result["reason"]
     assert result["labels"]["joined"] == 300 and result["labels"]["unknown"] == 400  # the previous version's rows
+
+
+def test_a_request_of_the_releases_own_second_is_the_released_versions(quality_platform):
+    """Capture names its time to the second (SageMaker's inferenceTime), the package's change to the microsecond."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    now = checked_at()
+    when = window_middle(now).replace(microsecond=0)
+    _, truth = captured_requests(when, 25, seed=11)
+    put_labels(truth)
+    package = next(p for p in sagemaker_backends["123456789012"]["us-east-1"].model_packages.values()
+                   if p.arn == quality_platform["champion"])
+    package.last_modified_time = when + timedelta(milliseconds=600)
+    result = invoke(now)
+    assert result["labels"]["joined"] == 250 and result["labels"]["previous_window"] == 0, result["labels"]
