@@ -442,6 +442,8 @@ def rollback_command(model: str, stage: Optional[Stage] = typer.Option(
     if output == Output.json:
         return emit(result)
     console.print(f"{result['endpoint']}: version {result['from_version']} -> {result['to_version']} ({result['action']})")
+    if result.get("note"):
+        console.print(f"note: {result['note']}")
 
 
 # ------------------------------------------------------------------ drift

@@ -658,13 +658,28 @@ def _roll_back(pipelines: Pipelines, model: str, stage: str) -> dict:
     if not older:
         raise RollbackRefused(f"{endpoint} serves version {current_version}; no older approved version to go back to")
     target = older[0]
+    name = f"rollback-{clock.strftime('%Y%m%dT%H%M%S', clock.gmtime())}"
     try:  # the run's own deploy gate: approved, by another person, and exactly the approved bytes and image
-        result = deploy_package(spec, pipelines.env, stage, f"rollback-{clock.strftime('%Y%m%dT%H%M%S', clock.gmtime())}",
-                                target.arn, role_arn=hosted["ExecutionRoleArn"], key_arn=capture.get("KmsKeyId", ""),
-                                capture_uri=capture.get("DestinationS3Uri", ""))
+        result = deploy_package(spec, pipelines.env, stage, name, target.arn, role_arn=hosted["ExecutionRoleArn"],
+                                key_arn=capture.get("KmsKeyId", ""), capture_uri=capture.get("DestinationS3Uri", ""))
     except ReleaseRefused as refused:
         raise RollbackRefused(f"version {target.version} cannot be rolled back to: {refused}") from None
-    return {**result, "from_version": current_version, "to_version": target.version}
+    return {**result, "from_version": current_version, "to_version": target.version,
+            **_mark_rolled_back(model, pipelines.env, target.arn, name)}
+
+
+def _mark_rolled_back(model: str, env: str, arn: str, name: str) -> dict:
+    """The version serves again from now: its package marked released by the rollback, so the quality check judges
+    only the traffic it served from here on (lambdas/quality/handler.py judge) and not the version rolled back from.
+    Best effort: the rollback stands whatever happens here, and says so."""
+    from lambdas.shared.dal import ModelRegistry
+
+    try:
+        ModelRegistry(naming.model_package_group(model, env)).mark_released(arn, name)
+    except ClientError as error:
+        return {"note": f"version served again, but its package could not be marked released ({error.response['Error']['Code']}): "
+                        "the quality check may judge the traffic before the rollback against it"}
+    return {}
 
 
 def _serving_model(endpoints, target: str, hosting: str) -> tuple[dict, dict]:

@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from lambdas.drift import engine, logic, report
 from lambdas.drift.capture import hourly_prefixes, line_batches, read_chunks
-from lambdas.shared import dal, retraining
+from lambdas.shared import dal, retraining, tenancy
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.observability import logger, metrics
 from lambdas.shared.release import drift_baseline_uris
@@ -42,6 +42,8 @@ def window_sources(store: dal.ObjectStore, start: datetime, end: datetime):
 
 
 def publish_metrics(result: engine.DriftResult) -> None:
+    """Per model and environment (environments may share an account: the fleet dashboard filters on it)."""
+    metrics.add_dimension(name="environment", value=tenancy.environment_name())
     metrics.add_metric(name="DriftedFeatures", unit=MetricUnit.Count, value=len(result.drifted_features))
     metrics.add_metric(name="CapturedRows", unit=MetricUnit.Count, value=result.rows)
     if is_metrics_disabled():
@@ -50,6 +52,7 @@ def publish_metrics(result: engine.DriftResult) -> None:
         with single_metric(name="FeaturePSI", unit=MetricUnit.NoUnit, value=feature.psi,
                            namespace=metrics.namespace) as metric:
             metric.add_dimension(name="model", value=model_spec().name)
+            metric.add_dimension(name="environment", value=tenancy.environment_name())
             metric.add_dimension(name="feature", value=feature.name)
 
 

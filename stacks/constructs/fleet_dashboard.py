@@ -49,8 +49,10 @@ class FleetDashboard(Construct):
                 f'{{AWS/States,StateMachineArn}} MetricName="ExecutionsFailed" AND StateMachineArn=retraining AND '
                 f"StateMachineArn={env_name}", "Sum", HOUR)))
         self.dashboard.add_widgets(
-            graph("Drift: drifted features by model", search(platform("DriftedFeatures"), "Maximum", HOUR)),
-            graph("Drift: PSI by model and feature", search(platform("FeaturePSI"), "Maximum", HOUR)),
+            graph("Drift: drifted features by model",
+                  search(of_environment(platform("DriftedFeatures"), env_name), "Maximum", HOUR)),
+            graph("Drift: PSI by model and feature",
+                  search(of_environment(platform("FeaturePSI"), env_name), "Maximum", HOUR)),
             graph("Approvals requested, approved, rejected", search(
                 platform("ApprovalsRequested", "ApprovalsApproved", "ApprovalsRejected"), "Sum", HOUR)))
         self.dashboard.add_widgets(
@@ -74,7 +76,8 @@ def platform(*metrics: str) -> str:
 
 
 def of_environment(query: str, env_name: str) -> str:
-    """Only this environment's series (the quality check names its environment: environments may share an account)."""
+    """Only this environment's series (the drift and quality checks name their environment: environments may share an
+    account)."""
     return f'{query} environment="{env_name}"'
 
 

@@ -51,8 +51,8 @@ def test_the_control_plane_has_one_fleet_dashboard_of_searches_over_serving_runs
                                   "AND EndpointName=dev AND VariantName=\"AllTraffic\"', 'Sum', 300)",
         "Failed retraining runs by state machine": "SEARCH('{AWS/States,StateMachineArn} MetricName=\"ExecutionsFailed\" "
                                                    "AND StateMachineArn=retraining AND StateMachineArn=dev', 'Sum', 3600)",
-        "Drift: drifted features by model": "SEARCH('Namespace=\"MLOps\" (MetricName=\"DriftedFeatures\")', 'Maximum', 3600)",
-        "Drift: PSI by model and feature": "SEARCH('Namespace=\"MLOps\" (MetricName=\"FeaturePSI\")', 'Maximum', 3600)",
+        "Drift: drifted features by model": "SEARCH('Namespace=\"MLOps\" (MetricName=\"DriftedFeatures\") environment=\"dev\"', 'Maximum', 3600)",
+        "Drift: PSI by model and feature": "SEARCH('Namespace=\"MLOps\" (MetricName=\"FeaturePSI\") environment=\"dev\"', 'Maximum', 3600)",
         "Approvals requested, approved, rejected": "SEARCH('Namespace=\"MLOps\" (MetricName=\"ApprovalsRequested\" OR "
                                                    "MetricName=\"ApprovalsApproved\" OR MetricName=\"ApprovalsRejected\")', "
                                                    "'Sum', 3600)",

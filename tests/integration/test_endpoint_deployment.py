@@ -193,6 +193,11 @@ def test_mlops_rollback_redeploys_the_previous_approved_version(hosting, model_t
     config = sagemaker.describe_endpoint_config(EndpointConfigName=sagemaker.describe_endpoint(EndpointName="churn-dev-prod")["EndpointConfigName"])
     model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
     assert (model.get("Containers") or [model.get("PrimaryContainer")])[0]["ModelPackageName"] == first
+    # marked released by the rollback: the quality check judges version 1's traffic only from here on
+    from pipelines import naming
+
+    marker = sagemaker.describe_model_package(ModelPackageName=first)["CustomerMetadataProperties"]
+    assert marker[naming.RELEASED_BY_KEY].startswith("rollback-")
     again = CliRunner().invoke(cli.app, ["rollback", "churn"])
     assert again.exit_code == 1 and "no older approved version" in again.output
 
