@@ -131,8 +131,8 @@ def training_details(spec, state: RunState) -> dict:
     objective, run, validation, training = spec.objective, state.run, state.validation, state.training
     condition = f"{'minimum' if objective.direction == 'maximize' else 'maximum'} {objective.minimum:g}" \
         if objective.minimum is not None else ""
-    numbers = {k: _finite(v) for k, v in (state.evaluation.metrics if state.evaluation else {}).items()
-               if _finite(v) is not None}
+    numbers = {k: finite_number(v) for k, v in (state.evaluation.metrics if state.evaluation else {}).items()
+               if finite_number(v) is not None}
     return {
         "objective_function": {"function": {"function": objective.direction.title(), "facet": _cut(objective.metric, 63),
                                             "condition": condition},
@@ -151,11 +151,10 @@ def training_details(spec, state: RunState) -> dict:
     }
 
 
-_finite = finite_number
 
 
 def _metric(name: str, value: Any, notes: str = "") -> dict:
-    number = _finite(value)
+    number = finite_number(value)
     entry = {"name": _name(name, 255), "type": "number" if number is not None else "string",
              "value": number if number is not None else _cut(value, 63)}
     return {**entry, "notes": _cut(notes, 1024)} if notes else entry

@@ -191,8 +191,13 @@ def _place(joined: Joined, seen: set, inference_id: str, label: str, arrived: da
     seen.add(inference_id)
 
 
+def classes_of(spec, labels: list[str], predictions: list[dict]) -> list[str]:
+    """A multiclass task's classes: the spec's, else every class the labels and the predictions name."""
+    return spec.task.classes or sorted({c for p in predictions for c in p.get("probabilities", {})} | set(labels))
+
+
 def window_metrics(spec, labels: list[str], predictions: list[dict]) -> dict:
-    classes = spec.task.classes or sorted({c for p in predictions for c in p.get("probabilities", {})} | set(labels))
+    classes = classes_of(spec, labels, predictions)
     return from_predictions(spec.task.type, labels, predictions, classes if spec.task.type == "multiclass" else None,
                             spec.metric_prefix)
 
@@ -221,9 +226,8 @@ def _metric_arrays(spec, labels: list[str], predictions: list[dict]):
     if task == "regression":
         return (metric_kit.regression, np.array([float(v) for v in labels]),
                 np.array([float(p["value"]) for p in predictions]))
-    classes = spec.task.classes or sorted({c for p in predictions for c in p.get("probabilities", {})} | set(labels))
-    index = {c: i for i, c in enumerate(classes)}
-    matrix = np.array([[float(p["probabilities"].get(c, 0.0)) for c in classes] for p in predictions])
+    index = {c: i for i, c in enumerate(classes_of(spec, labels, predictions))}
+    matrix = np.array([[float(p["probabilities"].get(c, 0.0)) for c in index] for p in predictions])
     return metric_kit.multiclass, np.array([index[str(v)] for v in labels]), matrix
 
 

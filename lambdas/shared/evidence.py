@@ -118,8 +118,6 @@ def finite_number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-_number = finite_number
-
 
 def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
@@ -169,7 +167,7 @@ def _facet_rows(bias: dict) -> list[tuple[str, str, str, float | None]]:
                     metric = _dict(metric)
                     if metric.get("name"):
                         rows.append((_text(facet), _text(group.get("value_or_threshold")), _text(metric["name"], 16),
-                                     _number(metric.get("value"))))
+                                     finite_number(metric.get("value"))))
     return rows
 
 
@@ -206,8 +204,8 @@ def attributions(explained: dict | None, top: int = TOP_FEATURES) -> tuple[list[
                       if isinstance(v, dict) and any(key in v for key in GLOBAL_KEYS)), {})
         key = next((key for key in GLOBAL_KEYS if key in label), GLOBAL_KEYS[0])
         importance, deviation = _dict(label.get(key)), _dict(label.get("standard_deviation"))
-        scored = [Attribution(feature=_text(name), importance=number, deviation=_number(deviation.get(name)))
-                  for name, value in importance.items() if (number := _number(value)) is not None]
+        scored = [Attribution(feature=_text(name), importance=number, deviation=finite_number(deviation.get(name)))
+                  for name, value in importance.items() if (number := finite_number(value)) is not None]
         if scored:
             scored.sort(key=lambda a: -abs(a.importance))
             return scored[:top], _method_words(_text(method, 40), explanation), len(scored)
