@@ -616,6 +616,12 @@ class DriftSpec(_Strict):
         return check_schedule(value)
 
 
+def rate_minutes(expression: str) -> int | None:
+    """A rate expression's period in minutes (rate(2 hours): 120); None for a cron."""
+    rate = _RATE.match(expression)
+    return int(rate.group(1)) * {"minute": 1, "hour": 60, "day": 1_440}[rate.group(2).rstrip("s")] if rate else None
+
+
 def check_schedule(value: str) -> str:
     """An EventBridge schedule expression EventBridge accepts: rate(1 hour), rate(5 minutes), or a six-field cron
     with '?' in exactly one of day-of-month and day-of-week."""
@@ -672,9 +678,9 @@ class QualitySpec(_Strict):
     def _one_window_a_check(self) -> QualitySpec:
         """A rate must judge each window once: faster re-judges overlapping windows (a drop told again at every check,
         labels of the window before counted as its), slower leaves windows unjudged. A cron is the person's choice."""
-        rate = _RATE.match(self.schedule)
-        if rate:
-            hours = int(rate.group(1)) * {"minute": 1 / 60, "hour": 1, "day": 24}[rate.group(2).rstrip("s")]
+        minutes = rate_minutes(self.schedule)
+        if minutes is not None:
+            hours = minutes / 60
             if not math.isclose(hours, self.window_hours):
                 raise ValueError(f"quality.schedule {self.schedule} judges a window every {hours:g} h, but "
                                  f"quality.window_hours is {self.window_hours:g}: each window must be judged once; fix: "

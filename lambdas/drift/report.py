@@ -14,23 +14,13 @@ import math
 import os
 
 from lambdas.drift.engine import DriftResult, FeatureResult
+from lambdas.shared.text import strict
 
 BASELINE, CURRENT = "#8aa4c8", "#e07b39"
 
 
 def json_report(result: DriftResult, context: dict) -> dict:
     return strict({**context, **result.to_dict()})
-
-
-def strict(value):
-    """The value with every NaN or infinity replaced by None: reports are strict JSON, whatever the data."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: strict(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict(item) for item in value]
-    return value
 
 
 def _e(value) -> str:

@@ -24,6 +24,7 @@ from lambdas.shared import dal, retraining, tenancy
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.observability import logger, metrics
 from lambdas.shared.release import evaluation_uri
+from lambdas.shared.text import strict
 
 HISTORY_REPORTS, HISTORY_DAYS = 30, 90  # what the page draws: at most 30 checks of the last 90 days (bounded reads)
 
@@ -97,7 +98,7 @@ def run_check(now: datetime) -> dict:
         write_report(store, prefix, spec, result)
     logger.info("quality checked", extra={"decision": result["decision"], "reason": result["reason"],
                                           "joined": result["labels"]["joined"], "report": result["html_report_uri"]})
-    return finite({key: result[key] for key in ("decision", "reason", "retrain", "execution_arn", "report_uri",
+    return strict({key: result[key] for key in ("decision", "reason", "retrain", "execution_arn", "report_uri",
                                                 "html_report_uri", "metrics", "baseline", "coverage", "labels")})
 
 
@@ -119,24 +120,13 @@ def judge(spec, store: dal.ObjectStore, champion: dict, baseline: dict, now: dat
 def write_report(store: dal.ObjectStore, prefix: str, spec, result: dict) -> None:
     """report.json (strict JSON: a metric that is no number is null), its page with the recent history, and Model
     Monitor's files."""
-    document = finite(result)
+    document = strict(result)
     store.put_bytes(f"{prefix}report.json", json.dumps(document, indent=2, allow_nan=False, default=str).encode(),
                     "application/json")
     write_monitor_files(store, prefix, spec, document)
     since = datetime.fromisoformat(result["checked_at"]) - timedelta(days=HISTORY_DAYS)
     page = report.html_report(document, history.recent_reports(store, spec.name, HISTORY_REPORTS, since))
     store.put_bytes(f"{prefix}report.html", page.encode(), "text/html")
-
-
-def finite(value):
-    """The report with NaN and infinities as null (JSON has no such numbers)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(item) for item in value]
-    return value
 
 
 def act_on_drop(spec, now: datetime, result: dict) -> None:

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.instances import hosting_resources
-from pipelines.spec import ModelSpec, SharedPoolSpec
+from pipelines.spec import ModelSpec, SharedPoolSpec, rate_minutes
 
 HOURS_PER_MONTH = 730.0  # the month of the AWS pricing pages: 24 x 365 / 12
 DAYS_PER_MONTH = 365 / 12
@@ -248,7 +247,6 @@ def find_price(items: list[dict], key: PriceKey) -> Price:
 
 # ------------------------------------------------------------------ schedules
 
-_RATE = re.compile(r"^rate\((\d+) (minute|hour|day)s?\)$")
 _NAMES = {name: number for number, name in enumerate(
     ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], start=1)}
 _NAMES |= {name: number for number, name in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"], start=1)}
@@ -277,9 +275,8 @@ def runs_per_month(schedule: str | None) -> float:
     """How often an EventBridge schedule fires in an average month (0 without a schedule)."""
     if not schedule:
         return 0.0
-    rate = _RATE.match(schedule)
-    if rate:
-        minutes = int(rate.group(1)) * {"minute": 1, "hour": 60, "day": 1440}[rate.group(2)]
+    minutes = rate_minutes(schedule)
+    if minutes is not None:
         return HOURS_PER_MONTH * 60 / minutes
     fields = schedule.removeprefix("cron(").removesuffix(")").split()
     minutes, hours, day_of_month, months, day_of_week = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 # C0 and C1 control characters, DEL and Unicode's line and paragraph separators: each could start a new line in a
 # mail client. Unicode's bidirectional controls (U+202A-U+202E, U+2066-U+2069) reorder what is displayed around them
@@ -19,3 +20,14 @@ def one_line(value, limit: int = 300) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     text = text.translate(_CONTROL_ESCAPES)
     return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def strict(value):
+    """The value with every NaN or infinity replaced by None: reports are strict JSON, whatever the data."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: strict(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(item) for item in value]
+    return value

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 
 from aws_cdk import ArnFormat, Stack
@@ -25,8 +24,8 @@ from aws_cdk import aws_iam as iam, aws_kms as kms, aws_scheduler as scheduler, 
 from constructs import Construct
 
 from pipelines import naming
+from pipelines.spec import rate_minutes
 
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 # The control plane's functions a model's schedules invoke (stacks/constructs/drift.py, quality.py, approval_repair.py).
 SCHEDULED_FUNCTIONS = ("drift", "quality", "approval-repair")
 CRON_WINDOW_MINUTES = {"retraining": 60, "drift": 15, "quality": 15, "reconcile": 5}  # a person's cron: start within this window
@@ -42,10 +41,9 @@ class Timing:
 
 def spread(expression: str, key: str, kind: str) -> Timing:
     """When a schedule fires: `expression` (a validated EventBridge schedule) placed at a stable offset of its own."""
-    rate = _RATE.match(expression)
-    if not rate:
+    period = rate_minutes(expression)
+    if period is None:
         return Timing(expression, CRON_WINDOW_MINUTES[kind])
-    period = int(rate.group(1)) * {"minute": 1, "hour": 60, "day": 1_440}[rate.group(2).rstrip("s")]
     window = min(RATE_WINDOW_MINUTES, period // 3) or None  # then a random moment in a third of the period
     digest = int(hashlib.sha256(f"{key}/{kind}".encode()).hexdigest(), 16)
     minute, hour = digest % 60, (digest // 60) % 24
