@@ -87,8 +87,7 @@ class Bundle:
         return content.hexdigest()
 
     def write(self, output_dir: Path, platform: str = "arm64", python_version: str | None = None) -> None:
-        shutil.copytree(self.build(platform, python_version), output_dir, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(*BUILD_RECORDS))
+        link_tree(self.build(platform, python_version), output_dir, ignore=shutil.ignore_patterns(*BUILD_RECORDS))
 
     def zipped_bytes(self, platform: str = "arm64", python_version: str | None = None) -> int:
         """The bundle as a deployment package (a deflated zip, as the CDK uploads it): what Lambda's code storage
@@ -107,18 +106,19 @@ class Bundle:
         return int(record.read_text())
 
     def build(self, platform: str = "arm64", python_version: str | None = None) -> Path:
-        """The bundle, assembled once per digest under .build/: dependencies, first-party files, bytecode."""
+        """The bundle, assembled once per digest under .build/: its group's dependencies (compiled once, linked),
+        then its first-party files and their bytecode."""
         version = python_version or runtime_version()
         target = BUNDLES / self.digest(platform, version)[:16]
         with built_once(target):
             if not (target / ".complete").exists():
                 shutil.rmtree(target, ignore_errors=True)
-                shutil.copytree(install_dependencies(self.requirements, platform, version), target,
-                                ignore=shutil.ignore_patterns(".complete", "__pycache__"))
+                link_tree(install_dependencies(self.requirements, platform, version), target,
+                          ignore=shutil.ignore_patterns(*BUILD_RECORDS))
                 for relative in self.files:
                     (target / relative).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(REPO_ROOT / relative, target / relative)
-                compile_bytecode(target, version)
+                compile_bytecode(target, version, [target / relative for relative in self.files])
                 (target / ".complete").touch()
         return target
 
@@ -140,16 +140,36 @@ def bytecode_compiler(version: str) -> str | None:
     return None
 
 
-def compile_bytecode(target: Path, version: str) -> None:
-    """.pyc files beside every module, valid whatever the files' times after unzipping (unchecked-hash): Lambda
-    imports them instead of compiling at each cold start. Without a matching CPython the bundle ships sources only."""
+def compile_bytecode(target: Path, version: str, files: list[Path] | None = None) -> None:
+    """.pyc files beside every module under target (or beside the given files), valid whatever the files' times
+    after unzipping (unchecked-hash): Lambda imports them instead of compiling at each cold start. Without a
+    matching CPython the bundle ships sources only."""
     compiler = bytecode_compiler(version)
     if compiler is None:
         print(f"warning: no CPython {version} found (set LAMBDA_BYTECODE_PYTHON): Lambda bundles ship without "
               "bytecode and compile their modules at each cold start", file=sys.stderr)
         return
-    subprocess.run([compiler, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
-                    str(target)], check=True, stdout=subprocess.DEVNULL)
+    sources = [str(f) for f in files if f.suffix == ".py"] if files is not None else [str(target)]
+    if sources:
+        subprocess.run([compiler, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+                        *sources], check=True, stdout=subprocess.DEVNULL)
+
+
+def link_tree(source: Path, target: Path, ignore=None) -> None:
+    """source's files under target as hard links where the file system allows, copies where not. A bundle is mostly
+    its group's dependencies, unchanged: linked, the eight bundles of a synthesis and the assets staged in each
+    cdk.out cost their first-party files alone on disk, not half a gigabyte each. Nothing writes into a linked file
+    in place (compileall and the CDK replace files, never rewrite them)."""
+    shutil.copytree(source, target, copy_function=_link_or_copy, dirs_exist_ok=True, ignore=ignore)
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(destination)  # never write through a link into the file it shares
+    try:
+        os.link(source, destination)
+    except OSError:  # another file system, or one without hard links
+        shutil.copy2(source, destination)
 
 
 def bundle_for(handler: str) -> Bundle:
@@ -214,15 +234,17 @@ def requirement_files(requirements: Path) -> list[Path]:
 
 def install_dependencies(requirements: Path, platform: str = "arm64", python_version: str | None = None) -> Path:
     """pip-installs a requirements file for the Lambda platform (or another one, for benchmarks) once per content
-    hash, then prunes what the runtime provides or no handler loads."""
+    hash, prunes what the runtime provides or no handler loads, and compiles it once for every bundle linking it."""
     version = python_version or runtime_version()
     content = b"".join(p.read_bytes() for p in requirement_files(requirements)) + _pruning_rules()
-    target = CACHE / hashlib.sha256(content + f"{platform}|{version}".encode()).hexdigest()[:16]
+    compiled = bytecode_compiler(version) is not None
+    target = CACHE / hashlib.sha256(content + f"{platform}|{version}|pyc={compiled}".encode()).hexdigest()[:16]
     with built_once(target):
         if not (target / ".complete").exists():
             shutil.rmtree(target, ignore_errors=True)
             pip_install(requirements, target, platform, version)
             prune(target)
+            compile_bytecode(target, version)
             (target / ".complete").touch()
     return target
 

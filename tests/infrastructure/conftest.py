@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -15,6 +16,15 @@ CONTEXT = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
 def new_app(**extra_context) -> cdk.App:
     # Asset bundling (pip installs for the Lambda layer) is skipped in template tests.
     return cdk.App(context={**CONTEXT, "aws:cdk:bundling-stacks": [], "mlops:git_commit": "0123abc", **extra_context})
+
+
+@pytest.fixture
+def bundled_assembly_dir(tmp_path) -> Path:
+    """A cdk.out for a test that synthesizes with bundled assets, removed after it: pytest keeps its last three runs'
+    folders, and where the bundles cannot be linked (another file system) each such cdk.out holds half a gigabyte."""
+    out = tmp_path / "cdk.out"
+    yield out
+    shutil.rmtree(out, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

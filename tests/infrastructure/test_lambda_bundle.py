@@ -1,7 +1,10 @@
 """Per-function bundles: each handler's code asset holds its own import closure and its group's requirements, stays
 within its size budget, and imports in a fresh interpreter with nothing but itself and the runtime's boto3."""
 
+import errno
 import importlib.util
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -100,6 +103,53 @@ def test_each_deployed_bundle_stays_within_its_budget(handler_modules):
         assert not (built / "botocore").exists() and not (built / "boto3").exists()  # the runtime provides them
         if functions.bytecode_compiler(functions.runtime_version()):  # a CPython 3.13 here: bytecode ships with it
             assert list((built / module.replace(".", "/")).parent.glob(f"__pycache__/{module.split('.')[-1]}.cpython-313.pyc"))
+
+
+@pytest.mark.slow
+def test_bundles_and_staged_assets_link_their_groups_compiled_dependencies_instead_of_copying_them(tmp_path):
+    """The drift bundle is 230 MB of numpy, scipy and pyarrow: copied into each bundle built and each cdk.out staged,
+    a fresh clone's `make test` wrote gigabytes (and once filled the disk CI shares). The dependencies are compiled
+    once in their cache; bundles and assets link them, and carry their own first-party files and bytecode."""
+    bundle = functions._bundle("lambdas.drift.handler")
+    built = bundle.build()
+    cache = functions.install_dependencies(bundle.requirements)
+    staged = tmp_path / "asset"
+    bundle.write(staged)
+    for relative in ("numpy/__init__.py", "aws_lambda_powertools/__init__.py"):
+        assert (built / relative).stat().st_ino == (cache / relative).stat().st_ino == (staged / relative).stat().st_ino
+    if functions.bytecode_compiler(functions.runtime_version()):
+        assert list((built / "numpy").glob("__pycache__/__init__.cpython-313.pyc"))
+        assert list((staged / "lambdas/drift").glob("__pycache__/handler.cpython-313.pyc"))
+    handler = Path("lambdas/drift/handler.py")
+    assert (built / handler).read_bytes() == (REPO_ROOT / handler).read_bytes()
+    assert (built / handler).stat().st_ino != (REPO_ROOT / handler).stat().st_ino  # copied: editing the checkout never changes a built bundle
+    assert not (staged / ".complete").exists()
+    shutil.rmtree(staged)  # a copy, where tmp_path lies on another file system
+
+
+def test_linking_never_writes_through_a_link_and_copies_where_links_fail(tmp_path, monkeypatch):
+    """A bundle's files share their inodes with the dependency cache: putting a file where a linked one lies must
+    replace the link, never rewrite the file every other bundle holds."""
+    cached, source, target = tmp_path / "cached.py", tmp_path / "source", tmp_path / "target"
+    cached.write_text("cached = 1\n")
+    (source / "pkg").mkdir(parents=True)
+    (source / "pkg/module.py").write_text("new = 1\n")
+    (target / "pkg").mkdir(parents=True)
+    os.link(cached, target / "pkg/module.py")
+    functions.link_tree(source, target)
+    assert (target / "pkg/module.py").stat().st_ino == (source / "pkg/module.py").stat().st_ino
+    assert cached.read_text() == "cached = 1\n"
+
+    os.unlink(target / "pkg/module.py")
+    os.link(cached, target / "pkg/module.py")
+
+    def no_links(*_args):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+    monkeypatch.setattr(functions.os, "link", no_links)
+    functions.link_tree(source, target)  # another file system: copies
+    assert (target / "pkg/module.py").read_text() == "new = 1\n"
+    assert (target / "pkg/module.py").stat().st_ino != (source / "pkg/module.py").stat().st_ino
+    assert cached.read_text() == "cached = 1\n"
 
 
 @pytest.mark.slow

@@ -160,13 +160,13 @@ def small_pipeline(source: dict, stage_stack=None) -> cdk.App:
     return app
 
 
-def test_the_synth_steps_commands_pass_in_a_shell_with_a_bare_path(tmp_path):
+def test_the_synth_steps_commands_pass_in_a_shell_with_a_bare_path(bundled_assembly_dir):
     """CodeBuild runs the buildspec in a plain shell: no venv, no CDK CLI, no Node 22 on its PATH. The commands, as
     synthesized, must find everything through make. `make test` only collects here (it is the suite running this)."""
     app = small_pipeline({"codecommit_repository": "mlops-platform"})
     spec = buildspec(Template.from_stack(app.node.find_child(PIPELINE_STACK)).to_json(), "PipelineBuildSynth")
     script = "\n".join(spec["phases"]["install"]["commands"] + spec["phases"]["build"]["commands"])
-    out = tmp_path / "cdk.out"
+    out = bundled_assembly_dir
     env = {"HOME": os.environ["HOME"], "PATH": "/usr/bin:/bin", "CDK_OUT": str(out),
            "PYTEST_ADDOPTS": "--collect-only"}
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=REPO_ROOT, env=env, capture_output=True,

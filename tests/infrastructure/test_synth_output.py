@@ -17,8 +17,8 @@ from tests.support.validators import synthesized_templates
 
 
 @pytest.mark.slow
-def test_make_synth_leaves_a_deployable_assembly_with_bundled_assets(tmp_path):
-    out = tmp_path / "cdk.out"
+def test_make_synth_leaves_a_deployable_assembly_with_bundled_assets(bundled_assembly_dir):
+    out = bundled_assembly_dir
     # The Makefile's own synth (setup taken as done: the tests run after it), one environment to keep it short.
     result = subprocess.run(["make", "--no-print-directory", "-o", "setup", "synth", f"CDK_OUT={out}",
                              "SYNTH_ARGS=-c env=dev"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200)
