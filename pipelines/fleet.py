@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lambdas.approval.logic import package_version
 from lambdas.quality import report as quality_report
 from lambdas.shared import cost, pricing
+from lambdas.shared.evidence import finite_number
 from pipelines import naming
 from pipelines.approvals_cli import pending_approvals
 from pipelines.client import LOCAL_ENV, ApiError, EnvironmentProblem, Pipelines
@@ -270,7 +271,7 @@ def last_quality_check(pipelines: Pipelines, model: str, now: datetime) -> Quali
         raise ValueError(f"the last quality report of {model} ({checked}) has no decision")
     return QualityState(decision=report["decision"], summary=quality_report.state_text(report),
                         objective=report.get("objective"), value=quality_report.objective_value(report),
-                        baseline=quality_report.number(report.get("baseline")),
+                        baseline=finite_number(report.get("baseline")),
                         labels_joined=quality_report.joined(report), checked_at=checked)
 
 

@@ -689,7 +689,8 @@ class QualitySpec(_Strict):
 
 
 # The bias metrics the model kit computes (pipelines/modelkit/bias_terms.py: the kit is packed alone into the training
-# job and cannot import the spec; tests/unit/test_bias_bounds.py keeps the two lists equal).
+# job and cannot import the spec, and the spec, the layer below it, imports no kit module: tests/unit/test_layers.py;
+# tests/unit/test_bias_bounds.py keeps the two lists equal).
 BIAS_METRICS = {"CI": "class imbalance", "DPL": "difference in positive proportions in labels",
                 "DI": "disparate impact", "DPPL": "difference in positive proportions in predicted labels"}
 
@@ -719,6 +720,14 @@ class BiasBound(_Strict):
         if self.max_abs is not None and abs(value) > self.max_abs:
             return "max_abs", self.max_abs
         return None
+
+    @property
+    def words(self) -> str:
+        """The bound for people: "0.8 to 1.25", "at least 0.8", "within ±0.15"."""
+        parts = [f"{self.min:g} to {self.max:g}" if self.min is not None and self.max is not None else
+                 f"at least {self.min:g}" if self.min is not None else f"at most {self.max:g}" if self.max is not None
+                 else "", f"within ±{self.max_abs:g}" if self.max_abs is not None else ""]
+        return " and ".join(part for part in parts if part)
 
 
 class SensitiveAttribute(_Strict):
@@ -833,7 +842,7 @@ class GovernanceSpec(_Strict):
 
     intended_use: str = Field(default="", max_length=CARD_TEXT_MAX,
                               description="Who may use the predictions, for what (intended_uses.intended_uses)")
-    risk_rating: Literal["High", "Medium", "Low", "Unknown"] = Field(
+    risk_rating: Literal[RISK_RATINGS] = Field(
         default="Unknown", description="The organization's risk rating of the model (intended_uses.risk_rating)")
     risk_explanation: str = Field(default="", max_length=CARD_TEXT_MAX,
                                   description="Why that rating (intended_uses.explanations_for_risk_rating)")

@@ -29,8 +29,8 @@ import numpy as np
 from lambdas.drift import arrow_reader
 from lambdas.drift.baseline import MISSING_LABELS
 from lambdas.drift.engine import Accumulator
-from lambdas.shared.capture_files import (  # noqa: F401  (re-exported: the drift check's readers)
-    MAX_LINE_BYTES, READ_BYTES, decoded_data, hourly_prefixes, line_batches, read_chunks)
+from lambdas.shared.capture_files import MAX_LINE_BYTES, decoded_data
+from lambdas.shared.capture_files import line_batches, read_chunks  # noqa: F401  (re-exported: `mlops drift check`, tests)
 from pipelines import naming
 
 try:  # orjson parses capture lines ~5x faster than json; the stdlib keeps the hook working without it

@@ -11,8 +11,8 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from lambdas.drift import engine, logic, report
-from lambdas.drift.capture import hourly_prefixes, line_batches, read_chunks
 from lambdas.shared import dal, retraining, tenancy
+from lambdas.shared.capture_files import hourly_files
 from lambdas.shared.config import model_spec, setting
 from lambdas.shared.observability import logger, metrics
 from lambdas.shared.release import drift_baseline_uris
@@ -32,13 +32,6 @@ def champion_baseline(registry: dal.ModelRegistry) -> tuple[dict | None, str | N
         bucket, key = dal.parse_s3_uri(constraints_uri)
         constraints = dal.ObjectStore(bucket).read_json(key)
     return statistics, champion["ModelPackageArn"], constraints
-
-
-def window_sources(store: dal.ObjectStore, start: datetime, end: datetime):
-    """(key, byte lines) of every capture file in the window, read lazily in 1 MiB chunks (linear in line length)."""
-    for prefix in hourly_prefixes(setting("CAPTURE_PREFIX"), start, end):
-        for key in store.list_keys(prefix):
-            yield key, line_batches(read_chunks(store.open(key)))
 
 
 def publish_metrics(result: engine.DriftResult) -> None:
@@ -64,7 +57,8 @@ def run_check(now: datetime) -> dict:
         logger.info("production serves no model yet: nothing to compare")
         return {"drift": False, "retrain": False, "reason": "production serves no model package (no baseline) yet"}
     start = now - timedelta(hours=spec.drift.window_hours)
-    assessment = logic.assess(statistics, spec, window_sources(store, start, now), constraints=constraints)
+    assessment = logic.assess(statistics, spec, hourly_files(store, setting("CAPTURE_PREFIX"), start, now),
+                              constraints=constraints)
     scan, result, blocking = assessment.scan, assessment.result, assessment.blocking
     retrain, reason = assessment.retrain, assessment.reason
     stamp = now.strftime("%Y%m%dT%H%M%SZ")

@@ -13,7 +13,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipelines import naming
-from lambdas.shared.evidence import finite_number
+from lambdas.shared.evidence import as_dict, as_list, finite_number
 from lambdas.shared.lineage import champion_metrics, checked, encode_pairs
 from lambdas.shared.run_state import decoded_hyperparameters
 from lambdas.shared.errors import failure_reason
@@ -577,21 +577,13 @@ def bias_findings(document: dict | None, bias: BiasSpec) -> list[str]:
     findings = []
     for name, bound in sorted(bias.bounds.items()):
         metric = BIAS_METRICS[name]
-        facets = _mapping(_mapping(document.get(metric.section)).get("facets"))
+        facets = as_dict(as_dict(document.get(metric.section)).get("facets"))
         for attribute in bias.column_names:
-            entries = [entry for entry in _listed(facets.get(attribute)) if isinstance(entry, dict)]
+            entries = [entry for entry in as_list(facets.get(attribute)) if isinstance(entry, dict)]
             if not entries:
                 findings.append(f"bias: {metric.words} ({name}) of {one_line(attribute, 80)} was not measured")
             findings.extend(_facet_finding(name, bound, attribute, entry) for entry in entries)
     return [finding for finding in findings if finding]
-
-
-def _mapping(value) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _listed(value) -> list:
-    return value if isinstance(value, list) else []
 
 
 def _facet_finding(name: str, bound, attribute: str, entry: dict) -> str:
@@ -599,7 +591,7 @@ def _facet_finding(name: str, bound, attribute: str, entry: dict) -> str:
     one that could not be measured)."""
     metric = BIAS_METRICS[name]
     facet = one_line(facet_words(attribute, str(entry.get("value_or_threshold", "?"))), 120)
-    value = finite_number(next((m.get("value") for m in _listed(entry.get("metrics"))
+    value = finite_number(next((m.get("value") for m in as_list(entry.get("metrics"))
                                 if isinstance(m, dict) and m.get("name") == name), None))
     if value is None:
         return (f"bias: {metric.words} ({name}) of {facet} could not be measured (too few rows or positive outcomes "

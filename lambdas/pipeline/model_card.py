@@ -18,6 +18,7 @@ from typing import Any
 
 from lambdas.shared.evidence import CARD_REGISTERED, Evidence, finite_number
 from lambdas.shared.run_state import RunState
+from pipelines.spec import RISK_RATINGS
 
 CARD_MAX_CHARS = 100_000  # botocore: ModelPackageModelCard.ModelCardContent, max length 100000
 
@@ -34,7 +35,7 @@ LIMITS: dict[str, tuple] = {
     "intended_uses.purpose_of_model": ("text", 2048),
     "intended_uses.intended_uses": ("text", 2048),
     "intended_uses.factors_affecting_model_efficiency": ("text", 2048),
-    "intended_uses.risk_rating": ("enum", ("High", "Medium", "Low", "Unknown")),
+    "intended_uses.risk_rating": ("enum", RISK_RATINGS),
     "intended_uses.explanations_for_risk_rating": ("text", 2048),
     "training_details": ("object",),
     "training_details.objective_function": ("object",),
@@ -149,8 +150,6 @@ def training_details(spec, state: RunState) -> dict:
             "hyper_parameters": [{"name": _name(name, 255), "value": _name(value, 255)}
                                  for name, value in sorted(run.typed_hyperparameters().items())][:100]},
     }
-
-
 
 
 def _metric(name: str, value: Any, notes: str = "") -> dict:

@@ -17,7 +17,7 @@ from typing import Iterator
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
-from lambdas.shared.capture_files import hourly_prefixes, line_batches, read_chunks
+from lambdas.shared.capture_files import hourly_files, hourly_prefixes, line_batches, read_chunks
 from lambdas.quality import history, logic, report
 from lambdas.quality.labels import GROUND_TRUTH
 from lambdas.shared import dal, retraining, tenancy
@@ -44,10 +44,9 @@ def champion_baseline(registry: dal.ModelRegistry) -> tuple[dict | None, dict]:
 
 def capture_lines(store: dal.ObjectStore, window: logic.Window) -> Iterator[tuple[str, bytes]]:
     """(key, line) of every capture file of the window and the one before it (to tell late labels from unknown)."""
-    for prefix in hourly_prefixes(setting("CAPTURE_PREFIX"), window.previous.start, window.end):
-        for key in store.list_keys(prefix):
-            for batch in line_batches(read_chunks(store.open(key))):
-                yield from ((key, line) for line in batch)
+    for key, batches in hourly_files(store, setting("CAPTURE_PREFIX"), window.previous.start, window.end):
+        for batch in batches:
+            yield from ((key, line) for line in batch)
 
 
 def label_lines(store: dal.ObjectStore, model: str, since: datetime, now: datetime) -> Iterator[tuple[datetime, bytes]]:
@@ -86,16 +85,19 @@ def run_check(now: datetime) -> dict:
         logger.info("the environment serves no model yet: nothing to judge")
         return {"decision": "no_champion", "retrain": False, "reason": "the environment serves no model package yet"}
     result = judge(spec, store, champion, baseline, now)
-    prefix = f"quality/{spec.name}/{now:%Y%m%dT%H%M%SZ}/"
+    prefix = f"{history.model_prefix(spec.name)}{now:{history.STAMP}}/"
     result.update(champion=champion["ModelPackageArn"], champion_version=champion.get("ModelPackageVersion"),
                   checked_at=now.isoformat(), execution_arn=None, html_report_uri=store.uri(f"{prefix}report.html"),
                   report_uri=store.uri(f"{prefix}report.json"))
     publish_metrics(result)
-    # The report first, so that what the owners and the run are told about exists whatever happens next.
-    write_report(store, prefix, spec, result)
+    # The report first, so that what the owners and the run are told about exists whatever happens next; acting on a
+    # drop changes the report and its page (the run started), never the window's figures or the earlier checks.
+    earlier = history.recent_reports(store, spec.name, HISTORY_REPORTS, now - timedelta(days=HISTORY_DAYS))
+    write_monitor_files(store, prefix, spec, strict(result))
+    write_report(store, prefix, result, earlier)
     if result["decision"] == "drop":
         act_on_drop(spec, now, result)
-        write_report(store, prefix, spec, result)
+        write_report(store, prefix, result, earlier)
     logger.info("quality checked", extra={"decision": result["decision"], "reason": result["reason"],
                                           "joined": result["labels"]["joined"], "report": result["html_report_uri"]})
     return strict({key: result[key] for key in ("decision", "reason", "retrain", "execution_arn", "report_uri",
@@ -117,16 +119,12 @@ def judge(spec, store: dal.ObjectStore, champion: dict, baseline: dict, now: dat
                        baseline, judged)
 
 
-def write_report(store: dal.ObjectStore, prefix: str, spec, result: dict) -> None:
-    """report.json (strict JSON: a metric that is no number is null), its page with the recent history, and Model
-    Monitor's files."""
+def write_report(store: dal.ObjectStore, prefix: str, result: dict, earlier: list[dict]) -> None:
+    """report.json (strict JSON: a metric that is no number is null) and its page, with the earlier checks."""
     document = strict(result)
     store.put_bytes(f"{prefix}report.json", json.dumps(document, indent=2, allow_nan=False, default=str).encode(),
                     "application/json")
-    write_monitor_files(store, prefix, spec, document)
-    since = datetime.fromisoformat(result["checked_at"]) - timedelta(days=HISTORY_DAYS)
-    page = report.html_report(document, history.recent_reports(store, spec.name, HISTORY_REPORTS, since))
-    store.put_bytes(f"{prefix}report.html", page.encode(), "text/html")
+    store.put_bytes(f"{prefix}report.html", report.html_report(document, earlier).encode(), "text/html")
 
 
 def act_on_drop(spec, now: datetime, result: dict) -> None:

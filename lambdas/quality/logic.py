@@ -38,7 +38,6 @@ from lambdas.shared.capture_files import decoded_data
 from lambdas.quality import labels as label_files
 from pipelines import naming
 from pipelines.modelkit import metrics as metric_kit
-from pipelines.modelkit.metrics import from_predictions
 
 BOOTSTRAP_SAMPLES = 500
 BOOTSTRAP_SEED = 20261207
@@ -191,15 +190,17 @@ def _place(joined: Joined, seen: set, inference_id: str, label: str, arrived: da
     seen.add(inference_id)
 
 
-def classes_of(spec, labels: list[str], predictions: list[dict]) -> list[str]:
-    """A multiclass task's classes: the spec's, else every class the labels and the predictions name."""
+def classes_of(spec, labels: list[str], predictions: list[dict]) -> list[str] | None:
+    """A multiclass task's classes: the spec's, else every class the labels and the predictions name (None for the
+    other task types)."""
+    if spec.task.type != "multiclass":
+        return None
     return spec.task.classes or sorted({c for p in predictions for c in p.get("probabilities", {})} | set(labels))
 
 
 def window_metrics(spec, labels: list[str], predictions: list[dict]) -> dict:
-    classes = classes_of(spec, labels, predictions)
-    return from_predictions(spec.task.type, labels, predictions, classes if spec.task.type == "multiclass" else None,
-                            spec.metric_prefix)
+    return metric_kit.from_predictions(spec.task.type, labels, predictions, classes_of(spec, labels, predictions),
+                                       spec.metric_prefix)
 
 
 def bootstrap(spec, labels: list[str], predictions: list[dict]) -> np.ndarray:
@@ -207,7 +208,7 @@ def bootstrap(spec, labels: list[str], predictions: list[dict]) -> np.ndarray:
     turned into arrays once and each resample indexes them (training's metric functions on arrays), so a window of
     50,000 rows costs seconds, not minutes."""
     generator = np.random.default_rng(BOOTSTRAP_SEED)
-    metric, truth, scores = _metric_arrays(spec, labels, predictions)
+    metric, truth, scores = metric_kit.arrays(spec.task.type, labels, predictions, classes_of(spec, labels, predictions))
     objective, rows = spec.objective.metric, len(labels)
     values = []
     for _ in range(BOOTSTRAP_SAMPLES):
@@ -216,19 +217,10 @@ def bootstrap(spec, labels: list[str], predictions: list[dict]) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
-def _metric_arrays(spec, labels: list[str], predictions: list[dict]):
-    """(training's metric function of the task, label array, score array or matrix): modelkit.metrics.from_predictions
-    without the records."""
-    task = spec.task.type
-    if task == "binary":
-        return (metric_kit.binary, np.array([float(v) for v in labels]),
-                np.array([float(p["probability"]) for p in predictions]))
-    if task == "regression":
-        return (metric_kit.regression, np.array([float(v) for v in labels]),
-                np.array([float(p["value"]) for p in predictions]))
-    index = {c: i for i, c in enumerate(classes_of(spec, labels, predictions))}
-    matrix = np.array([[float(p["probabilities"].get(c, 0.0)) for c in index] for p in predictions])
-    return metric_kit.multiclass, np.array([index[str(v)] for v in labels]), matrix
+def tolerance_line(spec, baseline: float) -> float:
+    """The objective's value beyond which a window is worse than the baseline by more than the tolerance."""
+    tolerance = spec.quality.tolerance
+    return baseline - tolerance if spec.objective.direction == "maximize" else baseline + tolerance
 
 
 def guard(spec, samples: np.ndarray, baseline: float) -> dict:
@@ -236,7 +228,7 @@ def guard(spec, samples: np.ndarray, baseline: float) -> dict:
     quality, maximize = spec.quality, spec.objective.direction == "maximize"
     finite = samples[np.isfinite(samples)]
     bound = float(np.quantile(finite, quality.confidence if maximize else 1 - quality.confidence)) if finite.size else math.nan
-    threshold = baseline - quality.tolerance if maximize else baseline + quality.tolerance
+    threshold = tolerance_line(spec, baseline)
     significant = math.isfinite(bound) and (bound < threshold if maximize else bound > threshold)
     return {"method": "one-sided percentile bootstrap", "samples": BOOTSTRAP_SAMPLES, "seed": BOOTSTRAP_SEED,
             "confidence": quality.confidence, "bound": bound, "threshold": threshold, "significant": significant,
@@ -361,7 +353,7 @@ def read_monitor_statistics(statistics: dict, prefix: str = "validation:") -> di
 def monitor_constraints(spec, baseline: float) -> dict:
     """The objective's line (baseline -/+ tolerance) as Model Monitor's model-quality constraints.json."""
     name, maximize = spec.objective.metric.rpartition(":")[2], spec.objective.direction == "maximize"
-    entry = {"threshold": baseline - spec.quality.tolerance if maximize else baseline + spec.quality.tolerance,
+    entry = {"threshold": tolerance_line(spec, baseline),
              "comparison_operator": "LessThanThreshold" if maximize else "GreaterThanThreshold"}
     return {"version": 0.0, f"{MONITOR_SECTIONS[spec.task.type]}_constraints": {name: entry}}
 

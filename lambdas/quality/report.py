@@ -19,6 +19,8 @@ from __future__ import annotations
 import html
 import math
 
+from lambdas.shared.evidence import finite_number
+
 BASELINE, LIMIT, NEUTRAL = "#4b6fa5", "#c62828", "#9e9e9e"
 DECISION_COLOURS = {"drop": "#c62828", "not_significant": "#e0a100", "within_tolerance": "#2e7d32"}
 DECISION_WORDS = {"drop": "quality drop", "not_significant": "a dip, not significant",
@@ -34,28 +36,21 @@ def _e(value) -> str:
     return html.escape(str(value))
 
 
-def number(value) -> float | None:
-    """A finite float, or None (reports are strict JSON: an undefined metric is null)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def figure(value, digits: int = 4) -> str:
     """A metric for people: `digits` significant digits below 10,000, grouped thousands above; "–" for none."""
-    value = number(value)
+    value = finite_number(value)
     if value is None:
         return "–"
     return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:,.0f}"
 
 
 def objective_value(report: dict) -> float | None:
-    return number((report.get("metrics") or {}).get(report.get("objective")))
+    return finite_number((report.get("metrics") or {}).get(report.get("objective")))
 
 
 def threshold(report: dict) -> float | None:
     """The tolerance line: baseline - tolerance for a metric to maximize, + for one to minimize."""
-    baseline, tolerance = number(report.get("baseline")), number(report.get("tolerance"))
+    baseline, tolerance = finite_number(report.get("baseline")), finite_number(report.get("tolerance"))
     if baseline is None or tolerance is None:
         return None
     return baseline - tolerance if report.get("direction", "maximize") == "maximize" else baseline + tolerance
@@ -87,9 +82,9 @@ def json_summary(report: dict) -> dict:
     coverage, window = report.get("coverage") or {}, report.get("window") or {}
     return {"checked_at": report.get("checked_at"), "window_start": window.get("start"),
             "window_end": window.get("end"), "labels_joined": joined(report),
-            "captured_rows": coverage.get("captured_rows"), "coverage": number(coverage.get("ratio")),
+            "captured_rows": coverage.get("captured_rows"), "coverage": finite_number(coverage.get("ratio")),
             "objective": report.get("objective"), "value": objective_value(report),
-            "baseline": number(report.get("baseline")), "delta": number(report.get("delta")),
+            "baseline": finite_number(report.get("baseline")), "delta": finite_number(report.get("delta")),
             "decision": report.get("decision"), "reason": report.get("reason"), "retrain": bool(report.get("retrain")),
             "execution_arn": report.get("execution_arn"), "champion_version": report.get("champion_version"),
             "html_report_uri": report.get("html_report_uri"), "report_uri": report.get("report_uri")}
@@ -179,7 +174,7 @@ def objective_chart(checks: list[dict]) -> str:
     """The objective of each check (a dot coloured by its decision), each check's baseline and its tolerance line;
     a check without a value (too few labels, no metrics) is a grey mark on the axis."""
     values = [objective_value(check) for check in checks]
-    baselines = [number(check.get("baseline")) for check in checks]
+    baselines = [finite_number(check.get("baseline")) for check in checks]
     limits = [threshold(check) for check in checks]
     known = [v for v in values + baselines + limits if v is not None]
     if not known:
@@ -215,8 +210,8 @@ def coverage_chart(checks: list[dict]) -> str:
     parts = [frame.axes(ticks, "labelled / captured rows", [window_end(check) for check in checks])]
     for index, check in enumerate(checks):
         coverage = check.get("coverage") or {}
-        ratio = min(max(number(coverage.get("ratio")) or 0.0, 0.0), 1.0)
-        enough = joined(check) >= int(number(check.get("min_labels")) or 0)
+        ratio = min(max(finite_number(coverage.get("ratio")) or 0.0, 0.0), 1.0)
+        enough = joined(check) >= int(finite_number(check.get("min_labels")) or 0)
         height = ratio * frame.plot_h
         title = (f"{window_end(check)}: {joined(check):,} labels joined of {coverage.get('captured_rows', '?')} "
                  f"captured rows ({ratio:.1%}); min_labels {check.get('min_labels', '?')}")
@@ -259,7 +254,7 @@ def counts(report: dict) -> str:
                     ("lines outside the window", captures.get("outside_window", 0)),
                     ("rows without an id (not joinable)", captures.get("unidentified_rows", 0))]
     cells = lambda rows: "".join(f"<tr><th>{_e(name)}</th><td>{_e(value)}</td></tr>" for name, value in rows)  # noqa: E731
-    ratio = number(coverage.get("ratio"))
+    ratio = finite_number(coverage.get("ratio"))
     examples = [*(labels.get("examples") or []), *(captures.get("examples") or [])]
     quoted = "<ul>" + "".join(f"<li>{_e(example)}</li>" for example in examples) + "</ul>" if examples else ""
     return (f"<p>Coverage: <strong>{'–' if ratio is None else f'{ratio:.1%}'}</strong> of the window's captured rows "

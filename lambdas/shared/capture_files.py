@@ -57,3 +57,11 @@ def hourly_prefixes(base: str, start: datetime, end: datetime) -> Iterable[str]:
     while hour <= end:
         yield f"{base.rstrip('/')}/{hour:%Y/%m/%d/%H}/"
         hour += timedelta(hours=1)
+
+
+def hourly_files(store, base: str, start: datetime, end: datetime) -> Iterator[tuple[str, Iterator[list[bytes]]]]:
+    """(key, its line batches, read lazily in READ_BYTES chunks) of every file under the hour folders of [start, end].
+    store: lambdas.shared.dal.ObjectStore (list_keys, open)."""
+    for prefix in hourly_prefixes(base, start, end):
+        for key in store.list_keys(prefix):
+            yield key, line_batches(read_chunks(store.open(key)))

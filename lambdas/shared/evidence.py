@@ -14,7 +14,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-PREFERRED_METRICS = ("CI", "DPL", "DI", "DPPL")  # pre-training CI, DPL; post-training DI, DPPL (classification)
+from pipelines.modelkit.bias_terms import METRICS as BIAS_METRICS
+from pipelines.spec import CARD_TEXT_MAX, BiasBound
+
+PREFERRED_METRICS = tuple(BIAS_METRICS)  # the model kit's: pre-training CI, DPL; post-training DI, DPPL
 STAGES = {"pre_training": "pre_training_bias_metrics", "post_training": "post_training_bias_metrics"}
 MAX_BIAS_ROWS = 30  # facet values kept in the summary
 MAX_METRICS_PER_ROW = 8
@@ -22,33 +25,14 @@ TOP_FEATURES = 10
 MAX_TEXT = 120
 
 
-class Bound(BaseModel):
-    """The values a bias metric should keep (pipelines.spec's bias.bounds when the spec has them)."""
-
-    min: float | None = None
-    max: float | None = None
-    max_abs: float | None = None
-
-    def holds(self, value: float) -> bool:
-        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max) and \
-            (self.max_abs is None or abs(value) <= self.max_abs)
-
-    @property
-    def words(self) -> str:
-        parts = [f"{self.min:g} to {self.max:g}" if self.min is not None and self.max is not None else
-                 f"at least {self.min:g}" if self.min is not None else f"at most {self.max:g}" if self.max is not None
-                 else "", f"within ±{self.max_abs:g}" if self.max_abs is not None else ""]
-        return " and ".join(part for part in parts if part)
-
-
 # Without bounds in the spec: disparate impact within the four-fifths rule and its inverse.
-DEFAULT_BOUNDS = {"DI": Bound(min=0.8, max=1.25)}
+DEFAULT_BOUNDS = {"DI": BiasBound(min=0.8, max=1.25)}
 
 
-def bounds_of(bias_spec) -> dict[str, Bound]:
+def bounds_of(bias_spec) -> dict[str, BiasBound]:
     """The bounds a spec's bias section sets (its `bounds`: metric -> min, max, max_abs), or DEFAULT_BOUNDS."""
     declared = getattr(bias_spec, "bounds", None) or {}
-    return {name: Bound(min=bound.min, max=bound.max, max_abs=bound.max_abs) for name, bound in declared.items()} \
+    return {name: BiasBound(min=bound.min, max=bound.max, max_abs=bound.max_abs) for name, bound in declared.items()} \
         or dict(DEFAULT_BOUNDS)
 
 
@@ -77,14 +61,10 @@ class Evidence(BaseModel):
     bias_label: str | None = None
     bias: list[BiasRow] = Field(default_factory=list)
     bias_rows_total: int = 0
-    bounds: dict[str, Bound] = Field(default_factory=lambda: dict(DEFAULT_BOUNDS))
+    bounds: dict[str, BiasBound] = Field(default_factory=lambda: dict(DEFAULT_BOUNDS))
     attributions: list[Attribution] = Field(default_factory=list)
     attribution_method: str = ""
     features_total: int = 0
-
-    @property
-    def has_bias(self) -> bool:
-        return bool(self.bias)
 
     @property
     def flagged(self) -> list[BiasRow]:
@@ -118,12 +98,13 @@ def finite_number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-
-def _dict(value: Any) -> dict:
+def as_dict(value: Any) -> dict:
+    """value when it is a JSON object, else {}: training output is read in whatever shape it has."""
     return value if isinstance(value, dict) else {}
 
 
-def _list(value: Any) -> list:
+def as_list(value: Any) -> list:
+    """value when it is a JSON array, else []."""
     return value if isinstance(value, list) else []
 
 
@@ -160,18 +141,18 @@ def _facet_rows(bias: dict) -> list[tuple[str, str, str, float | None]]:
     """(facet, value, metric, number) of every stage's facets, as far as they can be read."""
     rows = []
     for key in STAGES.values():
-        for facet, groups in _dict(_dict(bias.get(key)).get("facets")).items():
-            for group in _list(groups):
-                group = _dict(group)
-                for metric in _list(group.get("metrics")):
-                    metric = _dict(metric)
+        for facet, groups in as_dict(as_dict(bias.get(key)).get("facets")).items():
+            for group in as_list(groups):
+                group = as_dict(group)
+                for metric in as_list(group.get("metrics")):
+                    metric = as_dict(metric)
                     if metric.get("name"):
                         rows.append((_text(facet), _text(group.get("value_or_threshold")), _text(metric["name"], 16),
                                      finite_number(metric.get("value"))))
     return rows
 
 
-def bias_rows(bias: dict | None, bounds: dict[str, Bound]) -> tuple[list[BiasRow], int]:
+def bias_rows(bias: dict | None, bounds: dict[str, BiasBound]) -> tuple[list[BiasRow], int]:
     """(the first MAX_BIAS_ROWS facet values with their metrics, those outside their bounds first; how many)."""
     grouped: dict[tuple[str, str], dict[str, float | None]] = {}
     for facet, value, metric, number in _facet_rows(bias or {}):
@@ -184,11 +165,11 @@ def bias_rows(bias: dict | None, bounds: dict[str, Bound]) -> tuple[list[BiasRow
     return rows[:MAX_BIAS_ROWS], len(rows)
 
 
-def misses(metrics: dict[str, float | None], bounds: dict[str, Bound]) -> list[str]:
+def misses(metrics: dict[str, float | None], bounds: dict[str, BiasBound]) -> list[str]:
     """The bounded metrics a group has a figure of that lies outside the bound (a missing figure is no miss: the
     evaluate step's own bias check refuses a version whose bounded figure could not be measured)."""
     return [name for name, bound in sorted(bounds.items())
-            if metrics.get(name) is not None and not bound.holds(metrics[name])]
+            if metrics.get(name) is not None and bound.missed(metrics[name]) is not None]
 
 
 GLOBAL_KEYS = ("global_importance", "global_shap_values")  # permutation importance's; Clarify's SHAP (kernel, tree)
@@ -198,12 +179,12 @@ def attributions(explained: dict | None, top: int = TOP_FEATURES) -> tuple[list[
     """(the top features by global importance, the method in words, how many features were scored) of the first
     explanation that has global values: permutation importance's global_importance, or Clarify's global_shap_values
     (kernel_shap, the model kit's tree_shap)."""
-    for method, explanation in _dict(_dict(explained).get("explanations")).items():
-        explanation = _dict(explanation)
-        label = next((_dict(v) for v in explanation.values()
+    for method, explanation in as_dict(as_dict(explained).get("explanations")).items():
+        explanation = as_dict(explanation)
+        label = next((as_dict(v) for v in explanation.values()
                       if isinstance(v, dict) and any(key in v for key in GLOBAL_KEYS)), {})
         key = next((key for key in GLOBAL_KEYS if key in label), GLOBAL_KEYS[0])
-        importance, deviation = _dict(label.get(key)), _dict(label.get("standard_deviation"))
+        importance, deviation = as_dict(label.get(key)), as_dict(label.get("standard_deviation"))
         scored = [Attribution(feature=_text(name), importance=number, deviation=finite_number(deviation.get(name)))
                   for name, value in importance.items() if (number := finite_number(value)) is not None]
         if scored:
@@ -218,19 +199,19 @@ def _method_words(method: str, explanation: dict) -> str:
     return f"{method.replace('_', ' ')}" + (f" ({', '.join(facts)})" if facts else "")
 
 
-def summarize(report: dict, bounds: dict[str, Bound] | None = None) -> Evidence | None:
+def summarize(report: dict, bounds: dict[str, BiasBound] | None = None) -> Evidence | None:
     """The evidence of an evaluation report (None when it has neither report); bounds: bounds_of(the spec's bias)."""
     return summarize_documents(bias_document(report), explainability_document(report), bounds)
 
 
-def summarize_documents(bias: dict | None, explained: dict | None, bounds: dict[str, Bound] | None = None) -> Evidence | None:
+def summarize_documents(bias: dict | None, explained: dict | None, bounds: dict[str, BiasBound] | None = None) -> Evidence | None:
     if bias is None and explained is None:
         return None
     bounds = dict(DEFAULT_BOUNDS) if bounds is None else bounds
     rows, total = bias_rows(bias, bounds)
     top, method, features = attributions(explained)
-    label = _dict((bias or {}).get("pre_training_bias_metrics")).get("label") or \
-        _dict((bias or {}).get("post_training_bias_metrics")).get("label")
+    label = as_dict((bias or {}).get("pre_training_bias_metrics")).get("label") or \
+        as_dict((bias or {}).get("post_training_bias_metrics")).get("label")
     return Evidence(bias_label=_text(label) if label is not None else None, bias=rows, bias_rows_total=total,
                     bounds=bounds, attributions=top, attribution_method=method, features_total=features)
 
@@ -279,10 +260,9 @@ class CardSummary(BaseModel):
     ethical_considerations: str = ""
 
 
-CARD_SUMMARY_TEXT = 2048
 # botocore ModelCardStatus: Draft | PendingReview | Approved | Archived. A version's card is registered for review
 # (the approval request goes out with it) and approved with the version.
-CARD_REGISTERED, CARD_APPROVED = "PendingReview", "Approved"  # the card schema's own limit of these texts
+CARD_REGISTERED, CARD_APPROVED = "PendingReview", "Approved"
 
 
 def card_summary(model_card: dict | None) -> CardSummary | None:
@@ -294,7 +274,7 @@ def card_summary(model_card: dict | None) -> CardSummary | None:
         return None
     if not isinstance(card, dict):
         return None
-    uses, more = _dict(card.get("intended_uses")), _dict(card.get("additional_information"))
+    uses, more = as_dict(card.get("intended_uses")), as_dict(card.get("additional_information"))
     texts = {"purpose": uses.get("purpose_of_model"), "intended_use": uses.get("intended_uses"),
              "risk_explanation": uses.get("explanations_for_risk_rating"),
              "factors": uses.get("factors_affecting_model_efficiency"),
@@ -302,4 +282,4 @@ def card_summary(model_card: dict | None) -> CardSummary | None:
              "ethical_considerations": more.get("ethical_considerations")}
     return CardSummary(status=_text((model_card or {}).get("ModelCardStatus"), 32),
                        risk_rating=_text(uses.get("risk_rating"), 32) or "Unknown",
-                       **{key: _text(value, CARD_SUMMARY_TEXT) for key, value in texts.items()})
+                       **{key: _text(value, CARD_TEXT_MAX) for key, value in texts.items()})  # the card schema's limit

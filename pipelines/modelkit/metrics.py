@@ -79,18 +79,26 @@ def regression(labels, values, prefix: str = "validation:") -> dict:
 def from_predictions(task: str, labels: list, predictions: list, classes: list | None = None,
                      prefix: str = "validation:") -> dict:
     """Metrics of prediction records against the raw labels (strings as read from the CSV)."""
+    metric, truth, scores = arrays(task, labels, predictions, classes)
+    return metric(truth, scores, prefix)
+
+
+def arrays(task: str, labels: list, predictions: list, classes: list | None = None):
+    """(the task's metric function, the labels as an array, the scores as an array or a rows x classes matrix): the
+    records turned into what the metric functions take, once (a bootstrap indexes these arrays per resample)."""
     if len(predictions) != len(labels):
         raise ValueError(f"{len(predictions)} predictions for {len(labels)} labels")
     if task == "binary":
-        return binary([float(v) for v in labels], [float(p["probability"]) for p in predictions], prefix)
+        return binary, np.array([float(v) for v in labels]), np.array([float(p["probability"]) for p in predictions])
     if task == "regression":
-        return regression([float(v) for v in labels], [float(p["value"]) for p in predictions], prefix)
+        return regression, np.array([float(v) for v in labels]), np.array([float(p["value"]) for p in predictions])
     if task == "multiclass":
         classes = list(classes or sorted({str(v) for v in labels}))
         index = {c: i for i, c in enumerate(classes)}
+        if not all(str(v) in index for v in labels):
+            _unknown_classes(labels, classes)
         matrix = np.array([[float(p["probabilities"].get(c, 0.0)) for c in classes] for p in predictions])
-        return multiclass([index.get(str(v), -1) for v in labels], matrix, prefix) if all(
-            str(v) in index for v in labels) else _unknown_classes(labels, classes)
+        return multiclass, np.array([index[str(v)] for v in labels]), matrix
     raise ValueError(f"no built-in metrics for task type {task!r}; a custom task passes its own metric function")
 
 

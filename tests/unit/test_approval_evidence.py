@@ -9,6 +9,7 @@ import pytest
 
 from lambdas.approval import logic, tokens
 from lambdas.shared import evidence
+from pipelines.spec import BiasBound
 from tests.support.evidence import bias_analysis, explainability, with_evidence
 
 PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-dev/7"
@@ -81,7 +82,7 @@ def test_every_group_within_the_band_reads_as_such():
 
 
 def test_each_figure_outside_the_specs_bounds_is_marked():
-    bounds = {"DPPL": evidence.Bound(max_abs=0.1), "CI": evidence.Bound(min=-0.2, max=0.2)}
+    bounds = {"DPPL": BiasBound(max_abs=0.1), "CI": BiasBound(min=-0.2, max=0.2)}
     found = sections(page(facts(evidence=evidence.summarize(with_evidence({}), bounds))))
     assert "2 group(s) outside the bounds (CI -0.2 to 0.2; DPPL within ±0.1)" in found.sections["Bias"]
     assert found.classes["0.110"] == "num miss" and found.classes["0.300"] == "num miss"  # north's DPPL, 60+'s CI
