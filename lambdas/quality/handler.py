@@ -39,7 +39,9 @@ def champion_baseline(registry: dal.ModelRegistry) -> tuple[dict | None, dict]:
     bucket, key = dal.parse_s3_uri(uri)
     document = dal.ObjectStore(bucket).read_json(key)
     recorded = document.get("metrics")
-    return champion, recorded if isinstance(recorded, dict) else logic.read_monitor_statistics(document)
+    if isinstance(recorded, dict):
+        return champion, recorded
+    return champion, logic.read_monitor_statistics(document, model_spec().metric_prefix)  # named as the objective is
 
 
 def capture_lines(store: dal.ObjectStore, window: logic.Window) -> Iterator[tuple[str, bytes]]:

@@ -249,3 +249,23 @@ def test_a_request_of_the_releases_own_second_is_the_released_versions(quality_p
     package.last_modified_time = when + timedelta(milliseconds=600)
     result = invoke(now)
     assert result["labels"]["joined"] == 250 and result["labels"]["previous_window"] == 0, result["labels"]
+
+
+def test_a_model_monitor_baseline_is_read_under_the_objectives_own_prefix(monkeypatch):
+    """A team that brings Model Monitor's model-quality statistics.json as the baseline, with an objective measured on
+    another channel (test:auc), gets its baseline read under that prefix: not under validation:, which would leave
+    every check without a baseline."""
+    from types import SimpleNamespace
+
+    statistics = {"version": 0.0, "dataset": {"item_count": 500},
+                  "binary_classification_metrics": {"auc": {"value": 0.81}, "accuracy": {"value": 0.77}}}
+    package = {"ModelPackageArn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-dev/3",
+               "ModelMetrics": {"ModelQuality": {"Statistics": {"S3Uri": f"s3://{BUCKET}/baselines/statistics.json"}}}}
+    spec = SimpleNamespace(metric_prefix="test:", deployment=SimpleNamespace(hosting="dedicated"))
+    monkeypatch.setattr(handler, "model_spec", lambda: spec)
+    monkeypatch.setattr(handler, "setting", lambda name: "churn-dev-prod")
+    monkeypatch.setattr(handler.dal, "ObjectStore", lambda bucket: SimpleNamespace(read_json=lambda key: statistics))
+    registry = SimpleNamespace(champion=lambda target, hosting: package)
+    champion, baseline = handler.champion_baseline(registry)
+    assert champion is package
+    assert baseline == {"test:auc": 0.81, "test:accuracy": 0.77}
